@@ -1,0 +1,13 @@
+/** Jest runs the TypeScript sources directly (ts-jest, ESM); tests that start the daemon use the tsc build in dist/. */
+export default {
+  preset: 'ts-jest/presets/default-esm',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__tests__'],
+  testMatch: ['**/*.test.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
+  },
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

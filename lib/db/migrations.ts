@@ -1,0 +1,191 @@
+// Versioned schema migrations, tracked in `PRAGMA user_version`. Each migration runs in its own
+// IMMEDIATE transaction that re-reads the version first, so two processes starting at once (or a
+// second run) never apply a migration twice. Migrations are append-only: never edit a shipped one.
+import type { Db } from './connection.js';
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE agent_types (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  model TEXT NOT NULL,
+  allowed_tools TEXT NOT NULL DEFAULT '[]',
+  permission_mode TEXT NOT NULL DEFAULT 'acceptEdits',
+  timeout_minutes INTEGER NOT NULL DEFAULT 30,
+  max_retries INTEGER NOT NULL DEFAULT 2,
+  builtin INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE project_types (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  builtin INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE project_type_columns (
+  project_type_id TEXT NOT NULL REFERENCES project_types(id) ON DELETE CASCADE,
+  column_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  agent_type_id TEXT REFERENCES agent_types(id),
+  PRIMARY KEY (project_type_id, column_id)
+);
+
+CREATE TABLE projects (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  path TEXT NOT NULL UNIQUE,
+  abbreviation TEXT UNIQUE,
+  project_type_id TEXT REFERENCES project_types(id),
+  status TEXT NOT NULL CHECK (status IN ('unregistered','active','dormant','missing','archived')),
+  previous_status TEXT,
+  main_branch TEXT,
+  next_ticket_number INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE project_columns (
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  column_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  agent_type_id TEXT REFERENCES agent_types(id),
+  PRIMARY KEY (project_id, column_id)
+);
+
+CREATE TABLE tickets (
+  id INTEGER PRIMARY KEY,
+  project_id INTEGER NOT NULL REFERENCES projects(id),
+  number INTEGER NOT NULL,
+  title TEXT NOT NULL,
+  body TEXT NOT NULL DEFAULT '',
+  column_id TEXT NOT NULL,
+  priority TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN ('low','normal','high','urgent')),
+  tags TEXT NOT NULL DEFAULT '[]',
+  created_by TEXT NOT NULL,
+  claimed_by_run TEXT,
+  claimed_at INTEGER,
+  branch TEXT,
+  worktree_path TEXT,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  column_entered_at INTEGER NOT NULL,
+  archived_at INTEGER,
+  UNIQUE (project_id, number)
+);
+CREATE INDEX tickets_board ON tickets (project_id, column_id, updated_at DESC);
+CREATE INDEX tickets_by_column ON tickets (column_id, updated_at DESC);
+
+CREATE TABLE comments (
+  id INTEGER PRIMARY KEY,
+  ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+  type TEXT NOT NULL CHECK (type IN ('comment','move','claim','complete','finding','journal','block','merge','system')),
+  author TEXT NOT NULL,
+  body TEXT NOT NULL DEFAULT '',
+  severity TEXT CHECK (severity IS NULL OR severity IN ('critical','high','medium','low')),
+  title TEXT,
+  from_column TEXT,
+  to_column TEXT,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX comments_by_ticket ON comments (ticket_id, id);
+CREATE TRIGGER comments_no_update BEFORE UPDATE ON comments
+  BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END;
+CREATE TRIGGER comments_no_delete BEFORE DELETE ON comments
+  BEGIN SELECT RAISE(ABORT, 'ticket history is append-only'); END;
+
+CREATE TABLE runs (
+  id TEXT PRIMARY KEY,
+  ticket_id INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+  project_id INTEGER NOT NULL REFERENCES projects(id),
+  agent_type_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  column_id TEXT NOT NULL,
+  job_id TEXT,
+  attempt INTEGER NOT NULL DEFAULT 1,
+  status TEXT NOT NULL CHECK (status IN ('queued','running','success','failed','timeout','crashed','killed')),
+  pid INTEGER,
+  proc_start TEXT,
+  exit_code INTEGER,
+  error TEXT,
+  transcript_path TEXT,
+  cwd TEXT,
+  result_text TEXT,
+  tokens_in INTEGER,
+  tokens_out INTEGER,
+  cost_usd REAL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER
+);
+-- a ticket can never have two live runs: the database refuses the second claim
+CREATE UNIQUE INDEX runs_one_live_per_ticket ON runs (ticket_id) WHERE status IN ('queued','running');
+CREATE INDEX runs_live ON runs (status) WHERE status IN ('queued','running');
+CREATE INDEX runs_by_ticket ON runs (ticket_id, created_at);
+CREATE INDEX runs_recent ON runs (created_at DESC);
+
+CREATE TABLE heartbeats (
+  project_id INTEGER PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+  interval_seconds INTEGER NOT NULL,
+  empty_streak INTEGER NOT NULL DEFAULT 0,
+  next_check_at INTEGER NOT NULL,
+  last_check_at INTEGER,
+  wake_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX heartbeats_due ON heartbeats (next_check_at);
+
+CREATE TABLE job_events (
+  id INTEGER PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('running','completed','retry','failed','crashed','cancelled')),
+  payload TEXT NOT NULL DEFAULT '{}',
+  error TEXT,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER
+);
+CREATE INDEX job_events_by_job ON job_events (job_id, id);
+CREATE INDEX job_events_recent ON job_events (id DESC);
+`,
+  },
+];
+
+export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
+
+/** Applies every pending migration; returns the versions applied (empty when up to date). */
+export function migrate(db: Db): number[] {
+  const applied: number[] = [];
+  for (const m of migrations) {
+    const ran = db
+      .transaction(() => {
+        const current = db.pragma('user_version', { simple: true }) as number;
+        if (current >= m.version) return false;
+        db.exec(m.sql);
+        db.pragma(`user_version = ${m.version}`);
+        return true;
+      })
+      .immediate();
+    if (ran) applied.push(m.version);
+  }
+  return applied;
+}
+
+export function schemaVersion(db: Db): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}

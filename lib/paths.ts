@@ -1,0 +1,49 @@
+// The data home: every file the daemon owns lives under one folder, `DISPATCH_HOME`
+// or `~/Development/.tasks`. Nothing else in the code builds these paths.
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Paths {
+  home: string;
+  db: string;
+  config: string;
+  prompts: string;
+  runs: string;
+  logs: string;
+  backups: string;
+  worktrees: string;
+  pidFile: string;
+}
+
+export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.DISPATCH_HOME?.trim();
+  if (fromEnv) return path.resolve(fromEnv);
+  return path.join(os.homedir(), 'Development', '.tasks');
+}
+
+export function pathsFor(home: string): Paths {
+  return {
+    home,
+    db: path.join(home, 'tasks.db'),
+    config: path.join(home, 'config.json'),
+    prompts: path.join(home, 'prompts'),
+    runs: path.join(home, 'artifacts', 'runs'),
+    logs: path.join(home, 'logs'),
+    backups: path.join(home, 'backups'),
+    worktrees: path.join(home, 'worktrees'),
+    pidFile: path.join(home, 'daemon.pid'),
+  };
+}
+
+/** The installed package's root (where `prompts/`, `views/` and `bin/ticket.cjs` ship). */
+export const packageRoot: string = (() => {
+  // this file is lib/paths.ts in the sources and dist/lib/paths.js once built
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const up = path.basename(path.dirname(here)) === 'dist' ? '../..' : '..';
+  return path.resolve(here, up);
+})();
+
+export const ticketBin = path.join(packageRoot, 'bin', 'ticket.cjs');
+export const defaultPromptsDir = path.join(packageRoot, 'prompts');
+export const viewsDir = path.join(packageRoot, 'views');

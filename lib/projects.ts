@@ -1,0 +1,255 @@
+// Projects: folders under the projects root (discovered as `unregistered`) or registered by path.
+// A registered project owns a copy of its type's columns, so customising one board never changes
+// the shared type. Statuses: unregistered, active, dormant, missing, archived.
+import fs from 'node:fs';
+import path from 'node:path';
+import { ensureHeartbeat } from './heartbeats.js';
+import { ConflictError, NotFoundError, UserError } from './errors.js';
+import type { Db } from './db/connection.js';
+import type { Store } from './store.js';
+
+export const PROJECT_STATUSES = ['unregistered', 'active', 'dormant', 'missing', 'archived'] as const;
+export type ProjectStatus = (typeof PROJECT_STATUSES)[number];
+
+export interface Project {
+  id: number;
+  name: string;
+  path: string;
+  abbreviation: string | null;
+  project_type_id: string | null;
+  status: ProjectStatus;
+  previous_status: ProjectStatus | null;
+  main_branch: string | null;
+  next_ticket_number: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface Column {
+  column_id: string;
+  name: string;
+  position: number;
+  agent_type_id: string | null;
+}
+
+const ABBREVIATION = /^[a-z][a-z0-9]{0,9}$/;
+
+export function listProjects(db: Db, filter: { status?: ProjectStatus } = {}): Project[] {
+  if (filter.status) return db.prepare(`SELECT * FROM projects WHERE status = ? ORDER BY name`).all(filter.status) as Project[];
+  return db.prepare(`SELECT * FROM projects ORDER BY status = 'unregistered', name`).all() as Project[];
+}
+
+/** Finds a project by numeric id, abbreviation, absolute path, or its name when that is unique. */
+export function findProject(db: Db, ref: string | number): Project | undefined {
+  const key = String(ref).trim();
+  if (/^\d+$/.test(key)) return db.prepare(`SELECT * FROM projects WHERE id = ?`).get(Number(key)) as Project | undefined;
+  return (db.prepare(`SELECT * FROM projects WHERE abbreviation = ? OR path = ?`).get(key.toLowerCase(), key) ??
+    db.prepare(`SELECT * FROM projects WHERE name = ? AND (SELECT COUNT(*) FROM projects WHERE name = ?) = 1`).get(key, key)) as Project | undefined;
+}
+
+export function getProject(db: Db, ref: string | number): Project {
+  const project = findProject(db, ref);
+  if (!project) throw new NotFoundError('project', ref);
+  return project;
+}
+
+export function getColumns(db: Db, projectId: number): Column[] {
+  return db.prepare(`SELECT column_id, name, position, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position`).all(projectId) as Column[];
+}
+
+/** Proposes an abbreviation from a folder name: initials of its words, or its first letters. */
+export function suggestAbbreviation(db: Db, name: string): string {
+  const words = name.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  let base = words.length > 1 ? words.map((w) => w[0]).join('') : (words[0] ?? 'p').slice(0, 3);
+  if (!/^[a-z]/.test(base)) base = `p${base}`;
+  base = base.slice(0, 8);
+  const taken = db.prepare(`SELECT 1 FROM projects WHERE abbreviation = ?`);
+  if (!taken.get(base)) return base;
+  for (let i = 2; ; i++) if (!taken.get(`${base}${i}`)) return `${base}${i}`;
+}
+
+export interface RegisterInput {
+  path: string;
+  type: string;
+  abbreviation?: string;
+  name?: string;
+  mainBranch?: string;
+}
+
+/** Registers a folder (new or discovered) with a project type; schedules its first scan at once. */
+export function registerProject(store: Store, input: RegisterInput, baseIntervalSeconds: number): Project {
+  const { db } = store;
+  const folder = path.resolve(input.path);
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(folder);
+  } catch {
+    throw new UserError(`folder does not exist: ${folder}`, 'path');
+  }
+  if (!stat.isDirectory()) throw new UserError(`not a folder: ${folder}`, 'path');
+  const type = db.prepare(`SELECT id FROM project_types WHERE id = ?`).get(input.type);
+  if (!type) throw new UserError(`unknown project type: ${input.type}`, 'type');
+  if (input.abbreviation !== undefined && !ABBREVIATION.test(input.abbreviation)) {
+    throw new UserError('abbreviation must be 1-10 lowercase letters or digits, starting with a letter', 'abbreviation');
+  }
+  const now = Date.now();
+  const project = db.transaction(() => {
+    const existing = db.prepare(`SELECT * FROM projects WHERE path = ?`).get(folder) as Project | undefined;
+    if (existing && existing.status !== 'unregistered') throw new ConflictError(`already registered as ${existing.abbreviation}: ${folder}`, 'path');
+    const abbreviation = input.abbreviation ?? suggestAbbreviation(db, path.basename(folder));
+    const clash = db.prepare(`SELECT path FROM projects WHERE abbreviation = ? AND path != ?`).get(abbreviation, folder) as { path: string } | undefined;
+    if (clash) throw new ConflictError(`abbreviation "${abbreviation}" is taken by ${clash.path}`, 'abbreviation');
+    const name = input.name?.trim() || path.basename(folder);
+    let id: number;
+    if (existing) {
+      db.prepare(
+        `UPDATE projects SET name = ?, abbreviation = ?, project_type_id = ?, status = 'active', previous_status = NULL, main_branch = ?, updated_at = ? WHERE id = ?`,
+      ).run(name, abbreviation, input.type, input.mainBranch ?? null, now, existing.id);
+      id = existing.id;
+    } else {
+      id = Number(
+        db.prepare(
+          `INSERT INTO projects (name, path, abbreviation, project_type_id, status, main_branch, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)`,
+        ).run(name, folder, abbreviation, input.type, input.mainBranch ?? null, now, now).lastInsertRowid,
+      );
+    }
+    db.prepare(`DELETE FROM project_columns WHERE project_id = ?`).run(id);
+    db.prepare(
+      `INSERT INTO project_columns (project_id, column_id, name, position, agent_type_id)
+       SELECT ?, column_id, name, position, agent_type_id FROM project_type_columns WHERE project_type_id = ?`,
+    ).run(id, input.type);
+    ensureHeartbeat(db, id, baseIntervalSeconds, now);
+    return getProject(db, id);
+  }).immediate();
+  store.notify(project.id);
+  return project;
+}
+
+export interface DiscoveryResult {
+  added: string[];
+  missing: string[];
+  returned: string[];
+}
+
+/**
+ * Reconciles the projects table with the folders under the projects root: new folders become
+ * `unregistered`, vanished ones `missing` (tickets kept), returning ones get their old status back.
+ */
+export function discoverProjects(db: Db, projectsRoot: string, excluded: string[] = []): DiscoveryResult {
+  const result: DiscoveryResult = { added: [], missing: [], returned: [] };
+  const root = path.resolve(projectsRoot);
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const skip = new Set(excluded.map((p) => path.resolve(p)));
+  const present = new Set(names.map((n) => path.join(root, n)).filter((p) => !skip.has(p)));
+  const now = Date.now();
+  db.transaction(() => {
+    for (const folder of present) {
+      const inserted = db.prepare(
+        `INSERT OR IGNORE INTO projects (name, path, status, created_at, updated_at) VALUES (?, ?, 'unregistered', ?, ?)`,
+      ).run(path.basename(folder), folder, now, now);
+      if (inserted.changes) result.added.push(folder);
+    }
+    const known = db.prepare(`SELECT id, path, status, previous_status FROM projects`).all() as Pick<Project, 'id' | 'path' | 'status' | 'previous_status'>[];
+    for (const p of known) {
+      const exists = present.has(p.path) || (!p.path.startsWith(root + path.sep) && fs.existsSync(p.path));
+      if (!exists && p.status !== 'missing' && p.status !== 'archived') {
+        db.prepare(`UPDATE projects SET previous_status = status, status = 'missing', updated_at = ? WHERE id = ?`).run(now, p.id);
+        result.missing.push(p.path);
+      } else if (exists && p.status === 'missing') {
+        db.prepare(`UPDATE projects SET status = COALESCE(previous_status, 'unregistered'), previous_status = NULL, updated_at = ? WHERE id = ?`).run(now, p.id);
+        result.returned.push(p.path);
+      }
+    }
+  }).immediate();
+  return result;
+}
+
+/** Pauses (`dormant`), resumes (`active`) or archives a registered project. */
+export function setProjectStatus(store: Store, ref: string | number, status: 'active' | 'dormant' | 'archived'): Project {
+  const { db } = store;
+  const project = getProject(db, ref);
+  if (project.status === 'unregistered') throw new UserError('register the project first', 'status');
+  if (project.status === 'missing' && status === 'active') throw new UserError(`the folder is missing: ${project.path}`, 'status');
+  db.prepare(`UPDATE projects SET status = ?, updated_at = ? WHERE id = ?`).run(status, Date.now(), project.id);
+  if (status === 'active') store.notify(project.id);
+  return getProject(db, project.id);
+}
+
+export function updateProject(db: Db, ref: string | number, patch: { name?: string; main_branch?: string | null }): Project {
+  const project = getProject(db, ref);
+  db.prepare(`UPDATE projects SET name = COALESCE(?, name), main_branch = ?, updated_at = ? WHERE id = ?`).run(
+    patch.name ?? null,
+    patch.main_branch === undefined ? project.main_branch : patch.main_branch,
+    Date.now(),
+    project.id,
+  );
+  return getProject(db, project.id);
+}
+
+export interface ColumnInput {
+  column_id: string;
+  name?: string;
+  agent_type_id?: string | null;
+}
+
+const COLUMN_ID = /^[a-z][a-z0-9-]{0,39}$/;
+
+/** Checks a workflow: `human` first, `done` last, unique ids, every middle column staffed by a known agent type. */
+export function validateColumns(db: Db, columns: ColumnInput[]): void {
+  if (columns.length < 2 || columns[0]!.column_id !== 'human' || columns[columns.length - 1]!.column_id !== 'done') {
+    throw new UserError('a workflow starts with "human" and ends with "done"', 'columns');
+  }
+  const seen = new Set<string>();
+  columns.forEach((c, i) => {
+    if (!COLUMN_ID.test(c.column_id)) throw new UserError(`bad column id "${c.column_id}": lowercase letters, digits and dashes`, `columns[${i}].column_id`);
+    if (seen.has(c.column_id)) throw new UserError(`column "${c.column_id}" appears twice`, `columns[${i}].column_id`);
+    seen.add(c.column_id);
+    const middle = i > 0 && i < columns.length - 1;
+    if (middle) {
+      const agent = c.agent_type_id ?? c.column_id;
+      if (!db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(agent)) throw new UserError(`unknown agent type "${agent}"`, `columns[${i}].agent_type_id`);
+    }
+  });
+}
+
+export function normaliseColumns(db: Db, columns: ColumnInput[]): Column[] {
+  validateColumns(db, columns);
+  return columns.map((c, i) => {
+    const middle = i > 0 && i < columns.length - 1;
+    const agent = middle ? c.agent_type_id ?? c.column_id : null;
+    const fallbackName = agent ? (db.prepare(`SELECT name FROM agent_types WHERE id = ?`).get(agent) as { name: string }).name : c.column_id === 'human' ? 'Human' : 'Done';
+    return { column_id: c.column_id, name: c.name?.trim() || fallbackName, position: i, agent_type_id: agent };
+  });
+}
+
+/**
+ * Replaces a project's own columns. Tickets in a removed column go to `human` with a system
+ * comment; a ticket is never left in a column that no longer exists.
+ */
+export function setProjectColumns(store: Store, ref: string | number, input: ColumnInput[]): Column[] {
+  const { db } = store;
+  const project = getProject(db, ref);
+  const columns = normaliseColumns(db, input);
+  const keep = new Set(columns.map((c) => c.column_id));
+  const now = Date.now();
+  db.transaction(() => {
+    const orphans = db.prepare(`SELECT id, column_id FROM tickets WHERE project_id = ?`).all(project.id) as { id: number; column_id: string }[];
+    for (const t of orphans.filter((t) => !keep.has(t.column_id))) {
+      db.prepare(`UPDATE tickets SET column_id = 'human', column_entered_at = ?, updated_at = ? WHERE id = ?`).run(now, now, t.id);
+      db.prepare(
+        `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, 'system', 'system', ?, ?, 'human', ?)`,
+      ).run(t.id, `Column "${t.column_id}" was removed from the workflow; moved to human.`, t.column_id, now);
+    }
+    db.prepare(`DELETE FROM project_columns WHERE project_id = ?`).run(project.id);
+    const insert = db.prepare(`INSERT INTO project_columns (project_id, column_id, name, position, agent_type_id) VALUES (?, ?, ?, ?, ?)`);
+    for (const c of columns) insert.run(project.id, c.column_id, c.name, c.position, c.agent_type_id);
+    db.prepare(`UPDATE projects SET updated_at = ? WHERE id = ?`).run(now, project.id);
+  }).immediate();
+  store.notify(project.id);
+  return getColumns(db, project.id);
+}

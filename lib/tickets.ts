@@ -1,0 +1,346 @@
+// Tickets and their append-only history. Tickets are numbered per project (`pd-42`), numbers are
+// never reused, and every change (create, move, comment, finding) is one transaction that also
+// writes its history row. A move into an agent column marks the project due in that same
+// transaction, so the wake survives even if the in-process notification is lost.
+import { markDue } from './heartbeats.js';
+import { NotFoundError, UserError } from './errors.js';
+import { getColumns, getProject, type Column } from './projects.js';
+import type { Db } from './db/connection.js';
+import type { Store } from './store.js';
+
+export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const COMMENT_TYPES = ['comment', 'move', 'claim', 'complete', 'finding', 'journal', 'block', 'merge', 'system'] as const;
+export type CommentType = (typeof COMMENT_TYPES)[number];
+/** The types a person or an agent writes with `comment`; the rest come from their own operations. */
+export const FREE_COMMENT_TYPES = ['comment', 'journal', 'block', 'complete'] as const;
+
+export const LIMITS = { title: 500, body: 200_000, comment: 200_000, tag: 50, tags: 20 } as const;
+
+export interface Ticket {
+  id: number;
+  project_id: number;
+  number: number;
+  title: string;
+  body: string;
+  column_id: string;
+  priority: Priority;
+  tags: string;
+  created_by: string;
+  claimed_by_run: string | null;
+  claimed_at: number | null;
+  branch: string | null;
+  worktree_path: string | null;
+  created_at: number;
+  updated_at: number;
+  column_entered_at: number;
+  archived_at: number | null;
+}
+
+export interface TicketView extends Omit<Ticket, 'tags'> {
+  key: string;
+  abbreviation: string;
+  tags: string[];
+}
+
+export interface Comment {
+  id: number;
+  ticket_id: number;
+  type: CommentType;
+  author: string;
+  body: string;
+  severity: Severity | null;
+  title: string | null;
+  from_column: string | null;
+  to_column: string | null;
+  created_at: number;
+}
+
+const TICKET_KEY = /^([a-z][a-z0-9]{0,9})-(\d+)$/i;
+
+/** Resolves `pd-42` or a numeric id to the ticket row. */
+export function findTicket(db: Db, ref: string | number): (Ticket & { abbreviation: string }) | undefined {
+  const key = String(ref).trim();
+  if (/^\d+$/.test(key)) {
+    return db.prepare(`SELECT t.*, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`).get(Number(key)) as
+      | (Ticket & { abbreviation: string })
+      | undefined;
+  }
+  const m = TICKET_KEY.exec(key);
+  if (!m) return undefined;
+  return db
+    .prepare(`SELECT t.*, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`)
+    .get(m[1]!.toLowerCase(), Number(m[2])) as (Ticket & { abbreviation: string }) | undefined;
+}
+
+export function requireTicket(db: Db, ref: string | number): Ticket & { abbreviation: string } {
+  const t = findTicket(db, ref);
+  if (!t) throw new NotFoundError('ticket', ref);
+  return t;
+}
+
+export function toView(t: Ticket & { abbreviation: string }): TicketView {
+  return { ...t, key: `${t.abbreviation}-${t.number}`, tags: parseTags(t.tags) };
+}
+
+function parseTags(raw: string): string[] {
+  try {
+    const v = JSON.parse(raw);
+    return Array.isArray(v) ? v.map(String) : [];
+  } catch {
+    return [];
+  }
+}
+
+function checkText(value: unknown, field: string, max: number, required: boolean): string {
+  if (value === undefined || value === null) {
+    if (required) throw new UserError(`${field} is required`, field);
+    return '';
+  }
+  if (typeof value !== 'string') throw new UserError(`${field} must be a string`, field);
+  if (required && !value.trim()) throw new UserError(`${field} must not be empty`, field);
+  if (value.length > max) throw new UserError(`${field} is longer than ${max} characters`, field);
+  return value;
+}
+
+function checkTags(tags: unknown): string[] {
+  if (tags === undefined) return [];
+  if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) throw new UserError('tags must be a list of strings', 'tags');
+  const clean = [...new Set((tags as string[]).map((t) => t.trim()).filter(Boolean))];
+  if (clean.length > LIMITS.tags) throw new UserError(`at most ${LIMITS.tags} tags`, 'tags');
+  if (clean.some((t) => t.length > LIMITS.tag)) throw new UserError(`a tag is longer than ${LIMITS.tag} characters`, 'tags');
+  return clean;
+}
+
+function checkPriority(p: unknown): Priority {
+  if (p === undefined) return 'normal';
+  if (!PRIORITIES.includes(p as Priority)) throw new UserError(`priority must be one of ${PRIORITIES.join(', ')}`, 'priority');
+  return p as Priority;
+}
+
+function columnOf(columns: Column[], id: string, field = 'column'): Column {
+  const col = columns.find((c) => c.column_id === id);
+  if (!col) throw new UserError(`unknown column "${id}"; this project's columns are ${columns.map((c) => c.column_id).join(', ')}`, field);
+  return col;
+}
+
+function insertComment(db: Db, c: Omit<Comment, 'id' | 'created_at'> & { created_at?: number }): number {
+  return Number(
+    db
+      .prepare(
+        `INSERT INTO comments (ticket_id, type, author, body, severity, title, from_column, to_column, created_at)
+         VALUES (@ticket_id, @type, @author, @body, @severity, @title, @from_column, @to_column, @created_at)`,
+      )
+      .run({ ...c, created_at: c.created_at ?? Date.now() }).lastInsertRowid,
+  );
+}
+
+export interface CreateTicketInput {
+  project: string | number;
+  title: unknown;
+  body?: unknown;
+  column?: string;
+  priority?: unknown;
+  tags?: unknown;
+  createdBy: string;
+}
+
+export function createTicket(store: Store, input: CreateTicketInput): TicketView {
+  const { db } = store;
+  const project = getProject(db, input.project);
+  if (project.status === 'unregistered') throw new UserError(`register ${project.path} before filing tickets`, 'project');
+  if (project.status === 'archived') throw new UserError(`project ${project.abbreviation} is archived`, 'project');
+  const title = checkText(input.title, 'title', LIMITS.title, true).trim();
+  const body = checkText(input.body, 'body', LIMITS.body, false);
+  const priority = checkPriority(input.priority);
+  const tags = checkTags(input.tags);
+  const columns = getColumns(db, project.id);
+  const column = columnOf(columns, input.column ?? 'human');
+  const now = Date.now();
+  const id = db.transaction(() => {
+    const { number } = db
+      .prepare(`UPDATE projects SET next_ticket_number = next_ticket_number + 1, updated_at = ? WHERE id = ? RETURNING next_ticket_number - 1 AS number`)
+      .get(now, project.id) as { number: number };
+    const ticketId = Number(
+      db
+        .prepare(
+          `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(project.id, number, title, body, column.column_id, priority, JSON.stringify(tags), input.createdBy, now, now, now).lastInsertRowid,
+    );
+    insertComment(db, { ticket_id: ticketId, type: 'move', author: input.createdBy, body: 'created', severity: null, title: null, from_column: null, to_column: column.column_id });
+    if (column.agent_type_id) markDue(db, project.id, now);
+    return ticketId;
+  }).immediate();
+  if (column.agent_type_id) store.notify(project.id);
+  return toView(requireTicket(db, id));
+}
+
+export interface MoveResult {
+  ticket: TicketView;
+  from: string;
+  to: string;
+}
+
+export function moveTicket(store: Store, ref: string | number, to: string, opts: { actor: string; comment?: string; expectFrom?: string }): MoveResult {
+  const { db } = store;
+  const comment = checkText(opts.comment, 'comment', LIMITS.comment, false);
+  const result = db.transaction(() => {
+    const ticket = requireTicket(db, ref);
+    const columns = getColumns(db, ticket.project_id);
+    const target = columnOf(columns, to);
+    if (opts.expectFrom !== undefined && ticket.column_id !== opts.expectFrom) {
+      throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is in "${ticket.column_id}", not "${opts.expectFrom}"`, 'column');
+    }
+    if (ticket.column_id === target.column_id) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already in "${to}"`, 'column');
+    const now = Date.now();
+    db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
+    insertComment(db, { ticket_id: ticket.id, type: 'move', author: opts.actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
+    if (target.agent_type_id) markDue(db, ticket.project_id, now);
+    return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake: Boolean(target.agent_type_id) };
+  }).immediate();
+  if (result.wake) store.notify(result.projectId);
+  return { ticket: toView(requireTicket(db, result.id)), from: result.from, to: result.to };
+}
+
+export function addComment(store: Store, ref: string | number, type: string, body: unknown, author: string): Comment {
+  const { db } = store;
+  if (!(FREE_COMMENT_TYPES as readonly string[]).includes(type)) {
+    throw new UserError(`comment type must be one of ${FREE_COMMENT_TYPES.join(', ')}`, 'type');
+  }
+  const text = checkText(body, 'body', LIMITS.comment, true);
+  const ticket = requireTicket(db, ref);
+  const id = db.transaction(() => {
+    db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
+    return insertComment(db, { ticket_id: ticket.id, type: type as CommentType, author, body: text, severity: null, title: null, from_column: null, to_column: null });
+  }).immediate();
+  return db.prepare(`SELECT * FROM comments WHERE id = ?`).get(id) as Comment;
+}
+
+/** History written by the daemon itself (`system`, `merge`, `claim`, `complete` of a run). */
+export function addSystemComment(db: Db, ticketId: number, type: 'system' | 'merge' | 'claim' | 'complete', body: string, author = 'system'): void {
+  insertComment(db, { ticket_id: ticketId, type, author, body, severity: null, title: null, from_column: null, to_column: null });
+}
+
+export function addFinding(store: Store, ref: string | number, severity: string, title: unknown, body: unknown, author: string): Comment {
+  const { db } = store;
+  if (!SEVERITIES.includes(severity as Severity)) throw new UserError(`severity must be one of ${SEVERITIES.join(', ')}`, 'severity');
+  const t = checkText(title, 'title', LIMITS.title, true);
+  const b = checkText(body, 'body', LIMITS.comment, false);
+  const ticket = requireTicket(db, ref);
+  const id = db.transaction(() => {
+    db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
+    return insertComment(db, { ticket_id: ticket.id, type: 'finding', author, body: b, severity: severity as Severity, title: t, from_column: null, to_column: null });
+  }).immediate();
+  return db.prepare(`SELECT * FROM comments WHERE id = ?`).get(id) as Comment;
+}
+
+export function updateTicket(store: Store, ref: string | number, patch: { title?: unknown; body?: unknown; priority?: unknown; tags?: unknown }): TicketView {
+  const { db } = store;
+  const ticket = requireTicket(db, ref);
+  const title = patch.title === undefined ? ticket.title : checkText(patch.title, 'title', LIMITS.title, true).trim();
+  const body = patch.body === undefined ? ticket.body : checkText(patch.body, 'body', LIMITS.body, false);
+  const priority = patch.priority === undefined ? ticket.priority : checkPriority(patch.priority);
+  const tags = patch.tags === undefined ? ticket.tags : JSON.stringify(checkTags(patch.tags));
+  db.prepare(`UPDATE tickets SET title = ?, body = ?, priority = ?, tags = ?, updated_at = ? WHERE id = ?`).run(title, body, priority, tags, Date.now(), ticket.id);
+  return toView(requireTicket(db, ticket.id));
+}
+
+export function getThread(db: Db, ticketId: number): Comment[] {
+  return db.prepare(`SELECT * FROM comments WHERE ticket_id = ? ORDER BY id`).all(ticketId) as Comment[];
+}
+
+export interface TicketListFilter {
+  project?: string | number;
+  column?: string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Lists tickets without their bodies, newest first. */
+export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[] {
+  const where: string[] = ['t.archived_at IS NULL'];
+  const args: (string | number)[] = [];
+  if (filter.project !== undefined) {
+    where.push('t.project_id = ?');
+    args.push(getProject(db, filter.project).id);
+  }
+  if (filter.column) {
+    where.push('t.column_id = ?');
+    args.push(filter.column);
+  }
+  const limit = Math.min(Math.max(filter.limit ?? 200, 1), 1000);
+  const rows = db
+    .prepare(
+      `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
+              t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, p.abbreviation
+       FROM tickets t JOIN projects p ON p.id = t.project_id WHERE ${where.join(' AND ')} ORDER BY t.updated_at DESC, t.id DESC LIMIT ? OFFSET ?`,
+    )
+    .all(...args, limit, Math.max(filter.offset ?? 0, 0)) as (Ticket & { abbreviation: string })[];
+  return rows.map(toView);
+}
+
+export interface InboxItem extends TicketView {
+  project_name: string;
+  reason: string | null;
+  reason_type: string | null;
+  reason_author: string | null;
+}
+
+/** Every ticket parked in `human` across projects, newest first, with the last block/system note. */
+export function inbox(db: Db, opts: { limit?: number; offset?: number } = {}): InboxItem[] {
+  const rows = db
+    .prepare(
+      `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
+              t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at,
+              p.abbreviation, p.name AS project_name, c.body AS reason, c.type AS reason_type, c.author AS reason_author
+       FROM tickets t
+       JOIN projects p ON p.id = t.project_id
+       LEFT JOIN comments c ON c.id = (
+         SELECT id FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move') AND (type != 'move' OR body != '')
+         ORDER BY id DESC LIMIT 1)
+       WHERE t.column_id = 'human' AND t.archived_at IS NULL AND p.status != 'archived'
+       ORDER BY t.column_entered_at DESC, t.id DESC LIMIT ? OFFSET ?`,
+    )
+    .all(Math.min(opts.limit ?? 200, 1000), opts.offset ?? 0) as (Ticket & { abbreviation: string; project_name: string; reason: string | null; reason_type: string | null; reason_author: string | null })[];
+  return rows.map((r) => ({ ...toView(r), project_name: r.project_name, reason: r.reason, reason_type: r.reason_type, reason_author: r.reason_author }));
+}
+
+export function inboxCount(db: Db): number {
+  return (
+    db.prepare(`SELECT COUNT(*) AS n FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.column_id = 'human' AND t.archived_at IS NULL AND p.status != 'archived'`).get() as {
+      n: number;
+    }
+  ).n;
+}
+
+export interface BoardColumn extends Column {
+  count: number;
+  tickets: TicketView[];
+  truncated: boolean;
+}
+
+/** A project's board: every column with its count and cards (no bodies); `done` shows the newest `doneLimit`. */
+export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = 500): BoardColumn[] {
+  const project = getProject(db, projectRef);
+  const counts = new Map(
+    (db.prepare(`SELECT column_id, COUNT(*) AS n FROM tickets WHERE project_id = ? AND archived_at IS NULL GROUP BY column_id`).all(project.id) as { column_id: string; n: number }[]).map((r) => [
+      r.column_id,
+      r.n,
+    ]),
+  );
+  const cards = db.prepare(
+    `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
+            t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, ? AS abbreviation
+     FROM tickets t WHERE t.project_id = ? AND t.column_id = ? AND t.archived_at IS NULL ORDER BY t.updated_at DESC, t.id DESC LIMIT ?`,
+  );
+  return getColumns(db, project.id).map((col) => {
+    const count = counts.get(col.column_id) ?? 0;
+    const limit = col.column_id === 'done' ? doneLimit : perColumnLimit;
+    const tickets = (cards.all(project.abbreviation, project.id, col.column_id, limit) as (Ticket & { abbreviation: string })[]).map(toView);
+    return { ...col, count, tickets, truncated: count > tickets.length };
+  });
+}

@@ -1,0 +1,62 @@
+// The Express app: security guards first, then the JSON API under /api/ and the HTML pages.
+// Errors become 4xx JSON (API) or an HTML error page; a bad request never takes the daemon down.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { UserError } from '../lib/errors.js';
+import { hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
+import { projectsApi } from './routes/api/projects.js';
+import { inboxApi, ticketsApi } from './routes/api/tickets.js';
+import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
+import { systemApi } from './routes/api/system.js';
+import type { AppContext } from './context.js';
+
+export function createApp(ctx: AppContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(hostGuard);
+  app.use(securityHeaders);
+  app.use(originGuard);
+  app.use(tokenGuard(() => ctx.config.get().api_token));
+  app.use(express.json({ limit: '1mb' }));
+  app.use(express.urlencoded({ extended: false, limit: '1mb' }));
+
+  app.use('/api', systemApi(ctx));
+  app.use('/api/projects', projectsApi(ctx));
+  app.use('/api/tickets', ticketsApi(ctx));
+  app.use('/api/inbox', inboxApi(ctx));
+  app.use('/api/agent-types', agentTypesApi(ctx));
+  app.use('/api/project-types', projectTypesApi(ctx));
+  app.use('/api', (_req, res) => {
+    res.status(404).json({ error: 'no such API endpoint' });
+  });
+
+  app.use(errorHandler);
+  return app;
+}
+
+function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunction): void {
+  let status = 500;
+  let message = 'internal error';
+  let field: string | undefined;
+  if (err instanceof UserError) {
+    status = err.status;
+    message = err.message;
+    field = err.field;
+  } else if (isBodyParserError(err)) {
+    // malformed JSON, too large, bad charset
+    status = err.status;
+    message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : err.message;
+  } else {
+    console.error(`[http] ${req.method} ${req.path}:`, err);
+  }
+  if (res.headersSent) return;
+  if (req.path.startsWith('/api/') || !req.accepts('html')) {
+    res.status(status).json(field ? { error: message, field } : { error: message });
+  } else {
+    res.status(status).type('text/plain').send(`${status}: ${message}`);
+  }
+}
+
+function isBodyParserError(err: unknown): err is Error & { status: number; type: string } {
+  return err instanceof Error && typeof (err as { status?: unknown }).status === 'number' && typeof (err as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,69 @@
+// /api/projects: register, discover, list, show, change status and workflow, wake.
+import { Router } from 'express';
+import { discoverProjects, getColumns, getProject, listProjects, PROJECT_STATUSES, registerProject, setProjectColumns, setProjectStatus, updateProject, type ColumnInput, type ProjectStatus } from '../../../lib/projects.js';
+import { getHeartbeat } from '../../../lib/heartbeats.js';
+import { board } from '../../../lib/tickets.js';
+import { UserError } from '../../../lib/errors.js';
+import { bodyObject, optionalString, requiredString } from '../../http.js';
+import type { AppContext } from '../../context.js';
+
+export function projectsApi(ctx: AppContext): Router {
+  const r = Router();
+  const db = ctx.store.db;
+
+  r.get('/', (req, res) => {
+    const status = req.query.status;
+    if (status !== undefined && !PROJECT_STATUSES.includes(status as ProjectStatus)) throw new UserError(`status must be one of ${PROJECT_STATUSES.join(', ')}`, 'status');
+    res.json({ projects: listProjects(db, { status: status as ProjectStatus | undefined }) });
+  });
+
+  r.post('/', (req, res) => {
+    const body = bodyObject(req);
+    const project = registerProject(
+      ctx.store,
+      { path: requiredString(body, 'path'), type: requiredString(body, 'type'), abbreviation: optionalString(body, 'abbreviation'), name: optionalString(body, 'name'), mainBranch: optionalString(body, 'main_branch') },
+      ctx.config.get().heartbeat.base_interval_seconds,
+    );
+    res.status(201).json({ project });
+  });
+
+  r.post('/discover', (_req, res) => {
+    res.json(discoverProjects(db, ctx.config.get().projects_root, [ctx.paths.home]));
+  });
+
+  r.get('/:ref', (req, res) => {
+    const project = getProject(db, req.params.ref);
+    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null });
+  });
+
+  r.patch('/:ref', (req, res) => {
+    const body = bodyObject(req);
+    let project = getProject(db, req.params.ref);
+    if (body.status !== undefined) {
+      if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
+      project = setProjectStatus(ctx.store, project.id, body.status);
+    }
+    if (body.name !== undefined || body.main_branch !== undefined) {
+      project = updateProject(db, project.id, { name: optionalString(body, 'name'), main_branch: body.main_branch === null ? null : optionalString(body, 'main_branch') });
+    }
+    res.json({ project });
+  });
+
+  r.get('/:ref/board', (req, res) => {
+    res.json({ columns: board(db, req.params.ref, ctx.config.get().board.done_limit) });
+  });
+
+  r.put('/:ref/columns', (req, res) => {
+    const body = bodyObject(req);
+    if (!Array.isArray(body.columns)) throw new UserError('columns must be a list', 'columns');
+    res.json({ columns: setProjectColumns(ctx.store, req.params.ref, body.columns as ColumnInput[]) });
+  });
+
+  r.post('/:ref/wake', (req, res) => {
+    const project = getProject(db, req.params.ref);
+    ctx.engine.wake(project.id);
+    res.status(202).json({ ok: true, project: project.id });
+  });
+
+  return r;
+}

@@ -1,0 +1,73 @@
+// /api/tickets and /api/inbox: file, list, show, edit, comment, find, move.
+import { Router } from 'express';
+import { addComment, addFinding, createTicket, getThread, inbox, listTickets, moveTicket, requireTicket, toView, updateTicket } from '../../../lib/tickets.js';
+import { listRunsForTicket } from '../../../lib/runs.js';
+import { bodyObject, HUMAN, optionalString, queryInt, requiredString } from '../../http.js';
+import type { AppContext } from '../../context.js';
+
+export function ticketsApi(ctx: AppContext): Router {
+  const r = Router();
+  const { store } = ctx;
+  const db = store.db;
+
+  r.get('/', (req, res) => {
+    const tickets = listTickets(db, {
+      project: typeof req.query.project === 'string' ? req.query.project : undefined,
+      column: typeof req.query.column === 'string' ? req.query.column : undefined,
+      limit: queryInt(req.query.limit, 'limit', 200, 1000),
+      offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000),
+    });
+    res.json({ tickets });
+  });
+
+  r.post('/', (req, res) => {
+    const body = bodyObject(req);
+    const ticket = createTicket(store, {
+      project: requiredString(body, 'project'),
+      title: body.title,
+      body: body.body,
+      column: optionalString(body, 'column'),
+      priority: body.priority,
+      tags: body.tags,
+      createdBy: optionalString(body, 'created_by') ?? HUMAN,
+    });
+    res.status(201).json({ ticket });
+  });
+
+  r.get('/:ref', (req, res) => {
+    const ticket = requireTicket(db, req.params.ref);
+    res.json({ ticket: toView(ticket), comments: getThread(db, ticket.id), runs: listRunsForTicket(db, ticket.id) });
+  });
+
+  r.patch('/:ref', (req, res) => {
+    const body = bodyObject(req);
+    res.json({ ticket: updateTicket(store, req.params.ref, { title: body.title, body: body.body, priority: body.priority, tags: body.tags }) });
+  });
+
+  r.post('/:ref/comments', (req, res) => {
+    const body = bodyObject(req);
+    const comment = addComment(store, req.params.ref, optionalString(body, 'type') ?? 'comment', body.body, optionalString(body, 'author') ?? HUMAN);
+    res.status(201).json({ comment });
+  });
+
+  r.post('/:ref/findings', (req, res) => {
+    const body = bodyObject(req);
+    const finding = addFinding(store, req.params.ref, requiredString(body, 'severity'), body.title, body.body, optionalString(body, 'author') ?? HUMAN);
+    res.status(201).json({ comment: finding });
+  });
+
+  r.post('/:ref/move', (req, res) => {
+    const body = bodyObject(req);
+    res.json(moveTicket(store, req.params.ref, requiredString(body, 'column'), { actor: optionalString(body, 'actor') ?? HUMAN, comment: optionalString(body, 'comment') }));
+  });
+
+  return r;
+}
+
+export function inboxApi(ctx: AppContext): Router {
+  const r = Router();
+  r.get('/', (req, res) => {
+    res.json({ tickets: inbox(ctx.store.db, { limit: queryInt(req.query.limit, 'limit', 200, 1000), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
+  });
+  return r;
+}

@@ -1,0 +1,82 @@
+// Request guards for a server that every web page the user opens can reach: only loopback Host
+// names (DNS rebinding), no state change from another origin (CSRF), and JSON-only API writes so a
+// cross-site "simple" form or fetch can never reach a handler. Optional bearer token for tunnels.
+import type { NextFunction, Request, Response } from 'express';
+import crypto from 'node:crypto';
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function hostname(hostHeader: string | undefined): string | null {
+  if (!hostHeader) return null;
+  const m = /^(\[[0-9a-f:.]+\]|[^:]+)(?::(\d+))?$/i.exec(hostHeader.trim());
+  return m ? m[1]!.toLowerCase() : null;
+}
+
+export function isAllowedHost(hostHeader: string | undefined): boolean {
+  const name = hostname(hostHeader);
+  return name !== null && LOOPBACK_HOSTS.has(name);
+}
+
+function isSameOrigin(origin: string, hostHeader: string | undefined): boolean {
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname.toLowerCase()) && url.host.toLowerCase() === (hostHeader ?? '').toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+function refuse(req: Request, res: Response, status: number, message: string): void {
+  if (req.path.startsWith('/api/') || !req.accepts('html')) {
+    res.status(status).json({ error: message });
+  } else {
+    res.status(status).type('text/plain').send(message);
+  }
+}
+
+export function hostGuard(req: Request, res: Response, next: NextFunction): void {
+  if (!isAllowedHost(req.headers.host)) return refuse(req, res, 421, 'Host not allowed: this server answers only to localhost, 127.0.0.1 and [::1]');
+  next();
+}
+
+export function originGuard(req: Request, res: Response, next: NextFunction): void {
+  if (SAFE_METHODS.has(req.method)) return next();
+  const origin = req.headers.origin;
+  const site = req.headers['sec-fetch-site'];
+  if (origin !== undefined && (origin === 'null' || !isSameOrigin(origin, req.headers.host))) {
+    return refuse(req, res, 403, 'Cross-origin request refused');
+  }
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return refuse(req, res, 403, 'Cross-site request refused');
+  if (req.path.startsWith('/api/')) {
+    const length = Number(req.headers['content-length'] ?? 0);
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if ((length > 0 || chunked) && !req.is('application/json')) return refuse(req, res, 415, 'API requests must send Content-Type: application/json');
+  }
+  next();
+}
+
+/** When `api_token` is set, every /api/ call needs `Authorization: Bearer <token>`. */
+export function tokenGuard(getToken: () => string) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const token = getToken();
+    if (!token || !req.path.startsWith('/api/') || req.path === '/api/health') return next();
+    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const a = crypto.createHash('sha256').update(given).digest();
+    const b = crypto.createHash('sha256').update(token).digest();
+    if (!crypto.timingSafeEqual(a, b)) return refuse(req, res, 401, 'Missing or wrong API token');
+    next();
+  };
+}
+
+export function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'same-origin');
+  res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  );
+  next();
+}
