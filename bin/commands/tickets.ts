@@ -1,0 +1,137 @@
+// `dispatch ticket new|list|show|comment|move` and `dispatch inbox`.
+import fs from 'node:fs';
+import type { Argv } from 'yargs';
+import { UserError } from '../../lib/errors.js';
+import type { Comment, InboxItem, TicketView } from '../../lib/tickets.js';
+import type { Run } from '../../lib/runs.js';
+import { api } from './client.js';
+import { printJson, printTable, when } from './output.js';
+
+const enc = encodeURIComponent;
+
+export function ticketCommands(y: Argv): Argv {
+  return y
+    .command(
+      'new',
+      'file a ticket',
+      (c) =>
+        c
+          .option('project', { alias: 'p', type: 'string', demandOption: true, describe: 'project key, id or path' })
+          .option('title', { alias: 't', type: 'string', demandOption: true })
+          .option('body', { alias: 'b', type: 'string' })
+          .option('body-file', { type: 'string', describe: 'read the body from a file (- for stdin)' })
+          .option('column', { alias: 'c', type: 'string', default: 'human', describe: 'starting column, e.g. coding-agent' })
+          .option('priority', { choices: ['low', 'normal', 'high', 'urgent'] as const, default: 'normal' as const })
+          .option('tag', { type: 'array', string: true, describe: 'tags (repeatable)' })
+          .conflicts('body', 'body-file'),
+      async (argv) => {
+        let body = argv.body;
+        if (argv['body-file']) {
+          try {
+            body = fs.readFileSync(argv['body-file'] === '-' ? 0 : argv['body-file'], 'utf8');
+          } catch (err) {
+            throw new UserError(`cannot read --body-file: ${(err as Error).message}`);
+          }
+        }
+        const { ticket } = await api<{ ticket: TicketView }>('POST', '/api/tickets', {
+          project: argv.project,
+          title: argv.title,
+          body,
+          column: argv.column,
+          priority: argv.priority,
+          tags: argv.tag,
+        });
+        if (argv.json) return printJson(ticket);
+        console.log(`${ticket.key} filed in ${ticket.column_id}: ${ticket.title}`);
+      },
+    )
+    .command(
+      'list',
+      'list tickets (newest first)',
+      (c) =>
+        c
+          .option('project', { alias: 'p', type: 'string' })
+          .option('column', { alias: 'c', type: 'string' })
+          .option('limit', { type: 'number', default: 50 }),
+      async (argv) => {
+        const q = new URLSearchParams();
+        if (argv.project) q.set('project', argv.project);
+        if (argv.column) q.set('column', argv.column);
+        q.set('limit', String(argv.limit));
+        const { tickets } = await api<{ tickets: TicketView[] }>('GET', `/api/tickets?${q}`);
+        if (argv.json) return printJson(tickets);
+        printTable(
+          tickets.map((t) => ({ id: t.key, column: t.column_id, priority: t.priority, title: t.title, updated: when(t.updated_at), running: t.claimed_by_run ? 'yes' : '' })),
+          ['id', 'column', 'priority', 'title', 'updated', 'running'],
+        );
+      },
+    )
+    .command(
+      'show <id>',
+      'a ticket with its history and runs',
+      (c) => c.positional('id', { type: 'string', demandOption: true }),
+      async (argv) => {
+        const data = await api<{ ticket: TicketView; comments: Comment[]; runs: Run[] }>('GET', `/api/tickets/${enc(argv.id)}`);
+        if (argv.json) return printJson(data);
+        const { ticket: t, comments, runs } = data;
+        console.log(`${t.key}  ${t.title}\ncolumn: ${t.column_id}   priority: ${t.priority}${t.tags.length ? `   tags: ${t.tags.join(', ')}` : ''}${t.branch ? `   branch: ${t.branch}` : ''}`);
+        console.log(`created ${when(t.created_at)} by ${t.created_by}${t.claimed_by_run ? `   running: ${t.claimed_by_run}` : ''}`);
+        if (t.body) console.log(`\n${t.body}`);
+        console.log('\nhistory:');
+        for (const c of comments) console.log(`  ${when(c.created_at)}  ${describe(c)}`);
+        if (runs.length) {
+          console.log('\nruns:');
+          for (const r of runs) {
+            const cost = r.cost_usd != null ? `  $${r.cost_usd.toFixed(4)}` : '';
+            console.log(`  ${r.id}  ${r.agent_type_id}  ${r.status}${r.exit_code != null ? ` (exit ${r.exit_code})` : ''}  ${when(r.started_at ?? r.created_at)}${cost}`);
+          }
+        }
+      },
+    )
+    .command(
+      'comment <id> <text..>',
+      'add a comment',
+      (c) =>
+        c
+          .positional('id', { type: 'string', demandOption: true })
+          .positional('text', { type: 'string', array: true, demandOption: true })
+          .option('type', { choices: ['comment', 'journal', 'block', 'complete'] as const, default: 'comment' as const }),
+      async (argv) => {
+        const { comment } = await api<{ comment: Comment }>('POST', `/api/tickets/${enc(argv.id)}/comments`, { type: argv.type, body: (argv.text as string[]).join(' ') });
+        if (argv.json) return printJson(comment);
+        console.log(`commented on ${argv.id}`);
+      },
+    )
+    .command(
+      'move <id> <column>',
+      'move a ticket to another column',
+      (c) => c.positional('id', { type: 'string', demandOption: true }).positional('column', { type: 'string', demandOption: true }).option('comment', { alias: 'm', type: 'string' }),
+      async (argv) => {
+        const result = await api<{ ticket: TicketView; from: string; to: string }>('POST', `/api/tickets/${enc(argv.id)}/move`, { column: argv.column, comment: argv.comment });
+        if (argv.json) return printJson(result);
+        console.log(`${result.ticket.key}: ${result.from} → ${result.to}`);
+      },
+    )
+    .demandCommand(1, 'name a ticket command: new, list, show, comment or move');
+}
+
+export async function inboxCommand(argv: { json?: boolean }): Promise<void> {
+  const { tickets } = await api<{ tickets: InboxItem[] }>('GET', '/api/inbox');
+  if (argv.json) return printJson(tickets);
+  if (tickets.length === 0) return void console.log('inbox zero: nothing is waiting for you');
+  printTable(
+    tickets.map((t) => ({ id: t.key, project: t.project_name, title: t.title, why: t.reason ?? '', since: when(t.column_entered_at) })),
+    ['id', 'project', 'title', 'why', 'since'],
+  );
+}
+
+function describe(c: Comment): string {
+  switch (c.type) {
+    case 'move':
+      return `${c.author} moved ${c.from_column ?? '(new)'} → ${c.to_column}${c.body && c.body !== 'created' ? `: ${c.body}` : c.body === 'created' ? ' (created)' : ''}`;
+    case 'finding':
+      return `${c.author} finding [${c.severity}] ${c.title}${c.body ? `: ${c.body}` : ''}`;
+    default:
+      return `${c.author} ${c.type}: ${c.body}`;
+  }
+}
