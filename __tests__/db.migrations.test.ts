@@ -1,0 +1,82 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { openDb } from '../lib/db/connection.js';
+import { LATEST_VERSION, migrate, schemaVersion } from '../lib/db/migrations.js';
+import { BUILTIN_AGENT_TYPES, seed } from '../lib/seed.js';
+import { tempDir } from './helpers/home.js';
+import { repoRoot } from './helpers/daemon.js';
+
+describe('migrations', () => {
+  test('an empty database migrates to the latest version and seeds the built-ins', () => {
+    const dir = tempDir();
+    const db = openDb(path.join(dir, 'tasks.db'));
+    expect(schemaVersion(db)).toBe(0);
+    expect(migrate(db)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    seed(db);
+    expect(schemaVersion(db)).toBe(LATEST_VERSION);
+    expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual(['content', 'personal', 'research', 'software-dev', 'vps-maintenance']);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);
+    expect(db.prepare(`SELECT column_id FROM project_type_columns WHERE project_type_id = 'software-dev' ORDER BY position`).pluck().all()).toEqual([
+      'human', 'coding-agent', 'code-reviewer', 'security-reviewer', 'done',
+    ]);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    db.close();
+  });
+
+  test('migrating and seeding an already-migrated database changes nothing and keeps user edits', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'tasks.db');
+    const db = openDb(file);
+    migrate(db);
+    seed(db);
+    db.prepare(`UPDATE agent_types SET model = 'my-model' WHERE id = 'coding-agent'`).run();
+    db.prepare(`DELETE FROM project_type_columns WHERE project_type_id = 'research' AND column_id = 'researcher'`).run();
+    expect(migrate(db)).toEqual([]);
+    seed(db);
+    expect(db.prepare(`SELECT model FROM agent_types WHERE id = 'coding-agent'`).pluck().get()).toBe('my-model');
+    expect(db.prepare(`SELECT COUNT(*) FROM project_type_columns WHERE project_type_id = 'research'`).pluck().get()).toBe(2);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(BUILTIN_AGENT_TYPES.length);
+    db.close();
+  });
+
+  test('two processes migrating the same new database at once both succeed, once', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'tasks.db');
+    const script = `
+      import { openDb } from '${path.join(repoRoot, 'dist/lib/db/connection.js')}';
+      import { migrate } from '${path.join(repoRoot, 'dist/lib/db/migrations.js')}';
+      import { seed } from '${path.join(repoRoot, 'dist/lib/seed.js')}';
+      const db = openDb(process.argv[1]); const applied = migrate(db); seed(db); console.log(JSON.stringify(applied));`;
+    const run = () =>
+      new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['--input-type=module', '-e', script, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
+      });
+    const results = (await Promise.all([run(), run()])).map((r) => JSON.parse(r) as number[]);
+    expect(results.flat().sort()).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    const db = openDb(file);
+    expect(schemaVersion(db)).toBe(LATEST_VERSION);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);
+    db.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('ticket history is append-only', () => {
+    const dir = tempDir();
+    const db = openDb(path.join(dir, 'tasks.db'));
+    migrate(db);
+    seed(db);
+    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`).run();
+    db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, 1, 't', 'human', 'me', 0, 0, 0)`).run();
+    db.prepare(`INSERT INTO comments (ticket_id, type, author, body, created_at) VALUES (1, 'comment', 'me', 'hi', 0)`).run();
+    expect(() => db.prepare(`UPDATE comments SET body = 'changed'`).run()).toThrow(/append-only/);
+    expect(() => db.prepare(`DELETE FROM comments`).run()).toThrow(/append-only/);
+    db.close();
+  });
+});
