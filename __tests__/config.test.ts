@@ -1,0 +1,84 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { ConfigStore, defaultConfig, parseConfig } from '../lib/config.js';
+import { tempDir } from './helpers/home.js';
+
+const fieldOf = (raw: unknown) => {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    return (err as Error & { field?: string }).field;
+  }
+  return null;
+};
+
+describe('config', () => {
+  test('defaults follow SPEC 6', () => {
+    const c = defaultConfig();
+    expect(c).toMatchObject({
+      port: 5757,
+      claude_binary: 'claude',
+      heartbeat: { base_interval_seconds: 300, max_interval_seconds: 86400, backoff_multiplier: 2 },
+      agents: { max_concurrent_per_project: 3, max_concurrent_global: 10, default_timeout_minutes: 30, circuit_breaker_max_runs: 3, parallel_coding: false, env: {} },
+      ai: { auth_method: 'oauth' },
+      logs: { retention_days: 14 },
+      backups: { interval_hours: 24, keep: 7 },
+    });
+    expect(Object.isFrozen(c.agents)).toBe(true);
+  });
+
+  test.each([
+    [{ port: 'x' }, 'port'],
+    [{ agents: { max_concurrent_global: 0 } }, 'agents.max_concurrent_global'],
+    [{ agents: { default_timeout_minutes: 60 * 24 * 365 } }, 'agents.default_timeout_minutes'],
+    [{ heartbeat: { base_interval_seconds: 600, max_interval_seconds: 60 } }, 'heartbeat.max_interval_seconds'],
+    [{ ai: { auth_method: 'api_key' } }, 'ai.api_key'],
+    [{ ai: { auth_method: 'magic' } }, 'ai.auth_method'],
+    [{ agents: { env: { 'BAD NAME': 'x' } } }, 'agents.env.BAD NAME'],
+    [{ typo_field: 1 }, '(root)'],
+  ])('%j is rejected naming %s', (raw, field) => {
+    expect(fieldOf(raw)).toBe(field);
+  });
+
+  test('an invalid file is reported with field and reason, and the store keeps the last good config', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ agents: { max_concurrent_global: 4 } }));
+    const store = new ConfigStore(file, {});
+    expect(store.get().agents.max_concurrent_global).toBe(4);
+    const changes: unknown[] = [];
+    store.on('change', (c) => changes.push(c));
+    fs.writeFileSync(file, '{ "agents": { "max_concurrent_global": -1 } }');
+    store.reload();
+    expect(store.lastError).toBe('config: agents.max_concurrent_global: Too small: expected number to be >=1');
+    expect(store.get().agents.max_concurrent_global).toBe(4);
+    fs.writeFileSync(file, '{ not json');
+    store.reload();
+    expect(store.lastError).toMatch(/is not valid JSON/);
+    fs.writeFileSync(file, JSON.stringify({ agents: { max_concurrent_global: 6 } }));
+    store.reload();
+    expect(store.lastError).toBeNull();
+    expect(store.get().agents.max_concurrent_global).toBe(6);
+    expect(changes).toHaveLength(1);
+  });
+
+  test('update validates before writing: a bad edit never lands on disk', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'config.json');
+    const store = new ConfigStore(file, {});
+    store.update({ agents: { parallel_coding: true } });
+    const written = fs.readFileSync(file, 'utf8');
+    expect(JSON.parse(written).agents.parallel_coding).toBe(true);
+    expect(() => store.update({ heartbeat: { backoff_multiplier: 0 } })).toThrow(/heartbeat.backoff_multiplier/);
+    expect(fs.readFileSync(file, 'utf8')).toBe(written);
+  });
+
+  test('environment overrides win over the file', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ port: 6000, claude_binary: 'claude' }));
+    const store = new ConfigStore(file, { DISPATCH_PORT: '7001', DISPATCH_CLAUDE_BIN: '/opt/fake-claude' });
+    expect(store.get()).toMatchObject({ port: 7001, claude_binary: '/opt/fake-claude' });
+    expect(() => new ConfigStore(file, { DISPATCH_PORT: 'eighty' })).toThrow(/DISPATCH_PORT/);
+  });
+});
