@@ -12,7 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
 import { packageRoot, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
-import { ensureHeartbeat } from './heartbeats.js';
+import { ensureAllHeartbeats } from './heartbeats.js';
 import { createStore, type Store } from './store.js';
 import { createApp } from '../web/app.js';
 
@@ -60,7 +60,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const store = createStore(db, (projectId) => engine?.wake(projectId));
     // start-up repairs: every folder known, every active project scheduled (lessons 6)
     discoverProjects(db, cfg.projects_root, [paths.home]);
-    for (const row of db.prepare(`SELECT id FROM projects WHERE status = 'active'`).all() as { id: number }[]) ensureHeartbeat(db, row.id, cfg.heartbeat.base_interval_seconds);
+    ensureAllHeartbeats(db, cfg.heartbeat.base_interval_seconds);
 
     let port = opts.port ?? cfg.port;
     engine = createEngine({ store, config, paths, logger, port: () => port });

@@ -1,8 +1,19 @@
-// The engine: heartbeat scheduler, durable queues and worker pools (SPEC 2). This module wires
-// them together for the daemon; see lib/scheduler.ts, lib/queues.ts and workers/.
+// The engine (SPEC 2): durable queues, the heartbeat scheduler, the worker pools and the agent
+// runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
+// job. A wake marks the project due in the database (the durable record) and pokes the scheduler
+// (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
+import { AgentRuntime, type Workspace } from './agentRuntime.js';
+import { markDue, markWaitingProjectsDue } from './heartbeats.js';
+import { openQueues, type QueueName, type Queues } from './queues.js';
+import { recover } from './recovery.js';
+import { createScheduler } from './scheduler.js';
+import { getProject } from './projects.js';
+import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
+import type { Pool } from './pool.js';
+import type { Run } from './runs.js';
 import type { Store } from './store.js';
 
 export interface EngineDeps {
@@ -19,15 +30,68 @@ export interface Engine {
   stop(): Promise<void>;
   wake(projectId: number): void;
   killRun(runId: string): Promise<boolean>;
+  activeRuns(): ReturnType<AgentRuntime['activeRuns']>;
+  health(): { pools: { name: string; active: number; last_error: string | null }[]; scheduler_error: string | null };
+  pokeQueue(name: QueueName): void;
+  readonly queues: Queues;
 }
 
-export function createEngine(_deps: EngineDeps): Engine {
-  return {
-    async start() {},
-    async stop() {},
-    wake() {},
-    async killRun() {
-      return false;
+export function createEngine(deps: EngineDeps): Engine {
+  const { store, logger } = deps;
+  const queues = openQueues(deps.paths.db);
+  const pools = new Map<WorkerName, Pool>();
+  const projectWorkspace = async (run: Run): Promise<Workspace> => ({ cwd: getProject(store.db, run.project_id).path, branch: null, worktree: null });
+
+  const scheduler = createScheduler({ db: store.db, queues, logger, onEnqueued: () => pools.get('scan')?.poke() });
+  const runtime = new AgentRuntime({
+    store,
+    config: deps.config,
+    paths: deps.paths,
+    logger,
+    port: deps.port,
+    workspace: projectWorkspace,
+    onFinalized: () => {
+      // a slot is free: every project with waiting tickets gets a look now
+      if (markWaitingProjectsDue(store.db).length) scheduler.poke();
     },
+  });
+  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke() };
+
+  let stopping: Promise<void> | null = null;
+  return {
+    queues,
+    async start() {
+      await recover(store.db, queues, logger);
+      runtime.start();
+      for (const [name, build] of Object.entries(workerBuilders) as [WorkerName, (typeof workerBuilders)[WorkerName]][]) {
+        const pool = build(workerDeps);
+        pools.set(name, pool);
+        pool.start();
+      }
+      scheduler.start();
+    },
+    stop() {
+      stopping ??= (async () => {
+        await scheduler.stop();
+        await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
+        runtime.stop();
+        queues.close();
+      })();
+      return stopping;
+    },
+    wake(projectId) {
+      markDue(store.db, projectId);
+      scheduler.poke();
+      runtime.watch();
+    },
+    killRun: (runId) => runtime.kill(runId),
+    pokeQueue(name) {
+      for (const pool of pools.values()) if (pool.name === name) pool.poke();
+    },
+    activeRuns: () => runtime.activeRuns(),
+    health: () => ({
+      pools: [...pools.values()].map((p) => ({ name: p.name, active: p.active(), last_error: p.lastError })),
+      scheduler_error: scheduler.lastError,
+    }),
   };
 }

@@ -26,3 +26,79 @@ export function markDue(db: Db, projectId: number, at = Date.now()): void {
 export function getHeartbeat(db: Db, projectId: number): Heartbeat | undefined {
   return db.prepare(`SELECT * FROM heartbeats WHERE project_id = ?`).get(projectId) as Heartbeat | undefined;
 }
+
+export interface Backoff {
+  base_interval_seconds: number;
+  max_interval_seconds: number;
+  backoff_multiplier: number;
+}
+
+/** Active projects whose next check is due. */
+export function dueHeartbeats(db: Db, at = Date.now()): Heartbeat[] {
+  return db
+    .prepare(`SELECT h.* FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active' AND h.next_check_at <= ? ORDER BY h.next_check_at`)
+    .all(at) as Heartbeat[];
+}
+
+/** The earliest next check of any active project, or null when there is none. */
+export function nextDueAt(db: Db): number | null {
+  const row = db.prepare(`SELECT MIN(h.next_check_at) AS at FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active'`).get() as { at: number | null };
+  return row.at;
+}
+
+/**
+ * After a scan job is enqueued for a due heartbeat, pushes its next check one interval out so the
+ * scheduler does not enqueue it again; the scan itself then writes the real next check. Guarded by
+ * the wake sequence: a wake that arrived meanwhile keeps the project due.
+ */
+export function deferHeartbeat(db: Db, h: Heartbeat, at = Date.now()): void {
+  db.prepare(`UPDATE heartbeats SET next_check_at = ? WHERE project_id = ? AND wake_seq = ?`).run(at + h.interval_seconds * 1000, h.project_id, h.wake_seq);
+}
+
+/**
+ * Records a finished scan: work found resets the interval to the base; an empty scan multiplies it
+ * (capped). Written only if no wake arrived since the scan started (`wakeSeq`), so an in-flight
+ * scan never overwrites a newer reset (lessons 4). Returns the row as written, or null if skipped.
+ */
+export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork: boolean, b: Backoff, at = Date.now()): Heartbeat | null {
+  return db.transaction(() => {
+    const h = getHeartbeat(db, projectId);
+    if (!h) return null;
+    const streak = foundWork ? 0 : h.empty_streak + 1;
+    const interval = foundWork ? b.base_interval_seconds : Math.min(b.max_interval_seconds, Math.round(b.base_interval_seconds * b.backoff_multiplier ** streak));
+    const changed = db
+      .prepare(`UPDATE heartbeats SET interval_seconds = ?, empty_streak = ?, next_check_at = ?, last_check_at = ? WHERE project_id = ? AND wake_seq = ?`)
+      .run(interval, streak, at + interval * 1000, at, projectId, wakeSeq).changes;
+    if (changed === 0) {
+      db.prepare(`UPDATE heartbeats SET last_check_at = ? WHERE project_id = ?`).run(at, projectId);
+      return null;
+    }
+    return getHeartbeat(db, projectId)!;
+  }).immediate();
+}
+
+/** Marks due every active project that has unclaimed tickets waiting in an agent column (a slot just freed). */
+export function markWaitingProjectsDue(db: Db, at = Date.now()): number[] {
+  return db.transaction(() => {
+    const ids = (
+      db
+        .prepare(
+          `SELECT DISTINCT pc.project_id AS id FROM project_columns pc
+           JOIN projects p ON p.id = pc.project_id AND p.status = 'active'
+           WHERE pc.agent_type_id IS NOT NULL AND EXISTS (
+             SELECT 1 FROM tickets t WHERE t.project_id = pc.project_id AND t.column_id = pc.column_id AND t.claimed_by_run IS NULL AND t.archived_at IS NULL)`,
+        )
+        .all() as { id: number }[]
+    ).map((r) => r.id);
+    for (const id of ids) markDue(db, id, at);
+    return ids;
+  }).immediate();
+}
+
+/** Start-up repair (lessons 6): every active project has a heartbeat row. */
+export function ensureAllHeartbeats(db: Db, baseIntervalSeconds: number, at = Date.now()): void {
+  db.prepare(
+    `INSERT OR IGNORE INTO heartbeats (project_id, interval_seconds, empty_streak, next_check_at, wake_seq)
+     SELECT id, ?, 0, ?, 0 FROM projects WHERE status = 'active'`,
+  ).run(baseIntervalSeconds, at);
+}

@@ -45,5 +45,7 @@ export const packageRoot: string = (() => {
 })();
 
 export const ticketBin = path.join(packageRoot, 'bin', 'ticket.cjs');
+/** Put first on every agent's PATH: holds the `ticket` command agents are allowed to run. */
+export const agentPathDir = path.join(packageRoot, 'bin', 'agent-path');
 export const defaultPromptsDir = path.join(packageRoot, 'prompts');
 export const viewsDir = path.join(packageRoot, 'views');

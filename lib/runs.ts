@@ -1,6 +1,9 @@
 // Agent runs: one spawn of an agent for a ticket. The row is the durable record the runtime
 // writes at claim, spawn and finalize; history pages and the CLI read it.
+import { randomBytes } from 'node:crypto';
+import { addSystemComment, moveTicket } from './tickets.js';
 import type { Db } from './db/connection.js';
+import type { Store } from './store.js';
 
 export const RUN_STATUS = {
   queued: 'queued',
@@ -41,4 +44,253 @@ export interface Run {
 
 export function listRunsForTicket(db: Db, ticketId: number): Run[] {
   return db.prepare(`SELECT * FROM runs WHERE ticket_id = ? ORDER BY created_at, id`).all(ticketId) as Run[];
+}
+
+export const FAILURE_STATUSES: readonly RunStatus[] = [RUN_STATUS.failed, RUN_STATUS.timeout, RUN_STATUS.crashed];
+export type FinalStatus = Exclude<RunStatus, 'queued' | 'running'>;
+
+export function getRun(db: Db, id: string): Run | undefined {
+  return db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Run | undefined;
+}
+
+export function liveRuns(db: Db): Run[] {
+  return db.prepare(`SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at`).all() as Run[];
+}
+
+export interface RunListFilter {
+  ticketId?: number;
+  projectId?: number;
+  status?: RunStatus;
+  limit?: number;
+  offset?: number;
+}
+
+export interface RunListItem extends Run {
+  ticket_key: string;
+  ticket_title: string;
+}
+
+/** Recent runs across projects, newest first, with their ticket's key and title. */
+export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (filter.ticketId !== undefined) {
+    where.push('r.ticket_id = ?');
+    args.push(filter.ticketId);
+  }
+  if (filter.projectId !== undefined) {
+    where.push('r.project_id = ?');
+    args.push(filter.projectId);
+  }
+  if (filter.status) {
+    where.push('r.status = ?');
+    args.push(filter.status);
+  }
+  return db
+    .prepare(
+      `SELECT r.*, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
+       FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = r.project_id
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
+    )
+    .all(...args, Math.min(Math.max(filter.limit ?? 50, 1), 500), Math.max(filter.offset ?? 0, 0)) as RunListItem[];
+}
+
+/** Run ids are generated here only: sortable by time, safe as a file name. */
+export function newRunId(at = Date.now()): string {
+  return `${at.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+export const RUN_ID = /^[a-z0-9]{6,12}-[0-9a-f]{8}$/;
+
+export interface Caps {
+  global: number;
+  perProject: number;
+  /** when false, at most one coding-agent run per project (agents would share one working tree) */
+  parallelCoding: boolean;
+}
+
+export type Reservation =
+  | { kind: 'reserved'; run: Run }
+  | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' };
+
+/**
+ * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
+ * column, unclaimed), counts live runs against both caps, and inserts the run and the claim. Caps
+ * are counted from the runs table, so they hold across restarts and no await can sit between the
+ * check and the reservation (lessons 5).
+ */
+export function reserveRun(db: Db, args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps }): Reservation {
+  return db.transaction((): Reservation => {
+    const t = db
+      .prepare(
+        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at, p.status AS project_status
+         FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
+      )
+      .get(args.ticketId) as { id: number; project_id: number; column_id: string; claimed_by_run: string | null; archived_at: number | null; column_entered_at: number; project_status: string } | undefined;
+    if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
+    const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
+    if (live.n >= args.caps.global) return { kind: 'global-cap' };
+    const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
+    if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
+    if (!args.caps.parallelCoding && args.agentTypeId === CODING_AGENT) {
+      const busy = db.prepare(`SELECT 1 FROM runs WHERE project_id = ? AND agent_type_id = ? AND status IN ('queued', 'running')`).get(t.project_id, CODING_AGENT);
+      if (busy) return { kind: 'serial' };
+    }
+    const now = Date.now();
+    const prior = db
+      .prepare(`SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ?`)
+      .get(t.id, t.column_id, t.column_entered_at) as { n: number };
+    const id = newRunId(now);
+    db.prepare(
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, attempt, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+    ).run(id, t.id, t.project_id, args.agentTypeId, args.model, t.column_id, prior.n + 1, now);
+    db.prepare(`UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ?`).run(id, now, t.id);
+    addSystemComment(db, t.id, 'claim', `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`, `${args.agentTypeId}:${id}`);
+    return { kind: 'reserved', run: getRun(db, id)! };
+  }).immediate();
+}
+
+export const CODING_AGENT = 'coding-agent';
+
+export function markRunStarted(db: Db, id: string, s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null }): boolean {
+  return (
+    db
+      .prepare(`UPDATE runs SET status = 'running', pid = ?, proc_start = ?, transcript_path = ?, cwd = ?, job_id = COALESCE(?, job_id), started_at = ? WHERE id = ? AND status = 'queued'`)
+      .run(s.pid, s.procStart, s.transcriptPath, s.cwd, s.jobId, Date.now(), id).changes === 1
+  );
+}
+
+export interface RunOutcome {
+  status: FinalStatus;
+  exitCode: number | null;
+  error: string | null;
+  resultText?: string | null;
+  tokensIn?: number | null;
+  tokensOut?: number | null;
+  costUsd?: number | null;
+  transcriptPath?: string | null;
+}
+
+export interface Policy {
+  circuitBreakerMaxRuns: number;
+  maxRetries: number;
+}
+
+export interface Finalized {
+  run: Run;
+  /** why the ticket was sent to `human`, when it was */
+  sentToHuman: string | null;
+}
+
+/**
+ * Ends a run exactly once: the status update is conditional on the run still being live, so a
+ * second finalize (recovery racing a watcher) changes nothing and returns null. In the same
+ * transaction the claim is released (the claim MUST be released whatever happened), the outcome
+ * is written to the history, and the retry limit and circuit breaker may send the ticket to human.
+ */
+export function finalizeRun(store: Store, id: string, outcome: RunOutcome, policy: Policy): Finalized | null {
+  const { db } = store;
+  return db.transaction((): Finalized | null => {
+    const changed = db
+      .prepare(
+        `UPDATE runs SET status = ?, exit_code = ?, error = ?, result_text = COALESCE(?, result_text), tokens_in = COALESCE(?, tokens_in),
+           tokens_out = COALESCE(?, tokens_out), cost_usd = COALESCE(?, cost_usd), transcript_path = COALESCE(?, transcript_path), ended_at = ?
+         WHERE id = ? AND status IN ('queued', 'running')`,
+      )
+      .run(
+        outcome.status,
+        outcome.exitCode,
+        outcome.error,
+        outcome.resultText ?? null,
+        outcome.tokensIn ?? null,
+        outcome.tokensOut ?? null,
+        outcome.costUsd ?? null,
+        outcome.transcriptPath ?? null,
+        Date.now(),
+        id,
+      ).changes;
+    if (changed === 0) return null;
+    const run = getRun(db, id)!;
+    db.prepare(`UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ? AND claimed_by_run = ?`).run(run.ticket_id, id);
+    const failed = FAILURE_STATUSES.includes(outcome.status);
+    if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
+    const ticket = db.prepare(`SELECT column_id, column_entered_at, archived_at FROM tickets WHERE id = ?`).get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null };
+    let sentToHuman: string | null = null;
+    if (ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human') {
+      const here = db
+        .prepare(`SELECT status FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? ORDER BY created_at, id`)
+        .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus }[];
+      let failuresInARow = 0;
+      for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) failuresInARow++;
+      if (outcome.status === RUN_STATUS.killed) {
+        sentToHuman = `The ${run.agent_type_id} run ${id} was stopped by the user; the ticket waits here so it is not started again.`;
+      } else if (failed && failuresInARow > policy.maxRetries) {
+        sentToHuman = `Gave up after ${failuresInARow} failed ${run.agent_type_id} runs in a row (max_retries is ${policy.maxRetries}). Last error: ${outcome.error ?? 'none recorded'}`;
+      } else if (here.length >= policy.circuitBreakerMaxRuns) {
+        sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${here.length} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
+      }
+      if (sentToHuman) moveTicket(store, run.ticket_id, 'human', { actor: 'system', comment: sentToHuman });
+    }
+    return { run: getRun(db, id)!, sentToHuman };
+  }).immediate();
+}
+
+function describeFailure(run: Run, o: RunOutcome): string {
+  const what = o.status === 'timeout' ? 'timed out and was killed with its process tree' : o.status === 'crashed' ? 'crashed' : 'failed';
+  return `The ${run.agent_type_id} run ${run.id} ${what}${o.exitCode !== null ? ` (exit code ${o.exitCode})` : ''}${o.error ? `: ${o.error}` : '.'}`;
+}
+
+export interface LiveRunCheck {
+  id: string;
+  started_at: number | null;
+  timeout_minutes: number;
+  /** the ticket left the run's column (or was archived) */
+  off_column: number;
+  ticket_column: string;
+  moved_by: string | null;
+}
+
+/** What the runtime's watch needs to know about its live runs, in one query. */
+export function liveRunChecks(db: Db, runIds: string[]): LiveRunCheck[] {
+  if (runIds.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT r.id, r.started_at, COALESCE(a.timeout_minutes, 30) AS timeout_minutes, t.column_id AS ticket_column,
+         (t.column_id != r.column_id OR t.archived_at IS NOT NULL) AS off_column,
+         (SELECT author FROM comments WHERE ticket_id = t.id AND type = 'move' ORDER BY id DESC LIMIT 1) AS moved_by
+       FROM runs r JOIN tickets t ON t.id = r.ticket_id LEFT JOIN agent_types a ON a.id = r.agent_type_id
+       WHERE r.id IN (SELECT value FROM json_each(?)) AND r.status IN ('queued', 'running')`,
+    )
+    .all(JSON.stringify(runIds)) as LiveRunCheck[];
+}
+
+export interface Claimable {
+  ticket_id: number;
+  column_id: string;
+  agent_type_id: string;
+  model: string;
+}
+
+/** Unclaimed tickets waiting in a project's agent columns: most urgent first, then oldest in the column. */
+export function claimableTickets(db: Db, projectId: number, limit = 200): Claimable[] {
+  return db
+    .prepare(
+      `SELECT t.id AS ticket_id, t.column_id, pc.agent_type_id, a.model
+       FROM project_columns pc
+       JOIN agent_types a ON a.id = pc.agent_type_id
+       JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
+       WHERE pc.project_id = ? AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
+       ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, t.column_entered_at, t.id
+       LIMIT ?`,
+    )
+    .all(projectId, limit) as Claimable[];
+}
+
+/** Releases claims held by runs that have ended (a crash between finalize steps cannot leave one, but a restored backup can). */
+export function releaseStaleClaims(db: Db): number {
+  return db
+    .prepare(
+      `UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL
+       WHERE claimed_by_run IN (SELECT id FROM runs WHERE status NOT IN ('queued', 'running'))`,
+    )
+    .run().changes;
 }

@@ -3,12 +3,19 @@
 import type { ConfigStore } from '../lib/config.js';
 import type { Paths } from '../lib/paths.js';
 import type { Store } from '../lib/store.js';
+import type { QueueName } from '../lib/queues.js';
 
 export interface EngineControls {
   /** Scan a project now (a ticket entered one of its agent columns). */
   wake(projectId: number): void;
   /** Stops a running agent run with its whole process tree; false when it is not running here. */
   killRun(runId: string): Promise<boolean>;
+  /** Agent runs this daemon is driving now. */
+  activeRuns(): { id: string; pid: number | null; ticket_id: number; agent_type_id: string; started_at: number | null }[];
+  /** The pools' state, for the queue inspector. */
+  health(): { pools: { name: string; active: number; last_error: string | null }[]; scheduler_error: string | null };
+  /** Makes a queue's pool look for jobs now (after a retry from the inspector). */
+  pokeQueue(name: QueueName): void;
 }
 
 export interface AppContext {

@@ -1,0 +1,289 @@
+// The agent runtime: takes a reserved run to its end. It spawns the agent (or adopts one that
+// survived a daemon restart), enforces the agent type's timeout, stops runs whose ticket left
+// their column (lessons 3), lets the user kill a run, and finalizes every run exactly once from its
+// exit and transcript. Agents are detached: stopping the daemon leaves them running, and the next
+// daemon adopts them by pid (checked against the process start time, so a reused pid is not ours).
+import fs from 'node:fs';
+import path from 'node:path';
+import { getAgentType, readPrompt } from './agentTypes.js';
+import { agentArgs, agentEnv, checkTicketTool, isAgentAlive, killTree, reapGroup, spawnAgent, taskMessage } from './agentProcess.js';
+import { finalizeRun, getRun, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
+import { readTranscriptResult } from './transcript.js';
+import { getProject } from './projects.js';
+import { requireTicket } from './tickets.js';
+import type { ConfigStore } from './config.js';
+import type { Logger } from './logger.js';
+import type { Paths } from './paths.js';
+import type { Store } from './store.js';
+
+/** How long an agent that moved its own ticket may take to exit before it is stopped (lessons 3). */
+export const SELF_MOVE_GRACE_MS = 15_000;
+/** How often live runs are checked against their timeout and their ticket's column. */
+const WATCH_INTERVAL_MS = 1_000;
+const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
+
+export interface Workspace {
+  cwd: string;
+  branch: string | null;
+  worktree: string | null;
+}
+
+export interface RuntimeDeps {
+  store: Store;
+  config: ConfigStore;
+  paths: Paths;
+  logger: Logger;
+  port: () => number;
+  /** where the run's agent works; the git layer gives a ticket worktree when parallel coding is on */
+  workspace: (run: Run) => Promise<Workspace>;
+  onFinalized: (f: Finalized) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Active {
+  run: Run;
+  pid: number | null;
+  procStart: string | null;
+  stop: { status: FinalStatus; why: string } | null;
+  /** the agent moved its own ticket; it gets a grace period to exit */
+  selfMoved: boolean;
+  done: Promise<void>;
+  timers: NodeJS.Timeout[];
+}
+
+export class AgentRuntime {
+  private readonly active = new Map<string, Active>();
+  private watchTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: RuntimeDeps) {}
+
+  start(): void {
+    this.watchTimer ??= setInterval(() => this.watch(), WATCH_INTERVAL_MS);
+    this.watchTimer.unref();
+  }
+
+  /** Forgets timers; agents keep running and are adopted by the next daemon. */
+  stop(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = null;
+    for (const a of this.active.values()) a.timers.forEach(clearTimeout);
+  }
+
+  runningCount(): number {
+    return this.active.size;
+  }
+
+  activeRuns(): { id: string; pid: number | null; ticket_id: number; agent_type_id: string; started_at: number | null }[] {
+    return [...this.active.values()].map((a) => ({ id: a.run.id, pid: a.pid, ticket_id: a.run.ticket_id, agent_type_id: a.run.agent_type_id, started_at: a.run.started_at }));
+  }
+
+  /**
+   * Drives one run to its end: spawns a queued run, adopts or buries a running one, and returns
+   * at once for a finished one. Safe to call twice for the same run (the second call waits).
+   */
+  async drive(runId: string, jobId: string | null): Promise<void> {
+    const existing = this.active.get(runId);
+    if (existing) return existing.done;
+    const run = getRun(this.deps.store.db, runId);
+    if (!run || (run.status !== RUN_STATUS.queued && run.status !== RUN_STATUS.running)) return;
+    const entry: Active = { run, pid: run.pid, procStart: run.proc_start, stop: null, selfMoved: false, done: Promise.resolve(), timers: [] };
+    this.active.set(runId, entry);
+    entry.done = (run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry)).finally(() => {
+      entry.timers.forEach(clearTimeout);
+      this.active.delete(runId);
+    });
+    return entry.done;
+  }
+
+  /** Stops a run at the user's request. False when no live run has that id. */
+  async kill(runId: string): Promise<boolean> {
+    const entry = this.active.get(runId);
+    if (entry) {
+      await this.stopRun(entry, RUN_STATUS.killed, 'stopped by the user');
+      await entry.done;
+      return true;
+    }
+    const run = getRun(this.deps.store.db, runId);
+    if (run?.status !== RUN_STATUS.queued) return false;
+    this.finalize(run, { status: RUN_STATUS.killed, exitCode: null, error: 'stopped by the user before it started' });
+    return true;
+  }
+
+  /**
+   * Checks every live run against its agent type's timeout and its ticket's column. Both are read
+   * from the database each time, so a changed timeout applies at once and a laptop's sleep cannot
+   * stretch a run past its limit.
+   */
+  watch(): void {
+    try {
+      const now = Date.now();
+      for (const c of liveRunChecks(this.deps.store.db, [...this.active.keys()])) {
+        const entry = this.active.get(c.id);
+        if (!entry || entry.stop || !entry.pid) continue;
+        const limitMs = Math.min(MAX_TIMEOUT_MS, c.timeout_minutes * 60_000);
+        if (c.started_at !== null && now - c.started_at > limitMs) {
+          void this.stopRun(entry, RUN_STATUS.timeout, `ran past its ${c.timeout_minutes}-minute timeout`);
+        } else if (c.off_column && c.moved_by === `${entry.run.agent_type_id}:${entry.run.id}`) {
+          if (entry.selfMoved) continue;
+          entry.selfMoved = true;
+          entry.timers.push(
+            setTimeout(() => {
+              void this.stopRun(entry, RUN_STATUS.success, `the agent moved the ticket to ${c.ticket_column} but did not exit within ${SELF_MOVE_GRACE_MS / 1000} s; stopped`);
+            }, SELF_MOVE_GRACE_MS),
+          );
+        } else if (c.off_column) {
+          void this.stopRun(entry, RUN_STATUS.killed, `the ticket was moved to ${c.ticket_column} by ${c.moved_by ?? 'someone'} while the agent ran`);
+        }
+      }
+    } catch (err) {
+      this.deps.logger.error('run watch failed', { error: (err as Error).message });
+    }
+  }
+
+  private async stopRun(entry: Active, status: FinalStatus, why: string): Promise<void> {
+    if (entry.stop) return;
+    entry.stop = { status, why };
+    this.deps.logger.info('stopping agent', { run: entry.run.id, ticket: entry.run.ticket_id, pid: entry.pid, reason: why });
+    if (entry.pid) await killTree(entry.pid);
+  }
+
+  private async launch(entry: Active, jobId: string | null): Promise<void> {
+    const { store, config, paths, logger } = this.deps;
+    const { db } = store;
+    const run = entry.run;
+    const cfg = config.get();
+    const fail = (error: string) => this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error });
+    let spawned;
+    const transcriptPath = path.join(paths.runs, `${run.id}.log`);
+    try {
+      const ticket = requireTicket(db, run.ticket_id);
+      const project = getProject(db, run.project_id);
+      const agentType = getAgentType(db, run.agent_type_id);
+      if (!fs.existsSync(project.path)) return fail(`the project folder is missing: ${project.path}`);
+      const prompt = readPrompt(paths.prompts, agentType.id);
+      if (prompt === null) return fail(`the prompt file is missing: ${path.join(paths.prompts, `${agentType.id}.md`)}`);
+      const toolProblem = checkTicketTool();
+      if (toolProblem) return fail(toolProblem);
+      const workspace = await this.deps.workspace(run);
+      const promptFile = path.join(paths.runs, `${run.id}.prompt.md`);
+      fs.mkdirSync(paths.runs, { recursive: true });
+      fs.writeFileSync(promptFile, prompt, { mode: 0o600 });
+      const key = `${ticket.abbreviation}-${ticket.number}`;
+      const env = agentEnv(cfg, this.deps.env ?? process.env, {
+        dbPath: paths.db,
+        ticketKey: key,
+        projectKey: project.abbreviation!,
+        runId: run.id,
+        agentType: agentType.id,
+        port: this.deps.port(),
+      });
+      const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools: agentType.allowed_tools, promptFile });
+      try {
+        spawned = await spawnAgent({
+          binary: cfg.claude_binary,
+          args,
+          env,
+          cwd: workspace.cwd,
+          transcriptPath,
+          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name }),
+        });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        return fail(
+          e.code === 'ENOENT'
+            ? `the agent binary "${cfg.claude_binary}" was not found; install the claude CLI or set claude_binary in config.json (or DISPATCH_CLAUDE_BIN)`
+            : `could not start the agent: ${e.message}`,
+        );
+      }
+      entry.pid = spawned.pid;
+      entry.procStart = spawned.procStart;
+      if (!markRunStarted(db, run.id, { pid: spawned.pid, procStart: spawned.procStart, transcriptPath, cwd: workspace.cwd, jobId })) {
+        // the run was finalized meanwhile (killed before it started): the agent must not work on
+        await killTree(spawned.pid);
+        return;
+      }
+      entry.run = getRun(db, run.id)!;
+      logger.info('agent spawned', { run: run.id, ticket: key, agent: agentType.id, pid: spawned.pid, cwd: workspace.cwd });
+    } catch (err) {
+      return fail(`could not prepare the run: ${(err as Error).message}`);
+    }
+    this.watch();
+    const exit = await spawned.exited;
+    reapGroup(spawned.pid);
+    this.conclude(entry, exit.code, exit.signal);
+  }
+
+  private async adopt(entry: Active): Promise<void> {
+    const run = entry.run;
+    if (!run.pid || !isAgentAlive(run.pid, run.proc_start)) {
+      this.conclude(entry, null, null, true);
+      return;
+    }
+    this.deps.logger.info('agent adopted', { run: run.id, ticket: run.ticket_id, pid: run.pid });
+    this.watch();
+    while (isAgentAlive(run.pid, run.proc_start)) await new Promise((r) => setTimeout(r, 250));
+    reapGroup(run.pid);
+    this.conclude(entry, null, null, true);
+  }
+
+  /** Judges the run from how it ended and its transcript, then finalizes it. */
+  private conclude(entry: Active, code: number | null, signal: NodeJS.Signals | null, adopted = false): void {
+    const transcriptPath = entry.run.transcript_path ?? path.join(this.deps.paths.runs, `${entry.run.id}.log`);
+    const result = readTranscriptResult(transcriptPath);
+    const stop = entry.stop;
+    let status: FinalStatus;
+    let error: string | null = null;
+    if (stop) {
+      status = stop.status;
+      error = stop.status === RUN_STATUS.success ? null : stop.why;
+      if (stop.status === RUN_STATUS.success) this.deps.logger.info('agent stopped after moving its ticket', { run: entry.run.id, reason: stop.why });
+    } else if (adopted && code === null) {
+      // not our child: the exit code is lost, the transcript is all we know
+      status = result ? (result.isError ? RUN_STATUS.failed : RUN_STATUS.success) : RUN_STATUS.crashed;
+      error = result?.isError ? result.resultText : result ? null : 'the agent ended while the daemon was down and left no result';
+    } else if (code === 0 && result && !result.isError) {
+      status = RUN_STATUS.success;
+    } else {
+      status = RUN_STATUS.failed;
+      error = result?.isError
+        ? (result.resultText ?? 'the agent reported an error')
+        : signal
+          ? `killed by ${signal}`
+          : code !== 0
+            ? `exited with code ${code}${result ? '' : ' and no result'}`
+            : 'exited without a result line';
+    }
+    this.finalize(entry.run, {
+      status,
+      exitCode: code,
+      error,
+      resultText: result?.resultText ?? null,
+      tokensIn: result?.tokensIn ?? null,
+      tokensOut: result?.tokensOut ?? null,
+      costUsd: result?.costUsd ?? null,
+      transcriptPath,
+    });
+  }
+
+  private finalize(run: Run, outcome: RunOutcome): void {
+    const { store, config, logger } = this.deps;
+    let maxRetries = 0;
+    try {
+      maxRetries = getAgentType(store.db, run.agent_type_id).max_retries;
+    } catch {
+      // an agent type deleted meanwhile: no retries
+    }
+    const done = finalizeRun(store, run.id, outcome, { circuitBreakerMaxRuns: config.get().agents.circuit_breaker_max_runs, maxRetries });
+    if (!done) return;
+    logger.info('agent run finished', {
+      run: run.id,
+      ticket: run.ticket_id,
+      agent: run.agent_type_id,
+      status: outcome.status,
+      exit_code: outcome.exitCode,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      ...(done.sentToHuman ? { sent_to_human: done.sentToHuman } : {}),
+    });
+    this.deps.onFinalized(done);
+  }
+}

@@ -1,0 +1,145 @@
+// A worker pool over one liteque queue. It dequeues only while it has a free slot (p-limit, whose
+// concurrency is read from config on every pass, so cap changes apply without a restart), so a
+// claimed job never waits in memory burning its lease. `poke()` makes it look at once (a wake must
+// reach a spawn in well under a second); otherwise it polls slowly as a safety net. The loop never
+// dies silently: an error is logged, kept as `lastError`, and the loop sleeps and goes on.
+// Each attempt is recorded in job_events, because liteque deletes completed jobs.
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { SqliteQueue } from 'liteque';
+import type { ZodType } from 'zod';
+import { LEASE_SECONDS, recordJobEnd, recordJobStart, type QueueName } from './queues.js';
+import type { Db } from './db/connection.js';
+import type { Logger } from './logger.js';
+
+/** Thrown by a handler when retrying cannot help (bad payload, a row that no longer exists). */
+export class PermanentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+
+export interface PoolOptions<T> {
+  name: QueueName;
+  queue: SqliteQueue<T>;
+  schema: ZodType<T>;
+  db: Db;
+  logger: Logger;
+  concurrency: () => number;
+  handler: (data: T, job: { id: string; attempt: number }) => Promise<void>;
+  /** @defaultValue 2000 */
+  idlePollMs?: number;
+}
+
+export interface Pool {
+  readonly name: QueueName;
+  start(): void;
+  poke(): void;
+  /** Stops dequeuing. In-flight handlers are left to finish (agents are detached and adopted on restart). */
+  stop(): Promise<void>;
+  active(): number;
+  lastError: string | null;
+}
+
+export function createPool<T>(opts: PoolOptions<T>): Pool {
+  const limit: LimitFunction = pLimit(Math.max(1, opts.concurrency()));
+  const idle = opts.idlePollMs ?? 2000;
+  let stopping = false;
+  let loop: Promise<void> | null = null;
+  let wakeUp: (() => void) | null = null;
+  let poked = false;
+  const inFlight = new Set<string>();
+
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (poked || stopping) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeUp = null;
+        resolve();
+      }
+      wakeUp = done;
+    });
+
+  async function runJob(job: { id: number; payload: string; allocationId: string; numRunsLeft: number; maxNumRuns: number }): Promise<void> {
+    const id = String(job.id);
+    const attempt = job.maxNumRuns - job.numRunsLeft;
+    let data: T | undefined;
+    let eventId = 0;
+    try {
+      data = opts.schema.parse(JSON.parse(job.payload));
+    } catch (err) {
+      opts.logger.error('job payload rejected', { queue: opts.name, job: id, error: (err as Error).message });
+    }
+    eventId = recordJobStart(opts.db, { jobId: id, queue: opts.name, attempt, payload: data ?? job.payload });
+    if (data === undefined) {
+      recordJobEnd(opts.db, eventId, 'failed', 'invalid payload');
+      await opts.queue.finalize(job.id, job.allocationId, 'failed');
+      return;
+    }
+    try {
+      await opts.handler(data, { id, attempt });
+      recordJobEnd(opts.db, eventId, 'completed', null);
+      await opts.queue.finalize(job.id, job.allocationId, 'completed');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const final = err instanceof PermanentError || job.numRunsLeft <= 0;
+      recordJobEnd(opts.db, eventId, final ? 'failed' : 'retry', message);
+      opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error: message });
+      // a retry waits a little longer each time, so a failing dependency is not hammered
+      await opts.queue.finalize(job.id, job.allocationId, final ? 'failed' : 'pending_retry', new Date(Date.now() + Math.min(60_000, 1000 * 2 ** attempt)));
+    }
+  }
+
+  async function pass(): Promise<void> {
+    limit.concurrency = Math.max(1, opts.concurrency());
+    while (!stopping && limit.activeCount + limit.pendingCount < limit.concurrency) {
+      const job = await opts.queue.attemptDequeue({ timeoutSecs: LEASE_SECONDS });
+      if (!job) return;
+      // in-process guard: the same job id must never run twice at once here
+      if (inFlight.has(String(job.id))) continue;
+      inFlight.add(String(job.id));
+      void limit(() => runJob(job))
+        .catch((err: unknown) => {
+          pool.lastError = (err as Error).message;
+          opts.logger.error('job bookkeeping failed', { queue: opts.name, job: job.id, error: (err as Error).stack ?? String(err) });
+        })
+        .finally(() => {
+          inFlight.delete(String(job.id));
+          pool.poke(); // a slot is free
+        });
+    }
+  }
+
+  const pool: Pool = {
+    name: opts.name,
+    lastError: null,
+    start() {
+      if (loop) return;
+      loop = (async () => {
+        while (!stopping) {
+          poked = false;
+          try {
+            await pass();
+          } catch (err) {
+            pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
+            opts.logger.error('pool pass failed', { queue: opts.name, error: (err as Error).stack ?? String(err) });
+          }
+          await sleep(idle);
+        }
+      })();
+    },
+    poke() {
+      poked = true;
+      wakeUp?.();
+    },
+    async stop() {
+      stopping = true;
+      wakeUp?.();
+      await loop;
+    },
+    active: () => limit.activeCount,
+  };
+  return pool;
+}

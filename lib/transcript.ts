@@ -1,0 +1,64 @@
+// Agent transcripts: the stream-json lines `claude -p --output-format stream-json --verbose`
+// writes (research/claude-cli.md §5). The final `result` line carries is_error, usage and cost;
+// `subtype` says "success" even on API errors, so only `is_error` and the exit code are trusted.
+import fs from 'node:fs';
+
+export interface TranscriptResult {
+  isError: boolean;
+  resultText: string | null;
+  costUsd: number | null;
+  tokensIn: number | null;
+  tokensOut: number | null;
+  numTurns: number | null;
+  durationMs: number | null;
+}
+
+const TAIL_BYTES = 512 * 1024;
+
+/** The final result of a transcript, read from its tail only (a transcript can be megabytes). */
+export function readTranscriptResult(file: string): TranscriptResult | null {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const length = Math.min(size, TAIL_BYTES);
+    const buf = Buffer.alloc(length);
+    fs.readSync(fd, buf, 0, length, size - length);
+    const lines = buf.toString('utf8').split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const line = lines[i]!.trim();
+      if (!line.startsWith('{') || !line.includes('"result"')) continue;
+      const summary = resultFromLine(line);
+      if (summary) return summary;
+    }
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function resultFromLine(line: string): TranscriptResult | null {
+  let e: Record<string, unknown>;
+  try {
+    e = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  if (e.type !== 'result') return null;
+  const usage = (e.usage ?? {}) as Record<string, unknown>;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const tokensIn = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((k) => num(usage[k])).filter((v): v is number => v !== null);
+  return {
+    isError: e.is_error === true,
+    resultText: typeof e.result === 'string' ? e.result.slice(0, 20_000) : null,
+    costUsd: num(e.total_cost_usd),
+    tokensIn: tokensIn.length ? tokensIn.reduce((a, b) => a + b, 0) : null,
+    tokensOut: num(usage.output_tokens),
+    numTurns: num(e.num_turns),
+    durationMs: num(e.duration_ms),
+  };
+}

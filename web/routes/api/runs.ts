@@ -1,0 +1,115 @@
+// /api/runs and /api/queues: agent runs with their transcripts, and the durable queues.
+import fs from 'node:fs';
+import { Router } from 'express';
+import { getRun, listRuns, RUN_ID, RUN_STATUS, type RunStatus } from '../../../lib/runs.js';
+import { deleteJob, getJob, jobEvents, JOB_STATUS, listJobs, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobStatus, type QueueName } from '../../../lib/queues.js';
+import { findTicket } from '../../../lib/tickets.js';
+import { NotFoundError, UserError } from '../../../lib/errors.js';
+import { queryInt } from '../../http.js';
+import type { AppContext } from '../../context.js';
+
+const TRANSCRIPT_CHUNK = 256 * 1024;
+
+function runById(ctx: AppContext, id: string) {
+  const run = RUN_ID.test(id) ? getRun(ctx.store.db, id) : undefined;
+  if (!run) throw new NotFoundError('run', id);
+  return run;
+}
+
+export function runsApi(ctx: AppContext): Router {
+  const r = Router();
+  const db = ctx.store.db;
+
+  r.get('/', (req, res) => {
+    const status = req.query.status;
+    if (status !== undefined && !Object.values(RUN_STATUS).includes(status as RunStatus)) throw new UserError(`status must be one of ${Object.values(RUN_STATUS).join(', ')}`, 'status');
+    let ticketId: number | undefined;
+    if (typeof req.query.ticket === 'string') {
+      const ticket = findTicket(db, req.query.ticket);
+      if (!ticket) throw new NotFoundError('ticket', req.query.ticket);
+      ticketId = ticket.id;
+    }
+    res.json({ runs: listRuns(db, { ticketId, status: status as RunStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
+  });
+
+  r.get('/active', (_req, res) => res.json({ runs: ctx.engine.activeRuns() }));
+
+  r.get('/:id', (req, res) => res.json({ run: runById(ctx, req.params.id) }));
+
+  /** A slice of the transcript from a byte offset, for `dispatch runs tail` and live pages. */
+  r.get('/:id/transcript', (req, res) => {
+    const run = runById(ctx, req.params.id);
+    const offset = queryInt(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
+    let text = '';
+    let next = offset;
+    // the path comes from the runs table, never from the request
+    if (run.transcript_path && run.transcript_path.startsWith(ctx.paths.runs) && fs.existsSync(run.transcript_path)) {
+      const fd = fs.openSync(run.transcript_path, 'r');
+      try {
+        const size = fs.fstatSync(fd).size;
+        const length = Math.max(0, Math.min(TRANSCRIPT_CHUNK, size - offset));
+        const buf = Buffer.alloc(length);
+        fs.readSync(fd, buf, 0, length, offset);
+        const lastNewline = buf.lastIndexOf(0x0a);
+        const whole = lastNewline >= 0 ? buf.subarray(0, lastNewline + 1) : length === TRANSCRIPT_CHUNK ? buf : Buffer.alloc(0);
+        text = whole.toString('utf8');
+        next = offset + whole.length;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    const live = run.status === RUN_STATUS.queued || run.status === RUN_STATUS.running;
+    res.json({ run_id: run.id, status: run.status, text, next_offset: next, done: !live });
+  });
+
+  r.post('/:id/kill', async (req, res) => {
+    const run = runById(ctx, req.params.id);
+    const killed = await ctx.engine.killRun(run.id);
+    if (!killed) throw new UserError(`run ${run.id} is not running (${getRun(db, run.id)!.status})`, 'id');
+    res.json({ ok: true, run: getRun(db, run.id) });
+  });
+  return r;
+}
+
+export function queuesApi(ctx: AppContext): Router {
+  const r = Router();
+  const db = ctx.store.db;
+  const jobId = (raw: string) => {
+    const id = Number(raw);
+    if (!Number.isInteger(id) || id <= 0) throw new UserError('job id must be a positive whole number', 'id');
+    return id;
+  };
+
+  r.get('/', (_req, res) => res.json({ queues: queueCounts(db), recent: recentJobEvents(db, 20), engine: ctx.engine.health() }));
+
+  r.get('/jobs', (req, res) => {
+    const { queue, status } = req.query;
+    if (queue !== undefined && !QUEUE_NAMES.includes(queue as QueueName)) throw new UserError(`queue must be one of ${QUEUE_NAMES.join(', ')}`, 'queue');
+    if (status !== undefined && !Object.values(JOB_STATUS).includes(status as JobStatus)) throw new UserError(`status must be one of ${Object.values(JOB_STATUS).join(', ')}`, 'status');
+    res.json({
+      jobs: listJobs(db, { queue: queue as QueueName | undefined, status: status as JobStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }),
+    });
+  });
+
+  r.get('/jobs/:id', (req, res) => {
+    const id = jobId(req.params.id);
+    const job = getJob(db, id);
+    const events = jobEvents(db, String(id));
+    if (!job && events.length === 0) throw new NotFoundError('job', id);
+    res.json({ job: job ?? null, events });
+  });
+
+  r.post('/jobs/:id/retry', (req, res) => {
+    const id = jobId(req.params.id);
+    if (!retryJob(db, id)) throw new UserError(`job ${id} is not a failed job`, 'id');
+    ctx.engine.pokeQueue(getJob(db, id)!.queue);
+    res.json({ ok: true, job: getJob(db, id) });
+  });
+
+  r.post('/jobs/:id/delete', (req, res) => {
+    const id = jobId(req.params.id);
+    if (!deleteJob(db, id)) throw new UserError(`job ${id} cannot be deleted: it is running or gone`, 'id');
+    res.json({ ok: true });
+  });
+  return r;
+}

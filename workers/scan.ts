@@ -1,0 +1,55 @@
+// The scan worker: one project's heartbeat. It reserves runs for unclaimed tickets in agent columns
+// (most urgent first) until a cap is reached, hands each reservation to the agent-run queue, and
+// records the scan so the heartbeat backs off when there was nothing to do.
+import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
+import { claimableTickets, reserveRun } from '../lib/runs.js';
+import { getProject } from '../lib/projects.js';
+import { createPool, type Pool } from '../lib/pool.js';
+import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
+import type { WorkerDeps } from './index.js';
+
+export interface ScanResult {
+  waiting: number;
+  reserved: string[];
+  blockedBy: string | null;
+}
+
+export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult> {
+  const { db } = deps.store;
+  const cfg = deps.config.get();
+  const project = getProject(db, p.projectId);
+  const result: ScanResult = { waiting: 0, reserved: [], blockedBy: null };
+  if (project.status !== 'active') return result;
+  const seq = getHeartbeat(db, project.id)?.wake_seq ?? p.wakeSeq;
+  const waiting = claimableTickets(db, project.id);
+  result.waiting = waiting.length;
+  const caps = { global: cfg.agents.max_concurrent_global, perProject: cfg.agents.max_concurrent_per_project, parallelCoding: cfg.agents.parallel_coding };
+  for (const t of waiting) {
+    const r = reserveRun(db, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
+    if (r.kind === 'reserved') {
+      result.reserved.push(r.run.id);
+      await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
+    } else if (r.kind === 'global-cap' || r.kind === 'project-cap') {
+      result.blockedBy = r.kind;
+      break;
+    }
+  }
+  recordScan(db, project.id, seq, waiting.length > 0, cfg.heartbeat);
+  if (result.reserved.length) deps.pokeAgents();
+  return result;
+}
+
+export function buildScanWorker(deps: WorkerDeps): Pool {
+  return createPool({
+    name: QUEUE.scan,
+    queue: deps.queues.scan,
+    schema: scanPayload,
+    db: deps.store.db,
+    logger: deps.logger,
+    concurrency: () => 2,
+    idlePollMs: 5000,
+    handler: async (data) => {
+      await scanProject(deps, data);
+    },
+  });
+}
