@@ -8,6 +8,7 @@ import { packageVersion } from '../lib/daemon.js';
 import { daemonCommands } from './commands/daemon.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
+import { queueCommands, runCommands } from './commands/runs.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -18,6 +19,8 @@ export function buildCli(argv: string[]) {
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
     .command('projects', 'list, register and discover projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
+    .command('runs', 'agent runs and their transcripts', runCommands)
+    .command('queue', 'the durable job queues', queueCommands)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()

@@ -62,3 +62,35 @@ function resultFromLine(line: string): TranscriptResult | null {
     durationMs: num(e.duration_ms),
   };
 }
+
+/** One transcript line as a line of readable text (for `dispatch runs tail`); null for noise. */
+export function describeTranscriptLine(line: string): string | null {
+  let e: Record<string, any>;
+  try {
+    e = JSON.parse(line) as Record<string, any>;
+  } catch {
+    return line.length > 300 ? `${line.slice(0, 300)}… (${line.length} characters)` : line;
+  }
+  if (e.type === 'system' && e.subtype === 'init') return `── session ${e.session_id} · ${e.model} · ${e.permissionMode} · ${e.cwd}`;
+  if (e.type === 'system' && e.subtype === 'api_retry') return `   (API retry ${e.attempt}/${e.max_retries}: ${e.error_status ?? ''})`;
+  if (e.type === 'assistant') {
+    return (e.message?.content ?? [])
+      .map((b: any) => (b.type === 'text' ? `assistant: ${b.text}` : b.type === 'tool_use' ? `tool ${b.name}: ${typeof b.input?.command === 'string' ? b.input.command : JSON.stringify(b.input)}` : null))
+      .filter(Boolean)
+      .join('\n') || null;
+  }
+  if (e.type === 'user') {
+    return (e.message?.content ?? [])
+      .filter((b: any) => b.type === 'tool_result')
+      .map((b: any) => {
+        const text = typeof b.content === 'string' ? b.content : JSON.stringify(b.content);
+        return `  ${b.is_error ? '✗' : '→'} ${text.length > 500 ? `${text.slice(0, 500)}…` : text}`;
+      })
+      .join('\n') || null;
+  }
+  if (e.type === 'result') {
+    const cost = typeof e.total_cost_usd === 'number' ? ` · $${e.total_cost_usd.toFixed(4)}` : '';
+    return `── ${e.is_error ? 'error' : 'result'} after ${e.num_turns ?? '?'} turns${cost}: ${e.result ?? ''}`;
+  }
+  return null;
+}

@@ -1,0 +1,83 @@
+// Helpers for engine tests: a real daemon whose agent binary is the fake claude, projects
+// registered through the API, scripted tickets, and read-only access to the daemon's database.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { repoRoot, startTestDaemon, type DaemonOptions, type RunningDaemon } from './daemon.js';
+
+export const fakeClaude = path.join(repoRoot, '__tests__', 'fixtures', 'fake-claude.cjs');
+
+export interface EngineDaemon extends RunningDaemon {
+  db(): Database.Database;
+  project(name: string, type?: string, abbreviation?: string): Promise<{ id: number; abbreviation: string; path: string }>;
+  ticket(project: string, column: string, script: unknown, title?: string, priority?: string): Promise<{ id: number; key: string }>;
+  runs(ticketKey?: string): any[];
+  ticketRow(key: string): any;
+}
+
+export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<string, unknown> } = {}): Promise<EngineDaemon> {
+  const d = (await startTestDaemon({ ...opts, env: { DISPATCH_CLAUDE_BIN: fakeClaude, ...opts.env } })) as EngineDaemon;
+  let handle: Database.Database | null = null;
+  d.db = () => (handle ??= new Database(path.join(d.home, 'tasks.db'), { readonly: true, fileMustExist: true }));
+  const stop = d.stop.bind(d);
+  d.stop = async (signal) => {
+    handle?.close();
+    handle = null;
+    return stop(signal);
+  };
+  d.project = async (name, type = 'software-dev', abbreviation) => {
+    const dir = path.join(d.projectsRoot, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const res = await d.api('POST', '/api/projects', { path: dir, type, abbreviation });
+    if (res.status !== 201) throw new Error(`register failed: ${JSON.stringify(res.body)}`);
+    return res.body.project;
+  };
+  d.ticket = async (project, column, script, title = 'a ticket', priority = 'normal') => {
+    const body = script === undefined ? 'no script' : `Scripted for the fake agent.\n\n\`\`\`fake-claude\n${JSON.stringify(script)}\n\`\`\`\n`;
+    const res = await d.api('POST', '/api/tickets', { project, title, body, column, priority });
+    if (res.status !== 201) throw new Error(`ticket failed: ${JSON.stringify(res.body)}`);
+    return res.body.ticket;
+  };
+  d.runs = (ticketKey) => {
+    if (!ticketKey) return d.db().prepare(`SELECT * FROM runs ORDER BY created_at, id`).all();
+    const t = d.ticketRow(ticketKey);
+    return d.db().prepare(`SELECT * FROM runs WHERE ticket_id = ? ORDER BY created_at, id`).all(t.id);
+  };
+  d.ticketRow = (key) => {
+    const [abbr, n] = key.split('-');
+    return d.db().prepare(`SELECT t.* FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(n));
+  };
+  return d;
+}
+
+export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000, everyMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export function comments(d: EngineDaemon, key: string): any[] {
+  return d.db().prepare(`SELECT * FROM comments WHERE ticket_id = ? ORDER BY id`).all(d.ticketRow(key).id);
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
