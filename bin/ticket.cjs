@@ -142,9 +142,10 @@ function ping(projectId) {
   if (!Number.isInteger(port) || port <= 0) return Promise.resolve();
   return new Promise((resolve) => {
     const http = require('node:http');
-    const headers = { 'content-type': 'application/json', 'content-length': 2 };
+    // no keep-alive: an open socket would hold this process (and the agent waiting on it) for seconds
+    const headers = { 'content-type': 'application/json', 'content-length': 2, connection: 'close' };
     if (process.env.DISPATCH_API_TOKEN) headers.authorization = `Bearer ${process.env.DISPATCH_API_TOKEN}`;
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/api/projects/${projectId}/wake`, headers, timeout: 1000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/api/projects/${projectId}/wake`, headers, agent: false, timeout: 1000 }, (res) => {
       res.resume();
       res.on('end', resolve);
     });
