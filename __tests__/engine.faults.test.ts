@@ -257,3 +257,22 @@ test('better-sqlite3 stays at the version whose transactions the liteque claim r
   const installed = JSON.parse(fs.readFileSync(path.join(repoRoot, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')).version;
   expect(installed).toBe('11.9.1');
 });
+
+test('SIGTERM stops the daemon gracefully, leaves agents running, and the next daemon adopts them', async () => {
+  let d = await startEngineDaemon();
+  const root = d.root;
+  try {
+    await d.project('calm', 'research', 'cm');
+    const t = await d.ticket('cm', 'researcher', { researcher: [{ do: 'sleep', ms: 3000 }, { do: 'move', to: 'done' }] });
+    const run = await waitFor('running', () => d.runs(t.key).find((r) => r.status === 'running'));
+    expect(await d.stop('SIGTERM')).toBe(0);
+    expect(fs.existsSync(path.join(d.home, 'daemon.pid'))).toBe(false);
+    expect(pidAlive(run.pid)).toBe(true);
+    d = await startEngineDaemon({ root });
+    await waitFor('done', () => d.ticketRow(t.key).column_id === 'done', 20_000);
+    await waitFor('finalized', () => d.runs(t.key)[0].ended_at);
+    expect(d.runs(t.key).map((r) => [r.id, r.status])).toEqual([[run.id, 'success']]);
+  } finally {
+    await d.stop();
+  }
+});

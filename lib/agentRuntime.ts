@@ -203,6 +203,8 @@ export class AgentRuntime {
         return;
       }
       entry.run = getRun(db, run.id)!;
+      // a kill that arrived while the process was starting
+      if (entry.stop) await killTree(spawned.pid);
       logger.info('agent spawned', { run: run.id, ticket: key, agent: agentType.id, pid: spawned.pid, cwd: workspace.cwd });
     } catch (err) {
       return fail(`could not prepare the run: ${(err as Error).message}`);
