@@ -101,6 +101,21 @@ describe('prepareWorkspace', () => {
     expect(requireTicket(h.db, t.id)).toMatchObject({ branch: null, worktree_path: null });
   });
 
+  test('a ticket already on its branch keeps its worktree when parallel coding is turned off; others work in place', async () => {
+    const p = gitProject();
+    const started = ticket(p);
+    const ws = await prepare(p, started.id, true);
+    expect(await prepare(p, started.id, false)).toEqual(ws);
+    const later = ticket(p);
+    expect(await prepare(p, later.id, false)).toEqual({ cwd: p.path, branch: null, worktree: null });
+    // a branch deleted by hand: back to the project folder, nothing recreated
+    fs.rmSync(ws.cwd, { recursive: true, force: true });
+    sh(p.path, ['worktree', 'prune']);
+    sh(p.path, ['branch', '-D', 'ticket/ap-1']);
+    expect(await prepare(p, started.id, false)).toEqual({ cwd: p.path, branch: null, worktree: null });
+    expect(branches(p.path)).toEqual(['main']);
+  });
+
   test('a folder that is not a repository, and a repository without a commit, fall back to the project folder without error', async () => {
     const plain = h.addProject('plain', 'software-dev', 'pl');
     const t1 = ticket(plain);

@@ -48,7 +48,7 @@ const MERGE_TIMEOUT_MS = 10 * 60_000;
 const LISTED_FILES = 50;
 
 function fileList(files: string[]): string {
-  const shown = files.slice(0, LISTED_FILES).map((f) => `- ${f}`);
+  const shown = files.slice(0, LISTED_FILES).map((f) => `- ${f.trim()}`);
   if (files.length > LISTED_FILES) shown.push(`- … and ${files.length - LISTED_FILES} more`);
   return shown.join('\n');
 }

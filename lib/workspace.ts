@@ -2,7 +2,8 @@
 // branch `ticket/<key>` forked from the main branch, checked out in its own worktree under
 // `<home>/worktrees/<abbr>/<key>`; every agent of the ticket (reviewers too) works there.
 // Anything else (parallel coding off, a folder that is not a repository, a repository without a
-// commit) works in the project folder itself (lessons 10). Worktree changes run under the
+// commit) works in the project folder itself (lessons 10); a ticket that already has its branch
+// keeps working there even if parallel coding is turned off. Worktree changes run under the
 // repository's lock, so two agents of one ticket starting at once share one worktree.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,8 +51,12 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
   const { db } = args.store;
   const project = getProject(db, args.projectId);
   const inPlace: Workspace = { cwd: project.path, branch: null, worktree: null };
-  if (!args.parallelCoding) return inPlace;
+  // a ticket already on its own branch keeps it when parallel coding is turned off midway: its
+  // work lives on that branch, and the merge worker brings it to main when the ticket is done
+  const recorded = requireTicket(db, args.ticketId).branch;
+  if (!args.parallelCoding && !recorded) return inPlace;
   if (!(await isRepo(project.path)) || !(await hasCommits(project.path))) return inPlace;
+  if (!args.parallelCoding && !(await branchExists(project.path, recorded!))) return inPlace;
   return withRepoLock(project.path, async () => {
     // re-read under the lock: a racing call may have just created the worktree
     const ticket = requireTicket(db, args.ticketId);
