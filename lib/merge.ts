@@ -156,7 +156,11 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
   const before = { head: await headCommit(repo), status: await statusLines(repo) };
   const message = `Merge ${branch}: ${ticket.title}`;
   try {
-    await git(repo, ['merge', '--no-ff', '--no-edit', '-m', message, branch], { timeoutMs: MERGE_TIMEOUT_MS });
+    // two steps, so that while the merge commit is being made (the user's commit hooks run then)
+    // MERGE_HEAD marks the merge as ours and a crash leaves a merge the next run recognises and
+    // aborts. A one-step merge runs its pre-merge-commit hook on an updated tree with no MERGE_HEAD.
+    await git(repo, ['merge', '--no-ff', '--no-commit', '-m', message, branch], { timeoutMs: MERGE_TIMEOUT_MS });
+    await git(repo, ['commit', '--quiet', '-m', message], { timeoutMs: MERGE_TIMEOUT_MS });
   } catch (err) {
     return recoverFailedMerge({ ...args, branch, main, before, worktreePath: worktree?.path ?? null, error: err });
   }
