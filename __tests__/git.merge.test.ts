@@ -240,6 +240,17 @@ describe('mergeTicket', () => {
     expect(porcelain(p.path)).toBe('');
   });
 
+  test('a crash that left MERGE_HEAD and git\'s index.lock is recovered', async () => {
+    const a = await finishedTicket('Feature', { 'a.txt': 'A\n' });
+    sh(p.path, ['merge', '--no-ff', '--no-commit', '-m', 'Merge ticket/ap-1: Feature', 'ticket/ap-1']);
+    fs.writeFileSync(path.join(p.path, '.git', 'index.lock'), '');
+    const r = await merge(a.id);
+    expect(r.status).toBe('merged');
+    expect(fs.existsSync(path.join(p.path, '.git', 'index.lock'))).toBe(false);
+    expect(mergeHeadExists(p.path)).toBe(false);
+    expect(porcelain(p.path)).toBe('');
+  });
+
   test('a crash after the merge commit, before it was recorded, finishes the job without merging twice', async () => {
     const a = await finishedTicket('Feature', { 'a.txt': 'A\n' });
     sh(p.path, ['merge', '-q', '--no-ff', '-m', 'Merge ticket/ap-1: Feature', 'ticket/ap-1']);

@@ -242,7 +242,7 @@ export interface StaleMergeResult {
  * Aborts a merge the daemon left behind when it crashed mid-merge (lessons 8). A merge is ours
  * when MERGE_MSG says "Merge ticket/..." or MERGE_HEAD is the tip of a `ticket/` branch; any
  * other merge in progress is the user's own, possibly with hand-resolved conflicts, and is never
- * aborted.
+ * aborted. Callers MUST hold the repository lock (`withRepoLock`).
  */
 export async function abortStaleMerge(repo: string): Promise<StaleMergeResult> {
   const mergeHeadFile = await gitPath(repo, 'MERGE_HEAD');
@@ -257,6 +257,11 @@ export async function abortStaleMerge(repo: string): Promise<StaleMergeResult> {
   const ticketTips = new Set(splitZ(await git(repo, ['for-each-ref', '--format=%(objectname)%00', 'refs/heads/ticket/'])).map((s) => s.trim()));
   const ours = message.startsWith('Merge ticket/') || (mergeHeads.length > 0 && mergeHeads.every((h) => ticketTips.has(h)));
   if (!ours) return { aborted: false, foreign: true };
+  // a crash during the merge's commit step leaves git's index.lock behind, which would make the
+  // abort fail; with our merge stale and no merge of ours running (callers hold the repository
+  // lock), that lock file can only be the dead merge's
+  const indexLock = `${await gitPath(repo, 'index')}.lock`;
+  if (fs.existsSync(indexLock)) fs.rmSync(indexLock, { force: true });
   await git(repo, ['merge', '--abort']);
   return { aborted: true, foreign: false };
 }
