@@ -191,6 +191,16 @@ describe('prepareWorkspace', () => {
     expect(fs.existsSync(path.join(ws.cwd, 'README.md'))).toBe(true);
   });
 
+  test('a ticket branch checked out in the project folder itself is refused with a clear error, never used as the agents\' folder', async () => {
+    const p = gitProject();
+    const t = ticket(p);
+    const ws = await prepare(p, t.id);
+    fs.rmSync(ws.cwd, { recursive: true, force: true });
+    sh(p.path, ['worktree', 'prune']);
+    sh(p.path, ['switch', '-q', 'ticket/ap-1']);
+    await expect(prepare(p, t.id)).rejects.toThrow(/branch ticket\/ap-1 is checked out in the project folder/);
+  });
+
   test('the configured main branch is the fork point', async () => {
     const p = gitProject();
     sh(p.path, ['switch', '-q', '-c', 'develop']);

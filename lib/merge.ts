@@ -109,7 +109,7 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
     main = await detectMainBranch(repo, args.mainBranch);
   } catch (err) {
     if (!(err instanceof GitError)) throw err;
-    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr} Fix the project's main branch setting (or create the branch), then move ${key} back to done.`);
+    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr}. Fix the project's main branch setting (or create the branch), then move ${key} back to done.`);
   }
 
   const tip = await branchTip(repo, branch);

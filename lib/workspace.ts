@@ -66,6 +66,10 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
     const repo = project.path;
 
     const checkedOut = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path));
+    if (checkedOut && samePath(checkedOut.path, repo)) {
+      // agents never work in the user's own checkout, and git allows a branch in one place only
+      throw new GitError(['worktree', 'add', wanted, branch], null, `branch ${branch} is checked out in the project folder ${repo}; switch that folder to another branch so ${key}'s agents can work in their own worktree`, '');
+    }
     if (checkedOut) {
       if (checkedOut.path !== ticket.worktree_path || ticket.branch !== branch) {
         recordWorkspace(db, ticket.id, { branch, worktreePath: checkedOut.path, freshBranch: false });
