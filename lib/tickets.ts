@@ -344,3 +344,47 @@ export function board(db: Db, projectRef: string | number, doneLimit: number, pe
     return { ...col, count, tickets, truncated: count > tickets.length };
   });
 }
+
+export interface MergeRecord {
+  merged_at: number | null;
+  merge_commit: string | null;
+}
+
+/** When and by which commit the ticket's branch was last merged into the main branch. */
+export function getMergeRecord(db: Db, ticketId: number): MergeRecord {
+  const row = db.prepare(`SELECT merged_at, merge_commit FROM tickets WHERE id = ?`).get(ticketId) as MergeRecord | undefined;
+  if (!row) throw new NotFoundError('ticket', ticketId);
+  return row;
+}
+
+/**
+ * Records the ticket's branch and worktree. A branch created afresh (first run, or a ticket
+ * reopened after its branch was merged and deleted) starts unmerged.
+ */
+export function recordWorkspace(db: Db, ticketId: number, ws: { branch: string; worktreePath: string; freshBranch: boolean }): void {
+  const fresh = ws.freshBranch ? 1 : 0;
+  db.prepare(
+    `UPDATE tickets SET branch = ?, worktree_path = ?, updated_at = ?,
+       merged_at = CASE WHEN ? THEN NULL ELSE merged_at END, merge_commit = CASE WHEN ? THEN NULL ELSE merge_commit END
+     WHERE id = ?`,
+  ).run(ws.branch, ws.worktreePath, Date.now(), fresh, fresh, ticketId);
+}
+
+/** Forgets the ticket's worktree folder once it is removed; the branch name stays as history. */
+export function clearWorktree(db: Db, ticketId: number): void {
+  db.prepare(`UPDATE tickets SET worktree_path = NULL, updated_at = ? WHERE id = ?`).run(Date.now(), ticketId);
+}
+
+/** Marks the ticket merged (by `commit`, or null when there was nothing to merge) and writes the `merge` comment, in one transaction. */
+export function recordMerge(db: Db, ticketId: number, commit: string | null, comment: string, author: string): void {
+  db.transaction(() => {
+    const now = Date.now();
+    db.prepare(`UPDATE tickets SET merged_at = ?, merge_commit = ?, updated_at = ? WHERE id = ?`).run(now, commit, now, ticketId);
+    addSystemComment(db, ticketId, 'merge', comment, author);
+  }).immediate();
+}
+
+/** The project's tickets that have a worktree folder recorded. */
+export function ticketsWithWorktrees(db: Db, projectId: number): Ticket[] {
+  return db.prepare(`SELECT * FROM tickets WHERE project_id = ? AND worktree_path IS NOT NULL`).all(projectId) as Ticket[];
+}

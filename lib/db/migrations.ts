@@ -164,6 +164,15 @@ CREATE INDEX job_events_by_job ON job_events (job_id, id);
 CREATE INDEX job_events_recent ON job_events (id DESC);
 `,
   },
+  // version 2 is the engine's (queues and scheduler), landing from another branch
+  {
+    version: 3,
+    name: 'ticket merge record',
+    sql: `
+ALTER TABLE tickets ADD COLUMN merged_at INTEGER;
+ALTER TABLE tickets ADD COLUMN merge_commit TEXT;
+`,
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

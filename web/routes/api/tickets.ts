@@ -1,7 +1,8 @@
-// /api/tickets and /api/inbox: file, list, show, edit, comment, find, move.
+// /api/tickets and /api/inbox: file, list, show, edit, comment, find, move, branch diff.
 import { Router } from 'express';
 import { addComment, addFinding, createTicket, getThread, inbox, listTickets, moveTicket, requireTicket, toView, updateTicket } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
+import { ticketDiff } from '../../../lib/merge.js';
 import { bodyObject, HUMAN, optionalString, queryInt, requiredString } from '../../http.js';
 import type { AppContext } from '../../context.js';
 
@@ -37,6 +38,16 @@ export function ticketsApi(ctx: AppContext): Router {
   r.get('/:ref', (req, res) => {
     const ticket = requireTicket(db, req.params.ref);
     res.json({ ticket: toView(ticket), comments: getThread(db, ticket.id), runs: listRunsForTicket(db, ticket.id) });
+  });
+
+  r.get('/:ref/diff', async (req, res) => {
+    const ticket = requireTicket(db, req.params.ref);
+    const diff = await ticketDiff({ store, ticketId: ticket.id });
+    if (!diff) {
+      res.status(404).json({ error: `ticket ${toView(ticket).key} has no branch to diff` });
+      return;
+    }
+    res.json({ diff });
   });
 
   r.patch('/:ref', (req, res) => {

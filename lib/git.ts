@@ -1,0 +1,319 @@
+// A thin async wrapper around the git CLI: execFile (no shell), always `-C <dir>`, no prompts, no
+// pager, a bounded timeout, and errors that carry git's own stderr. Repository inspection and the
+// clean-up of state a crash can leave behind (a stale MERGE_HEAD, locked or vanished worktrees)
+// live here too. Every operation that changes a repository runs under `withRepoLock`, so the
+// daemon never runs two of its own git writes on one repository at once.
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Variables that would point git at another repository than the `-C` folder. */
+const REDIRECTING_ENV = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX'];
+
+function gitEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', PAGER: 'cat', GIT_EDITOR: 'true', GIT_MERGE_AUTOEDIT: 'no', LC_ALL: 'C' };
+  for (const key of REDIRECTING_ENV) delete env[key];
+  return env;
+}
+
+/** A git command that failed: the command line, its exit code and git's stderr. */
+export class GitError extends Error {
+  constructor(
+    readonly args: readonly string[],
+    readonly code: number | string | null,
+    readonly stderr: string,
+    readonly stdout: string,
+  ) {
+    super(`git ${args.join(' ')} failed${code === null ? '' : ` (exit ${code})`}: ${stderr.trim() || stdout.trim() || 'no output'}`);
+    this.name = 'GitError';
+  }
+}
+
+export interface GitOptions {
+  /**
+   * Kills git after this long; merges run the user's hooks, so they get longer.
+   * @defaultValue 120000
+   */
+  timeoutMs?: number;
+}
+
+const MAX_OUTPUT = 64 * 1024 * 1024;
+
+/** Runs `git -C dir ...args` and resolves with stdout; rejects with a GitError on a non-zero exit. */
+export function git(dir: string, args: string[], opts: GitOptions = {}): Promise<string> {
+  const full = ['-C', dir, ...args];
+  return new Promise((resolve, reject) => {
+    execFile('git', full, { env: gitEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: MAX_OUTPUT, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
+      const killed = (err as { killed?: boolean }).killed ? `killed after ${opts.timeoutMs ?? 120_000} ms. ` : '';
+      reject(new GitError(args, code, killed + (stderr || err.message), stdout));
+    });
+  });
+}
+
+/** Like `git`, but resolves false instead of throwing when git exits non-zero (a yes/no question). */
+export async function gitOk(dir: string, args: string[]): Promise<boolean> {
+  try {
+    await git(dir, args);
+    return true;
+  } catch (err) {
+    if (err instanceof GitError && typeof err.code === 'number') return false;
+    throw err;
+  }
+}
+
+/**
+ * Runs git and keeps at most `maxBytes` of stdout, stopping git once the cap is reached, so a huge
+ * diff never lands in memory. The kept text ends at a line boundary.
+ */
+export function gitCapped(dir: string, args: string[], maxBytes: number, opts: GitOptions = {}): Promise<{ text: string; truncated: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('git', ['-C', dir, ...args], { env: gitEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let truncated = false;
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (truncated) return;
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > maxBytes) {
+        truncated = true;
+        child.kill('SIGTERM');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 16_384) stderr += d.toString('utf8');
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (!truncated && code !== 0) return reject(new GitError(args, code, stderr, ''));
+      let buf = Buffer.concat(chunks);
+      if (truncated) {
+        buf = buf.subarray(0, maxBytes);
+        const lastNewline = buf.lastIndexOf(0x0a);
+        if (lastNewline >= 0) buf = buf.subarray(0, lastNewline + 1);
+      }
+      resolve({ text: buf.toString('utf8'), truncated });
+    });
+  });
+}
+
+const locks = new Map<string, Promise<unknown>>();
+
+function lockKey(repo: string): string {
+  try {
+    return fs.realpathSync(repo);
+  } catch {
+    return path.resolve(repo);
+  }
+}
+
+/**
+ * Runs `fn` after every earlier holder of the same repository's lock has finished. One in-process
+ * lock per repository: worktree creation, merges and pruning of one repository never interleave.
+ */
+export function withRepoLock<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+  const key = lockKey(repo);
+  const previous = locks.get(key) ?? Promise.resolve();
+  const run = previous.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  locks.set(key, tail);
+  void tail.then(() => {
+    if (locks.get(key) === tail) locks.delete(key);
+  });
+  return run;
+}
+
+/**
+ * True when `dir` is the top level of a git working tree. A folder nested inside some other
+ * repository (say, a projects root that is itself under git) is not a repository of its own.
+ */
+export async function isRepo(dir: string): Promise<boolean> {
+  if (!fs.existsSync(dir)) return false;
+  let top: string;
+  try {
+    top = (await git(dir, ['rev-parse', '--show-toplevel'])).trim();
+  } catch (err) {
+    if (err instanceof GitError) return false;
+    throw err;
+  }
+  return Boolean(top) && lockKey(top) === lockKey(dir);
+}
+
+/** True when the repository has at least one commit (HEAD resolves). */
+export function hasCommits(repo: string): Promise<boolean> {
+  return gitOk(repo, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
+}
+
+export function branchExists(repo: string, branch: string): Promise<boolean> {
+  return gitOk(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`]);
+}
+
+/** The commit a local branch points at, or null when there is no such branch. */
+export async function branchTip(repo: string, branch: string): Promise<string | null> {
+  try {
+    return (await git(repo, ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`])).trim() || null;
+  } catch (err) {
+    if (err instanceof GitError && typeof err.code === 'number') return null;
+    throw err;
+  }
+}
+
+/** The branch HEAD is on, or null when HEAD is detached. Works in a repository with no commits. */
+export async function currentBranch(repo: string): Promise<string | null> {
+  try {
+    return (await git(repo, ['symbolic-ref', '--quiet', '--short', 'HEAD'])).trim() || null;
+  } catch (err) {
+    if (err instanceof GitError && err.code === 1) return null;
+    throw err;
+  }
+}
+
+/** The commit HEAD points at. */
+export async function headCommit(repo: string): Promise<string> {
+  return (await git(repo, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+}
+
+/**
+ * The branch tickets fork from and merge into: the project's configured `main_branch` when set
+ * (an error when that branch does not exist, rather than silently merging elsewhere), else `main`,
+ * else `master`, else the branch HEAD is on.
+ */
+export async function detectMainBranch(repo: string, configured?: string | null): Promise<string> {
+  if (configured) {
+    if (await branchExists(repo, configured)) return configured;
+    throw new GitError(['show-ref', `refs/heads/${configured}`], null, `the project's main branch "${configured}" does not exist in ${repo}`, '');
+  }
+  for (const candidate of ['main', 'master']) if (await branchExists(repo, candidate)) return candidate;
+  const head = await currentBranch(repo);
+  if (head) return head;
+  throw new GitError(['symbolic-ref', 'HEAD'], null, `no main branch found in ${repo}: no "main" or "master" branch and HEAD is detached`, '');
+}
+
+/** `git status --porcelain` lines (untracked files included unless told otherwise). */
+export async function statusLines(repo: string, opts: { untracked?: boolean } = {}): Promise<string[]> {
+  const out = await git(repo, ['status', '--porcelain', `--untracked-files=${opts.untracked === false ? 'no' : 'all'}`]);
+  return out.split('\n').filter(Boolean);
+}
+
+/**
+ * True when the working tree has no changes. With `untracked: false`, untracked files do not
+ * count: git itself refuses a merge that would overwrite one.
+ * @defaultValue untracked true
+ */
+export async function isClean(repo: string, opts: { untracked?: boolean } = {}): Promise<boolean> {
+  return (await statusLines(repo, opts)).length === 0;
+}
+
+/** Absolute path of a file inside this working tree's git dir (MERGE_HEAD, MERGE_MSG, ...). */
+export async function gitPath(repo: string, name: string): Promise<string> {
+  const p = (await git(repo, ['rev-parse', '--git-path', name])).trim();
+  return path.resolve(repo, p);
+}
+
+export async function mergeInProgress(repo: string): Promise<boolean> {
+  return fs.existsSync(await gitPath(repo, 'MERGE_HEAD'));
+}
+
+/** Paths with unresolved conflicts in the working tree. */
+export async function conflictedFiles(repo: string): Promise<string[]> {
+  return splitZ(await git(repo, ['diff', '--name-only', '-z', '--diff-filter=U']));
+}
+
+export function splitZ(out: string): string[] {
+  return out.split('\0').filter(Boolean);
+}
+
+export interface StaleMergeResult {
+  /** a merge the daemon started (its message or head names a `ticket/` branch) was aborted */
+  aborted: boolean;
+  /** a merge is in progress that the daemon did not start: the user's, left alone */
+  foreign: boolean;
+}
+
+/**
+ * Aborts a merge the daemon left behind when it crashed mid-merge (lessons 8). A merge is ours
+ * when MERGE_MSG says "Merge ticket/..." or MERGE_HEAD is the tip of a `ticket/` branch; any
+ * other merge in progress is the user's own, possibly with hand-resolved conflicts, and is never
+ * aborted. Callers MUST hold the repository lock (`withRepoLock`).
+ */
+export async function abortStaleMerge(repo: string): Promise<StaleMergeResult> {
+  const mergeHeadFile = await gitPath(repo, 'MERGE_HEAD');
+  if (!fs.existsSync(mergeHeadFile)) return { aborted: false, foreign: false };
+  const mergeHeads = fs.readFileSync(mergeHeadFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  let message = '';
+  try {
+    message = fs.readFileSync(await gitPath(repo, 'MERGE_MSG'), 'utf8');
+  } catch {
+    // a crash can leave MERGE_HEAD without MERGE_MSG
+  }
+  const ticketTips = new Set(splitZ(await git(repo, ['for-each-ref', '--format=%(objectname)%00', 'refs/heads/ticket/'])).map((s) => s.trim()));
+  const ours = message.startsWith('Merge ticket/') || (mergeHeads.length > 0 && mergeHeads.every((h) => ticketTips.has(h)));
+  if (!ours) return { aborted: false, foreign: true };
+  // a crash during the merge's commit step leaves git's index.lock behind, which would make the
+  // abort fail; with our merge stale and no merge of ours running (callers hold the repository
+  // lock), that lock file can only be the dead merge's
+  const indexLock = `${await gitPath(repo, 'index')}.lock`;
+  if (fs.existsSync(indexLock)) fs.rmSync(indexLock, { force: true });
+  await git(repo, ['merge', '--abort']);
+  return { aborted: true, foreign: false };
+}
+
+export interface WorktreeEntry {
+  path: string;
+  head: string | null;
+  /** full ref, e.g. `refs/heads/ticket/pd-4`; null when detached or bare */
+  branch: string | null;
+  locked: boolean;
+  prunable: boolean;
+  bare: boolean;
+}
+
+export async function listWorktrees(repo: string): Promise<WorktreeEntry[]> {
+  // line-based rather than -z, which needs git 2.36 (Ubuntu 22.04 ships 2.34)
+  const out = await git(repo, ['worktree', 'list', '--porcelain']);
+  const entries: WorktreeEntry[] = [];
+  let current: WorktreeEntry | null = null;
+  for (const field of out.split('\n')) {
+    if (field === '') {
+      if (current) entries.push(current);
+      current = null;
+      continue;
+    }
+    const space = field.indexOf(' ');
+    const key = space < 0 ? field : field.slice(0, space);
+    const value = space < 0 ? '' : field.slice(space + 1);
+    if (key === 'worktree') current = { path: value, head: null, branch: null, locked: false, prunable: false, bare: false };
+    else if (!current) continue;
+    else if (key === 'HEAD') current.head = value;
+    else if (key === 'branch') current.branch = value;
+    else if (key === 'locked') current.locked = true;
+    else if (key === 'prunable') current.prunable = true;
+    else if (key === 'bare') current.bare = true;
+  }
+  if (current) entries.push(current);
+  return entries;
+}
+
+/**
+ * Forgets worktrees whose folders are gone, including ones left locked by a crash (a lock on a
+ * folder that no longer exists protects nothing). Worktrees whose folders exist are never touched.
+ */
+export async function pruneStaleWorktrees(repo: string): Promise<void> {
+  for (const wt of await listWorktrees(repo)) {
+    if (wt.locked && !fs.existsSync(wt.path)) await git(repo, ['worktree', 'unlock', wt.path]);
+  }
+  await git(repo, ['worktree', 'prune']);
+}
+
+/** True when `ancestor` is reachable from `descendant` (`git merge-base --is-ancestor`). */
+export function isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
+  return gitOk(repo, ['merge-base', '--is-ancestor', ancestor, descendant]);
+}
