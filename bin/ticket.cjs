@@ -211,7 +211,7 @@ async function main(argv) {
         const now = Date.now();
         db.prepare('UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?').run(to, now, now, ticket.id);
         addComment(db, ticket.id, { type: 'move', body: comment, from: current.column_id, to });
-        if (target.agent_type_id) {
+        if (target.agent_type_id || to === 'done') {
           db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?').run(now, ticket.project_id);
         }
         return { from: current.column_id, to };

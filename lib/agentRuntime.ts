@@ -15,18 +15,13 @@ import type { ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Store } from './store.js';
+import type { Workspace } from './workspace.js';
 
 /** How long an agent that moved its own ticket may take to exit before it is stopped (lessons 3). */
 export const SELF_MOVE_GRACE_MS = 15_000;
 /** How often live runs are checked against their timeout and their ticket's column. */
 const WATCH_INTERVAL_MS = 1_000;
 const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
-
-export interface Workspace {
-  cwd: string;
-  branch: string | null;
-  worktree: string | null;
-}
 
 export interface RuntimeDeps {
   store: Store;

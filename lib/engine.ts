@@ -2,18 +2,19 @@
 // runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
 // job. A wake marks the project due in the database (the durable record) and pokes the scheduler
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
-import { AgentRuntime, type Workspace } from './agentRuntime.js';
+import { AgentRuntime } from './agentRuntime.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
 import { openQueues, type QueueName, type Queues } from './queues.js';
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
-import { getProject } from './projects.js';
+import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Pool } from './pool.js';
 import type { Run } from './runs.js';
+import type { Workspace } from './workspace.js';
 import type { Store } from './store.js';
 
 export interface EngineDeps {
@@ -40,7 +41,8 @@ export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
   const queues = openQueues(deps.paths.db);
   const pools = new Map<WorkerName, Pool>();
-  const projectWorkspace = async (run: Run): Promise<Workspace> => ({ cwd: getProject(store.db, run.project_id).path, branch: null, worktree: null });
+  const workspace = (run: Run): Promise<Workspace> =>
+    prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding: deps.config.get().agents.parallel_coding });
 
   const scheduler = createScheduler({ db: store.db, queues, logger, onEnqueued: () => pools.get('scan')?.poke() });
   const runtime = new AgentRuntime({
@@ -49,19 +51,20 @@ export function createEngine(deps: EngineDeps): Engine {
     paths: deps.paths,
     logger,
     port: deps.port,
-    workspace: projectWorkspace,
+    workspace,
     onFinalized: () => {
       // a slot is free: every project with waiting tickets gets a look now
       if (markWaitingProjectsDue(store.db).length) scheduler.poke();
     },
   });
-  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke() };
+  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 
   let stopping: Promise<void> | null = null;
   return {
     queues,
     async start() {
       await recover(store.db, queues, logger);
+      await pruneWorktrees({ store, paths: deps.paths, logger });
       runtime.start();
       for (const [name, build] of Object.entries(workerBuilders) as [WorkerName, (typeof workerBuilders)[WorkerName]][]) {
         const pool = build(workerDeps);

@@ -26,7 +26,8 @@ export interface PoolOptions<T> {
   db: Db;
   logger: Logger;
   concurrency: () => number;
-  handler: (data: T, job: { id: string; attempt: number }) => Promise<void>;
+  /** `final` is true on the last attempt liteque will make. */
+  handler: (data: T, job: { id: string; attempt: number; final: boolean }) => Promise<void>;
   /** @defaultValue 2000 */
   idlePollMs?: number;
 }
@@ -79,7 +80,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       return;
     }
     try {
-      await opts.handler(data, { id, attempt });
+      await opts.handler(data, { id, attempt, final: job.numRunsLeft <= 0 });
       recordJobEnd(opts.db, eventId, 'completed', null);
       await opts.queue.finalize(job.id, job.allocationId, 'completed');
     } catch (err) {

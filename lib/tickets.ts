@@ -199,8 +199,10 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
     const now = Date.now();
     db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
     insertComment(db, { ticket_id: ticket.id, type: 'move', author: opts.actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
-    if (target.agent_type_id) markDue(db, ticket.project_id, now);
-    return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake: Boolean(target.agent_type_id) };
+    // an agent column needs an agent; done needs the merge worker
+    const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
+    if (wake) markDue(db, ticket.project_id, now);
+    return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
   }).immediate();
   if (result.wake) store.notify(result.projectId);
   return { ticket: toView(requireTicket(db, result.id)), from: result.from, to: result.to };
@@ -387,4 +389,11 @@ export function recordMerge(db: Db, ticketId: number, commit: string | null, com
 /** The project's tickets that have a worktree folder recorded. */
 export function ticketsWithWorktrees(db: Db, projectId: number): Ticket[] {
   return db.prepare(`SELECT * FROM tickets WHERE project_id = ? AND worktree_path IS NOT NULL`).all(projectId) as Ticket[];
+}
+
+/** Done tickets whose branch still waits to be merged, with when they entered done (part of the merge job's key). */
+export function mergeCandidates(db: Db, projectId: number): { id: number; column_entered_at: number }[] {
+  return db
+    .prepare(`SELECT id, column_entered_at FROM tickets WHERE project_id = ? AND column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL`)
+    .all(projectId) as { id: number; column_entered_at: number }[];
 }

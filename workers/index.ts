@@ -9,6 +9,7 @@ import type { Queues } from '../lib/queues.js';
 import type { Store } from '../lib/store.js';
 import { buildAgentRunWorker } from './agentRun.js';
 import { buildScanWorker } from './scan.js';
+import { buildMergeWorker } from './merge.js';
 
 export interface WorkerDeps {
   store: Store;
@@ -18,11 +19,13 @@ export interface WorkerDeps {
   queues: Queues;
   runtime: AgentRuntime;
   pokeAgents(): void;
+  pokeMerges(): void;
 }
 
 export const workerBuilders = {
   scan: buildScanWorker,
   agentRun: buildAgentRunWorker,
+  merge: buildMergeWorker,
 } as const satisfies Record<string, (deps: WorkerDeps) => Pool>;
 
 export type WorkerName = keyof typeof workerBuilders;

@@ -1,9 +1,11 @@
 // The scan worker: one project's heartbeat. It reserves runs for unclaimed tickets in agent columns
-// (most urgent first) until a cap is reached, hands each reservation to the agent-run queue, and
-// records the scan so the heartbeat backs off when there was nothing to do.
+// (most urgent first) until a cap is reached, hands each reservation to the agent-run queue,
+// enqueues a merge for each done ticket whose branch is not merged yet, and records the scan so
+// the heartbeat backs off when there was nothing to do.
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
 import { claimableTickets, reserveRun } from '../lib/runs.js';
 import { getProject } from '../lib/projects.js';
+import { mergeCandidates } from '../lib/tickets.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
@@ -34,7 +36,10 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
       break;
     }
   }
-  recordScan(db, project.id, seq, waiting.length > 0, cfg.heartbeat);
+  const merges = mergeCandidates(db, project.id);
+  for (const m of merges) await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
+  if (merges.length) deps.pokeMerges();
+  recordScan(db, project.id, seq, waiting.length > 0 || merges.length > 0, cfg.heartbeat);
   if (result.reserved.length) deps.pokeAgents();
   return result;
 }

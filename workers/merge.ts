@@ -1,0 +1,39 @@
+// The merge worker: merges a done ticket's branch into its project's main branch (lib/merge.ts
+// does the git work, all-or-nothing, one merge per repository at a time). Refusals and conflicts
+// are handled there: the ticket is already in human with a `merge` comment. An unexpected git
+// error is retried; after the last attempt the ticket goes to human with the error, never lost.
+import { mergeTicket } from '../lib/merge.js';
+import { createPool, type Pool } from '../lib/pool.js';
+import { mergePayload, QUEUE } from '../lib/queues.js';
+import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
+import type { WorkerDeps } from './index.js';
+
+export function buildMergeWorker(deps: WorkerDeps): Pool {
+  const { store, paths, logger } = deps;
+  return createPool({
+    name: QUEUE.merge,
+    queue: deps.queues.merge,
+    schema: mergePayload,
+    db: store.db,
+    logger,
+    concurrency: () => 1,
+    idlePollMs: 5000,
+    handler: async (data, job) => {
+      try {
+        const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger });
+        logger.info('merge', { ticket: data.ticketId, job: job.id, status: outcome.status, commit: outcome.commit, detail: outcome.detail });
+      } catch (err) {
+        if (job.final) {
+          const ticket = findTicket(store.db, data.ticketId);
+          if (ticket?.column_id === 'done') {
+            store.db.transaction(() => {
+              moveTicket(store, ticket.id, 'human', { actor: 'merge', expectFrom: 'done' });
+              addSystemComment(store.db, ticket.id, 'merge', `The merge failed ${job.attempt} times with an unexpected error: ${(err as Error).message}. The repository was left as it was. Fix the cause, then move the ticket back to done to merge again.`, 'merge');
+            }).immediate();
+          }
+        }
+        throw err;
+      }
+    },
+  });
+}
