@@ -47,3 +47,4 @@ export const packageRoot: string = (() => {
 export const ticketBin = path.join(packageRoot, 'bin', 'ticket.cjs');
 export const defaultPromptsDir = path.join(packageRoot, 'prompts');
 export const viewsDir = path.join(packageRoot, 'views');
+export const publicDir = path.join(packageRoot, 'web', 'public');

@@ -1,0 +1,157 @@
+// Agent transcripts: the stream-json lines `claude -p --output-format stream-json --verbose`
+// writes (research/claude-cli.md §5), turned into a readable conversation. Parsing is total: an
+// unknown or broken line becomes a `raw` entry or is skipped, never an exception, because the
+// file is being written while we read it. The final `result` line is the authority on cost,
+// tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides).
+import { open } from 'node:fs/promises';
+
+export type TranscriptEntry =
+  | { kind: 'init'; model: string; cwd: string; permissionMode: string; tools: string[] }
+  | { kind: 'text'; text: string }
+  | { kind: 'thinking'; text: string }
+  | { kind: 'tool_use'; id: string; name: string; input: string }
+  | { kind: 'tool_result'; toolUseId: string; content: string; isError: boolean }
+  | { kind: 'retry'; attempt: number; maxRetries: number; error: string }
+  | { kind: 'result'; summary: TranscriptSummary }
+  | { kind: 'raw'; text: string };
+
+export interface TranscriptSummary {
+  isError: boolean;
+  resultText: string;
+  costUsd: number | null;
+  tokensIn: number | null;
+  tokensOut: number | null;
+  numTurns: number | null;
+  durationMs: number | null;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Text of a tool_result's content, which is a string or a list of text/image blocks. */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return content === undefined ? '' : JSON.stringify(content);
+  return content.map((b) => (isObject(b) && b.type === 'text' ? str(b.text) : isObject(b) ? `[${str(b.type) || 'block'}]` : String(b))).join('\n');
+}
+
+function summaryOf(line: Json): TranscriptSummary {
+  const usage = isObject(line.usage) ? line.usage : {};
+  return {
+    isError: line.is_error === true,
+    resultText: str(line.result),
+    costUsd: num(line.total_cost_usd),
+    tokensIn: num(usage.input_tokens),
+    tokensOut: num(usage.output_tokens),
+    numTurns: num(line.num_turns),
+    durationMs: num(line.duration_ms),
+  };
+}
+
+function blockEntries(message: unknown): TranscriptEntry[] {
+  const content = isObject(message) ? message.content : undefined;
+  if (typeof content === 'string') return content ? [{ kind: 'text', text: content }] : [];
+  if (!Array.isArray(content)) return [];
+  const out: TranscriptEntry[] = [];
+  for (const b of content) {
+    if (!isObject(b)) continue;
+    if (b.type === 'text' && str(b.text)) out.push({ kind: 'text', text: str(b.text) });
+    else if (b.type === 'thinking' && str(b.thinking)) out.push({ kind: 'thinking', text: str(b.thinking) });
+    else if (b.type === 'tool_use') out.push({ kind: 'tool_use', id: str(b.id), name: str(b.name) || 'tool', input: JSON.stringify(b.input ?? {}, null, 2) });
+    else if (b.type === 'tool_result') out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
+  }
+  return out;
+}
+
+/**
+ * Entries of one line. Assistant lines carry one content block each in practice; a line that
+ * somehow carries several yields only its first here, so use `parseTranscript` for whole files.
+ */
+export function parseTranscriptLine(line: string): TranscriptEntry | null {
+  return parseLineEntries(line)[0] ?? null;
+}
+
+function parseLineEntries(line: string): TranscriptEntry[] {
+  const text = line.trim();
+  if (!text) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return [{ kind: 'raw', text }];
+  }
+  if (!isObject(value)) return [{ kind: 'raw', text }];
+  switch (value.type) {
+    case 'system':
+      if (value.subtype === 'init') {
+        return [{ kind: 'init', model: str(value.model), cwd: str(value.cwd), permissionMode: str(value.permissionMode), tools: Array.isArray(value.tools) ? value.tools.map(String) : [] }];
+      }
+      if (value.subtype === 'api_retry') {
+        return [{ kind: 'retry', attempt: num(value.attempt) ?? 0, maxRetries: num(value.max_retries) ?? 0, error: str(value.error) || String(value.error_status ?? '') }];
+      }
+      return [];
+    case 'assistant':
+    case 'user':
+      return blockEntries(value.message);
+    case 'result':
+      return [{ kind: 'result', summary: summaryOf(value) }];
+    default:
+      return [];
+  }
+}
+
+export function parseTranscript(text: string): TranscriptEntry[] {
+  return text.split('\n').flatMap(parseLineEntries);
+}
+
+/** The final result's fields, or null while the run has not written its result line. */
+export function transcriptSummary(entries: readonly TranscriptEntry[]): TranscriptSummary | null {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.kind === 'result') return e.summary;
+  }
+  return null;
+}
+
+export interface TranscriptChunk {
+  /** complete lines read, without a trailing partial line */
+  text: string;
+  /** byte offset just after the last complete line: where the next read starts */
+  end: number;
+  /** total file size when read */
+  size: number;
+  /** bytes skipped at the start because the file was larger than the cap */
+  skipped: number;
+}
+
+/**
+ * Reads complete lines from `offset`, at most `maxBytes` of them; when more is available the
+ * newest `maxBytes` are kept (starting at a line boundary) and `skipped` says how much was left out.
+ * A partial last line is left for the next read (unless `includePartial`, for a finished run),
+ * so a live tail never shows half a JSON line.
+ */
+export async function readTranscriptChunk(file: string, offset: number, maxBytes: number, includePartial = false): Promise<TranscriptChunk> {
+  const handle = await open(file, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    if (offset >= size) return { text: '', end: Math.min(offset, size), size, skipped: 0 };
+    const start = Math.max(offset, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+    let data = buf.subarray(0, bytesRead);
+    let skipped = start - offset;
+    if (skipped > 0) {
+      const nl = data.indexOf(10);
+      skipped += nl + 1;
+      data = nl === -1 ? data.subarray(data.length) : data.subarray(nl + 1);
+    }
+    const lastNl = data.lastIndexOf(10);
+    const complete = includePartial ? data : lastNl === -1 ? data.subarray(0, 0) : data.subarray(0, lastNl + 1);
+    return { text: complete.toString('utf8'), end: offset + skipped + complete.length, size, skipped };
+  } finally {
+    await handle.close();
+  }
+}
