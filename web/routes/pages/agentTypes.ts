@@ -82,7 +82,7 @@ export function agentTypePages(ctx: AppContext): Router {
           timeout_minutes: values.timeout_minutes,
           max_retries: values.max_retries,
         });
-        if (values.prompt !== undefined) writePrompt(prompts, a.id, values.prompt.replace(/\r\n/g, '\n'));
+        if (values.prompt !== undefined) writePrompt(prompts, a.id, values.prompt);
         return withNotice(`/agent-types/${a.id}`, 'saved');
       },
       (error) => renderOne(res, req.params.id, { error, values }),

@@ -12,13 +12,16 @@ export interface FormError {
 
 export type FormValues = Record<string, string>;
 
-/** The posted fields as strings (a repeated field keeps its last value). */
+/**
+ * The posted fields as strings (a repeated field keeps its last value). Browsers send textarea
+ * line breaks as CRLF; they are stored as LF like text from the API and the CLI.
+ */
 export function formValues(req: Request): FormValues {
   const body = (req.body ?? {}) as Record<string, unknown>;
   const out: FormValues = {};
   for (const [k, v] of Object.entries(body)) {
-    if (typeof v === 'string') out[k] = v;
-    else if (Array.isArray(v) && typeof v[v.length - 1] === 'string') out[k] = v[v.length - 1] as string;
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (typeof last === 'string') out[k] = last.replace(/\r\n?/g, '\n');
   }
   return out;
 }
