@@ -28,10 +28,11 @@ export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${s % 60}s`;
+  const pair = (a: number, unitA: string, b: number, unitB: string) => (b ? `${a}${unitA} ${b}${unitB}` : `${a}${unitA}`);
+  if (m < 60) return pair(m, 'm', s % 60, 's');
   const h = Math.floor(m / 60);
-  if (h < 48) return `${h}h ${m % 60}m`;
-  return `${Math.floor(h / 24)}d ${h % 24}h`;
+  if (h < 48) return pair(h, 'h', m % 60, 'm');
+  return pair(Math.floor(h / 24), 'd', h % 24, 'h');
 }
 
 function relative(ms: number, now: number): string {
