@@ -367,6 +367,8 @@ describe('escaping and sanitizing', () => {
     expect(js.status).toBe(200);
     expect((await fetch(`${d.url}/static/app.css`)).status).toBe(200);
     expect((await fetch(`${d.url}/static/../package.json`)).status).toBe(404);
+    expect((await fetch(`${d.url}/static/%2e%2e%2fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${d.url}/static/missing.css`)).status).toBe(404);
   });
 });
 
@@ -382,7 +384,9 @@ describe('forged requests', () => {
 
   test('a post without the form token, or with a wrong one, is refused and stores nothing', async () => {
     const before = (await d.api('GET', '/api/tickets?project=al&limit=1000')).body.tickets.length;
-    expect((await postForm(d, '/projects/al/tickets', { title: 'no token' })).status).toBe(403);
+    const missing = await postForm(d, '/projects/al/tickets', { title: 'no token' });
+    expect(missing.status).toBe(403);
+    expect(missing.html).toContain('Form token missing or stale');
     expect((await postForm(d, '/projects/al/tickets', { _csrf: 'guess', title: 'bad token' })).status).toBe(403);
     expect((await postForm(d, '/settings', { 'agents.max_concurrent_global': '99' })).status).toBe(403);
     expect((await d.api('GET', '/api/tickets?project=al&limit=1000')).body.tickets.length).toBe(before);

@@ -27,7 +27,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(express.json({ limit: '1mb' }));
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 2000 }));
   app.use(csrfGuard(csrfToken));
-  app.use('/static', express.static(publicDir, { index: false, fallthrough: false, maxAge: '1h' }));
+  app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
 
   app.use('/api', systemApi(ctx));
   app.use('/api/projects', projectsApi(ctx));

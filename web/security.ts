@@ -92,7 +92,12 @@ export function csrfGuard(token: string) {
     const body = req.body as Record<string, unknown> | undefined;
     const given = typeof body?._csrf === 'string' ? body._csrf : '';
     const digest = crypto.createHash('sha256').update(given).digest();
-    if (!crypto.timingSafeEqual(digest, expected)) return refuse(req, res, 403, 'Form token missing or stale: reload the page and submit again');
+    if (!crypto.timingSafeEqual(digest, expected)) {
+      const message = 'Form token missing or stale: reload the page and submit again.';
+      if (!req.accepts('html')) return refuse(req, res, 403, message);
+      res.status(403).render('error.njk', { title: 'Form refused', status: 403, message });
+      return;
+    }
     next();
   };
 }

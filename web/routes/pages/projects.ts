@@ -50,7 +50,6 @@ export function projectPages(ctx: AppContext): Router {
       projectsRoot: ctx.config.get().projects_root,
       error: error && (error.scope === 'path' || error.scope === null) ? error : null,
       values: error?.scope === 'path' ? values : {},
-      anyError: error,
     });
   }
 

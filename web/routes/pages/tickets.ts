@@ -98,10 +98,10 @@ export function ticketPages(ctx: AppContext): Router {
       res,
       () => {
         const to = optional(values, 'column');
-        const key = requireTicket(db, req.params.key);
-        if (to) moveTicket(store, key.id, to, { actor: HUMAN, comment: required(values, 'body', 'reply') });
-        else addComment(store, key.id, 'comment', required(values, 'body', 'reply'), HUMAN);
-        return withNotice(`/tickets/${key.abbreviation}-${key.number}`, to ? 'moved' : 'replied');
+        const ticket = requireTicket(db, req.params.key);
+        if (to) moveTicket(store, ticket.id, to, { actor: HUMAN, comment: required(values, 'body', 'reply') });
+        else addComment(store, ticket.id, 'comment', required(values, 'body', 'reply'), HUMAN);
+        return withNotice(`/tickets/${ticket.abbreviation}-${ticket.number}`, to ? 'moved' : 'replied');
       },
       (error) => render(res, req.params.key, error, values),
       'reply',
