@@ -415,6 +415,27 @@ describe('runs and transcripts', () => {
     expect((await getPage(d, `/tickets/${key}`)).html).toContain('/runs/run-sample-1');
   });
 
+  test('transcript text is escaped', async () => {
+    const key = await fileTicket('al', 'Escaped transcript');
+    const file = insertRun(d, { id: 'run-escape', ticketKey: key, status: 'success' })!;
+    const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';
+    writeTranscript(
+      file,
+      [
+        { type: 'assistant', message: { content: [{ type: 'text', text: evil }] } },
+        { type: 'assistant', message: { content: [{ type: 'tool_use', id: 't1', name: '<b>Bash</b>', input: { command: evil } }] } },
+        { type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: 't1', content: evil, is_error: true }] } },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join('\n') + '\nnot json <script>alert(3)</script>\n',
+    );
+    const html = (await getPage(d, '/runs/run-escape')).html;
+    expect(html).not.toContain('<script>alert');
+    expect(html).not.toContain('<img');
+    expect(html).not.toContain('<b>Bash</b>');
+    expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+  });
+
   test('a huge transcript is capped and the page says so', async () => {
     const key = await fileTicket('al', 'Huge transcript');
     const file = insertRun(d, { id: 'run-huge', ticketKey: key, status: 'success' })!;
