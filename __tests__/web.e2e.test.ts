@@ -91,6 +91,38 @@ test('reply from the inbox and send the ticket to an agent', async () => {
   expect(shown.comments.at(-1)).toMatchObject({ type: 'move', body: 'Casual, short sentences.', to_column: 'writer', author: 'human' });
 });
 
+test('without JavaScript: file a ticket from the board and answer it from the inbox', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const plain = await context.newPage();
+  fs.mkdirSync(path.join(d.projectsRoot, 'nojs'), { recursive: true });
+  await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'nojs'), type: 'research', abbreviation: 'nojs' });
+  await plain.goto(`${d.url}/projects/nojs`);
+  await plain.getByText('New ticket').click();
+  await plain.getByLabel('Title').fill('Compare three queue libraries');
+  await plain.getByLabel('Description').fill('Line one\nLine two');
+  await plain.getByRole('button', { name: 'File ticket' }).click();
+  await plain.waitForURL(/done=filed/);
+  expect((await d.api('GET', '/api/tickets/nojs-1')).body.ticket).toMatchObject({ title: 'Compare three queue libraries', body: 'Line one\nLine two', column_id: 'human' });
+
+  await plain.goto(`${d.url}/inbox`);
+  const item = plain.locator('.inbox-item', { hasText: 'Compare three queue libraries' });
+  await item.getByLabel('Reply to nojs-1').fill('Include liteque.');
+  await item.getByLabel('then').selectOption('researcher');
+  await item.getByRole('button', { name: 'Send reply' }).click();
+  await plain.waitForURL(/done=moved/);
+  const shown = (await d.api('GET', '/api/tickets/nojs-1')).body;
+  expect(shown.ticket.column_id).toBe('researcher');
+  expect(shown.comments.at(-1)).toMatchObject({ type: 'move', body: 'Include liteque.' });
+
+  // a refused form comes back as the page with the message, not a blank or JSON page
+  await plain.goto(`${d.url}/tickets/nojs-1`);
+  await plain.getByLabel('Title').fill(' ');
+  await plain.getByRole('button', { name: 'Save' }).click();
+  await plain.locator('.form-error', { hasText: 'title must not be empty' }).waitFor();
+  expect((await d.api('GET', '/api/tickets/nojs-1')).body.ticket.title).toBe('Compare three queue libraries');
+  await context.close();
+});
+
 test('edit a prompt with the live preview and see the file on disk change', async () => {
   const file = path.join(d.home, 'prompts', 'editor.md');
   await page.goto(`${d.url}/agent-types/editor`);
