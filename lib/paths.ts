@@ -49,3 +49,4 @@ export const ticketBin = path.join(packageRoot, 'bin', 'ticket.cjs');
 export const agentPathDir = path.join(packageRoot, 'bin', 'agent-path');
 export const defaultPromptsDir = path.join(packageRoot, 'prompts');
 export const viewsDir = path.join(packageRoot, 'views');
+export const publicDir = path.join(packageRoot, 'web', 'public');

@@ -1,6 +1,11 @@
 // Agent runs: one spawn of an agent for a ticket. The row is the durable record the runtime
-// writes at claim, spawn and finalize; history pages and the CLI read it.
+// writes at claim, spawn and finalize; history pages and the CLI read it. A transcript path is
+// only ever taken from a run row and must resolve inside the runs folder, so no request can
+// point the server at another file.
+import fs from 'node:fs';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { NotFoundError, UserError } from './errors.js';
 import { addSystemComment, moveTicket } from './tickets.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
@@ -16,6 +21,7 @@ export const RUN_STATUS = {
 } as const;
 export type RunStatus = (typeof RUN_STATUS)[keyof typeof RUN_STATUS];
 export const LIVE_STATUSES: readonly RunStatus[] = [RUN_STATUS.queued, RUN_STATUS.running];
+export const RUN_STATUSES: readonly RunStatus[] = Object.values(RUN_STATUS);
 
 export interface Run {
   id: string;
@@ -53,6 +59,43 @@ export function getRun(db: Db, id: string): Run | undefined {
   return db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Run | undefined;
 }
 
+/** A run with its ticket's key and title; NotFoundError for an unknown or malformed id. */
+export function requireRun(db: Db, id: string): RunListItem {
+  const row = RUN_ID.test(id)
+    ? (db
+        .prepare(
+          `SELECT r.*, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
+           FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = t.project_id WHERE r.id = ?`,
+        )
+        .get(id) as RunListItem | undefined)
+    : undefined;
+  if (!row) throw new NotFoundError('run', id);
+  return row;
+}
+
+/**
+ * The run's transcript file, or null when it has none yet. Throws when the recorded path (or the
+ * file it links to) lies outside `runsDir`.
+ */
+export function transcriptFile(runsDir: string, run: Pick<Run, 'id' | 'transcript_path'>): string | null {
+  if (!run.transcript_path) return null;
+  const root = path.resolve(runsDir);
+  const inside = (p: string, base: string) => {
+    const rel = path.relative(base, p);
+    return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+  };
+  const file = path.resolve(root, run.transcript_path);
+  if (!inside(file, root)) throw new UserError(`run ${run.id}: transcript path is outside the runs folder`, 'transcript_path');
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+  } catch {
+    return null;
+  }
+  if (!inside(real, fs.realpathSync(root))) throw new UserError(`run ${run.id}: transcript path is outside the runs folder`, 'transcript_path');
+  return real;
+}
+
 export function liveRuns(db: Db): Run[] {
   return db.prepare(`SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at`).all() as Run[];
 }
@@ -72,6 +115,7 @@ export interface RunListItem extends Run {
 
 /** Recent runs across projects, newest first, with their ticket's key and title. */
 export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
+  if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
   const where: string[] = [];
   const args: (string | number)[] = [];
   if (filter.ticketId !== undefined) {
@@ -99,7 +143,8 @@ export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
 export function newRunId(at = Date.now()): string {
   return `${at.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
-export const RUN_ID = /^[a-z0-9]{6,12}-[0-9a-f]{8}$/;
+/** What a run id may look like anywhere it arrives from outside (no dots, no slashes). */
+export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
 export interface Caps {
   global: number;

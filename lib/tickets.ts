@@ -292,7 +292,10 @@ export interface InboxItem extends TicketView {
   reason_author: string | null;
 }
 
-/** Every ticket parked in `human` across projects, newest first, with the last block/system note. */
+/**
+ * Every ticket parked in `human` across projects, newest first, with the last block/system note
+ * or move note (a creation is a move from nowhere and is no reason).
+ */
 export function inbox(db: Db, opts: { limit?: number; offset?: number } = {}): InboxItem[] {
   const rows = db
     .prepare(
@@ -302,7 +305,7 @@ export function inbox(db: Db, opts: { limit?: number; offset?: number } = {}): I
        FROM tickets t
        JOIN projects p ON p.id = t.project_id
        LEFT JOIN comments c ON c.id = (
-         SELECT id FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move') AND (type != 'move' OR body != '')
+         SELECT id FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move') AND (type != 'move' OR (body != '' AND from_column IS NOT NULL))
          ORDER BY id DESC LIMIT 1)
        WHERE t.column_id = 'human' AND t.archived_at IS NULL AND p.status != 'archived'
        ORDER BY t.column_entered_at DESC, t.id DESC LIMIT ? OFFSET ?`,

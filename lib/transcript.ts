@@ -1,11 +1,24 @@
 // Agent transcripts: the stream-json lines `claude -p --output-format stream-json --verbose`
-// writes (research/claude-cli.md §5). The final `result` line carries is_error, usage and cost;
-// `subtype` says "success" even on API errors, so only `is_error` and the exit code are trusted.
+// writes (research/claude-cli.md §5), turned into a readable conversation. Parsing is total: an
+// unknown or broken line becomes a `raw` entry or is skipped, never an exception, because the
+// file is being written while we read it. The final `result` line is the authority on cost,
+// tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides).
 import fs from 'node:fs';
+import { open } from 'node:fs/promises';
 
-export interface TranscriptResult {
+export type TranscriptEntry =
+  | { kind: 'init'; model: string; cwd: string; permissionMode: string; tools: string[] }
+  | { kind: 'text'; text: string }
+  | { kind: 'thinking'; text: string }
+  | { kind: 'tool_use'; id: string; name: string; input: string }
+  | { kind: 'tool_result'; toolUseId: string; content: string; isError: boolean }
+  | { kind: 'retry'; attempt: number; maxRetries: number; error: string }
+  | { kind: 'result'; summary: TranscriptSummary }
+  | { kind: 'raw'; text: string };
+
+export interface TranscriptSummary {
   isError: boolean;
-  resultText: string | null;
+  resultText: string;
   costUsd: number | null;
   tokensIn: number | null;
   tokensOut: number | null;
@@ -13,10 +26,143 @@ export interface TranscriptResult {
   durationMs: number | null;
 }
 
-const TAIL_BYTES = 512 * 1024;
+type Json = Record<string, unknown>;
 
-/** The final result of a transcript, read from its tail only (a transcript can be megabytes). */
-export function readTranscriptResult(file: string): TranscriptResult | null {
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Text of a tool_result's content, which is a string or a list of text/image blocks. */
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return content === undefined ? '' : JSON.stringify(content);
+  return content.map((b) => (isObject(b) && b.type === 'text' ? str(b.text) : isObject(b) ? `[${str(b.type) || 'block'}]` : String(b))).join('\n');
+}
+
+function summaryOf(line: Json): TranscriptSummary {
+  const usage = isObject(line.usage) ? line.usage : {};
+  // input counts what the model read: fresh input plus cache writes and cache reads
+  const inputs = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((k) => num(usage[k])).filter((v): v is number => v !== null);
+  return {
+    isError: line.is_error === true,
+    resultText: str(line.result),
+    costUsd: num(line.total_cost_usd),
+    tokensIn: inputs.length ? inputs.reduce((a, b) => a + b, 0) : null,
+    tokensOut: num(usage.output_tokens),
+    numTurns: num(line.num_turns),
+    durationMs: num(line.duration_ms),
+  };
+}
+
+function blockEntries(message: unknown): TranscriptEntry[] {
+  const content = isObject(message) ? message.content : undefined;
+  if (typeof content === 'string') return content ? [{ kind: 'text', text: content }] : [];
+  if (!Array.isArray(content)) return [];
+  const out: TranscriptEntry[] = [];
+  for (const b of content) {
+    if (!isObject(b)) continue;
+    if (b.type === 'text' && str(b.text)) out.push({ kind: 'text', text: str(b.text) });
+    else if (b.type === 'thinking' && str(b.thinking)) out.push({ kind: 'thinking', text: str(b.thinking) });
+    else if (b.type === 'tool_use') out.push({ kind: 'tool_use', id: str(b.id), name: str(b.name) || 'tool', input: JSON.stringify(b.input ?? {}, null, 2) });
+    else if (b.type === 'tool_result') out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
+  }
+  return out;
+}
+
+/**
+ * Entries of one line. Assistant lines carry one content block each in practice; a line that
+ * somehow carries several yields only its first here, so use `parseTranscript` for whole files.
+ */
+export function parseTranscriptLine(line: string): TranscriptEntry | null {
+  return parseLineEntries(line)[0] ?? null;
+}
+
+function parseLineEntries(line: string): TranscriptEntry[] {
+  const text = line.trim();
+  if (!text) return [];
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return [{ kind: 'raw', text }];
+  }
+  if (!isObject(value)) return [{ kind: 'raw', text }];
+  switch (value.type) {
+    case 'system':
+      if (value.subtype === 'init') {
+        return [{ kind: 'init', model: str(value.model), cwd: str(value.cwd), permissionMode: str(value.permissionMode), tools: Array.isArray(value.tools) ? value.tools.map(String) : [] }];
+      }
+      if (value.subtype === 'api_retry') {
+        return [{ kind: 'retry', attempt: num(value.attempt) ?? 0, maxRetries: num(value.max_retries) ?? 0, error: str(value.error) || String(value.error_status ?? '') }];
+      }
+      return [];
+    case 'assistant':
+    case 'user':
+      return blockEntries(value.message);
+    case 'result':
+      return [{ kind: 'result', summary: summaryOf(value) }];
+    default:
+      return [];
+  }
+}
+
+export function parseTranscript(text: string): TranscriptEntry[] {
+  return text.split('\n').flatMap(parseLineEntries);
+}
+
+/** The final result's fields, or null while the run has not written its result line. */
+export function transcriptSummary(entries: readonly TranscriptEntry[]): TranscriptSummary | null {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const e = entries[i]!;
+    if (e.kind === 'result') return e.summary;
+  }
+  return null;
+}
+
+export interface TranscriptChunk {
+  /** complete lines read, without a trailing partial line */
+  text: string;
+  /** byte offset just after the last complete line: where the next read starts */
+  end: number;
+  /** total file size when read */
+  size: number;
+  /** bytes skipped at the start because the file was larger than the cap */
+  skipped: number;
+}
+
+/**
+ * Reads complete lines from `offset`, at most `maxBytes` of them; when more is available the
+ * newest `maxBytes` are kept (starting at a line boundary) and `skipped` says how much was left out.
+ * A partial last line is left for the next read (unless `includePartial`, for a finished run),
+ * so a live tail never shows half a JSON line.
+ */
+export async function readTranscriptChunk(file: string, offset: number, maxBytes: number, includePartial = false): Promise<TranscriptChunk> {
+  const handle = await open(file, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    if (offset >= size) return { text: '', end: Math.min(offset, size), size, skipped: 0 };
+    const start = Math.max(offset, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, start);
+    let data = buf.subarray(0, bytesRead);
+    let skipped = start - offset;
+    if (skipped > 0) {
+      const nl = data.indexOf(10);
+      skipped += nl + 1;
+      data = nl === -1 ? data.subarray(data.length) : data.subarray(nl + 1);
+    }
+    const lastNl = data.lastIndexOf(10);
+    const complete = includePartial ? data : lastNl === -1 ? data.subarray(0, 0) : data.subarray(0, lastNl + 1);
+    return { text: complete.toString('utf8'), end: offset + skipped + complete.length, size, skipped };
+  } finally {
+    await handle.close();
+  }
+}
+
+const RESULT_TAIL_BYTES = 512 * 1024;
+
+/** The final result of a transcript file, read from its tail only (a transcript can be megabytes). */
+export function readTranscriptResult(file: string): TranscriptSummary | null {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -25,15 +171,14 @@ export function readTranscriptResult(file: string): TranscriptResult | null {
   }
   try {
     const size = fs.fstatSync(fd).size;
-    const length = Math.min(size, TAIL_BYTES);
+    const length = Math.min(size, RESULT_TAIL_BYTES);
     const buf = Buffer.alloc(length);
     fs.readSync(fd, buf, 0, length, size - length);
     const lines = buf.toString('utf8').split('\n');
     for (let i = lines.length - 1; i >= 0; i--) {
-      const line = lines[i]!.trim();
-      if (!line.startsWith('{') || !line.includes('"result"')) continue;
-      const summary = resultFromLine(line);
-      if (summary) return summary;
+      if (!lines[i]!.includes('"result"')) continue;
+      const entry = parseLineEntries(lines[i]!)[0];
+      if (entry?.kind === 'result') return entry.summary;
     }
     return null;
   } finally {
@@ -41,56 +186,26 @@ export function readTranscriptResult(file: string): TranscriptResult | null {
   }
 }
 
-function resultFromLine(line: string): TranscriptResult | null {
-  let e: Record<string, unknown>;
-  try {
-    e = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-  if (e.type !== 'result') return null;
-  const usage = (e.usage ?? {}) as Record<string, unknown>;
-  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-  const tokensIn = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((k) => num(usage[k])).filter((v): v is number => v !== null);
-  return {
-    isError: e.is_error === true,
-    resultText: typeof e.result === 'string' ? e.result.slice(0, 20_000) : null,
-    costUsd: num(e.total_cost_usd),
-    tokensIn: tokensIn.length ? tokensIn.reduce((a, b) => a + b, 0) : null,
-    tokensOut: num(usage.output_tokens),
-    numTurns: num(e.num_turns),
-    durationMs: num(e.duration_ms),
-  };
-}
-
-/** One transcript line as a line of readable text (for `dispatch runs tail`); null for noise. */
-export function describeTranscriptLine(line: string): string | null {
-  let e: Record<string, any>;
-  try {
-    e = JSON.parse(line) as Record<string, any>;
-  } catch {
-    return line.length > 300 ? `${line.slice(0, 300)}… (${line.length} characters)` : line;
-  }
-  if (e.type === 'system' && e.subtype === 'init') return `── session ${e.session_id} · ${e.model} · ${e.permissionMode} · ${e.cwd}`;
-  if (e.type === 'system' && e.subtype === 'api_retry') return `   (API retry ${e.attempt}/${e.max_retries}: ${e.error_status ?? ''})`;
-  if (e.type === 'assistant') {
-    return (e.message?.content ?? [])
-      .map((b: any) => (b.type === 'text' ? `assistant: ${b.text}` : b.type === 'tool_use' ? `tool ${b.name}: ${typeof b.input?.command === 'string' ? b.input.command : JSON.stringify(b.input)}` : null))
-      .filter(Boolean)
-      .join('\n') || null;
-  }
-  if (e.type === 'user') {
-    return (e.message?.content ?? [])
-      .filter((b: any) => b.type === 'tool_result')
-      .map((b: any) => {
-        const text = typeof b.content === 'string' ? b.content : JSON.stringify(b.content);
-        return `  ${b.is_error ? '✗' : '→'} ${text.length > 500 ? `${text.slice(0, 500)}…` : text}`;
-      })
-      .join('\n') || null;
-  }
-  if (e.type === 'result') {
-    const cost = typeof e.total_cost_usd === 'number' ? ` · $${e.total_cost_usd.toFixed(4)}` : '';
-    return `── ${e.is_error ? 'error' : 'result'} after ${e.num_turns ?? '?'} turns${cost}: ${e.result ?? ''}`;
-  }
-  return null;
+/** One transcript line as readable text lines (for `dispatch runs tail`). */
+export function describeTranscriptLine(line: string): string[] {
+  return parseLineEntries(line).map((e) => {
+    switch (e.kind) {
+      case 'init':
+        return `── session · ${e.model} · ${e.permissionMode} · ${e.cwd}`;
+      case 'text':
+        return `assistant: ${e.text}`;
+      case 'thinking':
+        return `thinking: ${e.text}`;
+      case 'tool_use':
+        return `tool ${e.name}: ${e.input.replace(/\s+/g, ' ')}`;
+      case 'tool_result':
+        return `  ${e.isError ? '✗' : '→'} ${e.content.length > 500 ? `${e.content.slice(0, 500)}…` : e.content}`;
+      case 'retry':
+        return `   (API retry ${e.attempt}/${e.maxRetries}: ${e.error})`;
+      case 'result':
+        return `── ${e.summary.isError ? 'error' : 'result'} after ${e.summary.numTurns ?? '?'} turns${e.summary.costUsd !== null ? ` · $${e.summary.costUsd.toFixed(4)}` : ''}: ${e.summary.resultText}`;
+      case 'raw':
+        return e.text.length > 300 ? `${e.text.slice(0, 300)}… (${e.text.length} characters)` : e.text;
+    }
+  });
 }

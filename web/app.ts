@@ -1,8 +1,12 @@
 // The Express app: security guards first, then the JSON API under /api/ and the HTML pages.
 // Errors become 4xx JSON (API) or an HTML error page; a bad request never takes the daemon down.
+import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { UserError } from '../lib/errors.js';
-import { hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
+import { publicDir } from '../lib/paths.js';
+import { csrfGuard, hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
+import { setupViews } from './views.js';
+import { pages } from './routes/pages/index.js';
 import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
@@ -12,6 +16,9 @@ import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
   const app = express();
+  // one form token per daemon process: a page served by this daemon can post, nothing else can
+  const csrfToken = crypto.randomBytes(32).toString('base64url');
+  setupViews(app);
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   app.use(hostGuard);
@@ -19,7 +26,9 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(originGuard);
   app.use(tokenGuard(() => ctx.config.get().api_token));
   app.use(express.json({ limit: '1mb' }));
-  app.use(express.urlencoded({ extended: false, limit: '1mb' }));
+  app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 2000 }));
+  app.use(csrfGuard(csrfToken));
+  app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
 
   app.use('/api', systemApi(ctx));
   app.use('/api/projects', projectsApi(ctx));
@@ -31,6 +40,12 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/queues', queuesApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
+  });
+  app.use(pages(ctx, csrfToken));
+  app.use((req, res) => {
+    res.status(404);
+    if (req.accepts('html')) res.render('error.njk', { title: 'Not found', status: 404, message: `No page at ${req.path}` });
+    else res.json({ error: 'not found' });
   });
 
   app.use(errorHandler);
@@ -56,7 +71,10 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   if (req.path.startsWith('/api/') || !req.accepts('html')) {
     res.status(status).json(field ? { error: message, field } : { error: message });
   } else {
-    res.status(status).type('text/plain').send(`${status}: ${message}`);
+    res.status(status).render('error.njk', { title: status === 404 ? 'Not found' : 'Error', status, message }, (renderErr: Error | null, html?: string) => {
+      if (renderErr) res.type('text/plain').send(`${status}: ${message}`);
+      else res.type('html').send(html);
+    });
   }
 }
 

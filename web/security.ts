@@ -80,3 +80,24 @@ export function securityHeaders(_req: Request, res: Response, next: NextFunction
   );
   next();
 }
+
+/**
+ * Page forms carry a per-daemon token in `_csrf`; every non-API POST must echo it. This is the
+ * second defence after `originGuard`, for browsers that send neither Origin nor Sec-Fetch-Site.
+ */
+export function csrfGuard(token: string) {
+  const expected = crypto.createHash('sha256').update(token).digest();
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (SAFE_METHODS.has(req.method) || req.path.startsWith('/api/')) return next();
+    const body = req.body as Record<string, unknown> | undefined;
+    const given = typeof body?._csrf === 'string' ? body._csrf : '';
+    const digest = crypto.createHash('sha256').update(given).digest();
+    if (!crypto.timingSafeEqual(digest, expected)) {
+      const message = 'Form token missing or stale: reload the page and submit again.';
+      if (!req.accepts('html')) return refuse(req, res, 403, message);
+      res.status(403).render('error.njk', { title: 'Form refused', status: 403, message });
+      return;
+    }
+    next();
+  };
+}

@@ -58,8 +58,7 @@ export function runCommands(y: Argv): Argv {
           const chunk = await api<{ text: string; next_offset: number; done: boolean }>('GET', `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`);
           for (const line of chunk.text.split('\n')) {
             if (!line) continue;
-            const shown = argv.json ? line : describeLine(line);
-            if (shown) console.log(shown);
+            for (const shown of argv.json ? [line] : describeLine(line)) console.log(shown);
           }
           const more = chunk.next_offset > offset;
           offset = chunk.next_offset;

@@ -1,20 +1,15 @@
 // /api/runs and /api/queues: agent runs with their transcripts, and the durable queues.
-import fs from 'node:fs';
 import { Router } from 'express';
-import { getRun, listRuns, RUN_ID, RUN_STATUS, type RunStatus } from '../../../lib/runs.js';
+import { getRun, listRuns, requireRun, RUN_STATUS, transcriptFile, type RunStatus } from '../../../lib/runs.js';
+import { readTranscriptChunk } from '../../../lib/transcript.js';
 import { deleteJob, getJob, jobEvents, JOB_STATUS, listJobs, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobStatus, type QueueName } from '../../../lib/queues.js';
 import { findTicket } from '../../../lib/tickets.js';
 import { NotFoundError, UserError } from '../../../lib/errors.js';
 import { queryInt } from '../../http.js';
 import type { AppContext } from '../../context.js';
 
-const TRANSCRIPT_CHUNK = 256 * 1024;
+const TRANSCRIPT_CHUNK = 1024 * 1024;
 
-function runById(ctx: AppContext, id: string) {
-  const run = RUN_ID.test(id) ? getRun(ctx.store.db, id) : undefined;
-  if (!run) throw new NotFoundError('run', id);
-  return run;
-}
 
 export function runsApi(ctx: AppContext): Router {
   const r = Router();
@@ -34,36 +29,21 @@ export function runsApi(ctx: AppContext): Router {
 
   r.get('/active', (_req, res) => res.json({ runs: ctx.engine.activeRuns() }));
 
-  r.get('/:id', (req, res) => res.json({ run: runById(ctx, req.params.id) }));
+  r.get('/:id', (req, res) => res.json({ run: requireRun(db, req.params.id) }));
 
-  /** A slice of the transcript from a byte offset, for `dispatch runs tail` and live pages. */
-  r.get('/:id/transcript', (req, res) => {
-    const run = runById(ctx, req.params.id);
+  /** Complete transcript lines from a byte offset, for `dispatch runs tail` and live pages. */
+  r.get('/:id/transcript', async (req, res) => {
+    const run = requireRun(db, req.params.id);
     const offset = queryInt(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
-    let text = '';
-    let next = offset;
-    // the path comes from the runs table, never from the request
-    if (run.transcript_path && run.transcript_path.startsWith(ctx.paths.runs) && fs.existsSync(run.transcript_path)) {
-      const fd = fs.openSync(run.transcript_path, 'r');
-      try {
-        const size = fs.fstatSync(fd).size;
-        const length = Math.max(0, Math.min(TRANSCRIPT_CHUNK, size - offset));
-        const buf = Buffer.alloc(length);
-        fs.readSync(fd, buf, 0, length, offset);
-        const lastNewline = buf.lastIndexOf(0x0a);
-        const whole = lastNewline >= 0 ? buf.subarray(0, lastNewline + 1) : length === TRANSCRIPT_CHUNK ? buf : Buffer.alloc(0);
-        text = whole.toString('utf8');
-        next = offset + whole.length;
-      } finally {
-        fs.closeSync(fd);
-      }
-    }
+    // the path comes from the runs table and must lie inside the runs folder, never from the request
+    const file = transcriptFile(ctx.paths.runs, run);
     const live = run.status === RUN_STATUS.queued || run.status === RUN_STATUS.running;
-    res.json({ run_id: run.id, status: run.status, text, next_offset: next, done: !live });
+    const chunk = file ? await readTranscriptChunk(file, offset, TRANSCRIPT_CHUNK, !live) : { text: '', end: offset, skipped: 0 };
+    res.json({ run_id: run.id, status: run.status, text: chunk.text, next_offset: chunk.end, skipped: chunk.skipped, done: !live });
   });
 
   r.post('/:id/kill', async (req, res) => {
-    const run = runById(ctx, req.params.id);
+    const run = requireRun(db, req.params.id);
     const killed = await ctx.engine.killRun(run.id);
     if (!killed) throw new UserError(`run ${run.id} is not running (${getRun(db, run.id)!.status})`, 'id');
     res.json({ ok: true, run: getRun(db, run.id) });

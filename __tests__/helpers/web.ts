@@ -1,0 +1,94 @@
+// Drives the HTML pages of a running test daemon like a browser without JavaScript: GET a page,
+// take its form token, POST urlencoded forms without following the redirect. Also inserts agent
+// run rows and transcript files directly, the way the runtime records them.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { RunningDaemon } from './daemon.js';
+
+export const sampleTranscript = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'fixtures', 'claude-stream-sample.jsonl');
+
+export interface Page {
+  status: number;
+  html: string;
+  location: string | null;
+}
+
+export async function getPage(d: RunningDaemon, urlPath: string): Promise<Page> {
+  const res = await fetch(d.url + urlPath, { headers: { accept: 'text/html' }, redirect: 'manual' });
+  return { status: res.status, html: await res.text(), location: res.headers.get('location') };
+}
+
+export function csrfOf(html: string): string {
+  const m = /<meta name="csrf-token" content="([^"]+)">/.exec(html);
+  if (!m) throw new Error('no form token on the page');
+  return m[1]!;
+}
+
+export async function postForm(d: RunningDaemon, urlPath: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}): Promise<Page> {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
+  const res = await fetch(d.url + urlPath, {
+    method: 'POST',
+    body,
+    redirect: 'manual',
+    headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded', ...headers },
+  });
+  return { status: res.status, html: await res.text(), location: res.headers.get('location') };
+}
+
+/** The daemon's form token, read from any page. */
+export async function token(d: RunningDaemon): Promise<string> {
+  return csrfOf((await getPage(d, '/inbox')).html);
+}
+
+export interface RunRowInput {
+  id: string;
+  ticketKey: string;
+  status: string;
+  agent?: string;
+  transcriptPath?: string | null;
+  createdAt?: number;
+  costUsd?: number | null;
+}
+
+export function openHomeDb(d: RunningDaemon): Database.Database {
+  return new Database(path.join(d.home, 'tasks.db'));
+}
+
+/** Inserts a run row for a ticket (as the runtime does at spawn) and returns its transcript path. */
+export function insertRun(d: RunningDaemon, run: RunRowInput): string | null {
+  const db = openHomeDb(d);
+  try {
+    const [abbr, num] = run.ticketKey.split('-');
+    const t = db.prepare(`SELECT t.id, t.project_id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(num)) as {
+      id: number;
+      project_id: number;
+      column_id: string;
+    };
+    const now = run.createdAt ?? Date.now();
+    const transcript = run.transcriptPath === undefined ? path.join(d.home, 'artifacts', 'runs', `${run.id}.log`) : run.transcriptPath;
+    db.prepare(
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, cost_usd, created_at, started_at, ended_at)
+       VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(run.id, t.id, t.project_id, run.agent ?? 'coding-agent', t.column_id, run.status, transcript, run.costUsd ?? null, now, now, run.status === 'running' ? null : now + 757);
+    return transcript;
+  } finally {
+    db.close();
+  }
+}
+
+export function setRunStatus(d: RunningDaemon, id: string, status: string): void {
+  const db = openHomeDb(d);
+  try {
+    db.prepare(`UPDATE runs SET status = ?, ended_at = ? WHERE id = ?`).run(status, Date.now(), id);
+  } finally {
+    db.close();
+  }
+}
+
+/** Writes a transcript file (whole text), creating the runs folder. */
+export function writeTranscript(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, text);
+}

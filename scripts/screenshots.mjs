@@ -1,0 +1,112 @@
+// Regenerates docs/screenshots/*.png: starts the built daemon on a temp home, files some demo
+// projects, tickets, findings and runs, and photographs the main pages in headless Chromium.
+// Usage: npm run build && node scripts/screenshots.mjs [chromium path]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const out = path.join(root, 'docs', 'screenshots');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pd-shots-'));
+const home = path.join(tmp, 'home');
+const dev = path.join(tmp, 'Development');
+for (const name of ['shop', 'blog', 'infra', 'notes']) fs.mkdirSync(path.join(dev, name), { recursive: true });
+fs.mkdirSync(home, { recursive: true });
+
+const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0' };
+const daemon = spawn(process.execPath, [path.join(root, 'dist', 'bin', 'daemon.js')], { env, stdio: 'ignore' });
+
+async function waitForPort() {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const info = JSON.parse(fs.readFileSync(path.join(home, 'daemon.pid'), 'utf8'));
+      if (info.port && (await fetch(`http://127.0.0.1:${info.port}/api/health`)).ok) return info.port;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('daemon did not start');
+}
+
+try {
+  const url = `http://127.0.0.1:${await waitForPort()}`;
+  const api = async (method, p, body) => {
+    const res = await fetch(url + p, { method, headers: { 'content-type': 'application/json' }, body: body && JSON.stringify(body) });
+    if (!res.ok) throw new Error(`${method} ${p}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  await api('POST', '/api/projects', { path: path.join(dev, 'shop'), type: 'software-dev', abbreviation: 'shop' });
+  await api('POST', '/api/projects', { path: path.join(dev, 'blog'), type: 'content', abbreviation: 'blog' });
+  await api('POST', '/api/projects', { path: path.join(dev, 'infra'), type: 'vps-maintenance', abbreviation: 'ops' });
+  const ticket = (project, title, column, priority = 'normal', body = '') => api('POST', '/api/tickets', { project, title, column, priority, body });
+  await ticket('shop', 'Add CSV export to the orders page', 'human', 'high', '');
+  await ticket('shop', 'Checkout fails for coupons over 100%', 'coding-agent', 'urgent', 'Coupons above 100% make the total negative.\n\n1. Add a coupon with `percent: 120`\n2. Open the cart\n\n**Expected:** the total stops at zero.');
+  await ticket('shop', 'Rate-limit the login endpoint', 'code-reviewer', 'high');
+  await ticket('shop', 'Dark mode for the admin', 'security-reviewer');
+  await ticket('shop', 'Upgrade to Node 22', 'coding-agent', 'low');
+  for (const t of ['Fix typo in footer', 'Cache product images', 'Paginate search results']) await ticket('shop', t, 'done');
+  await ticket('blog', 'Launch post for v2', 'human', 'normal');
+  await api('POST', '/api/tickets/blog-1/comments', { type: 'block', author: 'writer:run-7', body: 'Should the launch post be formal or casual? The old posts mix both.' });
+  await ticket('ops', 'Renew TLS certificates', 'sysadmin', 'high');
+  await ticket('ops', 'Disk usage alert on db-1', 'human', 'urgent');
+  await api('POST', '/api/tickets/ops-2/comments', { type: 'block', author: 'sysadmin:run-3', body: 'Deleting old WAL archives frees 40 GB. OK to delete archives older than 30 days?' });
+  await api('POST', '/api/tickets/shop-2/findings', { severity: 'critical', title: 'Negative totals reach the payment provider', body: '`applyCoupon` never clamps the discount.', author: 'security-reviewer:run-2' });
+  await api('POST', '/api/tickets/shop-2/findings', { severity: 'medium', title: 'No test for 100% coupons', body: 'Add a boundary test.', author: 'code-reviewer:run-1' });
+  await api('POST', '/api/tickets/shop-2/findings', { severity: 'low', title: 'Variable name `x`', body: 'Rename to `discount`.', author: 'code-reviewer:run-1' });
+  await api('POST', '/api/tickets/shop-2/comments', { type: 'comment', author: 'coding-agent:run-4', body: 'Clamped the total at zero and added tests for 99%, 100% and 120% coupons.' });
+
+  const db = new Database(path.join(home, 'tasks.db'));
+  const runsDir = path.join(home, 'artifacts', 'runs');
+  fs.mkdirSync(runsDir, { recursive: true });
+  const sample = fs.readFileSync(path.join(root, '__tests__', 'fixtures', 'claude-stream-sample.jsonl'), 'utf8');
+  const addRun = (id, key, agent, status, minutesAgo, cost) => {
+    const [abbr, n] = key.split('-');
+    const t = db.prepare(`SELECT t.id, t.project_id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(n));
+    const start = Date.now() - minutesAgo * 60_000;
+    const file = path.join(runsDir, `${id}.log`);
+    fs.writeFileSync(file, sample);
+    db.prepare(
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, tokens_in, tokens_out, cost_usd, created_at, started_at, ended_at)
+       VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(id, t.id, t.project_id, agent, t.column_id, status, file, status === 'running' ? null : 34336, status === 'running' ? null : 148, cost, start, start, status === 'running' ? null : start + 94_000);
+    if (status === 'running') db.prepare(`UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ?`).run(id, start, t.id);
+  };
+  addRun('r-shop2-a', 'shop-2', 'coding-agent', 'success', 50, 0.105228);
+  addRun('r-shop2-b', 'shop-2', 'code-reviewer', 'failed', 35, 0.0412);
+  addRun('r-shop2-c', 'shop-2', 'coding-agent', 'running', 2, null);
+  addRun('r-ops1-a', 'ops-1', 'sysadmin', 'success', 20, 0.0133);
+  db.close();
+
+  const browser = await chromium.launch({
+    executablePath: process.argv[2] ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const shots = [
+    ['inbox', '/inbox', 'light'],
+    ['board', '/projects/shop', 'light'],
+    ['board-dark', '/projects/shop', 'dark'],
+    ['ticket', '/tickets/shop-2', 'light'],
+    ['transcript', '/runs/r-shop2-a', 'light'],
+    ['settings', '/settings', 'light'],
+    ['agent-type', '/agent-types/code-reviewer', 'light'],
+    ['projects', '/projects', 'light'],
+  ];
+  for (const [name, p, scheme] of shots) {
+    const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, colorScheme: scheme });
+    await page.goto(url + p);
+    if (name === 'agent-type') await page.locator('#prompt-preview h1, #prompt-preview h2').first().waitFor();
+    await page.screenshot({ path: path.join(out, `${name}.png`) });
+    await page.close();
+  }
+  await browser.close();
+  console.log(`screenshots written to ${out}`);
+} finally {
+  daemon.kill('SIGTERM');
+  await new Promise((r) => daemon.once('exit', r));
+  fs.rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,98 @@
+// /agent-types: the list and a create form; /agent-types/<id>: edit the prompt (saved to its
+// markdown file) and the settings (model, tools, permission mode, timeout, retries). "Preview"
+// re-renders the page with the sanitized markdown of the unsaved text; the JS live preview asks
+// /agent-types/<id>/preview for the same fragment.
+import { Router, type Response } from 'express';
+import { createAgentType, getAgentType, listAgentTypes, PERMISSION_MODES, readPrompt, updateAgentType, writePrompt } from '../../../lib/agentTypes.js';
+import { renderMarkdown } from '../../../lib/markdown.js';
+import { formValues, required, submit, withNotice, type FormError, type FormValues } from './form.js';
+import type { AppContext } from '../../context.js';
+
+export function agentTypePages(ctx: AppContext): Router {
+  const r = Router();
+  const db = ctx.store.db;
+  const prompts = ctx.paths.prompts;
+
+  function renderList(res: Response, error: FormError | null = null, values: FormValues = {}): void {
+    res.render('agent-types/index.njk', {
+      title: 'Agent types',
+      section: 'agent-types',
+      agents: listAgentTypes(db).map((a) => ({ id: a.id, name: a.name, description: a.description, model: a.model, permissionMode: a.permission_mode, timeout: a.timeout_minutes, retries: a.max_retries, builtin: a.builtin, toolCount: a.allowed_tools.length })),
+      permissionModes: PERMISSION_MODES,
+      error,
+      values,
+    });
+  }
+
+  r.get('/agent-types', (_req, res) => renderList(res));
+
+  r.post('/agent-types', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const a = createAgentType(db, prompts, required(values, 'id').trim(), { name: values.name, description: values.description, model: values.model, permission_mode: values.permission_mode });
+        return withNotice(`/agent-types/${a.id}`, 'created');
+      },
+      (error) => renderList(res, error, values),
+    );
+  });
+
+  function renderOne(res: Response, id: string, opts: { error?: FormError | null; values?: FormValues; preview?: string | null } = {}): void {
+    const a = getAgentType(db, id);
+    const values = opts.values ?? {};
+    const prompt = values.prompt ?? readPrompt(prompts, a.id);
+    res.render('agent-types/show.njk', {
+      title: a.name,
+      section: 'agent-types',
+      agent: {
+        id: a.id,
+        name: values.name ?? a.name,
+        description: values.description ?? a.description,
+        model: values.model ?? a.model,
+        tools: values.allowed_tools ?? a.allowed_tools.join('\n'),
+        permissionMode: values.permission_mode ?? a.permission_mode,
+        timeout: values.timeout_minutes ?? String(a.timeout_minutes),
+        retries: values.max_retries ?? String(a.max_retries),
+        builtin: a.builtin,
+      },
+      prompt: prompt ?? '',
+      promptMissing: prompt === null,
+      promptFile: `${prompts}/${a.id}.md`,
+      previewHtml: opts.preview ?? null,
+      permissionModes: PERMISSION_MODES,
+      error: opts.error ?? null,
+    });
+  }
+
+  r.get('/agent-types/:id', (req, res) => renderOne(res, req.params.id));
+
+  r.post('/agent-types/:id', async (req, res) => {
+    const values = formValues(req);
+    if (values.intent === 'preview') return renderOne(res, req.params.id, { values, preview: renderMarkdown(values.prompt ?? '') });
+    await submit(
+      res,
+      () => {
+        const a = updateAgentType(db, req.params.id, {
+          name: values.name,
+          description: values.description ?? '',
+          model: values.model,
+          allowed_tools: values.allowed_tools ?? '',
+          permission_mode: values.permission_mode,
+          timeout_minutes: values.timeout_minutes,
+          max_retries: values.max_retries,
+        });
+        if (values.prompt !== undefined) writePrompt(prompts, a.id, values.prompt);
+        return withNotice(`/agent-types/${a.id}`, 'saved');
+      },
+      (error) => renderOne(res, req.params.id, { error, values }),
+    );
+  });
+
+  r.post('/agent-types/:id/preview', (req, res) => {
+    getAgentType(db, req.params.id);
+    res.type('html').send(renderMarkdown(formValues(req).prompt ?? ''));
+  });
+
+  return r;
+}

@@ -1,0 +1,34 @@
+// The HTML pages. Mounted after the API; every page gets the layout's data (inbox count, the
+// form token, a one-word notice after a redirect) through res.locals.
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { inboxCount } from '../../../lib/tickets.js';
+import { NOTICES } from './form.js';
+import { inboxPages } from './inbox.js';
+import { projectPages } from './projects.js';
+import { ticketPages } from './tickets.js';
+import { runPages } from './runs.js';
+import { agentTypePages } from './agentTypes.js';
+import { projectTypePages } from './projectTypes.js';
+import { settingsPages } from './settings.js';
+import type { AppContext } from '../../context.js';
+
+export function pages(ctx: AppContext, csrfToken: string): Router {
+  const r = Router();
+  r.use((req: Request, res: Response, next: NextFunction) => {
+    res.locals.csrf = csrfToken;
+    res.locals.inboxCount = inboxCount(ctx.store.db);
+    res.locals.path = req.path;
+    const done = typeof req.query.done === 'string' ? req.query.done : '';
+    res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;
+    next();
+  });
+  r.get('/', (_req, res) => res.redirect(302, '/inbox'));
+  r.use(inboxPages(ctx));
+  r.use(projectPages(ctx));
+  r.use(ticketPages(ctx));
+  r.use(runPages(ctx));
+  r.use(agentTypePages(ctx));
+  r.use(projectTypePages(ctx));
+  r.use(settingsPages(ctx));
+  return r;
+}

@@ -1,0 +1,202 @@
+// /projects (registered and discovered folders, heartbeat state, register, wake, pause, resume,
+// archive), /projects/<abbr> (the board and its new-ticket form), /projects/<abbr>/tickets (a
+// column's full list, paginated) and /projects/<abbr>/workflow (the project's own columns).
+import { Router, type Response } from 'express';
+import { listAgentTypes } from '../../../lib/agentTypes.js';
+import { getHeartbeat } from '../../../lib/heartbeats.js';
+import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, setProjectStatus, suggestAbbreviation, type Project } from '../../../lib/projects.js';
+import { listProjectTypes } from '../../../lib/projectTypes.js';
+import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
+import { UserError } from '../../../lib/errors.js';
+import { HUMAN } from '../../http.js';
+import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
+import { formValues, optional, pageNumber, required, submit, withNotice, type FormError, type FormValues } from './form.js';
+import type { AppContext } from '../../context.js';
+
+const LIST_PAGE = 100;
+
+export function projectPages(ctx: AppContext): Router {
+  const r = Router();
+  const { store } = ctx;
+  const db = store.db;
+
+  function renderList(res: Response, error: FormError | null = null, values: FormValues = {}): void {
+    const types = listProjectTypes(db).map((t) => ({ id: t.id, name: t.name }));
+    const all = listProjects(db);
+    const row = (p: Project) => {
+      const hb = getHeartbeat(db, p.id);
+      return {
+        id: p.id,
+        name: p.name,
+        path: p.path,
+        abbreviation: p.abbreviation,
+        type: p.project_type_id,
+        status: p.status,
+        nextCheck: hb && p.status === 'active' ? hb.next_check_at : null,
+        lastCheck: hb?.last_check_at ?? null,
+        intervalSeconds: hb?.interval_seconds ?? null,
+        emptyStreak: hb?.empty_streak ?? null,
+        suggested: p.status === 'unregistered' ? suggestAbbreviation(db, p.name) : null,
+        error: error?.scope === `p${p.id}` ? error : null,
+        values: error?.scope === `p${p.id}` ? values : {},
+      };
+    };
+    res.render('projects/index.njk', {
+      title: 'Projects',
+      section: 'projects',
+      registered: all.filter((p) => p.status !== 'unregistered').map(row),
+      unregistered: all.filter((p) => p.status === 'unregistered').map(row),
+      types,
+      projectsRoot: ctx.config.get().projects_root,
+      error: error && (error.scope === 'path' || error.scope === null) ? error : null,
+      values: error?.scope === 'path' ? values : {},
+    });
+  }
+
+  r.get('/projects', (_req, res) => renderList(res));
+
+  r.post('/projects/register', async (req, res) => {
+    const values = formValues(req);
+    const scope = values.project_id ? `p${values.project_id}` : 'path';
+    await submit(
+      res,
+      () => {
+        const folder = values.project_id ? getProject(db, Number(values.project_id)).path : required(values, 'path', 'folder');
+        const project = registerProject(
+          store,
+          { path: folder, type: required(values, 'type', 'project type'), abbreviation: optional(values, 'abbreviation')?.trim().toLowerCase(), name: optional(values, 'name') },
+          ctx.config.get().heartbeat.base_interval_seconds,
+        );
+        return withNotice(`/projects/${project.abbreviation}`, 'registered');
+      },
+      (error) => renderList(res, error, values),
+      scope,
+    );
+  });
+
+  r.post('/projects/discover', (_req, res) => {
+    discoverProjects(db, ctx.config.get().projects_root, [ctx.paths.home]);
+    res.redirect(303, withNotice('/projects', 'discovered'));
+  });
+
+  r.post('/projects/:abbr/wake', (req, res) => {
+    const project = getProject(db, req.params.abbr);
+    ctx.engine.wake(project.id);
+    res.redirect(303, withNotice('/projects', 'woken'));
+  });
+
+  r.post('/projects/:abbr/status', async (req, res) => {
+    const values = formValues(req);
+    const project = getProject(db, req.params.abbr);
+    await submit(
+      res,
+      () => {
+        const status = values.status;
+        if (status !== 'active' && status !== 'dormant' && status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
+        setProjectStatus(store, project.id, status);
+        return withNotice('/projects', status === 'active' ? 'resumed' : status === 'dormant' ? 'paused' : 'archived');
+      },
+      (error) => renderList(res, error, values),
+      `p${project.id}`,
+    );
+  });
+
+  function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}): void {
+    const project = getProject(db, ref);
+    if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
+    const columns = board(db, project.id, ctx.config.get().board.done_limit);
+    const order = columns.map((c) => c.column_id);
+    res.render('projects/board.njk', {
+      title: `${project.name} board`,
+      section: 'projects',
+      project: { name: project.name, abbreviation: project.abbreviation, status: project.status, path: project.path },
+      columns: columns.map((c, i) => ({
+        id: c.column_id,
+        name: c.name,
+        agent: c.agent_type_id,
+        count: c.count,
+        truncated: c.truncated,
+        shown: c.tickets.length,
+        cards: c.tickets.map((t) => ({
+          key: t.key,
+          title: t.title,
+          priority: t.priority,
+          claimed: t.claimed_by_run,
+          prev: i > 0 ? { id: order[i - 1], name: columns[i - 1]!.name } : null,
+          next: i < order.length - 1 ? { id: order[i + 1], name: columns[i + 1]!.name } : null,
+        })),
+      })),
+      priorities: PRIORITIES,
+      error,
+      values,
+      self: `/projects/${project.abbreviation}`,
+    });
+  }
+
+  r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr));
+
+  r.post('/projects/:abbr/tickets', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const ticket = createTicket(store, { project: req.params.abbr, title: values.title ?? '', body: values.body, priority: optional(values, 'priority'), column: optional(values, 'column') ?? HUMAN, createdBy: HUMAN });
+        return withNotice(`/projects/${ticket.abbreviation}`, 'filed');
+      },
+      (error) => renderBoard(res, req.params.abbr, error, values),
+      'new',
+    );
+  });
+
+  r.get('/projects/:abbr/tickets', (req, res) => {
+    const project = getProject(db, req.params.abbr);
+    const columns = getColumns(db, project.id);
+    const column = typeof req.query.column === 'string' && req.query.column ? req.query.column : undefined;
+    if (column && !columns.some((c) => c.column_id === column)) throw new UserError(`unknown column "${column}"`, 'column');
+    const page = pageNumber(req.query.page);
+    const rows = listTickets(db, { project: project.id, column, limit: LIST_PAGE + 1, offset: (page - 1) * LIST_PAGE });
+    const base = `/projects/${project.abbreviation}/tickets?${column ? `column=${encodeURIComponent(column)}&` : ''}`;
+    const names = new Map(columns.map((c) => [c.column_id, c.name]));
+    res.render('projects/tickets.njk', {
+      title: `${project.name} tickets`,
+      section: 'projects',
+      project: { name: project.name, abbreviation: project.abbreviation },
+      column: column ? { id: column, name: names.get(column) } : null,
+      columns: columns.map((c) => ({ id: c.column_id, name: c.name })),
+      tickets: rows.slice(0, LIST_PAGE).map((t) => ({ key: t.key, title: t.title, priority: t.priority, column: names.get(t.column_id) ?? t.column_id, updatedAt: t.updated_at })),
+      page,
+      prev: page > 1 ? `${base}page=${page - 1}` : null,
+      next: rows.length > LIST_PAGE ? `${base}page=${page + 1}` : null,
+    });
+  });
+
+  function renderWorkflow(res: Response, ref: string, error: FormError | null = null): void {
+    const project = getProject(db, ref);
+    res.render('projects/workflow.njk', {
+      title: `${project.name} workflow`,
+      section: 'projects',
+      project: { name: project.name, abbreviation: project.abbreviation, type: project.project_type_id },
+      rows: columnRows(getColumns(db, project.id)),
+      agents: agentOptions(listAgentTypes(db)),
+      action: `/projects/${project.abbreviation}/workflow`,
+      error,
+    });
+  }
+
+  r.get('/projects/:abbr/workflow', (req, res) => renderWorkflow(res, req.params.abbr));
+
+  r.post('/projects/:abbr/workflow', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const project = getProject(db, req.params.abbr);
+        setProjectColumns(store, project.id, columnsFromForm(values));
+        return withNotice(`/projects/${project.abbreviation}/workflow`, 'saved');
+      },
+      (error) => renderWorkflow(res, req.params.abbr, error),
+    );
+  });
+
+  return r;
+}

@@ -1,0 +1,186 @@
+// /runs (recent runs across projects, filter by status, paginated), /runs/<id> (the transcript
+// as a conversation), /runs/<id>/events (server-sent events tailing the transcript by byte offset
+// while the run is live) and the kill button. The transcript file is only ever found through the
+// run row (lib/runs transcriptFile), never from a request parameter. Rendering is capped: the
+// page shows the newest TRANSCRIPT_WINDOW bytes and each entry at most ENTRY_CHARS characters.
+import { Router, type Request } from 'express';
+import { requireRun, listRuns, LIVE_STATUSES, RUN_STATUSES, transcriptFile, type RunListItem, type RunStatus } from '../../../lib/runs.js';
+import { parseTranscript, readTranscriptChunk, transcriptSummary, type TranscriptEntry } from '../../../lib/transcript.js';
+import { UserError } from '../../../lib/errors.js';
+import { formValues, pageNumber, returnPath, withNotice } from './form.js';
+import type { AppContext } from '../../context.js';
+
+const PAGE_SIZE = 50;
+const TRANSCRIPT_WINDOW = 1024 * 1024;
+const ENTRY_CHARS = 10_000;
+const POLL_MS = 500;
+const KEEPALIVE_MS = 15_000;
+
+export function runPages(ctx: AppContext): Router {
+  const r = Router();
+  const db = ctx.store.db;
+
+  r.get('/runs', (req, res) => {
+    const status = typeof req.query.status === 'string' && req.query.status ? (req.query.status as RunStatus) : undefined;
+    if (status && !RUN_STATUSES.includes(status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
+    const page = pageNumber(req.query.page);
+    const rows = listRuns(db, { status, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
+    const base = `/runs?${status ? `status=${status}&` : ''}`;
+    res.render('runs/index.njk', {
+      title: 'Runs',
+      section: 'runs',
+      runs: rows.slice(0, PAGE_SIZE).map(runRow),
+      statuses: RUN_STATUSES,
+      status: status ?? '',
+      page,
+      prev: page > 1 ? `${base}page=${page - 1}` : null,
+      next: rows.length > PAGE_SIZE ? `${base}page=${page + 1}` : null,
+      self: page > 1 ? `${base}page=${page}` : base.slice(0, -1),
+    });
+  });
+
+  r.get('/runs/:id', async (req, res) => {
+    const run = requireRun(db, req.params.id);
+    const file = transcriptFile(ctx.paths.runs, run);
+    const live = LIVE_STATUSES.includes(run.status);
+    const chunk = file ? await readTranscriptChunk(file, 0, TRANSCRIPT_WINDOW, !live) : null;
+    const entries = chunk ? parseTranscript(chunk.text) : [];
+    const summary = transcriptSummary(entries);
+    res.render('runs/show.njk', {
+      title: `Run ${run.id}`,
+      section: 'runs',
+      run: {
+        ...runRow(run),
+        exitCode: run.exit_code,
+        error: run.error,
+        cwd: run.cwd,
+        pid: run.pid,
+        resultText: run.result_text ?? summary?.resultText ?? null,
+        isError: summary?.isError ?? null,
+        numTurns: summary?.numTurns ?? null,
+        tokensIn: run.tokens_in ?? summary?.tokensIn ?? null,
+        tokensOut: run.tokens_out ?? summary?.tokensOut ?? null,
+        cost: run.cost_usd ?? summary?.costUsd ?? null,
+      },
+      hasFile: file !== null,
+      entries: entries.map(entryView),
+      skippedBytes: chunk?.skipped ?? 0,
+      totalBytes: chunk?.size ?? 0,
+      offset: chunk?.end ?? 0,
+      live,
+      self: `/runs/${run.id}`,
+    });
+  });
+
+  r.get('/runs/:id/events', (req, res) => {
+    const run = requireRun(db, req.params.id);
+    let offset = startOffset(req);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
+    res.write('retry: 2000\n\n');
+    let closed = false;
+    let busy = false;
+    let lastWrite = Date.now();
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      res.end();
+    };
+    const tick = async () => {
+      if (busy || closed) return;
+      busy = true;
+      try {
+        const current = requireRun(db, run.id);
+        const ended = !LIVE_STATUSES.includes(current.status);
+        const file = transcriptFile(ctx.paths.runs, current);
+        if (file) {
+          const chunk = await readTranscriptChunk(file, offset, TRANSCRIPT_WINDOW, ended);
+          if (chunk.end !== offset || chunk.text) {
+            const html = await Promise.all(parseTranscript(chunk.text).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })));
+            offset = chunk.end;
+            if (!closed) res.write(`id: ${offset}\nevent: entries\ndata: ${JSON.stringify({ html: html.join(''), skipped: chunk.skipped })}\n\n`);
+            lastWrite = Date.now();
+          }
+        }
+        if (ended) {
+          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ status: current.status })}\n\n`);
+          close();
+        } else if (Date.now() - lastWrite > KEEPALIVE_MS && !closed) {
+          res.write(': keepalive\n\n');
+          lastWrite = Date.now();
+        }
+      } catch (err) {
+        if (!closed) res.write(`event: failure\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
+        close();
+      } finally {
+        busy = false;
+      }
+    };
+    const timer = setInterval(() => void tick(), POLL_MS);
+    req.on('close', close);
+    void tick();
+  });
+
+  r.post('/runs/:id/kill', async (req, res) => {
+    const run = requireRun(db, req.params.id);
+    const values = formValues(req);
+    const killed = LIVE_STATUSES.includes(run.status) ? await ctx.engine.killRun(run.id) : false;
+    res.redirect(303, withNotice(returnPath(values, `/runs/${run.id}`), killed ? 'killed' : 'not-running'));
+  });
+
+  return r;
+}
+
+function startOffset(req: Request): number {
+  const raw = req.headers['last-event-id'] ?? req.query.offset ?? '0';
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new UserError('offset must be a byte offset', 'offset');
+  return n;
+}
+
+function renderView(req: Request, view: string, locals: object): Promise<string> {
+  return new Promise((resolve, reject) => req.app.render(view, locals, (err, html) => (err ? reject(err) : resolve(html))));
+}
+
+function runRow(run: RunListItem) {
+  const start = run.started_at ?? run.created_at;
+  return {
+    id: run.id,
+    ticketKey: run.ticket_key,
+    ticketTitle: run.ticket_title,
+    agent: run.agent_type_id,
+    model: run.model,
+    column: run.column_id,
+    status: run.status,
+    live: LIVE_STATUSES.includes(run.status),
+    attempt: run.attempt,
+    startedAt: start,
+    durationMs: run.started_at ? (run.ended_at ?? Date.now()) - run.started_at : null,
+    tokensIn: run.tokens_in,
+    tokensOut: run.tokens_out,
+    cost: run.cost_usd,
+  };
+}
+
+function clip(text: string): { text: string; clipped: number } {
+  return text.length > ENTRY_CHARS ? { text: text.slice(0, ENTRY_CHARS), clipped: text.length - ENTRY_CHARS } : { text, clipped: 0 };
+}
+
+function entryView(e: TranscriptEntry) {
+  switch (e.kind) {
+    case 'text':
+    case 'thinking':
+    case 'raw':
+      return { kind: e.kind, ...clip(e.text) };
+    case 'tool_use':
+      return { kind: e.kind, name: e.name, id: e.id, ...clip(e.input) };
+    case 'tool_result':
+      return { kind: e.kind, isError: e.isError, id: e.toolUseId, ...clip(e.content) };
+    case 'retry':
+      return { kind: e.kind, attempt: e.attempt, maxRetries: e.maxRetries, text: e.error, clipped: 0 };
+    case 'init':
+      return { kind: e.kind, model: e.model, cwd: e.cwd, permissionMode: e.permissionMode, toolCount: e.tools.length, text: '', clipped: 0 };
+    case 'result':
+      return { kind: e.kind, ...clip(e.summary.resultText), summary: e.summary };
+  }
+}
