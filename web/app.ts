@@ -7,6 +7,7 @@ import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
 import { systemApi } from './routes/api/system.js';
+import { backupsApi } from './routes/api/backups.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -26,6 +27,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/inbox', inboxApi(ctx));
   app.use('/api/agent-types', agentTypesApi(ctx));
   app.use('/api/project-types', projectTypesApi(ctx));
+  app.use('/api/backups', backupsApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });
