@@ -121,3 +121,36 @@ test('another program answering /api/health on the port does not pass for our da
     impostor.close();
   }
 });
+
+test('daemon start, stop and restart go through the service when it is installed for this home', async () => {
+  const { paths, userHome, env } = setup();
+  const control = { platform: 'linux' as const, userHome, uid: 1000, runner: fake };
+  await install({ paths, ui, env, ...control, timeoutMs: 20_000, open: false });
+  const { controlFor, restartDaemon, startDaemon, stopDaemon } = await import('../lib/daemonControl.js');
+  const first = fake.pid!;
+
+  fake.calls.length = 0;
+  expect(await stopDaemon(paths, controlFor(paths, control))).toBe(first);
+  expect(isAlive(first)).toBe(false);
+  expect(fs.existsSync(paths.pidFile)).toBe(false);
+  expect(fake.lines()).toEqual(['systemctl --user show-environment', 'systemctl --user stop projectdispatcher.service']);
+
+  fake.calls.length = 0;
+  const started = await startDaemon(paths, controlFor(paths, control), { timeoutMs: 20_000 });
+  expect(started.pid).toBe(fake.pid);
+  expect(started.pid).not.toBe(first);
+  expect(fake.lines()).toEqual(['systemctl --user show-environment', 'systemctl --user start projectdispatcher.service']);
+  await expect(startDaemon(paths, controlFor(paths, control))).rejects.toThrow(/already running/);
+
+  fake.calls.length = 0;
+  const restarted = await restartDaemon(paths, controlFor(paths, control), { timeoutMs: 20_000 });
+  expect(restarted.pid).toBe(fake.pid);
+  expect(restarted.pid).not.toBe(started.pid);
+  expect(isAlive(started.pid)).toBe(false);
+  expect(fake.lines()).toEqual(['systemctl --user show-environment', 'systemctl --user restart projectdispatcher.service']);
+
+  // a service file for another home is not ours to drive
+  const other = controlFor(pathsFor(path.join(root, 'other-home')), control);
+  expect(other.managed).toBeNull();
+  expect(other.note).toMatch(/serves another home/);
+});
