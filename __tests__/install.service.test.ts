@@ -119,6 +119,7 @@ test('another program answering /api/health on the port does not pass for our da
     );
   } finally {
     impostor.close();
+    impostor.closeAllConnections();
   }
 });
 
@@ -153,4 +154,15 @@ test('daemon start, stop and restart go through the service when it is installed
   const other = controlFor(pathsFor(path.join(root, 'other-home')), control);
   expect(other.managed).toBeNull();
   expect(other.note).toMatch(/serves another home/);
+});
+
+test('an old Node.js is refused before anything is written', async () => {
+  const { paths, userHome, unitFile, env } = setup();
+  fs.rmSync(paths.home, { recursive: true });
+  await expect(install({ paths, ui, env, platform: 'linux', userHome, uid: 1000, runner: fake, nodeVersion: '18.20.4' })).rejects.toThrow(
+    /^Node\.js 18\.20\.4 is too old: Project Dispatcher needs Node\.js >=20\.19$/,
+  );
+  expect(fs.existsSync(paths.home)).toBe(false);
+  expect(fs.existsSync(unitFile)).toBe(false);
+  expect(fake.calls).toEqual([]);
 });

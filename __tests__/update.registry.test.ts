@@ -22,7 +22,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => registry.listen(0, '127.0.0.1', () => r()));
   registryUrl = `http://127.0.0.1:${(registry.address() as net.AddressInfo).port}`;
 });
-afterAll(() => registry.close());
+afterAll(() => {
+  registry.close();
+  registry.closeAllConnections();
+});
 
 // async: the stand-in registry runs in this process and must keep answering while the CLI waits
 function update(reg: string): Promise<{ status: number; stdout: string; stderr: string }> {

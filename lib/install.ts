@@ -124,7 +124,9 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   }
 
   const report: InstallReport = {
-    ...{ migrated: prepared.migrated, promptsWritten: prepared.promptsWritten, configWritten: prepared.configWritten },
+    migrated: prepared.migrated,
+    promptsWritten: prepared.promptsWritten,
+    configWritten: prepared.configWritten,
     agentBinary,
     discovered,
     serviceFile: null,

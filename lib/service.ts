@@ -26,7 +26,10 @@ export interface Runner {
 export const systemRunner: Runner = {
   run(cmd, args) {
     const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
-    if (r.error) return { status: -1, stdout: '', stderr: r.error.message };
+    if (r.error) {
+      const missing = (r.error as NodeJS.ErrnoException).code === 'ENOENT';
+      return { status: -1, stdout: '', stderr: missing ? `${cmd}: command not found` : r.error.message };
+    }
     return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   },
   launch(cmd, args) {
