@@ -141,6 +141,8 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   if (service) {
     const spec: ServiceSpec = { nodePath: opts.nodePath ?? process.execPath, daemonScript, home: paths.home, pathEnv: env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
     report.serviceFile = service.file;
+    const previousHome = service.installedHome();
+    if (previousHome !== null && path.resolve(previousHome) !== path.resolve(paths.home)) ui.warn(`the service served ${previousHome}; it now serves ${paths.home} (one service per user)`);
     report.serviceFileChanged = service.writeFile(spec);
     ui.say(`${service.kind === 'systemd' ? 'systemd user unit' : 'LaunchAgent'} ${service.file} ${report.serviceFileChanged ? 'written' : 'up to date'}`);
     if (packageRoot.includes(`${path.sep}_npx${path.sep}`)) {
