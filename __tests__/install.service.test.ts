@@ -166,3 +166,22 @@ test('an old Node.js is refused before anything is written', async () => {
   expect(fs.existsSync(unitFile)).toBe(false);
   expect(fake.calls).toEqual([]);
 });
+
+test('uninstall never deletes a folder that holds the user home or the projects, or is not a data home', async () => {
+  root = tempDir('pd-guard-');
+  const { assertDeletableHome } = await import('../lib/install.js');
+  const userHome = path.join(root, 'me');
+  fs.mkdirSync(path.join(userHome, 'Development'), { recursive: true });
+  fs.writeFileSync(path.join(userHome, 'config.json'), '{}');
+  expect(() => assertDeletableHome(pathsFor(userHome), userHome, null)).toThrow(/holds your home folder or projects/);
+  expect(() => assertDeletableHome(pathsFor(root), userHome, null)).toThrow(/holds your home folder or projects/);
+  fs.writeFileSync(path.join(userHome, 'Development', 'config.json'), '{}');
+  expect(() => assertDeletableHome(pathsFor(path.join(userHome, 'Development')), userHome, path.join(userHome, 'Development'))).toThrow(/holds your home folder or projects/);
+  const notOurs = path.join(root, 'photos');
+  fs.mkdirSync(notOurs);
+  expect(() => assertDeletableHome(pathsFor(notOurs), userHome, null)).toThrow(/not a Project Dispatcher data home/);
+  const ours = path.join(userHome, 'Development', '.tasks');
+  fs.mkdirSync(ours);
+  fs.writeFileSync(path.join(ours, 'tasks.db'), '');
+  expect(() => assertDeletableHome(pathsFor(ours), userHome, path.join(userHome, 'Development'))).not.toThrow();
+});
