@@ -59,6 +59,22 @@ test('the schedule takes a snapshot once the newest one is older than the interv
   }
 });
 
+test('dispatch backup without a daemon snapshots the file directly, keeping backups.keep', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { daemonEnv, dispatchBin } = await import('./helpers/daemon.js');
+  fs.writeFileSync(h.paths.config, JSON.stringify({ backups: { interval_hours: 24, keep: 2 } }));
+  const env = daemonEnv(h.root);
+  expect(env.DISPATCH_HOME).toBe(h.paths.home);
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(process.execPath, [dispatchBin, 'backup'], { env, encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^backed up to .*backups\/tasks-\d{8}T\d{9}Z\.db \(\d+ KiB\)/);
+  }
+  const kept = listBackups(h.paths.backups);
+  expect(kept).toHaveLength(2);
+  expect(validateBackup(kept[0]!.file)).toBeGreaterThanOrEqual(1);
+});
+
 test('restore validates the file: not SQLite, not ours, missing', () => {
   const junk = path.join(h.root, 'junk.db');
   fs.writeFileSync(junk, 'hello, this is not a database'.repeat(200));

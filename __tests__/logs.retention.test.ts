@@ -40,3 +40,31 @@ test('--follow reads the rest of the old day, then the new day from its start', 
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test('dispatch daemon logs --follow prints the last lines, then the next day\'s lines as they come', async () => {
+  const { spawn } = await import('node:child_process');
+  const { daemonEnv, dispatchBin } = await import('./helpers/daemon.js');
+  const root = tempDir('pd-follow-cli-');
+  const env = daemonEnv(root);
+  const logs = path.join(env.DISPATCH_HOME!, 'logs');
+  fs.mkdirSync(logs, { recursive: true });
+  fs.writeFileSync(path.join(logs, 'daemon-2026-11-24.log'), '{"timestamp":"2026-11-24T23:59:58Z","level":"info","message":"late","ticket":"pd-1"}\n');
+  const child = spawn(process.execPath, [dispatchBin, 'daemon', 'logs', '--follow'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  try {
+    const waitFor = async (pattern: RegExp) => {
+      const deadline = Date.now() + 20_000;
+      while (!pattern.test(out)) {
+        if (Date.now() > deadline) throw new Error(`no ${pattern} in: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await waitFor(/late ticket=pd-1/);
+    fs.writeFileSync(path.join(logs, 'daemon-2026-11-25.log'), '{"timestamp":"2026-11-25T00:00:01Z","level":"info","message":"early","run":"r9"}\n');
+    await waitFor(/2026-11-25T00:00:01Z info  early run=r9/);
+  } finally {
+    child.kill();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
