@@ -6,8 +6,8 @@ import { hideBin } from 'yargs/helpers';
 import { UserError } from '../lib/errors.js';
 import { packageVersion } from '../lib/daemon.js';
 import { backupCommand, restoreCommand } from './commands/backup.js';
-import { daemonCommands } from './commands/daemon.js';
 import { installCommand, uninstallCommand, updateCommand } from './commands/install.js';
+import { daemonCommands } from './commands/daemon.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
 
@@ -20,11 +20,11 @@ export function buildCli(argv: string[]) {
     .command(installCommand)
     .command(uninstallCommand)
     .command(updateCommand)
+    .command(backupCommand)
+    .command(restoreCommand)
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
     .command('projects', 'list, register and discover projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
-    .command(backupCommand)
-    .command(restoreCommand)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()

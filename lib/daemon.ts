@@ -9,10 +9,11 @@ import { ConfigStore } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import { prepareHome } from './home.js';
 import { createLogger, type Logger } from './logger.js';
+import { scheduleBackups } from './backups.js';
+import { watchProjects } from './discovery.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
 import { packageRoot, pathsFor, type Paths } from './paths.js';
-import { watchProjects } from './discovery.js';
-import { scheduleBackups } from './backups.js';
+import { discoverProjects } from './projects.js';
 import { ensureHeartbeat } from './heartbeats.js';
 import { createStore, type Store } from './store.js';
 import { createApp } from '../web/app.js';
@@ -62,9 +63,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     let engine: Engine | null = null;
     const store = createStore(db, (projectId) => engine?.wake(projectId));
     // start-up repairs: every folder known, every active project scheduled (lessons 6)
+    discoverProjects(db, cfg.projects_root, [paths.home]);
+    for (const row of db.prepare(`SELECT id FROM projects WHERE status = 'active'`).all() as { id: number }[]) ensureHeartbeat(db, row.id, cfg.heartbeat.base_interval_seconds);
+
     const discovery = watchProjects({ db, root: cfg.projects_root, excluded: [paths.home], logger });
     cleanup.unshift(async () => discovery.stop());
-    for (const row of db.prepare(`SELECT id FROM projects WHERE status = 'active'`).all() as { id: number }[]) ensureHeartbeat(db, row.id, cfg.heartbeat.base_interval_seconds);
 
     let port = opts.port ?? cfg.port;
     engine = createEngine({ store, config, paths, logger, port: () => port });

@@ -27,7 +27,7 @@ export interface DiscoveryWatcher {
   stop(): void;
 }
 
-/** Discovers once synchronously, then watches until stop(). */
+/** Watches until stop(). The caller runs the first pass (the daemon does, in its start-up repairs). */
 export function watchProjects(opts: DiscoveryOptions): DiscoveryWatcher {
   const { db, root, excluded, logger } = opts;
   let watcher: fs.FSWatcher | null = null;
@@ -70,7 +70,6 @@ export function watchProjects(opts: DiscoveryOptions): DiscoveryWatcher {
     }
   };
 
-  safeScan();
   ensureWatcher();
   const rescan = setInterval(() => {
     safeScan();

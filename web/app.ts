@@ -2,12 +2,12 @@
 // Errors become 4xx JSON (API) or an HTML error page; a bad request never takes the daemon down.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { UserError } from '../lib/errors.js';
+import { backupsApi } from './routes/api/backups.js';
 import { hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
 import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
 import { systemApi } from './routes/api/system.js';
-import { backupsApi } from './routes/api/backups.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -22,12 +22,12 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
 
   app.use('/api', systemApi(ctx));
+  app.use('/api/backups', backupsApi(ctx));
   app.use('/api/projects', projectsApi(ctx));
   app.use('/api/tickets', ticketsApi(ctx));
   app.use('/api/inbox', inboxApi(ctx));
   app.use('/api/agent-types', agentTypesApi(ctx));
   app.use('/api/project-types', projectTypesApi(ctx));
-  app.use('/api/backups', backupsApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });
