@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import { UserError } from './errors.js';
 
 export const SERVICE_NAME = 'projectdispatcher';
 export const SYSTEMD_UNIT = `${SERVICE_NAME}.service`;
@@ -247,7 +248,7 @@ export class Service {
     const r = this.exec(action);
     if (r.status !== 0) {
       const line = this.command(action)!.join(' ');
-      throw new Error(`"${line}" failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`);
+      throw new UserError(`"${line}" failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n')[0] ?? ''}`);
     }
   }
 
