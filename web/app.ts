@@ -2,11 +2,11 @@
 // Errors become 4xx JSON (API) or an HTML error page; a bad request never takes the daemon down.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { UserError } from '../lib/errors.js';
-import { backupsApi } from './routes/api/backups.js';
 import { hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
 import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
+import { backupsApi } from './routes/api/backups.js';
 import { systemApi } from './routes/api/system.js';
 import type { AppContext } from './context.js';
 
