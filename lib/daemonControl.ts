@@ -157,8 +157,6 @@ export interface ControlOptions {
 
 /** How this home's daemon is managed: by the OS service, or as a plain process (and why). */
 export interface Control {
-  /** the service for this platform (installed or not), null where there is none */
-  service: Service | null;
   /** set when the installed service for this home runs the daemon */
   managed: Service | null;
   /** why the daemon is managed as a plain process, for messages */
@@ -173,13 +171,13 @@ export function serviceFor(opts: ControlOptions = {}): Service | null {
 
 export function controlFor(paths: Paths, opts: ControlOptions = {}): Control {
   const service = serviceFor(opts);
-  if (!service) return { service, managed: null, note: `no service manager support on ${opts.platform ?? process.platform}` };
+  if (!service) return { managed: null, note: `no service manager support on ${opts.platform ?? process.platform}` };
   const home = service.installedHome();
-  if (home === null) return { service, managed: null, note: 'the service is not installed (run "dispatch install")' };
-  if (path.resolve(home) !== path.resolve(paths.home)) return { service, managed: null, note: `the installed service serves another home (${home})` };
+  if (home === null) return { managed: null, note: 'the service is not installed (run "dispatch install")' };
+  if (path.resolve(home) !== path.resolve(paths.home)) return { managed: null, note: `the installed service serves another home (${home})` };
   const available = service.available();
-  if (!available.ok) return { service, managed: null, note: `${service.kind} is not reachable (${available.reason})` };
-  return { service, managed: service, note: '' };
+  if (!available.ok) return { managed: null, note: `${service.kind} is not reachable (${available.reason})` };
+  return { managed: service, note: '' };
 }
 
 /** Where to look when the service does not come up. */
