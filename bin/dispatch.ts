@@ -5,6 +5,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../lib/errors.js';
 import { packageVersion } from '../lib/daemon.js';
+import { backupCommand, restoreCommand } from './commands/backup.js';
+import { installCommand, uninstallCommand, updateCommand } from './commands/install.js';
 import { daemonCommands } from './commands/daemon.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
@@ -16,6 +18,11 @@ export function buildCli(argv: string[]) {
     .usage('$0 <command>\n\nProject Dispatcher: AI coding agents managed through tickets.')
     .version(packageVersion())
     .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+    .command(installCommand)
+    .command(uninstallCommand)
+    .command(updateCommand)
+    .command(backupCommand)
+    .command(restoreCommand)
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
     .command('projects', 'list, register and discover projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)

@@ -9,6 +9,8 @@ import { ConfigStore } from './config.js';
 import { createEngine, type Engine } from './engine.js';
 import { prepareHome } from './home.js';
 import { createLogger, type Logger } from './logger.js';
+import { scheduleBackups } from './backups.js';
+import { watchProjects } from './discovery.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
 import { packageRoot, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
@@ -50,17 +52,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       db.close();
     });
     const cfg = config.get();
-    const logger = createLogger({ logsDir: paths.logs, retentionDays: cfg.logs.retention_days, console: opts.console ?? true });
+    const logger = createLogger({ logsDir: paths.logs, retentionDays: () => config.get().logs.retention_days, console: opts.console ?? true });
     config.on('invalid', (message: string) => logger.error('config file rejected; keeping the last good config', { error: message }));
     config.on('change', () => logger.info('config reloaded'));
     config.watch();
     cleanup.unshift(async () => config.close());
+    const backups = scheduleBackups({ db, dir: paths.backups, config, logger });
+    cleanup.unshift(() => backups.stop());
 
     let engine: Engine | null = null;
     const store = createStore(db, (projectId) => engine?.wake(projectId));
     // start-up repairs: every folder known, every active project scheduled (lessons 6)
     discoverProjects(db, cfg.projects_root, [paths.home]);
     ensureAllHeartbeats(db, cfg.heartbeat.base_interval_seconds);
+
+    const discovery = watchProjects({ db, root: cfg.projects_root, excluded: [paths.home], logger });
+    cleanup.unshift(async () => discovery.stop());
 
     let port = opts.port ?? cfg.port;
     engine = createEngine({ store, config, paths, logger, port: () => port });

@@ -10,6 +10,7 @@ import { pages } from './routes/pages/index.js';
 import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
+import { backupsApi } from './routes/api/backups.js';
 import { systemApi } from './routes/api/system.js';
 import { queuesApi, runsApi } from './routes/api/runs.js';
 import type { AppContext } from './context.js';
@@ -31,6 +32,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
 
   app.use('/api', systemApi(ctx));
+  app.use('/api/backups', backupsApi(ctx));
   app.use('/api/projects', projectsApi(ctx));
   app.use('/api/tickets', ticketsApi(ctx));
   app.use('/api/inbox', inboxApi(ctx));

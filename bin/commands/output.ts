@@ -19,3 +19,26 @@ export function printTable(rows: Record<string, unknown>[], columns: string[]): 
 export function when(ms: number | null | undefined): string {
   return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '';
 }
+
+/**
+ * A progress indicator on stderr while waiting: a spinner on a terminal, a line every 5 s
+ * otherwise (logs and CI). `done()` clears the spinner line.
+ */
+export function waitingIndicator(label: string): { tick(elapsedMs: number): void; done(): void } {
+  const tty = process.stderr.isTTY;
+  let frame = 0;
+  let lastLine = -1;
+  return {
+    tick(elapsedMs) {
+      const seconds = Math.floor(elapsedMs / 1000);
+      if (tty) process.stderr.write(`\r${'|/-\\'[frame++ % 4]} ${label} (${seconds} s)`);
+      else if (Math.floor(seconds / 5) !== lastLine) {
+        lastLine = Math.floor(seconds / 5);
+        process.stderr.write(`${label} (${seconds} s)\n`);
+      }
+    },
+    done() {
+      if (tty && frame > 0) process.stderr.write('\r\x1b[K');
+    },
+  };
+}

@@ -1,0 +1,38 @@
+// `dispatch backup` and `dispatch restore <file>`. The rule for backup: when the daemon runs, it
+// takes the snapshot (POST /api/backups) on its own connection; when it does not, the CLI opens
+// tasks.db itself. Restore only ever runs with the daemon stopped.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { backupHome, restoreDatabase, type BackupInfo } from '../../lib/backups.js';
+import { ConfigStore } from '../../lib/config.js';
+import { liveDaemon } from '../../lib/pidfile.js';
+import { api, localPaths } from './client.js';
+import { printJson } from './output.js';
+
+export const backupCommand: CommandModule<object, { json: boolean }> = {
+  command: 'backup',
+  describe: 'snapshot the database into backups/ now (keeps backups.keep newest)',
+  handler: async (argv) => {
+    const paths = localPaths();
+    const result = liveDaemon(paths.pidFile)
+      ? await api<{ backup: BackupInfo; removed: string[] }>('POST', '/api/backups', {})
+      : await backupHome(paths, new ConfigStore(paths.config).get().backups.keep);
+    if (argv.json) return printJson(result);
+    console.log(`backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`);
+  },
+};
+
+export const restoreCommand: CommandModule<object, { file: string }> = {
+  command: 'restore <file>',
+  describe: 'replace the database with a backup (the daemon must be stopped; the current one is kept)',
+  builder: (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'a file in backups/ (a bare name is looked up there)' }),
+  handler: async (argv) => {
+    const paths = localPaths();
+    const file = fs.existsSync(argv.file) ? path.resolve(argv.file) : path.join(paths.backups, argv.file);
+    const { previous } = await restoreDatabase(paths, file);
+    console.log(`restored ${paths.db} from ${file}`);
+    if (previous) console.log(`the database it replaced is kept at ${previous}`);
+    console.log('start the daemon with "dispatch daemon start"');
+  },
+};
