@@ -23,7 +23,7 @@ test('--follow reads the rest of the old day, then the new day from its start', 
   const today = path.join(dir, 'daemon-2026-11-24.log');
   fs.writeFileSync(today, '{"message":"old, already printed"}\n');
   const seen: string[] = [];
-  const follower = followLogs(dir, (line) => seen.push(line), 50);
+  const follower = followLogs(dir, (line) => seen.push(line), { pollMs: 50 });
   try {
     fs.appendFileSync(today, 'a1\na2');
     await new Promise((r) => setTimeout(r, 200));
@@ -35,6 +35,25 @@ test('--follow reads the rest of the old day, then the new day from its start', 
     fs.appendFileSync(path.join(dir, 'daemon-2026-11-25.log'), 'b3\n');
     while (seen.length < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(seen).toEqual(['a1', 'a2-end', 'a3', 'b1', 'b2', 'b3']);
+  } finally {
+    follower.stop();
+    fs.rmSync(dir, { recursive: true });
+  }
+});
+
+test('--follow from where the tail ended: a new day that appeared in between is read from its start', async () => {
+  const dir = tempDir('pd-follow-from-');
+  const old = path.join(dir, 'daemon-2026-11-24.log');
+  fs.writeFileSync(old, 'printed\n');
+  const offset = fs.statSync(old).size;
+  fs.appendFileSync(old, 'x1\n');
+  fs.writeFileSync(path.join(dir, 'daemon-2026-11-25.log'), 'y1\n');
+  const seen: string[] = [];
+  const follower = followLogs(dir, (line) => seen.push(line), { from: { file: old, offset }, pollMs: 50 });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual(['x1', 'y1']);
   } finally {
     follower.stop();
     fs.rmSync(dir, { recursive: true });
@@ -61,6 +80,7 @@ test('dispatch daemon logs --follow prints the last lines, then the next day\'s 
       }
     };
     await waitFor(/late ticket=pd-1/);
+    // no pause here: the new day's file may appear before the follower's first poll
     fs.writeFileSync(path.join(logs, 'daemon-2026-11-25.log'), '{"timestamp":"2026-11-25T00:00:01Z","level":"info","message":"early","run":"r9"}\n');
     await waitFor(/2026-11-25T00:00:01Z info  early run=r9/);
   } finally {

@@ -87,13 +87,17 @@ export function pruneLogs(dir: string, retentionDays: number, now = new Date()):
 }
 
 /**
- * Calls `onLine` for every complete line appended to the newest daily file, from its end onwards.
+ * Calls `onLine` for every complete line appended to the newest daily file, from its end (or from
+ * `from`) onwards.
  * When a newer day's file appears, the rest of the old one is read first, then the new one from
  * its start, so no line is lost at midnight.
  */
-export function followLogs(dir: string, onLine: (line: string) => void, pollMs = 500): { stop(): void } {
-  let file = logFiles(dir).at(-1) ?? null;
-  let offset = file ? fs.statSync(file).size : 0;
+export function followLogs(dir: string, onLine: (line: string) => void, opts: { from?: { file: string; offset: number } | null; pollMs?: number } = {}): { stop(): void } {
+  // the caller's starting point (where its own read ended) MUST be used when given: a new day's
+  // file created between that read and this call would otherwise be skipped
+  const start = opts.from === undefined ? (logFiles(dir).at(-1) ?? null) : (opts.from?.file ?? null);
+  let file = start;
+  let offset = opts.from ? opts.from.offset : start ? fs.statSync(start).size : 0;
   let partial = '';
   const drain = () => {
     if (!file) return;
@@ -127,6 +131,6 @@ export function followLogs(dir: string, onLine: (line: string) => void, pollMs =
       offset = 0;
       drain();
     }
-  }, pollMs);
+  }, opts.pollMs ?? 500);
   return { stop: () => clearInterval(timer) };
 }

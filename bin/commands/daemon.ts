@@ -62,12 +62,11 @@ export function daemonCommands(y: Argv): Argv {
         const paths = localPaths();
         const latest = logFiles(paths.logs).at(-1);
         if (!latest && !argv.follow) throw new UserError(`no daemon log yet in ${paths.logs}`);
-        if (latest) {
-          const lines = fs.readFileSync(latest, 'utf8').split('\n').filter(Boolean);
-          for (const line of lines.slice(-Math.max(1, argv.lines))) console.log(formatLogLine(line));
-        }
+        const text = latest ? fs.readFileSync(latest, 'utf8') : '';
+        const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+        for (const line of complete.split('\n').filter(Boolean).slice(-Math.max(1, argv.lines))) console.log(formatLogLine(line));
         if (!argv.follow) return;
-        followLogs(paths.logs, (line) => console.log(formatLogLine(line)));
+        followLogs(paths.logs, (line) => console.log(formatLogLine(line)), { from: latest ? { file: latest, offset: Buffer.byteLength(complete) } : null });
         await new Promise<never>(() => {}); // until Ctrl-C
       },
     )
