@@ -8,6 +8,7 @@ import { backupDatabase, listBackups, restoreDatabase, scheduleBackups, snapshot
 import { ConfigStore } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
 import { makeTestHome, type TestHome } from './helpers/home.js';
+import { createTicket } from '../lib/tickets.js';
 import { startTestDaemon } from './helpers/daemon.js';
 
 let h: TestHome;
@@ -130,4 +131,16 @@ test('restore round trip through the CLI: refused while the daemon runs; afterwa
   const old = new Database(previous, { readonly: true });
   expect((old.prepare(`SELECT title FROM tickets ORDER BY id`).all() as { title: string }[]).map((t) => t.title)).toEqual(['before the backup', 'after the backup']);
   old.close();
+});
+
+test('restore refuses while an agent left by a stopped daemon is still working', async () => {
+  const snap = (await backupDatabase(h.db, h.paths.backups, 5, new Date())).backup.file;
+  h.addProject('busy', 'research', 'bz');
+  const ticket = createTicket(h.store, { project: 'bz', title: 'still running', column: 'researcher', createdBy: 'human' });
+  // this test process stands in for the detached agent: alive, recorded as the run's pid
+  h.db.prepare(`INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, pid, created_at, started_at) VALUES ('r-live', ?, ?, 'researcher', 'haiku', 'researcher', 'running', ?, ?, ?)`).run(ticket.id, ticket.project_id, process.pid, Date.now(), Date.now());
+  await expect(restoreDatabase(h.paths, snap)).rejects.toThrow(/1 agent run\(s\) are still working \(pid \d+\)/);
+  expect((h.db.prepare(`SELECT COUNT(*) AS n FROM tickets`).get() as { n: number }).n).toBe(1);
+  h.db.prepare(`UPDATE runs SET status = 'crashed', ended_at = ? WHERE id = 'r-live'`).run(Date.now());
+  await expect(restoreDatabase(h.paths, snap)).resolves.toMatchObject({ version: expect.any(Number) });
 });

@@ -5,6 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { isAgentAlive } from './agentProcess.js';
+import { liveRuns } from './runs.js';
 import type { ConfigStore } from './config.js';
 import { openDb, type Db } from './db/connection.js';
 import { migrations } from './db/migrations.js';
@@ -192,6 +194,9 @@ export async function restoreDatabase(paths: Paths, file: string): Promise<{ ver
     previous = path.join(paths.backups, snapshotName(new Date()).replace(/^tasks-/, 'pre-restore-'));
     const current = openDb(paths.db);
     try {
+      // agents outlive the daemon and write through ticket.cjs: swapping the file under them would lose their work
+      const working = liveRuns(current).filter((r) => r.pid !== null && isAgentAlive(r.pid, r.proc_start));
+      if (working.length) throw new UserError(`${working.length} agent run(s) are still working (${working.map((r) => `pid ${r.pid}`).join(', ')}); wait for them or kill them, then restore`);
       await snapshot(current, previous);
     } finally {
       current.close();
