@@ -4,7 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../lib/errors.js';
-import { packageVersion } from '../lib/daemon.js';
+import { packageVersion } from '../lib/paths.js';
 import { daemonCommands } from './commands/daemon.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';

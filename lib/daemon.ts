@@ -10,7 +10,7 @@ import { createEngine, type Engine } from './engine.js';
 import { prepareHome } from './home.js';
 import { createLogger, type Logger } from './logger.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
-import { packageRoot, pathsFor, type Paths } from './paths.js';
+import { packageVersion, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
 import { createStore, type Store } from './store.js';
@@ -32,10 +32,6 @@ export interface Daemon {
   engine: Engine;
   logger: Logger;
   stop(): Promise<void>;
-}
-
-export function packageVersion(): string {
-  return (JSON.parse(fs.readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string }).version;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
