@@ -2,6 +2,7 @@
 // client, percentiles, and the one way every figure is printed: value, target, MET or MISSED.
 // Everything here runs against the built dist/ (npm run build first).
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -49,8 +50,10 @@ export function prepareRoot(root, config) {
 /** Starts dist/bin/daemon.js on an ephemeral port with the given temp root; resolves once /api/health answers. */
 export async function startDaemon(root, { config, env: extra = {} } = {}) {
   const env = { ...prepareRoot(root, config), ...extra };
+  // BENCH_PROFILE_DIR: each daemon writes a V8 CPU profile there when it stops
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
   const home = env.DISPATCH_HOME;
-  const child = spawn(process.execPath, [daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...profile, daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output = (output + d).slice(-20000)));
   child.stderr.on('data', (d) => (output = (output + d).slice(-20000)));
@@ -78,20 +81,30 @@ export async function startDaemon(root, { config, env: extra = {} } = {}) {
     pid: child.pid,
     dbPath: path.join(home, 'tasks.db'),
     output: () => output,
-    async api(method, urlPath, body) {
-      const res = await fetch(url + urlPath, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
+    /** One request on its own connection (no keep-alive reuse, so a server closing an idle socket cannot reset it). */
+    api(method, urlPath, body) {
+      const payload = body === undefined ? null : JSON.stringify(body);
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port, method, path: urlPath, agent: false, headers: payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+          (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              let parsed = text;
+              try {
+                parsed = text ? JSON.parse(text) : null;
+              } catch {
+                // an HTML page or plain text: kept as text
+              }
+              resolve({ status: res.statusCode, body: parsed, bytes: Buffer.byteLength(text) });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(payload ?? undefined);
       });
-      const text = await res.text();
-      let parsed = null;
-      try {
-        parsed = text ? JSON.parse(text) : null;
-      } catch {
-        parsed = text;
-      }
-      return { status: res.status, body: parsed, bytes: Buffer.byteLength(text) };
     },
     async project(name, abbreviation, type = 'software-dev') {
       const dir = path.join(env.DISPATCH_PROJECTS_ROOT, name);

@@ -4,8 +4,9 @@
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, results } from './lib.js';
 import { latency } from './latency.js';
+import { pipeline } from './pipeline.js';
 
-const ALL = { latency };
+const ALL = { latency, pipeline };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

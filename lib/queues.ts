@@ -6,7 +6,7 @@
 // unique per event, so a kept failure never blocks a later job.
 import { buildDBClient, SqliteQueue } from 'liteque';
 import { z } from 'zod';
-import type { Db } from './db/connection.js';
+import { cacheStatements, type Db } from './db/connection.js';
 
 export const QUEUE = { scan: 'scan', agentRun: 'agent-run', merge: 'merge' } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
@@ -47,6 +47,8 @@ export interface Queues {
 
 export function openQueues(dbPath: string): Queues {
   const client = buildDBClient(dbPath, { runMigrations: true });
+  const connection = (client as unknown as { session: { client: Db } }).session.client;
+  cacheStatements(connection); // drizzle compiles every query it runs: the pools' dequeue loop is hot
   const make = <T>(name: QueueName, numRetries: number) => new SqliteQueue<T>(name, client, { defaultJobArgs: { numRetries }, keepFailedJobs: true });
   const scan = make<ScanPayload>(QUEUE.scan, 2);
   const agentRun = make<AgentRunPayload>(QUEUE.agentRun, 2);
@@ -57,7 +59,7 @@ export function openQueues(dbPath: string): Queues {
     agentRun,
     merge,
     byName: (name) => all[name],
-    close: () => (client as unknown as { session: { client: { close(): void } } }).session.client.close(),
+    close: () => connection.close(),
   };
 }
 
