@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { openDb } from '../lib/db/connection.js';
-import { LATEST_VERSION, migrate, schemaVersion } from '../lib/db/migrations.js';
+import { LATEST_VERSION, migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
 import { BUILTIN_AGENT_TYPES, seed } from '../lib/seed.js';
 import { tempDir } from './helpers/home.js';
 import { repoRoot } from './helpers/daemon.js';
@@ -12,7 +12,7 @@ describe('migrations', () => {
     const dir = tempDir();
     const db = openDb(path.join(dir, 'tasks.db'));
     expect(schemaVersion(db)).toBe(0);
-    expect(migrate(db)).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    expect(migrate(db)).toEqual(migrations.map((m) => m.version));
     seed(db);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual(['content', 'personal', 'research', 'software-dev', 'vps-maintenance']);
@@ -59,7 +59,7 @@ describe('migrations', () => {
         child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
       });
     const results = (await Promise.all([run(), run()])).map((r) => JSON.parse(r) as number[]);
-    expect(results.flat().sort()).toEqual(Array.from({ length: LATEST_VERSION }, (_, i) => i + 1));
+    expect(results.flat().sort((a, b) => a - b)).toEqual(migrations.map((m) => m.version));
     const db = openDb(file);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);

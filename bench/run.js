@@ -5,8 +5,9 @@
 import { machine, results } from './lib.js';
 import { latency } from './latency.js';
 import { pipeline } from './pipeline.js';
+import { pages } from './pages.js';
 
-const ALL = { latency, pipeline };
+const ALL = { latency, pipeline, pages };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

@@ -24,15 +24,16 @@ const MAX_CACHED_STATEMENTS = 1000;
 /**
  * Makes `db.prepare(sql)` compile each SQL text once per connection and hand back the same
  * statement afterwards: compiling on every call was the daemon's largest CPU cost per agent run
- * (BENCHMARKS.md). Invariant this relies on: a given SQL text is always used in the same mode
- * (our code never calls pluck, raw, expand or iterate; drizzle inside liteque calls raw() on
- * each of its selects every time it runs them) and no iterator is held open.
+ * (BENCHMARKS.md). A cached statement is handed back in its default mode (pluck, raw and expand
+ * off), so a caller that switches a mode on affects only its own use. Invariant: no iterator over
+ * a statement is held open across another prepare() of the same SQL text.
  */
 export function cacheStatements(db: Db): void {
   const compile = db.prepare.bind(db);
   const cache = new Map<string, Database.Statement>();
   db.prepare = ((sql: string) => {
     let statement = cache.get(sql);
+    if (statement?.reader) statement.raw(false).pluck(false).expand(false);
     if (!statement) {
       if (cache.size >= MAX_CACHED_STATEMENTS) cache.clear(); // only generated SQL could grow it this far
       statement = compile(sql);
