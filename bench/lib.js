@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../dist/bin/commands/daemon.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const daemonBin = path.join(repoRoot, 'dist', 'bin', 'daemon.js');
@@ -52,8 +53,10 @@ export async function startDaemon(root, { config, env: extra = {} } = {}) {
   const env = { ...prepareRoot(root, config), ...extra };
   // BENCH_PROFILE_DIR: each daemon writes a V8 CPU profile there when it stops
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
+  // the flags `dispatch daemon start` gives the daemon, plus BENCH_DAEMON_NODE_ARGS for experiments
+  const flags = [...DAEMON_NODE_FLAGS, ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), ...profile];
   const home = env.DISPATCH_HOME;
-  const child = spawn(process.execPath, [...profile, daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output = (output + d).slice(-20000)));
   child.stderr.on('data', (d) => (output = (output + d).slice(-20000)));
@@ -174,7 +177,7 @@ export function report(bench, name, value, unit, target = null, note = '') {
   results.push(r);
   const targetText = target ? `target ${target.op} ${target.value} ${unit}` : '(info)';
   const verdict = met === null ? '' : met ? 'MET' : 'MISSED';
-  console.log(`  ${name.padEnd(58)} ${fmt(value, value >= 100 ? 0 : 1).padStart(9)} ${unit.padEnd(10)} ${targetText.padEnd(24)} ${verdict}${note ? `  ${note}` : ''}`);
+  console.log(`  ${name.padEnd(58)} ${fmt(value, value >= 100 ? 0 : value >= 10 ? 1 : 2).padStart(9)} ${unit.padEnd(10)} ${targetText.padEnd(24)} ${verdict}${note ? `  ${note}` : ''}`);
   return r;
 }
 

@@ -6,8 +6,10 @@ import { machine, results } from './lib.js';
 import { latency } from './latency.js';
 import { pipeline } from './pipeline.js';
 import { pages } from './pages.js';
+import { ticketcli } from './ticketcli.js';
+import { idle } from './idle.js';
 
-const ALL = { latency, pipeline, pages };
+const ALL = { latency, pipeline, pages, ticketcli, idle };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

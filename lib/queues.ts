@@ -126,6 +126,12 @@ export function recordJobEnd(db: Db, eventId: number, outcome: 'completed' | 're
   db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(outcome, error, Date.now(), eventId);
 }
 
+/** When the earliest waiting job of a queue may run (ms), or null when none waits. */
+export function nextAvailableAt(db: Db, queue: QueueName): number | null {
+  const row = db.prepare(`SELECT MIN(COALESCE(availableAt, 0)) AS at FROM tasks WHERE queue = ? AND status IN ('pending', 'pending_retry')`).get(queue) as { at: number | null };
+  return row.at;
+}
+
 export interface QueueCounts {
   queue: QueueName;
   pending: number;

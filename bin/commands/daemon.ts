@@ -12,6 +12,12 @@ import { localPaths } from './client.js';
 import { printJson } from './output.js';
 
 const daemonMain = path.join(packageRoot, 'dist', 'bin', 'daemon.js');
+/**
+ * Node flags of the background daemon. V8's memory reducer wakes an idle process every 8 s to
+ * shrink its heap; for the daemon that was most of its idle CPU (BENCHMARKS.md, "idle daemon").
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-memory-reducer'];
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function health(port: number): Promise<{ pid: number; version: string } | null> {
@@ -28,7 +34,7 @@ export async function startDaemonProcess(paths: Paths, opts: { timeoutMs?: numbe
   if (running) throw new UserError(`the daemon is already running (pid ${running.pid}, http://127.0.0.1:${running.port})`);
   fs.mkdirSync(paths.logs, { recursive: true });
   const out = fs.openSync(path.join(paths.logs, 'daemon.out'), 'a');
-  const child = spawn(process.execPath, [daemonMain], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DISPATCH_HOME: paths.home } });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonMain], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DISPATCH_HOME: paths.home } });
   fs.closeSync(out);
   child.unref();
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
