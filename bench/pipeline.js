@@ -24,7 +24,7 @@ function maxOverlap(intervals) {
 }
 
 export async function pipeline({
-  tickets = Number(process.env.BENCH_PIPELINE_TICKETS ?? 300),
+  tickets = Number(process.env.BENCH_PIPELINE_TICKETS ?? 150),
   projects = Number(process.env.BENCH_PIPELINE_PROJECTS ?? 20),
   parallelCoding = process.env.BENCH_PARALLEL_CODING !== '0',
 } = {}) {

@@ -8,8 +8,9 @@ import { pipeline } from './pipeline.js';
 import { pages } from './pages.js';
 import { ticketcli } from './ticketcli.js';
 import { idle } from './idle.js';
+import { queue } from './queue.js';
 
-const ALL = { latency, pipeline, pages, ticketcli, idle };
+const ALL = { latency, pipeline, pages, ticketcli, idle, queue };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

@@ -167,12 +167,14 @@ CREATE INDEX job_events_recent ON job_events (id DESC);
   {
     // versions 2 and 3 belong to other branches; this one only adds indexes (BENCHMARKS.md)
     version: 4,
-    name: 'indexes for board counts and the inbox',
+    name: 'indexes for board counts, the inbox and the queue inspector',
     sql: `
 -- the board's per-column counts read only this index, not 10,000 table rows
 CREATE INDEX tickets_board_counts ON tickets (project_id, archived_at, column_id);
 -- the inbox walks human tickets newest first and stops at its page size
 CREATE INDEX tickets_inbox ON tickets (column_id, column_entered_at DESC, id DESC) WHERE archived_at IS NULL;
+-- the queue inspector counts the last day's completed jobs; job_events grows with every job ever run
+CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'completed';
 `,
   },
 ];
