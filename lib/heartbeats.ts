@@ -100,7 +100,7 @@ export function markWaitingProjectsDue(db: Db, caps: { global: number; perProjec
              AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR NOT EXISTS (
                SELECT 1 FROM runs r WHERE r.project_id = t.project_id AND r.agent_type_id = 'coding-agent' AND r.status IN ('queued', 'running')))
            GROUP BY t.project_id
-           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at)
+           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), t.project_id
            LIMIT @free`,
         )
         .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free }) as { id: number }[]
