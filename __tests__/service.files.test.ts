@@ -12,7 +12,7 @@ test('the systemd unit runs the absolute node on daemon.js, restarts on failure,
   const unit = systemdUnit(spec);
   const lines = unit.split('\n');
   expect(lines).toContain('[Service]');
-  expect(lines).toContain('ExecStart="/opt/node 20/bin/node" "/usr/lib/node_modules/projectdispatcher/dist/bin/daemon.js"');
+  expect(lines).toContain('ExecStart="/opt/node 20/bin/node" "--no-memory-reducer" "/usr/lib/node_modules/projectdispatcher/dist/bin/daemon.js"');
   expect(lines).toContain('Environment="DISPATCH_HOME=/home/ana/Development/.tasks"');
   expect(lines).toContain('Environment="PATH=/home/ana/.local/bin:/usr/bin:/bin"');
   expect(lines).toContain('Restart=on-failure');
@@ -32,7 +32,7 @@ test('systemd specials in paths are escaped, and the home reads back unchanged',
 test('the LaunchAgent keeps the daemon alive after a crash only, with the home and PATH set', () => {
   const plist = launchAgentPlist({ ...spec, home: '/Users/ana/R&D <data>' });
   expect(plist).toMatch(/<key>Label<\/key>\s*<string>com\.projectdispatcher\.daemon<\/string>/);
-  expect(plist).toMatch(/<key>ProgramArguments<\/key>\s*<array>\s*<string>\/opt\/node 20\/bin\/node<\/string>\s*<string>\/usr\/lib\/node_modules\/projectdispatcher\/dist\/bin\/daemon\.js<\/string>\s*<\/array>/);
+  expect(plist).toMatch(/<key>ProgramArguments<\/key>\s*<array>\s*<string>\/opt\/node 20\/bin\/node<\/string>\s*<string>--no-memory-reducer<\/string>\s*<string>\/usr\/lib\/node_modules\/projectdispatcher\/dist\/bin\/daemon\.js<\/string>\s*<\/array>/);
   expect(plist).toMatch(/<key>KeepAlive<\/key>\s*<dict>\s*<key>SuccessfulExit<\/key>\s*<false\/>\s*<\/dict>/);
   expect(plist).toMatch(/<key>RunAtLoad<\/key>\s*<true\/>/);
   expect(plist).toContain('<string>/Users/ana/R&amp;D &lt;data&gt;</string>');

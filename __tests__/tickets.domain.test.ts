@@ -81,6 +81,9 @@ describe('tickets', () => {
     const a = createTicket(h.store, { project: 'al', title: 'a', column: 'coding-agent', createdBy: 'human' });
     createTicket(h.store, { project: 'be', title: 'b', createdBy: 'human' });
     addComment(h.store, a.key, 'block', 'Which currency?', 'coding-agent:r1');
+    // column_entered_at has millisecond resolution and a tie falls back to the newer id (be-1):
+    // the move must land in a later millisecond than be-1's creation for "newest first" to show
+    for (const until = Date.now() + 2; Date.now() < until; );
     moveTicket(h.store, a.key, 'human', { actor: 'coding-agent:r1' });
     const items = inbox(h.db);
     expect(items.map((i) => i.key)).toEqual(['al-1', 'be-1']);

@@ -4,7 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../lib/errors.js';
-import { packageVersion } from '../lib/daemon.js';
+import { packageVersion } from '../lib/paths.js';
 import { backupCommand, restoreCommand } from './commands/backup.js';
 import { installCommand, uninstallCommand, updateCommand } from './commands/install.js';
 import { daemonCommands } from './commands/daemon.js';

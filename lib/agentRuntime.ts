@@ -49,19 +49,32 @@ interface Active {
 export class AgentRuntime {
   private readonly active = new Map<string, Active>();
   private watchTimer: NodeJS.Timeout | null = null;
+  private started = false;
 
   constructor(private readonly deps: RuntimeDeps) {}
 
   start(): void {
-    this.watchTimer ??= setInterval(() => this.watch(), WATCH_INTERVAL_MS);
-    this.watchTimer.unref();
+    this.started = true;
+    this.armWatch();
   }
 
   /** Forgets timers; agents keep running and are adopted by the next daemon. */
   stop(): void {
+    this.started = false;
+    this.disarmWatch();
+    for (const a of this.active.values()) a.timers.forEach(clearTimeout);
+  }
+
+  /** The periodic watch runs only while a run is live: an idle daemon must not wake every second (BENCHMARKS.md). */
+  private armWatch(): void {
+    if (!this.started || this.watchTimer || this.active.size === 0) return;
+    this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
+    this.watchTimer.unref();
+  }
+
+  private disarmWatch(): void {
     if (this.watchTimer) clearInterval(this.watchTimer);
     this.watchTimer = null;
-    for (const a of this.active.values()) a.timers.forEach(clearTimeout);
   }
 
   runningCount(): number {
@@ -83,9 +96,11 @@ export class AgentRuntime {
     if (!run || (run.status !== RUN_STATUS.queued && run.status !== RUN_STATUS.running)) return;
     const entry: Active = { run, pid: run.pid, procStart: run.proc_start, stop: null, selfMoved: false, done: Promise.resolve(), timers: [] };
     this.active.set(runId, entry);
+    this.armWatch();
     entry.done = (run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry)).finally(() => {
       entry.timers.forEach(clearTimeout);
       this.active.delete(runId);
+      if (this.active.size === 0) this.disarmWatch();
     });
     return entry.done;
   }

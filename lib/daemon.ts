@@ -12,7 +12,7 @@ import { createLogger, type Logger } from './logger.js';
 import { scheduleBackups } from './backups.js';
 import { watchProjects } from './discovery.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
-import { packageRoot, pathsFor, type Paths } from './paths.js';
+import { packageVersion, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
 import { createStore, type Store } from './store.js';
@@ -34,10 +34,6 @@ export interface Daemon {
   engine: Engine;
   logger: Logger;
   stop(): Promise<void>;
-}
-
-export function packageVersion(): string {
-  return (JSON.parse(fs.readFileSync(`${packageRoot}/package.json`, 'utf8')) as { version: string }).version;
 }
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {

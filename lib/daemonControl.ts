@@ -11,7 +11,8 @@ import { ConfigStore } from './config.js';
 import { UserError } from './errors.js';
 import { isAlive, liveDaemon, readPidFile } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
-import { LAUNCHD_LABEL, SERVICE_NAME, Service, serviceKindFor, systemRunner, type Runner } from './service.js';
+import { DAEMON_NODE_FLAGS, LAUNCHD_LABEL, SERVICE_NAME, Service, serviceKindFor, systemRunner, type Runner } from './service.js';
+
 
 export const daemonScript = path.join(packageRoot, 'dist', 'bin', 'daemon.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,7 +99,7 @@ export async function startDaemonProcess(paths: Paths, opts: Omit<WaitOptions, '
   fs.mkdirSync(paths.logs, { recursive: true });
   const outFile = path.join(paths.logs, 'daemon.out');
   const out = fs.openSync(outFile, 'a');
-  const child = spawn(process.execPath, [daemonScript], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DISPATCH_HOME: paths.home } });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonScript], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DISPATCH_HOME: paths.home } });
   fs.closeSync(out);
   child.unref();
   try {

@@ -53,8 +53,9 @@ export function createEngine(deps: EngineDeps): Engine {
     port: deps.port,
     workspace,
     onFinalized: () => {
-      // a slot is free: every project with waiting tickets gets a look now
-      if (markWaitingProjectsDue(store.db).length) scheduler.poke();
+      // a slot is free: the projects that can use it get a look now
+      const a = deps.config.get().agents;
+      if (markWaitingProjectsDue(store.db, { global: a.max_concurrent_global, perProject: a.max_concurrent_per_project, parallelCoding: a.parallel_coding }).length) scheduler.poke();
     },
   });
   const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };

@@ -77,18 +77,33 @@ export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork
   }).immediate();
 }
 
-/** Marks due every active project that has unclaimed tickets waiting in an agent column (a slot just freed). */
-export function markWaitingProjectsDue(db: Db, at = Date.now()): number[] {
+/**
+ * A run slot just freed: marks due the projects that can use it, at most one per free global slot.
+ * A candidate has an unclaimed ticket in an agent column that its caps allow it to start now (below
+ * the per-project cap; not a coding ticket held back by the serial rule), most urgent and oldest
+ * waiting first. Waking every waiting project instead made each finalize cost a scan per project,
+ * almost all ending at the global cap (BENCHMARKS.md, "daemon overhead and CPU per run").
+ */
+export function markWaitingProjectsDue(db: Db, caps: { global: number; perProject: number; parallelCoding: boolean }, at = Date.now()): number[] {
   return db.transaction(() => {
+    const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
+    const free = caps.global - live;
+    if (free <= 0) return [];
     const ids = (
       db
         .prepare(
-          `SELECT DISTINCT pc.project_id AS id FROM project_columns pc
-           JOIN projects p ON p.id = pc.project_id AND p.status = 'active'
-           WHERE pc.agent_type_id IS NOT NULL AND EXISTS (
-             SELECT 1 FROM tickets t WHERE t.project_id = pc.project_id AND t.column_id = pc.column_id AND t.claimed_by_run IS NULL AND t.archived_at IS NULL)`,
+          `SELECT t.project_id AS id FROM tickets t
+           JOIN projects p ON p.id = t.project_id AND p.status = 'active'
+           JOIN project_columns pc ON pc.project_id = t.project_id AND pc.column_id = t.column_id AND pc.agent_type_id IS NOT NULL
+           WHERE t.claimed_by_run IS NULL AND t.archived_at IS NULL
+             AND (SELECT COUNT(*) FROM runs r WHERE r.project_id = t.project_id AND r.status IN ('queued', 'running')) < @perProject
+             AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR NOT EXISTS (
+               SELECT 1 FROM runs r WHERE r.project_id = t.project_id AND r.agent_type_id = 'coding-agent' AND r.status IN ('queued', 'running')))
+           GROUP BY t.project_id
+           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), t.project_id
+           LIMIT @free`,
         )
-        .all() as { id: number }[]
+        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free }) as { id: number }[]
     ).map((r) => r.id);
     for (const id of ids) markDue(db, id, at);
     return ids;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigStore } from './config.js';
-import { packageVersion } from './daemon.js';
+import { packageVersion } from './paths.js';
 import { controlFor, daemonScript, serviceFor, serviceHint, startDaemonProcess, stopDaemonProcess, waitForHealthy, type ControlOptions } from './daemonControl.js';
 import { UserError } from './errors.js';
 import { prepareHome } from './home.js';

@@ -1,5 +1,6 @@
 // The data home: every file the daemon owns lives under one folder, `DISPATCH_HOME`
 // or `~/Development/.tasks`. Nothing else in the code builds these paths.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +44,11 @@ export const packageRoot: string = (() => {
   const up = path.basename(path.dirname(here)) === 'dist' ? '../..' : '..';
   return path.resolve(here, up);
 })();
+
+/** The installed package's version. Kept here, not in lib/daemon.ts, so the CLI does not load the whole daemon to print it. */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 export const ticketBin = path.join(packageRoot, 'bin', 'ticket.cjs');
 /** Put first on every agent's PATH: holds the `ticket` command agents are allowed to run. */

@@ -1,13 +1,14 @@
 // A worker pool over one liteque queue. It dequeues only while it has a free slot (p-limit, whose
 // concurrency is read from config on every pass, so cap changes apply without a restart), so a
 // claimed job never waits in memory burning its lease. `poke()` makes it look at once (a wake must
-// reach a spawn in well under a second); otherwise it polls slowly as a safety net. The loop never
+// reach a spawn in well under a second); otherwise it sleeps until its queue's next job becomes
+// available (a retry's backoff), polling at most every `idlePollMs` as a safety net. The loop never
 // dies silently: an error is logged, kept as `lastError`, and the loop sleeps and goes on.
 // Each attempt is recorded in job_events, because liteque deletes completed jobs.
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { SqliteQueue } from 'liteque';
 import type { ZodType } from 'zod';
-import { LEASE_SECONDS, recordJobEnd, recordJobStart, type QueueName } from './queues.js';
+import { LEASE_SECONDS, nextAvailableAt, recordJobEnd, recordJobStart, type QueueName } from './queues.js';
 import type { Db } from './db/connection.js';
 import type { Logger } from './logger.js';
 
@@ -28,7 +29,7 @@ export interface PoolOptions<T> {
   concurrency: () => number;
   /** `final` is true on the last attempt liteque will make. */
   handler: (data: T, job: { id: string; attempt: number; final: boolean }) => Promise<void>;
-  /** @defaultValue 2000 */
+  /** @defaultValue 300000 */
   idlePollMs?: number;
 }
 
@@ -44,7 +45,7 @@ export interface Pool {
 
 export function createPool<T>(opts: PoolOptions<T>): Pool {
   const limit: LimitFunction = pLimit(Math.max(1, opts.concurrency()));
-  const idle = opts.idlePollMs ?? 2000;
+  const idle = opts.idlePollMs ?? 300_000;
   let stopping = false;
   let loop: Promise<void> | null = null;
   let wakeUp: (() => void) | null = null;
@@ -113,6 +114,18 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
     }
   }
 
+  /** How long to sleep after a pass: until the next waiting job is due, unless every slot is taken (a finishing job pokes). */
+  function idleWait(): number {
+    if (limit.activeCount + limit.pendingCount >= limit.concurrency) return idle;
+    try {
+      const next = nextAvailableAt(opts.db, opts.name);
+      return next === null ? idle : Math.min(idle, Math.max(100, next - Date.now()));
+    } catch (err) {
+      pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
+      return idle;
+    }
+  }
+
   const pool: Pool = {
     name: opts.name,
     lastError: null,
@@ -127,7 +140,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
             pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
             opts.logger.error('pool pass failed', { queue: opts.name, error: (err as Error).stack ?? String(err) });
           }
-          await sleep(idle);
+          await sleep(idleWait());
         }
       })();
     },

@@ -6,7 +6,7 @@
 // unique per event, so a kept failure never blocks a later job.
 import { buildDBClient, SqliteQueue } from 'liteque';
 import { z } from 'zod';
-import type { Db } from './db/connection.js';
+import { cacheStatements, type Db } from './db/connection.js';
 
 export const QUEUE = { scan: 'scan', agentRun: 'agent-run', merge: 'merge' } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
@@ -47,6 +47,12 @@ export interface Queues {
 
 export function openQueues(dbPath: string): Queues {
   const client = buildDBClient(dbPath, { runMigrations: true });
+  const connection = (client as unknown as { session: { client: Db } }).session.client;
+  cacheStatements(connection); // drizzle compiles every query it runs: the pools' dequeue loop is hot
+  // liteque creates the table and indexes it one column at a time; with many kept failed jobs every
+  // dequeue and the inspector's counts scanned the whole table. Created here because the table is
+  // liteque's, made by its migrations just above, after ours have run (BENCHMARKS.md, "queue scale").
+  connection.exec(`CREATE INDEX IF NOT EXISTS tasks_queue_status ON tasks (queue, status, priority, createdAt)`);
   const make = <T>(name: QueueName, numRetries: number) => new SqliteQueue<T>(name, client, { defaultJobArgs: { numRetries }, keepFailedJobs: true });
   const scan = make<ScanPayload>(QUEUE.scan, 2);
   const agentRun = make<AgentRunPayload>(QUEUE.agentRun, 2);
@@ -57,7 +63,7 @@ export function openQueues(dbPath: string): Queues {
     agentRun,
     merge,
     byName: (name) => all[name],
-    close: () => (client as unknown as { session: { client: { close(): void } } }).session.client.close(),
+    close: () => connection.close(),
   };
 }
 
@@ -122,6 +128,12 @@ export function recordJobStart(db: Db, e: { jobId: string; queue: QueueName; att
 
 export function recordJobEnd(db: Db, eventId: number, outcome: 'completed' | 'retry' | 'failed', error: string | null): void {
   db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(outcome, error, Date.now(), eventId);
+}
+
+/** When the earliest waiting job of a queue may run (ms), or null when none waits. */
+export function nextAvailableAt(db: Db, queue: QueueName): number | null {
+  const row = db.prepare(`SELECT MIN(COALESCE(availableAt, 0)) AS at FROM tasks WHERE queue = ? AND status IN ('pending', 'pending_retry')`).get(queue) as { at: number | null };
+  return row.at;
 }
 
 export interface QueueCounts {

@@ -23,7 +23,6 @@ export function buildAgentRunWorker(deps: WorkerDeps): Pool {
     db: deps.store.db,
     logger: deps.logger,
     concurrency: () => deps.config.get().agents.max_concurrent_global,
-    idlePollMs: 5000,
     handler: async (data, job) => {
       const run = getRun(deps.store.db, data.runId);
       if (!run) return; // deleted with its ticket: nothing to do

@@ -52,7 +52,6 @@ export function buildScanWorker(deps: WorkerDeps): Pool {
     db: deps.store.db,
     logger: deps.logger,
     concurrency: () => 2,
-    idlePollMs: 5000,
     handler: async (data) => {
       await scanProject(deps, data);
     },

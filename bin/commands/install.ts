@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import type { CommandModule } from 'yargs';
-import { packageVersion } from '../../lib/daemon.js';
+import { packageVersion } from '../../lib/paths.js';
 import { UserError } from '../../lib/errors.js';
 import { install, uninstall } from '../../lib/install.js';
 import { checkForUpdate, DEFAULT_REGISTRY } from '../../lib/update.js';

@@ -15,7 +15,32 @@ export function openDb(file: string, options: { readonly?: boolean } = {}): Db {
     db.pragma('synchronous = NORMAL');
   }
   db.pragma('foreign_keys = ON');
+  cacheStatements(db);
   return db;
+}
+
+const MAX_CACHED_STATEMENTS = 1000;
+
+/**
+ * Makes `db.prepare(sql)` compile each SQL text once per connection and hand back the same
+ * statement afterwards: compiling on every call was the daemon's largest CPU cost per agent run
+ * (BENCHMARKS.md). A cached statement is handed back in its default mode (pluck, raw and expand
+ * off), so a caller that switches a mode on affects only its own use. Invariant: no iterator over
+ * a statement is held open across another prepare() of the same SQL text.
+ */
+export function cacheStatements(db: Db): void {
+  const compile = db.prepare.bind(db);
+  const cache = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let statement = cache.get(sql);
+    if (statement?.reader) statement.raw(false).pluck(false).expand(false);
+    if (!statement) {
+      if (cache.size >= MAX_CACHED_STATEMENTS) cache.clear(); // only generated SQL could grow it this far
+      statement = compile(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  }) as Db['prepare'];
 }
 
 /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, so read-then-write sections never race another writer. */

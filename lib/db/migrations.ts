@@ -164,13 +164,25 @@ CREATE INDEX job_events_by_job ON job_events (job_id, id);
 CREATE INDEX job_events_recent ON job_events (id DESC);
 `,
   },
-  // version 2 is the engine's (queues and scheduler), landing from another branch
+  // version 2 was never used
   {
     version: 3,
     name: 'ticket merge record',
     sql: `
 ALTER TABLE tickets ADD COLUMN merged_at INTEGER;
 ALTER TABLE tickets ADD COLUMN merge_commit TEXT;
+`,
+  },
+  {
+    version: 4,
+    name: 'indexes for board counts, the inbox and the queue inspector',
+    sql: `
+-- the board's per-column counts read only this index, not 10,000 table rows
+CREATE INDEX tickets_board_counts ON tickets (project_id, archived_at, column_id);
+-- the inbox walks human tickets newest first and stops at its page size
+CREATE INDEX tickets_inbox ON tickets (column_id, column_entered_at DESC, id DESC) WHERE archived_at IS NULL;
+-- the queue inspector counts the last day's completed jobs; job_events grows with every job ever run
+CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'completed';
 `,
   },
 ];

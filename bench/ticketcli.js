@@ -1,0 +1,46 @@
+// ticket.cjs start-up cost: the wall time of `ticket.cjs read` and `ticket.cjs move` against
+// `node -e ''` in the same run, interleaved so machine load hits all of them alike. A bare
+// `require('better-sqlite3')` is timed too: it is the floor any SQLite-backed tool pays on Node 20.
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { note, percentile, report, tempRoot, ticketBin } from './lib.js';
+import { seedHome } from './seed.js';
+
+const RATIO = { op: '<=', value: 1.2 };
+
+export async function ticketcli({ runs = Number(process.env.BENCH_TICKETCLI_RUNS ?? 30) } = {}) {
+  console.log(`\nticket.cjs wall time vs node -e '' (${runs} interleaved runs each)`);
+  const root = tempRoot('pd-bench-ticketcli-');
+  const { paths } = seedHome(root, { projects: 1, ticketsPerProject: 20, status: 'dormant' });
+  const env = { PATH: process.env.PATH, DISPATCH_PROJECT_ID: 'p0', DISPATCH_DB_PATH: paths.db };
+  const time = (args, options = {}) => {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, args, { env, encoding: 'utf8', ...options });
+    const ms = Number(process.hrtime.bigint() - t) / 1e6;
+    if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
+    return ms;
+  };
+  const cases = {
+    "node -e ''": () => time(['-e', '']),
+    "node -e \"require('better-sqlite3')\"": () => time(['-e', "require('better-sqlite3')"], { cwd: path.dirname(ticketBin) }),
+    'ticket.cjs read': () => time([ticketBin, 'read', 'p0-1']),
+    // p0-1 starts in human (see seed.js: ticket 1 of each project); it alternates human ↔ done, no agent column, no daemon
+    'ticket.cjs move': (() => {
+      let to = 'done';
+      return () => {
+        const ms = time([ticketBin, 'move', 'p0-1', to]);
+        to = to === 'done' ? 'human' : 'done';
+        return ms;
+      };
+    })(),
+  };
+  const times = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
+  for (const fn of Object.values(cases)) fn(); // warm the file cache
+  for (let i = 0; i < runs; i++) for (const [k, fn] of Object.entries(cases)) times[k].push(fn());
+  const base = percentile(times["node -e ''"], 50);
+  for (const [k, list] of Object.entries(times)) report('ticketcli', `${k}, median wall time`, percentile(list, 50), 'ms');
+  report('ticketcli', "ticket.cjs read / node -e '' (medians)", percentile(times['ticket.cjs read'], 50) / base, 'x', RATIO);
+  report('ticketcli', "ticket.cjs move / node -e '' (medians)", percentile(times['ticket.cjs move'], 50) / base, 'x', RATIO);
+  report('ticketcli', "require('better-sqlite3') alone / node -e '' (the floor)", percentile(times["node -e \"require('better-sqlite3')\""], 50) / base, 'x');
+  note('move runs without DISPATCH_PORT here (no daemon to ping); with a daemon it adds one local HTTP request');
+}
