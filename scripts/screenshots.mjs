@@ -1,5 +1,8 @@
 // Regenerates docs/screenshots/*.png: starts the built daemon on a temp home, files some demo
 // projects, tickets, findings and runs, and photographs the main pages in headless Chromium.
+// The agents are the test suite's fake claude told (through agents.env) to start and then wait,
+// so the running agents on the board and in the queue inspector are real processes; they are
+// killed after the daemon stops, since agents outlive a daemon by design.
 // Usage: npm run build && node scripts/screenshots.mjs [chromium path]
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,8 +19,10 @@ const home = path.join(tmp, 'home');
 const dev = path.join(tmp, 'Development');
 for (const name of ['shop', 'blog', 'infra', 'notes']) fs.mkdirSync(path.join(dev, name), { recursive: true });
 fs.mkdirSync(home, { recursive: true });
+fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.stringify({ '*': [{ do: 'hang' }] }) } } }, null, 2));
 
-const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0' };
+const fakeClaude = path.join(root, '__tests__', 'fixtures', 'fake-claude.cjs');
+const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0', DISPATCH_CLAUDE_BIN: fakeClaude };
 const daemon = spawn(process.execPath, [path.join(root, 'dist', 'bin', 'daemon.js')], { env, stdio: 'ignore' });
 
 async function waitForPort() {
@@ -78,8 +83,19 @@ try {
   };
   addRun('r-shop2-a', 'shop-2', 'coding-agent', 'success', 50, 0.105228);
   addRun('r-shop2-b', 'shop-2', 'code-reviewer', 'failed', 35, 0.0412);
-  addRun('r-shop2-c', 'shop-2', 'coding-agent', 'running', 2, null);
   addRun('r-ops1-a', 'ops-1', 'sysadmin', 'success', 20, 0.0133);
+  // queue inspector: a scan of a project that does not exist fails for real; a merge waits its turn
+  const job = (queue, payload, availableAt) =>
+    db.prepare(`INSERT INTO tasks (queue, payload, createdAt, status, allocationId, numRunsLeft, maxNumRuns, availableAt) VALUES (?, ?, ?, 'pending', 'demo', 1, 1, ?)`)
+      .run(queue, JSON.stringify(payload), Math.floor(Date.now() / 1000), availableAt).lastInsertRowid;
+  const failing = job('scan', { projectId: 42, wakeSeq: 0 }, Date.now());
+  job('merge', { ticketId: 6 }, Date.now() + 10 * 60_000);
+  const until = async (what, fn) => {
+    for (let i = 0; i < 300 && !fn(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!fn()) throw new Error(`timed out waiting for ${what}`);
+  };
+  await until('four running agents', () => db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status = 'running' AND pid IS NOT NULL`).get().n >= 4);
+  await until('the failing scan', () => db.prepare(`SELECT status FROM tasks WHERE id = ?`).get(failing)?.status === 'failed');
   db.close();
 
   const browser = await chromium.launch({
@@ -95,9 +111,10 @@ try {
     ['settings', '/settings', 'light'],
     ['agent-type', '/agent-types/code-reviewer', 'light'],
     ['projects', '/projects', 'light'],
+    ['queues', '/queues', 'light'],
   ];
   for (const [name, p, scheme] of shots) {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, colorScheme: scheme });
+    const page = await browser.newPage({ viewport: { width: 1360, height: name === 'queues' ? 1200 : 860 }, colorScheme: scheme });
     await page.goto(url + p);
     if (name === 'agent-type') await page.locator('#prompt-preview h1, #prompt-preview h2').first().waitFor();
     await page.screenshot({ path: path.join(out, `${name}.png`) });
@@ -108,5 +125,17 @@ try {
 } finally {
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
+  // with the daemon gone nothing starts another agent; each hanging one is its own process group
+  if (fs.existsSync(path.join(home, 'tasks.db'))) {
+    const db = new Database(path.join(home, 'tasks.db'), { readonly: true });
+    for (const { pid } of db.prepare(`SELECT pid FROM runs WHERE status = 'running' AND pid IS NOT NULL`).all()) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    db.close();
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
 }
