@@ -9,5 +9,6 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
   },
   testTimeout: 60000,
+  globalTeardown: '<rootDir>/__tests__/helpers/teardown.js',
   maxWorkers: 2,
 };

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { fakeClaude, killAgents, WAITING_AGENTS } from './helpers/engine.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { insertRun, sampleTranscript, setRunStatus, writeTranscript } from './helpers/web.js';
 
@@ -17,11 +18,12 @@ let page: Page;
 let consoleErrors: string[];
 
 beforeAll(async () => {
-  d = await startTestDaemon();
+  d = await startTestDaemon({ config: WAITING_AGENTS, env: { DISPATCH_CLAUDE_BIN: fakeClaude } });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 afterAll(async () => {
   await browser?.close();
+  if (d) await killAgents(d);
   await d?.stop();
 });
 beforeEach(async () => {
@@ -88,7 +90,7 @@ test('reply from the inbox and send the ticket to an agent', async () => {
   expect(await page.locator('.inbox-item', { hasText: 'Tone for the launch post?' }).count()).toBe(0);
   const shown = (await d.api('GET', '/api/tickets/blog-1')).body;
   expect(shown.ticket.column_id).toBe('writer');
-  expect(shown.comments.at(-1)).toMatchObject({ type: 'move', body: 'Casual, short sentences.', to_column: 'writer', author: 'human' });
+  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({ type: 'move', body: 'Casual, short sentences.', to_column: 'writer', author: 'human' });
 });
 
 test('without JavaScript: file a ticket from the board and answer it from the inbox', async () => {
@@ -112,7 +114,7 @@ test('without JavaScript: file a ticket from the board and answer it from the in
   await plain.waitForURL(/done=moved/);
   const shown = (await d.api('GET', '/api/tickets/nojs-1')).body;
   expect(shown.ticket.column_id).toBe('researcher');
-  expect(shown.comments.at(-1)).toMatchObject({ type: 'move', body: 'Include liteque.' });
+  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({ type: 'move', body: 'Include liteque.' });
 
   // a refused form comes back as the page with the message, not a blank or JSON page
   await plain.goto(`${d.url}/tickets/nojs-1`);

@@ -4,6 +4,7 @@
 // the message, user text is escaped and markdown sanitized, and forged or traversal requests fail.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fakeClaude, killAgents, waitFor, WAITING_AGENTS } from './helpers/engine.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { getPage, insertRun, openHomeDb, postForm, sampleTranscript, setRunStatus, token, writeTranscript } from './helpers/web.js';
 
@@ -23,11 +24,12 @@ async function fileTicket(project: string, title: string, extra: Record<string, 
 }
 
 beforeAll(async () => {
-  d = await startTestDaemon({ config: { board: { done_limit: 2 } } });
+  d = await startTestDaemon({ config: { board: { done_limit: 2 }, ...WAITING_AGENTS }, env: { DISPATCH_CLAUDE_BIN: fakeClaude } });
   csrf = await token(d);
   await registerFolder('alpha', 'al');
 });
 afterAll(async () => {
+  await killAgents(d);
   await d.stop();
 });
 
@@ -127,8 +129,8 @@ describe('forms store what they say', () => {
     const t = list.body.tickets.find((x: { title: string }) => x.title === 'Add CSV export');
     expect(t).toMatchObject({ priority: 'high', column_id: 'coding-agent', created_by: 'human' });
     expect((await d.api('GET', `/api/tickets/${t.key}`)).body.ticket.body).toBe('Export **all** rows');
-    const project = (await d.api('GET', '/api/projects/al')).body;
-    expect(project.heartbeat.next_check_at).toBeLessThanOrEqual(Date.now());
+    // filing into an agent column woke the project: an agent was started for the ticket
+    await waitFor('an agent run', async () => (await d.api('GET', `/api/tickets/${t.key}`)).body.runs.length > 0);
   });
 
   test('an empty title re-renders the board with 400, the message and what was typed', async () => {

@@ -149,19 +149,12 @@ export function queueCounts(db: Db, at = Date.now()): QueueCounts[] {
 }
 
 export function listJobs(db: Db, filter: { queue?: QueueName; status?: JobStatus; limit?: number; offset?: number } = {}): JobRow[] {
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (filter.queue) {
-    where.push('queue = ?');
-    args.push(filter.queue);
-  }
-  if (filter.status) {
-    where.push('status = ?');
-    args.push(filter.status);
-  }
   return db
-    .prepare(`SELECT ${JOB_COLUMNS} FROM tasks ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ? OFFSET ?`)
-    .all(...args, Math.min(Math.max(filter.limit ?? 50, 1), 500), Math.max(filter.offset ?? 0, 0)) as JobRow[];
+    .prepare(
+      `SELECT ${JOB_COLUMNS} FROM tasks WHERE (@queue IS NULL OR queue = @queue) AND (@status IS NULL OR status = @status)
+       ORDER BY id DESC LIMIT @limit OFFSET @offset`,
+    )
+    .all({ queue: filter.queue ?? null, status: filter.status ?? null, limit: Math.min(Math.max(filter.limit ?? 50, 1), 500), offset: Math.max(filter.offset ?? 0, 0) }) as JobRow[];
 }
 
 export function getJob(db: Db, id: number): JobRow | undefined {

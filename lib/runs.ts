@@ -116,27 +116,20 @@ export interface RunListItem extends Run {
 /** Recent runs across projects, newest first, with their ticket's key and title. */
 export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
   if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
-  const where: string[] = [];
-  const args: (string | number)[] = [];
-  if (filter.ticketId !== undefined) {
-    where.push('r.ticket_id = ?');
-    args.push(filter.ticketId);
-  }
-  if (filter.projectId !== undefined) {
-    where.push('r.project_id = ?');
-    args.push(filter.projectId);
-  }
-  if (filter.status) {
-    where.push('r.status = ?');
-    args.push(filter.status);
-  }
   return db
     .prepare(
       `SELECT r.*, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
        FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = r.project_id
-       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.created_at DESC, r.id DESC LIMIT ? OFFSET ?`,
+       WHERE (@ticket IS NULL OR r.ticket_id = @ticket) AND (@project IS NULL OR r.project_id = @project) AND (@status IS NULL OR r.status = @status)
+       ORDER BY r.created_at DESC, r.id DESC LIMIT @limit OFFSET @offset`,
     )
-    .all(...args, Math.min(Math.max(filter.limit ?? 50, 1), 500), Math.max(filter.offset ?? 0, 0)) as RunListItem[];
+    .all({
+      ticket: filter.ticketId ?? null,
+      project: filter.projectId ?? null,
+      status: filter.status ?? null,
+      limit: Math.min(Math.max(filter.limit ?? 50, 1), 500),
+      offset: Math.max(filter.offset ?? 0, 0),
+    }) as RunListItem[];
 }
 
 /** Run ids are generated here only: sortable by time, safe as a file name. */

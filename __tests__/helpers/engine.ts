@@ -81,3 +81,12 @@ export function pidAlive(pid: number): boolean {
     return true;
   }
 }
+
+/** Config for a daemon whose agents start and then wait (until killed): tickets stay where tests put them. */
+export const WAITING_AGENTS = { agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.stringify({ '*': [{ do: 'hang' }] }) } } };
+
+/** Kills every agent the daemon is running (through the API), so no test leaves processes behind. */
+export async function killAgents(d: RunningDaemon): Promise<void> {
+  const active = await d.api('GET', '/api/runs/active');
+  for (const r of active.body?.runs ?? []) await d.api('POST', `/api/runs/${r.id}/kill`);
+}

@@ -1,0 +1,26 @@
+// Jest global teardown: no test may leave an agent behind. Kills any fake agent of this checkout
+// that is still running (a test that failed half-way can leave one hanging) and says so.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const fake = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'fake-claude.cjs');
+
+export default function teardown() {
+  const left = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(fake)) left.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (left.length) console.warn(`\nglobal teardown: killed ${left.length} fake agent(s) a test left running: ${left.join(', ')}`);
+}
