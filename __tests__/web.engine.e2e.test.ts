@@ -3,7 +3,7 @@
 // agent's transcript arrives in the open run page while it works, and a hanging agent is killed
 // from the inspector. Outcomes are checked in the database, not only on the page.
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { comments, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { comments, killAgents, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { insertJob, jobEventRows, jobRow } from './helpers/web.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -20,6 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await browser?.close();
+  if (d) await killAgents(d);
   await d?.stop();
 });
 beforeEach(async () => {

@@ -2,7 +2,7 @@
 // the job list with its filters and pages, a job's page from its row or from its attempts alone,
 // retry and delete as form posts checked in the database, bad input answered with a 4xx page
 // that says why, payloads and errors escaped, and the running agents with their kill button.
-import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { killAgents, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { getPage, insertJob, insertJobEvent, jobEventRows, jobRow, postForm, token } from './helpers/web.js';
 
 let d: EngineDaemon;
@@ -14,6 +14,7 @@ beforeAll(async () => {
   csrf = await token(d);
 });
 afterAll(async () => {
+  await killAgents(d);
   await d.stop();
 });
 
