@@ -1,11 +1,24 @@
 // The ticket page's branch diff against main, through the real daemon and a real repository: the
 // files with their status, the stat, the patch with added and removed lines marked and escaped,
 // "merged as" once the branch is merged (the diff still shown from the merge commit), a capped
-// rendering that says so, and a clear line when there is nothing to diff.
+// rendering that says so, and a clear line when there is nothing to diff. Git runs asynchronously
+// here: a synchronous git blocks this process long enough on a busy machine for the daemon to close
+// the idle keep-alive connection that fetch then reuses.
+import fs from 'node:fs';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
-import { commitFile, head, initRepo, sh } from './helpers/git.js';
+import './helpers/git.js'; // switches off the machine's global and system git config for every git run here
 import { getPage, openHomeDb } from './helpers/web.js';
+
+const run = promisify(execFile);
+const git = async (...args: string[]) => (await run('git', ['-C', repo, ...args], { encoding: 'utf8' })).stdout.trim();
+async function commitFile(file: string, content: string, message: string): Promise<void> {
+  fs.writeFileSync(path.join(repo, file), content);
+  await git('add', '--', file);
+  await git('commit', '-q', '-m', message);
+}
 
 let d: RunningDaemon;
 let repo: string;
@@ -13,20 +26,24 @@ let repo: string;
 beforeAll(async () => {
   d = await startTestDaemon();
   repo = path.join(d.projectsRoot, 'app');
-  initRepo(repo);
-  commitFile(repo, 'notes.txt', 'keep\nremove me\n', 'notes');
+  fs.mkdirSync(repo, { recursive: true });
+  await git('init', '-q', '-b', 'main');
+  await git('config', 'user.name', 'Test User');
+  await git('config', 'user.email', 'test@example.invalid');
+  await git('config', 'commit.gpgsign', 'false');
+  await commitFile('notes.txt', 'keep\nremove me\n', 'notes');
   expect((await d.api('POST', '/api/projects', { path: repo, type: 'software-dev', abbreviation: 'ap' })).status).toBe(201);
 });
 afterAll(async () => {
   await d.stop();
 });
 
-async function ticketOnBranch(title: string, work: () => void): Promise<string> {
+async function ticketOnBranch(title: string, work: () => Promise<void>): Promise<string> {
   const key = (await d.api('POST', '/api/tickets', { project: 'ap', title })).body.ticket.key as string;
   const branch = `ticket/${key}`;
-  sh(repo, ['checkout', '-q', '-b', branch]);
-  work();
-  sh(repo, ['checkout', '-q', 'main']);
+  await git('checkout', '-q', '-b', branch);
+  await work();
+  await git('checkout', '-q', 'main');
   setTicket(key, { branch });
   return key;
 }
@@ -44,9 +61,9 @@ function setTicket(key: string, fields: Record<string, string | number | null>):
 const lines = (html: string, kind: string) => [...html.matchAll(new RegExp(`<span class="dl dl-${kind}">([^<]*)\\n</span>`, 'g'))].map((m) => m[1]);
 
 test('the diff lists files, stat and an escaped patch with added and removed lines marked; merged as shows after the merge', async () => {
-  const key = await ticketOnBranch('Add a banner', () => {
-    commitFile(repo, 'banner.html', '<script>alert(1)</script>\n<b>hello</b>\n', 'add banner');
-    commitFile(repo, 'notes.txt', 'keep\n', 'trim notes');
+  const key = await ticketOnBranch('Add a banner', async () => {
+    await commitFile('banner.html', '<script>alert(1)</script>\n<b>hello</b>\n', 'add banner');
+    await commitFile('notes.txt', 'keep\n', 'trim notes');
   });
   const page = await getPage(d, `/tickets/${key}`);
   expect(page.status).toBe(200);
@@ -63,9 +80,9 @@ test('the diff lists files, stat and an escaped patch with added and removed lin
   expect(page.html).not.toContain('<script>alert');
   expect(page.html).not.toContain('Merged as');
 
-  sh(repo, ['merge', '--no-ff', '-q', '-m', `Merge ticket/${key}`, `ticket/${key}`]);
-  const merge = head(repo);
-  sh(repo, ['branch', '-q', '-D', `ticket/${key}`]);
+  await git('merge', '--no-ff', '-q', '-m', `Merge ticket/${key}`, `ticket/${key}`);
+  const merge = await git('rev-parse', 'HEAD');
+  await git('branch', '-q', '-D', `ticket/${key}`);
   setTicket(key, { merge_commit: merge, merged_at: Date.now() });
   const after = await getPage(d, `/tickets/${key}`);
   expect(after.html).toContain(`Merged as <code title="${merge}">${merge.slice(0, 12)}</code>.`);
@@ -74,9 +91,9 @@ test('the diff lists files, stat and an escaped patch with added and removed lin
 });
 
 test('a large diff is rendered capped and the page says how much is shown', async () => {
-  const key = await ticketOnBranch('Generate data', () => {
-    commitFile(repo, 'data.txt', Array.from({ length: 2500 }, (_, i) => `row ${i}`).join('\n') + '\n', 'data');
-    commitFile(repo, 'wide.txt', `${'w'.repeat(5000)}\n`, 'a very long line');
+  const key = await ticketOnBranch('Generate data', async () => {
+    await commitFile('data.txt', Array.from({ length: 2500 }, (_, i) => `row ${i}`).join('\n') + '\n', 'data');
+    await commitFile('wide.txt', `${'w'.repeat(5000)}\n`, 'a very long line');
   });
   const page = await getPage(d, `/tickets/${key}`);
   expect(page.status).toBe(200);
@@ -85,7 +102,7 @@ test('a large diff is rendered capped and the page says how much is shown', asyn
   expect(page.html.match(/<span class="dl /g)).toHaveLength(2000);
   expect(lines(page.html, 'add').at(-1)).toBe(`+row ${2000 - 7}`);
 
-  const wide = await ticketOnBranch('One wide line', () => commitFile(repo, 'wide2.txt', `${'v'.repeat(5000)}\n`, 'wide'));
+  const wide = await ticketOnBranch('One wide line', () => commitFile('wide2.txt', `${'v'.repeat(5000)}\n`, 'wide'));
   const widePage = await getPage(d, `/tickets/${wide}`);
   expect(widePage.html).toContain('Very long lines are cut.');
   expect(lines(widePage.html, 'add')).toEqual([`+${'v'.repeat(399)} …`]);
