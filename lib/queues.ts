@@ -178,6 +178,19 @@ export function jobEvents(db: Db, jobId: string): JobEvent[] {
   return db.prepare(`SELECT * FROM job_events WHERE job_id = ? ORDER BY id`).all(jobId) as JobEvent[];
 }
 
+/** The newest recorded error of each of a page of jobs, by job id (one indexed query per page). */
+export function lastJobErrors(db: Db, jobIds: readonly number[]): Map<number, string> {
+  if (jobIds.length === 0) return new Map();
+  const ids = jobIds.slice(0, 500).map(String);
+  const rows = db
+    .prepare(
+      `SELECT job_id, error FROM job_events WHERE id IN
+         (SELECT MAX(id) FROM job_events WHERE job_id IN (${ids.map(() => '?').join(', ')}) AND error IS NOT NULL GROUP BY job_id)`,
+    )
+    .all(...ids) as { job_id: string; error: string }[];
+  return new Map(rows.map((r) => [Number(r.job_id), r.error]));
+}
+
 export function recentJobEvents(db: Db, limit = 50): JobEvent[] {
   return db.prepare(`SELECT * FROM job_events ORDER BY id DESC LIMIT ?`).all(Math.min(Math.max(limit, 1), 500)) as JobEvent[];
 }

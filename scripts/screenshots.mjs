@@ -1,10 +1,13 @@
 // Regenerates docs/screenshots/*.png: starts the built daemon on a temp home, files some demo
 // projects, tickets, findings and runs, and photographs the main pages in headless Chromium.
+// The agents are the test suite's fake claude told (through agents.env) to start and then wait,
+// so the running agents on the board and in the queue inspector are real processes; they are
+// killed after the daemon stops, since agents outlive a daemon by design.
 // Usage: npm run build && node scripts/screenshots.mjs [chromium path]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { chromium } from 'playwright-core';
@@ -16,8 +19,21 @@ const home = path.join(tmp, 'home');
 const dev = path.join(tmp, 'Development');
 for (const name of ['shop', 'blog', 'infra', 'notes']) fs.mkdirSync(path.join(dev, name), { recursive: true });
 fs.mkdirSync(home, { recursive: true });
+// shop is a git repository so a finished ticket can show its merged branch diff
+const shopRepo = path.join(dev, 'shop');
+const git = (...args) => execFileSync('git', ['-C', shopRepo, ...args], { encoding: 'utf8' }).trim();
+git('init', '-q', '-b', 'main');
+// the daemon's merge commits need an identity too, so it goes in the repository's own config
+git('config', 'user.name', 'Demo');
+git('config', 'user.email', 'demo@example.invalid');
+git('config', 'commit.gpgsign', 'false');
+fs.writeFileSync(path.join(shopRepo, 'footer.html'), '<footer>\n  <p>© 2026 Shop Inc. All rigths reserved.</p>\n  <a href="/privacy">Privacy</a>\n</footer>\n');
+git('add', '-A');
+git('commit', '-q', '-m', 'footer');
+fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.stringify({ '*': [{ do: 'hang' }] }) } } }, null, 2));
 
-const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0' };
+const fakeClaude = path.join(root, '__tests__', 'fixtures', 'fake-claude.cjs');
+const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0', DISPATCH_CLAUDE_BIN: fakeClaude };
 const daemon = spawn(process.execPath, [path.join(root, 'dist', 'bin', 'daemon.js')], { env, stdio: 'ignore' });
 
 async function waitForPort() {
@@ -60,7 +76,17 @@ try {
   await api('POST', '/api/tickets/shop-2/findings', { severity: 'low', title: 'Variable name `x`', body: 'Rename to `discount`.', author: 'code-reviewer:run-1' });
   await api('POST', '/api/tickets/shop-2/comments', { type: 'comment', author: 'coding-agent:run-4', body: 'Clamped the total at zero and added tests for 99%, 100% and 120% coupons.' });
 
+  git('checkout', '-q', '-b', 'ticket/shop-6');
+  fs.writeFileSync(path.join(shopRepo, 'footer.html'), '<footer>\n  <p>© 2026 Shop Inc. All rights reserved.</p>\n  <a href="/privacy">Privacy</a>\n  <a href="/terms">Terms</a>\n</footer>\n');
+  fs.writeFileSync(path.join(shopRepo, 'footer.test.js'), "test('footer spells rights', () => {\n  expect(render()).toContain('All rights reserved');\n});\n");
+  git('add', '-A');
+  git('commit', '-q', '-m', 'Fix typo in footer; link the terms');
+  git('checkout', '-q', 'main');
+
   const db = new Database(path.join(home, 'tasks.db'));
+  // as if an agent had worked on shop-6's branch: the merge worker merges it for real once woken
+  db.prepare(`UPDATE tickets SET branch = 'ticket/shop-6' WHERE id = (SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = 'shop' AND t.number = 6)`).run();
+  await api('POST', '/api/projects/shop/wake');
   const runsDir = path.join(home, 'artifacts', 'runs');
   fs.mkdirSync(runsDir, { recursive: true });
   const sample = fs.readFileSync(path.join(root, '__tests__', 'fixtures', 'claude-stream-sample.jsonl'), 'utf8');
@@ -78,8 +104,20 @@ try {
   };
   addRun('r-shop2-a', 'shop-2', 'coding-agent', 'success', 50, 0.105228);
   addRun('r-shop2-b', 'shop-2', 'code-reviewer', 'failed', 35, 0.0412);
-  addRun('r-shop2-c', 'shop-2', 'coding-agent', 'running', 2, null);
   addRun('r-ops1-a', 'ops-1', 'sysadmin', 'success', 20, 0.0133);
+  // queue inspector: a scan of a project that does not exist fails for real; a merge waits its turn
+  const job = (queue, payload, availableAt) =>
+    db.prepare(`INSERT INTO tasks (queue, payload, createdAt, status, allocationId, numRunsLeft, maxNumRuns, availableAt) VALUES (?, ?, ?, 'pending', 'demo', 1, 1, ?)`)
+      .run(queue, JSON.stringify(payload), Math.floor(Date.now() / 1000), availableAt).lastInsertRowid;
+  const failing = job('scan', { projectId: 42, wakeSeq: 0 }, Date.now());
+  job('merge', { ticketId: 7 }, Date.now() + 10 * 60_000);
+  const until = async (what, fn) => {
+    for (let i = 0; i < 300 && !fn(); i++) await new Promise((r) => setTimeout(r, 100));
+    if (!fn()) throw new Error(`timed out waiting for ${what}`);
+  };
+  await until('four running agents', () => db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status = 'running' AND pid IS NOT NULL`).get().n >= 4);
+  await until('the merge of shop-6', () => db.prepare(`SELECT merged_at FROM tickets WHERE branch = 'ticket/shop-6'`).get()?.merged_at);
+  await until('the failing scan', () => db.prepare(`SELECT status FROM tasks WHERE id = ?`).get(failing)?.status === 'failed');
   db.close();
 
   const browser = await chromium.launch({
@@ -95,9 +133,11 @@ try {
     ['settings', '/settings', 'light'],
     ['agent-type', '/agent-types/code-reviewer', 'light'],
     ['projects', '/projects', 'light'],
+    ['queues', '/queues', 'light'],
+    ['ticket-diff', '/tickets/shop-6#diff-h', 'light'],
   ];
   for (const [name, p, scheme] of shots) {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, colorScheme: scheme });
+    const page = await browser.newPage({ viewport: { width: 1360, height: name === 'queues' ? 1200 : 860 }, colorScheme: scheme });
     await page.goto(url + p);
     if (name === 'agent-type') await page.locator('#prompt-preview h1, #prompt-preview h2').first().waitFor();
     await page.screenshot({ path: path.join(out, `${name}.png`) });
@@ -108,5 +148,17 @@ try {
 } finally {
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.once('exit', r));
+  // with the daemon gone nothing starts another agent; each hanging one is its own process group
+  if (fs.existsSync(path.join(home, 'tasks.db'))) {
+    const db = new Database(path.join(home, 'tasks.db'), { readonly: true });
+    for (const { pid } of db.prepare(`SELECT pid FROM runs WHERE status = 'running' AND pid IS NOT NULL`).all()) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    db.close();
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
 }

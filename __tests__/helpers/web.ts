@@ -92,3 +92,69 @@ export function writeTranscript(file: string, text: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, text);
 }
+
+export interface JobInput {
+  queue: 'scan' | 'agent-run' | 'merge';
+  payload: unknown;
+  status?: 'pending' | 'pending_retry' | 'running' | 'failed';
+  /** attempts liteque may still make; with maxRuns this gives attempts made = maxRuns - runsLeft */
+  runsLeft?: number;
+  maxRuns?: number;
+  /** a time far ahead keeps a pending job from being picked up */
+  availableAt?: number;
+}
+
+/** Inserts a liteque job row as `enqueue` would (createdAt in seconds, availableAt in ms) and returns its id. */
+export function insertJob(d: RunningDaemon, job: JobInput): number {
+  const db = openHomeDb(d);
+  try {
+    const now = Date.now();
+    const payload = typeof job.payload === 'string' ? job.payload : JSON.stringify(job.payload);
+    return Number(
+      db
+        .prepare(`INSERT INTO tasks (queue, payload, createdAt, status, expireAt, allocationId, numRunsLeft, maxNumRuns, availableAt) VALUES (?, ?, ?, ?, ?, 'test', ?, ?, ?)`)
+        .run(job.queue, payload, Math.floor(now / 1000), job.status ?? 'pending', job.status === 'running' ? Math.floor(now / 1000) + 3600 : null, job.runsLeft ?? 1, job.maxRuns ?? 1, job.availableAt ?? now)
+        .lastInsertRowid,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/** Records an attempt of a job the way the pools do (job_events outlive completed jobs). */
+export function insertJobEvent(d: RunningDaemon, e: { jobId: number; queue: string; attempt: number; outcome: string; error?: string | null; payload?: unknown }): void {
+  const db = openHomeDb(d);
+  try {
+    const now = Date.now();
+    db.prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      String(e.jobId),
+      e.queue,
+      e.attempt,
+      e.outcome,
+      JSON.stringify(e.payload ?? {}),
+      e.error ?? null,
+      now - 1500,
+      e.outcome === 'running' ? null : now,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+export function jobRow(d: RunningDaemon, id: number): { status: string; numRunsLeft: number; maxNumRuns: number } | undefined {
+  const db = openHomeDb(d);
+  try {
+    return db.prepare(`SELECT status, numRunsLeft, maxNumRuns FROM tasks WHERE id = ?`).get(id) as { status: string; numRunsLeft: number; maxNumRuns: number } | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+export function jobEventRows(d: RunningDaemon, id: number): { attempt: number; outcome: string; error: string | null }[] {
+  const db = openHomeDb(d);
+  try {
+    return db.prepare(`SELECT attempt, outcome, error FROM job_events WHERE job_id = ? ORDER BY id`).all(String(id)) as { attempt: number; outcome: string; error: string | null }[];
+  } finally {
+    db.close();
+  }
+}

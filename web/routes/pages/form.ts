@@ -54,14 +54,14 @@ export function returnPath(values: FormValues, fallback: string): string {
  * Runs a form action: on success redirect (303) to the path it returns; when lib/ refuses the
  * input, answer with its status and the page re-rendered with the message. Other errors propagate.
  */
-export async function submit(res: Response, action: () => string | Promise<string>, rerender: (error: FormError) => void, scope: string | null = null): Promise<void> {
+export async function submit(res: Response, action: () => string | Promise<string>, rerender: (error: FormError) => void | Promise<void>, scope: string | null = null): Promise<void> {
   let to: string;
   try {
     to = await action();
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     res.status(err.status);
-    rerender({ message: err.message, field: err.field ?? null, scope });
+    await rerender({ message: err.message, field: err.field ?? null, scope });
     return;
   }
   res.redirect(303, to);
@@ -82,6 +82,8 @@ export const NOTICES: Record<string, string> = {
   killed: 'Run stopped.',
   'not-running': 'That run is not running here; nothing to stop.',
   created: 'Created.',
+  retried: 'Job queued again.',
+  deleted: 'Job deleted.',
 };
 
 export function withNotice(path: string, notice: keyof typeof NOTICES): string {

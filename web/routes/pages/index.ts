@@ -10,6 +10,7 @@ import { runPages } from './runs.js';
 import { agentTypePages } from './agentTypes.js';
 import { projectTypePages } from './projectTypes.js';
 import { settingsPages } from './settings.js';
+import { queuePages } from './queues.js';
 import type { AppContext } from '../../context.js';
 
 export function pages(ctx: AppContext, csrfToken: string): Router {
@@ -30,5 +31,6 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(agentTypePages(ctx));
   r.use(projectTypePages(ctx));
   r.use(settingsPages(ctx));
+  r.use(queuePages(ctx));
   return r;
 }

@@ -1,21 +1,31 @@
-// /tickets/<abbr-N>: the ticket with its rendered body, thread, findings (critical first) and
-// runs; reply, move and edit forms. Every form posts here and redirects back (PRG).
+// /tickets/<abbr-N>: the ticket with its rendered body, thread, findings (critical first), runs
+// and, when it has a branch, the branch diff against main; reply, move and edit forms. Every form
+// posts here and redirects back (PRG). The diff is rendered capped (DIFF_LINES lines of at most
+// DIFF_LINE_CHARS characters) and the page says when it is.
 import { Router, type Response } from 'express';
 import { renderMarkdown } from '../../../lib/markdown.js';
+import { DIFF_PATCH_LIMIT_BYTES, ticketDiff } from '../../../lib/merge.js';
+import { GitError } from '../../../lib/git.js';
+import { UserError } from '../../../lib/errors.js';
 import { getColumns } from '../../../lib/projects.js';
 import { listRunsForTicket, LIVE_STATUSES } from '../../../lib/runs.js';
-import { addComment, getThread, moveTicket, PRIORITIES, requireTicket, SEVERITIES, toView, updateTicket } from '../../../lib/tickets.js';
+import { addComment, getMergeRecord, getThread, moveTicket, PRIORITIES, requireTicket, SEVERITIES, toView, updateTicket } from '../../../lib/tickets.js';
 import { HUMAN } from '../../http.js';
 import { formValues, optional, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
+import type { Store } from '../../../lib/store.js';
+
+const DIFF_LINES = 2000;
+const DIFF_LINE_CHARS = 400;
 
 export function ticketPages(ctx: AppContext): Router {
   const r = Router();
   const { store } = ctx;
   const db = store.db;
 
-  function render(res: Response, key: string, error: FormError | null = null, values: FormValues = {}): void {
+  async function render(res: Response, key: string, error: FormError | null = null, values: FormValues = {}): Promise<void> {
     const ticket = toView(requireTicket(db, key));
+    const diff = ticket.branch ? await diffView(store, ticket.id, ticket.branch) : null;
     const columns = getColumns(db, ticket.project_id);
     const names = new Map(columns.map((c) => [c.column_id, c.name]));
     const thread = getThread(db, ticket.id).map((c) => ({
@@ -71,13 +81,14 @@ export function ticketPages(ctx: AppContext): Router {
       thread,
       findings,
       runs,
+      diff,
       error,
       values,
       self: `/tickets/${ticket.key}`,
     });
   }
 
-  r.get('/tickets/:key', (req, res) => render(res, req.params.key));
+  r.get('/tickets/:key', async (req, res) => render(res, req.params.key));
 
   r.post('/tickets/:key/move', async (req, res) => {
     const values = formValues(req);
@@ -122,4 +133,58 @@ export function ticketPages(ctx: AppContext): Router {
   });
 
   return r;
+}
+
+type DiffLineKind = 'meta' | 'hunk' | 'add' | 'del' | 'context';
+
+/** The branch diff as the page shows it; a diff git cannot produce is shown as its reason. */
+async function diffView(store: Store, ticketId: number, branch: string) {
+  const mergeCommit = getMergeRecord(store.db, ticketId).merge_commit;
+  const base = { branch, mergeCommit, mergeShort: mergeCommit?.slice(0, 12) ?? null };
+  let diff;
+  try {
+    diff = await ticketDiff({ store, ticketId });
+  } catch (err) {
+    if (err instanceof UserError || err instanceof GitError) return { ...base, unavailable: err.message };
+    throw err;
+  }
+  if (!diff) return { ...base, unavailable: mergeCommit ? 'the merge commit is no longer in the repository' : `there is no branch ${branch} in the project's repository` };
+  const lines = diffLines(diff.patch);
+  const shown = lines.slice(0, DIFF_LINES).map((l) => ({ kind: l.kind, text: l.text.length > DIFF_LINE_CHARS ? `${l.text.slice(0, DIFF_LINE_CHARS)} …` : l.text }));
+  return {
+    ...base,
+    unavailable: null,
+    main: diff.main,
+    files: diff.files,
+    stat: diff.stat.trimEnd(),
+    lines: shown,
+    totalLines: lines.length,
+    hiddenLines: lines.length - shown.length,
+    longLines: lines.slice(0, DIFF_LINES).some((l) => l.text.length > DIFF_LINE_CHARS),
+    truncated: diff.truncated,
+    limitMiB: DIFF_PATCH_LIMIT_BYTES / 1024 / 1024,
+  };
+}
+
+/** Classifies each line of a unified diff; file headers are told from content by where a hunk starts. */
+function diffLines(patch: string): { kind: DiffLineKind; text: string }[] {
+  const out: { kind: DiffLineKind; text: string }[] = [];
+  let inHunk = false;
+  for (const text of patch.split('\n')) {
+    let kind: DiffLineKind;
+    if (text.startsWith('diff ')) {
+      inHunk = false;
+      kind = 'meta';
+    } else if (text.startsWith('@@')) {
+      inHunk = true;
+      kind = 'hunk';
+    } else if (!inHunk) kind = 'meta';
+    else if (text.startsWith('+')) kind = 'add';
+    else if (text.startsWith('-')) kind = 'del';
+    else if (text.startsWith('\\')) kind = 'meta';
+    else kind = 'context';
+    out.push({ kind, text });
+  }
+  if (out.length && out[out.length - 1]!.text === '') out.pop();
+  return out;
 }
