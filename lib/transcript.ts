@@ -2,6 +2,7 @@
 // writes (research/claude-cli.md §5). The final `result` line carries is_error, usage and cost;
 // `subtype` says "success" even on API errors, so only `is_error` and the exit code are trusted.
 import fs from 'node:fs';
+import path from 'node:path';
 
 export interface TranscriptResult {
   isError: boolean;
@@ -14,6 +15,22 @@ export interface TranscriptResult {
 }
 
 const TAIL_BYTES = 512 * 1024;
+
+/**
+ * The transcript file to serve, only when it really lies inside the runs folder once `..` and
+ * symlinks are resolved (a prefix test on the stored path is not enough: `runs/../x` and
+ * `runs-evil/x` both start with `runs`). Null when it is elsewhere or missing.
+ */
+export function transcriptInside(runsDir: string, file: string | null): string | null {
+  if (!file) return null;
+  try {
+    const real = fs.realpathSync(file);
+    const rel = path.relative(fs.realpathSync(runsDir), real);
+    return rel !== '' && rel.split(path.sep)[0] !== '..' && !path.isAbsolute(rel) ? real : null;
+  } catch {
+    return null;
+  }
+}
 
 /** The final result of a transcript, read from its tail only (a transcript can be megabytes). */
 export function readTranscriptResult(file: string): TranscriptResult | null {

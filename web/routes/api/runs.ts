@@ -4,6 +4,7 @@ import { Router } from 'express';
 import { getRun, listRuns, RUN_ID, RUN_STATUS, type RunStatus } from '../../../lib/runs.js';
 import { deleteJob, getJob, jobEvents, JOB_STATUS, listJobs, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobStatus, type QueueName } from '../../../lib/queues.js';
 import { findTicket } from '../../../lib/tickets.js';
+import { transcriptInside } from '../../../lib/transcript.js';
 import { NotFoundError, UserError } from '../../../lib/errors.js';
 import { queryInt } from '../../http.js';
 import type { AppContext } from '../../context.js';
@@ -42,9 +43,10 @@ export function runsApi(ctx: AppContext): Router {
     const offset = queryInt(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
     let text = '';
     let next = offset;
-    // the path comes from the runs table, never from the request
-    if (run.transcript_path && run.transcript_path.startsWith(ctx.paths.runs) && fs.existsSync(run.transcript_path)) {
-      const fd = fs.openSync(run.transcript_path, 'r');
+    // the path comes from the runs table, never from the request, and must resolve inside runs/
+    const file = transcriptInside(ctx.paths.runs, run.transcript_path);
+    if (file) {
+      const fd = fs.openSync(file, 'r');
       try {
         const size = fs.fstatSync(fd).size;
         const length = Math.max(0, Math.min(TRANSCRIPT_CHUNK, size - offset));
