@@ -210,7 +210,7 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
       if (kind === 'comment') expect(last.body).toBe(a);
       else expect([last.title, last.body]).toEqual([a, b]);
     }),
-    { numRuns: 40, seed: 31 },
+    { numRuns: 25, seed: 31 },
   );
   await fc.assert(
     fc.asyncProperty(name.filter((s) => !s.includes('\u0000')), fc.constantFrom('ref', 'column', 'project', 'severity', 'type'), async (n, where) => {
@@ -226,7 +226,7 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
       expect(r.stderr).toMatch(/^ticket: [^\n]+\n$/);
       expect(comments()).toBe(before);
     }),
-    { numRuns: 40, seed: 37 },
+    { numRuns: 25, seed: 37 },
   );
 }, 240_000);
 
@@ -246,7 +246,7 @@ test('dispatch CLI: text is filed verbatim, junk refs and options exit 1 with a 
       const stored = d.db().prepare(`SELECT title, body FROM tickets WHERE id = ?`).get(t.id) as { title: string; body: string };
       expect(stored).toEqual({ title: title.trim(), body });
     }),
-    { numRuns: 10, seed: 41 },
+    { numRuns: 6, seed: 41 },
   );
   await fc.assert(
     fc.property(name.filter((s) => !s.includes('\u0000') && !s.startsWith('-')), fc.constantFrom('show', 'move', 'runs', 'project'), (n, what) => {
@@ -258,6 +258,6 @@ test('dispatch CLI: text is filed verbatim, junk refs and options exit 1 with a 
       expect(r.stderr).not.toMatch(/\n\s+at /);
       expect(r.stderr).not.toContain('root:x:0:0');
     }),
-    { numRuns: 10, seed: 43 },
+    { numRuns: 6, seed: 43 },
   );
 }, 240_000);
