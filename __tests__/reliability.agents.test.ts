@@ -50,7 +50,7 @@ test('an agent that crashes without a result fails the run and the ticket reache
   expect(run).toMatchObject({ status: 'failed', exit_code: 2, error: 'exited with code 2 and no result' });
   expect(comments(d, t.key).some((c) => c.type === 'system' && c.body.includes(`run ${run.id} failed (exit code 2)`))).toBe(true);
   expect(comments(d, t.key).some((c) => c.type === 'journal' && c.body === 'starting')).toBe(true); // what it did before dying stays
-});
+}, 180_000);
 
 test('an agent that exits before writing anything fails with a clear error and an empty transcript', async () => {
   const t = await d.ticket('mute', 'researcher', undefined);
@@ -59,7 +59,7 @@ test('an agent that exits before writing anything fails with a clear error and a
   expect(fs.statSync(run.transcript_path).size).toBe(0);
   const transcript = await d.api('GET', `/api/runs/${run.id}/transcript`);
   expect(transcript.body).toMatchObject({ text: '', done: true, status: 'failed' });
-});
+}, 180_000);
 
 test('garbage on stdout does not confuse the judgement: noise then a result succeeds, noise then a crash fails', async () => {
   const ok = await d.ticket('lab', 'researcher', { researcher: [{ do: 'garbage', bytes: 5000 }, { do: 'garbage', bytes: 3 }, { do: 'move', to: 'done' }] });
@@ -68,7 +68,7 @@ test('garbage on stdout does not confuse the judgement: noise then a result succ
   expect(good).toMatchObject({ status: 'success', exit_code: 0, result_text: `Done with ${ok.key}.` });
   const [broken] = await settled(bad.key, 'human');
   expect(broken).toMatchObject({ status: 'failed', exit_code: 0, error: 'exited without a result line' });
-});
+}, 180_000);
 
 test('20 MB of noise then a valid result: judged from the result line while the daemon stays responsive', async () => {
   const t = await d.ticket('lab', 'researcher', { researcher: [{ do: 'garbage', bytes: 20_000_000 }, { do: 'garbage', bytes: 20_000 }, { do: 'sleep', ms: 300 }, { do: 'move', to: 'done' }] });
@@ -96,7 +96,7 @@ test('20 MB of noise then a valid result: judged from the result line while the 
   // a later ticket still runs normally
   const next = await d.ticket('lab', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
   await settled(next.key, 'done');
-}, 120_000);
+}, 240_000);
 
 test('children an agent forks and abandons are reaped when it exits, whether it succeeds or crashes', async () => {
   const okPid = path.join(scratch, 'ok.pid');
@@ -111,10 +111,10 @@ test('children an agent forks and abandons are reaped when it exits, whether it 
     await waitFor(`orphan ${pid} reaped`, () => !pidAlive(pid), 10_000);
   }
   expect(d.runs(bad.key)[0]).toMatchObject({ status: 'failed', exit_code: 3 });
-});
+}, 180_000);
 
 test('an agent reporting an API error (is_error result, exit 1) is a failure with its message', async () => {
   const t = await d.ticket('lab', 'researcher', { researcher: [{ do: 'fail', message: '401 invalid x-api-key' }] });
   const [run] = await settled(t.key, 'human');
   expect(run).toMatchObject({ status: 'failed', exit_code: 1, error: 'API Error: 401 invalid x-api-key' });
-});
+}, 180_000);

@@ -130,5 +130,5 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
   } finally {
     await d.stop();
   }
-}, 240_000);
+}, 900_000); // no timed assertion: a loaded machine only makes the rounds slower
 

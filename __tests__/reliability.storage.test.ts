@@ -125,7 +125,7 @@ const run = (argv: string[]) => {
     spawnSync(mountPrefix![0] ?? 'umount', mountPrefix!.length ? [...mountPrefix!.slice(1), 'umount', home] : [home]);
     fs.rmSync(root, { recursive: true, force: true });
   }
-}, 120_000);
+}, 300_000);
 
 test('200 concurrent ticket.cjs processes while the daemon runs: each succeeds or fails cleanly, history matches', async () => {
   const d = await startEngineDaemon();
@@ -172,7 +172,7 @@ test('200 concurrent ticket.cjs processes while the daemon runs: each succeeds o
   } finally {
     await d.stop();
   }
-}, 180_000);
+}, 400_000);
 
 test('a config file corrupted while the daemon runs: the last good config stays and the field is reported', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_global: 2 } } });
@@ -198,7 +198,7 @@ test('a config file corrupted while the daemon runs: the last good config stays 
   } finally {
     await d.stop();
   }
-}, 60_000);
+}, 180_000);
 
 test('a project folder deleted while its agent runs: the run ends, the project goes missing, its tickets stay', async () => {
   const d = await startEngineDaemon();
@@ -235,4 +235,4 @@ test('a project folder deleted while its agent runs: the run ends, the project g
   } finally {
     await d.stop();
   }
-}, 90_000);
+}, 180_000);

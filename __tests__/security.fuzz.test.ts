@@ -96,7 +96,7 @@ test('API: any text is stored verbatim and returned verbatim as JSON, or refused
     }),
     { numRuns: 150, seed: 1107 },
   );
-});
+}, 240_000);
 
 test('API: raw bytes (invalid UTF-8, truncated JSON, lone surrogates) never produce a 5xx or a half write', async () => {
   const before = d.db().prepare(`SELECT COUNT(*) FROM tickets`).pluck().get() as number;
@@ -122,7 +122,7 @@ test('API: raw bytes (invalid UTF-8, truncated JSON, lone surrogates) never prod
   );
   expect(d.db().prepare(`SELECT COUNT(*) FROM tickets`).pluck().get()).toBe(before + stored);
   expect((await raw('GET', '/api/health')).status).toBe(200);
-});
+}, 240_000);
 
 test('API: traversal and junk in every name (agent type, prompt, run, project, ticket, job) reaches no file', async () => {
   const promptsDir = path.join(d.home, 'prompts');
@@ -158,7 +158,7 @@ test('API: traversal and junk in every name (agent type, prompt, run, project, t
   );
   expect(prompts()).toEqual(promptsBefore);
   expect(outsideHome()).toEqual(filesBefore);
-});
+}, 240_000);
 
 test('API: a JSON body cannot reach Object.prototype through a config patch', async () => {
   for (const body of ['{"__proto__":{"polluted":true}}', '{"agents":{"__proto__":{"polluted":true}}}', '{"constructor":{"prototype":{"polluted":true}}}']) {
@@ -171,7 +171,7 @@ test('API: a JSON body cannot reach Object.prototype through a config patch', as
   expect(ok.status).toBe(200);
   expect(JSON.parse(ok.text).config.agents.max_concurrent_global).toBe(4);
   expect(JSON.parse(ok.text).config.polluted).toBeUndefined();
-});
+}, 240_000);
 
 function ticketCjs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -103,7 +103,7 @@ describe('another origin', () => {
     expect(snapshot()).toEqual(before);
     expect(d.runs(ticketKey)[0].status).toBe('running');
     console.log(`cross-origin: ${tried} write attempts refused, nothing changed`);
-  });
+  }, 180_000);
 
   test('cannot read anything: no CORS header on any answer or preflight, rebinding Host refused', async () => {
     const reads = ['/api/health', '/api/projects', `/api/tickets/${ticketKey}`, '/api/config', `/api/runs/${runId}/transcript`, '/api/inbox', '/api/queues', '/'];
@@ -127,7 +127,7 @@ describe('another origin', () => {
     expect(page.headers['x-frame-options']).toBe('DENY');
     expect(page.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
     expect(page.headers['cross-origin-resource-policy']).toBe('same-origin');
-  });
+  }, 180_000);
 
   test('the server listens on 127.0.0.1 only', async () => {
     const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
@@ -151,7 +151,7 @@ describe('another origin', () => {
       expect([address, outcome]).not.toEqual([address, 'connected']);
     }
     console.log(`listen: 127.0.0.1:${port} only; refused on ${outside.join(', ') || 'no other address'}`);
-  });
+  }, 180_000);
 });
 
 describe('files outside the data home', () => {
@@ -188,7 +188,7 @@ describe('files outside the data home', () => {
     expect(fs.readFileSync(secret, 'utf8')).toBe('TOP-SECRET-OUTSIDE-HOME\n');
     expect(fs.readdirSync(d.root).sort()).toEqual(['dev', 'home', 'secret.txt', 'userhome']);
     console.log(`path traversal: ${tried} crafted requests, none reached a file outside the data home`);
-  });
+  }, 180_000);
 
   /** Either answer keeps the secret in: a 4xx naming the problem, or an empty transcript. */
   async function refusedOrEmpty(runId: string) {
@@ -222,7 +222,7 @@ describe('files outside the data home', () => {
     } finally {
       rw.close();
     }
-  });
+  }, 180_000);
 });
 
 test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need it and work with it', async () => {
@@ -296,4 +296,4 @@ test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need 
     await new Promise((r) => proxy.close(r));
     await d.stop();
   }
-}, 90_000);
+}, 180_000);
