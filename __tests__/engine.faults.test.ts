@@ -129,7 +129,8 @@ test('a run past its timeout is killed with its whole process tree', async () =>
     await waitFor('orphan gone', () => !pidAlive(orphan), 5000);
     expect(d.runs(t.key)[0].error).toBe('ran past its 30-minute timeout');
     expect(comments(d, t.key).some((c) => c.type === 'system' && /timed out and was killed with its process tree/.test(c.body))).toBe(true);
-    expect(d.ticketRow(t.key).claimed_by_run).toBeNull();
+    // its claim is released (a retry may already hold a new one: researcher has max_retries 2)
+    expect(d.ticketRow(t.key).claimed_by_run).not.toBe(run.id);
   } finally {
     await d.stop();
   }

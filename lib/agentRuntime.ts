@@ -9,6 +9,7 @@ import { getAgentType, readPrompt } from './agentTypes.js';
 import { agentArgs, agentEnv, checkTicketTool, isAgentAlive, killTree, reapGroup, spawnAgent, taskMessage } from './agentProcess.js';
 import { finalizeRun, getRun, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
 import { readTranscriptResult } from './transcript.js';
+import { storageError } from './db/connection.js';
 import { getProject } from './projects.js';
 import { requireTicket } from './tickets.js';
 import type { ConfigStore } from './config.js';
@@ -22,6 +23,8 @@ export const SELF_MOVE_GRACE_MS = 15_000;
 /** How often live runs are checked against their timeout and their ticket's column. */
 const WATCH_INTERVAL_MS = 1_000;
 const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
+/** The longest wait between attempts to record a run's end on a disk that refuses writes. */
+const MAX_FINALIZE_WAIT_MS = 30_000;
 
 export interface RuntimeDeps {
   store: Store;
@@ -115,7 +118,7 @@ export class AgentRuntime {
     }
     const run = getRun(this.deps.store.db, runId);
     if (run?.status !== RUN_STATUS.queued) return false;
-    this.finalize(run, { status: RUN_STATUS.killed, exitCode: null, error: 'stopped by the user before it started' });
+    await this.finalize(run, { status: RUN_STATUS.killed, exitCode: null, error: 'stopped by the user before it started' });
     return true;
   }
 
@@ -222,24 +225,24 @@ export class AgentRuntime {
     this.watch();
     const exit = await spawned.exited;
     reapGroup(spawned.pid);
-    this.conclude(entry, exit.code, exit.signal);
+    await this.conclude(entry, exit.code, exit.signal);
   }
 
   private async adopt(entry: Active): Promise<void> {
     const run = entry.run;
     if (!run.pid || !isAgentAlive(run.pid, run.proc_start)) {
-      this.conclude(entry, null, null, true);
+      await this.conclude(entry, null, null, true);
       return;
     }
     this.deps.logger.info('agent adopted', { run: run.id, ticket: run.ticket_id, pid: run.pid });
     this.watch();
     while (isAgentAlive(run.pid, run.proc_start)) await new Promise((r) => setTimeout(r, 250));
     reapGroup(run.pid);
-    this.conclude(entry, null, null, true);
+    await this.conclude(entry, null, null, true);
   }
 
   /** Judges the run from how it ended and its transcript, then finalizes it. */
-  private conclude(entry: Active, code: number | null, signal: NodeJS.Signals | null, adopted = false): void {
+  private async conclude(entry: Active, code: number | null, signal: NodeJS.Signals | null, adopted = false): Promise<void> {
     const transcriptPath = entry.run.transcript_path ?? path.join(this.deps.paths.runs, `${entry.run.id}.log`);
     const result = readTranscriptResult(transcriptPath);
     const stop = entry.stop;
@@ -265,7 +268,7 @@ export class AgentRuntime {
             ? `exited with code ${code}${result ? '' : ' and no result'}`
             : 'exited without a result line';
     }
-    this.finalize(entry.run, {
+    await this.finalize(entry.run, {
       status,
       exitCode: code,
       error,
@@ -277,15 +280,31 @@ export class AgentRuntime {
     });
   }
 
-  private finalize(run: Run, outcome: RunOutcome): void {
+  /**
+   * Records the run's end. The outcome is known only here, in memory, so a write the disk refuses
+   * (full, read-only, locked past busy_timeout) is retried until it lands: the run MUST NOT stay
+   * live, holding its ticket's claim and a slot under the caps, until the next restart. Once the
+   * runtime is stopped the next daemon's recovery judges the run from its transcript instead.
+   */
+  private async finalize(run: Run, outcome: RunOutcome): Promise<void> {
     const { store, config, logger } = this.deps;
-    let maxRetries = 0;
-    try {
-      maxRetries = getAgentType(store.db, run.agent_type_id).max_retries;
-    } catch {
-      // an agent type deleted meanwhile: no retries
+    let done: Finalized | null = null;
+    for (let waitMs = 1000; ; waitMs = Math.min(waitMs * 2, MAX_FINALIZE_WAIT_MS)) {
+      let maxRetries = 0;
+      try {
+        maxRetries = getAgentType(store.db, run.agent_type_id).max_retries;
+      } catch {
+        // an agent type deleted meanwhile: no retries
+      }
+      try {
+        done = finalizeRun(store, run.id, outcome, { circuitBreakerMaxRuns: config.get().agents.circuit_breaker_max_runs, maxRetries });
+        break;
+      } catch (err) {
+        if (!storageError(err) || !this.started) throw err;
+        logger.error('could not record the end of a run; will retry', { run: run.id, status: outcome.status, error: (err as Error).message, retry_in_ms: waitMs });
+        await new Promise((r) => setTimeout(r, waitMs).unref());
+      }
     }
-    const done = finalizeRun(store, run.id, outcome, { circuitBreakerMaxRuns: config.get().agents.circuit_breaker_max_runs, maxRetries });
     if (!done) return;
     logger.info('agent run finished', {
       run: run.id,

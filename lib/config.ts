@@ -215,8 +215,12 @@ export class ConfigStore extends EventEmitter {
   }
 }
 
+/** Keys that would reach Object.prototype through `target[key]` (a JSON body can carry them as own keys). */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
 function mergeDeep(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   for (const [key, value] of Object.entries(patch)) {
+    if (PROTOTYPE_KEYS.has(key)) throw new UserError(`config: unknown field "${key}"`, key);
     const existing = target[key];
     if (value && typeof value === 'object' && !Array.isArray(value) && existing && typeof existing === 'object' && key !== 'env') {
       target[key] = mergeDeep(existing as Record<string, unknown>, value as Record<string, unknown>);

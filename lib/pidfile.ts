@@ -36,10 +36,35 @@ export function readPidFile(file: string): PidInfo | null {
   return null;
 }
 
-/** The running daemon's pid info, or null (a stale file counts as no daemon). */
+/** When a process started (ms since the epoch), from Linux /proc; null where that cannot be read. */
+function processStartedAt(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(bootSeconds)) return null;
+    return bootSeconds * 1000 + ticks * (1000 / CLOCK_TICKS_PER_SECOND);
+  } catch {
+    return null;
+  }
+}
+/** USER_HZ, the unit of /proc/<pid>/stat start times: 100 on every Linux build Node supports. */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** Slack for btime's whole seconds and tick rounding when comparing start times. */
+const START_SLACK_MS = 2000;
+
+/**
+ * The running daemon's pid info, or null (a stale file counts as no daemon). A file left by a
+ * daemon killed with SIGKILL, or by a reboot, may name a pid that now belongs to another process:
+ * a process that started after the file was written cannot be the daemon that wrote it, so it
+ * neither blocks a new daemon nor gets signalled by `dispatch daemon stop`.
+ */
 export function liveDaemon(file: string): PidInfo | null {
   const info = readPidFile(file);
-  return info && isAlive(info.pid) && info.pid !== process.pid ? info : null;
+  if (!info || info.pid === process.pid || !isAlive(info.pid)) return null;
+  const started = processStartedAt(info.pid);
+  if (started !== null && info.started_at > 0 && started > info.started_at + START_SLACK_MS) return null;
+  return info;
 }
 
 /** Takes the lock for this process or throws a UserError naming the daemon that holds it. */

@@ -1,8 +1,10 @@
 // The Express app: security guards first, then the JSON API under /api/ and the HTML pages.
-// Errors become 4xx JSON (API) or an HTML error page; a bad request never takes the daemon down.
+// Errors become 4xx JSON (API) or an HTML error page, 503/507 when the disk or the database lock
+// refuses a write; a bad request never takes the daemon down.
 import crypto from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { UserError } from '../lib/errors.js';
+import { storageError } from '../lib/db/connection.js';
 import { publicDir } from '../lib/paths.js';
 import { csrfGuard, hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
 import { setupViews } from './views.js';
@@ -58,7 +60,12 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   let status = 500;
   let message = 'internal error';
   let field: string | undefined;
-  if (err instanceof UserError) {
+  const storage = storageError(err);
+  if (storage) {
+    status = storage.status;
+    message = storage.message;
+    console.error(`[http] ${req.method} ${req.path}: ${(err as Error).message}`);
+  } else if (err instanceof UserError) {
     status = err.status;
     message = err.message;
     field = err.field;

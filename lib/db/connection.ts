@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { UserError } from '../errors.js';
 
 export type Db = Database.Database;
 
@@ -46,4 +47,27 @@ export function cacheStatements(db: Db): void {
 /** Runs `fn` in a `BEGIN IMMEDIATE` transaction, so read-then-write sections never race another writer. */
 export function immediate<T>(db: Db, fn: () => T): T {
   return db.transaction(fn).immediate();
+}
+
+/** A storage failure the user can act on; the failed statement's transaction was rolled back. */
+export class StorageError extends UserError {
+  constructor(override readonly status: number, message: string) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+/**
+ * Names a SQLite failure that comes from the disk or the lock rather than from a bug (a full disk,
+ * a read-only file, a writer that held the lock past busy_timeout), so callers can answer with a
+ * clear message instead of "internal error". Null for anything else.
+ */
+export function storageError(err: unknown): StorageError | null {
+  if (!(err instanceof Database.SqliteError)) return null;
+  const code = err.code;
+  if (code === 'SQLITE_FULL') return new StorageError(507, 'the disk holding the data home is full: free some space and retry (nothing was saved)');
+  if (code.startsWith('SQLITE_READONLY')) return new StorageError(503, `the database is read-only (${code}): check the data home's permissions and free space, then retry (nothing was saved)`);
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new StorageError(503, 'the database is busy: retry in a moment (nothing was saved)');
+  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN')) return new StorageError(503, `the database could not be written (${code}): check the disk holding the data home (nothing was saved)`);
+  return null;
 }
