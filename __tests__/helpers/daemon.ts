@@ -89,7 +89,7 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<Running
 }
 
 async function waitForPort(pidFile: string, child: ChildProcess, output: () => string): Promise<number> {
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}:\n${output()}`);
     try {
