@@ -16,10 +16,13 @@ export default function teardown() {
     }
   }
   for (const pid of left) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone meanwhile
+    // agents lead their own process group: take the children they forked along
+    for (const target of [-pid, pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
     }
   }
   if (left.length) console.warn(`\nglobal teardown: killed ${left.length} fake agent(s) a test left running: ${left.join(', ')}`);
