@@ -4,7 +4,7 @@
 // from the inspector. Outcomes are checked in the database, not only on the page.
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { comments, killAgents, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
-import { insertJob, jobEventRows, jobRow } from './helpers/web.js';
+import { insertJob, jobEventRows, jobRow, pokeScanPool } from './helpers/web.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -39,6 +39,7 @@ afterEach(async () => {
 test('retry a failed job in the queue inspector, watch its new attempt, then delete it', async () => {
   // a scan of a project that does not exist fails for real in the scan pool
   const id = insertJob(d, { queue: 'scan', payload: { projectId: 555_555, wakeSeq: 0 } });
+  await pokeScanPool(d);
   await waitFor('the job failed', () => jobRow(d, id)?.status === 'failed', 20_000, 100);
 
   await page.goto(`${d.url}/queues`);
@@ -51,7 +52,7 @@ test('retry a failed job in the queue inspector, watch its new attempt, then del
   await page.waitForURL(/\/queues\?done=retried$/);
   await page.getByRole('status').filter({ hasText: 'Job queued again.' }).waitFor();
 
-  await waitFor('the second attempt ended', () => jobEventRows(d, id).filter((e) => e.outcome === 'failed').length === 2, 20_000, 100);
+  await waitFor('the second attempt ended', () => jobEventRows(d, id).filter((e) => e.outcome === 'failed').length === 2 && jobRow(d, id)?.status === 'failed', 20_000, 100);
   await page.getByRole('link', { name: `#${id}` }).first().click();
   await page.waitForURL(new RegExp(`/queues/jobs/${id}$`));
   await page.locator('.facts', { hasText: '2 / 2' }).waitFor();

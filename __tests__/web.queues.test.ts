@@ -3,7 +3,7 @@
 // retry and delete as form posts checked in the database, bad input answered with a 4xx page
 // that says why, payloads and errors escaped, and the running agents with their kill button.
 import { killAgents, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
-import { getPage, insertJob, insertJobEvent, jobEventRows, jobRow, postForm, token } from './helpers/web.js';
+import { getPage, insertJob, insertJobEvent, jobEventRows, jobRow, pokeScanPool, postForm, token } from './helpers/web.js';
 
 let d: EngineDaemon;
 let csrf: string;
@@ -21,6 +21,7 @@ afterAll(async () => {
 /** A scan job of a project that does not exist: it fails for real on its only attempt. */
 async function failingScan(): Promise<number> {
   const id = insertJob(d, { queue: 'scan', payload: { projectId: 987_654, wakeSeq: 0 } });
+  await pokeScanPool(d);
   await waitFor('the scan job failed', () => jobRow(d, id)?.status === 'failed', 20_000, 100);
   return id;
 }
@@ -132,7 +133,8 @@ describe('retry and delete', () => {
     const res = await postForm(d, `/queues/jobs/${id}/retry`, { _csrf: csrf, return_to: '/queues?queue=scan&state=failed' });
     expect(res.status).toBe(303);
     expect(res.location).toBe('/queues?queue=scan&state=failed&done=retried');
-    await waitFor('the second attempt ended', () => jobEventRows(d, id).length === 2 && jobEventRows(d, id)[1]!.outcome === 'failed', 20_000, 100);
+    // the attempt is recorded just before liteque marks the row, so wait for both
+    await waitFor('the second attempt ended', () => jobEventRows(d, id).length === 2 && jobEventRows(d, id)[1]!.outcome === 'failed' && jobRow(d, id)?.status === 'failed', 20_000, 100);
     expect(jobRow(d, id)).toMatchObject({ status: 'failed', numRunsLeft: 0, maxNumRuns: 2 });
     expect(jobEventRows(d, id)).toEqual([
       { attempt: 1, outcome: 'failed', error: 'project not found: 987654' },

@@ -158,3 +158,17 @@ export function jobEventRows(d: RunningDaemon, id: number): { attempt: number; o
     db.close();
   }
 }
+
+/**
+ * Makes the scan pool look at its queue now. Jobs written straight into the table (as tests do)
+ * are otherwise seen at the pool's slow safety poll: in the product only the daemon enqueues, and
+ * it pokes its pools itself. A wake of a registered project does it: the scheduler enqueues that
+ * project's scan and pokes the pool, which then takes every job that is due.
+ */
+export async function pokeScanPool(d: RunningDaemon): Promise<void> {
+  const dir = path.join(d.projectsRoot, 'queue-poke');
+  fs.mkdirSync(dir, { recursive: true });
+  const existing = await d.api('GET', '/api/projects/qpoke');
+  if (existing.status === 404) await d.api('POST', '/api/projects', { path: dir, type: 'personal', abbreviation: 'qpoke' });
+  await d.api('POST', '/api/projects/qpoke/wake');
+}
