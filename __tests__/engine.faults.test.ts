@@ -7,20 +7,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { repoRoot, ticketBin } from './helpers/daemon.js';
-import { comments, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
-/** The most runs live at any one moment, from the runs table (reservation to end). */
-function maxOverlap(runs: { created_at: number; ended_at: number | null }[]): number {
-  const events = runs.flatMap((r) => [
-    [r.created_at, 1],
-    [r.ended_at ?? Number.MAX_SAFE_INTEGER, -1],
-  ]) as [number, number][];
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let live = 0;
-  let max = 0;
-  for (const [, delta] of events) max = Math.max(max, (live += delta));
-  return max;
-}
 
 test('caps hold with 50 tickets across 5 projects, and every ticket gets done', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_global: 4, max_concurrent_per_project: 2 } } });

@@ -5,7 +5,7 @@
 // RELIABILITY_SEED and RELIABILITY_ROUNDS change the schedule; the seed is printed.
 import fs from 'node:fs';
 import path from 'node:path';
-import { comments, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { comments, maxOverlap, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20261125);
 const ROUNDS = Number(process.env.RELIABILITY_ROUNDS ?? 20);
@@ -24,18 +24,6 @@ function prng(seed: number): () => number {
   };
 }
 
-/** The most runs live at any one moment, from the runs table (reservation to end). */
-function maxOverlap(runs: { created_at: number; ended_at: number | null }[]): number {
-  const events = runs.flatMap((r) => [
-    [r.created_at, 1],
-    [r.ended_at ?? Number.MAX_SAFE_INTEGER, -1],
-  ]) as [number, number][];
-  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let live = 0;
-  let max = 0;
-  for (const [, delta] of events) max = Math.max(max, (live += delta));
-  return max;
-}
 
 const nap = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,40 +4,25 @@
 // result (API, config.json, the prompt file), not by the page it redirects to (lessons 14).
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { browserPages } from './helpers/browser.js';
 import { fakeClaude, killAgents, WAITING_AGENTS } from './helpers/engine.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { insertRun, sampleTranscript, setRunStatus, writeTranscript } from './helpers/web.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
+const browser = browserPages();
 let d: RunningDaemon;
-let browser: Browser;
 let page: Page;
-let consoleErrors: string[];
 
 beforeAll(async () => {
   d = await startTestDaemon({ config: WAITING_AGENTS, env: { DISPATCH_CLAUDE_BIN: fakeClaude } });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 afterAll(async () => {
-  await browser?.close();
   if (d) await killAgents(d);
   await d?.stop();
 });
-beforeEach(async () => {
-  page = await browser.newPage();
-  consoleErrors = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
-});
-afterEach(async () => {
-  await page.close();
-  // a CSP violation or a script error would show up here
-  expect(consoleErrors).toEqual([]);
+beforeEach(() => {
+  page = browser.page;
 });
 
 test('register a discovered folder, file a ticket from the board, drag it to an agent column', async () => {
@@ -94,7 +79,7 @@ test('reply from the inbox and send the ticket to an agent', async () => {
 });
 
 test('without JavaScript: file a ticket from the board and answer it from the inbox', async () => {
-  const context = await browser.newContext({ javaScriptEnabled: false });
+  const context = await browser.browser.newContext({ javaScriptEnabled: false });
   const plain = await context.newPage();
   fs.mkdirSync(path.join(d.projectsRoot, 'nojs'), { recursive: true });
   await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'nojs'), type: 'research', abbreviation: 'nojs' });
@@ -155,7 +140,7 @@ test('change a cap in settings and see config.json and the API change', async ()
   await page.locator('.field-error', { hasText: 'must be at least heartbeat.base_interval_seconds' }).waitFor();
   expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).heartbeat.max_interval_seconds).toBe(86400);
   // the refused save answered 400 on purpose; the browser logs that as a failed load
-  consoleErrors = consoleErrors.filter((m) => !m.includes('status of 400'));
+  browser.expectConsoleError('status of 400');
 });
 
 test('a running transcript appears live in the page', async () => {

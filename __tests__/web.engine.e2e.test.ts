@@ -2,38 +2,24 @@
 // claude): a job that really failed is retried and then deleted from the queue inspector, a real
 // agent's transcript arrives in the open run page while it works, and a hanging agent is killed
 // from the inspector. Outcomes are checked in the database, not only on the page.
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { browserPages } from './helpers/browser.js';
 import { comments, killAgents, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { insertJob, jobEventRows, jobRow, pokeScanPool } from './helpers/web.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
+const browser = browserPages();
 let d: EngineDaemon;
-let browser: Browser;
 let page: Page;
-let consoleErrors: string[];
 
 beforeAll(async () => {
   d = await startEngineDaemon();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
 });
 afterAll(async () => {
-  await browser?.close();
   if (d) await killAgents(d);
   await d?.stop();
 });
-beforeEach(async () => {
-  page = await browser.newPage();
-  consoleErrors = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => consoleErrors.push(e.message));
-});
-afterEach(async () => {
-  await page.close();
-  expect(consoleErrors).toEqual([]);
+beforeEach(() => {
+  page = browser.page;
 });
 
 test('retry a failed job in the queue inspector, watch its new attempt, then delete it', async () => {

@@ -90,3 +90,16 @@ export async function killAgents(d: RunningDaemon): Promise<void> {
   const active = await d.api('GET', '/api/runs/active');
   for (const r of active.body?.runs ?? []) await d.api('POST', `/api/runs/${r.id}/kill`);
 }
+
+/** The most runs live at any one moment, from the runs table (reservation to end). */
+export function maxOverlap(runs: { created_at: number; ended_at: number | null }[]): number {
+  const events = runs.flatMap((r) => [
+    [r.created_at, 1],
+    [r.ended_at ?? Number.MAX_SAFE_INTEGER, -1],
+  ]) as [number, number][];
+  events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let live = 0;
+  let max = 0;
+  for (const [, delta] of events) max = Math.max(max, (live += delta));
+  return max;
+}
