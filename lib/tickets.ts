@@ -328,8 +328,11 @@ export interface BoardColumn extends Column {
   truncated: boolean;
 }
 
+/** Cards a board shows per column (newest first); the rest are a click away on the column's list. Keeps a board of 10,000 tickets small (BENCHMARKS.md). */
+export const BOARD_COLUMN_LIMIT = 50;
+
 /** A project's board: every column with its count and cards (no bodies); `done` shows the newest `doneLimit`. */
-export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = 500): BoardColumn[] {
+export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = BOARD_COLUMN_LIMIT): BoardColumn[] {
   const project = getProject(db, projectRef);
   const counts = new Map(
     (db.prepare(`SELECT column_id, COUNT(*) AS n FROM tickets WHERE project_id = ? AND archived_at IS NULL GROUP BY column_id`).all(project.id) as { column_id: string; n: number }[]).map((r) => [
