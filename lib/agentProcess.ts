@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import treeKill from 'tree-kill';
 import { agentPathDir, ticketBin } from './paths.js';
+import { isAlive, procStat } from './pidfile.js';
 import type { Config } from './config.js';
 
 /** Variables an agent may inherit from the daemon. HOME and the CLI's config folders carry its OAuth session (lessons 15). */
@@ -118,29 +119,16 @@ export function spawnAgent(opts: { binary: string; args: string[]; env: NodeJS.P
  * later process that reused its pid. Null where it cannot be read.
  */
 export function processStartTime(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
+  return procStat(pid)?.startTicks ?? null;
 }
 
 /** True while the process runs and is the one we started (a zombie or a reused pid is not). */
 export function isAgentAlive(pid: number, procStart: string | null): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z' || fields[0] === 'X') return false;
-    return procStart === null || fields[19] === procStart;
-  } catch {
-    return true; // no /proc (macOS): kill(0) is all we have
-  }
+  if (!isAlive(pid)) return false;
+  const stat = procStat(pid);
+  if (!stat) return true; // no /proc (macOS): kill(0) is all we have
+  if (stat.state === 'Z' || stat.state === 'X') return false;
+  return procStart === null || stat.startTicks === procStart;
 }
 
 /** Kills the process tree (children first) and its process group; SIGKILL after a grace period. */

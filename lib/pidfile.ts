@@ -36,11 +36,22 @@ export function readPidFile(file: string): PidInfo | null {
   return null;
 }
 
+/** A process's state letter and start time (clock ticks after boot) from Linux /proc; null where it cannot be read. */
+export function procStat(pid: number): { state: string; startTicks: string } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name in parentheses may hold spaces: fields are counted after its closing ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] === undefined ? null : { state: fields[0]!, startTicks: fields[19] };
+  } catch {
+    return null;
+  }
+}
+
 /** When a process started (ms since the epoch), from Linux /proc; null where that cannot be read. */
 function processStartedAt(pid: number): number | null {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const ticks = Number(procStat(pid)?.startTicks);
     const bootSeconds = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
     if (!Number.isFinite(ticks) || !Number.isFinite(bootSeconds)) return null;
     return bootSeconds * 1000 + ticks * (1000 / CLOCK_TICKS_PER_SECOND);

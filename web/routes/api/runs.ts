@@ -1,6 +1,6 @@
 // /api/runs and /api/queues: agent runs with their transcripts, and the durable queues.
 import { Router } from 'express';
-import { getRun, listRuns, requireRun, RUN_STATUS, transcriptFile, type RunStatus } from '../../../lib/runs.js';
+import { getRun, listRuns, LIVE_STATUSES, requireRun, RUN_STATUS, transcriptFile, type RunStatus } from '../../../lib/runs.js';
 import { readTranscriptChunk } from '../../../lib/transcript.js';
 import { deleteJob, getJob, jobEvents, JOB_STATUS, listJobs, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobStatus, type QueueName } from '../../../lib/queues.js';
 import { findTicket } from '../../../lib/tickets.js';
@@ -37,7 +37,7 @@ export function runsApi(ctx: AppContext): Router {
     const offset = queryInt(req.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER);
     // the path comes from the runs table and must lie inside the runs folder, never from the request
     const file = transcriptFile(ctx.paths.runs, run);
-    const live = run.status === RUN_STATUS.queued || run.status === RUN_STATUS.running;
+    const live = LIVE_STATUSES.includes(run.status);
     const chunk = file ? await readTranscriptChunk(file, offset, TRANSCRIPT_CHUNK, !live) : { text: '', end: offset, skipped: 0 };
     res.json({ run_id: run.id, status: run.status, text: chunk.text, next_offset: chunk.end, skipped: chunk.skipped, done: !live });
   });
