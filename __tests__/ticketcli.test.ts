@@ -125,6 +125,35 @@ describe('ticket.cjs', () => {
     expect(ticket(['move', 'pd-1', 'human'], { DISPATCH_PORT: String(port) }).status).toBe(0);
   });
 
+  test("the run holding the claim moving its ticket on does not wake the project (its end will); into done it does", async () => {
+    const hits: string[] = [];
+    const server = http.createServer((req, res) => {
+      hits.push(`${req.method} ${req.url}`);
+      res.writeHead(202, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = String((server.address() as AddressInfo).port);
+    const move = (to: string, runId: string) =>
+      new Promise<number | null>((resolve) => {
+        spawn(process.execPath, [ticketBin, 'move', 'pd-1', to], { env: env({ DISPATCH_PORT: port, DISPATCH_RUN_ID: runId }), stdio: 'ignore' }).on('exit', resolve);
+      });
+    try {
+      expect(ticket(['claim', 'pd-1', 'run-7']).status).toBe(0);
+      const seq = getHeartbeat(h.db, projectId)!.wake_seq;
+      expect(await move('code-reviewer', 'run-7')).toBe(0);
+      expect(getHeartbeat(h.db, projectId)!.wake_seq).toBe(seq);
+      expect(hits).toEqual([]);
+      // someone else (another run id) moving a claimed ticket still wakes the project
+      expect(await move('security-reviewer', 'run-8')).toBe(0);
+      expect(getHeartbeat(h.db, projectId)!.wake_seq).toBe(seq + 1);
+      expect(await move('done', 'run-7')).toBe(0);
+      expect(getHeartbeat(h.db, projectId)!.wake_seq).toBe(seq + 2);
+      expect(hits).toEqual([`POST /api/projects/${projectId}/wake`, `POST /api/projects/${projectId}/wake`]);
+    } finally {
+      server.close();
+    }
+  });
+
   test('the agents\' `ticket` launcher runs ticket.cjs', () => {
     const r = spawnSync('ticket', ['read', 'pd-1'], { env: { ...env(), PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}` }, encoding: 'utf8' });
     expect(r.stderr).toBe('');

@@ -13,7 +13,8 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const daemonBin = path.join(repoRoot, 'dist', 'bin', 'daemon.js');
 export const dispatchBin = path.join(repoRoot, 'dist', 'bin', 'dispatch.js');
 export const ticketBin = path.join(repoRoot, 'bin', 'ticket.cjs');
-export const benchAgent = path.join(repoRoot, 'bench', 'agent.cjs');
+// BENCH_AGENT_BIN: another agent command for experiments (say, one pinned to a CPU with taskset)
+export const benchAgent = process.env.BENCH_AGENT_BIN || path.join(repoRoot, 'bench', 'agent.cjs');
 
 const tempRoots = [];
 /** A fresh temp folder; removed when the process exits unless BENCH_KEEP is set. */
@@ -129,6 +130,23 @@ export async function startDaemon(root, { config, env: extra = {} } = {}) {
     },
   };
   return d;
+}
+
+/**
+ * Waits until a daemon's start-up work (the first database backup, worktree checks, discovery) is
+ * over: two 250 ms windows in a row in which it used under 2% of a CPU. Returns the seconds it took.
+ */
+export async function settle(d, timeoutMs = 30_000) {
+  const start = Date.now();
+  let quiet = 0;
+  let last = cpuSchedSeconds(d.pid);
+  while (quiet < 2 && Date.now() - start < timeoutMs) {
+    await sleep(250);
+    const now = cpuSchedSeconds(d.pid);
+    quiet = now - last < 0.005 ? quiet + 1 : 0;
+    last = now;
+  }
+  return (Date.now() - start) / 1000;
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

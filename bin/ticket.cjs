@@ -25,7 +25,9 @@ environment:
   DISPATCH_PROJECT_ID   required: the project whose tickets this process may touch (id or key)
   DISPATCH_DB_PATH      the database (default: $DISPATCH_HOME/tasks.db or ~/Development/.tasks/tasks.db)
   DISPATCH_AUTHOR       written as the author of history rows (default: agent-type:run-id)
-  DISPATCH_PORT         the daemon's port, pinged after a move so the next agent starts at once`;
+  DISPATCH_PORT         the daemon's port, pinged after a move that gives it work now: into done,
+                        or into an agent column (unless DISPATCH_RUN_ID holds the ticket's claim:
+                        then the run's end wakes the project)`;
 
 const FREE_TYPES = ['comment', 'journal', 'block', 'complete'];
 const SEVERITIES = ['critical', 'high', 'medium', 'low'];
@@ -211,14 +213,18 @@ async function main(argv) {
         const now = Date.now();
         db.prepare('UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?').run(to, now, now, ticket.id);
         addComment(db, ticket.id, { type: 'move', body: comment, from: current.column_id, to });
-        if (target.agent_type_id || to === 'done') {
-          db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?').run(now, ticket.project_id);
-        }
-        return { from: current.column_id, to };
+        // an agent column (or done: a merge) has work for the daemon, so the project is due now.
+        // Not when the run holding the ticket's claim moves it on to an agent column: the claim
+        // lasts until that run ends, so a scan now could not start the next agent; the run's end
+        // releases it and wakes the project then (lib/heartbeats.ts markWaitingProjectsDue).
+        const ownRun = ticket.claimed_by_run !== null && ticket.claimed_by_run === process.env.DISPATCH_RUN_ID;
+        const wake = to === 'done' || (Boolean(target.agent_type_id) && !ownRun);
+        if (wake) db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?').run(now, ticket.project_id);
+        return { from: current.column_id, to, wake };
       });
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, ...moved });
+      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, from: moved.from, to: moved.to });
       db.close();
-      await ping(ticket.project_id);
+      if (moved.wake) await ping(ticket.project_id);
       return 0;
     }
     case 'claim': {

@@ -39,7 +39,7 @@ export interface Engine {
 
 export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
-  const queues = openQueues(deps.paths.db);
+  const queues = openQueues(store.db);
   const pools = new Map<WorkerName, Pool>();
   const workspace = (run: Run): Promise<Workspace> =>
     prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding: deps.config.get().agents.parallel_coding });
@@ -79,7 +79,6 @@ export function createEngine(deps: EngineDeps): Engine {
         await scheduler.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
         runtime.stop();
-        queues.close();
       })();
       return stopping;
     },

@@ -136,7 +136,10 @@ export function withRepoLock<T>(repo: string, fn: () => Promise<T>): Promise<T> 
  * repository (say, a projects root that is itself under git) is not a repository of its own.
  */
 export async function isRepo(dir: string): Promise<boolean> {
-  if (!fs.existsSync(dir)) return false;
+  // the top level of a working tree always has a .git entry (a folder, or a file in a linked
+  // worktree or submodule): without one, no git process is needed to say no (a fork of the daemon
+  // costs milliseconds of CPU, BENCHMARKS.md)
+  if (!fs.existsSync(path.join(dir, '.git'))) return false;
   let top: string;
   try {
     top = (await git(dir, ['rev-parse', '--show-toplevel'])).trim();

@@ -1,4 +1,4 @@
-// A worker pool over one liteque queue. It dequeues only while it has a free slot (p-limit, whose
+// A worker pool over one queue. It dequeues only while it has a free slot (p-limit, whose
 // concurrency is read from config on every pass, so cap changes apply without a restart), so a
 // claimed job never waits in memory burning its lease. `poke()` makes it look at once (a wake must
 // reach a spawn in well under a second); otherwise it sleeps until its queue's next job becomes
@@ -6,9 +6,8 @@
 // dies silently: an error is logged, kept as `lastError`, and the loop sleeps and goes on.
 // Each attempt is recorded in job_events, because liteque deletes completed jobs.
 import pLimit, { type LimitFunction } from 'p-limit';
-import type { SqliteQueue } from 'liteque';
 import type { ZodType } from 'zod';
-import { LEASE_SECONDS, nextAvailableAt, recordJobEnd, recordJobStart, type QueueName } from './queues.js';
+import { claimJob, finishJob, LEASE_SECONDS, nextAvailableAt, type ClaimedJob, type QueueName } from './queues.js';
 import type { Db } from './db/connection.js';
 import type { Logger } from './logger.js';
 
@@ -22,7 +21,6 @@ export class PermanentError extends Error {
 
 export interface PoolOptions<T> {
   name: QueueName;
-  queue: SqliteQueue<T>;
   schema: ZodType<T>;
   db: Db;
   logger: Logger;
@@ -64,40 +62,33 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       wakeUp = done;
     });
 
-  async function runJob(job: { id: number; payload: string; allocationId: string; numRunsLeft: number; maxNumRuns: number }): Promise<void> {
+  async function runJob(job: ClaimedJob): Promise<void> {
     const id = String(job.id);
-    const attempt = job.maxNumRuns - job.numRunsLeft;
-    let data: T | undefined;
-    let eventId = 0;
+    const { attempt } = job;
+    let data: T;
     try {
       data = opts.schema.parse(JSON.parse(job.payload));
     } catch (err) {
       opts.logger.error('job payload rejected', { queue: opts.name, job: id, error: (err as Error).message });
-    }
-    eventId = recordJobStart(opts.db, { jobId: id, queue: opts.name, attempt, payload: data ?? job.payload });
-    if (data === undefined) {
-      recordJobEnd(opts.db, eventId, 'failed', 'invalid payload');
-      await opts.queue.finalize(job.id, job.allocationId, 'failed');
+      finishJob(opts.db, job, { outcome: 'failed', error: 'invalid payload' });
       return;
     }
     try {
       await opts.handler(data, { id, attempt, final: job.numRunsLeft <= 0 });
-      recordJobEnd(opts.db, eventId, 'completed', null);
-      await opts.queue.finalize(job.id, job.allocationId, 'completed');
+      finishJob(opts.db, job, { outcome: 'completed' });
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const error = err instanceof Error ? err.message : String(err);
       const final = err instanceof PermanentError || job.numRunsLeft <= 0;
-      recordJobEnd(opts.db, eventId, final ? 'failed' : 'retry', message);
-      opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error: message });
+      opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
-      await opts.queue.finalize(job.id, job.allocationId, final ? 'failed' : 'pending_retry', new Date(Date.now() + Math.min(60_000, 1000 * 2 ** attempt)));
+      finishJob(opts.db, job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt: Date.now() + Math.min(60_000, 1000 * 2 ** attempt) });
     }
   }
 
   async function pass(): Promise<void> {
     limit.concurrency = Math.max(1, opts.concurrency());
     while (!stopping && limit.activeCount + limit.pendingCount < limit.concurrency) {
-      const job = await opts.queue.attemptDequeue({ timeoutSecs: LEASE_SECONDS });
+      const job = claimJob(opts.db, opts.name, LEASE_SECONDS);
       if (!job) return;
       // in-process guard: the same job id must never run twice at once here
       if (inFlight.has(String(job.id))) continue;

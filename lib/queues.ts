@@ -1,12 +1,15 @@
 // Every durable queue is declared here and nowhere else: name, payload schema, retry defaults and
 // the idempotency key of each job. The queues are liteque tables inside tasks.db, so a backup holds
-// them too. We never run liteque's Runner (its timeout does not stop work and its loop polls
-// blindly); lib/pool.ts dequeues with `attemptDequeue` when it has capacity and when poked.
+// them too. liteque owns the table, its migrations and enqueue. We never run liteque's Runner (its
+// timeout does not stop work and its loop polls blindly); lib/pool.ts claims a job with claimJob
+// when it has capacity and when poked, and ends it with finishJob (each one transaction).
 // Failed jobs are kept (keepFailedJobs) so the inspector can show and retry them; every key is
 // unique per event, so a kept failure never blocks a later job.
-import { buildDBClient, SqliteQueue } from 'liteque';
+import { randomUUID } from 'node:crypto';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { migrateDB, SqliteQueue } from 'liteque';
 import { z } from 'zod';
-import { cacheStatements, type Db } from './db/connection.js';
+import type { Db } from './db/connection.js';
 
 export const QUEUE = { scan: 'scan', agentRun: 'agent-run', merge: 'merge' } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
@@ -42,29 +45,28 @@ export interface Queues {
   agentRun: SqliteQueue<AgentRunPayload>;
   merge: SqliteQueue<MergePayload>;
   byName(name: QueueName): SqliteQueue<unknown>;
-  close(): void;
 }
 
-export function openQueues(dbPath: string): Queues {
-  const client = buildDBClient(dbPath, { runMigrations: true });
-  const connection = (client as unknown as { session: { client: Db } }).session.client;
-  cacheStatements(connection); // drizzle compiles every query it runs: the pools' dequeue loop is hot
+/**
+ * The queues on the daemon's own connection (the caller owns and closes it). One connection, not
+ * liteque's own second one: with two, every write on one made the other drop its page cache and
+ * read its pages again, at every step of every job (BENCHMARKS.md, "daemon CPU per run"). Its
+ * statements go through the connection's statement cache too (drizzle compiles every query it runs).
+ */
+export function openQueues(db: Db): Queues {
+  const client = drizzle(db);
+  migrateDB(client as unknown as Parameters<typeof migrateDB>[0]);
   // liteque creates the table and indexes it one column at a time; with many kept failed jobs every
   // dequeue and the inspector's counts scanned the whole table. Created here because the table is
   // liteque's, made by its migrations just above, after ours have run (BENCHMARKS.md, "queue scale").
-  connection.exec(`CREATE INDEX IF NOT EXISTS tasks_queue_status ON tasks (queue, status, priority, createdAt)`);
-  const make = <T>(name: QueueName, numRetries: number) => new SqliteQueue<T>(name, client, { defaultJobArgs: { numRetries }, keepFailedJobs: true });
+  db.exec(`CREATE INDEX IF NOT EXISTS tasks_queue_status ON tasks (queue, status, priority, createdAt)`);
+  const make = <T>(name: QueueName, numRetries: number) =>
+    new SqliteQueue<T>(name, client as unknown as ConstructorParameters<typeof SqliteQueue<T>>[1], { defaultJobArgs: { numRetries }, keepFailedJobs: true });
   const scan = make<ScanPayload>(QUEUE.scan, 2);
   const agentRun = make<AgentRunPayload>(QUEUE.agentRun, 2);
   const merge = make<MergePayload>(QUEUE.merge, 3);
   const all = { [QUEUE.scan]: scan, [QUEUE.agentRun]: agentRun, [QUEUE.merge]: merge } as Record<QueueName, SqliteQueue<unknown>>;
-  return {
-    scan,
-    agentRun,
-    merge,
-    byName: (name) => all[name],
-    close: () => connection.close(),
-  };
+  return { scan, agentRun, merge, byName: (name) => all[name] };
 }
 
 // ---- reading and repairing the liteque table directly (it has no list/get/retry API) ----
@@ -114,20 +116,78 @@ export function resetOrphanedJobs(db: Db, at = Date.now()): number {
   }).immediate();
 }
 
-export function recordJobStart(db: Db, e: { jobId: string; queue: QueueName; attempt: number; payload: unknown }): number {
-  return Number(
-    db.prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, started_at) VALUES (?, ?, ?, 'running', ?, ?)`).run(
-      e.jobId,
-      e.queue,
-      e.attempt,
-      JSON.stringify(e.payload),
-      Date.now(),
-    ).lastInsertRowid,
-  );
+/** A job claimed by a pool: its row's fields and the job event opened for this attempt. */
+export interface ClaimedJob {
+  id: number;
+  payload: string;
+  allocationId: string;
+  /** Attempts left after this one (0: this is the last). */
+  numRunsLeft: number;
+  maxNumRuns: number;
+  attempt: number;
+  eventId: number;
 }
 
-export function recordJobEnd(db: Db, eventId: number, outcome: 'completed' | 'retry' | 'failed', error: string | null): void {
-  db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(outcome, error, Date.now(), eventId);
+const CLAIMABLE = `FROM tasks WHERE queue = ? AND (availableAt IS NULL OR availableAt <= ?)
+  AND (status IN ('pending', 'pending_retry') OR (status = 'running' AND expireAt < ?))
+  ORDER BY priority, createdAt, id LIMIT 1`;
+
+/**
+ * Claims the queue's next available job (liteque's order: priority, then age; a running job whose
+ * lease ran out counts as available) and opens its job event, in one IMMEDIATE transaction. Our
+ * own statements instead of liteque's attemptDequeue: that one selects in a transaction and
+ * updates after it (not atomic; it breaks on better-sqlite3 >= 11.10, research/liteque.md) and
+ * builds its SQL through drizzle on every call, the largest cost of a pool pass. An empty queue
+ * costs one read and never takes the write lock. A job with no attempts left is marked failed, as
+ * liteque does. Returns null when nothing is available.
+ */
+export function claimJob(db: Db, queue: QueueName, leaseSecs: number, now = Date.now()): ClaimedJob | null {
+  const nowSecs = Math.floor(now / 1000);
+  if (!db.prepare(`SELECT id ${CLAIMABLE}`).get(queue, now, nowSecs)) return null;
+  return db.transaction((): ClaimedJob | null => {
+    for (;;) {
+      const job = db.prepare(`SELECT id, payload, numRunsLeft, maxNumRuns ${CLAIMABLE}`).get(queue, now, nowSecs) as
+        | { id: number; payload: string; numRunsLeft: number; maxNumRuns: number }
+        | undefined;
+      if (!job) return null;
+      if (job.numRunsLeft <= 0) {
+        db.prepare(`UPDATE tasks SET status = 'failed', expireAt = NULL WHERE id = ?`).run(job.id);
+        continue;
+      }
+      const allocationId = randomUUID();
+      db.prepare(`UPDATE tasks SET status = 'running', numRunsLeft = numRunsLeft - 1, allocationId = ?, expireAt = ? WHERE id = ?`).run(allocationId, nowSecs + leaseSecs, job.id);
+      const attempt = job.maxNumRuns - job.numRunsLeft + 1;
+      const eventId = Number(
+        db.prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, started_at) VALUES (?, ?, ?, 'running', ?, ?)`).run(String(job.id), queue, attempt, job.payload, now)
+          .lastInsertRowid,
+      );
+      return { id: job.id, payload: job.payload, allocationId, numRunsLeft: job.numRunsLeft - 1, maxNumRuns: job.maxNumRuns, attempt, eventId };
+    }
+  }).immediate();
+}
+
+export type JobOutcome = { outcome: 'completed' } | { outcome: 'failed'; error: string } | { outcome: 'retry'; error: string; retryAt: number };
+
+/**
+ * Ends a claimed job's attempt and closes its job event, in one IMMEDIATE transaction. A completed
+ * job's row is deleted (liteque's rule; its history stays in job_events), a failed one is kept for
+ * the inspector, a retry waits until `retryAt`. Guarded by the claim's allocation id: a job that was
+ * reset or re-claimed meanwhile is not touched (its event is still closed).
+ */
+export function finishJob(db: Db, job: Pick<ClaimedJob, 'id' | 'allocationId' | 'eventId'>, end: JobOutcome, now = Date.now()): void {
+  db.transaction(() => {
+    if (end.outcome === 'completed') db.prepare(`DELETE FROM tasks WHERE id = ? AND allocationId = ?`).run(job.id, job.allocationId);
+    else {
+      const [status, availableAt] = end.outcome === 'failed' ? ['failed', now] : ['pending_retry', end.retryAt];
+      db.prepare(`UPDATE tasks SET status = ?, expireAt = NULL, availableAt = ? WHERE id = ? AND allocationId = ?`).run(status, availableAt, job.id, job.allocationId);
+    }
+    db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(
+      end.outcome,
+      end.outcome === 'completed' ? null : end.error,
+      now,
+      job.eventId,
+    );
+  }).immediate();
 }
 
 /** When the earliest waiting job of a queue may run (ms), or null when none waits. */

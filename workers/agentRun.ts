@@ -18,7 +18,6 @@ export function buildAgentRunWorker(deps: WorkerDeps): Pool {
   };
   return createPool({
     name: QUEUE.agentRun,
-    queue: deps.queues.agentRun,
     schema: agentRunPayload,
     db: deps.store.db,
     logger: deps.logger,

@@ -12,12 +12,10 @@ export function buildMergeWorker(deps: WorkerDeps): Pool {
   const { store, paths, logger } = deps;
   return createPool({
     name: QUEUE.merge,
-    queue: deps.queues.merge,
     schema: mergePayload,
     db: store.db,
     logger,
     concurrency: () => 1,
-    idlePollMs: 5000,
     handler: async (data, job) => {
       try {
         const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger });

@@ -47,7 +47,6 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
 export function buildScanWorker(deps: WorkerDeps): Pool {
   return createPool({
     name: QUEUE.scan,
-    queue: deps.queues.scan,
     schema: scanPayload,
     db: deps.store.db,
     logger: deps.logger,

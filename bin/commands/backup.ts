@@ -4,8 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { backupHome, restoreDatabase, type BackupInfo } from '../../lib/backups.js';
-import { ConfigStore } from '../../lib/config.js';
+import type { BackupInfo } from '../../lib/backups.js';
 import { liveDaemon } from '../../lib/pidfile.js';
 import { api, localPaths } from './client.js';
 import { printJson } from './output.js';
@@ -17,11 +16,17 @@ export const backupCommand: CommandModule<object, { json: boolean }> = {
     const paths = localPaths();
     const result = liveDaemon(paths.pidFile)
       ? await api<{ backup: BackupInfo; removed: string[] }>('POST', '/api/backups', {})
-      : await backupHome(paths, new ConfigStore(paths.config).get().backups.keep);
+      : await offlineBackup(paths);
     if (argv.json) return printJson(result);
     console.log(`backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`);
   },
 };
+
+/** The daemon is down: the CLI snapshots tasks.db itself (loaded here only, see bin/dispatch.ts). */
+async function offlineBackup(paths: ReturnType<typeof localPaths>) {
+  const [{ backupHome }, { ConfigStore }] = await Promise.all([import('../../lib/backups.js'), import('../../lib/config.js')]);
+  return backupHome(paths, new ConfigStore(paths.config).get().backups.keep);
+}
 
 export const restoreCommand: CommandModule<object, { file: string }> = {
   command: 'restore <file>',
@@ -30,6 +35,7 @@ export const restoreCommand: CommandModule<object, { file: string }> = {
   handler: async (argv) => {
     const paths = localPaths();
     const file = fs.existsSync(argv.file) ? path.resolve(argv.file) : path.join(paths.backups, argv.file);
+    const { restoreDatabase } = await import('../../lib/backups.js');
     const { previous } = await restoreDatabase(paths, file);
     console.log(`restored ${paths.db} from ${file}`);
     if (previous) console.log(`the database it replaced is kept at ${previous}`);

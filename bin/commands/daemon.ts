@@ -3,35 +3,41 @@
 // lib/daemonControl.ts). start waits for /api/health from the pid it expects.
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
-import { controlFor, fetchHealth, pidFileState, restartDaemon, startDaemon, stopDaemon } from '../../lib/daemonControl.js';
 import { UserError } from '../../lib/errors.js';
-import { followLogs, logFiles } from '../../lib/logger.js';
 import { localPaths } from './client.js';
 import { printJson, waitingIndicator } from './output.js';
+
+// The daemon's modules (service control, winston) load only in the handler that needs them, so
+// every other command starts fast (bin/dispatch.ts).
+const control = () => import('../../lib/daemonControl.js');
 
 export function daemonCommands(y: Argv): Argv {
   return y
     .command('start', 'start the daemon in the background', {}, async () => {
+      const { controlFor, startDaemon } = await control();
       const paths = localPaths();
-      const control = controlFor(paths);
+      const service = controlFor(paths);
       const waiting = waitingIndicator('starting the daemon');
-      const { pid, port } = await startDaemon(paths, control, { onWait: waiting.tick }).finally(waiting.done);
-      console.log(`daemon started (pid ${pid}${control.managed ? `, by the ${control.managed.kind} service` : ''})\nopen http://127.0.0.1:${port}`);
+      const { pid, port } = await startDaemon(paths, service, { onWait: waiting.tick }).finally(waiting.done);
+      console.log(`daemon started (pid ${pid}${service.managed ? `, by the ${service.managed.kind} service` : ''})\nopen http://127.0.0.1:${port}`);
     })
     .command('stop', 'stop the daemon (agents keep running and are adopted on the next start)', {}, async () => {
+      const { controlFor, stopDaemon } = await control();
       const pid = await stopDaemon(localPaths(), controlFor(localPaths()));
       console.log(pid ? `daemon stopped (pid ${pid})` : 'the daemon was not running');
     })
     .command('restart', 'stop, then start the daemon', {}, async () => {
+      const { controlFor, restartDaemon } = await control();
       const paths = localPaths();
       const waiting = waitingIndicator('restarting the daemon');
       const { pid, port } = await restartDaemon(paths, controlFor(paths), { onWait: waiting.tick }).finally(waiting.done);
       console.log(`daemon restarted (pid ${pid})\nopen http://127.0.0.1:${port}`);
     })
     .command('status', 'is the daemon running?', {}, async (argv) => {
+      const { controlFor, fetchHealth, pidFileState } = await control();
       const paths = localPaths();
       const pidFile = pidFileState(paths);
-      const control = controlFor(paths);
+      const service = controlFor(paths);
       const h = pidFile.state === 'running' && pidFile.port ? await fetchHealth(pidFile.port) : null;
       const running = Boolean(h && h.pid === pidFile.pid);
       const status = {
@@ -41,14 +47,14 @@ export function daemonCommands(y: Argv): Argv {
         version: h?.version ?? null,
         home: paths.home,
         pid_file: pidFile.state,
-        service: control.managed ? control.managed.kind : null,
-        service_note: control.note || null,
+        service: service.managed ? service.managed.kind : null,
+        service_note: service.note || null,
       };
       if (argv.json) printJson(status);
       else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
       else if (pidFile.state === 'stale') console.log(`not running (home ${paths.home}); stale pid file: pid ${pidFile.pid} is gone (cleared on the next start)`);
       else console.log(`not running (home ${paths.home})${pidFile.state === 'running' ? `; pid ${pidFile.pid} is alive but not answering` : ''}`);
-      if (!argv.json) console.log(control.managed ? `managed by the ${control.managed.kind} user service` : `managed as a plain process: ${control.note}`);
+      if (!argv.json) console.log(service.managed ? `managed by the ${service.managed.kind} user service` : `managed as a plain process: ${service.note}`);
       if (!running) process.exitCode = 3;
     })
     .command(
@@ -59,6 +65,7 @@ export function daemonCommands(y: Argv): Argv {
           .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new lines (across day rollovers)' })
           .option('lines', { alias: 'n', type: 'number', default: 50, describe: 'how many lines to print' }),
       async (argv) => {
+        const { followLogs, logFiles } = await import('../../lib/logger.js');
         const paths = localPaths();
         const latest = logFiles(paths.logs).at(-1);
         if (!latest && !argv.follow) throw new UserError(`no daemon log yet in ${paths.logs}`);

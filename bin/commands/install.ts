@@ -6,8 +6,6 @@ import readline from 'node:readline/promises';
 import type { CommandModule } from 'yargs';
 import { packageVersion } from '../../lib/paths.js';
 import { UserError } from '../../lib/errors.js';
-import { install, uninstall } from '../../lib/install.js';
-import { checkForUpdate, DEFAULT_REGISTRY } from '../../lib/update.js';
 import { localPaths } from './client.js';
 import { waitingIndicator } from './output.js';
 
@@ -21,6 +19,7 @@ export const installCommand: CommandModule<object, { start: boolean; open: boole
       .option('timeout', { type: 'number', default: 30, describe: 'seconds to wait for the daemon to answer' }),
   handler: async (argv) => {
     const waiting = waitingIndicator('waiting for the daemon to answer /api/health');
+    const { install } = await import('../../lib/install.js');
     await install({
       paths: localPaths(),
       start: argv.start,
@@ -68,6 +67,7 @@ export const uninstallCommand: CommandModule<object, { yes: boolean; 'keep-data'
     } else {
       throw new UserError(`not deleting ${paths.home} without confirmation: run "dispatch uninstall --yes" to delete it, or "dispatch uninstall --keep-data" to keep it`);
     }
+    const { uninstall } = await import('../../lib/install.js');
     await uninstall({ paths, deleteData, ui: { say: (line) => console.log(line), warn: (line) => process.stderr.write(`warning: ${line}\n`) } });
   },
 };
@@ -76,6 +76,7 @@ export const updateCommand: CommandModule = {
   command: 'update',
   describe: 'check the package registry for a newer version',
   handler: async () => {
+    const { checkForUpdate, DEFAULT_REGISTRY } = await import('../../lib/update.js');
     const registry = process.env.npm_config_registry?.trim() || DEFAULT_REGISTRY;
     const check = await checkForUpdate(packageVersion(), registry);
     if (!check.newer) {
