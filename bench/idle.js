@@ -25,7 +25,7 @@ export function emptyScans(seconds, h) {
   }
 }
 
-export async function idle({ seconds = Number(process.env.BENCH_IDLE_SECONDS ?? 120), projects = Number(process.env.BENCH_PROJECTS ?? 100) } = {}) {
+export async function idle({ seconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60), projects = Number(process.env.BENCH_PROJECTS ?? 100) } = {}) {
   console.log(`\nidle daemon (${projects} active projects, no tickets; background over ${seconds} s, then one empty scan of every project)`);
   const root = tempRoot('pd-bench-idle-');
   seedHome(root, { projects, status: 'active' });

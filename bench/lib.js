@@ -50,14 +50,16 @@ export function prepareRoot(root, config) {
 }
 
 /** Starts dist/bin/daemon.js on an ephemeral port with the given temp root; resolves once /api/health answers. */
-export async function startDaemon(root, { config, env: extra = {} } = {}) {
+export async function startDaemon(root, { config, env: extra = {}, cpus = null } = {}) {
   const env = { ...prepareRoot(root, config), ...extra };
   // BENCH_PROFILE_DIR: each daemon writes a V8 CPU profile there when it stops
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
   // the flags `dispatch daemon start` gives the daemon, plus BENCH_DAEMON_NODE_ARGS for experiments
   const flags = [...DAEMON_NODE_FLAGS, ...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), ...profile];
   const home = env.DISPATCH_HOME;
-  const child = spawn(process.execPath, [...flags, daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // cpus: a taskset CPU list the daemon is confined to (taskset execs node: the pid stays the daemon's)
+  const command = cpus === null ? [process.execPath, ...flags, daemonBin] : ['taskset', '-c', cpus, process.execPath, ...flags, daemonBin];
+  const child = spawn(command[0], command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output = (output + d).slice(-20000)));
   child.stderr.on('data', (d) => (output = (output + d).slice(-20000)));
@@ -147,6 +149,21 @@ export async function settle(d, timeoutMs = 30_000) {
     last = now;
   }
   return (Date.now() - start) / 1000;
+}
+
+/**
+ * How the pipeline can give the daemon a CPU of its own: { daemon, agents } taskset CPU lists when
+ * this machine has 2 or more CPUs and taskset, else null.
+ */
+export function cpuSplit() {
+  const n = Number(machine().nproc);
+  if (!(n >= 2)) return null;
+  try {
+    execFileSync('taskset', ['-c', '0', 'true']);
+  } catch {
+    return null;
+  }
+  return { daemon: '0', agents: n === 2 ? '1' : `1-${n - 1}` };
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

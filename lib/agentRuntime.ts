@@ -222,7 +222,7 @@ export class AgentRuntime {
     } catch (err) {
       return fail(`could not prepare the run: ${(err as Error).message}`);
     }
-    this.watch();
+    // the watch interval (armed while any run is live) checks it from here on
     const exit = await spawned.exited;
     reapGroup(spawned.pid);
     await this.conclude(entry, exit.code, exit.signal);

@@ -92,10 +92,12 @@ export function markWaitingProjectsDue(db: Db, caps: { global: number; perProjec
     const ids = (
       db
         .prepare(
-          `SELECT t.project_id AS id FROM tickets t
-           JOIN projects p ON p.id = t.project_id AND p.status = 'active'
-           JOIN project_columns pc ON pc.project_id = t.project_id AND pc.column_id = t.column_id AND pc.agent_type_id IS NOT NULL
-           WHERE t.claimed_by_run IS NULL AND t.archived_at IS NULL
+          // from the agent columns of active projects to their tickets (CROSS JOIN keeps that order):
+          // starting from tickets read every ticket ever filed, 10 ms a finalize at 15,000 tickets
+          `SELECT t.project_id AS id FROM projects p
+           CROSS JOIN project_columns pc ON pc.project_id = p.id AND pc.agent_type_id IS NOT NULL
+           CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
+           WHERE p.status = 'active' AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
              AND (SELECT COUNT(*) FROM runs r WHERE r.project_id = t.project_id AND r.status IN ('queued', 'running')) < @perProject
              AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR NOT EXISTS (
                SELECT 1 FROM runs r WHERE r.project_id = t.project_id AND r.agent_type_id = 'coding-agent' AND r.status IN ('queued', 'running')))

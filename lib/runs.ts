@@ -312,10 +312,12 @@ export interface Claimable {
 export function claimableTickets(db: Db, projectId: number, limit = 200): Claimable[] {
   return db
     .prepare(
+      // from the project's agent columns to their tickets (CROSS JOIN keeps that order): starting
+      // from the tickets read every ticket of the project, done ones included
       `SELECT t.id AS ticket_id, t.column_id, pc.agent_type_id, a.model
        FROM project_columns pc
+       CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
        JOIN agent_types a ON a.id = pc.agent_type_id
-       JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
        WHERE pc.project_id = ? AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
        ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, t.column_entered_at, t.id
        LIMIT ?`,

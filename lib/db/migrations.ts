@@ -185,6 +185,14 @@ CREATE INDEX tickets_inbox ON tickets (column_id, column_entered_at DESC, id DES
 CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'completed';
 `,
   },
+  {
+    version: 5,
+    name: 'index of done tickets waiting for their merge',
+    sql: `
+-- every scan looks for them; without it, it read every done ticket of the project
+CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
