@@ -49,6 +49,35 @@ export function prepareRoot(root, config) {
   return env;
 }
 
+/**
+ * One HTTP request to a daemon on 127.0.0.1, on its own connection, closed after the answer (no
+ * keep-alive: an idle socket left open is reset by the server later, an error with nobody to catch
+ * it). Resolves with the status, the body (parsed when JSON) and its size.
+ */
+export function request(port, method, urlPath, body) {
+  const payload = body === undefined ? null : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const headers = { connection: 'close', ...(payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) };
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent: false, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed = text;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {
+          // an HTML page or plain text: kept as text
+        }
+        resolve({ status: res.statusCode, body: parsed, bytes: Buffer.byteLength(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload ?? undefined);
+  });
+}
+
 /** Starts dist/bin/daemon.js on an ephemeral port with the given temp root; resolves once /api/health answers. */
 export async function startDaemon(root, { config, env: extra = {}, cpus = null } = {}) {
   const env = { ...prepareRoot(root, config), ...extra };
@@ -70,7 +99,7 @@ export async function startDaemon(root, { config, env: extra = {}, cpus = null }
     if (Date.now() > deadline) throw new Error(`daemon did not start:\n${output}`);
     try {
       const info = JSON.parse(fs.readFileSync(path.join(home, 'daemon.pid'), 'utf8'));
-      if (info.pid === child.pid && info.port && (await fetch(`http://127.0.0.1:${info.port}/api/health`)).ok) port = info.port;
+      if (info.pid === child.pid && info.port && (await request(info.port, 'GET', '/api/health')).status === 200) port = info.port;
     } catch {
       // not up yet
     }
@@ -87,31 +116,8 @@ export async function startDaemon(root, { config, env: extra = {}, cpus = null }
     pid: child.pid,
     dbPath: path.join(home, 'tasks.db'),
     output: () => output,
-    /** One request on its own connection (no keep-alive reuse, so a server closing an idle socket cannot reset it). */
-    api(method, urlPath, body) {
-      const payload = body === undefined ? null : JSON.stringify(body);
-      return new Promise((resolve, reject) => {
-        const req = http.request(
-          { host: '127.0.0.1', port, method, path: urlPath, agent: false, headers: payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-          (res) => {
-            const chunks = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
-              let parsed = text;
-              try {
-                parsed = text ? JSON.parse(text) : null;
-              } catch {
-                // an HTML page or plain text: kept as text
-              }
-              resolve({ status: res.statusCode, body: parsed, bytes: Buffer.byteLength(text) });
-            });
-          },
-        );
-        req.on('error', reject);
-        req.end(payload ?? undefined);
-      });
-    },
+    /** One request on its own connection (see request()). */
+    api: (method, urlPath, body) => request(port, method, urlPath, body),
     async project(name, abbreviation, type = 'software-dev') {
       const dir = path.join(env.DISPATCH_PROJECTS_ROOT, name);
       fs.mkdirSync(dir, { recursive: true });

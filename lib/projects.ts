@@ -146,6 +146,13 @@ export function discoverProjects(db: Db, projectsRoot: string, excluded: string[
   }
   const skip = new Set(excluded.map((p) => path.resolve(p)));
   const present = new Set(names.map((n) => path.join(root, n)).filter((p) => !skip.has(p)));
+  const exists = (p: { path: string }) => present.has(p.path) || (!p.path.startsWith(root + path.sep) && fs.existsSync(p.path));
+  const goneNow = (p: Pick<Project, 'path' | 'status'>) => !exists(p) && p.status !== 'missing' && p.status !== 'archived';
+  const backNow = (p: Pick<Project, 'path' | 'status'>) => p.status === 'missing' && exists(p);
+  // a read first: the periodic re-scan almost always finds nothing to change, and then takes no write lock
+  const seen = db.prepare(`SELECT path, status FROM projects`).all() as Pick<Project, 'path' | 'status'>[];
+  const seenPaths = new Set(seen.map((p) => p.path));
+  if ([...present].every((f) => seenPaths.has(f)) && !seen.some((p) => goneNow(p) || backNow(p))) return result;
   const now = Date.now();
   db.transaction(() => {
     for (const folder of present) {
@@ -156,11 +163,10 @@ export function discoverProjects(db: Db, projectsRoot: string, excluded: string[
     }
     const known = db.prepare(`SELECT id, path, status, previous_status FROM projects`).all() as Pick<Project, 'id' | 'path' | 'status' | 'previous_status'>[];
     for (const p of known) {
-      const exists = present.has(p.path) || (!p.path.startsWith(root + path.sep) && fs.existsSync(p.path));
-      if (!exists && p.status !== 'missing' && p.status !== 'archived') {
+      if (goneNow(p)) {
         db.prepare(`UPDATE projects SET previous_status = status, status = 'missing', updated_at = ? WHERE id = ?`).run(now, p.id);
         result.missing.push(p.path);
-      } else if (exists && p.status === 'missing') {
+      } else if (backNow(p)) {
         db.prepare(`UPDATE projects SET status = COALESCE(previous_status, 'unregistered'), previous_status = NULL, updated_at = ? WHERE id = ?`).run(now, p.id);
         result.returned.push(p.path);
       }
