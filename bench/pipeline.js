@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { benchAgent, cpuSchedSeconds, cpuSplit, note, percentile, report, startDaemon, tempRoot, waitFor } from './lib.js';
+import { benchAgent, cpuSchedSeconds, cpuSplit, note, percentile, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
 
 const GLOBAL_CAP = 10;
 const PROJECT_CAP = 3;
@@ -69,8 +69,8 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     const cpu0 = cpuSchedSeconds(d.pid);
     const t0 = Date.now();
     // every ticket is written into coding-agent in one transaction (the same rows createTicket
-    // writes, and the heartbeat marked due), then each project is woken once through the API: the
-    // clock measures the engine, not 1,000 HTTP requests competing with it for the CPU
+    // writes, and every heartbeat marked due), then one project is woken through the API (the
+    // scheduler then finds them all due): the clock measures the engine, not 1,000 HTTP requests
     const rw = new Database(d.dbPath);
     rw.pragma('busy_timeout = 10000');
     rw.transaction(() => {
@@ -89,7 +89,20 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
       rw.prepare(`UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1`).run(Date.now());
     }).immediate();
     rw.close();
-    for (const key of keys) await d.api('POST', `/api/projects/${key}/wake`, {});
+    // one wake through the API pokes the scheduler, which finds every heartbeat due (set above)
+    const woke = await d.api('POST', `/api/projects/${keys[0]}/wake`, {});
+    if (woke.status !== 202) throw new Error(`wake answered ${woke.status}`);
+    // the API's answer time while the pipeline runs, sampled every 2 s (a sample waits at most 5 s)
+    const health = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const t = Date.now();
+        const ok = await Promise.race([d.api('GET', '/api/health').then((r) => r.status === 200, () => false), sleep(5000).then(() => false)]);
+        health.push(ok ? Date.now() - t : Infinity);
+        await sleep(2000);
+      }
+    })();
     const filedMs = Date.now() - t0;
     let lastProgress = { n: 0, at: Date.now() };
     await waitFor(
@@ -105,6 +118,8 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
       20,
     );
     const elapsedMs = Date.now() - t0;
+    sampling = false;
+    await sampler;
     const cpu = cpuSchedSeconds(d.pid) - cpu0;
 
     const runs = db.prepare(`SELECT id, project_id, status, created_at, started_at, ended_at FROM runs`).all();
@@ -149,9 +164,12 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     report('pipeline', `  of which reservation → agent process start, p50${tag}`, percentile(reserveToSpawn, 50), 'ms');
     report('pipeline', `  of which agent last line → run finalized, p50${tag}`, percentile(exitToFinal, 50), 'ms');
     report('pipeline', `agent move → next reservation, p50 (waits for a free slot)${tag}`, percentile(moveToReserve, 50), 'ms');
+    const answered = health.filter(Number.isFinite);
+    report('pipeline', `GET /api/health during the run, p50 (${health.length} samples)${tag}`, percentile(answered, 50), 'ms');
+    report('pipeline', `GET /api/health during the run: no answer within 5 s${tag}`, health.length - answered.length, 'samples');
     report('pipeline', `max live runs at once (cap ${GLOBAL_CAP})${tag}`, globalOverlap, 'runs', { op: '<=', value: GLOBAL_CAP });
     report('pipeline', `max live runs in one project at once (cap ${PROJECT_CAP})${tag}`, projectOverlap, 'runs', { op: '<=', value: PROJECT_CAP });
-    note(`tickets written and projects woken in ${(filedMs / 1000).toFixed(1)} s of the ${(elapsedMs / 1000).toFixed(1)} s; each run is one Node process start of the agent (its own cost, not counted as daemon work)`);
+    note(`tickets written and the scheduler woken in ${(filedMs / 1000).toFixed(1)} s of the ${(elapsedMs / 1000).toFixed(1)} s; each run is one Node process start of the agent (its own cost, not counted as daemon work)`);
     note('the wall figures include waiting for a CPU: with 10 agents starting Node at once, every process queues for one');
     db.close();
   } finally {

@@ -92,17 +92,22 @@ export function markWaitingProjectsDue(db: Db, caps: { global: number; perProjec
     const ids = (
       db
         .prepare(
-          // from the agent columns of active projects to their tickets (CROSS JOIN keeps that order):
-          // starting from tickets read every ticket ever filed, 10 ms a finalize at 15,000 tickets
-          `SELECT t.project_id AS id FROM projects p
+          // live runs counted once per project (not once per waiting ticket), then from the agent
+          // columns of active projects to their tickets (CROSS JOIN keeps that order): starting from
+          // the tickets read every ticket ever filed (10 ms a finalize at 15,000 tickets), and
+          // counting per ticket cost 20 ms a finalize with 1,000 tickets waiting
+          `WITH live AS (
+             SELECT project_id, COUNT(*) AS n, SUM(agent_type_id = 'coding-agent') AS coding
+             FROM runs WHERE status IN ('queued', 'running') GROUP BY project_id)
+           SELECT p.id FROM projects p
+           LEFT JOIN live l ON l.project_id = p.id
            CROSS JOIN project_columns pc ON pc.project_id = p.id AND pc.agent_type_id IS NOT NULL
            CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
            WHERE p.status = 'active' AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
-             AND (SELECT COUNT(*) FROM runs r WHERE r.project_id = t.project_id AND r.status IN ('queued', 'running')) < @perProject
-             AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR NOT EXISTS (
-               SELECT 1 FROM runs r WHERE r.project_id = t.project_id AND r.agent_type_id = 'coding-agent' AND r.status IN ('queued', 'running')))
-           GROUP BY t.project_id
-           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), t.project_id
+             AND COALESCE(l.n, 0) < @perProject
+             AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR COALESCE(l.coding, 0) = 0)
+           GROUP BY p.id
+           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), p.id
            LIMIT @free`,
         )
         .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free }) as { id: number }[]
