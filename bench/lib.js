@@ -238,14 +238,6 @@ export function machine() {
   return { nproc, cpu: cpus[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg().map((l) => l.toFixed(2)).join(' '), memGB: (os.totalmem() / 2 ** 30).toFixed(1) };
 }
 
-/** CPU seconds (user+system) a process has used, from /proc/<pid>/stat (clock ticks of 10 ms). */
-export function cpuTicksSeconds(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const hz = 100;
-  return (Number(f[11]) + Number(f[12])) / hz;
-}
-
 /** CPU seconds of every thread of a process in nanosecond resolution, from /proc/<pid>/task/<tid>/schedstat. */
 export function cpuSchedSeconds(pid) {
   let ns = 0;
