@@ -64,6 +64,10 @@ export const configSchema = z
       .object({ done_limit: z.number().int().min(1).max(1000).default(50) })
       .strict()
       .default({ done_limit: 50 }),
+    queue: z
+      .object({ keep_days: z.number().int().min(1).max(3650).default(14) })
+      .strict()
+      .default({ keep_days: 14 }),
     api_token: z.string().default(''),
   })
   .strict()

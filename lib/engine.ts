@@ -4,7 +4,7 @@
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
 import { AgentRuntime } from './agentRuntime.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
-import { openQueues, type QueueName, type Queues } from './queues.js';
+import { openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
@@ -34,8 +34,13 @@ export interface Engine {
   activeRuns(): ReturnType<AgentRuntime['activeRuns']>;
   health(): { pools: { name: string; active: number; last_error: string | null }[]; scheduler_error: string | null };
   pokeQueue(name: QueueName): void;
+  /** Queue housekeeping: how long history is kept and what the last pass removed. */
+  housekeeping(): { keep_days: number; last: PruneReport | null; last_error: string | null };
   readonly queues: Queues;
 }
+
+/** How often old job history and failed jobs are pruned (also once at start). */
+const HOUSEKEEPING_MS = 6 * 3600_000;
 
 export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
@@ -60,6 +65,18 @@ export function createEngine(deps: EngineDeps): Engine {
   });
   const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 
+  let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
+  const prune = () => {
+    try {
+      const report = pruneQueueHistory(store.db, deps.config.get().queue.keep_days);
+      housekeeping = { ...housekeeping, last: report, last_error: null };
+      if (report.events || report.failed_jobs) logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
+    } catch (err) {
+      housekeeping.last_error = err instanceof Error ? err.message : String(err);
+      logger.error('queue housekeeping failed', { error: housekeeping.last_error });
+    }
+  };
+
   let stopping: Promise<void> | null = null;
   return {
     queues,
@@ -73,9 +90,13 @@ export function createEngine(deps: EngineDeps): Engine {
         pool.start();
       }
       scheduler.start();
+      prune();
+      housekeeping.timer = setInterval(prune, HOUSEKEEPING_MS);
+      housekeeping.timer.unref();
     },
     stop() {
       stopping ??= (async () => {
+        if (housekeeping.timer) clearInterval(housekeeping.timer);
         await scheduler.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
         runtime.stop();
@@ -92,6 +113,7 @@ export function createEngine(deps: EngineDeps): Engine {
       for (const pool of pools.values()) if (pool.name === name) pool.poke();
     },
     activeRuns: () => runtime.activeRuns(),
+    housekeeping: () => ({ keep_days: deps.config.get().queue.keep_days, last: housekeeping.last, last_error: housekeeping.last_error }),
     health: () => ({
       pools: [...pools.values()].map((p) => ({ name: p.name, active: p.active(), last_error: p.lastError })),
       scheduler_error: scheduler.lastError,

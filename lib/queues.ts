@@ -3,8 +3,9 @@
 // them too. liteque owns the table, its migrations and enqueue. We never run liteque's Runner (its
 // timeout does not stop work and its loop polls blindly); lib/pool.ts claims a job with claimJob
 // when it has capacity and when poked, and ends it with finishJob (each one transaction).
-// Failed jobs are kept (keepFailedJobs) so the inspector can show and retry them; every key is
-// unique per event, so a kept failure never blocks a later job.
+// Failed jobs are kept (keepFailedJobs) so the inspector can show and retry them, for
+// `queue.keep_days` like the attempt history (pruneQueueHistory); every key is unique per event,
+// so a kept failure never blocks a later job.
 import { randomUUID } from 'node:crypto';
 import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrateDB, SqliteQueue } from 'liteque';
@@ -253,6 +254,33 @@ export function lastJobErrors(db: Db, jobIds: readonly number[]): Map<number, st
 
 export function recentJobEvents(db: Db, limit = 50): JobEvent[] {
   return db.prepare(`SELECT * FROM job_events ORDER BY id DESC LIMIT ?`).all(Math.min(Math.max(limit, 1), 500)) as JobEvent[];
+}
+
+/** What one housekeeping pass removed, and when it ran. */
+export interface PruneReport {
+  at: number;
+  events: number;
+  failed_jobs: number;
+}
+
+/**
+ * Queue housekeeping: attempt records that ended more than `keepDays` ago, and failed jobs with no
+ * attempt since then, are deleted in one transaction. A running attempt, a waiting job and a failed
+ * job retried or failed again within the window are never touched. Without this, job_events grows
+ * by a row per attempt of every job ever run and kept failed jobs pile up in the inspector.
+ */
+export function pruneQueueHistory(db: Db, keepDays: number, now = Date.now()): PruneReport {
+  const cutoff = now - keepDays * 86_400_000;
+  return db.transaction((): PruneReport => {
+    const failed = db
+      .prepare(
+        `DELETE FROM tasks WHERE status = 'failed' AND COALESCE(availableAt, createdAt * 1000) < ?
+           AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = CAST(tasks.id AS TEXT) AND (e.ended_at IS NULL OR e.ended_at >= ?))`,
+      )
+      .run(cutoff, cutoff).changes;
+    const events = db.prepare(`DELETE FROM job_events WHERE outcome != 'running' AND ended_at < ?`).run(cutoff).changes;
+    return { at: now, events, failed_jobs: failed };
+  }).immediate();
 }
 
 /** Puts a failed job back in line with one more attempt. Guarded by status: never touches a job a pool holds. */

@@ -16,6 +16,8 @@ export interface EngineControls {
   health(): { pools: { name: string; active: number; last_error: string | null }[]; scheduler_error: string | null };
   /** Makes a queue's pool look for jobs now (after a retry from the inspector). */
   pokeQueue(name: QueueName): void;
+  /** Queue housekeeping: how long history is kept and what the last pass removed. */
+  housekeeping(): { keep_days: number; last: { at: number; events: number; failed_jobs: number } | null; last_error: string | null };
 }
 
 export interface AppContext {

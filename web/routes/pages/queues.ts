@@ -41,6 +41,7 @@ export function queuePages(ctx: AppContext): Router {
       queues: QUEUE_NAMES,
       pools: health.pools,
       schedulerError: health.scheduler_error,
+      housekeeping: ctx.engine.housekeeping(),
       agents: activeAgents(ctx),
       recent: recentJobEvents(db, RECENT_EVENTS).map(eventView),
       jobs: shown.map((j) => jobView(j, errors.get(j.id) ?? null, LIST_CHARS)),
