@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import type { CommandModule } from 'yargs';
-import { packageVersion } from '../../lib/paths.js';
+import { packageRoot, packageVersion } from '../../lib/paths.js';
 import { UserError } from '../../lib/errors.js';
 import { localPaths } from './client.js';
 import { wholeNumber } from './options.js';
@@ -75,15 +75,21 @@ export const uninstallCommand: CommandModule<object, { yes: boolean; 'keep-data'
 
 export const updateCommand: CommandModule = {
   command: 'update',
-  describe: 'check the package registry for a newer version',
+  describe: "is there a newer release? (compares with the version tags of this checkout's git remote)",
   handler: async () => {
-    const { checkForUpdate, DEFAULT_REGISTRY } = await import('../../lib/update.js');
-    const registry = process.env.npm_config_registry?.trim() || DEFAULT_REGISTRY;
-    const check = await checkForUpdate(packageVersion(), registry);
-    if (!check.newer) {
-      say(`projectdispatcher ${check.current} is up to date (latest: ${check.latest})`);
-      return;
+    const { checkForUpdate } = await import('../../lib/update.js');
+    const check = await checkForUpdate(packageVersion(), packageRoot);
+    if (!check.source) {
+      say(
+        `projectdispatcher ${check.current} at ${packageRoot} is not a git checkout, so it has no release source to compare with. ` +
+          'To upgrade, install the newer version the way this one was installed (README, "Quick start").',
+      );
+    } else if (check.latest === null) {
+      say(`projectdispatcher ${check.current}: ${check.source.url} (remote "${check.source.remote}") has no release tags (v1.2.3) yet`);
+    } else if (!check.newer) {
+      say(`projectdispatcher ${check.current} is up to date (latest release: ${check.latest} on ${check.source.url})`);
+    } else {
+      say(`projectdispatcher ${check.latest} is available on ${check.source.url} (installed: ${check.current}). Upgrade with:\n  ${check.command}`);
     }
-    say(`projectdispatcher ${check.latest} is available (installed: ${check.current}). Upgrade with:\n  ${check.command}`);
   },
 };
