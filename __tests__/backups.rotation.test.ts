@@ -157,7 +157,8 @@ test('restore from a copy taken with its own -wal: reads the journal, leaves the
   expect(walBefore.length).toBeGreaterThan(0);
 
   h.db.close();
-  const r = spawnSync(process.execPath, [dispatchBin, 'restore', path.join(copyDir, 'tasks.db')], { env: daemonEnv(h.root), encoding: 'utf8', timeout: 30_000 });
+  const copy = path.join(copyDir, 'tasks.db');
+  const r = spawnSync(process.execPath, [dispatchBin, 'restore', copy], { env: daemonEnv(h.root), encoding: 'utf8', timeout: 30_000 });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(fs.readdirSync(copyDir).sort()).toEqual(['tasks.db', 'tasks.db-wal']);

@@ -10,9 +10,12 @@ import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.
 import { tempDir } from './helpers/home.js';
 
 const ESC = '\x1b';
-/** Retitles the terminal (OSC 0), writes the clipboard (OSC 52), clears the screen, recolours (CSI and C1 CSI), reverses text (RLO), rings, backspaces. */
+/**
+ * Retitles the terminal (OSC 0), writes the clipboard (OSC 52), clears the screen, recolours (CSI
+ * and C1 CSI), reverses text (RLO) and isolates it, rings, backspaces.
+ */
 const HOSTILE = `Fix ${ESC}]0;pwned\x07login ${ESC}]52;c;ZXZpbA==\x07now${ESC}[2J${ESC}[31m red\x9b32m \u202eevil\u202c\u2066x\u2069\x07\x08 end`;
-/** What a terminal must never get from a human-readable command: C0 controls but tab and newline, DEL, C1, bidi embeddings/overrides/isolates. */
+/** What a terminal must never get from a human-readable command: C0 but tab and newline, DEL, C1, bidi embeddings/overrides/isolates. */
 const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 
 let d: EngineDaemon;
@@ -28,7 +31,8 @@ beforeAll(async () => {
   const project = await d.api('POST', '/api/projects', { path: folder, type: 'research', abbreviation: 'lab', name: `Lab ${HOSTILE}` });
   expect(project.status).toBe(201);
 
-  const plain = await d.api('POST', '/api/tickets', { project: 'lab', title: HOSTILE, body: `first line ${ESC}[2J\n\tindented line\r\nlast \u202eline` });
+  const body = `first line ${ESC}[2J\n\tindented line\r\nlast \u202eline`;
+  const plain = await d.api('POST', '/api/tickets', { project: 'lab', title: HOSTILE, body });
   expect(plain.status).toBe(201);
   plainKey = plain.body.ticket.key;
   expect((await d.api('POST', `/api/tickets/${plainKey}/comments`, { type: 'comment', body: `see ${HOSTILE}` })).status).toBe(201);
@@ -58,7 +62,7 @@ test('human-readable output keeps the words and drops escape sequences, control 
     [['projects', 'list'], [/Lab Fix login now/]],
     [['runs', 'list'], [new RegExp(`${runId}\\s+${agentKey}\\s+researcher\\s+failed`)]],
     [['runs', 'show', runId], [/error: .*boom Fix login now red evilx end/, /API Error: boom Fix login/]],
-    [['runs', 'tail', runId], [/tool Bash: .*ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now red evilx end/]],
+    [['runs', 'tail', runId], [/tool Bash: .*ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now/]],
     [['queue', 'stats'], [/agent-run/]],
     [['daemon', 'logs', '--lines', '3'], [/./]],
   ];
@@ -89,7 +93,16 @@ test('--json output stays exact JSON: the same strings back, with C1 and bidi ch
 });
 
 test('a reader that goes away ends the command quietly: exit 0, nothing on stderr', async () => {
-  const commands = [['runs', 'list'], ['ticket', 'list'], ['ticket', 'show', plainKey], ['projects', 'list'], ['inbox'], ['queue', 'stats'], ['runs', 'tail', runId], ['--help']];
+  const commands = [
+    ['runs', 'list'],
+    ['ticket', 'list'],
+    ['ticket', 'show', plainKey],
+    ['projects', 'list'],
+    ['inbox'],
+    ['queue', 'stats'],
+    ['runs', 'tail', runId],
+    ['--help'],
+  ];
   for (const args of commands) {
     const child = spawn(process.execPath, [dispatchBin, ...args], { env: d.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.destroy(); // the reader is gone before the command prints a byte: its first write gets EPIPE

@@ -112,7 +112,8 @@ test('the daemon killed with SIGKILL while git finishes the merge on its own: th
   expect(porcelain(p.path)).toBe('');
 });
 
-test('the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human', async () => {
+const raceTitle = 'the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human';
+test(raceTitle, async () => {
   const id = await finishedTicket();
   const before = head(p.path);
   const child = startMergeProcess(id, false);
@@ -135,7 +136,8 @@ test('the daemon killed with SIGKILL mid-hook and its merge re-run while the orp
   expect(sh(p.path, ['rev-list', '--merges', `${before}..main`]).trim().split('\n')).toEqual([mergeCommit]);
   expect(getMergeRecord(h.db, id).merge_commit).toBe(mergeCommit);
   expect(requireTicket(h.db, id)).toMatchObject({ column_id: 'done', worktree_path: null });
-  expect(getThread(h.db, id).filter((c) => c.type === 'merge').map((c) => c.body)).toEqual([expect.stringMatching(new RegExp(`^Merged ticket/ap-1 into main as ${mergeCommit}`))]);
+  const mergeComments = getThread(h.db, id).filter((c) => c.type === 'merge').map((c) => c.body);
+  expect(mergeComments).toEqual([expect.stringMatching(new RegExp(`^Merged ticket/ap-1 into main as ${mergeCommit}`))]);
   expect(mergeHeadExists(p.path)).toBe(false);
   expect(porcelain(p.path)).toBe('');
   expect(branches(p.path)).toEqual(['main']);

@@ -79,13 +79,15 @@ test('the installed version is the newest tag: up to date; a remote without vers
   const current = checkoutInstall(root, releaseRepo(root, ['v0.0.1', `v${installed}`]));
   const r = update(current.bin, root);
   expect(r).toMatchObject({ status: 0, stderr: '' });
-  expect(r.stdout).toBe(`projectdispatcher ${installed} is up to date (latest release: v${installed} on ${path.join(root, 'releases.git')})\n`);
+  const releases = path.join(root, 'releases.git');
+  expect(r.stdout).toBe(`projectdispatcher ${installed} is up to date (latest release: v${installed} on ${releases})\n`);
 
   const other = scratch();
   const untagged = checkoutInstall(other, releaseRepo(other, ['nightly']));
   const none = update(untagged.bin, other);
   expect(none).toMatchObject({ status: 0, stderr: '' });
-  expect(none.stdout).toBe(`projectdispatcher ${installed}: ${path.join(other, 'releases.git')} (remote "origin") has no release tags (v1.2.3) yet\n`);
+  const untaggedReleases = path.join(other, 'releases.git');
+  expect(none.stdout).toBe(`projectdispatcher ${installed}: ${untaggedReleases} (remote "origin") has no release tags (v1.2.3) yet\n`);
 });
 
 test('a remote that cannot be reached, or no remote at all: one clear line, exit 1', () => {
@@ -95,12 +97,15 @@ test('a remote that cannot be reached, or no remote at all: one clear line, exit
   const r = update(bin, root);
   expect(r.status).toBe(1);
   expect(r.stdout).toBe('');
-  expect(r.stderr).toMatch(new RegExp(`^dispatch: cannot read the releases of ${gone} \\(remote "origin" of ${dir}\\): .*${gone}.*; are you offline\\?\\n$`));
+  const unreachable = new RegExp(`^dispatch: cannot read the releases of ${gone} \\(remote "origin" of ${dir}\\): .*${gone}.*; are you offline\\?\\n$`);
+  expect(r.stderr).toMatch(unreachable);
 
   sh(dir, ['remote', 'remove', 'origin']);
   const bare = update(bin, root);
   expect(bare.status).toBe(1);
-  expect(bare.stderr).toBe(`dispatch: ${dir} is a git checkout without a remote, so it has no releases to compare with; add the repository it came from ("git remote add origin <url>")\n`);
+  expect(bare.stderr).toBe(
+    `dispatch: ${dir} is a git checkout without a remote, so it has no releases to compare with; add the repository it came from ("git remote add origin <url>")\n`,
+  );
 });
 
 test('an install that is not a git checkout has no release source, also inside some other repository', () => {
@@ -123,7 +128,8 @@ test('version order and tag parsing', () => {
   expect(compareVersions('1.0.0', '1.0.0')).toBe(0);
   expect(compareVersions('1.0.0-beta.1', '1.0.0')).toBe(-1);
   expect(compareVersions('0.1.0', '0.2.0')).toBe(-1);
-  const listing = ['a\trefs/tags/v1.2.0', 'b\trefs/tags/v1.10.0^{}', 'c\trefs/tags/2.0.0-rc.1', 'd\trefs/tags/release-3', 'e\trefs/heads/v9.9.9'].join('\n');
+  const listing = ['a\trefs/tags/v1.2.0', 'b\trefs/tags/v1.10.0^{}', 'c\trefs/tags/2.0.0-rc.1', 'd\trefs/tags/release-3', 'e\trefs/heads/v9.9.9']
+    .join('\n');
   expect(latestTag(listing, '1.0.0')).toBe('v1.10.0');
   expect(latestTag(listing, '2.0.0-beta.1')).toBe('2.0.0-rc.1');
   expect(latestTag('', '1.0.0')).toBeNull();

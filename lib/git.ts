@@ -269,7 +269,8 @@ async function waitForGitToExit(repo: string, waitMs: number): Promise<void> {
     const pids = gitProcessesIn(repo);
     if (!pids || pids.length === 0) return;
     if (Date.now() >= deadline) {
-      throw new GitError(['merge', '--abort'], null, `git is still running in ${repo} (pid ${pids.join(', ')}) after ${Math.round(waitMs / 1000)} s; a commit hook may be stuck`, '');
+      const why = `git is still running in ${repo} (pid ${pids.join(', ')}) after ${Math.round(waitMs / 1000)} s; a commit hook may be stuck`;
+      throw new GitError(['merge', '--abort'], null, why, '');
     }
     await new Promise((r) => setTimeout(r, 200));
   }

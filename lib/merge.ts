@@ -262,7 +262,8 @@ async function recoverFailedMerge(args: {
   if (await mergeInProgress(repo)) await git(repo, ['merge', '--abort']);
   const mainTip = await branchTip(repo, main);
   if (conflicts.length === 0 && mainTip && mainTip !== before.head && (await isAncestor(repo, args.tip, mainTip))) {
-    logger?.warn('git reported the merge failed, but the branch is on main: another git finished it', { repo, ticket: key, error: String(args.error) });
+    const error = String(args.error);
+    logger?.warn('git reported the merge failed, but the branch is on main: another git finished it', { repo, ticket: key, error });
     return finishMerged({ ...args, mainTip });
   }
   const after = { head: await headCommit(repo), status: await statusLines(repo), merging: await mergeInProgress(repo) };

@@ -59,8 +59,10 @@ export async function releaseSource(root: string): Promise<ReleaseSource | null>
   if (!remote) {
     throw new UserError(
       remotes.length === 0
-        ? `${root} is a git checkout without a remote, so it has no releases to compare with; add the repository it came from ("git remote add origin <url>")`
-        : `${root} has several git remotes (${remotes.join(', ')}) and none is "origin" or the branch's upstream; set the branch's upstream to the one releases come from`,
+        ? `${root} is a git checkout without a remote, so it has no releases to compare with; ` +
+            'add the repository it came from ("git remote add origin <url>")'
+        : `${root} has several git remotes (${remotes.join(', ')}) and none is "origin" or the branch's upstream; ` +
+            'set the branch\'s upstream to the one releases come from',
     );
   }
   return { root, remote, url: (await git(root, ['remote', 'get-url', remote])).trim() };
@@ -94,8 +96,7 @@ export async function checkForUpdate(current: string, root: string): Promise<Upd
   }
   const latest = latestTag(listing, current);
   const newer = latest !== null && compareVersions(latest, current) > 0;
-  const command = newer
-    ? `cd ${shellQuote(root)} && git fetch --tags ${shellQuote(source.remote)} && git checkout ${latest} && npm install && npm run build && dispatch daemon restart`
-    : null;
+  const steps = [`cd ${shellQuote(root)}`, `git fetch --tags ${shellQuote(source.remote)}`, `git checkout ${latest}`, 'npm install', 'npm run build'];
+  const command = newer ? [...steps, 'dispatch daemon restart'].join(' && ') : null;
   return { source, current, latest, newer, command };
 }

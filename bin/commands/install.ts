@@ -89,7 +89,8 @@ export const updateCommand: CommandModule = {
     } else if (!check.newer) {
       say(`projectdispatcher ${check.current} is up to date (latest release: ${check.latest} on ${check.source.url})`);
     } else {
-      say(`projectdispatcher ${check.latest} is available on ${check.source.url} (installed: ${check.current}). Upgrade with:\n  ${check.command}`);
+      const { latest, current, source, command } = check;
+      say(`projectdispatcher ${latest} is available on ${source.url} (installed: ${current}). Upgrade with:\n  ${command}`);
     }
   },
 };
