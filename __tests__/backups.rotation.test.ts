@@ -119,6 +119,10 @@ test('restore round trip through the CLI: refused while the daemon runs; afterwa
   expect(restored.stderr).toBe('');
   expect(restored.stdout).toMatch(/the database it replaced is kept at .*pre-restore-\d{8}T\d{9}Z\.db/);
   expect(fs.existsSync(path.join(d.home, 'tasks.db-wal'))).toBe(false);
+  // reading the backup left nothing beside it: no -wal or -shm next to the file restored from
+  const inBackups = fs.readdirSync(path.join(d.home, 'backups'));
+  expect(inBackups).toEqual(expect.arrayContaining([backup.name, path.basename(/kept at (\S+)/.exec(restored.stdout)![1]!)]));
+  expect(inBackups.filter((n) => /-(wal|shm)$/.test(n))).toEqual([]);
 
   const again = await startTestDaemon({ root: d.root });
   try {
@@ -131,6 +135,37 @@ test('restore round trip through the CLI: refused while the daemon runs; afterwa
   const old = new Database(previous, { readonly: true });
   expect((old.prepare(`SELECT title FROM tickets ORDER BY id`).all() as { title: string }[]).map((t) => t.title)).toEqual(['before the backup', 'after the backup']);
   old.close();
+});
+
+test('restore from a copy taken with its own -wal: reads the journal, leaves the copy as it was', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { daemonEnv, dispatchBin } = await import('./helpers/daemon.js');
+  const { openDb } = await import('../lib/db/connection.js');
+  const { createStore } = await import('../lib/store.js');
+  h.addProject('copied', 'personal', 'cp');
+  const source = (await backupDatabase(h.db, h.paths.backups, 5, new Date())).backup.file;
+  // a database whose newest ticket is only in its -wal, copied together with that -wal (no -shm)
+  const live = openDb(source);
+  live.pragma('wal_autocheckpoint = 0');
+  createTicket(createStore(live), { project: 'cp', title: 'only in the wal', column: 'human', createdBy: 'human' });
+  const copyDir = path.join(h.root, 'copy');
+  fs.mkdirSync(copyDir);
+  fs.copyFileSync(source, path.join(copyDir, 'tasks.db'));
+  fs.copyFileSync(`${source}-wal`, path.join(copyDir, 'tasks.db-wal'));
+  live.close();
+  const walBefore = fs.readFileSync(path.join(copyDir, 'tasks.db-wal'));
+  expect(walBefore.length).toBeGreaterThan(0);
+
+  h.db.close();
+  const copy = path.join(copyDir, 'tasks.db');
+  const r = spawnSync(process.execPath, [dispatchBin, 'restore', copy], { env: daemonEnv(h.root), encoding: 'utf8', timeout: 30_000 });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(fs.readdirSync(copyDir).sort()).toEqual(['tasks.db', 'tasks.db-wal']);
+  expect(fs.readFileSync(path.join(copyDir, 'tasks.db-wal')).equals(walBefore)).toBe(true);
+  const restored = new Database(h.paths.db, { readonly: true });
+  expect((restored.prepare(`SELECT title FROM tickets`).all() as { title: string }[]).map((t) => t.title)).toEqual(['only in the wal']);
+  restored.close();
 });
 
 test('restore refuses while an agent left by a stopped daemon is still working', async () => {

@@ -111,3 +111,34 @@ test('the daemon killed with SIGKILL while git finishes the merge on its own: th
   expect(branches(p.path)).toEqual(['main']);
   expect(porcelain(p.path)).toBe('');
 });
+
+const raceTitle = 'the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human';
+test(raceTitle, async () => {
+  const id = await finishedTicket();
+  const before = head(p.path);
+  const child = startMergeProcess(id, false);
+  await until('the merge to reach the commit hook', () => fs.existsSync(marker));
+  child.kill('SIGKILL');
+  await exited(child);
+  // the orphaned `git commit` still sits in the hook, holding index.lock, when the restarted daemon merges again
+  fs.rmSync(marker);
+  expect(mergeHeadExists(p.path)).toBe(true);
+  const rerun = mergeTicket({ store: h.store, paths: h.paths, ticketId: id });
+  // give a re-run that does not wait for the orphan the time to reach the hook itself (then both commits race)
+  await until('the re-run to reach the hook, or 3 s', (() => {
+    const deadline = Date.now() + 3000;
+    return () => fs.existsSync(marker) || Date.now() > deadline;
+  })());
+  fs.writeFileSync(go, '');
+  const r = await rerun;
+  const mergeCommit = head(p.path);
+  expect(r).toMatchObject({ status: 'already-merged', commit: mergeCommit, files: ['feature.txt'] });
+  expect(sh(p.path, ['rev-list', '--merges', `${before}..main`]).trim().split('\n')).toEqual([mergeCommit]);
+  expect(getMergeRecord(h.db, id).merge_commit).toBe(mergeCommit);
+  expect(requireTicket(h.db, id)).toMatchObject({ column_id: 'done', worktree_path: null });
+  const mergeComments = getThread(h.db, id).filter((c) => c.type === 'merge').map((c) => c.body);
+  expect(mergeComments).toEqual([expect.stringMatching(new RegExp(`^Merged ticket/ap-1 into main as ${mergeCommit}`))]);
+  expect(mergeHeadExists(p.path)).toBe(false);
+  expect(porcelain(p.path)).toBe('');
+  expect(branches(p.path)).toEqual(['main']);
+});

@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // `dispatch`: the command line. Each command group lives in bin/commands/<group>.ts; every
 // command except `daemon` and the install family talks to the running daemon's HTTP API.
+// Failures are one line on stderr and exit 1: usage errors from yargs (its multi-line messages
+// folded), UserErrors from handlers. A reader that goes away (`dispatch runs list | head -1`)
+// ends the command quietly, here once for every command.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from '../lib/errors.js';
@@ -8,6 +11,7 @@ import { packageVersion } from '../lib/paths.js';
 import { backupCommand, restoreCommand } from './commands/backup.js';
 import { installCommand, uninstallCommand, updateCommand } from './commands/install.js';
 import { daemonCommands } from './commands/daemon.js';
+import { terminalSafe } from './commands/output.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
@@ -29,22 +33,32 @@ export function buildCli(argv: string[]) {
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('queue', 'the durable job queues', queueCommands)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
-    .demandCommand(1, 'name a command (see --help)')
+    .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`dispatch: ${msg}\n(run "dispatch --help" for usage)\n`);
+      // yargs' own errors (YError, also what a failing `coerce` becomes) are usage errors; any
+      // other error was thrown by a handler and goes to the catch below
+      if (err && err.name !== 'YError') throw err;
+      const text = terminalSafe((msg || err?.message || 'invalid command line').replace(/\s*\n\s*/g, ' ').trim(), { oneLine: true });
+      process.stderr.write(`dispatch: ${text} (see "dispatch --help")\n`);
       process.exit(1);
     });
+}
+
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
 }
 
 buildCli(hideBin(process.argv))
   .parseAsync()
   .catch((err: unknown) => {
-    process.stderr.write(`dispatch: ${err instanceof UserError ? err.message : err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(`dispatch: ${err instanceof UserError ? terminalSafe(err.message) : err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });

@@ -154,12 +154,36 @@ export function scheduleBackups(deps: { db: Db; dir: string; config: ConfigStore
 
 const OUR_TABLES = ['projects', 'tickets', 'comments', 'agent_types'];
 
+/**
+ * Opens a database file read-only without leaving anything beside it. SQLite gives a read-only
+ * connection to a WAL database its own -wal and -shm files and cannot remove them when it closes;
+ * `close()` removes those it created. A -wal or -shm that was there before (a copy taken with its
+ * journal) is read and left alone.
+ */
+function openReadOnly(file: string): { db: Database.Database; close(): void } {
+  const sideFiles = [`${file}-wal`, `${file}-shm`];
+  const existed = new Set(sideFiles.filter((f) => fs.existsSync(f)));
+  let db: Database.Database | null = null;
+  const close = () => {
+    db?.close();
+    for (const f of sideFiles) if (!existed.has(f)) fs.rmSync(f, { force: true });
+  };
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return { db, close };
+}
+
 /** Checks that a file is a healthy SQLite database of ours; returns its schema version. */
 export function validateBackup(file: string): number {
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new UserError(`no such file: ${file}`);
-  let db: Database.Database | null = null;
+  let opened: ReturnType<typeof openReadOnly> | null = null;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    opened = openReadOnly(file);
+    const { db } = opened;
     const version = db.pragma('user_version', { simple: true }) as number;
     const latest = migrations.at(-1)!.version;
     const tables = new Set((db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name));
@@ -173,14 +197,15 @@ export function validateBackup(file: string): number {
     if (err instanceof UserError) throw err;
     throw new UserError(`${file} is not a usable SQLite database: ${(err as Error).message}`);
   } finally {
-    db?.close();
+    opened?.close();
   }
 }
 
 /**
  * Replaces tasks.db with a backup. Refuses while a daemon runs on this home; the current database
  * is first snapshotted to `backups/pre-restore-<time>.db`, and stale -wal/-shm files are removed
- * so SQLite cannot replay the old journal over the restored file.
+ * so SQLite cannot replay the old journal over the restored file. The backup is left exactly as
+ * it was, with no -wal/-shm beside it.
  */
 export async function restoreDatabase(paths: Paths, file: string): Promise<{ version: number; previous: string | null }> {
   const source = path.resolve(file);
@@ -203,10 +228,10 @@ export async function restoreDatabase(paths: Paths, file: string): Promise<{ ver
     }
   }
   const staged = `${paths.db}.restore.tmp`;
-  const src = new Database(source, { readonly: true, fileMustExist: true });
+  const src = openReadOnly(source);
   try {
     fs.rmSync(staged, { force: true });
-    await src.backup(staged); // reads through the source's own WAL, if it has one
+    await src.db.backup(staged); // reads through the source's own WAL, if it has one
   } finally {
     src.close();
   }

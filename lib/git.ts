@@ -242,15 +242,48 @@ export interface StaleMergeResult {
 }
 
 /**
- * Aborts a merge the daemon left behind when it crashed mid-merge (lessons 8). A merge is ours
- * when MERGE_MSG says "Merge ticket/..." or MERGE_HEAD is the tip of a `ticket/` branch; any
- * other merge in progress is the user's own, possibly with hand-resolved conflicts, and is never
- * aborted. Callers MUST hold the repository lock (`withRepoLock`).
+ * Pids of live git processes working in `repo` (git moves to the top of the working tree, so their
+ * working directory is the repository's folder), read from /proc; null where there is no /proc
+ * to read (macOS), so the caller cannot tell.
  */
-export async function abortStaleMerge(repo: string): Promise<StaleMergeResult> {
+export function gitProcessesIn(repo: string): number[] | null {
+  if (!fs.existsSync('/proc/self/cwd')) return null;
+  const target = lockKey(repo);
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${name}/comm`, 'utf8').trim() !== 'git') continue;
+      if (fs.readlinkSync(`/proc/${name}/cwd`) === target) pids.push(Number(name));
+    } catch {
+      // the process ended meanwhile, or belongs to someone we may not inspect
+    }
+  }
+  return pids;
+}
+
+/** Waits until no git process works in `repo` (see gitProcessesIn); a GitError when one still does after `waitMs`. */
+async function waitForGitToExit(repo: string, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const pids = gitProcessesIn(repo);
+    if (!pids || pids.length === 0) return;
+    if (Date.now() >= deadline) {
+      const why = `git is still running in ${repo} (pid ${pids.join(', ')}) after ${Math.round(waitMs / 1000)} s; a commit hook may be stuck`;
+      throw new GitError(['merge', '--abort'], null, why, '');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function mergeOwner(repo: string): Promise<'none' | 'ours' | 'foreign'> {
   const mergeHeadFile = await gitPath(repo, 'MERGE_HEAD');
-  if (!fs.existsSync(mergeHeadFile)) return { aborted: false, foreign: false };
-  const mergeHeads = fs.readFileSync(mergeHeadFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  let mergeHeads: string[];
+  try {
+    mergeHeads = fs.readFileSync(mergeHeadFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  } catch {
+    return 'none';
+  }
   let message = '';
   try {
     message = fs.readFileSync(await gitPath(repo, 'MERGE_MSG'), 'utf8');
@@ -258,12 +291,27 @@ export async function abortStaleMerge(repo: string): Promise<StaleMergeResult> {
     // a crash can leave MERGE_HEAD without MERGE_MSG
   }
   const ticketTips = new Set(splitZ(await git(repo, ['for-each-ref', '--format=%(objectname)%00', 'refs/heads/ticket/'])).map((s) => s.trim()));
-  const ours = message.startsWith('Merge ticket/') || (mergeHeads.length > 0 && mergeHeads.every((h) => ticketTips.has(h)));
-  if (!ours) return { aborted: false, foreign: true };
-  // a crash during the merge's commit step leaves git's index.lock behind, which would make the
-  // abort fail; with our merge stale and no merge of ours running (callers hold the repository
-  // lock), that lock file can only be the dead merge's
+  return message.startsWith('Merge ticket/') || (mergeHeads.length > 0 && mergeHeads.every((h) => ticketTips.has(h))) ? 'ours' : 'foreign';
+}
+
+/**
+ * Aborts a merge the daemon left behind when it was killed mid-merge. A merge is ours when
+ * MERGE_MSG says "Merge ticket/..." or MERGE_HEAD is the tip of a `ticket/` branch; any other
+ * merge in progress is the user's own, possibly with hand-resolved conflicts, and is never
+ * aborted. A killed daemon's git can outlive it (a `git commit` still in the user's commit hook)
+ * and may yet finish the merge: while such a git holds the repository (our merge pending, or
+ * index.lock present), this waits up to `waitMs` for it, and never pulls its lock from under it.
+ * Callers MUST hold the repository lock (`withRepoLock`).
+ */
+export async function abortStaleMerge(repo: string, opts: { waitMs?: number } = {}): Promise<StaleMergeResult> {
   const indexLock = `${await gitPath(repo, 'index')}.lock`;
+  let owner = await mergeOwner(repo);
+  if (owner === 'foreign' || (owner === 'none' && !fs.existsSync(indexLock))) return { aborted: false, foreign: owner === 'foreign' };
+  await waitForGitToExit(repo, opts.waitMs ?? 120_000);
+  owner = await mergeOwner(repo);
+  if (owner !== 'ours') return { aborted: false, foreign: owner === 'foreign' };
+  // no git runs here any more (callers hold the repository lock, so none of ours starts either):
+  // an index.lock left now is the dead merge's, and would make the abort fail
   if (fs.existsSync(indexLock)) fs.rmSync(indexLock, { force: true });
   await git(repo, ['merge', '--abort']);
   return { aborted: true, foreign: false };

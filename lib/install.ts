@@ -146,7 +146,7 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
     report.serviceFileChanged = service.writeFile(spec);
     ui.say(`${service.kind === 'systemd' ? 'systemd user unit' : 'LaunchAgent'} ${service.file} ${report.serviceFileChanged ? 'written' : 'up to date'}`);
     if (packageRoot.includes(`${path.sep}_npx${path.sep}`)) {
-      ui.warn('this copy runs from npx\'s cache, which npm may clean: install it for good with "npm install -g projectdispatcher", then run "dispatch install" again');
+      ui.warn('this copy runs from npx\'s cache, which npm may clean: install it for good ("npm link" in a checkout, or "npm install -g" of a tarball made by "npm pack"), then run "dispatch install" again');
     }
   }
 

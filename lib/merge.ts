@@ -93,8 +93,9 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
   if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
   const branch = ticket.branch!;
 
-  // a merge the daemon left half-done MUST be aborted before anything else (lessons 8)
-  const stale = await abortStaleMerge(repo);
+  // a merge the daemon left half-done MUST be aborted before anything else, once any git it left
+  // running has ended (that git may still land the merge, which the ancestry check below records)
+  const stale = await abortStaleMerge(repo, { waitMs: MERGE_TIMEOUT_MS });
   if (stale.aborted) logger?.warn('aborted a stale merge left by an earlier crash', { repo, ticket: key });
   if (stale.foreign) {
     return refuse(
@@ -162,7 +163,7 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
     await git(repo, ['merge', '--no-ff', '--no-commit', '-m', message, branch], { timeoutMs: MERGE_TIMEOUT_MS });
     await git(repo, ['commit', '--quiet', '-m', message], { timeoutMs: MERGE_TIMEOUT_MS });
   } catch (err) {
-    return recoverFailedMerge({ ...args, branch, main, before, worktreePath: worktree?.path ?? null, error: err });
+    return recoverFailedMerge({ ...args, ticket, branch, main, tip, before, worktreePath: worktree?.path ?? null, error: err });
   }
   const commit = await headCommit(repo);
   const files = splitZ(await git(repo, ['diff', '--name-only', '-z', `${commit}^1`, commit]));
@@ -238,6 +239,9 @@ async function cleanUp(store: Store, repo: string, ticketId: number, branch: str
 /**
  * `git merge` failed. Whatever happened, a merge left in progress MUST be aborted, and the
  * repository checked against its state before the merge; then the user is told why and what next.
+ * One failure is no failure at all: another git finished this very merge meanwhile (a killed
+ * daemon's `git commit` that outlived it, where no /proc shows it), so ours found its MERGE_HEAD
+ * gone. The branch is then on main, and the merge is recorded like any other.
  */
 async function recoverFailedMerge(args: {
   store: Store;
@@ -245,8 +249,10 @@ async function recoverFailedMerge(args: {
   logger?: Logger;
   repo: string;
   key: string;
+  ticket: Ticket;
   branch: string;
   main: string;
+  tip: string;
   before: { head: string; status: string[] };
   worktreePath: string | null;
   error: unknown;
@@ -254,6 +260,12 @@ async function recoverFailedMerge(args: {
   const { store, ticketId, logger, repo, key, branch, main, before } = args;
   const conflicts = await conflictedFiles(repo).catch(() => [] as string[]);
   if (await mergeInProgress(repo)) await git(repo, ['merge', '--abort']);
+  const mainTip = await branchTip(repo, main);
+  if (conflicts.length === 0 && mainTip && mainTip !== before.head && (await isAncestor(repo, args.tip, mainTip))) {
+    const error = String(args.error);
+    logger?.warn('git reported the merge failed, but the branch is on main: another git finished it', { repo, ticket: key, error });
+    return finishMerged({ ...args, mainTip });
+  }
   const after = { head: await headCommit(repo), status: await statusLines(repo), merging: await mergeInProgress(repo) };
   const intact = after.head === before.head && !after.merging && after.status.join('\n') === before.status.join('\n');
   const state = intact

@@ -2,7 +2,7 @@
 // go back in line with their attempt refunded; every live run gets a job that will drive it (a
 // running agent whose pid is still ours is adopted, a dead one is finalized as crashed from its
 // transcript); claims held by ended runs are released. Afterwards every ticket is either queued
-// for work again or in human with a comment (lessons 7), and nothing can run twice.
+// for work again or in human with a comment, and nothing can run twice.
 import { liveRuns, releaseStaleClaims } from './runs.js';
 import { jobByKey, jobKeys, QUEUE, resetOrphanedJobs, retryJob, type Queues } from './queues.js';
 import type { Db } from './db/connection.js';

@@ -1,16 +1,26 @@
-// `dispatch update`: compares the installed version with the registry's latest and says how to
-// upgrade. It never upgrades by itself: the user runs the printed command, then restarts.
+// `dispatch update`: compares the installed version with this project's own releases and says how
+// to upgrade; it never upgrades by itself. Releases are the version tags (`v1.2.3`) of the git
+// repository this copy was checked out from, read with `git ls-remote --tags` (nothing in the
+// checkout changes). A copy that is not a git checkout (installed from a packed tarball) has no
+// release source to ask, and update says so. The npm registry is never asked: the package named
+// "projectdispatcher" there is another project.
+import { git, GitError, isRepo } from './git.js';
 import { UserError } from './errors.js';
 
-export const PACKAGE_NAME = 'projectdispatcher';
-export const DEFAULT_REGISTRY = 'https://registry.npmjs.org';
+/** How long the remote may take to list its tags. */
+const LS_REMOTE_TIMEOUT_MS = 30_000;
 
-export interface UpdateCheck {
-  current: string;
-  latest: string;
-  newer: boolean;
-  command: string;
+export interface ReleaseSource {
+  /** the checkout this copy runs from */
+  root: string;
+  /** the git remote releases are read from, and its URL */
+  remote: string;
+  url: string;
 }
+
+export type UpdateCheck =
+  | { source: null; current: string }
+  | { source: ReleaseSource; current: string; latest: string | null; newer: boolean; command: string | null };
 
 /** Compares two semver strings by major.minor.patch; a prerelease sorts before its release. */
 export function compareVersions(a: string, b: string): number {
@@ -30,30 +40,63 @@ export function compareVersions(a: string, b: string): number {
   return x.pre < y.pre ? -1 : 1;
 }
 
-/** Asks `<registry>/projectdispatcher/latest`; throws a one-line UserError when that fails. */
-export async function checkForUpdate(current: string, registry = DEFAULT_REGISTRY, timeoutMs = 10_000): Promise<UpdateCheck> {
-  const url = `${registry.replace(/\/+$/, '')}/${PACKAGE_NAME}/latest`;
-  let res: Response;
+/**
+ * The remote a checkout takes its releases from: the upstream of the checked-out branch, else
+ * `origin`, else its only remote. Null when `root` is not itself a git checkout (a folder inside
+ * some other repository is not one); a UserError when it is one without a usable remote.
+ */
+export async function releaseSource(root: string): Promise<ReleaseSource | null> {
+  if (!(await isRepo(root))) return null;
+  const remotes = (await git(root, ['remote'])).split('\n').filter(Boolean);
+  let remote: string | undefined;
   try {
-    res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
+    const branch = (await git(root, ['symbolic-ref', '--quiet', '--short', 'HEAD'])).trim();
+    remote = (await git(root, ['config', '--get', `branch.${branch}.remote`])).trim();
   } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const reason = cause?.code ?? cause?.message ?? (err as Error).message;
-    throw new UserError(`cannot reach the package registry at ${registry} (${reason}); are you offline?`);
+    if (!(err instanceof GitError)) throw err; // detached, or a branch without an upstream
   }
-  if (!res.ok) throw new UserError(`the package registry at ${registry} answered ${res.status} for ${PACKAGE_NAME}`);
-  let latest: unknown;
+  if (!remote || !remotes.includes(remote)) remote = remotes.includes('origin') ? 'origin' : remotes.length === 1 ? remotes[0] : undefined;
+  if (!remote) {
+    throw new UserError(
+      remotes.length === 0
+        ? `${root} is a git checkout without a remote, so it has no releases to compare with; ` +
+            'add the repository it came from ("git remote add origin <url>")'
+        : `${root} has several git remotes (${remotes.join(', ')}) and none is "origin" or the branch's upstream; ` +
+            'set the branch\'s upstream to the one releases come from',
+    );
+  }
+  return { root, remote, url: (await git(root, ['remote', 'get-url', remote])).trim() };
+}
+
+/** The highest version among `refs/tags/v1.2.3` lines of `git ls-remote --tags`; prereleases only when `current` is one. */
+export function latestTag(lsRemote: string, current: string): string | null {
+  const includePre = current.includes('-');
+  let latest: string | null = null;
+  for (const line of lsRemote.split('\n')) {
+    const m = /\trefs\/tags\/(v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)(?:\^\{\})?$/.exec(line);
+    if (!m || (!includePre && m[1]!.includes('-'))) continue;
+    if (!latest || compareVersions(m[1]!, latest) > 0) latest = m[1]!;
+  }
+  return latest;
+}
+
+const shellQuote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** Asks the checkout's remote for its version tags; a one-line UserError when the remote cannot be reached. */
+export async function checkForUpdate(current: string, root: string): Promise<UpdateCheck> {
+  const source = await releaseSource(root);
+  if (!source) return { source: null, current };
+  let listing: string;
   try {
-    latest = ((await res.json()) as { version?: unknown }).version;
-  } catch {
-    latest = undefined;
+    listing = await git(root, ['ls-remote', '--tags', source.remote], { timeoutMs: LS_REMOTE_TIMEOUT_MS });
+  } catch (err) {
+    if (!(err instanceof GitError)) throw err;
+    const reason = err.stderr.split('\n').map((l) => l.replace(/^(fatal|error): /, '').trim()).find(Boolean) ?? err.message;
+    throw new UserError(`cannot read the releases of ${source.url} (remote "${source.remote}" of ${root}): ${reason}; are you offline?`);
   }
-  if (typeof latest !== 'string' || !/^\d+\.\d+\.\d+/.test(latest)) throw new UserError(`the package registry at ${registry} gave no version for ${PACKAGE_NAME}`);
-  const registryFlag = registry.replace(/\/+$/, '') === DEFAULT_REGISTRY ? '' : ` --registry ${registry}`;
-  return {
-    current,
-    latest,
-    newer: compareVersions(latest, current) > 0,
-    command: `npm install -g ${PACKAGE_NAME}@${latest}${registryFlag} && dispatch daemon restart`,
-  };
+  const latest = latestTag(listing, current);
+  const newer = latest !== null && compareVersions(latest, current) > 0;
+  const steps = [`cd ${shellQuote(root)}`, `git fetch --tags ${shellQuote(source.remote)}`, `git checkout ${latest}`, 'npm install', 'npm run build'];
+  const command = newer ? [...steps, 'dispatch daemon restart'].join(' && ') : null;
+  return { source, current, latest, newer, command };
 }

@@ -7,7 +7,7 @@ import type { CommandModule } from 'yargs';
 import type { BackupInfo } from '../../lib/backups.js';
 import { liveDaemon } from '../../lib/pidfile.js';
 import { api, localPaths } from './client.js';
-import { printJson } from './output.js';
+import { printJson, say } from './output.js';
 
 export const backupCommand: CommandModule<object, { json: boolean }> = {
   command: 'backup',
@@ -18,7 +18,7 @@ export const backupCommand: CommandModule<object, { json: boolean }> = {
       ? await api<{ backup: BackupInfo; removed: string[] }>('POST', '/api/backups', {})
       : await offlineBackup(paths);
     if (argv.json) return printJson(result);
-    console.log(`backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`);
+    say(`backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`);
   },
 };
 
@@ -37,8 +37,8 @@ export const restoreCommand: CommandModule<object, { file: string }> = {
     const file = fs.existsSync(argv.file) ? path.resolve(argv.file) : path.join(paths.backups, argv.file);
     const { restoreDatabase } = await import('../../lib/backups.js');
     const { previous } = await restoreDatabase(paths, file);
-    console.log(`restored ${paths.db} from ${file}`);
-    if (previous) console.log(`the database it replaced is kept at ${previous}`);
-    console.log('start the daemon with "dispatch daemon start"');
+    say(`restored ${paths.db} from ${file}`);
+    if (previous) say(`the database it replaced is kept at ${previous}`);
+    say('start the daemon with "dispatch daemon start"');
   },
 };

@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { UserError } from '../../lib/errors.js';
 import { localPaths } from './client.js';
-import { printJson, waitingIndicator } from './output.js';
+import { wholeNumber } from './options.js';
+import { printJson, terminalSafe, waitingIndicator } from './output.js';
 
 // The daemon's modules (service control, winston) load only in the handler that needs them, so
 // every other command starts fast (bin/dispatch.ts).
@@ -63,7 +64,7 @@ export function daemonCommands(y: Argv): Argv {
       (c) =>
         c
           .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new lines (across day rollovers)' })
-          .option('lines', { alias: 'n', type: 'number', default: 50, describe: 'how many lines to print' }),
+          .option('lines', { alias: 'n', type: 'number', default: 50, requiresArg: true, coerce: wholeNumber('lines'), describe: 'how many lines to print' }),
       async (argv) => {
         const { followLogs, logFiles } = await import('../../lib/logger.js');
         const paths = localPaths();
@@ -81,6 +82,10 @@ export function daemonCommands(y: Argv): Argv {
 }
 
 function formatLogLine(line: string): string {
+  return terminalSafe(formatLogRecord(line), { oneLine: true });
+}
+
+function formatLogRecord(line: string): string {
   try {
     const { timestamp, level, message, ...meta } = JSON.parse(line) as Record<string, unknown>;
     const extra = Object.entries(meta).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');

@@ -4,10 +4,11 @@
 import fs from 'node:fs';
 import readline from 'node:readline/promises';
 import type { CommandModule } from 'yargs';
-import { packageVersion } from '../../lib/paths.js';
+import { packageRoot, packageVersion } from '../../lib/paths.js';
 import { UserError } from '../../lib/errors.js';
 import { localPaths } from './client.js';
-import { waitingIndicator } from './output.js';
+import { wholeNumber } from './options.js';
+import { say, waitingIndicator } from './output.js';
 
 export const installCommand: CommandModule<object, { start: boolean; open: boolean; timeout: number }> = {
   command: 'install',
@@ -16,7 +17,7 @@ export const installCommand: CommandModule<object, { start: boolean; open: boole
     y
       .option('start', { type: 'boolean', default: true, describe: 'start the daemon (--no-start only prepares files)' })
       .option('open', { type: 'boolean', default: true, describe: 'open the UI in a browser when one is available' })
-      .option('timeout', { type: 'number', default: 30, describe: 'seconds to wait for the daemon to answer' }),
+      .option('timeout', { type: 'number', default: 30, requiresArg: true, coerce: wholeNumber('timeout'), describe: 'seconds to wait for the daemon to answer' }),
   handler: async (argv) => {
     const waiting = waitingIndicator('waiting for the daemon to answer /api/health');
     const { install } = await import('../../lib/install.js');
@@ -28,7 +29,7 @@ export const installCommand: CommandModule<object, { start: boolean; open: boole
       ui: {
         say: (line) => {
           waiting.done();
-          console.log(line);
+          say(line);
         },
         warn: (line) => {
           waiting.done();
@@ -68,21 +69,28 @@ export const uninstallCommand: CommandModule<object, { yes: boolean; 'keep-data'
       throw new UserError(`not deleting ${paths.home} without confirmation: run "dispatch uninstall --yes" to delete it, or "dispatch uninstall --keep-data" to keep it`);
     }
     const { uninstall } = await import('../../lib/install.js');
-    await uninstall({ paths, deleteData, ui: { say: (line) => console.log(line), warn: (line) => process.stderr.write(`warning: ${line}\n`) } });
+    await uninstall({ paths, deleteData, ui: { say, warn: (line) => process.stderr.write(`warning: ${line}\n`) } });
   },
 };
 
 export const updateCommand: CommandModule = {
   command: 'update',
-  describe: 'check the package registry for a newer version',
+  describe: "is there a newer release? (compares with the version tags of this checkout's git remote)",
   handler: async () => {
-    const { checkForUpdate, DEFAULT_REGISTRY } = await import('../../lib/update.js');
-    const registry = process.env.npm_config_registry?.trim() || DEFAULT_REGISTRY;
-    const check = await checkForUpdate(packageVersion(), registry);
-    if (!check.newer) {
-      console.log(`projectdispatcher ${check.current} is up to date (latest: ${check.latest})`);
-      return;
+    const { checkForUpdate } = await import('../../lib/update.js');
+    const check = await checkForUpdate(packageVersion(), packageRoot);
+    if (!check.source) {
+      say(
+        `projectdispatcher ${check.current} at ${packageRoot} is not a git checkout, so it has no release source to compare with. ` +
+          'To upgrade, install the newer version the way this one was installed (README, "Quick start").',
+      );
+    } else if (check.latest === null) {
+      say(`projectdispatcher ${check.current}: ${check.source.url} (remote "${check.source.remote}") has no release tags (v1.2.3) yet`);
+    } else if (!check.newer) {
+      say(`projectdispatcher ${check.current} is up to date (latest release: ${check.latest} on ${check.source.url})`);
+    } else {
+      const { latest, current, source, command } = check;
+      say(`projectdispatcher ${latest} is available on ${source.url} (installed: ${current}). Upgrade with:\n  ${command}`);
     }
-    console.log(`projectdispatcher ${check.latest} is available (installed: ${check.current}). Upgrade with:\n  ${check.command}`);
   },
 };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { Project } from '../../lib/projects.js';
 import { api } from './client.js';
-import { printJson, printTable } from './output.js';
+import { printJson, printTable, say } from './output.js';
 
 export function projectCommands(y: Argv): Argv {
   return y
@@ -34,16 +34,16 @@ export function projectCommands(y: Argv): Argv {
           main_branch: argv['main-branch'],
         });
         if (argv.json) return printJson(project);
-        console.log(`registered ${project.name} as ${project.abbreviation} (${project.project_type_id}): tickets read ${project.abbreviation}-1, ${project.abbreviation}-2, …`);
+        say(`registered ${project.name} as ${project.abbreviation} (${project.project_type_id}): tickets read ${project.abbreviation}-1, ${project.abbreviation}-2, …`);
       },
     )
     .command('discover', 'find new folders under the projects root', {}, async (argv) => {
       const result = await api<{ added: string[]; missing: string[]; returned: string[] }>('POST', '/api/projects/discover', {});
       if (argv.json) return printJson(result);
-      console.log(`${result.added.length} new, ${result.missing.length} missing, ${result.returned.length} returned`);
-      for (const p of result.added) console.log(`  new: ${p}`);
-      for (const p of result.missing) console.log(`  missing: ${p}`);
-      for (const p of result.returned) console.log(`  returned: ${p}`);
+      say(`${result.added.length} new, ${result.missing.length} missing, ${result.returned.length} returned`);
+      for (const p of result.added) say(`  new: ${p}`);
+      for (const p of result.missing) say(`  missing: ${p}`);
+      for (const p of result.returned) say(`  returned: ${p}`);
     })
     .demandCommand(1, 'name a projects command: list, register or discover');
 }

@@ -4,9 +4,18 @@ import type { RunListItem, Run } from '../../lib/runs.js';
 import type { QueueCounts } from '../../lib/queues.js';
 import { describeTranscriptLine as describeLine } from '../../lib/transcript.js';
 import { api } from './client.js';
-import { printJson, printTable, when } from './output.js';
+import { wholeNumber } from './options.js';
+import { jsonSafe, printJson, printTable, say, when } from './output.js';
 
 const enc = encodeURIComponent;
+const isJson = (line: string) => {
+  try {
+    JSON.parse(line);
+    return true;
+  } catch {
+    return false;
+  }
+};
 const duration = (r: Run) => (r.started_at ? `${Math.round(((r.ended_at ?? Date.now()) - r.started_at) / 100) / 10} s` : '');
 
 export function runCommands(y: Argv): Argv {
@@ -18,7 +27,7 @@ export function runCommands(y: Argv): Argv {
         c
           .option('ticket', { alias: 't', type: 'string', describe: 'only the runs of this ticket (pd-42)' })
           .option('status', { type: 'string', describe: 'queued, running, success, failed, timeout, crashed or killed' })
-          .option('limit', { type: 'number', default: 30 }),
+          .option('limit', { type: 'number', default: 30, requiresArg: true, coerce: wholeNumber('limit') }),
       async (argv) => {
         const q = new URLSearchParams({ limit: String(argv.limit) });
         if (argv.ticket) q.set('ticket', argv.ticket);
@@ -38,14 +47,14 @@ export function runCommands(y: Argv): Argv {
       async (argv) => {
         const { run } = await api<{ run: Run }>('GET', `/api/runs/${enc(argv.run)}`);
         if (argv.json) return printJson(run);
-        console.log(`${run.id}  ${run.agent_type_id} (${run.model}) in ${run.column_id}, attempt ${run.attempt}`);
-        console.log(`status: ${run.status}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`);
-        console.log(`started: ${when(run.started_at)}   ended: ${when(run.ended_at)}   took: ${duration(run)}`);
-        if (run.tokens_in != null) console.log(`tokens: ${run.tokens_in} in, ${run.tokens_out} out   cost: $${(run.cost_usd ?? 0).toFixed(4)}`);
-        if (run.cwd) console.log(`working directory: ${run.cwd}`);
-        if (run.transcript_path) console.log(`transcript: ${run.transcript_path}`);
-        if (run.error) console.log(`error: ${run.error}`);
-        if (run.result_text) console.log(`\n${run.result_text}`);
+        say(`${run.id}  ${run.agent_type_id} (${run.model}) in ${run.column_id}, attempt ${run.attempt}`);
+        say(`status: ${run.status}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`);
+        say(`started: ${when(run.started_at)}   ended: ${when(run.ended_at)}   took: ${duration(run)}`);
+        if (run.tokens_in != null) say(`tokens: ${run.tokens_in} in, ${run.tokens_out} out   cost: $${(run.cost_usd ?? 0).toFixed(4)}`);
+        if (run.cwd) say(`working directory: ${run.cwd}`);
+        if (run.transcript_path) say(`transcript: ${run.transcript_path}`);
+        if (run.error) say(`error: ${run.error}`);
+        if (run.result_text) say(`\n${run.result_text}`);
       },
     )
     .command(
@@ -58,7 +67,9 @@ export function runCommands(y: Argv): Argv {
           const chunk = await api<{ text: string; next_offset: number; done: boolean }>('GET', `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`);
           for (const line of chunk.text.split('\n')) {
             if (!line) continue;
-            for (const shown of argv.json ? [line] : describeLine(line)) console.log(shown);
+            // --json passes the transcript's lines through; one that is not JSON (an agent's noise) is printed as a JSON string
+            if (argv.json) process.stdout.write(`${jsonSafe(isJson(line) ? line : JSON.stringify(line))}\n`);
+            else for (const shown of describeLine(line)) say(shown);
           }
           const more = chunk.next_offset > offset;
           offset = chunk.next_offset;
@@ -79,7 +90,7 @@ export function queueCommands(y: Argv): Argv {
         data.queues.map((q) => ({ ...q, active: data.engine.pools.find((p) => p.name === q.queue)?.active ?? 0 })),
         ['queue', 'pending', 'pending_retry', 'running', 'failed', 'completed_24h', 'active'],
       );
-      for (const p of data.engine.pools) if (p.last_error) console.log(`${p.name}: last error: ${p.last_error}`);
+      for (const p of data.engine.pools) if (p.last_error) say(`${p.name}: last error: ${p.last_error}`);
     })
     .demandCommand(1, 'name a queue command: stats');
 }

@@ -5,7 +5,8 @@ import { UserError } from '../../lib/errors.js';
 import type { Comment, InboxItem, TicketView } from '../../lib/tickets.js';
 import type { Run } from '../../lib/runs.js';
 import { api } from './client.js';
-import { printJson, printTable, when } from './output.js';
+import { wholeNumber } from './options.js';
+import { printJson, printTable, say, terminalSafe, when } from './output.js';
 
 const enc = encodeURIComponent;
 
@@ -42,7 +43,7 @@ export function ticketCommands(y: Argv): Argv {
           tags: argv.tag,
         });
         if (argv.json) return printJson(ticket);
-        console.log(`${ticket.key} filed in ${ticket.column_id}: ${ticket.title}`);
+        say(`${ticket.key} filed in ${ticket.column_id}: ${terminalSafe(ticket.title, { oneLine: true })}`);
       },
     )
     .command(
@@ -52,7 +53,7 @@ export function ticketCommands(y: Argv): Argv {
         c
           .option('project', { alias: 'p', type: 'string' })
           .option('column', { alias: 'c', type: 'string' })
-          .option('limit', { type: 'number', default: 50 }),
+          .option('limit', { type: 'number', default: 50, requiresArg: true, coerce: wholeNumber('limit') }),
       async (argv) => {
         const q = new URLSearchParams();
         if (argv.project) q.set('project', argv.project);
@@ -74,16 +75,16 @@ export function ticketCommands(y: Argv): Argv {
         const data = await api<{ ticket: TicketView; comments: Comment[]; runs: Run[] }>('GET', `/api/tickets/${enc(argv.id)}`);
         if (argv.json) return printJson(data);
         const { ticket: t, comments, runs } = data;
-        console.log(`${t.key}  ${t.title}\ncolumn: ${t.column_id}   priority: ${t.priority}${t.tags.length ? `   tags: ${t.tags.join(', ')}` : ''}${t.branch ? `   branch: ${t.branch}` : ''}`);
-        console.log(`created ${when(t.created_at)} by ${t.created_by}${t.claimed_by_run ? `   running: ${t.claimed_by_run}` : ''}`);
-        if (t.body) console.log(`\n${t.body}`);
-        console.log('\nhistory:');
-        for (const c of comments) console.log(`  ${when(c.created_at)}  ${describe(c)}`);
+        say(`${t.key}  ${terminalSafe(t.title, { oneLine: true })}\ncolumn: ${t.column_id}   priority: ${t.priority}${t.tags.length ? `   tags: ${t.tags.join(', ')}` : ''}${t.branch ? `   branch: ${t.branch}` : ''}`);
+        say(`created ${when(t.created_at)} by ${t.created_by}${t.claimed_by_run ? `   running: ${t.claimed_by_run}` : ''}`);
+        if (t.body) say(`\n${t.body}`);
+        say('\nhistory:');
+        for (const c of comments) say(`  ${when(c.created_at)}  ${describe(c)}`);
         if (runs.length) {
-          console.log('\nruns:');
+          say('\nruns:');
           for (const r of runs) {
             const cost = r.cost_usd != null ? `  $${r.cost_usd.toFixed(4)}` : '';
-            console.log(`  ${r.id}  ${r.agent_type_id}  ${r.status}${r.exit_code != null ? ` (exit ${r.exit_code})` : ''}  ${when(r.started_at ?? r.created_at)}${cost}`);
+            say(`  ${r.id}  ${r.agent_type_id}  ${r.status}${r.exit_code != null ? ` (exit ${r.exit_code})` : ''}  ${when(r.started_at ?? r.created_at)}${cost}`);
           }
         }
       },
@@ -99,7 +100,7 @@ export function ticketCommands(y: Argv): Argv {
       async (argv) => {
         const { comment } = await api<{ comment: Comment }>('POST', `/api/tickets/${enc(argv.id)}/comments`, { type: argv.type, body: (argv.text as string[]).join(' ') });
         if (argv.json) return printJson(comment);
-        console.log(`commented on ${argv.id}`);
+        say(`commented on ${argv.id}`);
       },
     )
     .command(
@@ -109,7 +110,7 @@ export function ticketCommands(y: Argv): Argv {
       async (argv) => {
         const result = await api<{ ticket: TicketView; from: string; to: string }>('POST', `/api/tickets/${enc(argv.id)}/move`, { column: argv.column, comment: argv.comment });
         if (argv.json) return printJson(result);
-        console.log(`${result.ticket.key}: ${result.from} → ${result.to}`);
+        say(`${result.ticket.key}: ${result.from} → ${result.to}`);
       },
     )
     .demandCommand(1, 'name a ticket command: new, list, show, comment or move');
@@ -118,7 +119,7 @@ export function ticketCommands(y: Argv): Argv {
 export async function inboxCommand(argv: { json?: boolean }): Promise<void> {
   const { tickets } = await api<{ tickets: InboxItem[] }>('GET', '/api/inbox');
   if (argv.json) return printJson(tickets);
-  if (tickets.length === 0) return void console.log('inbox zero: nothing is waiting for you');
+  if (tickets.length === 0) return void say('inbox zero: nothing is waiting for you');
   printTable(
     tickets.map((t) => ({ id: t.key, project: t.project_name, title: t.title, why: t.reason ?? '', since: when(t.column_entered_at) })),
     ['id', 'project', 'title', 'why', 'since'],
