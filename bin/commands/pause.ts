@@ -1,0 +1,28 @@
+// `dispatch pause [--stop-running]` and `dispatch resume`: the global agent pause, kept by the
+// daemon in its database so it survives a restart.
+import type { CommandModule } from 'yargs';
+import type { PauseState } from '../../lib/pausing.js';
+import { api } from './client.js';
+import { printJson, when } from './output.js';
+
+export const pauseCommand: CommandModule<{ json: boolean }, { json: boolean; 'stop-running': boolean }> = {
+  command: 'pause',
+  describe: 'pause all agents: no new run starts anywhere; --stop-running also stops the running ones',
+  builder: (y) => y.option('stop-running', { type: 'boolean', default: false, describe: 'also stop every running agent (their tickets stay in their columns)' }),
+  handler: async (argv) => {
+    const state = await api<PauseState>('POST', '/api/pause', { stop_running: argv['stop-running'] });
+    if (argv.json) return printJson(state);
+    const stopped = argv['stop-running'] ? `; stopped ${state.stopped} running agent${state.stopped === 1 ? '' : 's'}` : state.running ? `; ${state.running} running agent${state.running === 1 ? '' : 's'} finish their work` : '';
+    console.log(`all agents paused since ${when(state.paused?.since ?? null)}${stopped}; "dispatch resume" starts them again`);
+  },
+};
+
+export const resumeCommand: CommandModule<object, { json: boolean }> = {
+  command: 'resume',
+  describe: 'end the global pause; waiting tickets start at once',
+  handler: async (argv) => {
+    const state = await api<PauseState>('POST', '/api/resume', {});
+    if (argv.json) return printJson(state);
+    console.log('agents resumed');
+  },
+};
