@@ -219,6 +219,11 @@ describe('the global pause', () => {
     try {
       await d.project('ops', 'research', 'ops');
       expect((await d.api('GET', '/api/health')).body.agents_paused).toBeNull();
+      // another origin can neither pause through the API nor through the header's form
+      const evil = { origin: 'http://evil.example' };
+      expect((await fetch(`${d.url}/api/pause`, { method: 'POST', headers: { ...evil, 'content-type': 'application/json' }, body: '{"stop_running":true}' })).status).toBe(403);
+      expect((await postForm(d, '/pause', { _csrf: await token(d), stop_running: '1' }, evil)).status).toBe(403);
+      expect((await d.api('GET', '/api/health')).body.agents_paused).toBeNull();
       const paused = d.cli(['pause']);
       expect(paused.status).toBe(0);
       expect(paused.stdout).toMatch(/^all agents paused since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d; "dispatch resume" starts them again\n$/);
