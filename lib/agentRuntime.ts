@@ -130,7 +130,8 @@ export class AgentRuntime {
     }
     const run = getRun(this.deps.store.db, runId);
     if (run?.status !== RUN_STATUS.queued) return false;
-    await this.finalize(run, { status: RUN_STATUS.killed, exitCode: null, error: `${why} before it started`, keepInColumn: opts.keepInColumn });
+    const outcome = { status: RUN_STATUS.killed, exitCode: null, error: `${why} before it started`, keepInColumn: opts.keepInColumn };
+    await this.finalize(run, outcome);
     return true;
   }
 

@@ -26,6 +26,15 @@ export function liveRunIds(db: Db, projectId?: number): string[] {
     .all({ project: projectId ?? null }) as string[];
 }
 
+/** Live runs per project id (projects without one are absent). */
+export function liveRunCounts(db: Db): Map<number, number> {
+  const rows = db.prepare(`SELECT project_id, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY project_id`).all() as {
+    project_id: number;
+    n: number;
+  }[];
+  return new Map(rows.map((r) => [r.project_id, r.n]));
+}
+
 /** Stops the runs, leaving their tickets in their columns; returns how many were stopped. */
 async function stopRuns(engine: RunControls, ids: string[], why: string): Promise<number> {
   const stopped = await Promise.all(ids.map((id) => engine.killRun(id, { why, keepInColumn: true })));
@@ -41,7 +50,8 @@ export interface StatusChange {
 /** Pauses a project: no new runs; with `stopRunning` its running agents are stopped too. */
 export async function pauseProject(store: Store, engine: RunControls, ref: string | number, opts: { stopRunning: boolean }): Promise<StatusChange> {
   const project = setProjectStatus(store, ref, 'dormant');
-  const stopped = opts.stopRunning ? await stopRuns(engine, liveRunIds(store.db, project.id), `the project ${project.abbreviation} was paused`) : 0;
+  const why = `the project ${project.abbreviation} was paused`;
+  const stopped = opts.stopRunning ? await stopRuns(engine, liveRunIds(store.db, project.id), why) : 0;
   return { project: getProject(store.db, project.id), stopped };
 }
 
@@ -52,8 +62,8 @@ export function resumeProject(store: Store, ref: string | number): StatusChange 
 
 /** The question asked before archiving: "Archive web? 2 agents are running on it and will be stopped." */
 export function archiveQuestion(name: string, running: number): string {
-  const agents = running === 0 ? 'No agent is running on it.' : `${running === 1 ? '1 agent is' : `${running} agents are`} running on it and will be stopped.`;
-  return `Archive ${name}? ${agents}`;
+  if (running === 0) return `Archive ${name}? No agent is running on it.`;
+  return `Archive ${name}? ${running === 1 ? '1 agent is' : `${running} agents are`} running on it and will be stopped.`;
 }
 
 /** Archives a project and stops its running agents. */
@@ -82,7 +92,7 @@ export async function pauseAll(store: Store, engine: RunControls, opts: { stopRu
 }
 
 /** Ends the global pause and wakes, at once, the projects with tickets waiting that the caps let start. */
-export function resumeAll(store: Store, engine: RunControls, agents: Pick<Config['agents'], 'max_concurrent_global' | 'max_concurrent_per_project' | 'parallel_coding'>): PauseState {
+export function resumeAll(store: Store, engine: RunControls, agents: Config['agents']): PauseState {
   setGlobalPause(store.db, false);
   const caps = { global: agents.max_concurrent_global, perProject: agents.max_concurrent_per_project, parallelCoding: agents.parallel_coding };
   for (const id of markWaitingProjectsDue(store.db, caps)) engine.wake(id);

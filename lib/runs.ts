@@ -260,13 +260,20 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     const failed = FAILURE_STATUSES.includes(outcome.status);
     if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
     const halted = outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true;
-    if (halted) addSystemComment(db, run.ticket_id, 'system', `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`, 'system');
+    if (halted) {
+      const note = `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`;
+      addSystemComment(db, run.ticket_id, 'system', note, 'system');
+    }
     const ticket = db
-      .prepare(`SELECT t.column_id, t.column_entered_at, t.archived_at, p.status AS project_status FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`)
+      .prepare(
+        `SELECT t.column_id, t.column_entered_at, t.archived_at, p.status AS project_status
+         FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
+      )
       .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
     let sentToHuman: string | null = null;
     // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
-    if (!halted && ticket.column_id === run.column_id && ticket.archived_at === null && ticket.project_status !== 'archived' && run.column_id !== 'human') {
+    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human';
+    if (!halted && stillHere && ticket.project_status !== 'archived') {
       // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
       const here = db
         .prepare(`SELECT status FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' ORDER BY created_at, id`)

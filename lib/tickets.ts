@@ -133,7 +133,8 @@ function columnOf(columns: Column[], id: string, field = 'column'): Column {
  */
 function assertOpen(db: Db, projectId: number): void {
   const p = db.prepare(`SELECT abbreviation, status FROM projects WHERE id = ?`).get(projectId) as { abbreviation: string; status: string } | undefined;
-  if (p?.status === 'archived') throw new ConflictError(`project ${p.abbreviation} is archived: its tickets cannot be changed; restore the project first`, 'project');
+  if (p?.status !== 'archived') return;
+  throw new ConflictError(`project ${p.abbreviation} is archived: its tickets cannot be changed; restore the project first`, 'project');
 }
 
 function insertComment(db: Db, c: Omit<Comment, 'id' | 'created_at'> & { created_at?: number }): number {

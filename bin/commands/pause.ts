@@ -8,12 +8,14 @@ import { printJson, when } from './output.js';
 export const pauseCommand: CommandModule<{ json: boolean }, { json: boolean; 'stop-running': boolean }> = {
   command: 'pause',
   describe: 'pause all agents: no new run starts anywhere; --stop-running also stops the running ones',
-  builder: (y) => y.option('stop-running', { type: 'boolean', default: false, describe: 'also stop every running agent (their tickets stay in their columns)' }),
+  builder: (y) =>
+    y.option('stop-running', { type: 'boolean', default: false, describe: 'also stop every running agent (their tickets stay in their columns)' }),
   handler: async (argv) => {
     const state = await api<PauseState>('POST', '/api/pause', { stop_running: argv['stop-running'] });
     if (argv.json) return printJson(state);
-    const stopped = argv['stop-running'] ? `; stopped ${state.stopped} running agent${state.stopped === 1 ? '' : 's'}` : state.running ? `; ${state.running} running agent${state.running === 1 ? '' : 's'} finish their work` : '';
-    console.log(`all agents paused since ${when(state.paused?.since ?? null)}${stopped}; "dispatch resume" starts them again`);
+    const agents = (n: number) => `${n} running agent${n === 1 ? '' : 's'}`;
+    const running = argv['stop-running'] ? `; stopped ${agents(state.stopped)}` : state.running ? `; ${agents(state.running)} finish their work` : '';
+    console.log(`all agents paused since ${when(state.paused?.since ?? null)}${running}; "dispatch resume" starts them again`);
   },
 };
 

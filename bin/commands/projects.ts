@@ -51,11 +51,15 @@ export function projectCommands(y: Argv): Argv {
     .command(
       'pause <project>',
       'no new agent runs on the project; --stop-running also stops its running agents (their tickets stay in their columns)',
-      (c) => c.positional('project', { type: 'string', demandOption: true }).option('stop-running', { type: 'boolean', default: false, describe: 'also stop the running agents' }),
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true })
+          .option('stop-running', { type: 'boolean', default: false, describe: 'also stop the running agents' }),
       async (argv) => {
-        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/pause`, { stop_running: argv['stop-running'] });
+        const stopRunning = argv['stop-running'];
+        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/pause`, { stop_running: stopRunning });
         if (argv.json) return printJson(res);
-        console.log(`paused ${res.project.abbreviation}${argv['stop-running'] ? `; stopped ${agents(res.stopped)}` : '; running agents finish their work'}`);
+        console.log(`paused ${res.project.abbreviation}${stopRunning ? `; stopped ${agents(res.stopped)}` : '; running agents finish their work'}`);
       },
     )
     .command(
@@ -71,12 +75,17 @@ export function projectCommands(y: Argv): Argv {
     .command(
       'archive <project>',
       'archive the project: its running agents are stopped and its tickets become read-only; asks first',
-      (c) => c.positional('project', { type: 'string', demandOption: true }).option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask' }),
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true })
+          .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask' }),
       async (argv) => {
         const shown = await api<{ project: Project; running: number }>('GET', `/api/projects/${enc(argv.project)}`);
         if (!argv.yes) {
           const question = archiveQuestion(shown.project.name, shown.running);
-          if (!process.stdin.isTTY || !process.stdout.isTTY) throw new UserError(`${question} Not archived without confirmation: run "dispatch projects archive ${argv.project} --yes"`);
+          if (!process.stdin.isTTY || !process.stdout.isTTY) {
+            throw new UserError(`${question} Not archived without confirmation: run "dispatch projects archive ${argv.project} --yes"`);
+          }
           if (!(await confirm(`${question} [y/N] `))) {
             console.log('not archived');
             return;

@@ -34,7 +34,8 @@ export function projectsApi(ctx: AppContext): Router {
 
   r.get('/:ref', (req, res) => {
     const project = getProject(db, req.params.ref);
-    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null, running: liveRunIds(db, project.id).length });
+    const running = liveRunIds(db, project.id).length;
+    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null, running });
   });
 
   /** The same change as POST pause / resume / archive; pausing this way leaves running agents alone. */
@@ -51,8 +52,11 @@ export function projectsApi(ctx: AppContext): Router {
     res.json({ project });
   });
 
-  const changeStatus = (id: number, status: 'active' | 'dormant' | 'archived', stopRunning: boolean): Promise<StatusChange> | StatusChange =>
-    status === 'active' ? resumeProject(ctx.store, id) : status === 'dormant' ? pauseProject(ctx.store, ctx.engine, id, { stopRunning }) : archiveProject(ctx.store, ctx.engine, id);
+  const changeStatus = async (id: number, status: 'active' | 'dormant' | 'archived', stopRunning: boolean): Promise<StatusChange> => {
+    if (status === 'active') return resumeProject(ctx.store, id);
+    if (status === 'dormant') return pauseProject(ctx.store, ctx.engine, id, { stopRunning });
+    return archiveProject(ctx.store, ctx.engine, id);
+  };
 
   // { stop_running: true } also stops the project's running agents (their tickets stay in their columns)
   r.post('/:ref/pause', async (req, res) => {

@@ -6,7 +6,7 @@ import { Router, type Response } from 'express';
 import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
 import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, suggestAbbreviation, type Project } from '../../../lib/projects.js';
-import { archiveProject, archiveQuestion, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
+import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
 import { listProjectTypes } from '../../../lib/projectTypes.js';
 import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
 import { UserError } from '../../../lib/errors.js';
@@ -26,9 +26,7 @@ export function projectPages(ctx: AppContext): Router {
   function renderList(res: Response, error: FormError | null = null, values: FormValues = {}): void {
     const types = listProjectTypes(db).map((t) => ({ id: t.id, name: t.name }));
     const all = listProjects(db);
-    const running = new Map(
-      (db.prepare(`SELECT project_id, COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running') GROUP BY project_id`).all() as { project_id: number; n: number }[]).map((r) => [r.project_id, r.n]),
-    );
+    const running = liveRunCounts(db);
     const row = (p: Project) => {
       const hb = getHeartbeat(db, p.id);
       return {

@@ -129,7 +129,10 @@ export function runPages(ctx: AppContext): Router {
     if (LIVE_STATUSES.includes(run.status) && !confirmed(values)) {
       renderConfirm(res, {
         question: `Kill run ${run.id}?`,
-        details: [`The ${run.agent_type_id} agent working on ${run.ticket_key} (${run.ticket_title}) is stopped with its whole process tree, and the ticket is parked in Human.`],
+        details: [
+          `The ${run.agent_type_id} agent working on ${run.ticket_key} (${run.ticket_title}) is stopped with its whole process tree,` +
+            ' and the ticket is parked in Human.',
+        ],
         action: `/runs/${run.id}/kill`,
         fields: { return_to: back },
         confirmLabel: 'Kill the run',
