@@ -12,7 +12,7 @@ describe('migrations', () => {
     const dir = tempDir();
     const db = openDb(path.join(dir, 'tasks.db'));
     expect(schemaVersion(db)).toBe(0);
-    expect(migrate(db)).toEqual(migrations.map((m) => m.version));
+    expect(migrate(db)).toEqual(migrations.map((m) => m.version).sort((a, b) => a - b));
     seed(db);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual(['content', 'personal', 'research', 'software-dev', 'vps-maintenance']);
@@ -22,6 +22,21 @@ describe('migrations', () => {
     ]);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    db.close();
+  });
+
+  test('migrations apply in version order whatever their order in the list; versions may have gaps, never duplicates', () => {
+    const versions = migrations.map((m) => m.version);
+    expect(new Set(versions).size).toBe(versions.length);
+    expect(LATEST_VERSION).toBe(Math.max(...versions));
+    const db = openDb(path.join(tempDir(), 'tasks.db'));
+    const list = [
+      { version: 7, name: 'second', sql: 'CREATE TABLE second (x)' },
+      { version: 3, name: 'first', sql: 'CREATE TABLE first (x)' },
+    ];
+    expect(migrate(db, list)).toEqual([3, 7]);
+    expect(schemaVersion(db)).toBe(7);
+    expect(migrate(db, list)).toEqual([]);
     db.close();
   });
 
@@ -59,7 +74,7 @@ describe('migrations', () => {
         child.on('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(err))));
       });
     const results = (await Promise.all([run(), run()])).map((r) => JSON.parse(r) as number[]);
-    expect(results.flat().sort((a, b) => a - b)).toEqual(migrations.map((m) => m.version));
+    expect(results.flat().sort((a, b) => a - b)).toEqual(migrations.map((m) => m.version).sort((a, b) => a - b));
     const db = openDb(file);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);

@@ -99,8 +99,15 @@ test('kill a hanging agent from the queue inspector: the run is killed and the t
   const row = agents.locator('tr', { hasText: run.id });
   await row.getByRole('link', { name: t.key }).waitFor();
   expect((await row.locator('td').nth(3).textContent())?.trim()).toBe(String(run.pid));
+  // the kill asks first; accepting the dialog posts the form with confirm=1
+  const asked: string[] = [];
+  page.once('dialog', (dialog) => {
+    asked.push(dialog.message());
+    void dialog.accept();
+  });
   await row.getByRole('button', { name: `Kill run ${run.id} on ${t.key}` }).click();
   await page.waitForURL(/\/queues\?done=killed$/);
+  expect(asked).toEqual([`Kill run ${run.id} on ${t.key}? The ticket is parked in Human.`]);
   await page.getByRole('status').filter({ hasText: 'Run stopped.' }).waitFor();
   expect(await agents.locator('tr', { hasText: run.id }).count()).toBe(0);
   expect(d.runs(t.key)[0].status).toBe('killed');

@@ -113,11 +113,11 @@ describe('forms store what they say', () => {
 
   test('pause, resume and wake change the project', async () => {
     await registerFolder('pausable', 'pz');
-    expect((await postForm(d, '/projects/pz/status', { _csrf: csrf, status: 'dormant' })).status).toBe(303);
+    expect((await postForm(d, '/projects/pz/pause', { _csrf: csrf, stop_running: '0' })).location).toBe('/projects?done=paused');
     expect((await d.api('GET', '/api/projects/pz')).body.project.status).toBe('dormant');
-    expect((await postForm(d, '/projects/pz/status', { _csrf: csrf, status: 'active' })).status).toBe(303);
+    expect((await postForm(d, '/projects/pz/resume', { _csrf: csrf })).status).toBe(303);
     expect((await d.api('GET', '/api/projects/pz')).body.project.status).toBe('active');
-    expect((await postForm(d, '/projects/pz/status', { _csrf: csrf, status: 'deleted' })).status).toBe(400);
+    expect((await postForm(d, '/projects/nosuch/pause', { _csrf: csrf })).status).toBe(404);
     const wake = await postForm(d, '/projects/pz/wake', { _csrf: csrf });
     expect(wake.location).toBe('/projects?done=woken');
   });
@@ -513,7 +513,7 @@ describe('runs and transcripts', () => {
     insertRun(d, { id: 'run-kill', ticketKey: key, status: 'running', transcriptPath: null });
     expect((await getPage(d, `/tickets/${key}`)).html).toContain('action="/runs/run-kill/kill"');
     expect((await getPage(d, '/runs?status=running')).html).toContain('action="/runs/run-kill/kill"');
-    const res = await postForm(d, '/runs/run-kill/kill', { _csrf: csrf, return_to: `/tickets/${key}` });
+    const res = await postForm(d, '/runs/run-kill/kill', { _csrf: csrf, return_to: `/tickets/${key}`, confirm: '1' });
     expect(res.status).toBe(303);
     expect(res.location).toBe(`/tickets/${key}?done=not-running`);
     expect((await getPage(d, res.location!)).html).toContain('not running here');

@@ -225,7 +225,14 @@ test('running agents are listed with pid and elapsed time, and the kill button s
   expect(section).toContain(`<code>${run.pid}</code>`);
   expect(section).toMatch(/<time datetime="[^"]+">\d+s<\/time>/);
   expect(section).toContain(`aria-label="Kill run ${run.id} on ${t.key}"`);
-  const res = await postForm(d, `/runs/${run.id}/kill`, { _csrf: csrf, return_to: '/queues' });
+  // the button asks first: without confirm=1 the answer is the confirm page, and nothing is stopped
+  const ask = await postForm(d, `/runs/${run.id}/kill`, { _csrf: csrf, return_to: '/queues' });
+  expect(ask.status).toBe(200);
+  expect(ask.html).toContain(`Kill run ${run.id}?`);
+  expect(ask.html).toContain('<input type="hidden" name="confirm" value="1">');
+  expect(ask.html).toContain('<a href="/queues">Cancel</a>');
+  expect(d.runs(t.key)[0].status).toBe('running');
+  const res = await postForm(d, `/runs/${run.id}/kill`, { _csrf: csrf, return_to: '/queues', confirm: '1' });
   expect(res.status).toBe(303);
   expect(res.location).toBe('/queues?done=killed');
   expect(d.runs(t.key)[0].status).toBe('killed');

@@ -15,6 +15,7 @@ import { terminalSafe } from './commands/output.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
+import { pauseCommand, resumeCommand } from './commands/pause.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -28,10 +29,12 @@ export function buildCli(argv: string[]) {
     .command(backupCommand)
     .command(restoreCommand)
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
-    .command('projects', 'list, register and discover projects', projectCommands)
+    .command('projects', 'list, register, discover, pause, resume and archive projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('queue', 'the durable job queues', queueCommands)
+    .command(pauseCommand)
+    .command(resumeCommand)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
     .demandCommand(1, 'name a command')
     .strict()

@@ -172,7 +172,15 @@ async function main(argv) {
   const project = scopeProject(db);
   const ticket = findTicket(db, project, args[0]);
   const out = (value) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-  const write = (fn) => db.transaction(fn).immediate();
+  // an archived project's tickets are read-only: its agents were stopped when it was archived
+  const write = (fn) =>
+    db
+      .transaction(() => {
+        const p = db.prepare('SELECT status FROM projects WHERE id = ?').get(ticket.project_id);
+        if (p && p.status === 'archived') fail(`project ${ticket.abbreviation} is archived: its tickets cannot be changed`);
+        return fn();
+      })
+      .immediate();
 
   switch (command) {
     case 'read':

@@ -38,11 +38,18 @@ export interface RuntimeDeps {
   env?: NodeJS.ProcessEnv;
 }
 
+export interface KillOptions {
+  /** why the run is stopped, recorded as its error (default: stopped by the user) */
+  why?: string;
+  /** leave the ticket in its column, unclaimed, instead of parking it in human (a pause, an archive) */
+  keepInColumn?: boolean;
+}
+
 interface Active {
   run: Run;
   pid: number | null;
   procStart: string | null;
-  stop: { status: FinalStatus; why: string } | null;
+  stop: { status: FinalStatus; why: string; keepInColumn?: boolean } | null;
   /** the agent moved its own ticket; it gets a grace period to exit */
   selfMoved: boolean;
   done: Promise<void>;
@@ -108,17 +115,23 @@ export class AgentRuntime {
     return entry.done;
   }
 
-  /** Stops a run at the user's request. False when no live run has that id. */
-  async kill(runId: string): Promise<boolean> {
+  /**
+   * Stops a run with its process tree and waits until it is finalized as `killed`. By default that
+   * is the user's kill (the ticket is parked in human); a pause or an archive passes `keepInColumn`
+   * and its reason. False when no live run has that id.
+   */
+  async kill(runId: string, opts: KillOptions = {}): Promise<boolean> {
+    const why = opts.why ?? 'stopped by the user';
     const entry = this.active.get(runId);
     if (entry) {
-      await this.stopRun(entry, RUN_STATUS.killed, 'stopped by the user');
+      await this.stopRun(entry, RUN_STATUS.killed, why, opts.keepInColumn);
       await entry.done;
       return true;
     }
     const run = getRun(this.deps.store.db, runId);
     if (run?.status !== RUN_STATUS.queued) return false;
-    await this.finalize(run, { status: RUN_STATUS.killed, exitCode: null, error: 'stopped by the user before it started' });
+    const outcome = { status: RUN_STATUS.killed, exitCode: null, error: `${why} before it started`, keepInColumn: opts.keepInColumn };
+    await this.finalize(run, outcome);
     return true;
   }
 
@@ -153,9 +166,9 @@ export class AgentRuntime {
     }
   }
 
-  private async stopRun(entry: Active, status: FinalStatus, why: string): Promise<void> {
+  private async stopRun(entry: Active, status: FinalStatus, why: string, keepInColumn?: boolean): Promise<void> {
     if (entry.stop) return;
-    entry.stop = { status, why };
+    entry.stop = { status, why, keepInColumn };
     this.deps.logger.info('stopping agent', { run: entry.run.id, ticket: entry.run.ticket_id, pid: entry.pid, reason: why });
     if (entry.pid) await killTree(entry.pid);
   }
@@ -272,6 +285,7 @@ export class AgentRuntime {
       status,
       exitCode: code,
       error,
+      keepInColumn: stop?.keepInColumn,
       resultText: result?.resultText ?? null,
       tokensIn: result?.tokensIn ?? null,
       tokensOut: result?.tokensOut ?? null,

@@ -2,7 +2,8 @@
 // runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
 // job. A wake marks the project due in the database (the durable record) and pokes the scheduler
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
-import { AgentRuntime } from './agentRuntime.js';
+import { AgentRuntime, type KillOptions } from './agentRuntime.js';
+import { agentsPaused } from './globalPause.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
 import { openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
 import { recover } from './recovery.js';
@@ -30,7 +31,7 @@ export interface Engine {
   start(): Promise<void>;
   stop(): Promise<void>;
   wake(projectId: number): void;
-  killRun(runId: string): Promise<boolean>;
+  killRun(runId: string, opts?: KillOptions): Promise<boolean>;
   activeRuns(): ReturnType<AgentRuntime['activeRuns']>;
   health(): { pools: { name: string; active: number; last_error: string | null }[]; scheduler_error: string | null };
   pokeQueue(name: QueueName): void;
@@ -58,7 +59,9 @@ export function createEngine(deps: EngineDeps): Engine {
     port: deps.port,
     workspace,
     onFinalized: () => {
-      // a slot is free: the projects that can use it get a look now
+      // a slot is free: the projects that can use it get a look now (none while agents are paused;
+      // resuming wakes them)
+      if (agentsPaused(store.db)) return;
       const a = deps.config.get().agents;
       if (markWaitingProjectsDue(store.db, { global: a.max_concurrent_global, perProject: a.max_concurrent_per_project, parallelCoding: a.parallel_coding }).length) scheduler.poke();
     },
@@ -108,7 +111,7 @@ export function createEngine(deps: EngineDeps): Engine {
       scheduler.poke();
       runtime.watch();
     },
-    killRun: (runId) => runtime.kill(runId),
+    killRun: (runId, opts) => runtime.kill(runId, opts),
     pokeQueue(name) {
       for (const pool of pools.values()) if (pool.name === name) pool.poke();
     },

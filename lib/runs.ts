@@ -7,6 +7,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError, UserError } from './errors.js';
 import { addSystemComment, moveTicket } from './tickets.js';
+import { agentsPaused } from './globalPause.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -148,11 +149,12 @@ export interface Caps {
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
-  | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' };
+  | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' | 'paused' };
 
 /**
  * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
- * column, unclaimed), counts live runs against both caps, and inserts the run and the claim. Caps
+ * column, unclaimed, its project active, agents not paused globally), counts live runs against both
+ * caps, and inserts the run and the claim. Caps
  * are counted from the runs table, so they hold across restarts and no await can sit between the
  * check and the reservation (lessons 5).
  */
@@ -165,6 +167,7 @@ export function reserveRun(db: Db, args: { ticketId: number; columnId: string; a
       )
       .get(args.ticketId) as { id: number; project_id: number; column_id: string; claimed_by_run: string | null; archived_at: number | null; column_entered_at: number; project_status: string } | undefined;
     if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
+    if (agentsPaused(db)) return { kind: 'paused' };
     const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
     if (live.n >= args.caps.global) return { kind: 'global-cap' };
     const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
@@ -206,6 +209,11 @@ export interface RunOutcome {
   tokensOut?: number | null;
   costUsd?: number | null;
   transcriptPath?: string | null;
+  /**
+   * A `killed` run stopped by a pause or an archive: its ticket stays in its column, unclaimed, and
+   * the run counts toward neither the retries nor the circuit breaker (a user's kill parks it in human).
+   */
+  keepInColumn?: boolean;
 }
 
 export interface Policy {
@@ -251,11 +259,24 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     db.prepare(`UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ? AND claimed_by_run = ?`).run(run.ticket_id, id);
     const failed = FAILURE_STATUSES.includes(outcome.status);
     if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
-    const ticket = db.prepare(`SELECT column_id, column_entered_at, archived_at FROM tickets WHERE id = ?`).get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null };
+    const halted = outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true;
+    if (halted) {
+      const note = `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`;
+      addSystemComment(db, run.ticket_id, 'system', note, 'system');
+    }
+    const ticket = db
+      .prepare(
+        `SELECT t.column_id, t.column_entered_at, t.archived_at, p.status AS project_status
+         FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
+      )
+      .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
     let sentToHuman: string | null = null;
-    if (ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human') {
+    // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
+    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human';
+    if (!halted && stillHere && ticket.project_status !== 'archived') {
+      // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
       const here = db
-        .prepare(`SELECT status FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? ORDER BY created_at, id`)
+        .prepare(`SELECT status FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' ORDER BY created_at, id`)
         .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus }[];
       let failuresInARow = 0;
       for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) failuresInARow++;

@@ -3,7 +3,7 @@
 // writes its history row. A move into an agent column marks the project due in that same
 // transaction, so the wake survives even if the in-process notification is lost.
 import { markDue } from './heartbeats.js';
-import { NotFoundError, UserError } from './errors.js';
+import { ConflictError, NotFoundError, UserError } from './errors.js';
 import { getColumns, getProject, type Column } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
@@ -126,6 +126,17 @@ function columnOf(columns: Column[], id: string, field = 'column'): Column {
   return col;
 }
 
+/**
+ * An archived project's tickets are read-only (409): its agents were stopped, and neither a person,
+ * the API nor the CLI may file, move, comment on or edit them until it is restored. Called inside
+ * the write's transaction where there is one.
+ */
+function assertOpen(db: Db, projectId: number): void {
+  const p = db.prepare(`SELECT abbreviation, status FROM projects WHERE id = ?`).get(projectId) as { abbreviation: string; status: string } | undefined;
+  if (p?.status !== 'archived') return;
+  throw new ConflictError(`project ${p.abbreviation} is archived: its tickets cannot be changed; restore the project first`, 'project');
+}
+
 function insertComment(db: Db, c: Omit<Comment, 'id' | 'created_at'> & { created_at?: number }): number {
   return Number(
     db
@@ -151,7 +162,6 @@ export function createTicket(store: Store, input: CreateTicketInput): TicketView
   const { db } = store;
   const project = getProject(db, input.project);
   if (project.status === 'unregistered') throw new UserError(`register ${project.path} before filing tickets`, 'project');
-  if (project.status === 'archived') throw new UserError(`project ${project.abbreviation} is archived`, 'project');
   const title = checkText(input.title, 'title', LIMITS.title, true).trim();
   const body = checkText(input.body, 'body', LIMITS.body, false);
   const priority = checkPriority(input.priority);
@@ -160,6 +170,7 @@ export function createTicket(store: Store, input: CreateTicketInput): TicketView
   const column = columnOf(columns, input.column ?? 'human');
   const now = Date.now();
   const id = db.transaction(() => {
+    assertOpen(db, project.id);
     const { number } = db
       .prepare(`UPDATE projects SET next_ticket_number = next_ticket_number + 1, updated_at = ? WHERE id = ? RETURNING next_ticket_number - 1 AS number`)
       .get(now, project.id) as { number: number };
@@ -190,6 +201,7 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
   const comment = checkText(opts.comment, 'comment', LIMITS.comment, false);
   const result = db.transaction(() => {
     const ticket = requireTicket(db, ref);
+    assertOpen(db, ticket.project_id);
     const columns = getColumns(db, ticket.project_id);
     const target = columnOf(columns, to);
     if (opts.expectFrom !== undefined && ticket.column_id !== opts.expectFrom) {
@@ -216,6 +228,7 @@ export function addComment(store: Store, ref: string | number, type: string, bod
   const text = checkText(body, 'body', LIMITS.comment, true);
   const ticket = requireTicket(db, ref);
   const id = db.transaction(() => {
+    assertOpen(db, ticket.project_id);
     db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
     return insertComment(db, { ticket_id: ticket.id, type: type as CommentType, author, body: text, severity: null, title: null, from_column: null, to_column: null });
   }).immediate();
@@ -234,6 +247,7 @@ export function addFinding(store: Store, ref: string | number, severity: string,
   const b = checkText(body, 'body', LIMITS.comment, false);
   const ticket = requireTicket(db, ref);
   const id = db.transaction(() => {
+    assertOpen(db, ticket.project_id);
     db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
     return insertComment(db, { ticket_id: ticket.id, type: 'finding', author, body: b, severity: severity as Severity, title: t, from_column: null, to_column: null });
   }).immediate();
@@ -247,7 +261,10 @@ export function updateTicket(store: Store, ref: string | number, patch: { title?
   const body = patch.body === undefined ? ticket.body : checkText(patch.body, 'body', LIMITS.body, false);
   const priority = patch.priority === undefined ? ticket.priority : checkPriority(patch.priority);
   const tags = patch.tags === undefined ? ticket.tags : JSON.stringify(checkTags(patch.tags));
-  db.prepare(`UPDATE tickets SET title = ?, body = ?, priority = ?, tags = ?, updated_at = ? WHERE id = ?`).run(title, body, priority, tags, Date.now(), ticket.id);
+  db.transaction(() => {
+    assertOpen(db, ticket.project_id);
+    db.prepare(`UPDATE tickets SET title = ?, body = ?, priority = ?, tags = ?, updated_at = ? WHERE id = ?`).run(title, body, priority, tags, Date.now(), ticket.id);
+  }).immediate();
   return toView(requireTicket(db, ticket.id));
 }
 

@@ -4,12 +4,13 @@ import type { ConfigStore } from '../lib/config.js';
 import type { Paths } from '../lib/paths.js';
 import type { Store } from '../lib/store.js';
 import type { QueueName } from '../lib/queues.js';
+import type { KillOptions } from '../lib/agentRuntime.js';
 
 export interface EngineControls {
   /** Scan a project now (a ticket entered one of its agent columns). */
   wake(projectId: number): void;
   /** Stops a running agent run with its whole process tree; false when it is not running here. */
-  killRun(runId: string): Promise<boolean>;
+  killRun(runId: string, opts?: KillOptions): Promise<boolean>;
   /** Agent runs this daemon is driving now. */
   activeRuns(): { id: string; pid: number | null; ticket_id: number; agent_type_id: string; started_at: number | null }[];
   /** The pools' state, for the queue inspector. */

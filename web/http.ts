@@ -22,6 +22,13 @@ export function requiredString(body: Record<string, unknown>, field: string): st
   return v;
 }
 
+export function optionalBoolean(body: Record<string, unknown>, field: string): boolean | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new UserError(`${field} must be true or false`, field);
+  return v;
+}
+
 /** Positive integer from a query string, within bounds. */
 export function queryInt(value: unknown, field: string, fallback: number, max: number): number {
   if (value === undefined || value === '') return fallback;

@@ -31,7 +31,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
-    } else if (r.kind === 'global-cap' || r.kind === 'project-cap') {
+    } else if (r.kind === 'global-cap' || r.kind === 'project-cap' || r.kind === 'paused') {
       result.blockedBy = r.kind;
       break;
     }
@@ -39,7 +39,9 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const merges = mergeCandidates(db, project.id);
   for (const m of merges) await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
   if (merges.length) deps.pokeMerges();
-  recordScan(db, project.id, seq, waiting.length > 0 || merges.length > 0, cfg.heartbeat);
+  // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes the project
+  const startable = waiting.length > 0 && result.blockedBy !== 'paused';
+  recordScan(db, project.id, seq, startable || merges.length > 0, cfg.heartbeat);
   if (result.reserved.length) deps.pokeAgents();
   return result;
 }

@@ -41,7 +41,8 @@ export const installCommand: CommandModule<object, { start: boolean; open: boole
   },
 };
 
-async function confirm(question: string): Promise<boolean> {
+/** Asks a yes/no question on the terminal; only "y" or "yes" is a yes. */
+export async function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());

@@ -1,8 +1,11 @@
-// `dispatch projects list|register|discover`.
+// `dispatch projects list|register|discover|pause|resume|archive`.
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { Project } from '../../lib/projects.js';
+import { UserError } from '../../lib/errors.js';
+import { archiveQuestion } from '../../lib/pausing.js';
 import { api } from './client.js';
+import { confirm } from './install.js';
 import { printJson, printTable, say } from './output.js';
 
 export function projectCommands(y: Argv): Argv {
@@ -45,5 +48,56 @@ export function projectCommands(y: Argv): Argv {
       for (const p of result.missing) say(`  missing: ${p}`);
       for (const p of result.returned) say(`  returned: ${p}`);
     })
-    .demandCommand(1, 'name a projects command: list, register or discover');
+    .command(
+      'pause <project>',
+      'no new agent runs on the project; --stop-running also stops its running agents (their tickets stay in their columns)',
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true })
+          .option('stop-running', { type: 'boolean', default: false, describe: 'also stop the running agents' }),
+      async (argv) => {
+        const stopRunning = argv['stop-running'];
+        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/pause`, { stop_running: stopRunning });
+        if (argv.json) return printJson(res);
+        say(`paused ${res.project.abbreviation}${stopRunning ? `; stopped ${agents(res.stopped)}` : '; running agents finish their work'}`);
+      },
+    )
+    .command(
+      'resume <project>',
+      'agents run on the project again (also restores an archived one)',
+      (c) => c.positional('project', { type: 'string', demandOption: true }),
+      async (argv) => {
+        const res = await api<{ project: Project }>('POST', `/api/projects/${enc(argv.project)}/resume`, {});
+        if (argv.json) return printJson(res);
+        say(`resumed ${res.project.abbreviation}`);
+      },
+    )
+    .command(
+      'archive <project>',
+      'archive the project: its running agents are stopped and its tickets become read-only; asks first',
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true })
+          .option('yes', { alias: 'y', type: 'boolean', default: false, describe: 'do not ask' }),
+      async (argv) => {
+        const shown = await api<{ project: Project; running: number }>('GET', `/api/projects/${enc(argv.project)}`);
+        if (!argv.yes) {
+          const question = archiveQuestion(shown.project.name, shown.running);
+          if (!process.stdin.isTTY || !process.stdout.isTTY) {
+            throw new UserError(`${question} Not archived without confirmation: run "dispatch projects archive ${argv.project} --yes"`);
+          }
+          if (!(await confirm(`${question} [y/N] `))) {
+            say('not archived');
+            return;
+          }
+        }
+        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/archive`, {});
+        if (argv.json) return printJson(res);
+        say(`archived ${res.project.abbreviation}; stopped ${agents(res.stopped)}`);
+      },
+    )
+    .demandCommand(1, 'name a projects command: list, register, discover, pause, resume or archive');
 }
+
+const enc = encodeURIComponent;
+const agents = (n: number) => `${n} running agent${n === 1 ? '' : 's'}`;

@@ -3,7 +3,7 @@
 // second run) never apply a migration twice. Migrations are append-only: never edit a shipped one.
 import type { Db } from './connection.js';
 
-interface Migration {
+export interface Migration {
   version: number;
   name: string;
   sql: string;
@@ -193,14 +193,30 @@ CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'comp
 CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL;
 `,
   },
+  {
+    version: 9,
+    name: 'daemon switches (the global agent pause)',
+    sql: `
+-- small named switches that must survive a restart; a row present means the switch is on
+CREATE TABLE IF NOT EXISTS daemon_state (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL DEFAULT '{}',
+  updated_at INTEGER NOT NULL
+);
+`,
+  },
 ];
 
-export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
+export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));
 
-/** Applies every pending migration; returns the versions applied (empty when up to date). */
-export function migrate(db: Db): number[] {
+/**
+ * Applies every pending migration in version order, whatever their order in the list; returns the
+ * versions applied (empty when up to date). Versions may have gaps (2 was never used): only the
+ * order matters, since `user_version` records the highest one applied.
+ */
+export function migrate(db: Db, list: readonly Migration[] = migrations): number[] {
   const applied: number[] = [];
-  for (const m of migrations) {
+  for (const m of [...list].sort((a, b) => a.version - b.version)) {
     const ran = db
       .transaction(() => {
         const current = db.pragma('user_version', { simple: true }) as number;

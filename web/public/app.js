@@ -1,6 +1,7 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
 // board, a quiet live refresh of the inbox and board, live transcripts over server-sent events,
-// and a live markdown preview of prompts. Writes reuse the page's own forms and form token.
+// a live markdown preview of prompts, and confirm dialogs. Writes reuse the page's own forms and
+// form token.
 'use strict';
 
 (function () {
@@ -80,6 +81,22 @@
     });
   }
   bindBoard();
+
+  // --- confirm steps: a form with data-confirm asks in a dialog and then posts with confirm=1;
+  // without this script the server answers such a post with a confirm page instead ---
+  document.addEventListener('submit', (e) => {
+    const form = e.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm || form.querySelector('input[name="confirm"]')) return;
+    if (!window.confirm(form.dataset.confirm)) {
+      e.preventDefault();
+      return;
+    }
+    const input = document.createElement('input');
+    input.type = 'hidden';
+    input.name = 'confirm';
+    input.value = '1';
+    form.appendChild(input);
+  });
 
   // --- live transcript over server-sent events ---
   const transcript = document.querySelector('#transcript[data-events]');

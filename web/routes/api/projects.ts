@@ -1,10 +1,11 @@
-// /api/projects: register, discover, list, show, change status and workflow, wake.
+// /api/projects: register, discover, list, show, pause / resume / archive, workflow, wake.
 import { Router } from 'express';
-import { discoverProjects, getColumns, getProject, listProjects, PROJECT_STATUSES, registerProject, setProjectColumns, setProjectStatus, updateProject, type ColumnInput, type ProjectStatus } from '../../../lib/projects.js';
+import { discoverProjects, getColumns, getProject, listProjects, PROJECT_STATUSES, registerProject, setProjectColumns, updateProject, type ColumnInput, type ProjectStatus } from '../../../lib/projects.js';
+import { archiveProject, liveRunIds, pauseProject, resumeProject, type StatusChange } from '../../../lib/pausing.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
 import { board } from '../../../lib/tickets.js';
 import { UserError } from '../../../lib/errors.js';
-import { bodyObject, optionalString, requiredString } from '../../http.js';
+import { bodyObject, optionalBoolean, optionalString, requiredString } from '../../http.js';
 import type { AppContext } from '../../context.js';
 
 export function projectsApi(ctx: AppContext): Router {
@@ -33,20 +34,43 @@ export function projectsApi(ctx: AppContext): Router {
 
   r.get('/:ref', (req, res) => {
     const project = getProject(db, req.params.ref);
-    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null });
+    const running = liveRunIds(db, project.id).length;
+    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null, running });
   });
 
-  r.patch('/:ref', (req, res) => {
+  /** The same change as POST pause / resume / archive; pausing this way leaves running agents alone. */
+  r.patch('/:ref', async (req, res) => {
     const body = bodyObject(req);
     let project = getProject(db, req.params.ref);
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
-      project = setProjectStatus(ctx.store, project.id, body.status);
+      project = (await changeStatus(project.id, body.status, false)).project;
     }
     if (body.name !== undefined || body.main_branch !== undefined) {
       project = updateProject(db, project.id, { name: optionalString(body, 'name'), main_branch: body.main_branch === null ? null : optionalString(body, 'main_branch') });
     }
     res.json({ project });
+  });
+
+  const changeStatus = async (id: number, status: 'active' | 'dormant' | 'archived', stopRunning: boolean): Promise<StatusChange> => {
+    if (status === 'active') return resumeProject(ctx.store, id);
+    if (status === 'dormant') return pauseProject(ctx.store, ctx.engine, id, { stopRunning });
+    return archiveProject(ctx.store, ctx.engine, id);
+  };
+
+  // { stop_running: true } also stops the project's running agents (their tickets stay in their columns)
+  r.post('/:ref/pause', async (req, res) => {
+    const body = bodyObject(req);
+    res.json(await changeStatus(getProject(db, req.params.ref).id, 'dormant', optionalBoolean(body, 'stop_running') ?? false));
+  });
+
+  r.post('/:ref/resume', async (req, res) => {
+    res.json(await changeStatus(getProject(db, req.params.ref).id, 'active', false));
+  });
+
+  // archiving always stops the project's running agents; the CLI and the pages ask first
+  r.post('/:ref/archive', async (req, res) => {
+    res.json(await changeStatus(getProject(db, req.params.ref).id, 'archived', true));
   });
 
   r.get('/:ref/board', (req, res) => {

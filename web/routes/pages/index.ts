@@ -2,6 +2,7 @@
 // form token, a one-word notice after a redirect) through res.locals.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { inboxCount } from '../../../lib/tickets.js';
+import { getGlobalPause } from '../../../lib/globalPause.js';
 import { NOTICES } from './form.js';
 import { inboxPages } from './inbox.js';
 import { projectPages } from './projects.js';
@@ -11,6 +12,7 @@ import { agentTypePages } from './agentTypes.js';
 import { projectTypePages } from './projectTypes.js';
 import { settingsPages } from './settings.js';
 import { queuePages } from './queues.js';
+import { pausePages } from './pause.js';
 import type { AppContext } from '../../context.js';
 
 export function pages(ctx: AppContext, csrfToken: string): Router {
@@ -18,6 +20,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use((req: Request, res: Response, next: NextFunction) => {
     res.locals.csrf = csrfToken;
     res.locals.inboxCount = inboxCount(ctx.store.db);
+    res.locals.agentsPaused = getGlobalPause(ctx.store.db);
     res.locals.path = req.path;
     const done = typeof req.query.done === 'string' ? req.query.done : '';
     res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;
@@ -32,5 +35,6 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(projectTypePages(ctx));
   r.use(settingsPages(ctx));
   r.use(queuePages(ctx));
+  r.use(pausePages(ctx));
   return r;
 }

@@ -1,16 +1,19 @@
-// /projects (registered and discovered folders, heartbeat state, register, wake, pause, resume,
-// archive), /projects/<abbr> (the board and its new-ticket form), /projects/<abbr>/tickets (a
+// /projects (registered and discovered folders, heartbeat state, register, wake, pause with or
+// without stopping running agents, resume, archive after a confirm step), /projects/<abbr> (the
+// board and its new-ticket form; an archived board is read-only), /projects/<abbr>/tickets (a
 // column's full list, paginated) and /projects/<abbr>/workflow (the project's own columns).
 import { Router, type Response } from 'express';
 import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
-import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, setProjectStatus, suggestAbbreviation, type Project } from '../../../lib/projects.js';
+import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, suggestAbbreviation, type Project } from '../../../lib/projects.js';
+import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
 import { listProjectTypes } from '../../../lib/projectTypes.js';
 import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
 import { UserError } from '../../../lib/errors.js';
 import { HUMAN } from '../../http.js';
 import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
 import { formValues, optional, pageNumber, required, submit, withNotice, type FormError, type FormValues } from './form.js';
+import { confirmed, renderConfirm } from './confirm.js';
 import type { AppContext } from '../../context.js';
 
 const LIST_PAGE = 100;
@@ -23,9 +26,12 @@ export function projectPages(ctx: AppContext): Router {
   function renderList(res: Response, error: FormError | null = null, values: FormValues = {}): void {
     const types = listProjectTypes(db).map((t) => ({ id: t.id, name: t.name }));
     const all = listProjects(db);
+    const running = liveRunCounts(db);
     const row = (p: Project) => {
       const hb = getHeartbeat(db, p.id);
       return {
+        running: running.get(p.id) ?? 0,
+        archiveQuestion: archiveQuestion(p.name, running.get(p.id) ?? 0),
         id: p.id,
         name: p.name,
         path: p.path,
@@ -85,16 +91,57 @@ export function projectPages(ctx: AppContext): Router {
     res.redirect(303, withNotice('/projects', 'woken'));
   });
 
-  r.post('/projects/:abbr/status', async (req, res) => {
+  // stop_running=1 also stops the project's running agents; their tickets stay in their columns
+  r.post('/projects/:abbr/pause', async (req, res) => {
+    const values = formValues(req);
+    const project = getProject(db, req.params.abbr);
+    const stopRunning = values.stop_running === '1';
+    await submit(
+      res,
+      async () => {
+        await pauseProject(store, ctx.engine, project.id, { stopRunning });
+        return withNotice('/projects', stopRunning ? 'paused-stopped' : 'paused');
+      },
+      (error) => renderList(res, error, values),
+      `p${project.id}`,
+    );
+  });
+
+  r.post('/projects/:abbr/resume', async (req, res) => {
     const values = formValues(req);
     const project = getProject(db, req.params.abbr);
     await submit(
       res,
       () => {
-        const status = values.status;
-        if (status !== 'active' && status !== 'dormant' && status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
-        setProjectStatus(store, project.id, status);
-        return withNotice('/projects', status === 'active' ? 'resumed' : status === 'dormant' ? 'paused' : 'archived');
+        resumeProject(store, project.id);
+        return withNotice('/projects', project.status === 'archived' ? 'restored' : 'resumed');
+      },
+      (error) => renderList(res, error, values),
+      `p${project.id}`,
+    );
+  });
+
+  // archiving stops the project's running agents, so it asks first (confirm=1 is the answer)
+  r.post('/projects/:abbr/archive', async (req, res) => {
+    const values = formValues(req);
+    const project = getProject(db, req.params.abbr);
+    if (!confirmed(values)) {
+      renderConfirm(res, {
+        question: archiveQuestion(project.name, liveRunIds(db, project.id).length),
+        details: ['Its board becomes read-only: no new tickets, moves, comments or edits, and no agent starts, until you restore it.'],
+        action: `/projects/${project.abbreviation}/archive`,
+        fields: {},
+        confirmLabel: `Archive ${project.name}`,
+        cancel: '/projects',
+        section: 'projects',
+      });
+      return;
+    }
+    await submit(
+      res,
+      async () => {
+        await archiveProject(store, ctx.engine, project.id);
+        return withNotice('/projects', 'archived');
       },
       (error) => renderList(res, error, values),
       `p${project.id}`,
@@ -106,7 +153,11 @@ export function projectPages(ctx: AppContext): Router {
     if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
     const columns = board(db, project.id, ctx.config.get().board.done_limit);
     const order = columns.map((c) => c.column_id);
+    // a card shows a running marker only while its run is live
+    const live = new Set(liveRunIds(db, project.id));
+    const readOnly = project.status === 'archived';
     res.render('projects/board.njk', {
+      readOnly,
       title: `${project.name} board`,
       section: 'projects',
       project: { name: project.name, abbreviation: project.abbreviation, status: project.status, path: project.path },
@@ -121,9 +172,9 @@ export function projectPages(ctx: AppContext): Router {
           key: t.key,
           title: t.title,
           priority: t.priority,
-          claimed: t.claimed_by_run,
-          prev: i > 0 ? { id: order[i - 1], name: columns[i - 1]!.name } : null,
-          next: i < order.length - 1 ? { id: order[i + 1], name: columns[i + 1]!.name } : null,
+          claimed: t.claimed_by_run && live.has(t.claimed_by_run) ? t.claimed_by_run : null,
+          prev: i > 0 && !readOnly ? { id: order[i - 1], name: columns[i - 1]!.name } : null,
+          next: i < order.length - 1 && !readOnly ? { id: order[i + 1], name: columns[i + 1]!.name } : null,
         })),
       })),
       priorities: PRIORITIES,

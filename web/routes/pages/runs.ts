@@ -1,6 +1,6 @@
 // /runs (recent runs across projects, filter by status, paginated), /runs/<id> (the transcript
 // as a conversation), /runs/<id>/events (server-sent events tailing the transcript by byte offset
-// while the run is live) and the kill button. The transcript file is only ever found through the
+// while the run is live) and the kill button, which asks first (confirm.ts). The transcript file is only ever found through the
 // run row (lib/runs transcriptFile), never from a request parameter. Rendering is capped: the
 // page shows the newest TRANSCRIPT_WINDOW bytes and each entry at most ENTRY_CHARS characters.
 import { Router, type Request } from 'express';
@@ -8,6 +8,7 @@ import { requireRun, listRuns, LIVE_STATUSES, RUN_STATUSES, transcriptFile, type
 import { parseTranscript, readTranscriptChunk, transcriptSummary, type TranscriptEntry } from '../../../lib/transcript.js';
 import { UserError } from '../../../lib/errors.js';
 import { formValues, pageNumber, returnPath, withNotice } from './form.js';
+import { confirmed, renderConfirm } from './confirm.js';
 import type { AppContext } from '../../context.js';
 
 const PAGE_SIZE = 50;
@@ -124,8 +125,24 @@ export function runPages(ctx: AppContext): Router {
   r.post('/runs/:id/kill', async (req, res) => {
     const run = requireRun(db, req.params.id);
     const values = formValues(req);
+    const back = returnPath(values, `/runs/${run.id}`);
+    if (LIVE_STATUSES.includes(run.status) && !confirmed(values)) {
+      renderConfirm(res, {
+        question: `Kill run ${run.id}?`,
+        details: [
+          `The ${run.agent_type_id} agent working on ${run.ticket_key} (${run.ticket_title}) is stopped with its whole process tree,` +
+            ' and the ticket is parked in Human.',
+        ],
+        action: `/runs/${run.id}/kill`,
+        fields: { return_to: back },
+        confirmLabel: 'Kill the run',
+        cancel: back,
+        section: 'runs',
+      });
+      return;
+    }
     const killed = LIVE_STATUSES.includes(run.status) ? await ctx.engine.killRun(run.id) : false;
-    res.redirect(303, withNotice(returnPath(values, `/runs/${run.id}`), killed ? 'killed' : 'not-running'));
+    res.redirect(303, withNotice(back, killed ? 'killed' : 'not-running'));
   });
 
   return r;

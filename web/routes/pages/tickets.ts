@@ -7,7 +7,7 @@ import { renderMarkdown } from '../../../lib/markdown.js';
 import { DIFF_PATCH_LIMIT_BYTES, ticketDiff } from '../../../lib/merge.js';
 import { GitError } from '../../../lib/git.js';
 import { UserError } from '../../../lib/errors.js';
-import { getColumns } from '../../../lib/projects.js';
+import { getColumns, getProject } from '../../../lib/projects.js';
 import { listRunsForTicket, LIVE_STATUSES } from '../../../lib/runs.js';
 import { addComment, getMergeRecord, getThread, moveTicket, PRIORITIES, requireTicket, SEVERITIES, toView, updateTicket } from '../../../lib/tickets.js';
 import { HUMAN } from '../../http.js';
@@ -71,7 +71,9 @@ export function ticketPages(ctx: AppContext): Router {
         createdBy: ticket.created_by,
         createdAt: ticket.created_at,
         updatedAt: ticket.updated_at,
-        claimedBy: ticket.claimed_by_run,
+        claimedBy: runs.some((r) => r.live && r.id === ticket.claimed_by_run) ? ticket.claimed_by_run : null,
+        // an archived project's tickets cannot be changed (lib/tickets.ts): no forms to offer
+        readOnly: getProject(db, ticket.project_id).status === 'archived',
         branch: ticket.branch,
         bodyHtml: ticket.body ? renderMarkdown(ticket.body) : '',
         body: ticket.body,
