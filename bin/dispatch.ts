@@ -11,6 +11,7 @@ import { daemonCommands } from './commands/daemon.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
+import { costsCommand } from './commands/costs.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -24,10 +25,11 @@ export function buildCli(argv: string[]) {
     .command(backupCommand)
     .command(restoreCommand)
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
-    .command('projects', 'list, register and discover projects', projectCommands)
+    .command('projects', 'list, register, discover and set up projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('queue', 'the durable job queues', queueCommands)
+    .command(costsCommand)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()

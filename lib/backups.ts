@@ -9,7 +9,7 @@ import { isAgentAlive } from './agentProcess.js';
 import { liveRuns } from './runs.js';
 import type { ConfigStore } from './config.js';
 import { openDb, type Db } from './db/connection.js';
-import { migrations } from './db/migrations.js';
+import { LATEST_VERSION } from './db/migrations.js';
 import { UserError } from './errors.js';
 import type { Logger } from './logger.js';
 import { liveDaemon } from './pidfile.js';
@@ -161,7 +161,7 @@ export function validateBackup(file: string): number {
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const version = db.pragma('user_version', { simple: true }) as number;
-    const latest = migrations.at(-1)!.version;
+    const latest = LATEST_VERSION;
     const tables = new Set((db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name));
     const missing = OUR_TABLES.filter((t) => !tables.has(t));
     if (version < 1 || missing.length) throw new UserError(`${file} is not a Project Dispatcher database (schema version ${version}${missing.length ? `, no ${missing.join(', ')} table` : ''})`);

@@ -1,7 +1,8 @@
-// `dispatch projects list|register|discover`.
+// `dispatch projects list|register|discover|set`.
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { Project } from '../../lib/projects.js';
+import { UserError } from '../../lib/errors.js';
 import { api } from './client.js';
 import { printJson, printTable } from './output.js';
 
@@ -45,5 +46,20 @@ export function projectCommands(y: Argv): Argv {
       for (const p of result.missing) console.log(`  missing: ${p}`);
       for (const p of result.returned) console.log(`  returned: ${p}`);
     })
-    .demandCommand(1, 'name a projects command: list, register or discover');
+    .command(
+      'set <project>',
+      "change a project's settings",
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true, describe: 'abbreviation, id or name' })
+          .option('budget', { type: 'string', describe: 'daily budget in USD; 0 or "none" removes it' }),
+      async (argv) => {
+        if (argv.budget === undefined) throw new UserError('name a setting to change: --budget <usd>');
+        const { project } = await api<{ project: Project }>('PATCH', `/api/projects/${encodeURIComponent(argv.project)}`, { daily_budget_usd: argv.budget });
+        if (argv.json) return printJson(project);
+        const budget = project.daily_budget_usd;
+        console.log(`${project.abbreviation}: daily budget ${budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`}`);
+      },
+    )
+    .demandCommand(1, 'name a projects command: list, register, discover or set');
 }

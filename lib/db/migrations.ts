@@ -3,7 +3,7 @@
 // second run) never apply a migration twice. Migrations are append-only: never edit a shipped one.
 import type { Db } from './connection.js';
 
-interface Migration {
+export interface Migration {
   version: number;
   name: string;
   sql: string;
@@ -193,14 +193,28 @@ CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'comp
 CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL;
 `,
   },
+  {
+    version: 8,
+    name: 'daily budgets',
+    sql: `
+-- a project's own daily budget in USD; NULL means none (the global budgets.daily_usd still applies)
+ALTER TABLE projects ADD COLUMN daily_budget_usd REAL;
+-- every reservation sums the day's recorded cost: this index covers that sum and the costs page
+CREATE INDEX runs_cost_by_end ON runs (ended_at, project_id, cost_usd) WHERE ended_at IS NOT NULL;
+`,
+  },
 ];
 
-export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
+export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));
 
-/** Applies every pending migration; returns the versions applied (empty when up to date). */
-export function migrate(db: Db): number[] {
+/**
+ * Applies every pending migration in version order; returns the versions applied (empty when up to
+ * date). Versions need not be contiguous (2 was never used): a migration runs when its version is
+ * above the database's, so the list's order in the file never decides what runs.
+ */
+export function migrate(db: Db, list: readonly Migration[] = migrations): number[] {
   const applied: number[] = [];
-  for (const m of migrations) {
+  for (const m of [...list].sort((a, b) => a.version - b.version)) {
     const ran = db
       .transaction(() => {
         const current = db.pragma('user_version', { simple: true }) as number;
