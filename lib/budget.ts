@@ -45,11 +45,12 @@ export function budgetStatus(db: Db, globalDailyUsd: number, now: number): Budge
     db
       .prepare(
         `SELECT p.id, p.abbreviation, p.name, p.daily_budget_usd AS limit_usd,
-           (SELECT ROUND(COALESCE(SUM(r.cost_usd), 0), 6) FROM runs r WHERE r.ended_at >= ? AND r.ended_at < ? AND r.project_id = p.id) AS spent_usd
+           (SELECT ROUND(COALESCE(SUM(r.cost_usd), 0), 6) FROM runs r
+            WHERE r.ended_at >= ? AND r.ended_at < ? AND r.project_id = p.id) AS spent_usd
          FROM projects p WHERE p.daily_budget_usd > 0 AND p.status != 'unregistered' ORDER BY p.name`,
       )
       .all(from, to) as { id: number; abbreviation: string | null; name: string; limit_usd: number; spent_usd: number }[]
-  ).map((p) => figure({ scope: 'project', project: { id: p.id, abbreviation: p.abbreviation, name: p.name }, limit_usd: p.limit_usd, spent_usd: p.spent_usd }));
+  ).map(({ id, abbreviation, name, ...f }) => figure({ scope: 'project', project: { id, abbreviation, name }, ...f }));
   return {
     day_start: from,
     resumes_at: to,
@@ -64,11 +65,12 @@ export const usd = (v: number): string => `$${v.toFixed(2)}`;
 
 /** The sentence the banner, `dispatch daemon status` and the API give for a used-up budget. */
 export function budgetMessage(f: Pick<BudgetFigure, 'scope' | 'project' | 'limit_usd' | 'spent_usd'>): string {
+  const figures = `${usd(f.spent_usd)} of ${usd(f.limit_usd)} spent today`;
   if (f.scope === 'global') {
-    return `Daily budget reached: ${usd(f.spent_usd)} of ${usd(f.limit_usd)} spent today; new runs resume at midnight or when you raise the budget`;
+    return `Daily budget reached: ${figures}; new runs resume at midnight or when you raise the budget`;
   }
   const who = f.project!.abbreviation ? `${f.project!.name} (${f.project!.abbreviation})` : f.project!.name;
-  return `Daily budget of ${who} reached: ${usd(f.spent_usd)} of ${usd(f.limit_usd)} spent today; its new runs resume at midnight or when you raise its budget`;
+  return `Daily budget of ${who} reached: ${figures}; its new runs resume at midnight or when you raise its budget`;
 }
 
 export const MAX_BUDGET_USD = 1_000_000;

@@ -46,7 +46,13 @@ export type BudgetScope = 'global' | 'project';
  * (`budgets.daily_usd`, 0 = none) when today's cost of all runs has reached it, else the project's
  * own (NULL or 0 = none) when its runs' cost today has.
  */
-export function budgetBlock(db: Db, projectId: number, projectBudgetUsd: number | null, globalDailyUsd: number, now: number): BudgetScope | null {
+export function budgetBlock(
+  db: Db,
+  projectId: number,
+  projectBudgetUsd: number | null,
+  globalDailyUsd: number,
+  now: number,
+): BudgetScope | null {
   const from = localDayStart(now);
   const to = nextLocalMidnight(now);
   if (globalDailyUsd > 0 && spentBetween(db, from, to) >= globalDailyUsd) return 'global';
@@ -95,6 +101,8 @@ export interface CostReport {
 
 export const MAX_REPORT_DAYS = 366;
 
+type Row = CostFigures & { day: number; project_id: number; agent_type_id: string };
+
 const zero = (): CostFigures => ({ cost_usd: 0, runs: 0, unpriced_runs: 0, tokens_in: 0, tokens_out: 0 });
 
 function add(into: CostFigures, row: CostFigures): void {
@@ -128,26 +136,23 @@ export function costReport(db: Db, opts: { days: number; projectId?: number | nu
        WHERE (@project IS NULL OR r.project_id = @project)
        GROUP BY d.i, r.project_id, r.agent_type_id`,
     )
-    .all({ bounds: JSON.stringify(bounds), project: projectId }) as (CostFigures & { day: number; project_id: number; agent_type_id: string })[];
+    .all({ bounds: JSON.stringify(bounds), project: projectId }) as Row[];
 
   const byDay = bounds.map(([start]) => ({ date: localDate(start), start, ...zero() }));
   const byProject = new Map<number, CostFigures>();
   const byAgent = new Map<string, CostFigures>();
   const totals = zero();
   for (const r of rows) {
-    const figures: CostFigures = { cost_usd: r.cost_usd, runs: r.runs, unpriced_runs: r.unpriced_runs, tokens_in: r.tokens_in, tokens_out: r.tokens_out };
-    add(byDay[r.day]!, figures);
-    add(byProject.get(r.project_id) ?? byProject.set(r.project_id, zero()).get(r.project_id)!, figures);
-    add(byAgent.get(r.agent_type_id) ?? byAgent.set(r.agent_type_id, zero()).get(r.agent_type_id)!, figures);
+    const { day, project_id: projectOf, agent_type_id: agent, ...figures } = r;
+    add(byDay[day]!, figures);
+    add(byProject.get(projectOf) ?? byProject.set(projectOf, zero()).get(projectOf)!, figures);
+    add(byAgent.get(agent) ?? byAgent.set(agent, zero()).get(agent)!, figures);
     add(totals, figures);
   }
-  const projects = new Map(
-    (
-      db
-        .prepare(`SELECT id, abbreviation, name FROM projects WHERE id IN (SELECT value FROM json_each(?))`)
-        .all(JSON.stringify([...byProject.keys(), ...(projectId === null ? [] : [projectId])])) as { id: number; abbreviation: string | null; name: string }[]
-    ).map((p) => [p.id, p]),
-  );
+  const ids = [...byProject.keys(), ...(projectId === null ? [] : [projectId])];
+  const projectNames = db.prepare(`SELECT id, abbreviation, name FROM projects WHERE id IN (SELECT value FROM json_each(?))`);
+  const named = projectNames.all(JSON.stringify(ids)) as { id: number; abbreviation: string | null; name: string }[];
+  const projects = new Map(named.map((p) => [p.id, p]));
   const expensiveFirst = (a: CostFigures, b: CostFigures) => b.cost_usd - a.cost_usd || b.runs - a.runs;
   return {
     days,
@@ -157,8 +162,13 @@ export function costReport(db: Db, opts: { days: number; projectId?: number | nu
     totals,
     by_day: byDay,
     by_project: [...byProject]
-      .map(([id, f]) => ({ project_id: id, abbreviation: projects.get(id)?.abbreviation ?? null, name: projects.get(id)?.name ?? `project ${id}`, ...f }))
+      .map(([id, f]) => {
+        const p = projects.get(id);
+        return { project_id: id, abbreviation: p?.abbreviation ?? null, name: p?.name ?? `project ${id}`, ...f };
+      })
       .sort((a, b) => expensiveFirst(a, b) || a.name.localeCompare(b.name)),
-    by_agent_type: [...byAgent].map(([id, f]) => ({ agent_type_id: id, ...f })).sort((a, b) => expensiveFirst(a, b) || a.agent_type_id.localeCompare(b.agent_type_id)),
+    by_agent_type: [...byAgent]
+      .map(([id, f]) => ({ agent_type_id: id, ...f }))
+      .sort((a, b) => expensiveFirst(a, b) || a.agent_type_id.localeCompare(b.agent_type_id)),
   };
 }

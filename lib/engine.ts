@@ -62,7 +62,12 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Marks due the waiting projects that caps and budgets allow to start a run now. */
   function wakeWaiting(): void {
     const { agents: a, budgets } = deps.config.get();
-    const caps = { global: a.max_concurrent_global, perProject: a.max_concurrent_per_project, parallelCoding: a.parallel_coding, dailyBudgetUsd: budgets.daily_usd };
+    const caps = {
+      global: a.max_concurrent_global,
+      perProject: a.max_concurrent_per_project,
+      parallelCoding: a.parallel_coding,
+      dailyBudgetUsd: budgets.daily_usd,
+    };
     if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();
   }
   // a raised (or removed) daily budget lets held-back tickets start at once, not at midnight

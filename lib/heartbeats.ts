@@ -62,7 +62,15 @@ export function deferHeartbeat(db: Db, h: Heartbeat, at = Date.now()): void {
  * the scan started (`wakeSeq`), so an in-flight scan never overwrites a newer reset (lessons 4).
  * Returns the row as written, or null if skipped.
  */
-export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork: boolean, b: Backoff, at = Date.now(), notAfter: number | null = null): Heartbeat | null {
+export function recordScan(
+  db: Db,
+  projectId: number,
+  wakeSeq: number,
+  foundWork: boolean,
+  b: Backoff,
+  at = Date.now(),
+  notAfter: number | null = null,
+): Heartbeat | null {
   return db.transaction(() => {
     const h = getHeartbeat(db, projectId);
     if (!h) return null;
@@ -88,7 +96,11 @@ export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork
  * most urgent and oldest waiting first. Waking every waiting project instead made each finalize cost
  * a scan per project, almost all ending at the global cap (BENCHMARKS.md, "daemon overhead and CPU per run").
  */
-export function markWaitingProjectsDue(db: Db, caps: { global: number; perProject: number; parallelCoding: boolean; dailyBudgetUsd?: number }, at = Date.now()): number[] {
+export function markWaitingProjectsDue(
+  db: Db,
+  caps: { global: number; perProject: number; parallelCoding: boolean; dailyBudgetUsd?: number },
+  at = Date.now(),
+): number[] {
   return db.transaction(() => {
     const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
     const free = caps.global - live;
@@ -117,7 +129,9 @@ export function markWaitingProjectsDue(db: Db, caps: { global: number; perProjec
            ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), p.id
            LIMIT @free`,
         )
-        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as { id: number }[]
+        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as {
+        id: number;
+      }[]
     ).map((r) => r.id);
     for (const id of ids) markDue(db, id, at);
     return ids;

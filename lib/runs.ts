@@ -161,16 +161,18 @@ export type Reservation =
  * the run and the claim. Caps and spend are counted from the runs table, so they hold across
  * restarts and no await can sit between the check and the reservation (lessons 5).
  */
-export function reserveRun(db: Db, args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps; now?: number }): Reservation {
+export function reserveRun(
+  db: Db,
+  args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps; now?: number },
+): Reservation {
   return db.transaction((): Reservation => {
     const t = db
       .prepare(
-        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at, p.status AS project_status, p.daily_budget_usd
+        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at,
+           p.status AS project_status, p.daily_budget_usd
          FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
       )
-      .get(args.ticketId) as
-      | { id: number; project_id: number; column_id: string; claimed_by_run: string | null; archived_at: number | null; column_entered_at: number; project_status: string; daily_budget_usd: number | null }
-      | undefined;
+      .get(args.ticketId) as ReservedTicket | undefined;
     if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
     const now = args.now ?? Date.now();
     const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
@@ -197,6 +199,17 @@ export function reserveRun(db: Db, args: { ticketId: number; columnId: string; a
 }
 
 export const CODING_AGENT = 'coding-agent';
+
+interface ReservedTicket {
+  id: number;
+  project_id: number;
+  column_id: string;
+  claimed_by_run: string | null;
+  archived_at: number | null;
+  column_entered_at: number;
+  project_status: string;
+  daily_budget_usd: number | null;
+}
 
 export function markRunStarted(db: Db, id: string, s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null }): boolean {
   return (

@@ -33,7 +33,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     dailyBudgetUsd: cfg.budgets.daily_usd,
   };
   for (const t of waiting) {
-    const r = reserveRun(db, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps, now: Date.now() });
+    const r = reserveRun(db, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
@@ -49,7 +49,8 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   // midnight, when the day's spend starts from 0 (a raised budget wakes the project before that)
   const now = Date.now();
   const budgetHeld = result.blockedBy === 'budget';
-  recordScan(db, project.id, seq, (waiting.length > 0 && !budgetHeld) || merges.length > 0, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : null);
+  const foundWork = (waiting.length > 0 && !budgetHeld) || merges.length > 0;
+  recordScan(db, project.id, seq, foundWork, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : null);
   if (result.reserved.length) deps.pokeAgents();
   return result;
 }

@@ -10,13 +10,22 @@ export type CostsAnswer = CostReport & { budget: BudgetStatus };
 
 const money = (v: number): string => `$${v.toFixed(v !== 0 && v < 1 ? 4 : 2)}`;
 const count = (v: number): string => v.toLocaleString('en-US');
-const figures = (f: CostFigures) => ({ runs: count(f.runs), cost: money(f.cost_usd), 'tokens in': count(f.tokens_in), 'tokens out': count(f.tokens_out), 'no cost': count(f.unpriced_runs) });
+const figures = (f: CostFigures) => ({
+  runs: count(f.runs),
+  cost: money(f.cost_usd),
+  'tokens in': count(f.tokens_in),
+  'tokens out': count(f.tokens_out),
+  'no cost': count(f.unpriced_runs),
+});
 const COLUMNS = ['runs', 'cost', 'tokens in', 'tokens out', 'no cost'];
 
 /** Today's spend and budgets in a few lines (also printed by `dispatch daemon status`). */
 export function budgetLines(b: BudgetStatus): string[] {
-  const lines = [`budget: ${money(b.spent_today_usd)}${b.global ? ` of ${money(b.global.limit_usd)}` : ''} spent today${b.global ? '' : ' (no daily budget set)'}`];
-  for (const p of b.projects) if (!p.reached) lines.push(`budget of ${p.project?.abbreviation ?? p.project?.name}: ${money(p.spent_usd)} of ${money(p.limit_usd)} spent today`);
+  const spent = money(b.spent_today_usd);
+  const lines = [b.global ? `budget: ${spent} of ${money(b.global.limit_usd)} spent today` : `budget: ${spent} spent today (no daily budget)`];
+  for (const p of b.projects.filter((f) => !f.reached)) {
+    lines.push(`budget of ${p.project?.abbreviation ?? p.project?.name}: ${money(p.spent_usd)} of ${money(p.limit_usd)} spent today`);
+  }
   for (const r of b.reached) lines.push(r.message!);
   return lines;
 }
@@ -35,7 +44,8 @@ export const costsCommand: CommandModule<{ json: boolean }, { days: number; proj
     if (argv.json) return printJson(data);
     const t = data.totals;
     const scope = data.project ? `${data.project.name} (${data.project.abbreviation})` : 'all projects';
-    console.log(`last ${data.days} days, ${scope}: ${money(t.cost_usd)} over ${count(t.runs)} runs, ${count(t.tokens_in)} tokens in, ${count(t.tokens_out)} out`);
+    const tokens = `${count(t.tokens_in)} tokens in, ${count(t.tokens_out)} out`;
+    console.log(`last ${data.days} days, ${scope}: ${money(t.cost_usd)} over ${count(t.runs)} runs, ${tokens}`);
     if (t.unpriced_runs) console.log(`${count(t.unpriced_runs)} of them recorded no cost and count as $0`);
     for (const line of budgetLines(data.budget)) console.log(line);
     if (t.runs === 0) return;

@@ -55,10 +55,12 @@ export function projectCommands(y: Argv): Argv {
           .option('budget', { type: 'string', describe: 'daily budget in USD; 0 or "none" removes it' }),
       async (argv) => {
         if (argv.budget === undefined) throw new UserError('name a setting to change: --budget <usd>');
-        const { project } = await api<{ project: Project }>('PATCH', `/api/projects/${encodeURIComponent(argv.project)}`, { daily_budget_usd: argv.budget });
+        const body = { daily_budget_usd: argv.budget };
+        const { project } = await api<{ project: Project }>('PATCH', `/api/projects/${encodeURIComponent(argv.project)}`, body);
         if (argv.json) return printJson(project);
         const budget = project.daily_budget_usd;
-        console.log(`${project.abbreviation}: daily budget ${budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`}`);
+        const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
+        console.log(`${project.abbreviation}: daily budget ${what}`);
       },
     )
     .demandCommand(1, 'name a projects command: list, register, discover or set');

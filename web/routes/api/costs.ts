@@ -14,7 +14,9 @@ export const DEFAULT_REPORT_DAYS = 30;
 export function reportDays(value: unknown): number {
   if (value === undefined || value === '') return DEFAULT_REPORT_DAYS;
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_REPORT_DAYS) throw new UserError(`days must be a whole number from 1 to ${MAX_REPORT_DAYS}`, 'days');
+  if (!Number.isInteger(n) || n < 1 || n > MAX_REPORT_DAYS) {
+    throw new UserError(`days must be a whole number from 1 to ${MAX_REPORT_DAYS}`, 'days');
+  }
   return n;
 }
 
@@ -31,7 +33,8 @@ export function costsApi(ctx: AppContext): Router {
     const days = reportDays(req.query.days);
     const projectId = reportProject(ctx, req.query.project);
     const now = Date.now();
-    res.json({ ...costReport(ctx.store.db, { days, projectId, now }), budget: budgetStatus(ctx.store.db, ctx.config.get().budgets.daily_usd, now) });
+    const budget = budgetStatus(ctx.store.db, ctx.config.get().budgets.daily_usd, now);
+    res.json({ ...costReport(ctx.store.db, { days, projectId, now }), budget });
   });
   return r;
 }

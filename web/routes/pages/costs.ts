@@ -24,6 +24,8 @@ export interface DayChart {
   max: number;
 }
 
+const unpriced = (n: number): string => (n ? ` (${n} without a cost)` : '');
+
 /** The smallest of 1, 2, 2.5, 5 × 10^k at or above v: the chart's top line. */
 function niceCeiling(v: number): number {
   if (v <= 0) return 1;
@@ -53,7 +55,7 @@ export function dayChart(byDay: CostReport['by_day']): DayChart {
         y: round(plot.top + plot.height - h),
         width: round(barWidth),
         height: round(h),
-        label: `${d.date}: ${money(d.cost_usd)}, ${d.runs} ${d.runs === 1 ? 'run' : 'runs'}${d.unpriced_runs ? ` (${d.unpriced_runs} without a cost)` : ''}`,
+        label: `${d.date}: ${money(d.cost_usd)}, ${d.runs} ${d.runs === 1 ? 'run' : 'runs'}${unpriced(d.unpriced_runs)}`,
       };
     }),
     // today (the last bar) always has its date; then every `every` days back from it

@@ -25,7 +25,9 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
     res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;
     res.locals.budgetsReached = budgetStatus(ctx.store.db, ctx.config.get().budgets.daily_usd, Date.now()).reached.map((b) => ({
       message: b.message,
-      raise: b.project ? { href: `/projects/${b.project.abbreviation}#budget`, text: 'Raise its budget' } : { href: '/settings#f-budgets-daily_usd', text: 'Raise the budget' },
+      raise: b.project
+        ? { href: `/projects/${b.project.abbreviation}#budget`, text: 'Raise its budget' }
+        : { href: '/settings#f-budgets-daily_usd', text: 'Raise the budget' },
     }));
     next();
   });
