@@ -25,6 +25,11 @@ export function localDate(ms: number): string {
   return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
 }
 
+/** Dollars as pages and the CLI show a cost: cents from $1 up (and for 0), four decimals below. */
+export function formatUsd(v: number): string {
+  return `$${v.toFixed(v !== 0 && Math.abs(v) < 1 ? 4 : 2)}`;
+}
+
 /** Cost sums are rounded to a millionth of a dollar, so $5 of runs never reads as $4.999999999. */
 const round6 = (v: number): number => Math.round(v * 1e6) / 1e6;
 

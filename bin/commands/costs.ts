@@ -2,13 +2,12 @@
 // (GET /api/costs), and today's spend against the daily budgets.
 import type { CommandModule } from 'yargs';
 import type { BudgetStatus } from '../../lib/budget.js';
-import type { CostFigures, CostReport } from '../../lib/costs.js';
+import { formatUsd as money, type CostFigures, type CostReport } from '../../lib/costs.js';
 import { api } from './client.js';
 import { printJson, printTable } from './output.js';
 
 export type CostsAnswer = CostReport & { budget: BudgetStatus };
 
-const money = (v: number): string => `$${v.toFixed(v !== 0 && v < 1 ? 4 : 2)}`;
 const count = (v: number): string => v.toLocaleString('en-US');
 const figures = (f: CostFigures) => ({
   runs: count(f.runs),

@@ -4,15 +4,13 @@
 // whose text goes through the template's escaping like every other value.
 import { Router } from 'express';
 import { budgetStatus } from '../../../lib/budget.js';
-import { costReport, type CostReport } from '../../../lib/costs.js';
+import { costReport, formatUsd as money, type CostReport } from '../../../lib/costs.js';
 import { listProjects } from '../../../lib/projects.js';
 import { reportDays, reportProject } from '../api/costs.js';
 import type { AppContext } from '../../context.js';
 
 const DAY_OPTIONS = [7, 30, 90, 365];
 
-/** Dollars as the pages show them: cents from $1 up, four decimals below. */
-const money = (v: number): string => `$${v.toFixed(v !== 0 && v < 1 ? 4 : 2)}`;
 
 export interface DayChart {
   width: number;
