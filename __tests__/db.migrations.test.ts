@@ -82,6 +82,25 @@ describe('migrations', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('migrations run in version order whatever their order in the list; unused versions (like 2) are skipped', () => {
+    const dir = tempDir();
+    const db = openDb(path.join(dir, 'tasks.db'));
+    const list = [
+      { version: 8, name: 'third', sql: 'ALTER TABLE a ADD COLUMN z' },
+      { version: 1, name: 'first', sql: 'CREATE TABLE a (x)' },
+      { version: 3, name: 'second', sql: 'ALTER TABLE a ADD COLUMN y' },
+    ];
+    expect(migrate(db, list)).toEqual([1, 3, 8]);
+    expect(schemaVersion(db)).toBe(8);
+    expect(migrate(db, list)).toEqual([]);
+    expect(db.prepare('SELECT name FROM pragma_table_info(?) ORDER BY cid').pluck().all('a')).toEqual(['x', 'y', 'z']);
+    db.close();
+    const versions = migrations.map((m) => m.version);
+    expect(new Set(versions).size).toBe(versions.length);
+    expect(LATEST_VERSION).toBe(Math.max(...versions));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   test('ticket history is append-only', () => {
     const dir = tempDir();
     const db = openDb(path.join(dir, 'tasks.db'));

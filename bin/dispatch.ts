@@ -16,6 +16,7 @@ import { projectCommands } from './commands/projects.js';
 import { inboxCommand, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
+import { costsCommand } from './commands/costs.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -29,10 +30,11 @@ export function buildCli(argv: string[]) {
     .command(backupCommand)
     .command(restoreCommand)
     .command('daemon', 'start, stop and inspect the daemon', daemonCommands)
-    .command('projects', 'list, register, discover, pause, resume and archive projects', projectCommands)
+    .command('projects', 'list, register, discover, set up, pause, resume and archive projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('queue', 'the durable job queues', queueCommands)
+    .command(costsCommand)
     .command(pauseCommand)
     .command(resumeCommand)
     .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))

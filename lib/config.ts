@@ -68,6 +68,10 @@ export const configSchema = z
       .object({ keep_days: z.number().int().min(1).max(3650).default(14) })
       .strict()
       .default({ keep_days: 14 }),
+    budgets: z
+      .object({ daily_usd: z.number().min(0).max(1_000_000).default(0) })
+      .strict()
+      .default({ daily_usd: 0 }),
     api_token: z.string().default(''),
   })
   .strict()

@@ -10,7 +10,7 @@ import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
-import type { ConfigStore } from './config.js';
+import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Pool } from './pool.js';
@@ -58,14 +58,25 @@ export function createEngine(deps: EngineDeps): Engine {
     logger,
     port: deps.port,
     workspace,
-    onFinalized: () => {
-      // a slot is free: the projects that can use it get a look now (none while agents are paused;
-      // resuming wakes them)
-      if (agentsPaused(store.db)) return;
-      const a = deps.config.get().agents;
-      if (markWaitingProjectsDue(store.db, { global: a.max_concurrent_global, perProject: a.max_concurrent_per_project, parallelCoding: a.parallel_coding }).length) scheduler.poke();
-    },
+    // a slot is free: the projects that can use it get a look now
+    onFinalized: () => wakeWaiting(),
   });
+  /** Marks due the waiting projects that caps and budgets allow to start a run now (none while agents are paused: resuming wakes them). */
+  function wakeWaiting(): void {
+    if (agentsPaused(store.db)) return;
+    const { agents: a, budgets } = deps.config.get();
+    const caps = {
+      global: a.max_concurrent_global,
+      perProject: a.max_concurrent_per_project,
+      parallelCoding: a.parallel_coding,
+      dailyBudgetUsd: budgets.daily_usd,
+    };
+    if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();
+  }
+  // a raised (or removed) daily budget lets held-back tickets start at once, not at midnight
+  const onConfigChange = (next: Config, prev: Config) => {
+    if (next.budgets.daily_usd !== prev.budgets.daily_usd) wakeWaiting();
+  };
   const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 
   let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
@@ -93,6 +104,7 @@ export function createEngine(deps: EngineDeps): Engine {
         pool.start();
       }
       scheduler.start();
+      deps.config.on('change', onConfigChange);
       prune();
       housekeeping.timer = setInterval(prune, HOUSEKEEPING_MS);
       housekeeping.timer.unref();
@@ -100,6 +112,7 @@ export function createEngine(deps: EngineDeps): Engine {
     stop() {
       stopping ??= (async () => {
         if (housekeeping.timer) clearInterval(housekeeping.timer);
+        deps.config.off('change', onConfigChange);
         await scheduler.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
         runtime.stop();

@@ -1,6 +1,7 @@
 // Heartbeat rows: the one source of truth for when a project is next scanned. `wake_seq` counts
 // wakes; a scan records the sequence it started from and may only write its backoff if no newer
 // wake arrived meanwhile, so an in-flight scan can never overwrite a fresh reset.
+import { budgetBlockedProjects } from './costs.js';
 import type { Db } from './db/connection.js';
 
 export interface Heartbeat {
@@ -57,18 +58,29 @@ export function deferHeartbeat(db: Db, h: Heartbeat, at = Date.now()): void {
 
 /**
  * Records a finished scan: work found resets the interval to the base; an empty scan multiplies it
- * (capped). Written only if no wake arrived since the scan started (`wakeSeq`), so an in-flight
- * scan never overwrites a newer reset (lessons 4). Returns the row as written, or null if skipped.
+ * (capped), and the next check is never later than `notAfter`. Written only if no wake arrived since
+ * the scan started (`wakeSeq`), so an in-flight scan never overwrites a newer reset (lessons 4).
+ * Returns the row as written, or null if skipped.
  */
-export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork: boolean, b: Backoff, at = Date.now()): Heartbeat | null {
+export function recordScan(
+  db: Db,
+  projectId: number,
+  wakeSeq: number,
+  foundWork: boolean,
+  b: Backoff,
+  at = Date.now(),
+  notAfter: number | null = null,
+): Heartbeat | null {
   return db.transaction(() => {
     const h = getHeartbeat(db, projectId);
     if (!h) return null;
     const streak = foundWork ? 0 : h.empty_streak + 1;
     const interval = foundWork ? b.base_interval_seconds : Math.min(b.max_interval_seconds, Math.round(b.base_interval_seconds * b.backoff_multiplier ** streak));
+    // notAfter: a scan held back by a daily budget must look again when the day turns
+    const next = notAfter === null ? at + interval * 1000 : Math.min(at + interval * 1000, notAfter);
     const changed = db
       .prepare(`UPDATE heartbeats SET interval_seconds = ?, empty_streak = ?, next_check_at = ?, last_check_at = ? WHERE project_id = ? AND wake_seq = ?`)
-      .run(interval, streak, at + interval * 1000, at, projectId, wakeSeq).changes;
+      .run(interval, streak, next, at, projectId, wakeSeq).changes;
     if (changed === 0) {
       db.prepare(`UPDATE heartbeats SET last_check_at = ? WHERE project_id = ?`).run(at, projectId);
       return null;
@@ -80,15 +92,22 @@ export function recordScan(db: Db, projectId: number, wakeSeq: number, foundWork
 /**
  * A run slot just freed: marks due the projects that can use it, at most one per free global slot.
  * A candidate has an unclaimed ticket in an agent column that its caps allow it to start now (below
- * the per-project cap; not a coding ticket held back by the serial rule), most urgent and oldest
- * waiting first. Waking every waiting project instead made each finalize cost a scan per project,
- * almost all ending at the global cap (BENCHMARKS.md, "daemon overhead and CPU per run").
+ * the per-project cap; not a coding ticket held back by the serial rule; no daily budget used up),
+ * most urgent and oldest waiting first. Waking every waiting project instead made each finalize cost
+ * a scan per project, almost all ending at the global cap (BENCHMARKS.md, "daemon overhead and CPU per run").
  */
-export function markWaitingProjectsDue(db: Db, caps: { global: number; perProject: number; parallelCoding: boolean }, at = Date.now()): number[] {
+export function markWaitingProjectsDue(
+  db: Db,
+  caps: { global: number; perProject: number; parallelCoding: boolean; dailyBudgetUsd?: number },
+  at = Date.now(),
+): number[] {
   return db.transaction(() => {
     const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
     const free = caps.global - live;
     if (free <= 0) return [];
+    // a project whose daily budget is used up cannot start a run: waking it would only cost a scan
+    const blocked = budgetBlockedProjects(db, caps.dailyBudgetUsd ?? 0, at);
+    if (blocked === 'all') return [];
     const ids = (
       db
         .prepare(
@@ -104,13 +123,15 @@ export function markWaitingProjectsDue(db: Db, caps: { global: number; perProjec
            CROSS JOIN project_columns pc ON pc.project_id = p.id AND pc.agent_type_id IS NOT NULL
            CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
            WHERE p.status = 'active' AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
-             AND COALESCE(l.n, 0) < @perProject
+             AND COALESCE(l.n, 0) < @perProject AND p.id NOT IN (SELECT value FROM json_each(@blocked))
              AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR COALESCE(l.coding, 0) = 0)
            GROUP BY p.id
            ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), p.id
            LIMIT @free`,
         )
-        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free }) as { id: number }[]
+        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as {
+        id: number;
+      }[]
     ).map((r) => r.id);
     for (const id of ids) markDue(db, id, at);
     return ids;

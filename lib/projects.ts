@@ -21,6 +21,8 @@ export interface Project {
   previous_status: ProjectStatus | null;
   main_branch: string | null;
   next_ticket_number: number;
+  /** this project's own daily budget in USD, null for none (lib/budget.ts) */
+  daily_budget_usd: number | null;
   created_at: number;
   updated_at: number;
 }

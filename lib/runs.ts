@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { NotFoundError, UserError } from './errors.js';
 import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
+import { budgetBlock, type BudgetScope } from './costs.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -145,29 +146,40 @@ export interface Caps {
   perProject: number;
   /** when false, at most one coding-agent run per project (agents would share one working tree) */
   parallelCoding: boolean;
+  /** budgets.daily_usd: no new run once today's recorded cost reaches it (0 or absent = no budget) */
+  dailyBudgetUsd?: number;
 }
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
-  | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' | 'paused' };
+  | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' | 'paused' }
+  | { kind: 'budget'; scope: BudgetScope };
 
 /**
  * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
- * column, unclaimed, its project active, agents not paused globally), counts live runs against both
- * caps, and inserts the run and the claim. Caps
- * are counted from the runs table, so they hold across restarts and no await can sit between the
- * check and the reservation (lessons 5).
+ * column, unclaimed, its project active, agents not paused globally), checks today's recorded cost
+ * against the daily budgets (global, then the project's own; the day is the local day of `now`),
+ * counts live runs against both caps, and inserts the run and the claim. Caps and spend are counted
+ * from the runs table, so they hold across restarts and no await can sit between the check and the
+ * reservation (lessons 5).
  */
-export function reserveRun(db: Db, args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps }): Reservation {
+export function reserveRun(
+  db: Db,
+  args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps; now?: number },
+): Reservation {
   return db.transaction((): Reservation => {
     const t = db
       .prepare(
-        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at, p.status AS project_status
+        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at,
+           p.status AS project_status, p.daily_budget_usd
          FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
       )
-      .get(args.ticketId) as { id: number; project_id: number; column_id: string; claimed_by_run: string | null; archived_at: number | null; column_entered_at: number; project_status: string } | undefined;
+      .get(args.ticketId) as ReservedTicket | undefined;
     if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
     if (agentsPaused(db)) return { kind: 'paused' };
+    const now = args.now ?? Date.now();
+    const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
+    if (over) return { kind: 'budget', scope: over };
     const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
     if (live.n >= args.caps.global) return { kind: 'global-cap' };
     const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
@@ -176,7 +188,6 @@ export function reserveRun(db: Db, args: { ticketId: number; columnId: string; a
       const busy = db.prepare(`SELECT 1 FROM runs WHERE project_id = ? AND agent_type_id = ? AND status IN ('queued', 'running')`).get(t.project_id, CODING_AGENT);
       if (busy) return { kind: 'serial' };
     }
-    const now = Date.now();
     const prior = db
       .prepare(`SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ?`)
       .get(t.id, t.column_id, t.column_entered_at) as { n: number };
@@ -191,6 +202,17 @@ export function reserveRun(db: Db, args: { ticketId: number; columnId: string; a
 }
 
 export const CODING_AGENT = 'coding-agent';
+
+interface ReservedTicket {
+  id: number;
+  project_id: number;
+  column_id: string;
+  claimed_by_run: string | null;
+  archived_at: number | null;
+  column_entered_at: number;
+  project_status: string;
+  daily_budget_usd: number | null;
+}
 
 export function markRunStarted(db: Db, id: string, s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null }): boolean {
   return (

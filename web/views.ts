@@ -4,6 +4,7 @@
 import nunjucks from 'nunjucks';
 import type express from 'express';
 import { viewsDir } from '../lib/paths.js';
+import { formatUsd } from '../lib/costs.js';
 
 export function setupViews(app: express.Express): nunjucks.Environment {
   const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir, { noCache: false }), { autoescape: true, throwOnUndefined: false });
@@ -11,7 +12,7 @@ export function setupViews(app: express.Express): nunjucks.Environment {
   env.addFilter('datetime', (ms: unknown) => (typeof ms === 'number' ? formatDate(ms) : '—'));
   env.addFilter('ago', (ms: unknown) => (typeof ms === 'number' ? relative(ms, Date.now()) : '—'));
   env.addFilter('duration', (ms: unknown) => (typeof ms === 'number' && ms >= 0 ? formatDuration(ms) : '—'));
-  env.addFilter('usd', (v: unknown) => (typeof v === 'number' ? `$${v.toFixed(v < 1 ? 4 : 2)}` : '—'));
+  env.addFilter('usd', (v: unknown) => (typeof v === 'number' ? formatUsd(v) : '—'));
   env.addFilter('int', (v: unknown) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : '—'));
   env.express(app);
   app.set('view engine', 'njk');

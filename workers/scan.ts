@@ -1,11 +1,12 @@
 // The scan worker: one project's heartbeat. It reserves runs for unclaimed tickets in agent columns
 // (most urgent first) until a cap is reached, hands each reservation to the agent-run queue,
 // enqueues a merge for each done ticket whose branch is not merged yet, and records the scan so
-// the heartbeat backs off when there was nothing to do.
+// the heartbeat backs off when there was nothing to do (or only tickets a daily budget holds back).
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
 import { claimableTickets, reserveRun } from '../lib/runs.js';
 import { getProject } from '../lib/projects.js';
 import { mergeCandidates } from '../lib/tickets.js';
+import { nextLocalMidnight } from '../lib/costs.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
@@ -25,13 +26,18 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const seq = getHeartbeat(db, project.id)?.wake_seq ?? p.wakeSeq;
   const waiting = claimableTickets(db, project.id);
   result.waiting = waiting.length;
-  const caps = { global: cfg.agents.max_concurrent_global, perProject: cfg.agents.max_concurrent_per_project, parallelCoding: cfg.agents.parallel_coding };
+  const caps = {
+    global: cfg.agents.max_concurrent_global,
+    perProject: cfg.agents.max_concurrent_per_project,
+    parallelCoding: cfg.agents.parallel_coding,
+    dailyBudgetUsd: cfg.budgets.daily_usd,
+  };
   for (const t of waiting) {
     const r = reserveRun(db, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
-    } else if (r.kind === 'global-cap' || r.kind === 'project-cap' || r.kind === 'paused') {
+    } else if (r.kind === 'global-cap' || r.kind === 'project-cap' || r.kind === 'paused' || r.kind === 'budget') {
       result.blockedBy = r.kind;
       break;
     }
@@ -39,9 +45,13 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const merges = mergeCandidates(db, project.id);
   for (const m of merges) await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
   if (merges.length) deps.pokeMerges();
-  // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes the project
-  const startable = waiting.length > 0 && result.blockedBy !== 'paused';
-  recordScan(db, project.id, seq, startable || merges.length > 0, cfg.heartbeat);
+  // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes
+  // the project. Tickets held back by a used-up budget are not work either: back off, but look again
+  // at midnight, when the day's spend starts from 0 (a raised budget wakes the project before that)
+  const now = Date.now();
+  const budgetHeld = result.blockedBy === 'budget';
+  const foundWork = (waiting.length > 0 && !budgetHeld && result.blockedBy !== 'paused') || merges.length > 0;
+  recordScan(db, project.id, seq, foundWork, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : null);
   if (result.reserved.length) deps.pokeAgents();
   return result;
 }

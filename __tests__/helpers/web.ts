@@ -50,6 +50,8 @@ export interface RunRowInput {
   transcriptPath?: string | null;
   createdAt?: number;
   costUsd?: number | null;
+  tokensIn?: number | null;
+  tokensOut?: number | null;
 }
 
 export function openHomeDb(d: RunningDaemon): Database.Database {
@@ -69,9 +71,12 @@ export function insertRun(d: RunningDaemon, run: RunRowInput): string | null {
     const now = run.createdAt ?? Date.now();
     const transcript = run.transcriptPath === undefined ? path.join(d.home, 'artifacts', 'runs', `${run.id}.log`) : run.transcriptPath;
     db.prepare(
-      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, cost_usd, created_at, started_at, ended_at)
-       VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(run.id, t.id, t.project_id, run.agent ?? 'coding-agent', t.column_id, run.status, transcript, run.costUsd ?? null, now, now, run.status === 'running' ? null : now + 757);
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, cost_usd, tokens_in, tokens_out, created_at, started_at, ended_at)
+       VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      run.id, t.id, t.project_id, run.agent ?? 'coding-agent', t.column_id, run.status, transcript, run.costUsd ?? null, run.tokensIn ?? null, run.tokensOut ?? null,
+      now, now, run.status === 'running' ? null : now + 757,
+    );
     return transcript;
   } finally {
     db.close();

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { UserError } from '../../lib/errors.js';
-import { localPaths } from './client.js';
+import { api, localPaths } from './client.js';
+import { budgetLines, type CostsAnswer } from './costs.js';
 import { wholeNumber } from './options.js';
 import { printJson, terminalSafe, waitingIndicator } from './output.js';
 
@@ -41,6 +42,7 @@ export function daemonCommands(y: Argv): Argv {
       const service = controlFor(paths);
       const h = pidFile.state === 'running' && pidFile.port ? await fetchHealth(pidFile.port) : null;
       const running = Boolean(h && h.pid === pidFile.pid);
+      const budget = running ? await api<CostsAnswer>('GET', '/api/costs?days=1').then((c) => c.budget, () => null) : null;
       const status = {
         running,
         pid: pidFile.pid,
@@ -50,12 +52,14 @@ export function daemonCommands(y: Argv): Argv {
         pid_file: pidFile.state,
         service: service.managed ? service.managed.kind : null,
         service_note: service.note || null,
+        budget,
       };
       if (argv.json) printJson(status);
       else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
       else if (pidFile.state === 'stale') console.log(`not running (home ${paths.home}); stale pid file: pid ${pidFile.pid} is gone (cleared on the next start)`);
       else console.log(`not running (home ${paths.home})${pidFile.state === 'running' ? `; pid ${pidFile.pid} is alive but not answering` : ''}`);
       if (!argv.json) console.log(service.managed ? `managed by the ${service.managed.kind} user service` : `managed as a plain process: ${service.note}`);
+      if (!argv.json && budget) for (const line of budgetLines(budget)) console.log(terminalSafe(line));
       if (!running) process.exitCode = 3;
     })
     .command(

@@ -1,4 +1,4 @@
-// `dispatch projects list|register|discover|pause|resume|archive`.
+// `dispatch projects list|register|discover|set|pause|resume|archive`.
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { Project } from '../../lib/projects.js';

@@ -194,6 +194,16 @@ CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' A
 `,
   },
   {
+    version: 8,
+    name: 'daily budgets',
+    sql: `
+-- a project's own daily budget in USD; NULL means none (the global budgets.daily_usd still applies)
+ALTER TABLE projects ADD COLUMN daily_budget_usd REAL;
+-- every reservation sums the day's recorded cost: this index covers that sum and the costs page
+CREATE INDEX runs_cost_by_end ON runs (ended_at, project_id, cost_usd) WHERE ended_at IS NOT NULL;
+`,
+  },
+  {
     version: 9,
     name: 'daemon switches (the global agent pause)',
     sql: `

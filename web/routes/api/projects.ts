@@ -1,8 +1,9 @@
-// /api/projects: register, discover, list, show, pause / resume / archive, workflow, wake.
+// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, workflow, wake.
 import { Router } from 'express';
 import { discoverProjects, getColumns, getProject, listProjects, PROJECT_STATUSES, registerProject, setProjectColumns, updateProject, type ColumnInput, type ProjectStatus } from '../../../lib/projects.js';
 import { archiveProject, liveRunIds, pauseProject, resumeProject, type StatusChange } from '../../../lib/pausing.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
+import { parseBudget, setProjectBudget } from '../../../lib/budget.js';
 import { board } from '../../../lib/tickets.js';
 import { UserError } from '../../../lib/errors.js';
 import { bodyObject, optionalBoolean, optionalString, requiredString } from '../../http.js';
@@ -48,6 +49,10 @@ export function projectsApi(ctx: AppContext): Router {
     }
     if (body.name !== undefined || body.main_branch !== undefined) {
       project = updateProject(db, project.id, { name: optionalString(body, 'name'), main_branch: body.main_branch === null ? null : optionalString(body, 'main_branch') });
+    }
+    if (body.daily_budget_usd !== undefined) {
+      setProjectBudget(ctx.store, project.id, parseBudget(body.daily_budget_usd));
+      project = getProject(db, project.id);
     }
     res.json({ project });
   });

@@ -1,5 +1,5 @@
 // The HTML pages. Mounted after the API; every page gets the layout's data (inbox count, the
-// form token, a one-word notice after a redirect) through res.locals.
+// form token, a one-word notice after a redirect, the daily budgets used up) through res.locals.
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { inboxCount } from '../../../lib/tickets.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
@@ -13,6 +13,8 @@ import { projectTypePages } from './projectTypes.js';
 import { settingsPages } from './settings.js';
 import { queuePages } from './queues.js';
 import { pausePages } from './pause.js';
+import { costPages } from './costs.js';
+import { budgetStatus } from '../../../lib/budget.js';
 import type { AppContext } from '../../context.js';
 
 export function pages(ctx: AppContext, csrfToken: string): Router {
@@ -24,6 +26,12 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
     res.locals.path = req.path;
     const done = typeof req.query.done === 'string' ? req.query.done : '';
     res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;
+    res.locals.budgetsReached = budgetStatus(ctx.store.db, ctx.config.get().budgets.daily_usd, Date.now()).reached.map((b) => ({
+      message: b.message,
+      raise: b.project
+        ? { href: `/projects/${b.project.abbreviation}#budget`, text: 'Raise its budget' }
+        : { href: '/settings#f-budgets-daily_usd', text: 'Raise the budget' },
+    }));
     next();
   });
   r.get('/', (_req, res) => res.redirect(302, '/inbox'));
@@ -36,5 +44,6 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(settingsPages(ctx));
   r.use(queuePages(ctx));
   r.use(pausePages(ctx));
+  r.use(costPages(ctx));
   return r;
 }

@@ -1,12 +1,14 @@
 // /projects (registered and discovered folders, heartbeat state, register, wake, pause with or
 // without stopping running agents, resume, archive after a confirm step), /projects/<abbr> (the
-// board and its new-ticket form; an archived board is read-only), /projects/<abbr>/tickets (a
+// board, its new-ticket form and daily budget; an archived board is read-only), /projects/<abbr>/tickets (a
 // column's full list, paginated) and /projects/<abbr>/workflow (the project's own columns).
 import { Router, type Response } from 'express';
 import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
 import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, suggestAbbreviation, type Project } from '../../../lib/projects.js';
 import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
+import { budgetMessage, parseBudget, setProjectBudget } from '../../../lib/budget.js';
+import { localDayStart, nextLocalMidnight, spentBetween } from '../../../lib/costs.js';
 import { listProjectTypes } from '../../../lib/projectTypes.js';
 import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
 import { UserError } from '../../../lib/errors.js';
@@ -178,13 +180,42 @@ export function projectPages(ctx: AppContext): Router {
         })),
       })),
       priorities: PRIORITIES,
-      error,
+      error: error?.scope === 'budget' ? null : error,
       values,
       self: `/projects/${project.abbreviation}`,
+      budget: projectBudgetView(project, error?.scope === 'budget' ? error : null, values),
     });
   }
 
+  /** The board's daily budget form: the project's budget and today's spend (lib/budget.ts). */
+  function projectBudgetView(project: Project, error: FormError | null, values: FormValues) {
+    const now = Date.now();
+    const spent = spentBetween(db, localDayStart(now), nextLocalMidnight(now), project.id);
+    const limit = project.daily_budget_usd;
+    return {
+      limit,
+      spent,
+      message: limit !== null && spent >= limit ? budgetMessage({ scope: 'project', project, limit_usd: limit, spent_usd: spent }) : null,
+      value: error ? (values.daily_budget_usd ?? '') : project.daily_budget_usd === null ? '' : String(project.daily_budget_usd),
+      error,
+    };
+  }
+
   r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr));
+
+  r.post('/projects/:abbr/budget', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const project = getProject(db, req.params.abbr);
+        setProjectBudget(store, project.id, parseBudget(values.daily_budget_usd ?? ''));
+        return withNotice(`/projects/${project.abbreviation}#budget`, 'saved');
+      },
+      (error) => renderBoard(res, req.params.abbr, error, values),
+      'budget',
+    );
+  });
 
   r.post('/projects/:abbr/tickets', async (req, res) => {
     const values = formValues(req);
