@@ -9,6 +9,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
   },
   testTimeout: 60000,
+  setupFiles: ['<rootDir>/__tests__/helpers/setup.ts'],
   globalTeardown: '<rootDir>/__tests__/helpers/teardown.js',
   maxWorkers: 2,
 };

@@ -4,7 +4,6 @@ import type { CommandModule } from 'yargs';
 import type { BudgetStatus } from '../../lib/budget.js';
 import { formatUsd as money, type CostFigures, type CostReport } from '../../lib/costs.js';
 import { api } from './client.js';
-import { wholeNumber } from './options.js';
 import { printJson, printTable, say } from './output.js';
 
 export type CostsAnswer = CostReport & { budget: BudgetStatus };
@@ -35,7 +34,7 @@ export const costsCommand: CommandModule<{ json: boolean }, { days: number; proj
   describe: 'what agent runs cost per day, project and agent type, and the daily budgets',
   builder: (y) =>
     y
-      .option('days', { type: 'number', default: 30, requiresArg: true, coerce: wholeNumber('days'), describe: 'how many days back, today included (1 to 366)' })
+      .option('days', { type: 'number', default: 30, requiresArg: true, describe: 'how many days back, today included (1 to 366)' })
       .option('project', { alias: 'p', type: 'string', describe: 'only this project (pd)' }),
   handler: async (argv) => {
     const q = new URLSearchParams({ days: String(argv.days) });

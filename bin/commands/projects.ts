@@ -49,6 +49,23 @@ export function projectCommands(y: Argv): Argv {
       for (const p of result.returned) say(`  returned: ${p}`);
     })
     .command(
+      'set <project>',
+      "change a project's settings",
+      (c) =>
+        c
+          .positional('project', { type: 'string', demandOption: true, describe: 'abbreviation, id or name' })
+          .option('budget', { type: 'string', describe: 'daily budget in USD; 0 or "none" removes it' }),
+      async (argv) => {
+        if (argv.budget === undefined) throw new UserError('name a setting to change: --budget <usd>');
+        const body = { daily_budget_usd: argv.budget };
+        const { project } = await api<{ project: Project }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
+        if (argv.json) return printJson(project);
+        const budget = project.daily_budget_usd;
+        const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
+        say(`${project.abbreviation}: daily budget ${what}`);
+      },
+    )
+    .command(
       'pause <project>',
       'no new agent runs on the project; --stop-running also stops its running agents (their tickets stay in their columns)',
       (c) =>
@@ -96,7 +113,7 @@ export function projectCommands(y: Argv): Argv {
         say(`archived ${res.project.abbreviation}; stopped ${agents(res.stopped)}`);
       },
     )
-    .demandCommand(1, 'name a projects command: list, register, discover, pause, resume or archive');
+    .demandCommand(1, 'name a projects command: list, register, discover, set, pause, resume or archive');
 }
 
 const enc = encodeURIComponent;
