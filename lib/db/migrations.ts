@@ -193,6 +193,17 @@ CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'comp
 CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL;
 `,
   },
+  {
+    version: 6,
+    name: 'run secrets and the index of claimed tickets',
+    sql: `
+-- the SHA-256 of the secret the agent process got in its environment; ticket.cjs finds the run by it
+ALTER TABLE runs ADD COLUMN secret_hash TEXT;
+CREATE UNIQUE INDEX runs_by_secret ON runs (secret_hash) WHERE secret_hash IS NOT NULL;
+-- every scan looks for claims whose run is not live; without it, it read every ticket of the project
+CREATE INDEX tickets_claimed ON tickets (project_id) WHERE claimed_by_run IS NOT NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;
