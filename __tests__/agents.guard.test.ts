@@ -11,7 +11,7 @@ import { moveTicket } from '../lib/tickets.js';
 import { openDb } from '../lib/db/connection.js';
 import { createStore } from '../lib/store.js';
 import { ticketBin } from './helpers/daemon.js';
-import { comments, killAgents, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { agentAtWork, comments, killAgents, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
 /** A read-write handle on the daemon's database: what a process of the same user can always do. */
 function writable(d: EngineDaemon): Database.Database {
@@ -174,22 +174,19 @@ test("a person's move wins: the agent that was working on the ticket can no long
   try {
     await d.project('lab', 'research', 'rs');
     for (let round = 1; round <= 3; round++) {
-      const envFile = path.join(d.root, `env-${round}.json`);
-      const t = await d.ticket('rs', 'researcher', { researcher: [{ do: 'env', file: envFile }, { do: 'hang' }] }, `round ${round}`);
-      await waitFor('agent env', () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0);
-      const run = await waitFor('running', () => d.runs(t.key).find((r) => r.status === 'running'));
-      const env = JSON.parse(fs.readFileSync(envFile, 'utf8')) as NodeJS.ProcessEnv;
+      const { key, env } = await agentAtWork(d, 'rs', 'researcher', `round ${round}`);
+      const run = await waitFor('running', () => d.runs(key).find((r) => r.status === 'running'));
       // the person parks it in human; the agent (or anything it left behind holding its environment) tries to move it back
-      expect(d.cli(['ticket', 'move', t.key, 'human']).status).toBe(0);
-      for (const args of [['move', t.key, 'done'], ['move', t.key, 'researcher'], ['comment', t.key, 'comment', 'still mine']]) {
+      expect(d.cli(['ticket', 'move', key, 'human']).status).toBe(0);
+      for (const args of [['move', key, 'done'], ['move', key, 'researcher'], ['comment', key, 'comment', 'still mine']]) {
         const r = spawnSync(process.execPath, [ticketBin, ...args], { env, encoding: 'utf8' });
         expect(r.status).toBe(1);
-        expect(r.stderr).toMatch(new RegExp(`^ticket: (${t.key} was moved to "human" by human since run ${run.id} started|run ${run.id} has ended)`));
+        expect(r.stderr).toMatch(new RegExp(`^ticket: (${key} was moved to "human" by human since run ${run.id} started|run ${run.id} has ended)`));
       }
-      await waitFor('the agent stopped', () => d.runs(t.key)[0].ended_at, 30_000);
-      expect(d.runs(t.key).map((r) => r.status)).toEqual(['killed']);
-      expect(d.ticketRow(t.key).column_id).toBe('human');
-      expect(comments(d, t.key).filter((c) => c.type === 'move').map((c) => `${c.author} ${c.to_column}`)).toEqual(['human researcher', 'human human']);
+      await waitFor('the agent stopped', () => d.runs(key)[0].ended_at, 30_000);
+      expect(d.runs(key).map((r) => r.status)).toEqual(['killed']);
+      expect(d.ticketRow(key).column_id).toBe('human');
+      expect(comments(d, key).filter((c) => c.type === 'move').map((c) => `${c.author} ${c.to_column}`)).toEqual(['human researcher', 'human human']);
     }
   } finally {
     await killAgents(d);
