@@ -120,7 +120,9 @@ function refuseInsideAgent(db) {
     pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   }
   if (pids.length === 0) return;
-  const run = db.prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running') AND pid IN (SELECT value FROM json_each(?))`).get(JSON.stringify(pids));
+  const run = db
+    .prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running') AND pid IN (SELECT value FROM json_each(?))`)
+    .get(JSON.stringify(pids));
   if (run) fail(`this process runs inside agent run ${run.id}: it needs that run's DISPATCH_RUN_SECRET`);
 }
 
@@ -148,7 +150,9 @@ function findTicket(db, project, ref) {
     fail(`not a ticket id: ${ref} (expected something like ${project.abbreviation || 'pd'}-42)`);
   }
   if (!row) fail(`ticket not found: ${ref}`);
-  if (row.project_id !== project.id) fail(`ticket ${ref} belongs to another project; this process may only read ${project.abbreviation} tickets`);
+  if (row.project_id !== project.id) {
+    fail(`ticket ${ref} belongs to another project; this process may only read ${project.abbreviation} tickets`);
+  }
   return row;
 }
 
@@ -162,7 +166,8 @@ function checkRights(db, run, ticket) {
   const own = `${run.abbreviation}-${run.ticket_number}`;
   if (ticket.id !== run.ticket_id) fail(`run ${run.id} may change only its own ticket ${own}, not ${keyOf(ticket)}`);
   const now = db
-    .prepare('SELECT r.status, t.column_id, t.claimed_by_run, t.archived_at FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?')
+    .prepare(`SELECT r.status, t.column_id, t.claimed_by_run, t.archived_at
+              FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?`)
     .get(run.id);
   if (!LIVE.includes(now.status)) fail(`run ${run.id} has ended (${now.status}); its secret no longer works`);
   if (now.claimed_by_run !== run.id) fail(`run ${run.id} no longer holds the claim on ${own}; it may not change it`);
@@ -250,7 +255,8 @@ async function main(argv) {
   if (!run) {
     refuseInsideAgent(db);
     if (WRITES.includes(command)) {
-      fail(`${command} needs an agent run's DISPATCH_RUN_SECRET; to change a ticket yourself use \`dispatch ticket ${command === 'finding' ? 'comment' : command} ...\` or the web UI`);
+      const person = `dispatch ticket ${command === 'finding' ? 'comment' : command} ...`;
+      fail(`${command} needs an agent run's DISPATCH_RUN_SECRET; to change a ticket yourself use \`${person}\` or the web UI`);
     }
   }
   const project = run ? { id: run.project_id, abbreviation: run.abbreviation } : personProject(db);
@@ -299,7 +305,8 @@ async function main(argv) {
       const moved = write(() => {
         const current = db.prepare('SELECT column_id FROM tickets WHERE id = ?').get(ticket.id);
         const columns = db.prepare('SELECT column_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
-        if (!columns.some((c) => c.column_id === to)) fail(`unknown column "${to}"; this project's columns are ${columns.map((c) => c.column_id).join(', ')}`);
+        const ids = columns.map((c) => c.column_id);
+        if (!ids.includes(to)) fail(`unknown column "${to}"; this project's columns are ${ids.join(', ')}`);
         if (current.column_id === to) fail(`ticket ${keyOf(ticket)} is already in "${to}"`);
         const now = Date.now();
         db.prepare('UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?').run(to, now, now, ticket.id);
@@ -308,7 +315,10 @@ async function main(argv) {
         // column does not: the run holds the claim until it ends, so a scan now could not start the
         // next agent; the run's end releases it and wakes the project (lib/heartbeats.ts markWaitingProjectsDue).
         const wake = to === 'done';
-        if (wake) db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?').run(now, ticket.project_id);
+        if (wake) {
+          db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?')
+            .run(now, ticket.project_id);
+        }
         return { from: current.column_id, to, wake };
       });
       out({ ok: true, ticket: keyOf(ticket), from: moved.from, to: moved.to });

@@ -153,8 +153,8 @@ export function hashRunSecret(secret: string): string {
  */
 export function issueRunSecret(db: Db, runId: string): string | null {
   const secret = randomBytes(32).toString('base64url');
-  const changed = db.prepare(`UPDATE runs SET secret_hash = ? WHERE id = ? AND status = 'queued'`).run(hashRunSecret(secret), runId).changes;
-  return changed === 1 ? secret : null;
+  const issued = db.prepare(`UPDATE runs SET secret_hash = ? WHERE id = ? AND status = 'queued'`).run(hashRunSecret(secret), runId);
+  return issued.changes === 1 ? secret : null;
 }
 
 export interface Caps {
@@ -177,8 +177,9 @@ export function runsSinceHuman(db: Db, ticketId: number): number {
   return (
     db
       .prepare(
-        `SELECT COUNT(*) AS n FROM runs WHERE ticket_id = @t AND created_at >= COALESCE(
-           (SELECT MAX(created_at) FROM comments WHERE ticket_id = @t AND type = 'move' AND (from_column IS NULL OR from_column = 'human')), 0)`,
+        `SELECT COUNT(*) AS n FROM runs WHERE ticket_id = @t AND created_at >= COALESCE((
+           SELECT MAX(created_at) FROM comments
+           WHERE ticket_id = @t AND type = 'move' AND (from_column IS NULL OR from_column = 'human')), 0)`,
       )
       .get({ t: ticketId }) as { n: number }
   ).n;
@@ -191,7 +192,10 @@ export function runsSinceHuman(db: Db, ticketId: number): number {
  * between the check and the reservation (lessons 5). A ticket that has had `caps.perTicket` runs
  * since it last left human is sent there instead, so two agents cannot pass it back and forth forever.
  */
-export function reserveRun(store: Store, args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps }): Reservation {
+export function reserveRun(
+  store: Store,
+  args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps },
+): Reservation {
   const { db } = store;
   return db.transaction((): Reservation => {
     const t = db
@@ -389,7 +393,10 @@ export function releaseStaleClaims(db: Db, projectId?: number): number {
   const stale = (
     projectId === undefined
       ? db.prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t WHERE t.claimed_by_run IS NOT NULL AND ${notLive}`).all()
-      : db.prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t WHERE t.project_id = ? AND t.claimed_by_run IS NOT NULL AND ${notLive}`).all(projectId)
+      : db
+          .prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t
+                    WHERE t.project_id = ? AND t.claimed_by_run IS NOT NULL AND ${notLive}`)
+          .all(projectId)
   ) as StaleClaim[];
   if (stale.length === 0) return 0;
   return db.transaction(() => {
@@ -401,7 +408,8 @@ export function releaseStaleClaims(db: Db, projectId?: number): number {
       if (changed === 0) continue;
       released++;
       const holder = s.claimed_by_run.length > 100 ? `${s.claimed_by_run.slice(0, 100)}…` : s.claimed_by_run;
-      addSystemComment(db, s.id, 'system', `Released a claim held by "${holder}", which is not a live run; the ticket can be picked up again.`);
+      const note = `Released a claim held by "${holder}", which is not a live run; the ticket can be picked up again.`;
+      addSystemComment(db, s.id, 'system', note);
       markDue(db, s.project_id);
     }
     return released;
