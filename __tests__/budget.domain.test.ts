@@ -10,13 +10,13 @@ import { createTicket } from '../lib/tickets.js';
 import { makeTestHome, type TestHome } from './helpers/home.js';
 
 const HOUR = 3_600_000;
-const caps = (dailyBudgetUsd = 0): Caps => ({ global: 100, perProject: 100, parallelCoding: true, dailyBudgetUsd });
+const caps = (dailyBudgetUsd = 0): Caps => ({ global: 100, perProject: 100, parallelCoding: true, perTicket: 100, dailyBudgetUsd });
 
 /** A ticket waiting for the researcher of a research project. */
 const waiting = (h: TestHome, project: string) => createTicket(h.store, { project, title: 'find out', column: 'researcher', createdBy: 'human' }).id;
 
 const reserve = (h: TestHome, ticketId: number, dailyBudgetUsd = 0, now?: number) =>
-  reserveRun(h.db, { ticketId, columnId: 'researcher', agentTypeId: 'researcher', model: 'haiku', caps: caps(dailyBudgetUsd), now });
+  reserveRun(h.store, { ticketId, columnId: 'researcher', agentTypeId: 'researcher', model: 'haiku', caps: caps(dailyBudgetUsd), now });
 
 /** Runs an agent for a new ticket of `project` through the real reservation and finalize, recording `costUsd`. */
 function spend(h: TestHome, project: string, costUsd: number | null, extra: { tokensIn?: number; tokensOut?: number } = {}): string {

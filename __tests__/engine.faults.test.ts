@@ -5,8 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { spawnSync } from 'node:child_process';
-import { repoRoot, ticketBin } from './helpers/daemon.js';
+import { repoRoot } from './helpers/daemon.js';
 import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
 
@@ -84,12 +83,9 @@ test('a wake starts the agent at once, long before the next heartbeat', async ()
     await waitFor('first scan', () => (d.db().prepare(`SELECT last_check_at FROM heartbeats`).get() as any)?.last_check_at);
     const t = await d.ticket('fs', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done', 10_000);
-    // a move by ticket.cjs (another process, writing SQLite itself) wakes it through its ping
+    // a person's move through the dispatch CLI (another process) wakes it through the API
     const t0 = Date.now();
-    const r = spawnSync(process.execPath, [ticketBin, 'move', t.key, 'researcher', 'again'], {
-      env: { PATH: process.env.PATH, DISPATCH_PROJECT_ID: 'fs', DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(d.port) },
-      encoding: 'utf8',
-    });
+    const r = d.cli(['ticket', 'move', t.key, 'researcher']);
     expect(r.status).toBe(0);
     await waitFor('second run', () => d.runs(t.key).length === 2 && d.ticketRow(t.key).column_id === 'done', 10_000);
     expect(d.runs(t.key)[1].created_at - t0).toBeLessThan(3_600_000); // not the hourly heartbeat
@@ -174,7 +170,9 @@ test('agents get only the allowlisted environment, plus DISPATCH_* and the auth 
     expect(env.HOME).toBe(d.env.HOME);
     expect(env.IS_SANDBOX).toBe('1');
     expect(env).toMatchObject({ DISPATCH_TICKET_ID: t.key, DISPATCH_PROJECT_ID: 'ev', DISPATCH_AGENT_TYPE: 'researcher', DISPATCH_PORT: String(d.port) });
-    expect(env.DISPATCH_AUTHOR).toMatch(/^researcher:/);
+    expect(env.DISPATCH_AUTHOR).toBeUndefined(); // the author comes from the run DISPATCH_RUN_SECRET proves
+    expect(env.DISPATCH_RUN_ID).toBe(d.runs(t.key)[0].id);
+    expect(env.DISPATCH_RUN_SECRET).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(env.DISPATCH_DB_PATH).toBe(path.join(d.home, 'tasks.db'));
     expect(env.PATH.split(':')[0]).toMatch(/bin\/agent-path$/);
     const allowed = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'CLAUDE_CONFIG_DIR', 'XDG_CONFIG_HOME', 'IS_SANDBOX', 'PWD', 'SHLVL', '_', 'OLDPWD']);

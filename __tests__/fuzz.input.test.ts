@@ -9,17 +9,16 @@ import fc from 'fast-check';
 import { createApp } from '../web/app.js';
 import { ConfigStore } from '../lib/config.js';
 import { createTicket, getThread, requireTicket } from '../lib/tickets.js';
-import { makeTestHome, type TestHome } from './helpers/home.js';
+import { makeTestHome, startRun, type TestHome } from './helpers/home.js';
 import { ticketBin } from './helpers/daemon.js';
 
 let h: TestHome;
 let server: http.Server;
 let base: string;
-let projectId: number;
 
 beforeAll(async () => {
   h = makeTestHome();
-  projectId = h.addProject('alpha', 'software-dev', 'al').id;
+  h.addProject('alpha', 'software-dev', 'al');
   createTicket(h.store, { project: 'al', title: 'target', createdBy: 'human' });
   const config = new ConfigStore(h.paths.config, {});
   server = http.createServer(createApp({ store: h.store, config, paths: h.paths, engine: { wake: () => {}, killRun: async () => false }, version: 'test', startedAt: Date.now() }));
@@ -96,14 +95,16 @@ describe('API under arbitrary input', () => {
 
 describe('ticket.cjs under arbitrary arguments', () => {
   test('comments of any text are stored verbatim; bad arguments exit 1 with one line and change nothing', () => {
-    const env = { PATH: process.env.PATH, DISPATCH_DB_PATH: h.paths.db, DISPATCH_PROJECT_ID: String(projectId), DISPATCH_AUTHOR: 'fuzz' };
-    const ticketId = requireTicket(h.db, 'al-1').id;
+    // the caller is an agent run on its own ticket (ticket.cjs writes for runs only)
+    const key = createTicket(h.store, { project: 'al', title: 'fuzzed by its agent', column: 'coding-agent', createdBy: 'human' }).key;
+    const env = { PATH: process.env.PATH, DISPATCH_DB_PATH: h.paths.db, DISPATCH_RUN_SECRET: startRun(h, key).secret };
+    const ticketId = requireTicket(h.db, key).id;
     // argv cannot carry NUL bytes; everything else goes
     const arg = fc.string({ unit: 'grapheme', maxLength: 200 }).filter((s) => !s.includes('\u0000') && s !== '-'); // "-" means stdin
     fc.assert(
       fc.property(arg, (text) => {
         const before = getThread(h.db, ticketId).length;
-        const r = spawnSync(process.execPath, [ticketBin, 'comment', 'al-1', 'comment', text], { env, encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [ticketBin, 'comment', key, 'comment', text], { env, encoding: 'utf8' });
         const thread = getThread(h.db, ticketId);
         if (text.trim() === '') {
           expect(r.status).toBe(1);

@@ -10,7 +10,7 @@ const pushDueOut = (h: TestHome) => h.db.prepare(`UPDATE heartbeats SET next_che
 const dueIds = (h: TestHome) =>
   (h.db.prepare(`SELECT project_id FROM heartbeats WHERE next_check_at <= ? ORDER BY project_id`).all(Date.now()) as { project_id: number }[]).map((r) => r.project_id);
 const reserve = (h: TestHome, ticketId: number, columnId: string, agentTypeId: string, parallelCoding = true) =>
-  reserveRun(h.db, { ticketId, columnId, agentTypeId, model: 'opus', caps: { global: 100, perProject: 100, parallelCoding } });
+  reserveRun(h.store, { ticketId, columnId, agentTypeId, model: 'opus', caps: { global: 100, perProject: 100, parallelCoding, perTicket: 100 } });
 
 describe('markWaitingProjectsDue', () => {
   let h: TestHome;

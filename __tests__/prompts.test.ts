@@ -1,15 +1,16 @@
 // Every default prompt must teach only what its agent can do (lessons 16): the `ticket` spelling
 // its allowed tools permit, and column ids, comment types and severities that ticket.cjs accepts.
-// Each concrete `ticket …` command a prompt shows is run for real against a project whose workflow
-// includes that agent.
+// Each concrete `ticket …` command a prompt shows is run for real, as a run of that agent on its
+// own ticket, against a project whose workflow includes that agent.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BUILTIN_AGENT_TYPES, BUILTIN_PROJECT_TYPES, TICKET_TOOL_PATTERN } from '../lib/seed.js';
 import { createTicket, moveTicket, requireTicket } from '../lib/tickets.js';
 import { setProjectColumns } from '../lib/projects.js';
+import { finalizeRun } from '../lib/runs.js';
 import { defaultPromptsDir } from '../lib/paths.js';
-import { makeTestHome } from './helpers/home.js';
+import { makeTestHome, startRun } from './helpers/home.js';
 import { repoRoot } from './helpers/daemon.js';
 
 /** Splits a shell command line the way a POSIX shell would for plain words and single/double quotes. */
@@ -68,6 +69,7 @@ describe.each(BUILTIN_AGENT_TYPES.map((a) => [a.id, a] as const))('prompt %s', (
     expect(agent.allowed_tools).toContain(TICKET_TOOL_PATTERN);
     const text = fs.readFileSync(file, 'utf8');
     expect(text).not.toMatch(/node\s+\S*ticket\.cjs/);
+    expect(text).not.toMatch(/ticket (claim|release)/); // only the daemon claims
     expect(ticketCommands(text).length).toBeGreaterThan(2);
   });
 
@@ -76,12 +78,13 @@ describe.each(BUILTIN_AGENT_TYPES.map((a) => [a.id, a] as const))('prompt %s', (
     const commands = ticketCommands(text).filter((c) => !/<[a-z-]+>/.test(c) && !/\.\.\./.test(c));
     const h = makeTestHome();
     try {
-      const project = h.addProject('sample', 'personal', 'pd');
+      h.addProject('sample', 'personal', 'pd');
       const columns = columnsFor(id);
       setProjectColumns(h.store, 'pd', columns.map((c) => ({ column_id: c })));
       for (let i = 0; i < 42; i++) createTicket(h.store, { project: 'pd', title: `t${i}`, createdBy: 'test' });
-      const env = { PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}`, DISPATCH_DB_PATH: h.paths.db, DISPATCH_PROJECT_ID: String(project.id) };
+      const env = { PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}`, DISPATCH_DB_PATH: h.paths.db };
       const failures: string[] = [];
+      let runId: string | null = null;
       for (const command of commands) {
         const words = shellWords(command);
         if (!words) {
@@ -89,11 +92,14 @@ describe.each(BUILTIN_AGENT_TYPES.map((a) => [a.id, a] as const))('prompt %s', (
           continue;
         }
         const [, sub, ref] = words;
-        if (words.length < 3 || sub === 'claim' || sub === 'release') continue; // prose naming a command, or the daemon's own commands
+        if (words.length < 3) continue; // prose naming a command
         const key = ref && /^[a-z]+-\d+$/.test(ref) ? 'pd-42' : ref;
-        const t = requireTicket(h.db, 'pd-42');
-        if (t.column_id !== id) moveTicket(h.store, 'pd-42', id, { actor: 'test' });
-        const r = spawnSync('ticket', [sub!, key!, ...words.slice(3)], { env, encoding: 'utf8' });
+        // each command from a fresh run of this agent on pd-42 in its column (a move ends a run's rights)
+        if (runId) finalizeRun(h.store, runId, { status: 'success', exitCode: 0, error: null }, { circuitBreakerMaxRuns: 1000, maxRetries: 0 });
+        if (requireTicket(h.db, 'pd-42').column_id !== id) moveTicket(h.store, 'pd-42', id, { actor: 'test' });
+        const run = startRun(h, 'pd-42');
+        runId = run.run.id;
+        const r = spawnSync('ticket', [sub!, key!, ...words.slice(3)], { env: { ...env, DISPATCH_RUN_SECRET: run.secret }, encoding: 'utf8' });
         if (r.status !== 0) failures.push(`${command}: ${r.stderr.trim()}`);
       }
       expect(failures).toEqual([]);

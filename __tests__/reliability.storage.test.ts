@@ -1,18 +1,19 @@
 // Storage under stress (issue 7): a data home whose disk fills up while the daemon runs, 200
-// ticket.cjs processes writing one project's tickets at once, a config file corrupted while the
+// ticket.cjs processes of ten agents writing their tickets at once, a config file corrupted while the
 // daemon runs, and a project folder deleted under a running agent. Each time the daemon answers
 // with a clear error, keeps running, corrupts nothing, and picks the work up again.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { ticketBin } from './helpers/daemon.js';
-import { comments, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { agentAtWork, comments, killAgents, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { tempDir } from './helpers/home.js';
 
-function ticketCli(d: EngineDaemon, project: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** ticket.cjs as the agent run whose secret is given (ticket.cjs writes for agent runs only). */
+function ticketCli(d: EngineDaemon, secret: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [ticketBin, ...args], {
-      env: { PATH: process.env.PATH, DISPATCH_PROJECT_ID: project, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(d.port), ...extra },
+      env: { PATH: process.env.PATH, DISPATCH_RUN_SECRET: secret, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(d.port) },
     });
     let stdout = '';
     let stderr = '';
@@ -57,6 +58,8 @@ const run = (argv: string[]) => {
     await waitFor('first done', () => d!.ticketRow(first.key).column_id === 'done');
     await waitFor('first finalized', () => d!.runs(first.key)[0]?.ended_at);
 
+    // an agent that waits through it all, whose ticket.cjs calls meet the full disk
+    const holder = await agentAtWork(d, 'lab', 'researcher', 'holder');
     // an agent that is still working when the disk fills up, and ends while it is full
     const caught = await d.ticket('lab', 'researcher', { researcher: [{ do: 'sleep', ms: 1500 }, { do: 'comment', type: 'journal', body: 'j'.repeat(50_000) }, { do: 'move', to: 'done' }] });
     const live = await waitFor('caught running', () => d!.runs(caught.key).find((r) => r.status === 'running'));
@@ -90,7 +93,7 @@ const run = (argv: string[]) => {
     expect(refusal.status).toBe(507);
     expect(refusal.body.error).toMatch(/disk.*full/i);
     // ticket.cjs fails with a clear one-line message and exit 1
-    const cli = await ticketCli(d, 'lab', ['comment', first.key, 'comment', body.slice(0, 100_000)]);
+    const cli = await ticketCli(d, holder.env.DISPATCH_RUN_SECRET!, ['comment', holder.key, 'comment', body.slice(0, 100_000)]);
     expect(cli.code).toBe(1);
     expect(cli.stderr).toMatch(/^ticket: .*(disk|full)/i);
     // the daemon is alive and still answers reads
@@ -104,8 +107,9 @@ const run = (argv: string[]) => {
     fs.rmSync(filler);
     const after = await d.api('POST', '/api/tickets', { project: 'lab', title: 'after the disk was freed', body: 'x', column: 'researcher' });
     expect(after.status).toBe(201);
-    const again = await ticketCli(d, 'lab', ['comment', first.key, 'comment', 'space again']);
+    const again = await ticketCli(d, holder.env.DISPATCH_RUN_SECRET!, ['comment', holder.key, 'comment', 'space again']);
     expect(again.code).toBe(0);
+    expect((await d.api('POST', `/api/runs/${d.runs(holder.key)[0].id}/kill`)).status).toBe(200);
     // agents run again once there is space
     const later = await d.ticket('lab', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('later done', () => d!.ticketRow(later.key).column_id === 'done', 60_000);
@@ -118,7 +122,7 @@ const run = (argv: string[]) => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     const titles = db.prepare(`SELECT title FROM tickets WHERE title LIKE 'while full %'`).pluck().all();
     expect(titles).toHaveLength(answers.filter((s) => s === 201).length);
-    expect(comments(d, first.key).filter((c) => c.body === body.slice(0, 100_000))).toHaveLength(0);
+    expect(comments(d, holder.key).filter((c) => c.body === body.slice(0, 100_000))).toHaveLength(0);
     console.log(`disk full: ${answers.filter((s) => s === 201).length} writes fit, then ${refusal.status} "${refusal.body.error}"`);
   } finally {
     await d?.stop();
@@ -127,23 +131,31 @@ const run = (argv: string[]) => {
   }
 }, 300_000);
 
-test('200 concurrent ticket.cjs processes while the daemon runs: each succeeds or fails cleanly, history matches', async () => {
-  const d = await startEngineDaemon();
+test('200 concurrent ticket.cjs processes of ten agents while the daemon runs: each succeeds or fails cleanly, history matches', async () => {
+  const d = await startEngineDaemon({ config: { agents: { max_concurrent_per_project: 10 } } });
   try {
     await d.project('busy', 'research', 'bz');
-    const keys: string[] = [];
-    for (let i = 0; i < 10; i++) keys.push((await d.ticket('bz', 'human', undefined, `target ${i}`)).key);
+    // five agents comment on their tickets, five race to move theirs: one move each may land
+    const writers: { key: string; secret: string }[] = [];
+    const movers: { key: string; secret: string }[] = [];
+    for (const [list, role] of [[writers, 'writer'], [movers, 'mover']] as const) {
+      for (let i = 0; i < 5; i++) {
+        const a = await agentAtWork(d, 'bz', 'researcher', `${role} ${i}`);
+        list.push({ key: a.key, secret: a.env.DISPATCH_RUN_SECRET! });
+      }
+    }
     const before = d.db().prepare(`SELECT COUNT(*) FROM comments`).pluck().get() as number;
-    const calls = Array.from({ length: 200 }, (_, i) => {
-      const key = keys[i % keys.length]!;
+    const calls = Array.from({ length: 200 }, (_, i): [string, string[]] => {
+      const w = writers[(i >> 2) % 5]!;
+      const m = movers[(i >> 2) % 5]!;
       switch (i % 4) {
-        case 0: return ['comment', key, 'journal', `note ${i}`];
-        case 1: return ['finding', key, 'low', `finding ${i}`, 'seen under load'];
-        case 2: return ['move', key, i % 8 === 2 ? 'done' : 'human', `move ${i}`];
-        default: return ['comment', 'bz-999', 'comment', `to a missing ticket ${i}`]; // must fail cleanly
+        case 0: return [w.secret, ['comment', w.key, 'journal', `note ${i}`]];
+        case 1: return [w.secret, ['finding', w.key, 'low', `finding ${i}`, 'seen under load']];
+        case 2: return [m.secret, ['move', m.key, i % 8 === 2 ? 'done' : 'human', `move ${i}`]];
+        default: return [w.secret, ['comment', 'bz-999', 'comment', `to a missing ticket ${i}`]]; // must fail cleanly
       }
     });
-    const results = await Promise.all(calls.map((args) => ticketCli(d, 'bz', args)));
+    const results = await Promise.all(calls.map(([secret, args]) => ticketCli(d, secret, args)));
     let ok = 0;
     let refused = 0;
     for (const [i, r] of results.entries()) {
@@ -157,10 +169,13 @@ test('200 concurrent ticket.cjs processes while the daemon runs: each succeeds o
       expect(r.stderr).toMatch(/^ticket: \S.*\n$/); // one line, not a stack trace
       // the only refusals are the ones the input asks for: never "database is locked"
       if (i % 4 === 3) expect(r.stderr).toMatch(/ticket not found: bz-999/);
-      else expect([i % 4, r.stderr]).toEqual([2, expect.stringMatching(/is already in "(human|done)"/)]);
+      // a mover whose move landed: refused as moved by this run, or as ended once the daemon stopped the agent
+      else expect([i % 4, r.stderr]).toEqual([2, expect.stringMatching(/was moved to "(human|done)" by this run since run \S+ started|run \S+ has ended \(success\)/)]);
     }
-    // every comment and finding on an existing ticket lands: busy_timeout absorbs the contention
+    // every comment and finding lands: busy_timeout absorbs the contention; each mover moved exactly once
     expect(results.filter((r, i) => i % 4 < 2 && r.code !== 0)).toEqual([]);
+    expect(results.filter((r, i) => i % 4 === 2 && r.code === 0)).toHaveLength(5);
+    expect(movers.map((m) => d.ticketRow(m.key).column_id).every((c) => c === 'human' || c === 'done')).toBe(true);
     const db = d.db();
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     const added = (db.prepare(`SELECT COUNT(*) FROM comments`).pluck().get() as number) - before;
@@ -170,6 +185,7 @@ test('200 concurrent ticket.cjs processes while the daemon runs: each succeeds o
     expect((await d.api('GET', '/api/health')).status).toBe(200);
     console.log(`contention: 200 concurrent ticket.cjs calls, ${ok} succeeded, ${refused} refused cleanly (all asked for by their input)`);
   } finally {
+    await killAgents(d);
     await d.stop();
   }
 }, 400_000);

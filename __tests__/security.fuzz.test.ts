@@ -9,7 +9,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { dispatchBin, ticketBin } from './helpers/daemon.js';
-import { startEngineDaemon, type EngineDaemon } from './helpers/engine.js';
+import { agentAtWork, killAgents, startEngineDaemon, type EngineDaemon } from './helpers/engine.js';
 
 let d: EngineDaemon;
 let tried = 0;
@@ -26,6 +26,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   expect(d.db().pragma('integrity_check', { simple: true })).toBe('ok');
+  await killAgents(d);
   await d.stop();
   console.log(`bad input: ${tried} inputs tried ${JSON.stringify(counts)}`);
 });
@@ -173,11 +174,13 @@ test('API: a JSON body cannot reach Object.prototype through a config patch', as
   expect(JSON.parse(ok.text).config.polluted).toBeUndefined();
 }, 240_000);
 
-function ticketCjs(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** ticket.cjs as the agent whose secret `agentSecret` is (ticket.cjs writes for agent runs only). */
+let agentSecret = '';
+function ticketCjs(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [ticketBin, ...args], {
-      env: { PATH: process.env.PATH, DISPATCH_PROJECT_ID: 'fz', DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_AUTHOR: 'fuzz:1', ...env },
-    });
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_RUN_SECRET: agentSecret, ...extra };
+    for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+    const child = spawn(process.execPath, [ticketBin, ...args], { env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => (stdout += b));
@@ -191,10 +194,14 @@ const argText = text.filter((s) => !s.includes('\u0000') && Buffer.byteLength(s)
 
 test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad refs and names exit 1 with one line', async () => {
   const comments = () => d.db().prepare(`SELECT COUNT(*) FROM comments`).pluck().get() as number;
+  // an agent at work on its ticket, whose secret the writes below use
+  const agent = await agentAtWork(d, 'fz', 'researcher', 'written by its agent');
+  const key = agent.key;
+  agentSecret = agent.env.DISPATCH_RUN_SECRET!;
   await fc.assert(
     fc.asyncProperty(fc.constantFrom('comment', 'finding'), argText, argText, async (kind, a, b) => {
       count('ticket.cjs text');
-      const args = kind === 'comment' ? ['comment', 'fz-1', 'journal', a] : ['finding', 'fz-1', 'medium', a, b];
+      const args = kind === 'comment' ? ['comment', key, 'journal', a] : ['finding', key, 'medium', a, b];
       const before = comments();
       const r = await ticketCjs(args);
       if (r.code !== 0) {
@@ -206,7 +213,7 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
         return;
       }
       expect(r.stderr).toBe('');
-      const last = JSON.parse((await raw('GET', '/api/tickets/fz-1')).text).comments.at(-1);
+      const last = JSON.parse((await raw('GET', `/api/tickets/${key}`)).text).comments.at(-1);
       if (kind === 'comment') expect(last.body).toBe(a);
       else expect([last.title, last.body]).toEqual([a, b]);
     }),
@@ -218,10 +225,10 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
       const before = comments();
       const r =
         where === 'ref' ? await ticketCjs(['comment', n, 'comment', 'x'])
-        : where === 'column' ? await ticketCjs(['move', 'fz-1', n])
-        : where === 'project' ? await ticketCjs(['read', 'fz-1'], { DISPATCH_PROJECT_ID: n })
-        : where === 'severity' ? await ticketCjs(['finding', 'fz-1', n, 'title', 'body'])
-        : await ticketCjs(['comment', 'fz-1', n, 'body']);
+        : where === 'column' ? await ticketCjs(['move', key, n])
+        : where === 'project' ? await ticketCjs(['read', key], { DISPATCH_RUN_SECRET: undefined, DISPATCH_PROJECT_ID: n })
+        : where === 'severity' ? await ticketCjs(['finding', key, n, 'title', 'body'])
+        : await ticketCjs(['comment', key, n, 'body']);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/^ticket: [^\n]+\n$/);
       expect(comments()).toBe(before);

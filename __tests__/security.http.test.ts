@@ -260,37 +260,39 @@ test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need 
     const cli = d.cli(['projects', 'register', dir, '--type', 'research', '--abbreviation', 'tk']);
     expect(cli.stderr).toBe('');
     expect(cli.status).toBe(0);
-    const created = await raw(d.port, 'POST', '/api/tickets', { ...auth, 'content-type': 'application/json' }, JSON.stringify({ project: 'tk', title: 'parked', column: 'human' }));
-    expect(created.status).toBe(201);
-    // ticket.cjs pings the daemon after a move that gives it work, with DISPATCH_API_TOKEN when it has one
-    // (spawned asynchronously: the observing proxy lives in this process)
-    const move = (to: string, env: NodeJS.ProcessEnv) =>
+    // three agents at work, each moving its own ticket into done with ticket.cjs, which pings the daemon
+    // with DISPATCH_API_TOKEN when it has one (spawned asynchronously: the observing proxy lives in this process)
+    const file = (title: string, body = '') => raw(d.port, 'POST', '/api/tickets', { ...auth, 'content-type': 'application/json' }, JSON.stringify({ project: 'tk', title, column: 'researcher', body }));
+    const agents: Record<string, string>[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const envFile = path.join(d.root, `agent-env-${i}.json`);
+      const script = '```fake-claude\n' + JSON.stringify({ researcher: [{ do: 'env', file: envFile }, { do: 'hang' }] }) + '\n```\n';
+      expect((await file(`agent ${i}`, script)).status).toBe(201);
+      agents.push(await waitFor('agent env written', () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && JSON.parse(fs.readFileSync(envFile, 'utf8'))));
+    }
+    // agents get the token, so their own pings work
+    expect(agents.map((e) => e.DISPATCH_API_TOKEN)).toEqual([token, token, token]);
+    const move = (agent: Record<string, string>, env: NodeJS.ProcessEnv) =>
       new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, [ticketBin, 'move', 'tk-1', to, 'moved'], {
-          env: { PATH: process.env.PATH, DISPATCH_PROJECT_ID: 'tk', DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(proxyPort), ...env },
+        const child = spawn(process.execPath, [ticketBin, 'move', agent.DISPATCH_TICKET_ID!, 'done', 'moved'], {
+          env: { PATH: process.env.PATH, DISPATCH_RUN_SECRET: agent.DISPATCH_RUN_SECRET, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(proxyPort), ...env },
           stdio: 'ignore',
         });
         child.on('close', resolve);
       });
-    expect(await move('done', {})).toBe(0); // the move itself never depends on the ping
-    expect(await move('human', {})).toBe(0); // nothing for the daemon to do: no ping
-    expect(await move('done', { DISPATCH_API_TOKEN: 'wrong' })).toBe(0);
-    expect(await move('human', {})).toBe(0);
-    expect(await move('done', { DISPATCH_API_TOKEN: token })).toBe(0);
+    expect(await move(agents[0]!, {})).toBe(0); // the move itself never depends on the ping
+    expect(await move(agents[1]!, { DISPATCH_API_TOKEN: 'wrong' })).toBe(0);
+    expect(await move(agents[2]!, { DISPATCH_API_TOKEN: token })).toBe(0);
     expect(seen.map((s) => [s.auth ?? null, s.status])).toEqual([
       [null, 401],
       ['Bearer wrong', 401],
       [`Bearer ${token}`, 202],
     ]);
     expect(seen.every((s) => /^\/api\/projects\/\d+\/wake$/.test(s.path))).toBe(true);
-    // agents get the token, so their own pings work
-    const envFile = path.join(d.root, 'agent-env.json');
-    const t = await d.ticket('tk', 'researcher', { researcher: [{ do: 'env', file: envFile }, { do: 'move', to: 'done' }] }).catch(() => null);
-    expect(t).toBeNull(); // the helper sends no token: refused
-    const withToken = await raw(d.port, 'POST', '/api/tickets', { ...auth, 'content-type': 'application/json' }, JSON.stringify({ project: 'tk', title: 'env', column: 'researcher', body: '```fake-claude\n' + JSON.stringify({ researcher: [{ do: 'env', file: envFile }, { do: 'move', to: 'done' }] }) + '\n```\n' }));
-    expect(withToken.status).toBe(201);
-    await waitFor('agent env written', () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0);
-    expect(JSON.parse(fs.readFileSync(envFile, 'utf8')).DISPATCH_API_TOKEN).toBe(token);
+    const active = JSON.parse((await raw(d.port, 'GET', '/api/runs/active', auth)).text).runs as { id: string }[];
+    for (const r of active) expect((await raw(d.port, 'POST', `/api/runs/${r.id}/kill`, { ...auth, 'content-type': 'application/json' }, '{}')).status).toBe(200);
+    const t = await d.ticket('tk', 'researcher', undefined).catch(() => null);
+    expect(t).toBeNull(); // the test helper sends no token: refused
     // the configured token is never echoed back
     const cfg = await raw(d.port, 'GET', '/api/config', auth);
     expect(cfg.text).not.toContain(token);

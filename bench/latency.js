@@ -1,5 +1,6 @@
-// Wake-to-spawn latency: a ticket filed into an agent column (through the API, the dispatch CLI
-// and `ticket.cjs move`) until its agent process has started. The start is what the agent's own
+// Wake-to-spawn latency: a ticket filed into an agent column (through the API and the dispatch
+// CLI) until its agent process has started. (`ticket.cjs` moves only the ticket of the agent run
+// calling it; the next agent then starts when that run ends, which the pipeline benchmark times.) The start is what the agent's own
 // process reports (performance.timeOrigin, see bench/agent.cjs), on the same clock as the filer.
 // Two spans per sample: from the moment the filer began (end to end, including the CLI's own Node
 // start) and from the commit of the ticket (column_entered_at in the database) to the spawn.
@@ -7,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { benchAgent, dispatchBin, fmt, note, percentile, report, sleep, startDaemon, tempRoot, ticketBin, waitFor } from './lib.js';
+import { benchAgent, dispatchBin, fmt, note, percentile, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
 
 const TARGET = { op: '<', value: 300 };
 
@@ -37,9 +38,8 @@ export async function latency({ samples = Number(process.env.BENCH_LATENCY_SAMPL
       return null;
     };
     const sample = async (file) => {
-      let t0 = Date.now();
-      let key = await file();
-      if (typeof key !== 'string') ({ key, t0 } = key);
+      const t0 = Date.now();
+      const key = await file();
       const filerDone = Date.now();
       const started = await waitFor(`agent of ${key}`, () => agentStart(key), 30_000, 2);
       // the run is finalized before the next sample, so samples do not overlap
@@ -60,18 +60,6 @@ export async function latency({ samples = Number(process.env.BENCH_LATENCY_SAMPL
         if (r.status !== 0) throw new Error(`dispatch ticket new failed: ${r.stderr}`);
         return JSON.parse(r.stdout).key;
       },
-      'ticket.cjs move': async () => {
-        // filed in human first (not timed); the timed part is the agent's own move into an agent column
-        const res = await d.api('POST', '/api/tickets', { project: project.abbreviation, title: 'latency via ticket.cjs', column: 'human' });
-        const key = res.body.ticket.key;
-        const t0 = Date.now();
-        const r = spawnSync(process.execPath, [ticketBin, 'move', key, 'coding-agent'], {
-          env: { PATH: process.env.PATH, DISPATCH_PROJECT_ID: project.abbreviation, DISPATCH_DB_PATH: d.dbPath, DISPATCH_PORT: String(d.port) },
-          encoding: 'utf8',
-        });
-        if (r.status !== 0) throw new Error(`ticket.cjs move failed: ${r.stderr}`);
-        return { key, t0 };
-      },
     };
 
     for (const [name, file] of Object.entries(paths)) {
@@ -89,7 +77,7 @@ export async function latency({ samples = Number(process.env.BENCH_LATENCY_SAMPL
       await sleep(50);
     }
     note(`"commit → agent process start" is the daemon's part: from the ticket's history row entering coding-agent to the agent's performance.timeOrigin`);
-    note(`"filer start" includes the filer's own process start (dispatch CLI: Node + yargs; ticket.cjs: Node + better-sqlite3); the first JS line adds the agent's own Node start`);
+    note(`"filer start" includes the filer's own process start (dispatch CLI: Node + yargs); the first JS line adds the agent's own Node start`);
     db.close();
   } finally {
     await d.stop();

@@ -1,10 +1,20 @@
 #!/usr/bin/env node
-// ticket.cjs: the agents' interface to their ticket (SPEC 3). Plain CommonJS on purpose: it
-// starts fast, needs nothing but better-sqlite3, and uses parameterized statements only. Every
-// write is one IMMEDIATE transaction that also appends the history row. It refuses tickets of
-// other projects (scope = DISPATCH_PROJECT_ID). JSON on stdout; one-line error on stderr, exit 1.
+// ticket.cjs: the agents' interface to their ticket. Plain CommonJS on purpose: it starts fast,
+// needs nothing but better-sqlite3, and uses parameterized statements only.
+//
+// Who may do what comes from the run the caller proves, never from free environment variables:
+// DISPATCH_RUN_SECRET is a random secret the daemon gives each agent process (the database keeps
+// only its SHA-256, as lib/runs.ts hashRunSecret). The run fixes the project (its tickets may be
+// read), the one ticket it may change, and the author of every history row (`<agent-type>:<run-id>`).
+// It may change that ticket only while the run is live, holds the ticket's claim, and nobody has
+// moved the ticket since the run claimed it: a person's move (or the run's own) ends its rights.
+// Without a secret, ticket.cjs only reads (project from DISPATCH_PROJECT_ID), for a person or a
+// script; people change tickets with `dispatch ticket ...` or the web UI, through the daemon.
+// Every write is one IMMEDIATE transaction that re-checks those rights and appends the history
+// row. JSON on stdout; a one-line error on stderr and exit 1.
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 const os = require('node:os');
 
@@ -14,23 +24,29 @@ const USAGE = `usage: ticket.cjs <command> [args]
   thread <ticket-id>                           the comments only
   comment <ticket-id> <type> <body>            type: comment, journal, block, complete
   move <ticket-id> <column> [comment]          column: one of the project's workflow columns
-  claim <ticket-id> <run-id>                   claim the ticket for a run (the daemon does this)
-  release <ticket-id>                          release a claim
   finding <ticket-id> <severity> <title> <body>  severity: critical, high, medium, low
 
 A ticket id is the project key and number (pd-42) or the numeric id. A body of "-" is read
 from standard input.
 
+An agent run reads the tickets of its project and changes only its own ticket: comment,
+finding and move work while the run is live, holds the ticket's claim, and the ticket has not
+been moved since the run started (so move last). Claims belong to the daemon.
+
 environment:
-  DISPATCH_PROJECT_ID   required: the project whose tickets this process may touch (id or key)
+  DISPATCH_RUN_SECRET   the agent run's secret, set by the daemon for each agent; it decides the
+                        project, the ticket that may be changed and the author of history rows
+  DISPATCH_PROJECT_ID   without a run secret: the project whose tickets may be read (id or key);
+                        writing needs a run (people use \`dispatch ticket comment|move\`)
   DISPATCH_DB_PATH      the database (default: $DISPATCH_HOME/tasks.db or ~/Development/.tasks/tasks.db)
-  DISPATCH_AUTHOR       written as the author of history rows (default: agent-type:run-id)
-  DISPATCH_PORT         the daemon's port, pinged after a move that gives it work now: into done,
-                        or into an agent column (unless DISPATCH_RUN_ID holds the ticket's claim:
-                        then the run's end wakes the project)`;
+  DISPATCH_PORT         the daemon's port, pinged after a move into done (the merge starts at once)
+  DISPATCH_API_TOKEN    sent with that ping when the daemon's API needs a token`;
 
 const FREE_TYPES = ['comment', 'journal', 'block', 'complete'];
 const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+const READS = ['read', 'thread'];
+const WRITES = ['comment', 'move', 'finding'];
+const LIVE = ['queued', 'running'];
 const MAX_TEXT = 200000;
 const MAX_TITLE = 500;
 
@@ -44,7 +60,7 @@ function text(value, name, max, required) {
     if (required) fail(`missing <${name}>`);
     return '';
   }
-  if (value === '-') value = require('node:fs').readFileSync(0, 'utf8');
+  if (value === '-') value = fs.readFileSync(0, 'utf8');
   if (required && !value.trim()) fail(`<${name}> must not be empty`);
   if (value.length > max) fail(`<${name}> is longer than ${max} characters`);
   return value;
@@ -71,9 +87,48 @@ function openDb() {
   return db;
 }
 
-function scopeProject(db) {
+const RUN_SQL = `SELECT r.id, r.ticket_id, r.project_id, r.agent_type_id, r.column_id, r.status, p.abbreviation,
+  pt.number AS ticket_number FROM runs r JOIN projects p ON p.id = r.project_id JOIN tickets pt ON pt.id = r.ticket_id`;
+
+/** The run whose secret the caller holds, or null without a secret. A secret that proves no live run is refused. */
+function provenRun(db) {
+  const secret = process.env.DISPATCH_RUN_SECRET;
+  if (secret === undefined) return null;
+  if (!secret) fail('DISPATCH_RUN_SECRET is empty');
+  const hash = require('node:crypto').createHash('sha256').update(secret, 'utf8').digest('hex');
+  const run = db.prepare(`${RUN_SQL} WHERE r.secret_hash = ?`).get(hash);
+  if (!run) fail('DISPATCH_RUN_SECRET is not the secret of any agent run');
+  if (!LIVE.includes(run.status)) fail(`run ${run.id} has ended (${run.status}); its secret no longer works`);
+  return run;
+}
+
+/**
+ * Without a secret: refused inside a live agent's process tree (Linux, from /proc), so an agent
+ * cannot drop its secret to read as a person. An agent with an unrestricted shell runs as the
+ * same user and can read the data folder anyway; this only keeps the tool from helping it.
+ */
+function refuseInsideAgent(db) {
+  const pids = [];
+  for (let pid = process.ppid; pid > 1 && pids.length < 64; ) {
+    pids.push(pid);
+    let stat;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      break;
+    }
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  if (pids.length === 0) return;
+  const run = db
+    .prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running') AND pid IN (SELECT value FROM json_each(?))`)
+    .get(JSON.stringify(pids));
+  if (run) fail(`this process runs inside agent run ${run.id}: it needs that run's DISPATCH_RUN_SECRET`);
+}
+
+function personProject(db) {
   const scope = (process.env.DISPATCH_PROJECT_ID || '').trim();
-  if (!scope) fail('DISPATCH_PROJECT_ID is not set: ticket.cjs only works on the tickets of one project');
+  if (!scope) fail('DISPATCH_PROJECT_ID is not set: without a run secret ticket.cjs reads the tickets of that one project');
   const project = /^\d+$/.test(scope)
     ? db.prepare('SELECT id, abbreviation FROM projects WHERE id = ?').get(Number(scope))
     : db.prepare('SELECT id, abbreviation FROM projects WHERE abbreviation = ?').get(scope.toLowerCase());
@@ -95,13 +150,46 @@ function findTicket(db, project, ref) {
     fail(`not a ticket id: ${ref} (expected something like ${project.abbreviation || 'pd'}-42)`);
   }
   if (!row) fail(`ticket not found: ${ref}`);
-  if (row.project_id !== project.id) fail(`ticket ${ref} belongs to another project; this process may only touch ${project.abbreviation} tickets`);
+  if (row.project_id !== project.id) {
+    fail(`ticket ${ref} belongs to another project; this process may only read ${project.abbreviation} tickets`);
+  }
   return row;
+}
+
+const keyOf = (t) => `${t.abbreviation}-${t.number}`;
+
+/**
+ * Inside the write transaction: the run may change this ticket now. It must be the run's own
+ * ticket, the run still live and holding the claim, and no move since the run's claim comment.
+ */
+function checkRights(db, run, ticket) {
+  const own = `${run.abbreviation}-${run.ticket_number}`;
+  if (ticket.id !== run.ticket_id) fail(`run ${run.id} may change only its own ticket ${own}, not ${keyOf(ticket)}`);
+  const now = db
+    .prepare(`SELECT r.status, t.column_id, t.claimed_by_run, t.archived_at
+              FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?`)
+    .get(run.id);
+  if (!LIVE.includes(now.status)) fail(`run ${run.id} has ended (${now.status}); its secret no longer works`);
+  if (now.claimed_by_run !== run.id) fail(`run ${run.id} no longer holds the claim on ${own}; it may not change it`);
+  const author = `${run.agent_type_id}:${run.id}`;
+  const moved = db
+    .prepare(
+      `SELECT author, to_column FROM comments WHERE ticket_id = @t AND type = 'move'
+         AND id > (SELECT MIN(id) FROM comments WHERE ticket_id = @t AND type = 'claim' AND author = @author)
+       ORDER BY id DESC LIMIT 1`,
+    )
+    .get({ t: ticket.id, author });
+  if (moved || now.column_id !== run.column_id) {
+    const to = moved ? moved.to_column : now.column_id;
+    const by = moved ? (moved.author === author ? 'this run' : moved.author) : 'someone';
+    fail(`${own} was moved to "${to}" by ${by} since run ${run.id} started; the run may no longer change it`);
+  }
+  if (now.archived_at !== null) fail(`${own} is archived`);
 }
 
 const view = (t) => ({
   id: t.id,
-  key: `${t.abbreviation}-${t.number}`,
+  key: keyOf(t),
   project_id: t.project_id,
   title: t.title,
   body: t.body,
@@ -121,13 +209,7 @@ const thread = (db, id) =>
     .all(id)
     .map((c) => ({ ...c, created_at: new Date(c.created_at).toISOString() }));
 
-function author() {
-  if (process.env.DISPATCH_AUTHOR) return process.env.DISPATCH_AUTHOR;
-  if (process.env.DISPATCH_AGENT_TYPE) return `${process.env.DISPATCH_AGENT_TYPE}:${process.env.DISPATCH_RUN_ID || 'manual'}`;
-  return 'ticket.cjs';
-}
-
-function addComment(db, ticketId, c) {
+function addComment(db, ticketId, author, c) {
   const now = Date.now();
   db.prepare('UPDATE tickets SET updated_at = ? WHERE id = ?').run(now, ticketId);
   return db
@@ -135,7 +217,7 @@ function addComment(db, ticketId, c) {
       `INSERT INTO comments (ticket_id, type, author, body, severity, title, from_column, to_column, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .run(ticketId, c.type, author(), c.body || '', c.severity || null, c.title || null, c.from || null, c.to || null, now).lastInsertRowid;
+    .run(ticketId, c.type, author, c.body || '', c.severity || null, c.title || null, c.from || null, c.to || null, now).lastInsertRowid;
 }
 
 /** Best effort: tell the daemon to look at the project now. Never fails the command. */
@@ -166,21 +248,33 @@ async function main(argv) {
     process.stdout.write(USAGE + '\n');
     return command ? 0 : 1;
   }
-  const commands = ['read', 'thread', 'comment', 'move', 'claim', 'release', 'finding'];
+  const commands = [...READS, ...WRITES];
   if (!commands.includes(command)) fail(`unknown command "${command}"; commands: ${commands.join(', ')} (see --help)`);
   const db = openDb();
-  const project = scopeProject(db);
+  const run = provenRun(db);
+  if (!run) {
+    refuseInsideAgent(db);
+    if (WRITES.includes(command)) {
+      const person = `dispatch ticket ${command === 'finding' ? 'comment' : command} ...`;
+      fail(`${command} needs an agent run's DISPATCH_RUN_SECRET; to change a ticket yourself use \`${person}\` or the web UI`);
+    }
+  }
+  const project = run ? { id: run.project_id, abbreviation: run.abbreviation } : personProject(db);
   const ticket = findTicket(db, project, args[0]);
+  const author = run ? `${run.agent_type_id}:${run.id}` : null;
   const out = (value) => process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-  // an archived project's tickets are read-only: its agents were stopped when it was archived
+  // an archived project's tickets are read-only (its agents were stopped when it was archived), and a
+  // run may write only what its rights allow; both checked inside the write transaction
   const write = (fn) =>
     db
       .transaction(() => {
         const p = db.prepare('SELECT status FROM projects WHERE id = ?').get(ticket.project_id);
         if (p && p.status === 'archived') fail(`project ${ticket.abbreviation} is archived: its tickets cannot be changed`);
+        checkRights(db, run, ticket);
         return fn();
       })
       .immediate();
+  if (run && WRITES.includes(command)) checkRights(db, run, ticket); // refused before a body is read from stdin; re-checked in the write
 
   switch (command) {
     case 'read':
@@ -194,8 +288,8 @@ async function main(argv) {
       if (!type) fail('missing <type>');
       if (!FREE_TYPES.includes(type)) fail(`comment type must be one of ${FREE_TYPES.join(', ')} (got "${type}")`);
       const body = text(args.slice(2).join(' ') || undefined, 'body', MAX_TEXT, true);
-      const id = write(() => addComment(db, ticket.id, { type, body }));
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, comment_id: Number(id), type });
+      const id = write(() => addComment(db, ticket.id, author, { type, body }));
+      out({ ok: true, ticket: keyOf(ticket), comment_id: Number(id), type });
       break;
     }
     case 'finding': {
@@ -204,8 +298,8 @@ async function main(argv) {
       if (!SEVERITIES.includes(severity)) fail(`severity must be one of ${SEVERITIES.join(', ')} (got "${severity}")`);
       const title = text(args[2], 'title', MAX_TITLE, true);
       const body = text(args.slice(3).join(' ') || undefined, 'body', MAX_TEXT, false);
-      const id = write(() => addComment(db, ticket.id, { type: 'finding', severity, title, body }));
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, comment_id: Number(id), severity });
+      const id = write(() => addComment(db, ticket.id, author, { type: 'finding', severity, title, body }));
+      out({ ok: true, ticket: keyOf(ticket), comment_id: Number(id), severity });
       break;
     }
     case 'move': {
@@ -214,44 +308,27 @@ async function main(argv) {
       const comment = text(args.slice(2).join(' ') || undefined, 'comment', MAX_TEXT, false);
       const moved = write(() => {
         const current = db.prepare('SELECT column_id FROM tickets WHERE id = ?').get(ticket.id);
-        const columns = db.prepare('SELECT column_id, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
-        const target = columns.find((c) => c.column_id === to);
-        if (!target) fail(`unknown column "${to}"; this project's columns are ${columns.map((c) => c.column_id).join(', ')}`);
-        if (current.column_id === to) fail(`ticket ${ticket.abbreviation}-${ticket.number} is already in "${to}"`);
+        const columns = db.prepare('SELECT column_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
+        const ids = columns.map((c) => c.column_id);
+        if (!ids.includes(to)) fail(`unknown column "${to}"; this project's columns are ${ids.join(', ')}`);
+        if (current.column_id === to) fail(`ticket ${keyOf(ticket)} is already in "${to}"`);
         const now = Date.now();
         db.prepare('UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?').run(to, now, now, ticket.id);
-        addComment(db, ticket.id, { type: 'move', body: comment, from: current.column_id, to });
-        // an agent column (or done: a merge) has work for the daemon, so the project is due now.
-        // Not when the run holding the ticket's claim moves it on to an agent column: the claim
-        // lasts until that run ends, so a scan now could not start the next agent; the run's end
-        // releases it and wakes the project then (lib/heartbeats.ts markWaitingProjectsDue).
-        const ownRun = ticket.claimed_by_run !== null && ticket.claimed_by_run === process.env.DISPATCH_RUN_ID;
-        const wake = to === 'done' || (Boolean(target.agent_type_id) && !ownRun);
-        if (wake) db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?').run(now, ticket.project_id);
+        addComment(db, ticket.id, author, { type: 'move', body: comment, from: current.column_id, to });
+        // done has work for the daemon now (the merge), so the project is due. A move into an agent
+        // column does not: the run holds the claim until it ends, so a scan now could not start the
+        // next agent; the run's end releases it and wakes the project (lib/heartbeats.ts markWaitingProjectsDue).
+        const wake = to === 'done';
+        if (wake) {
+          db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?')
+            .run(now, ticket.project_id);
+        }
         return { from: current.column_id, to, wake };
       });
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, from: moved.from, to: moved.to });
+      out({ ok: true, ticket: keyOf(ticket), from: moved.from, to: moved.to });
       db.close();
       if (moved.wake) await ping(ticket.project_id);
       return 0;
-    }
-    case 'claim': {
-      const runId = args[1];
-      if (!runId) fail('missing <run-id>');
-      write(() => {
-        const r = db.prepare('UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ? AND claimed_by_run IS NULL').run(runId, Date.now(), ticket.id);
-        if (r.changes === 0) fail(`ticket ${ticket.abbreviation}-${ticket.number} is already claimed by ${ticket.claimed_by_run}`);
-        addComment(db, ticket.id, { type: 'claim', body: `claimed by ${runId}` });
-      });
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, claimed_by_run: runId });
-      break;
-    }
-    case 'release': {
-      write(() => {
-        db.prepare('UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ?').run(ticket.id);
-      });
-      out({ ok: true, ticket: `${ticket.abbreviation}-${ticket.number}`, claimed_by_run: null });
-      break;
     }
   }
   db.close();

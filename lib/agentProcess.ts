@@ -20,6 +20,8 @@ export interface AgentContext {
   ticketKey: string;
   projectKey: string;
   runId: string;
+  /** proves the run to bin/ticket.cjs; the database holds only its hash */
+  runSecret: string;
   agentType: string;
   port: number;
 }
@@ -34,13 +36,15 @@ export function agentEnv(config: Config, daemonEnv: NodeJS.ProcessEnv, ctx: Agen
     if (config.ai.api_key) env.ANTHROPIC_API_KEY = config.ai.api_key;
   }
   Object.assign(env, config.agents.env);
+  // after agents.env, so no setting can replace them. ticket.cjs takes the run's ticket, project,
+  // author and rights from DISPATCH_RUN_SECRET alone; the ids are for the agent to read.
   Object.assign(env, {
     DISPATCH_DB_PATH: ctx.dbPath,
     DISPATCH_TICKET_ID: ctx.ticketKey,
     DISPATCH_PROJECT_ID: ctx.projectKey,
     DISPATCH_RUN_ID: ctx.runId,
+    DISPATCH_RUN_SECRET: ctx.runSecret,
     DISPATCH_AGENT_TYPE: ctx.agentType,
-    DISPATCH_AUTHOR: `${ctx.agentType}:${ctx.runId}`,
     DISPATCH_PORT: String(ctx.port),
     DISPATCH_TICKET_BIN: ticketBin,
   });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { getAgentType, readPrompt } from './agentTypes.js';
 import { agentArgs, agentEnv, checkTicketTool, isAgentAlive, killTree, reapGroup, spawnAgent, taskMessage } from './agentProcess.js';
-import { finalizeRun, getRun, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
+import { finalizeRun, getRun, issueRunSecret, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
 import { readTranscriptResult } from './transcript.js';
 import { storageError } from './db/connection.js';
 import { getProject } from './projects.js';
@@ -195,11 +195,15 @@ export class AgentRuntime {
       fs.mkdirSync(paths.runs, { recursive: true });
       fs.writeFileSync(promptFile, prompt, { mode: 0o600 });
       const key = `${ticket.abbreviation}-${ticket.number}`;
+      // written before the spawn: the agent may call ticket.cjs before markRunStarted lands
+      const runSecret = issueRunSecret(db, run.id);
+      if (runSecret === null) return; // finalized meanwhile (killed before it started)
       const env = agentEnv(cfg, this.deps.env ?? process.env, {
         dbPath: paths.db,
         ticketKey: key,
         projectKey: project.abbreviation!,
         runId: run.id,
+        runSecret,
         agentType: agentType.id,
         port: this.deps.port(),
       });

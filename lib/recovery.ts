@@ -1,8 +1,9 @@
 // Start-up recovery. This MUST run before any pool takes a job: jobs left running by a dead daemon
 // go back in line with their attempt refunded; every live run gets a job that will drive it (a
 // running agent whose pid is still ours is adopted, a dead one is finalized as crashed from its
-// transcript); claims held by ended runs are released. Afterwards every ticket is either queued
-// for work again or in human with a comment, and nothing can run twice.
+// transcript); claims whose run is not live (ended, or no run at all) are released and their
+// projects marked due. Afterwards every ticket is either queued for work again or in human with a
+// comment, and nothing can run twice.
 import { liveRuns, releaseStaleClaims } from './runs.js';
 import { jobByKey, jobKeys, QUEUE, resetOrphanedJobs, retryJob, type Queues } from './queues.js';
 import type { Db } from './db/connection.js';

@@ -1,16 +1,22 @@
 // Agent runs: one spawn of an agent for a ticket. The row is the durable record the runtime
 // writes at claim, spawn and finalize; history pages and the CLI read it. A transcript path is
 // only ever taken from a run row and must resolve inside the runs folder, so no request can
-// point the server at another file.
+// point the server at another file. Each run gets a secret for its agent's environment, stored
+// here only as a hash: it is how bin/ticket.cjs knows which run (ticket, project, author) it acts for.
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { NotFoundError, UserError } from './errors.js';
+import { markDue } from './heartbeats.js';
 import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
+
+/** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
+const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, created_at, started_at, ended_at`;
+const RUN_COLUMNS_R = RUN_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ');
 
 export const RUN_STATUS = {
   queued: 'queued',
@@ -51,14 +57,14 @@ export interface Run {
 }
 
 export function listRunsForTicket(db: Db, ticketId: number): Run[] {
-  return db.prepare(`SELECT * FROM runs WHERE ticket_id = ? ORDER BY created_at, id`).all(ticketId) as Run[];
+  return db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE ticket_id = ? ORDER BY created_at, id`).all(ticketId) as Run[];
 }
 
 export const FAILURE_STATUSES: readonly RunStatus[] = [RUN_STATUS.failed, RUN_STATUS.timeout, RUN_STATUS.crashed];
 export type FinalStatus = Exclude<RunStatus, 'queued' | 'running'>;
 
 export function getRun(db: Db, id: string): Run | undefined {
-  return db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as Run | undefined;
+  return db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE id = ?`).get(id) as Run | undefined;
 }
 
 /** A run with its ticket's key and title; NotFoundError for an unknown or malformed id. */
@@ -66,7 +72,7 @@ export function requireRun(db: Db, id: string): RunListItem {
   const row = RUN_ID.test(id)
     ? (db
         .prepare(
-          `SELECT r.*, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
+          `SELECT ${RUN_COLUMNS_R}, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
            FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = t.project_id WHERE r.id = ?`,
         )
         .get(id) as RunListItem | undefined)
@@ -99,7 +105,7 @@ export function transcriptFile(runsDir: string, run: Pick<Run, 'id' | 'transcrip
 }
 
 export function liveRuns(db: Db): Run[] {
-  return db.prepare(`SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at`).all() as Run[];
+  return db.prepare(`SELECT ${RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at`).all() as Run[];
 }
 
 export interface RunListFilter {
@@ -120,7 +126,7 @@ export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
   if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
   return db
     .prepare(
-      `SELECT r.*, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
+      `SELECT ${RUN_COLUMNS_R}, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
        FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = r.project_id
        WHERE (@ticket IS NULL OR r.ticket_id = @ticket) AND (@project IS NULL OR r.project_id = @project) AND (@status IS NULL OR r.status = @status)
        ORDER BY r.created_at DESC, r.id DESC LIMIT @limit OFFSET @offset`,
@@ -141,6 +147,22 @@ export function newRunId(at = Date.now()): string {
 /** What a run id may look like anywhere it arrives from outside (no dots, no slashes). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
+/** The form a run secret is stored in. bin/ticket.cjs hashes the secret it is given the same way. */
+export function hashRunSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/**
+ * Gives a run that is about to start its secret: returns it (for the agent's environment, nowhere
+ * else) and stores only its hash. Null when the run is no longer queued: it must not start. A run
+ * started again after a crash before its spawn gets a new secret that replaces the old one.
+ */
+export function issueRunSecret(db: Db, runId: string): string | null {
+  const secret = randomBytes(32).toString('base64url');
+  const issued = db.prepare(`UPDATE runs SET secret_hash = ? WHERE id = ? AND status = 'queued'`).run(hashRunSecret(secret), runId);
+  return issued.changes === 1 ? secret : null;
+}
+
 export interface Caps {
   global: number;
   perProject: number;
@@ -148,25 +170,44 @@ export interface Caps {
   parallelCoding: boolean;
   /** budgets.daily_usd: no new run once today's recorded cost reaches it (0 or absent = no budget) */
   dailyBudgetUsd?: number;
+  /** runs a ticket may get between two stays in human (agents.max_runs_per_ticket) */
+  perTicket: number;
 }
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
   | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' | 'paused' }
-  | { kind: 'budget'; scope: BudgetScope };
+  | { kind: 'budget'; scope: BudgetScope }
+  /** the ticket used up its runs and was sent to human */
+  | { kind: 'capped' };
+
+/** Runs of a ticket since it was filed or last left human (a person's decision to let agents work on it). */
+export function runsSinceHuman(db: Db, ticketId: number): number {
+  return (
+    db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM runs WHERE ticket_id = @t AND created_at >= COALESCE((
+           SELECT MAX(created_at) FROM comments
+           WHERE ticket_id = @t AND type = 'move' AND (from_column IS NULL OR from_column = 'human')), 0)`,
+      )
+      .get({ t: ticketId }) as { n: number }
+  ).n;
+}
 
 /**
  * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
- * column, unclaimed, its project active, agents not paused globally), checks today's recorded cost
- * against the daily budgets (global, then the project's own; the day is the local day of `now`),
- * counts live runs against both caps, and inserts the run and the claim. Caps and spend are counted
- * from the runs table, so they hold across restarts and no await can sit between the check and the
- * reservation (lessons 5).
+ * column, unclaimed, no live run, its project active, agents not paused globally), checks today's
+ * recorded cost against the daily budgets (global, then the project's own; the day is the local day
+ * of `now`), counts live runs against both caps, and inserts the run and the claim. Caps and spend
+ * are counted from the runs table, so they hold across restarts and no await can sit between the
+ * check and the reservation. A ticket that has had `caps.perTicket` runs
+ * since it last left human is sent there instead, so two agents cannot pass it back and forth forever.
  */
 export function reserveRun(
-  db: Db,
+  store: Store,
   args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps; now?: number },
 ): Reservation {
+  const { db } = store;
   return db.transaction((): Reservation => {
     const t = db
       .prepare(
@@ -180,6 +221,16 @@ export function reserveRun(
     const now = args.now ?? Date.now();
     const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
     if (over) return { kind: 'budget', scope: over };
+    // a live run whose claim was cleared under it: a second one would break the one-live-run index
+    if (db.prepare(`SELECT 1 FROM runs WHERE ticket_id = ? AND status IN ('queued', 'running')`).get(t.id)) return { kind: 'stale' };
+    const used = runsSinceHuman(db, t.id);
+    if (used >= args.caps.perTicket) {
+      const why =
+        `Run limit: this ticket had ${used} agent runs since it last left human (agents.max_runs_per_ticket is ${args.caps.perTicket}). ` +
+        `Agents may be passing it back and forth; read the thread and the runs' transcripts, then move the ticket where it should go.`;
+      moveTicket(store, t.id, 'human', { actor: 'system', comment: why });
+      return { kind: 'capped' };
+    }
     const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
     if (live.n >= args.caps.global) return { kind: 'global-cap' };
     const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
@@ -362,18 +413,49 @@ export function claimableTickets(db: Db, projectId: number, limit = 200): Claima
        CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
        JOIN agent_types a ON a.id = pc.agent_type_id
        WHERE pc.project_id = ? AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.ticket_id = t.id AND r.status IN ('queued', 'running'))
        ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, t.column_entered_at, t.id
        LIMIT ?`,
     )
     .all(projectId, limit) as Claimable[];
 }
 
-/** Releases claims held by runs that have ended (a crash between finalize steps cannot leave one, but a restored backup can). */
-export function releaseStaleClaims(db: Db): number {
-  return db
-    .prepare(
-      `UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL
-       WHERE claimed_by_run IN (SELECT id FROM runs WHERE status NOT IN ('queued', 'running'))`,
-    )
-    .run().changes;
+interface StaleClaim {
+  id: number;
+  project_id: number;
+  claimed_by_run: string;
+}
+
+/**
+ * Releases claims whose run is not live: an ended run, or an id no run has (a claim written by
+ * hand, a restored backup). Such a claim would keep its ticket "running" forever. Each release
+ * writes a system comment and marks the project due. Reads first and opens a write transaction
+ * only when there is something to release: every scan calls it for its project.
+ */
+export function releaseStaleClaims(db: Db, projectId?: number): number {
+  const notLive = `NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = t.claimed_by_run AND r.status IN ('queued', 'running'))`;
+  const stale = (
+    projectId === undefined
+      ? db.prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t WHERE t.claimed_by_run IS NOT NULL AND ${notLive}`).all()
+      : db
+          .prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t
+                    WHERE t.project_id = ? AND t.claimed_by_run IS NOT NULL AND ${notLive}`)
+          .all(projectId)
+  ) as StaleClaim[];
+  if (stale.length === 0) return 0;
+  return db.transaction(() => {
+    let released = 0;
+    for (const s of stale) {
+      const changed = db
+        .prepare(`UPDATE tickets AS t SET claimed_by_run = NULL, claimed_at = NULL WHERE t.id = ? AND t.claimed_by_run = ? AND ${notLive}`)
+        .run(s.id, s.claimed_by_run).changes;
+      if (changed === 0) continue;
+      released++;
+      const holder = s.claimed_by_run.length > 100 ? `${s.claimed_by_run.slice(0, 100)}…` : s.claimed_by_run;
+      const note = `Released a claim held by "${holder}", which is not a live run; the ticket can be picked up again.`;
+      addSystemComment(db, s.id, 'system', note);
+      markDue(db, s.project_id);
+    }
+    return released;
+  }).immediate();
 }

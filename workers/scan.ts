@@ -1,9 +1,10 @@
-// The scan worker: one project's heartbeat. It reserves runs for unclaimed tickets in agent columns
+// The scan worker: one project's heartbeat. It first releases claims whose run is not live (they
+// would strand their tickets), then reserves runs for unclaimed tickets in agent columns
 // (most urgent first) until a cap is reached, hands each reservation to the agent-run queue,
 // enqueues a merge for each done ticket whose branch is not merged yet, and records the scan so
 // the heartbeat backs off when there was nothing to do (or only tickets a daily budget holds back).
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
-import { claimableTickets, reserveRun } from '../lib/runs.js';
+import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js';
 import { getProject } from '../lib/projects.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
@@ -23,6 +24,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const project = getProject(db, p.projectId);
   const result: ScanResult = { waiting: 0, reserved: [], blockedBy: null };
   if (project.status !== 'active') return result;
+  releaseStaleClaims(db, project.id); // before reading the wake sequence: its wake is this scan
   const seq = getHeartbeat(db, project.id)?.wake_seq ?? p.wakeSeq;
   const waiting = claimableTickets(db, project.id);
   result.waiting = waiting.length;
@@ -31,9 +33,10 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     perProject: cfg.agents.max_concurrent_per_project,
     parallelCoding: cfg.agents.parallel_coding,
     dailyBudgetUsd: cfg.budgets.daily_usd,
+    perTicket: cfg.agents.max_runs_per_ticket,
   };
   for (const t of waiting) {
-    const r = reserveRun(db, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
+    const r = reserveRun(deps.store, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });

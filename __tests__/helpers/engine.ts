@@ -85,6 +85,17 @@ export function pidAlive(pid: number): boolean {
 /** Config for a daemon whose agents start and then wait (until killed): tickets stay where tests put them. */
 export const WAITING_AGENTS = { agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.stringify({ '*': [{ do: 'hang' }] }) } } };
 
+/**
+ * Files a ticket whose agent writes its environment to a file and then waits until killed; returns
+ * the ticket and that environment (its DISPATCH_RUN_SECRET lets a test act as the agent).
+ */
+export async function agentAtWork(d: EngineDaemon, project: string, column: string, title: string): Promise<{ key: string; env: Record<string, string> }> {
+  const envFile = path.join(d.root, `agent-${project}-${title.replace(/\W+/g, '-')}.env.json`);
+  const { key } = await d.ticket(project, column, { [column]: [{ do: 'env', file: envFile }, { do: 'hang' }] }, title);
+  const env = await waitFor(`${title}'s agent`, () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && (JSON.parse(fs.readFileSync(envFile, 'utf8')) as Record<string, string>), 60_000);
+  return { key, env };
+}
+
 /** Kills every agent the daemon is running (through the API), so no test leaves processes behind. */
 export async function killAgents(d: RunningDaemon): Promise<void> {
   const active = await d.api('GET', '/api/runs/active');

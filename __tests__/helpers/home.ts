@@ -6,7 +6,9 @@ import path from 'node:path';
 import { prepareHome } from '../../lib/home.js';
 import { pathsFor, type Paths } from '../../lib/paths.js';
 import { createStore, type Store } from '../../lib/store.js';
-import { registerProject, type Project } from '../../lib/projects.js';
+import { getColumns, registerProject, type Project } from '../../lib/projects.js';
+import { issueRunSecret, reserveRun, type Run } from '../../lib/runs.js';
+import { requireTicket } from '../../lib/tickets.js';
 import type { Db } from '../../lib/db/connection.js';
 
 export interface TestHome {
@@ -49,4 +51,21 @@ export function makeTestHome(): TestHome {
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Starts an agent run on a ticket without a process: reserved the way a scan reserves it (claim,
+ * claim comment) and given its secret the way the runtime does before a spawn. The test then acts
+ * as the agent, calling ticket.cjs with DISPATCH_RUN_SECRET.
+ */
+export function startRun(h: TestHome, ref: string): { run: Run; secret: string; author: string } {
+  const t = requireTicket(h.db, ref);
+  const column = getColumns(h.db, t.project_id).find((c) => c.column_id === t.column_id);
+  if (!column?.agent_type_id) throw new Error(`${ref} is not in an agent column`);
+  const caps = { global: 100, perProject: 100, parallelCoding: true, perTicket: 100 };
+  const r = reserveRun(h.store, { ticketId: t.id, columnId: t.column_id, agentTypeId: column.agent_type_id, model: 'opus', caps });
+  if (r.kind !== 'reserved') throw new Error(`could not reserve a run on ${ref}: ${r.kind}`);
+  const secret = issueRunSecret(h.db, r.run.id);
+  if (!secret) throw new Error(`run ${r.run.id} is not queued`);
+  return { run: r.run, secret, author: `${r.run.agent_type_id}:${r.run.id}` };
 }

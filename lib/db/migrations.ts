@@ -194,6 +194,17 @@ CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' A
 `,
   },
   {
+    version: 6,
+    name: 'run secrets and the index of claimed tickets',
+    sql: `
+-- the SHA-256 of the secret the agent process got in its environment; ticket.cjs finds the run by it
+ALTER TABLE runs ADD COLUMN secret_hash TEXT;
+CREATE UNIQUE INDEX runs_by_secret ON runs (secret_hash) WHERE secret_hash IS NOT NULL;
+-- every scan looks for claims whose run is not live; without it, it read every ticket of the project
+CREATE INDEX tickets_claimed ON tickets (project_id) WHERE claimed_by_run IS NOT NULL;
+`,
+  },
+  {
     version: 8,
     name: 'daily budgets',
     sql: `
