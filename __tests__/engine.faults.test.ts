@@ -84,11 +84,15 @@ test('a wake starts the agent at once, long before the next heartbeat', async ()
     const t = await d.ticket('fs', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done', 10_000);
     // a person's move through the dispatch CLI (another process) wakes it through the API
-    const t0 = Date.now();
+    const heartbeat = () => d.db().prepare(`SELECT next_check_at, wake_seq FROM heartbeats`).get() as { next_check_at: number; wake_seq: number };
+    const before = heartbeat();
+    expect(before.next_check_at - Date.now()).toBeGreaterThan(30 * 60_000); // the next heartbeat is far away
     const r = d.cli(['ticket', 'move', t.key, 'researcher']);
     expect(r.status).toBe(0);
     await waitFor('second run', () => d.runs(t.key).length === 2 && d.ticketRow(t.key).column_id === 'done', 10_000);
-    expect(d.runs(t.key)[1].created_at - t0).toBeLessThan(3_600_000); // not the hourly heartbeat
+    // the run came from the move's wake, not from the heartbeat it was due at
+    expect(d.runs(t.key)[1].created_at).toBeLessThan(before.next_check_at);
+    expect(heartbeat().wake_seq).toBeGreaterThan(before.wake_seq);
   } finally {
     await d.stop();
   }
