@@ -85,8 +85,12 @@ test('a wake starts the agent at once, long before the next heartbeat', async ()
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done', 10_000);
     // a person's move through the dispatch CLI (another process) wakes it through the API
     const heartbeat = () => d.db().prepare(`SELECT next_check_at, wake_seq FROM heartbeats`).get() as { next_check_at: number; wake_seq: number };
-    const before = heartbeat();
-    expect(before.next_check_at - Date.now()).toBeGreaterThan(30 * 60_000); // the next heartbeat is far away
+    // the done move's ping and the run's end each make a scan; once they are through, the next
+    // heartbeat is an hour away
+    const before = await waitFor('the next heartbeat an hour away', () => {
+      const h = heartbeat();
+      return h.next_check_at - Date.now() > 30 * 60_000 && h;
+    });
     const r = d.cli(['ticket', 'move', t.key, 'researcher']);
     expect(r.status).toBe(0);
     await waitFor('second run', () => d.runs(t.key).length === 2 && d.ticketRow(t.key).column_id === 'done', 10_000);
