@@ -4,10 +4,11 @@
 // with a clear error, keeps running, corrupts nothing, and picks the work up again.
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { ticketBin } from './helpers/daemon.js';
 import { comments, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { tempDir } from './helpers/home.js';
+import { fillDisk, mountTmpfs, tmpfsPrefix, unmountTmpfs } from './helpers/tmpfs.js';
 
 function ticketCli(d: EngineDaemon, project: string, args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -22,32 +23,11 @@ function ticketCli(d: EngineDaemon, project: string, args: string[], extra: Node
   });
 }
 
-/** A tiny tmpfs needs mount rights (root in this sandbox; CI runners have passwordless sudo). */
-function mountCommand(): string[] | null {
-  const probe = tempDir('pd-mount-probe-');
-  for (const prefix of [[], ['sudo', '-n']]) {
-    const [cmd, ...rest] = [...prefix, 'mount', '-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', probe];
-    if (spawnSync(cmd!, rest).status === 0) {
-      spawnSync(prefix[0] ?? 'umount', prefix.length ? [...prefix.slice(1), 'umount', probe] : [probe]);
-      fs.rmSync(probe, { recursive: true, force: true });
-      return prefix;
-    }
-  }
-  fs.rmSync(probe, { recursive: true, force: true });
-  return null;
-}
-const mountPrefix = mountCommand();
-const run = (argv: string[]) => {
-  const [cmd, ...rest] = [...(mountPrefix ?? []), ...argv];
-  const r = spawnSync(cmd!, rest, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
-};
-
-(mountPrefix ? test : test.skip)('a full disk under the data home: clear errors, the daemon survives, nothing is corrupted, work resumes', async () => {
+(tmpfsPrefix ? test : test.skip)('a full disk under the data home: clear errors, the daemon survives, nothing is corrupted, work resumes', async () => {
   const root = tempDir('pd-full-');
   const home = path.join(root, 'home');
   fs.mkdirSync(home);
-  run(['mount', '-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', home]);
+  mountTmpfs(home, '24m');
   let d: EngineDaemon | null = null;
   try {
     d = await startEngineDaemon({ root });
@@ -61,21 +41,8 @@ const run = (argv: string[]) => {
     const caught = await d.ticket('lab', 'researcher', { researcher: [{ do: 'sleep', ms: 1500 }, { do: 'comment', type: 'journal', body: 'j'.repeat(50_000) }, { do: 'move', to: 'done' }] });
     const live = await waitFor('caught running', () => d!.runs(caught.key).find((r) => r.status === 'running'));
 
-    // fill the disk: big chunks, then small ones down to the last page
     const filler = path.join(home, 'filler');
-    const fd = fs.openSync(filler, 'w');
-    for (const size of [1 << 20, 4096]) {
-      const chunk = Buffer.alloc(size, 120);
-      for (;;) {
-        try {
-          fs.writeSync(fd, chunk);
-        } catch (err) {
-          expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
-          break;
-        }
-      }
-    }
-    fs.closeSync(fd);
+    fillDisk(filler);
 
     // API writes: each one is stored whole or refused with a clear error, never half-written
     const body = 'b'.repeat(150_000);
@@ -122,7 +89,7 @@ const run = (argv: string[]) => {
     console.log(`disk full: ${answers.filter((s) => s === 201).length} writes fit, then ${refusal.status} "${refusal.body.error}"`);
   } finally {
     await d?.stop();
-    spawnSync(mountPrefix![0] ?? 'umount', mountPrefix!.length ? [...mountPrefix!.slice(1), 'umount', home] : [home]);
+    unmountTmpfs(home);
     fs.rmSync(root, { recursive: true, force: true });
   }
 }, 300_000);

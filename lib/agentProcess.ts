@@ -127,7 +127,6 @@ export function isAgentAlive(pid: number, procStart: string | null): boolean {
   if (!isAlive(pid)) return false;
   const stat = procStat(pid);
   if (!stat) return true; // no /proc (macOS): kill(0) is all we have
-  if (stat.state === 'Z' || stat.state === 'X') return false;
   return procStart === null || stat.startTicks === procStart;
 }
 

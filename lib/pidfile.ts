@@ -9,14 +9,20 @@ export interface PidInfo {
   started_at: number;
 }
 
+/**
+ * Whether a process runs. A zombie (state Z, or X while it is being removed) is dead: it has
+ * exited and only waits for its parent to collect it, which an init that reaps slowly may put off
+ * for a second or more after a `kill -9`. Every "is it alive?" of daemons and agents comes here.
+ */
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = procStat(pid)?.state;
+  return state !== 'Z' && state !== 'X';
 }
 
 export function readPidFile(file: string): PidInfo | null {
@@ -83,7 +89,14 @@ export function acquirePidFile(file: string): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx', 0o644);
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, port: null, started_at: Date.now() }));
+      try {
+        fs.writeSync(fd, JSON.stringify({ pid: process.pid, port: null, started_at: Date.now() }));
+      } catch (err) {
+        // a full disk: leave no empty lock behind
+        fs.closeSync(fd);
+        fs.rmSync(file, { force: true });
+        throw err;
+      }
       fs.closeSync(fd);
       return;
     } catch (err) {
