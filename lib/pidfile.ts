@@ -42,13 +42,25 @@ export function readPidFile(file: string): PidInfo | null {
   return null;
 }
 
-/** A process's state letter and start time (clock ticks after boot) from Linux /proc; null where it cannot be read. */
-export function procStat(pid: number): { state: string; startTicks: string } | null {
+export interface ProcStat {
+  pid: number;
+  /** R, S, D, T, Z (zombie), X (dead), … */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** start time in clock ticks after boot: with the pid, it names one process for good */
+  startTicks: string;
+}
+
+/** A process's state, parent, group, session and start time from Linux /proc; null where it cannot be read. */
+export function procStat(pid: number): ProcStat | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // the command name in parentheses may hold spaces: fields are counted after its closing ')'
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] === undefined ? null : { state: fields[0]!, startTicks: fields[19] };
+    if (fields[19] === undefined) return null;
+    return { pid, state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: fields[19] };
   } catch {
     return null;
   }
