@@ -235,7 +235,7 @@ export class AgentRuntime {
       }
       entry.pid = spawned.pid;
       entry.procStart = spawned.procStart;
-      entry.procs = new RunProcesses(run.id, spawned.pid, spawned.procStart);
+      entry.procs = new RunProcesses(run.id, spawned.pid, spawned.procStart, true);
       if (!markRunStarted(db, run.id, { pid: spawned.pid, procStart: spawned.procStart, transcriptPath, cwd: workspace.cwd, jobId })) {
         // the run was finalized meanwhile (killed before it started): the agent must not work on
         await killTree(spawned.pid);

@@ -56,8 +56,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     try {
       config = new ConfigStore(paths.config);
     } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      const reason = err.message.replace(/^config: /, '');
+      if (!(err instanceof UserError) || !err.message.startsWith('config: ')) throw err; // DISPATCH_PORT names itself
+      const reason = err.message.slice('config: '.length);
       throw new UserError(reason.startsWith(paths.config) ? `the config file ${reason}` : `the config file ${paths.config} is invalid: ${reason}`);
     }
     const { db } = prepareHome(paths);

@@ -53,17 +53,26 @@ export interface ProcStat {
   startTicks: string;
 }
 
+/** One buffer for every /proc/<pid>/stat read (a line of a few hundred bytes): scanning all of /proc stays cheap. */
+const statBuf = Buffer.alloc(4096);
+
 /** A process's state, parent, group, session and start time from Linux /proc; null where it cannot be read. */
 export function procStat(pid: number): ProcStat | null {
+  let stat: string;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name in parentheses may hold spaces: fields are counted after its closing ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[19] === undefined) return null;
-    return { pid, state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: fields[19] };
+    const fd = fs.openSync(`/proc/${pid}/stat`, 'r');
+    try {
+      stat = statBuf.toString('latin1', 0, fs.readSync(fd, statBuf, 0, statBuf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return null;
   }
+  // the command name in parentheses may hold spaces: fields are counted after its closing ')'
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20);
+  if (fields[19] === undefined) return null;
+  return { pid, state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: fields[19] };
 }
 
 /** When a process started (ms since the epoch), from Linux /proc; null where that cannot be read. */
