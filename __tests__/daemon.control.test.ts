@@ -47,7 +47,8 @@ test('the daemon started by `dispatch daemon start` has a minimal environment: a
   const scratch = tempDir('pd-environ-');
   // the agent: a shell script that reads its parent's (the daemon's) environment and its own
   const agent = path.join(scratch, 'claude');
-  fs.writeFileSync(agent, `#!/bin/sh\necho $PPID > ${scratch}/daemon.pid\ncat /proc/$PPID/environ > ${scratch}/daemon.environ\nenv > ${scratch}/agent.env\n`, { mode: 0o755 });
+  const script = ['#!/bin/sh', `echo $PPID > ${scratch}/daemon.pid`, `cat /proc/$PPID/environ > ${scratch}/daemon.environ`, `env > ${scratch}/agent.env`, ''];
+  fs.writeFileSync(agent, script.join('\n'), { mode: 0o755 });
   const { root, home, env } = setup({
     DISPATCH_CLAUDE_BIN: agent,
     AWS_SECRET_ACCESS_KEY: SECRET,
@@ -70,7 +71,8 @@ test('the daemon started by `dispatch daemon start` has a minimal environment: a
     fs.mkdirSync(dir);
     expect((await api(port, 'POST', '/api/projects', { path: dir, type: 'research', abbreviation: 'lab' })).status).toBe(201);
     expect((await api(port, 'POST', '/api/tickets', { project: 'lab', title: 'peek', body: 'x', column: 'researcher' })).status).toBe(201);
-    const seen = await waitFor('the agent read the environment', () => fs.existsSync(path.join(scratch, 'agent.env')) && fs.readFileSync(path.join(scratch, 'daemon.environ'), 'utf8'), 60_000);
+    const read = () => fs.existsSync(path.join(scratch, 'agent.env')) && fs.readFileSync(path.join(scratch, 'daemon.environ'), 'utf8');
+    const seen = await waitFor('the agent read the environment', read, 60_000);
     expect(Number(fs.readFileSync(path.join(scratch, 'daemon.pid'), 'utf8'))).toBe(pid);
     expect(seen).toContain(`DISPATCH_HOME=${home}`); // it did read the daemon's environment
     expect(seen).not.toContain(SECRET);
@@ -85,7 +87,8 @@ test('the daemon started by `dispatch daemon start` has a minimal environment: a
 test('`dispatch daemon start` right after kill -9 starts a new daemon while the dead one is still a zombie', async () => {
   const { root, home, env } = setup();
   // the daemon's parent is a process that never reaps it (exec sleep), so the killed daemon stays a zombie
-  const holder: ChildProcess = spawn('sh', ['-c', '"$0" "$1" >/dev/null 2>&1 & echo $!; exec sleep 600', process.execPath, daemonBin], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const script = '"$0" "$1" >/dev/null 2>&1 & echo $!; exec sleep 600';
+  const holder: ChildProcess = spawn('sh', ['-c', script, process.execPath, daemonBin], { env, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     let out = '';
     holder.stdout!.on('data', (b) => (out += b));

@@ -137,9 +137,12 @@ function rssMb(pid: number): number {
     fillDisk(path.join(home, 'filler'));
     // use up what the database file still had free, until writes are refused
     let refused = false;
-    for (let i = 0; i < 200 && !refused; i++) refused = (await api('POST', '/api/tickets', { project: 'lab', title: `fill ${i}`, body: 'f'.repeat(100_000) })).status === 507;
+    for (let i = 0; i < 200 && !refused; i++) {
+      refused = (await api('POST', '/api/tickets', { project: 'lab', title: `fill ${i}`, body: 'f'.repeat(100_000) })).status === 507;
+    }
     expect(refused).toBe(true);
-    await waitFor('the scheduler fails on the full disk', async () => /full/.test((await api('GET', '/api/queues')).body.engine.scheduler_error ?? ''), 30_000);
+    const schedulerError = async (): Promise<string | null> => (await api('GET', '/api/queues')).body.engine.scheduler_error;
+    await waitFor('the scheduler fails on the full disk', async () => /full/.test((await schedulerError()) ?? ''), 30_000);
 
     // 20 s full with a heartbeat due all along: the daemon answers and does not grow
     let peak = baseline;
@@ -154,7 +157,7 @@ function rssMb(pid: number): number {
 
     fs.rmSync(path.join(home, 'filler'));
     await waitFor('a scan once the space is back', () => lastCheck() > fullSince, 120_000, 200);
-    await waitFor('the scheduler error cleared', async () => (await api('GET', '/api/queues')).body.engine.scheduler_error === null, 30_000);
+    await waitFor('the scheduler error cleared', async () => (await schedulerError()) === null, 30_000);
     expect((await api('POST', '/api/tickets', { project: 'lab', title: 'space again', body: 'x' })).status).toBe(201);
 
     const lines = fs

@@ -268,7 +268,8 @@ export class RunProcesses {
     if (this.seen.get(p.pid) === p.startTicks) return true;
     // the agent's session and group ids, unless its pid now names another process (then they are that one's)
     const holder = byPid.get(this.agentPid);
-    if ((p.session === this.agentPid || p.pgrp === this.agentPid) && this.byGroup && (holder === undefined || this.isAgent(holder))) return true;
+    const groupIsOurs = this.byGroup && (holder === undefined || this.isAgent(holder));
+    if (groupIsOurs && (p.session === this.agentPid || p.pgrp === this.agentPid)) return true;
     let parent = byPid.get(p.ppid);
     for (let depth = 0; parent && depth < 64; depth++, parent = byPid.get(parent.ppid)) {
       if (this.isAgent(parent) || this.seen.get(parent.pid) === parent.startTicks) return true;

@@ -6,7 +6,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAgentType, readPrompt } from './agentTypes.js';
-import { agentArgs, agentEnv, checkTicketTool, isAgentAlive, killTree, RunProcesses, spawnAgent, taskMessage, trackRuns } from './agentProcess.js';
+import {
+  agentArgs,
+  agentEnv,
+  checkTicketTool,
+  isAgentAlive,
+  killTree,
+  RunProcesses,
+  spawnAgent,
+  taskMessage,
+  trackRuns,
+} from './agentProcess.js';
 import { finalizeRun, getRun, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
 import { readTranscriptResult } from './transcript.js';
 import { storageError } from './db/connection.js';
@@ -122,7 +132,16 @@ export class AgentRuntime {
     const run = getRun(this.deps.store.db, runId);
     if (!run || (run.status !== RUN_STATUS.queued && run.status !== RUN_STATUS.running)) return;
     const procs = run.pid ? new RunProcesses(run.id, run.pid, run.proc_start) : null;
-    const entry: Active = { run, pid: run.pid, procStart: run.proc_start, stop: null, procs, selfMoved: false, done: Promise.resolve(), timers: [] };
+    const entry: Active = {
+      run,
+      pid: run.pid,
+      procStart: run.proc_start,
+      stop: null,
+      procs,
+      selfMoved: false,
+      done: Promise.resolve(),
+      timers: [],
+    };
     this.active.set(runId, entry);
     this.armWatch();
     entry.done = (run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry)).finally(() => {

@@ -58,7 +58,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     } catch (err) {
       if (!(err instanceof UserError) || !err.message.startsWith('config: ')) throw err; // DISPATCH_PORT names itself
       const reason = err.message.slice('config: '.length);
-      throw new UserError(reason.startsWith(paths.config) ? `the config file ${reason}` : `the config file ${paths.config} is invalid: ${reason}`);
+      throw new UserError(
+        reason.startsWith(paths.config) ? `the config file ${reason}` : `the config file ${paths.config} is invalid: ${reason}`,
+      );
     }
     const { db } = prepareHome(paths);
     cleanup.unshift(async () => {
@@ -126,11 +128,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 /** Names why the daemon could not start, in one line the person can act on; an unforeseen error is returned as it is. */
 function startupError(err: unknown, paths: Paths, port: number | null): unknown {
   if (err instanceof UserError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return new UserError(`port ${port} on 127.0.0.1 is already in use by another program: set "port" in ${paths.config} (or DISPATCH_PORT) to a free one`);
-  if (code === 'EACCES' && (err as { syscall?: string }).syscall === 'listen') return new UserError(`not allowed to listen on port ${port}: set "port" in ${paths.config} to one above 1023`);
-  if (code === 'ENOSPC' || code === 'SQLITE_FULL') return new UserError(`the disk holding ${paths.home} is full: free some space, then start the daemon again`);
-  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new UserError(`cannot write to ${paths.home} (${code}): check that folder's permissions and its disk`);
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  const setPort = `set "port" in ${paths.config}`;
+  if (code === 'EADDRINUSE') {
+    return new UserError(`port ${port} on 127.0.0.1 is already in use by another program: ${setPort} (or DISPATCH_PORT) to a free one`);
+  }
+  if (code === 'EACCES' && syscall === 'listen') return new UserError(`not allowed to listen on port ${port}: ${setPort} to one above 1023`);
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL') {
+    return new UserError(`the disk holding ${paths.home} is full: free some space, then start the daemon again`);
+  }
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+    return new UserError(`cannot write to ${paths.home} (${code}): check that folder's permissions and its disk`);
+  }
   const storage = storageError(err);
   if (storage) return new UserError(storage.message.replace(/ \(nothing was saved\)$/, '').replace(/retry$/, 'start the daemon again'));
   return err;

@@ -11,7 +11,16 @@ import { ConfigStore } from './config.js';
 import { UserError } from './errors.js';
 import { isAlive, liveDaemon, readPidFile } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
-import { DAEMON_NODE_FLAGS, daemonEnvironment, LAUNCHD_LABEL, SERVICE_NAME, Service, serviceKindFor, systemRunner, type Runner } from './service.js';
+import {
+  DAEMON_NODE_FLAGS,
+  daemonEnvironment,
+  LAUNCHD_LABEL,
+  SERVICE_NAME,
+  Service,
+  serviceKindFor,
+  systemRunner,
+  type Runner,
+} from './service.js';
 
 
 export const daemonScript = path.join(packageRoot, 'dist', 'bin', 'daemon.js');
@@ -122,13 +131,19 @@ export async function startDaemonProcess(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.unref();
   try {
-    return await waitForHealthy(paths, { ...opts, expectedPid: () => child.pid ?? null, gaveUp: () => child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid!) });
+    const gaveUp = () => child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid!);
+    return await waitForHealthy(paths, { ...opts, expectedPid: () => child.pid ?? null, gaveUp });
   } catch (err) {
     await Promise.race([exited, sleep(1000)]); // the pipe's last words arrive with the exit
     const reason = /^error: (.+)$/m.exec(status)?.[1];
     if (reason) throw new UserError(`the daemon could not start: ${reason}`);
     const tail = readTail(outFile, 6);
-    const ended = child.exitCode !== null ? `the daemon exited with code ${child.exitCode} before answering` : child.signalCode ? `the daemon was killed by ${child.signalCode} before answering` : null;
+    const ended =
+      child.exitCode !== null
+        ? `the daemon exited with code ${child.exitCode} before answering`
+        : child.signalCode
+          ? `the daemon was killed by ${child.signalCode} before answering`
+          : null;
     throw new UserError(`${ended ?? (err as Error).message}${tail ? `\nlast output:\n${tail}` : ''}`);
   } finally {
     pipe.destroy();

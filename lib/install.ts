@@ -139,7 +139,12 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
 
   const service = serviceFor(opts);
   if (service) {
-    const spec: ServiceSpec = { nodePath: opts.nodePath ?? process.execPath, daemonScript, home: paths.home, env: daemonEnvironment(env, paths.home) };
+    const spec: ServiceSpec = {
+      nodePath: opts.nodePath ?? process.execPath,
+      daemonScript,
+      home: paths.home,
+      env: daemonEnvironment(env, paths.home),
+    };
     report.serviceFile = service.file;
     const previousHome = service.installedHome();
     if (previousHome !== null && path.resolve(previousHome) !== path.resolve(paths.home)) ui.warn(`the service served ${previousHome}; it now serves ${paths.home} (one service per user)`);

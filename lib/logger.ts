@@ -133,7 +133,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     pruner.unref();
   }
   if (opts.console !== false) {
-    const lostLine = (lost: number, error: string) => `${new Date().toTimeString().slice(0, 8)} warn  ${lost} log lines could not be written (${error})\n`;
+    const lostLine = (lost: number, error: string) =>
+      `${new Date().toTimeString().slice(0, 8)} warn  ${lost} log lines could not be written (${error})\n`;
     transports.push(
       new winston.transports.Stream({
         // fd 1 written directly: process.stdout on a file throws from write() once the disk is full
@@ -185,7 +186,7 @@ export class RepeatedFailure {
       this.count += 1;
       if (now - this.reportedAt >= this.everyMs) {
         this.reportedAt = now;
-        this.logger.error(this.message, { error: text, repeated: this.count, since: new Date(this.firstAt).toISOString(), ongoing: true, ...meta });
+        this.logger.error(this.message, { ...this.summary(), ongoing: true, ...meta });
       }
       return this.count;
     }
@@ -202,8 +203,12 @@ export class RepeatedFailure {
     this.end();
   }
 
+  private summary(): Record<string, unknown> {
+    return { error: this.error, repeated: this.count, since: new Date(this.firstAt).toISOString() };
+  }
+
   private end(): void {
-    if (this.error !== null && this.count > 1) this.logger.error(this.message, { error: this.error, repeated: this.count, since: new Date(this.firstAt).toISOString() });
+    if (this.error !== null && this.count > 1) this.logger.error(this.message, this.summary());
     this.error = null;
     this.count = 0;
   }

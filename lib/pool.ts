@@ -105,7 +105,8 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       const final = err instanceof PermanentError || job.numRunsLeft <= 0;
       opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
-      await finish(job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt: Date.now() + Math.min(60_000, 1000 * 2 ** attempt) });
+      const retryAt = Date.now() + Math.min(60_000, 1000 * 2 ** attempt);
+      await finish(job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt });
       return;
     }
     await finish(job, { outcome: 'completed' });
