@@ -61,7 +61,7 @@ test('install twice: a running daemon, then nothing changes and edits survive; u
   const url = /ready at (http:\/\/127\.0\.0\.1:\d+)/.exec(first.stdout)![1]!;
   const pid = readPidFile(path.join(home, 'daemon.pid'))!.pid;
   expect(await (await fetch(`${url}/api/health`)).json()).toMatchObject({ ok: true, pid, home });
-  expect(fs.readFileSync(unitFile, 'utf8')).toContain(`Environment="DISPATCH_HOME=${home}"`);
+  expect(fs.readFileSync(unitFile, 'utf8')).toContain(` "DISPATCH_HOME=${home}" `);
 
   // the user edits a prompt and the config; a second install keeps both and changes nothing
   fs.appendFileSync(path.join(home, 'prompts', 'coding-agent.md'), '\nAlways write tests first.\n');

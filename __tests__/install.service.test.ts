@@ -54,6 +54,11 @@ test('install enables and starts the unit, verifies its pid, opens the browser; 
   ]);
   expect(first.pid).toBe(fake.pid);
   expect(readPidFile(paths.pidFile)?.pid).toBe(fake.pid);
+  // the unit's env -i: nothing of the manager's own environment reaches the daemon (agents can read it)
+  const environ = fs.readFileSync(`/proc/${fake.pid}/environ`, 'utf8').split('\0').filter(Boolean);
+  expect(environ.join('\n')).not.toMatch(/PD_MANAGER_SECRET|imported-by-a-desktop-session/);
+  expect(environ).toContain(`DISPATCH_HOME=${paths.home}`);
+  expect(environ).toContain(`PATH=${env.PATH}`);
   const health = await (await fetch(`${first.url}/api/health`)).json();
   expect(health).toMatchObject({ ok: true, pid: fake.pid, home: paths.home });
   expect(fake.launched).toEqual([['xdg-open', first.url]]);

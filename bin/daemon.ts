@@ -1,11 +1,34 @@
 // The daemon process: `node dist/bin/daemon.js`. First SIGTERM/SIGINT stops gracefully (agents
 // keep running detached and are adopted on the next start); a second signal forces exit.
+// Started by `dispatch daemon start`, it reports on the pipe named by DISPATCH_STATUS_FD: one
+// `error: <reason>` line when it cannot start (the CLI prints it; a full disk could not take it),
+// or the pipe closed once it listens, before any agent starts (so no agent inherits it).
+import fs from 'node:fs';
 import { startDaemon } from '../lib/daemon.js';
 import { UserError } from '../lib/errors.js';
 import { resolveHome } from '../lib/paths.js';
 
+const statusFd = /^\d+$/.test(process.env.DISPATCH_STATUS_FD ?? '') ? Number(process.env.DISPATCH_STATUS_FD) : null;
+delete process.env.DISPATCH_STATUS_FD;
+let statusOpen = statusFd !== null;
+
+function report(line: string | null): void {
+  if (!statusOpen) return;
+  statusOpen = false;
+  try {
+    if (line !== null) fs.writeSync(statusFd!, `${line}\n`);
+  } catch {
+    // the CLI that started us is gone
+  }
+  try {
+    fs.closeSync(statusFd!);
+  } catch {
+    // already closed
+  }
+}
+
 async function main(): Promise<void> {
-  const daemon = await startDaemon({ home: resolveHome() });
+  const daemon = await startDaemon({ home: resolveHome(), onListening: () => report(null) });
   console.log(`Project Dispatcher listening on ${daemon.url} (home ${daemon.paths.home})`);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -28,6 +51,12 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof UserError ? `dispatch daemon: ${err.message}` : err);
+  const reason = err instanceof UserError ? err.message : (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+  report(`error: ${reason}`);
+  try {
+    console.error(err instanceof UserError ? `dispatch daemon: ${err.message}` : err);
+  } catch {
+    // stderr on a full disk
+  }
   process.exit(1);
 });

@@ -6,7 +6,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAgentType, readPrompt } from './agentTypes.js';
-import { agentArgs, agentEnv, checkTicketTool, isAgentAlive, killTree, reapGroup, spawnAgent, taskMessage } from './agentProcess.js';
+import {
+  agentArgs,
+  agentEnv,
+  checkTicketTool,
+  isAgentAlive,
+  killTree,
+  RunProcesses,
+  spawnAgent,
+  taskMessage,
+  trackRuns,
+} from './agentProcess.js';
 import { finalizeRun, getRun, issueRunSecret, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
 import { readTranscriptResult } from './transcript.js';
 import { storageError } from './db/connection.js';
@@ -22,6 +32,8 @@ import type { Workspace } from './workspace.js';
 export const SELF_MOVE_GRACE_MS = 15_000;
 /** How often live runs are checked against their timeout and their ticket's column. */
 const WATCH_INTERVAL_MS = 1_000;
+/** How often the processes of live agents are recorded (a read of all of /proc), in watch ticks. */
+const TRACK_EVERY_TICKS = 2;
 const MAX_TIMEOUT_MS = 7 * 24 * 3600_000;
 /** The longest wait between attempts to record a run's end on a disk that refuses writes. */
 const MAX_FINALIZE_WAIT_MS = 30_000;
@@ -50,6 +62,8 @@ interface Active {
   pid: number | null;
   procStart: string | null;
   stop: { status: FinalStatus; why: string; keepInColumn?: boolean } | null;
+  /** every process the agent starts, ended with the run */
+  procs: RunProcesses | null;
   /** the agent moved its own ticket; it gets a grace period to exit */
   selfMoved: boolean;
   done: Promise<void>;
@@ -59,6 +73,7 @@ interface Active {
 export class AgentRuntime {
   private readonly active = new Map<string, Active>();
   private watchTimer: NodeJS.Timeout | null = null;
+  private ticks = 0;
   private started = false;
 
   constructor(private readonly deps: RuntimeDeps) {}
@@ -78,13 +93,32 @@ export class AgentRuntime {
   /** The periodic watch runs only while a run is live: an idle daemon must not wake every second (BENCHMARKS.md). */
   private armWatch(): void {
     if (!this.started || this.watchTimer || this.active.size === 0) return;
-    this.watchTimer = setInterval(() => this.watch(), WATCH_INTERVAL_MS);
+    this.watchTimer = setInterval(() => {
+      this.watch();
+      if (++this.ticks % TRACK_EVERY_TICKS === 0) this.track();
+    }, WATCH_INTERVAL_MS);
     this.watchTimer.unref();
   }
 
   private disarmWatch(): void {
     if (this.watchTimer) clearInterval(this.watchTimer);
     this.watchTimer = null;
+  }
+
+  /** Records the processes of every live agent, so those that leave its tree still end with the run. */
+  private track(): void {
+    try {
+      trackRuns([...this.active.values()].flatMap((a) => (a.procs && !a.stop ? [a.procs] : [])));
+    } catch (err) {
+      this.deps.logger.error('tracking agent processes failed', { error: (err as Error).message });
+    }
+  }
+
+  /** Ends every process the run's agent left behind; `longGone`: the agent ended while the daemon was down. */
+  private async endProcesses(entry: Active, longGone = false): Promise<void> {
+    if (!entry.procs) return;
+    const killed = await entry.procs.end(longGone);
+    if (killed) this.deps.logger.info('stopped processes the agent left running', { run: entry.run.id, count: killed });
   }
 
   runningCount(): number {
@@ -104,7 +138,17 @@ export class AgentRuntime {
     if (existing) return existing.done;
     const run = getRun(this.deps.store.db, runId);
     if (!run || (run.status !== RUN_STATUS.queued && run.status !== RUN_STATUS.running)) return;
-    const entry: Active = { run, pid: run.pid, procStart: run.proc_start, stop: null, selfMoved: false, done: Promise.resolve(), timers: [] };
+    const procs = run.pid ? new RunProcesses(run.id, run.pid, run.proc_start) : null;
+    const entry: Active = {
+      run,
+      pid: run.pid,
+      procStart: run.proc_start,
+      stop: null,
+      procs,
+      selfMoved: false,
+      done: Promise.resolve(),
+      timers: [],
+    };
     this.active.set(runId, entry);
     this.armWatch();
     entry.done = (run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry)).finally(() => {
@@ -227,9 +271,11 @@ export class AgentRuntime {
       }
       entry.pid = spawned.pid;
       entry.procStart = spawned.procStart;
+      entry.procs = new RunProcesses(run.id, spawned.pid, spawned.procStart, true);
       if (!markRunStarted(db, run.id, { pid: spawned.pid, procStart: spawned.procStart, transcriptPath, cwd: workspace.cwd, jobId })) {
         // the run was finalized meanwhile (killed before it started): the agent must not work on
         await killTree(spawned.pid);
+        await this.endProcesses(entry);
         return;
       }
       entry.run = getRun(db, run.id)!;
@@ -241,20 +287,21 @@ export class AgentRuntime {
     }
     // the watch interval (armed while any run is live) checks it from here on
     const exit = await spawned.exited;
-    reapGroup(spawned.pid);
+    await this.endProcesses(entry);
     await this.conclude(entry, exit.code, exit.signal);
   }
 
   private async adopt(entry: Active): Promise<void> {
     const run = entry.run;
     if (!run.pid || !isAgentAlive(run.pid, run.proc_start)) {
+      await this.endProcesses(entry, true);
       await this.conclude(entry, null, null, true);
       return;
     }
     this.deps.logger.info('agent adopted', { run: run.id, ticket: run.ticket_id, pid: run.pid });
     this.watch();
     while (isAgentAlive(run.pid, run.proc_start)) await new Promise((r) => setTimeout(r, 250));
-    reapGroup(run.pid);
+    await this.endProcesses(entry);
     await this.conclude(entry, null, null, true);
   }
 

@@ -12,6 +12,8 @@ import { createLogger, type Logger } from './logger.js';
 import { scheduleBackups } from './backups.js';
 import { watchProjects } from './discovery.js';
 import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
+import { storageError } from './db/connection.js';
+import { UserError } from './errors.js';
 import { packageVersion, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
@@ -23,6 +25,8 @@ export interface DaemonOptions {
   /** overrides config.port (0 = any free port) */
   port?: number;
   console?: boolean;
+  /** called once the HTTP server listens, before the engine starts (the CLI's start-up pipe closes there) */
+  onListening?: (port: number) => void;
 }
 
 export interface Daemon {
@@ -36,13 +40,28 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** Starts the daemon; a failure to start is a UserError whose message is one line that says why. */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const paths = pathsFor(opts.home);
-  fs.mkdirSync(paths.home, { recursive: true });
-  acquirePidFile(paths.pidFile);
+  let port: number | null = opts.port ?? null;
+  try {
+    fs.mkdirSync(paths.home, { recursive: true });
+    acquirePidFile(paths.pidFile);
+  } catch (err) {
+    throw startupError(err, paths, port);
+  }
   let cleanup: (() => Promise<void>)[] = [async () => releasePidFile(paths.pidFile)];
   try {
-    const config = new ConfigStore(paths.config);
+    let config: ConfigStore;
+    try {
+      config = new ConfigStore(paths.config);
+    } catch (err) {
+      if (!(err instanceof UserError) || !err.message.startsWith('config: ')) throw err; // DISPATCH_PORT names itself
+      const reason = err.message.slice('config: '.length);
+      throw new UserError(
+        reason.startsWith(paths.config) ? `the config file ${reason}` : `the config file ${paths.config} is invalid: ${reason}`,
+      );
+    }
     const { db } = prepareHome(paths);
     cleanup.unshift(async () => {
       db.close();
@@ -65,17 +84,19 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const discovery = watchProjects({ db, root: cfg.projects_root, excluded: [paths.home], logger });
     cleanup.unshift(async () => discovery.stop());
 
-    let port = opts.port ?? cfg.port;
-    engine = createEngine({ store, config, paths, logger, port: () => port });
+    port ??= cfg.port;
+    const listenPort: number = port;
+    let boundPort = listenPort;
+    engine = createEngine({ store, config, paths, logger, port: () => boundPort });
     const app = createApp({ store, config, paths, engine, version: packageVersion(), startedAt: Date.now() });
     const server = http.createServer(app);
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
+      server.listen(listenPort, '127.0.0.1', () => resolve());
     });
-    port = (server.address() as AddressInfo).port;
-    updatePidFile(paths.pidFile, port);
+    boundPort = (server.address() as AddressInfo).port;
+    updatePidFile(paths.pidFile, boundPort);
     cleanup.unshift(
       () =>
         new Promise<void>((resolve) => {
@@ -83,9 +104,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
           server.closeAllConnections();
         }),
     );
+    opts.onListening?.(boundPort);
     await engine.start();
     cleanup.unshift(() => engine!.stop());
-    logger.info('daemon started', { pid: process.pid, port, home: paths.home });
+    logger.info('daemon started', { pid: process.pid, port: boundPort, home: paths.home });
 
     let stopping: Promise<void> | null = null;
     const stop = () => {
@@ -96,11 +118,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       })();
       return stopping;
     };
-    return { paths, port, url: `http://127.0.0.1:${port}`, store, config, engine, logger, stop };
+    return { paths, port: boundPort, url: `http://127.0.0.1:${boundPort}`, store, config, engine, logger, stop };
   } catch (err) {
     await runAll(cleanup);
-    throw err;
+    throw startupError(err, paths, port);
   }
+}
+
+/** Names why the daemon could not start, in one line the person can act on; an unforeseen error is returned as it is. */
+function startupError(err: unknown, paths: Paths, port: number | null): unknown {
+  if (err instanceof UserError) return err;
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  const setPort = `set "port" in ${paths.config}`;
+  if (code === 'EADDRINUSE') {
+    return new UserError(`port ${port} on 127.0.0.1 is already in use by another program: ${setPort} (or DISPATCH_PORT) to a free one`);
+  }
+  if (code === 'EACCES' && syscall === 'listen') return new UserError(`not allowed to listen on port ${port}: ${setPort} to one above 1023`);
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL') {
+    return new UserError(`the disk holding ${paths.home} is full: free some space, then start the daemon again`);
+  }
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+    return new UserError(`cannot write to ${paths.home} (${code}): check that folder's permissions and its disk`);
+  }
+  const storage = storageError(err);
+  if (storage) return new UserError(storage.message.replace(/ \(nothing was saved\)$/, '').replace(/retry$/, 'start the daemon again'));
+  return err;
 }
 
 async function runAll(steps: (() => Promise<void>)[]): Promise<void> {

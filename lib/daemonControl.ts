@@ -11,7 +11,16 @@ import { ConfigStore } from './config.js';
 import { UserError } from './errors.js';
 import { isAlive, liveDaemon, readPidFile } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
-import { DAEMON_NODE_FLAGS, LAUNCHD_LABEL, SERVICE_NAME, Service, serviceKindFor, systemRunner, type Runner } from './service.js';
+import {
+  DAEMON_NODE_FLAGS,
+  daemonEnvironment,
+  LAUNCHD_LABEL,
+  SERVICE_NAME,
+  Service,
+  serviceKindFor,
+  systemRunner,
+  type Runner,
+} from './service.js';
 
 
 export const daemonScript = path.join(packageRoot, 'dist', 'bin', 'daemon.js');
@@ -61,11 +70,11 @@ export async function waitForHealthy(paths: Paths, opts: WaitOptions = {}): Prom
     opts.onWait?.(Date.now() - started);
     await sleep(200);
   }
-  throw new UserError(`${await diagnose(paths, timeoutMs)}${opts.hint ? `\n${opts.hint}` : ''}`);
+  throw new UserError(`${await diagnose(paths, Date.now() - started)}${opts.hint ? `\n${opts.hint}` : ''}`);
 }
 
 /** Explains a failed wait: another program on the port, or a daemon that never answered. */
-async function diagnose(paths: Paths, timeoutMs: number): Promise<string> {
+async function diagnose(paths: Paths, waitedMs: number): Promise<string> {
   let port: number | null = readPidFile(paths.pidFile)?.port ?? null;
   if (!port) {
     try {
@@ -74,7 +83,7 @@ async function diagnose(paths: Paths, timeoutMs: number): Promise<string> {
       port = null;
     }
   }
-  const seconds = Math.round(timeoutMs / 1000);
+  const seconds = Math.max(1, Math.round(waitedMs / 1000));
   if (port) {
     const h = await fetchHealth(port);
     if (h && h.home !== paths.home) return `port ${port} is held by another Project Dispatcher (pid ${h.pid}, home ${h.home}); set "port" in ${paths.config} or stop that one`;
@@ -92,21 +101,60 @@ async function portAnswers(port: number): Promise<boolean> {
   }
 }
 
-/** Starts the daemon as a detached plain process and waits until it is healthy. */
-export async function startDaemonProcess(paths: Paths, opts: Omit<WaitOptions, 'expectedPid' | 'gaveUp'> = {}): Promise<{ pid: number; port: number }> {
+/**
+ * Starts the daemon as a detached plain process and waits until it is healthy. Its environment is
+ * daemonEnvironment(), never the caller's whole environment. A daemon that cannot start says why
+ * on a pipe (its fd 3, named by DISPATCH_STATUS_FD) before it exits, so the reason reaches us even
+ * when it cannot be written to a full disk; it closes the pipe once it listens.
+ */
+export async function startDaemonProcess(
+  paths: Paths,
+  opts: Omit<WaitOptions, 'expectedPid' | 'gaveUp'> & { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ pid: number; port: number }> {
   const running = liveDaemon(paths.pidFile);
   if (running) throw new UserError(`the daemon is already running (pid ${running.pid}, http://127.0.0.1:${running.port})`);
-  fs.mkdirSync(paths.logs, { recursive: true });
   const outFile = path.join(paths.logs, 'daemon.out');
-  const out = fs.openSync(outFile, 'a');
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonScript], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, DISPATCH_HOME: paths.home } });
-  fs.closeSync(out);
+  let out: number | 'ignore' = 'ignore';
+  try {
+    fs.mkdirSync(paths.logs, { recursive: true });
+    out = fs.openSync(outFile, 'a');
+  } catch {
+    // a full or read-only disk: the daemon's own reason comes over the status pipe
+  }
+  const env = { ...daemonEnvironment(opts.env ?? process.env, paths.home), DISPATCH_STATUS_FD: '3' };
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, daemonScript], { detached: true, stdio: ['ignore', out, out, 'pipe'], env });
+  if (typeof out === 'number') fs.closeSync(out);
+  let status = '';
+  const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+  pipe.on('data', (b: Buffer) => (status += b.toString('utf8')));
+  pipe.on('error', () => {});
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.unref();
   try {
-    return await waitForHealthy(paths, { ...opts, expectedPid: () => child.pid ?? null, gaveUp: () => child.exitCode !== null || !isAlive(child.pid!) });
+    const gaveUp = () => child.exitCode !== null || child.signalCode !== null || !isAlive(child.pid!);
+    return await waitForHealthy(paths, { ...opts, expectedPid: () => child.pid ?? null, gaveUp });
   } catch (err) {
-    const tail = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8').trimEnd().split('\n').slice(-6).join('\n') : '';
-    throw new UserError(`${(err as Error).message}${tail ? `\nlast output:\n${tail}` : ''}`);
+    await Promise.race([exited, sleep(1000)]); // the pipe's last words arrive with the exit
+    const reason = /^error: (.+)$/m.exec(status)?.[1];
+    if (reason) throw new UserError(`the daemon could not start: ${reason}`);
+    const tail = readTail(outFile, 6);
+    const ended =
+      child.exitCode !== null
+        ? `the daemon exited with code ${child.exitCode} before answering`
+        : child.signalCode
+          ? `the daemon was killed by ${child.signalCode} before answering`
+          : null;
+    throw new UserError(`${ended ?? (err as Error).message}${tail ? `\nlast output:\n${tail}` : ''}`);
+  } finally {
+    pipe.destroy();
+  }
+}
+
+function readTail(file: string, lines: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
   }
 }
 

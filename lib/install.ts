@@ -13,7 +13,7 @@ import { prepareHome } from './home.js';
 import { liveDaemon } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
 import { discoverProjects, listProjects, type DiscoveryResult } from './projects.js';
-import { systemRunner, type ServiceSpec } from './service.js';
+import { daemonEnvironment, systemRunner, type ServiceSpec } from './service.js';
 
 export interface InstallUi {
   say(line: string): void;
@@ -25,7 +25,7 @@ export interface InstallUi {
 export interface InstallOptions extends ControlOptions {
   paths: Paths;
   ui: InstallUi;
-  /** where PATH (agent binary, the service's PATH) and DISPLAY come from @defaultValue process.env */
+  /** where PATH (agent binary), the daemon's environment (see daemonEnvironment) and DISPLAY come from @defaultValue process.env */
   env?: NodeJS.ProcessEnv;
   /** @defaultValue true */
   start?: boolean;
@@ -139,7 +139,12 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
 
   const service = serviceFor(opts);
   if (service) {
-    const spec: ServiceSpec = { nodePath: opts.nodePath ?? process.execPath, daemonScript, home: paths.home, pathEnv: env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+    const spec: ServiceSpec = {
+      nodePath: opts.nodePath ?? process.execPath,
+      daemonScript,
+      home: paths.home,
+      env: daemonEnvironment(env, paths.home),
+    };
     report.serviceFile = service.file;
     const previousHome = service.installedHome();
     if (previousHome !== null && path.resolve(previousHome) !== path.resolve(paths.home)) ui.warn(`the service served ${previousHome}; it now serves ${paths.home} (one service per user)`);
@@ -176,7 +181,7 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
       running = await waitForHealthy(paths, waitOpts);
       ui.say(`the daemon is already running (pid ${running.pid})`);
     } else {
-      running = await startDaemonProcess(paths, waitOpts);
+      running = await startDaemonProcess(paths, { ...waitOpts, env });
       ui.say(`daemon started (pid ${running.pid})`);
     }
     report.mode = 'process';

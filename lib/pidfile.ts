@@ -9,14 +9,20 @@ export interface PidInfo {
   started_at: number;
 }
 
+/**
+ * Whether a process runs. A zombie (state Z, or X while it is being removed) is dead: it has
+ * exited and only waits for its parent to collect it, which an init that reaps slowly may put off
+ * for a second or more after a `kill -9`. Every "is it alive?" of daemons and agents comes here.
+ */
 export function isAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = procStat(pid)?.state;
+  return state !== 'Z' && state !== 'X';
 }
 
 export function readPidFile(file: string): PidInfo | null {
@@ -36,16 +42,37 @@ export function readPidFile(file: string): PidInfo | null {
   return null;
 }
 
-/** A process's state letter and start time (clock ticks after boot) from Linux /proc; null where it cannot be read. */
-export function procStat(pid: number): { state: string; startTicks: string } | null {
+export interface ProcStat {
+  pid: number;
+  /** R, S, D, T, Z (zombie), X (dead), … */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** start time in clock ticks after boot: with the pid, it names one process for good */
+  startTicks: string;
+}
+
+/** One buffer for every /proc/<pid>/stat read (a line of a few hundred bytes): scanning all of /proc stays cheap. */
+const statBuf = Buffer.alloc(4096);
+
+/** A process's state, parent, group, session and start time from Linux /proc; null where it cannot be read. */
+export function procStat(pid: number): ProcStat | null {
+  let stat: string;
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // the command name in parentheses may hold spaces: fields are counted after its closing ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] === undefined ? null : { state: fields[0]!, startTicks: fields[19] };
+    const fd = fs.openSync(`/proc/${pid}/stat`, 'r');
+    try {
+      stat = statBuf.toString('latin1', 0, fs.readSync(fd, statBuf, 0, statBuf.length, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return null;
   }
+  // the command name in parentheses may hold spaces: fields are counted after its closing ')'
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 20);
+  if (fields[19] === undefined) return null;
+  return { pid, state: fields[0]!, ppid: Number(fields[1]), pgrp: Number(fields[2]), session: Number(fields[3]), startTicks: fields[19] };
 }
 
 /** When a process started (ms since the epoch), from Linux /proc; null where that cannot be read. */
@@ -83,7 +110,14 @@ export function acquirePidFile(file: string): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx', 0o644);
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, port: null, started_at: Date.now() }));
+      try {
+        fs.writeSync(fd, JSON.stringify({ pid: process.pid, port: null, started_at: Date.now() }));
+      } catch (err) {
+        // a full disk: leave no empty lock behind
+        fs.closeSync(fd);
+        fs.rmSync(file, { force: true });
+        throw err;
+      }
       fs.closeSync(fd);
       return;
     } catch (err) {

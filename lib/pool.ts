@@ -3,13 +3,20 @@
 // claimed job never waits in memory burning its lease. `poke()` makes it look at once (a wake must
 // reach a spawn in well under a second); otherwise it sleeps until its queue's next job becomes
 // available (a retry's backoff), polling at most every `idlePollMs` as a safety net. The loop never
-// dies silently: an error is logged, kept as `lastError`, and the loop sleeps and goes on.
-// Each attempt is recorded in job_events, because liteque deletes completed jobs.
+// dies silently: an error is kept as `lastError` and logged once with a count while it repeats,
+// and the loop pauses longer after each failure in a row (a full disk fails every pass) and goes
+// on. The end of an attempt the disk refuses is retried until it lands, so the job does not stay
+// "running" until the next restart. Each attempt is recorded in job_events, because liteque
+// deletes completed jobs.
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ZodType } from 'zod';
-import { claimJob, finishJob, LEASE_SECONDS, nextAvailableAt, type ClaimedJob, type QueueName } from './queues.js';
-import type { Db } from './db/connection.js';
-import type { Logger } from './logger.js';
+import { claimJob, finishJob, LEASE_SECONDS, nextAvailableAt, type ClaimedJob, type JobOutcome, type QueueName } from './queues.js';
+import { storageError, type Db } from './db/connection.js';
+import { RepeatedFailure, type Logger } from './logger.js';
+
+/** The longest pause after failed passes, and between attempts to record a job's end. */
+const MAX_RETRY_MS = 60_000;
+const retryDelay = (failures: number) => Math.min(MAX_RETRY_MS, 1000 * 2 ** (failures - 1));
 
 /** Thrown by a handler when retrying cannot help (bad payload, a row that no longer exists). */
 export class PermanentError extends Error {
@@ -48,7 +55,25 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   let loop: Promise<void> | null = null;
   let wakeUp: (() => void) | null = null;
   let poked = false;
+  let failures = 0;
+  const passFailure = new RepeatedFailure(opts.logger, 'pool pass failed');
+  const finishFailure = new RepeatedFailure(opts.logger, 'could not record the end of a job; will retry');
   const inFlight = new Set<string>();
+
+  /** Records the end of an attempt, waiting out a disk that refuses the write (until the pool stops). */
+  async function finish(job: ClaimedJob, end: JobOutcome): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        finishJob(opts.db, job, end);
+        finishFailure.ok();
+        return;
+      } catch (err) {
+        if (!storageError(err) || stopping) throw err;
+        finishFailure.fail(err, { queue: opts.name, job: String(job.id) });
+        await new Promise((r) => setTimeout(r, retryDelay(attempt)).unref());
+      }
+    }
+  }
 
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
@@ -70,19 +95,21 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       data = opts.schema.parse(JSON.parse(job.payload));
     } catch (err) {
       opts.logger.error('job payload rejected', { queue: opts.name, job: id, error: (err as Error).message });
-      finishJob(opts.db, job, { outcome: 'failed', error: 'invalid payload' });
+      await finish(job, { outcome: 'failed', error: 'invalid payload' });
       return;
     }
     try {
       await opts.handler(data, { id, attempt, final: job.numRunsLeft <= 0 });
-      finishJob(opts.db, job, { outcome: 'completed' });
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       const final = err instanceof PermanentError || job.numRunsLeft <= 0;
       opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
-      finishJob(opts.db, job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt: Date.now() + Math.min(60_000, 1000 * 2 ** attempt) });
+      const retryAt = Date.now() + Math.min(60_000, 1000 * 2 ** attempt);
+      await finish(job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt });
+      return;
     }
+    await finish(job, { outcome: 'completed' });
   }
 
   async function pass(): Promise<void> {
@@ -127,11 +154,14 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
           poked = false;
           try {
             await pass();
+            failures = 0;
+            passFailure.ok();
           } catch (err) {
+            failures += 1;
             pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
-            opts.logger.error('pool pass failed', { queue: opts.name, error: (err as Error).stack ?? String(err) });
+            passFailure.fail(err, { queue: opts.name });
           }
-          await sleep(idleWait());
+          await sleep(failures > 0 ? retryDelay(failures) : idleWait());
         }
       })();
     },

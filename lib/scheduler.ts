@@ -2,12 +2,17 @@
 // is next scanned; this loop only turns due rows into scan jobs and sleeps until the next due time
 // (never longer than a minute, so a clock change or a row written by another process is noticed).
 // `poke()` runs a pass at once: that is how a wake reaches the scan pool in milliseconds.
+// A pass that fails (a full disk refuses the enqueue) is retried after a growing pause, not at
+// once: retrying a due heartbeat at once spun the daemon at 100% CPU. The failure is logged once
+// with a count (RepeatedFailure), and the loop comes back by itself when the disk does.
 import { deferHeartbeat, dueHeartbeats, nextDueAt } from './heartbeats.js';
 import { jobKeys, type Queues } from './queues.js';
+import { RepeatedFailure, type Logger } from './logger.js';
 import type { Db } from './db/connection.js';
-import type { Logger } from './logger.js';
 
 const MAX_SLEEP_MS = 60_000;
+/** The pause after the first failed pass; it doubles with each failure in a row, up to MAX_SLEEP_MS. */
+const FIRST_RETRY_MS = 1000;
 
 export interface Scheduler {
   start(): void;
@@ -21,6 +26,8 @@ export function createScheduler(deps: { db: Db; queues: Queues; logger: Logger; 
   let running: Promise<void> | null = null;
   let again = false;
   let stopped = false;
+  let failures = 0;
+  const failure = new RepeatedFailure(deps.logger, 'scheduler pass failed');
 
   async function pass(): Promise<void> {
     const due = dueHeartbeats(deps.db);
@@ -36,8 +43,19 @@ export function createScheduler(deps: { db: Db; queues: Queues; logger: Logger; 
   function arm(): void {
     if (stopped) return;
     if (timer) clearTimeout(timer);
-    const next = nextDueAt(deps.db);
-    const wait = next === null ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - Date.now()));
+    let wait: number;
+    if (failures > 0) {
+      wait = Math.min(MAX_SLEEP_MS, FIRST_RETRY_MS * 2 ** (failures - 1));
+    } else {
+      try {
+        const next = nextDueAt(deps.db);
+        wait = next === null ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - Date.now()));
+      } catch (err) {
+        failures += 1;
+        failure.fail(err);
+        wait = FIRST_RETRY_MS;
+      }
+    }
     timer = setTimeout(() => scheduler.poke(), wait);
     timer.unref();
   }
@@ -59,11 +77,15 @@ export function createScheduler(deps: { db: Db; queues: Queues; logger: Logger; 
           again = false;
           try {
             await pass();
+            failures = 0;
+            failure.ok();
+            scheduler.lastError = null;
           } catch (err) {
+            failures += 1;
+            failure.fail(err);
             scheduler.lastError = (err as Error).message;
-            deps.logger.error('scheduler pass failed', { error: (err as Error).stack ?? String(err) });
           }
-        } while (again && !stopped);
+        } while (again && !stopped && failures === 0);
         running = null;
         arm();
       })();

@@ -4,6 +4,7 @@
 // The service must only kill the daemon's own process on stop (KillMode=process): agents run
 // detached and are adopted by the next daemon.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { UserError } from './errors.js';
@@ -50,13 +51,52 @@ export const systemRunner: Runner = {
   },
 };
 
-/** What the service runs: absolute node, the daemon script, and the environment it needs. */
+/**
+ * The variables the daemon process keeps from the environment that starts it (a shell, the
+ * service manager). Agents run as the same user and can read the daemon's environment
+ * (`/proc/<pid>/environ`), so the daemon starts with only what it or its agents use: who and
+ * where the user is (HOME, USER, LOGNAME, SHELL, PATH, TMPDIR), language and time zone (LANG,
+ * LANGUAGE, LC_*, TZ), where the agent CLI keeps its login (XDG_CONFIG_HOME, CLAUDE_CONFIG_DIR)
+ * and the DISPATCH_* settings the daemon reads. Dropped on purpose: cloud and API credentials
+ * (ANTHROPIC_API_KEY included: agents get a key from `ai.*` in config.json), proxies, NODE_*, and
+ * XDG_RUNTIME_DIR / DBUS_SESSION_BUS_ADDRESS (the daemon never calls systemctl or launchctl).
+ */
+const DAEMON_ENV: readonly string[] = [
+  'HOME', 'USER', 'LOGNAME', 'SHELL', 'PATH', 'TMPDIR', 'LANG', 'LANGUAGE', 'TZ', 'XDG_CONFIG_HOME', 'CLAUDE_CONFIG_DIR',
+  'DISPATCH_PORT', 'DISPATCH_CLAUDE_BIN', 'DISPATCH_PROJECTS_ROOT',
+];
+
+/** The daemon's whole environment, taken from `from` (sorted by name, so a service file is stable). */
+export function daemonEnvironment(from: NodeJS.ProcessEnv, home: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of Object.keys(from)) {
+    const value = from[name];
+    if (value !== undefined && (DAEMON_ENV.includes(name) || name.startsWith('LC_'))) env[name] = value;
+  }
+  env.HOME ??= os.homedir();
+  env.PATH ??= '/usr/local/bin:/usr/bin:/bin';
+  env.DISPATCH_HOME = home;
+  return Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/**
+ * What the service runs: absolute node, the daemon script, and the daemon's whole environment
+ * (from daemonEnvironment: the installing user's PATH, so the daemon finds `claude` and `git` like
+ * the user's shell does, and the home). The service starts it through `env -i`, because a service
+ * manager hands its own environment to what it starts, and a user manager's may hold whatever a
+ * desktop session imported.
+ */
 export interface ServiceSpec {
   nodePath: string;
   daemonScript: string;
   home: string;
-  /** the installing user's PATH, so the daemon finds `claude` and `git` like the user's shell does */
-  pathEnv: string;
+  env: Record<string, string>;
+}
+
+/** The service's command line: `env -i NAME=value … node flags daemon.js`. */
+function serviceArgv(spec: ServiceSpec): string[] {
+  const env = Object.entries({ ...spec.env, DISPATCH_HOME: spec.home }).sort(([a], [b]) => (a < b ? -1 : 1));
+  return ['/usr/bin/env', '-i', ...env.map(([k, v]) => `${k}=${v}`), spec.nodePath, ...DAEMON_NODE_FLAGS, spec.daemonScript];
 }
 
 export type ServiceKind = 'systemd' | 'launchd';
@@ -78,11 +118,6 @@ function systemdQuote(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%').replace(/\$/g, '$$$$')}"`;
 }
 
-/** Environment= values are not `$`-expanded, only `%`-specifiers. */
-function systemdEnv(name: string, value: string): string {
-  return `Environment="${`${name}=${value}`.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/%/g, '%%')}"`;
-}
-
 export function systemdUnit(spec: ServiceSpec): string {
   return [
     '# Project Dispatcher daemon, written by `dispatch install`; `dispatch uninstall` removes it.',
@@ -92,9 +127,8 @@ export function systemdUnit(spec: ServiceSpec): string {
     '',
     '[Service]',
     'Type=simple',
-    `ExecStart=${[spec.nodePath, ...DAEMON_NODE_FLAGS, spec.daemonScript].map(systemdQuote).join(' ')}`,
-    systemdEnv('DISPATCH_HOME', spec.home),
-    systemdEnv('PATH', spec.pathEnv),
+    // the daemon's whole environment is on this line (env -i): nothing from the user manager's
+    `ExecStart=${serviceArgv(spec).map(systemdQuote).join(' ')}`,
     'Restart=on-failure',
     'RestartSec=5',
     // agents are detached children: stopping the service MUST NOT kill them (adopted on restart)
@@ -122,15 +156,8 @@ export function launchAgentPlist(spec: ServiceSpec): string {
   <string>${LAUNCHD_LABEL}</string>
   <key>ProgramArguments</key>
   <array>
-${[spec.nodePath, ...DAEMON_NODE_FLAGS, spec.daemonScript].map((a) => `    <string>${xml(a)}</string>`).join('\n')}
+${serviceArgv(spec).map((a) => `    <string>${xml(a)}</string>`).join('\n')}
   </array>
-  <key>EnvironmentVariables</key>
-  <dict>
-    <key>DISPATCH_HOME</key>
-    <string>${xml(spec.home)}</string>
-    <key>PATH</key>
-    <string>${xml(spec.pathEnv)}</string>
-  </dict>
   <key>RunAtLoad</key>
   <true/>
   <key>KeepAlive</key>
@@ -153,11 +180,16 @@ export function renderServiceFile(kind: ServiceKind, spec: ServiceSpec): string 
   return kind === 'systemd' ? systemdUnit(spec) : launchAgentPlist(spec);
 }
 
-/** The DISPATCH_HOME an installed service file points at, or null. */
+/**
+ * The DISPATCH_HOME an installed service file points at, or null. Reads the `env -i` command line,
+ * and the Environment= line / EnvironmentVariables entry of files written by earlier versions.
+ */
 export function homeInServiceFile(text: string): string | null {
-  const unit = /^Environment="DISPATCH_HOME=((?:[^"\\]|\\.)*)"$/m.exec(text);
-  if (unit) return unit[1]!.replace(/%%/g, '%').replace(/\\(.)/g, '$1');
-  const plist = /<key>DISPATCH_HOME<\/key>\s*<string>([^<]*)<\/string>/.exec(text);
+  const unit = /^ExecStart=.*?"DISPATCH_HOME=((?:[^"\\]|\\.)*)"/m.exec(text);
+  if (unit) return unit[1]!.replace(/\\(.)/g, '$1').replace(/%%/g, '%').replace(/\$\$/g, '$');
+  const oldUnit = /^Environment="DISPATCH_HOME=((?:[^"\\]|\\.)*)"$/m.exec(text);
+  if (oldUnit) return oldUnit[1]!.replace(/%%/g, '%').replace(/\\(.)/g, '$1');
+  const plist = /<string>DISPATCH_HOME=([^<]*)<\/string>/.exec(text) ?? /<key>DISPATCH_HOME<\/key>\s*<string>([^<]*)<\/string>/.exec(text);
   if (plist) return plist[1]!.replace(/&quot;/g, '"').replace(/&gt;/g, '>').replace(/&lt;/g, '<').replace(/&amp;/g, '&');
   return null;
 }

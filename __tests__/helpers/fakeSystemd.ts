@@ -1,7 +1,8 @@
 // A stand-in for `systemctl --user`, injected as the service Runner: it records every command line
-// and really runs the unit it is given (ExecStart with the unit's Environment=), so an install
-// through it ends with a real daemon answering /api/health. The daemon is started through `sh &`
-// so it is not a child of the test process, like under systemd.
+// and really runs the unit it is given (ExecStart with the unit's Environment= on top of the
+// manager's own environment, as systemd does), so an install through it ends with a real daemon
+// answering /api/health. The daemon is started through `sh &` so it is not a child of the test
+// process, like under systemd.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -22,6 +23,8 @@ export class FakeSystemd implements Runner {
   readonly calls: string[][] = [];
   readonly launched: string[][] = [];
   pid: number | null = null;
+  /** the user manager's own environment, handed to what it starts (a desktop session may have imported anything) */
+  readonly managerEnv: NodeJS.ProcessEnv = { HOME: '', LANG: 'C.UTF-8', PD_MANAGER_SECRET: 'imported-by-a-desktop-session' };
 
   constructor(
     private readonly unitFile: string,
@@ -77,7 +80,7 @@ export class FakeSystemd implements Runner {
     const unit = fs.readFileSync(this.unitFile, 'utf8');
     const exec = /^ExecStart=(.*)$/m.exec(unit)![1]!;
     const argv = [...exec.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => unquote(m[1]!));
-    const env: NodeJS.ProcessEnv = { HOME: this.userHome, LANG: 'C.UTF-8' };
+    const env: NodeJS.ProcessEnv = { ...this.managerEnv, HOME: this.userHome, PATH: process.env.PATH };
     for (const m of unit.matchAll(/^Environment="((?:[^"\\]|\\.)*)"$/gm)) {
       const assignment = m[1]!.replace(/\\(.)/g, '$1').replace(/%%/g, '%');
       const eq = assignment.indexOf('=');
