@@ -136,13 +136,13 @@ export function registerProject(store: Store, input: RegisterInput, baseInterval
     throw new UserError(`folder does not exist: ${folder}`, 'path');
   }
   if (!stat.isDirectory()) throw new UserError(`not a folder: ${folder}`, 'path');
-  checkProjectFolder(folder, dataHome);
-  checkMainBranch(input.mainBranch);
   const type = db.prepare(`SELECT id FROM project_types WHERE id = ?`).get(input.type);
   if (!type) throw new UserError(`unknown project type: ${input.type}`, 'type');
   if (input.abbreviation !== undefined && !ABBREVIATION.test(input.abbreviation)) {
     throw new UserError('abbreviation must be 1-10 lowercase letters or digits, starting with a letter', 'abbreviation');
   }
+  checkProjectFolder(folder, dataHome);
+  checkMainBranch(input.mainBranch);
   const now = Date.now();
   const project = db.transaction(() => {
     const existing = db.prepare(`SELECT * FROM projects WHERE path = ?`).get(folder) as Project | undefined;
