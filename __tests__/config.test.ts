@@ -73,6 +73,34 @@ describe('config', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(written);
   });
 
+  test.each(['NODE_OPTIONS', 'NODE_PATH', 'LD_PRELOAD', 'LD_AUDIT', 'ld_preload', 'DYLD_INSERT_LIBRARIES', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5LIB', 'RUBYOPT', 'BASH_ENV', 'ENV', 'PATH', 'SHELL', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'GIT_EXTERNAL_DIFF', 'JAVA_TOOL_OPTIONS'])(
+    'agents.env refuses %s, naming it',
+    (name) => {
+      expect(() => parseConfig({ agents: { env: { [name]: 'x' } } })).toThrow(`config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`);
+      expect(fieldOf({ agents: { env: { [name]: 'x' } } })).toBe('agents.env');
+    },
+  );
+
+  test('agents.env keeps ordinary variables', () => {
+    const env = { IS_SANDBOX: '1', GIT_AUTHOR_NAME: 'Agent', NODE_ENV: 'test', PYTHONUNBUFFERED: '1', MY_PATH: '/x', ANTHROPIC_MODEL: 'sonnet' };
+    expect(parseConfig({ agents: { env } }).agents.env).toEqual(env);
+  });
+
+  test('update refuses while the file is broken: nothing is written, the last good values stay', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } }));
+    const store = new ConfigStore(file, {});
+    for (const broken of ['{ "port": ', JSON.stringify({ port: 'x' })]) {
+      fs.writeFileSync(file, broken);
+      expect(() => store.update({ agents: { max_concurrent_global: 5 } })).toThrow(/^not saved: .* is invalid \(config: .*\), and saving now would reset every field it holds/);
+      expect(fs.readFileSync(file, 'utf8')).toBe(broken);
+      expect(store.lastError).toMatch(/^config: /);
+      expect(store.fileValues()).toMatchObject({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } });
+      expect(store.get()).toMatchObject({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } });
+    }
+  });
+
   test('environment overrides win over the file', () => {
     const dir = tempDir();
     const file = path.join(dir, 'config.json');

@@ -4,47 +4,24 @@
 // writes holds in any letter case too. In headless Chromium the page scripts (live refresh,
 // drag and drop, live transcript, prompt preview) work with the cookie, and logout ends it.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { browserPages } from './helpers/browser.js';
-import { fakeClaude, killAgents, WAITING_AGENTS } from './helpers/engine.js';
+import { fakeClaude, WAITING_AGENTS } from './helpers/engine.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
-import { csrfOf, insertRun, sampleTranscript, setRunStatus, writeTranscript } from './helpers/web.js';
+import { bearerApi, csrfOf, insertRun, rawRequest, sampleTranscript, setRunStatus, writeTranscript } from './helpers/web.js';
 
 const TOKEN = 'tunnel-token-5b1f0c2e9a';
 const EVIL_ENV = 'NODE_OPTIONS=--require ./evil.cjs';
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
-/** A raw request: the test sets every header exactly (fetch would add its own, or follow redirects). */
-function raw(d: RunningDaemon, method: string, urlPath: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
+const raw = rawRequest;
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
-/** The API with the bearer token, as the CLI sends it. */
-async function api(d: RunningDaemon, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const r = await raw(d, method, urlPath, body === undefined ? bearer : { ...bearer, 'content-type': 'application/json' }, body === undefined ? undefined : JSON.stringify(body));
-  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
-}
+const api = (d: RunningDaemon, method: string, urlPath: string, body?: unknown) => bearerApi(d, TOKEN, method, urlPath, body);
 
-/** Logs in through the form and returns the Cookie header value and the form token. */
+/** Logs in through the form, checking the cookie it sets. */
 async function login(d: RunningDaemon): Promise<{ cookie: string; csrf: string }> {
   const csrf = csrfOf((await raw(d, 'GET', '/login', { accept: 'text/html' })).text);
   const r = await raw(d, 'POST', '/login', FORM, form({ _csrf: csrf, token: TOKEN, next: '/settings' }));
