@@ -111,6 +111,12 @@ describe('with api_token set', () => {
     expect(page.text).toContain('name="token"');
     expect(page.text).toContain('value="/projects/shop"');
     expect(page.text).not.toContain('href="/settings"'); // no navigation to pages it cannot open
+    // only what the login needs: a missing asset is a bare 404 (no page data), other methods stay shut
+    const missing = await raw(d, 'GET', '/static/nope.css', { accept: 'text/html' });
+    expect([missing.status, missing.text]).toEqual([404, 'not found']);
+    expect((await raw(d, 'GET', '/logout', { accept: 'text/html' })).status).toBe(303);
+    expect((await raw(d, 'DELETE', '/login', { accept: 'text/html' })).status).toBe(401);
+    expect((await raw(d, 'POST', '/api/health', { 'content-type': 'application/json' }, '{}')).status).toBe(401);
     // a next= to another site is ignored
     const offsite = await raw(d, 'GET', '/login?next=//evil.example/x', { accept: 'text/html' });
     expect(offsite.text).toContain('value="/inbox"');

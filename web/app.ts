@@ -33,6 +33,10 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 2000 }));
   app.use(csrfGuard(csrfToken));
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
+  // a missing asset is a plain 404, never a page: /static/ is open with api_token set and must not reach page data
+  app.use('/static', (_req, res) => {
+    res.status(404).type('text/plain').send('not found');
+  });
 
   app.use('/api', systemApi(ctx));
   app.use('/api/backups', backupsApi(ctx));

@@ -71,8 +71,14 @@ function sameSecret(given: string, expected: string): boolean {
   return crypto.timingSafeEqual(a, b);
 }
 
-/** Open even with a token: the health check (`dispatch daemon status`), the login page and the static assets it needs. */
-const OPEN_PATHS = /^\/(api\/health|login|logout)\/?$|^\/static\//i;
+/** Open even with a token: the health check (`dispatch daemon status`), logging in and out, and the static assets the login page needs. */
+function isOpen(req: Request): boolean {
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (/^\/api\/health\/?$/i.test(req.path)) return read;
+  if (/^\/login\/?$/i.test(req.path)) return read || req.method === 'POST';
+  if (/^\/logout\/?$/i.test(req.path)) return req.method === 'POST';
+  return read && /^\/static\//i.test(req.path);
+}
 
 /** The login cookie's name, one per port so two daemons on localhost never overwrite each other's. */
 export function sessionCookieName(req: Request): string {
@@ -99,7 +105,7 @@ export function hasSession(req: Request, token: string): boolean {
 }
 
 /**
- * When `api_token` is set, every route needs it, except OPEN_PATHS: the API as
+ * When `api_token` is set, every route needs it, except the few isOpen() lets through: the API as
  * `Authorization: Bearer <token>`, the pages as the login cookie (set by /login, HttpOnly and
  * SameSite=Strict, so the page's own scripts carry it and no other site's requests do). A page
  * opened without it redirects to the login page; anything else is refused with 401.
@@ -110,7 +116,7 @@ export function tokenGuard(getToken: () => string) {
     if (!token) return next();
     const session = hasSession(req, token);
     res.locals.session = session;
-    if (OPEN_PATHS.test(req.path)) return next();
+    if (isOpen(req)) return next();
     if (isApiPath(req.path)) {
       const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
       return sameSecret(given, token) ? next() : refuse(req, res, 401, 'Missing or wrong API token');
