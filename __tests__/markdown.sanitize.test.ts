@@ -28,7 +28,8 @@ test.each([
 
 // Rendering never throws: history is append-only, so a text that broke rendering would break its
 // ticket page for good. Too deep, too long or too slow to lex: the text is shown escaped, whole.
-const plain = (text: string) => `<pre class="plain-text">${text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;')}</pre>`;
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const plain = (text: string) => `<pre class="plain-text">${text.replace(/[&<>"']/g, (c) => ENTITIES[c]!)}</pre>`;
 
 test.each([
   ['6,000 nested quotes', '>'.repeat(6000) + ' deep'],
@@ -56,12 +57,14 @@ test('the plain-text fallback escapes markup', () => {
 });
 
 test('nesting up to the cap and long ordinary texts still render as markdown', () => {
-  expect(renderMarkdown('> '.repeat(MAX_MARKDOWN_DEPTH) + 'quoted')).toBe('<blockquote>\n'.repeat(MAX_MARKDOWN_DEPTH) + '<p>quoted</p>\n' + '</blockquote>\n'.repeat(MAX_MARKDOWN_DEPTH));
+  const quoted = '<blockquote>\n'.repeat(MAX_MARKDOWN_DEPTH) + '<p>quoted</p>\n' + '</blockquote>\n'.repeat(MAX_MARKDOWN_DEPTH);
+  expect(renderMarkdown('> '.repeat(MAX_MARKDOWN_DEPTH) + 'quoted')).toBe(quoted);
   const deeper = '> '.repeat(MAX_MARKDOWN_DEPTH + 1) + 'quoted';
   expect(renderMarkdown(deeper)).toBe(plain(deeper));
   // a long agent journal: sections of prose with the usual inline markup, a list, a table and code
-  const prose = 'The daemon reads the ticket, runs the *agent* and records `tokens` and cost; see [the docs](https://example.com/docs) for details. '.repeat(4);
-  const section = `## Step\n\n${prose}\n\n${prose}\n\n- one **bold** item\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n\`\`\`js\nconst a = 1;\n\`\`\`\n\n`;
+  const prose = 'The daemon reads the ticket, runs the *agent*, records `tokens` and cost; see [the docs](https://example.com/docs). '.repeat(4);
+  const table = '| a | b |\n|---|---|\n| 1 | 2 |\n\n';
+  const section = `## Step\n\n${prose}\n\n${prose}\n\n- one **bold** item\n- two\n\n${table}\`\`\`js\nconst a = 1;\n\`\`\`\n\n`;
   const count = Math.floor(190_000 / section.length);
   const html = renderMarkdown(section.repeat(count));
   expect(html.startsWith('<h2>Step</h2>')).toBe(true);

@@ -127,7 +127,7 @@ const run = (argv: string[]) => {
   }
 }, 300_000);
 
-(mountPrefix ? test : test.skip)('settings and a prompt saved on a full disk: 507 with a message, no temp file left, the files intact', async () => {
+(mountPrefix ? test : test.skip)('settings and a prompt saved on a full disk: 507, no temp file left, the files intact', async () => {
   const root = tempDir('pd-full-config-');
   const home = path.join(root, 'home');
   fs.mkdirSync(home);

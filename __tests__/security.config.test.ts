@@ -9,7 +9,10 @@ import { startEngineDaemon, waitFor } from './helpers/engine.js';
 import { startTestDaemon } from './helpers/daemon.js';
 import { bearerApi, getPage, loginCookie, postForm, rawRequest, token } from './helpers/web.js';
 
-const CODE_LOADING = ['NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'DYLD_INSERT_LIBRARIES', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5LIB', 'RUBYOPT', 'BASH_ENV', 'ENV', 'PATH', 'GIT_SSH_COMMAND', 'GIT_CONFIG_COUNT', 'GIT_EXEC_PATH'];
+const CODE_LOADING = [
+  ...['NODE_OPTIONS', 'LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'DYLD_INSERT_LIBRARIES', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5LIB'],
+  ...['RUBYOPT', 'BASH_ENV', 'ENV', 'PATH', 'GIT_SSH_COMMAND', 'GIT_CONFIG_COUNT', 'GIT_EXEC_PATH'],
+];
 
 test('agents.env refuses code-loading variables from the settings page, PATCH /api/config, a hand edit and at start', async () => {
   const d = await startEngineDaemon({ config: { agents: { env: { IS_SANDBOX: '1' } } } });
@@ -57,18 +60,22 @@ test('agents.env refuses code-loading variables from the settings page, PATCH /a
 
 test('a save while config.json is broken is refused with the reason; no field (port, token, caps) is reset', async () => {
   const apiToken = 'broken-config-token-81d2';
-  const config = { port: 6123, claude_binary: 'my-claude', api_token: apiToken, agents: { max_concurrent_global: 4, max_concurrent_per_project: 2 }, backups: { keep: 3 } };
+  const agents = { max_concurrent_global: 4, max_concurrent_per_project: 2 };
+  const config = { port: 6123, claude_binary: 'my-claude', api_token: apiToken, agents, backups: { keep: 3 } };
+  const lastError = async () => (await bearerApi(d, apiToken, 'GET', '/api/config')).body.last_error as string | null;
   const d = await startTestDaemon({ config });
   try {
     const file = path.join(d.home, 'config.json');
     const { cookie, csrf } = await loginCookie(d, apiToken);
     const broken = '{"agents": {"max_concurrent_global": ';
     fs.writeFileSync(file, broken);
-    await waitFor('broken file noticed', async () => /not valid JSON/.test((await bearerApi(d, apiToken, 'GET', '/api/config')).body.last_error ?? ''));
+    await waitFor('broken file noticed', async () => /not valid JSON/.test((await lastError()) ?? ''));
 
     const api = await bearerApi(d, apiToken, 'PATCH', '/api/config', { agents: { max_concurrent_global: 9 } });
     expect(api.status).toBe(409);
-    expect(api.body.error).toMatch(/^not saved: .*config\.json is invalid \(config: .*is not valid JSON.*\), and saving now would reset every field it holds\. The daemon keeps running on the last good config\./);
+    expect(api.body.error).toMatch(/^not saved: .*config\.json is invalid \(config: .*is not valid JSON.*\), and saving now would reset/);
+    expect(api.body.error).toContain('The daemon keeps running on the last good config.');
+    expect(api.body.error).toContain('Fix the file (or remove it to start from defaults), then save again.');
 
     // the page shows the last good values (not defaults) and refuses the save with the same reason
     const page = await rawRequest(d, 'GET', '/settings', { accept: 'text/html', cookie });
@@ -76,7 +83,8 @@ test('a save while config.json is broken is refused with the reason; no field (p
     expect(page.text).toContain('The config file on disk was rejected and the last good config is in use');
     expect(page.text).toMatch(/id="f-agents-max_concurrent_global" name="agents.max_concurrent_global" value="4"/);
     expect(page.text).toMatch(/id="f-claude_binary" name="claude_binary" value="my-claude"/);
-    const save = await postForm(d, '/settings', { _csrf: csrf, 'agents.max_concurrent_global': '9', claude_binary: 'my-claude', port: '6123' }, { cookie });
+    const fields = { _csrf: csrf, 'agents.max_concurrent_global': '9', claude_binary: 'my-claude', port: '6123' };
+    const save = await postForm(d, '/settings', fields, { cookie });
     expect(save.status).toBe(409);
     expect(save.html).toContain('saving now would reset every field it holds');
     expect(fs.readFileSync(file, 'utf8')).toBe(broken);
@@ -85,14 +93,14 @@ test('a save while config.json is broken is refused with the reason; no field (p
     expect((await rawRequest(d, 'GET', '/api/config')).status).toBe(401);
     expect((await rawRequest(d, 'GET', '/settings', { accept: 'text/html' })).status).toBe(303);
     const live = (await bearerApi(d, apiToken, 'GET', '/api/config')).body;
-    expect(live.config).toMatchObject({ claude_binary: 'my-claude', api_token: '********', agents: { max_concurrent_global: 4, max_concurrent_per_project: 2 }, backups: { keep: 3 } });
-    expect(live.file).toMatchObject({ port: 6123, claude_binary: 'my-claude', api_token: '********', agents: { max_concurrent_global: 4 } });
+    expect(live.config).toMatchObject({ claude_binary: 'my-claude', api_token: '********', agents, backups: { keep: 3 } });
+    expect(live.file).toMatchObject({ port: 6123, claude_binary: 'my-claude', api_token: '********', agents, backups: { keep: 3 } });
 
     // once the file is fixed, a save merges into it and keeps every other field
     fs.writeFileSync(file, JSON.stringify(config));
-    await waitFor('fixed file loaded', async () => (await bearerApi(d, apiToken, 'GET', '/api/config')).body.last_error === null);
+    await waitFor('fixed file loaded', async () => (await lastError()) === null);
     expect((await bearerApi(d, apiToken, 'PATCH', '/api/config', { agents: { max_concurrent_global: 9 } })).status).toBe(200);
-    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ ...config, agents: { max_concurrent_global: 9, max_concurrent_per_project: 2 } });
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ ...config, agents: { ...agents, max_concurrent_global: 9 } });
   } finally {
     await d.stop();
   }
@@ -102,7 +110,8 @@ test('without a token, the settings page of a broken config.json shows the last 
   const d = await startTestDaemon({ config: { agents: { max_concurrent_global: 6 } } });
   try {
     fs.writeFileSync(path.join(d.home, 'config.json'), JSON.stringify({ agents: { max_concurrent_global: 'six' } }));
-    await waitFor('bad field noticed', async () => /agents\.max_concurrent_global/.test((await d.api('GET', '/api/config')).body.last_error ?? ''));
+    const lastError = async () => ((await d.api('GET', '/api/config')).body.last_error ?? '') as string;
+    await waitFor('bad field noticed', async () => /agents\.max_concurrent_global/.test(await lastError()));
     const page = await getPage(d, '/settings');
     expect(page.html).toMatch(/id="f-agents-max_concurrent_global" name="agents.max_concurrent_global" value="6"/);
     expect((await d.api('GET', '/api/config')).body.file.agents.max_concurrent_global).toBe(6);

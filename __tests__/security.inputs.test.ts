@@ -19,7 +19,9 @@ beforeAll(async () => {
   d = await startTestDaemon();
   csrf = await token(d);
   fs.mkdirSync(path.join(d.projectsRoot, 'inputs'));
-  expect((await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'inputs'), type: 'software-dev', abbreviation: 'inp' })).status).toBe(201);
+  const folder = path.join(d.projectsRoot, 'inputs');
+  const registered = await d.api('POST', '/api/projects', { path: folder, type: 'software-dev', abbreviation: 'inp' });
+  expect(registered.status).toBe(201);
 }, 60_000);
 afterAll(() => d.stop());
 
@@ -78,11 +80,13 @@ test('a body that is not what its Content-Encoding says answers 400; a real gzip
     expect([encoding, r.status]).toEqual([encoding, 400]);
     expect(JSON.parse(r.text).error).toMatch(/^request body could not be decoded as its Content-Encoding says: /);
   }
-  const page = await rawRequest(d, 'POST', '/settings', { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip', accept: 'text/html' }, `_csrf=${csrf}&board.done_limit=40`);
+  const formHeaders = { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip', accept: 'text/html' };
+  const page = await rawRequest(d, 'POST', '/settings', formHeaders, `_csrf=${csrf}&board.done_limit=40`);
   expect(page.status).toBe(400);
   expect(page.text).toContain('request body could not be decoded');
   expect((await d.api('GET', '/api/config')).body.file.board.done_limit).toBe(50);
-  const real = await rawRequest(d, 'PATCH', '/api/config', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, zlib.gzipSync(json));
+  const gzipped = { 'content-type': 'application/json', 'content-encoding': 'gzip' };
+  const real = await rawRequest(d, 'PATCH', '/api/config', gzipped, zlib.gzipSync(json));
   expect(real.status).toBe(200);
   expect((await d.api('GET', '/api/config')).body.file.board.done_limit).toBe(40);
 });
@@ -116,7 +120,8 @@ test('malformed workflow columns answer 400 naming the entry, and change nothing
   expect((await d.api('GET', '/api/project-types/broken-type')).status).toBe(404);
 });
 
-const BAD_BRANCHES = ['../../etc/passwd', '-rf', 'a b', 'main.lock', '.hidden', 'feature/', 'a//b', 'x@{1}', 'HEAD', 'a~1', 'a:b', 'a\\b', 'ends.'];
+const BAD_BRANCHES = ['../../etc/passwd', '-rf', 'a b', 'main.lock', '.hidden', 'feature/', 'a//b', 'x@{1}', 'HEAD', 'a~1', 'a:b', 'a\\b'];
+BAD_BRANCHES.push('ends.');
 
 describe('main branch', () => {
   test('must be a valid git branch name, through the API, the page and the CLI', async () => {
@@ -132,24 +137,32 @@ describe('main branch', () => {
       expect([branch, page.status]).toEqual([branch, 400]);
       expect(page.html).toContain('is not a valid git branch name');
     }
-    const cli = d.cli(['projects', 'register', path.join(d.projectsRoot, 'branchy'), '--type', 'personal', '--main-branch', '../../etc/passwd']);
+    const branchy = path.join(d.projectsRoot, 'branchy');
+    const cli = d.cli(['projects', 'register', branchy, '--type', 'personal', '--main-branch', '../../etc/passwd']);
     expect(cli.status).toBe(1);
-    expect(cli.stderr).toMatch(/^dispatch: main branch "\.\.\/\.\.\/etc\/passwd" is not a valid git branch name: it cannot contain "\.\."[^\n]*\n$/);
+    expect(cli.stderr).toMatch(/^dispatch: main branch "\.\.\/\.\.\/etc\/passwd" is not a valid git branch name: it cannot contain "\.\."/);
+    expect(cli.stderr.trim().split('\n')).toHaveLength(1);
     expect((await d.api('GET', '/api/projects/branchy')).body.project?.status).not.toBe('active');
     expect((await d.api('GET', '/api/projects/inp')).body.project.main_branch).toBeNull();
     // valid names are kept
     expect((await d.api('PATCH', '/api/projects/inp', { main_branch: 'release/2.0' })).body.project.main_branch).toBe('release/2.0');
-    const ok = await postForm(d, '/projects/register', { _csrf: csrf, path: path.join(d.projectsRoot, 'branchy'), type: 'personal', abbreviation: 'br', main_branch: 'trunk' });
+    const fields = { _csrf: csrf, path: branchy, type: 'personal', abbreviation: 'br', main_branch: 'trunk' };
+    const ok = await postForm(d, '/projects/register', fields);
     expect(ok.status).toBe(303);
     expect((await d.api('GET', '/api/projects/br')).body.project.main_branch).toBe('trunk');
   });
 
   test('the check agrees with git check-ref-format --branch', async () => {
     const cwd = tempDir('pd-refs-');
-    const gitSays = (name: string) => new Promise<boolean>((resolve) => execFile('git', ['check-ref-format', '--branch', name], { cwd }, (err) => resolve(!err)));
-    const chosen = ['main', 'master', 'feature/x', 'release/2.0', 'a.b', 'a-b_c', 'über', 'a@b', 'x/y/z', 'foo.lock.bar', '@x', 'v1.2.3', '', '@', '@{-1}', 'a/.b', 'a..b', 'a?', 'a*', 'a[', '/a', 'a/b.lock', 'tab\there', 'del\u007f', ...BAD_BRANCHES];
+    const gitSays = (name: string) =>
+      new Promise<boolean>((resolve) => execFile('git', ['check-ref-format', '--branch', name], { cwd }, (err) => resolve(!err)));
+    const chosen = [
+      ...['main', 'master', 'feature/x', 'release/2.0', 'a.b', 'a-b_c', 'über', 'a@b', 'x/y/z', 'foo.lock.bar', '@x', 'v1.2.3'],
+      ...['', '@', '@{-1}', 'a/.b', 'a..b', 'a?', 'a*', 'a[', '/a', 'a/b.lock', 'tab\there', 'del\u007f', ...BAD_BRANCHES],
+    ];
     const alphabet = fc.constantFrom('a', 'b', '1', '.', '/', '-', '_', '@', '{', '}', '~', '^', ':', '?', '*', '[', '\\', ' ', 'lock', 'é');
-    const random = fc.sample(fc.array(alphabet, { minLength: 1, maxLength: 8 }).map((parts) => parts.join('')), { numRuns: 300, seed: 20261201 });
+    const arbitraryName = fc.array(alphabet, { minLength: 1, maxLength: 8 }).map((parts) => parts.join(''));
+    const random = fc.sample(arbitraryName, { numRuns: 300, seed: 20261201 });
     const names = [...chosen, ...random];
     const verdicts: boolean[] = [];
     for (let i = 0; i < names.length; i += 16) verdicts.push(...(await Promise.all(names.slice(i, i + 16).map(gitSays))));

@@ -42,7 +42,9 @@ describe('with api_token set', () => {
   beforeAll(async () => {
     d = await startTestDaemon({ config: { api_token: TOKEN } });
     fs.mkdirSync(path.join(d.projectsRoot, 'shop'));
-    expect((await api(d, 'POST', '/api/projects', { path: path.join(d.projectsRoot, 'shop'), type: 'software-dev', abbreviation: 'shop' })).status).toBe(201);
+    const folder = path.join(d.projectsRoot, 'shop');
+    const registered = await api(d, 'POST', '/api/projects', { path: folder, type: 'software-dev', abbreviation: 'shop' });
+    expect(registered.status).toBe(201);
     expect((await api(d, 'POST', '/api/tickets', { project: 'shop', title: 'existing' })).status).toBe(201);
     configBefore = fs.readFileSync(path.join(d.home, 'config.json'), 'utf8');
   }, 60_000);
@@ -51,7 +53,9 @@ describe('with api_token set', () => {
   const tickets = async () => (await api(d, 'GET', '/api/tickets?project=shop')).body.tickets.length;
 
   test('the API answers 401 without the bearer, in every letter case and with a trailing slash', async () => {
-    for (const p of ['/api/config', '/API/config', '/Api/Config', '/api/config/', '/API/CONFIG/', '/aPi/projects', '/API/tickets/shop-1', '/API', '/API/no-such']) {
+    const paths = ['/api/config', '/API/config', '/Api/Config', '/api/config/', '/API/CONFIG/', '/aPi/projects', '/API/tickets/shop-1'];
+    paths.push('/API', '/API/no-such');
+    for (const p of paths) {
       for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }]) {
         const r = await raw(d, 'GET', p, headers);
         expect([p, r.status]).toEqual([p, 401]);
@@ -74,7 +78,9 @@ describe('with api_token set', () => {
   });
 
   test('pages redirect to the login page and page posts are refused without the login cookie', async () => {
-    for (const p of ['/', '/inbox', '/settings', '/projects', '/projects/shop', '/tickets/shop-1', '/runs', '/queues', '/agent-types', '/project-types', '/SETTINGS', '/no-such-page']) {
+    const pages = ['/', '/inbox', '/settings', '/projects', '/projects/shop', '/tickets/shop-1', '/runs', '/queues', '/agent-types'];
+    pages.push('/project-types');
+    for (const p of [...pages, '/SETTINGS', '/no-such-page']) {
       const r = await raw(d, 'GET', p, { accept: 'text/html' });
       expect([p, r.status, r.headers.location]).toEqual([p, 303, `/login?next=${encodeURIComponent(p)}`]);
       expect(r.text).not.toContain('existing'); // nothing of the page before the login
@@ -148,7 +154,8 @@ describe('with api_token set', () => {
     // the API stays bearer-only (the page scripts use page routes)
     expect((await raw(d, 'GET', '/api/config', { cookie })).status).toBe(401);
     // a login cookie of another port is not this daemon's
-    expect((await raw(d, 'GET', '/inbox', { accept: 'text/html', cookie: cookie.replace(`_${d.port}=`, `_${d.port + 1}=`) })).status).toBe(303);
+    const otherPort = cookie.replace(`_${d.port}=`, `_${d.port + 1}=`);
+    expect((await raw(d, 'GET', '/inbox', { accept: 'text/html', cookie: otherPort })).status).toBe(303);
 
     const out = await raw(d, 'POST', '/logout', { ...FORM, cookie }, form({ _csrf: csrf }));
     expect(out.status).toBe(303);
@@ -162,8 +169,7 @@ describe('with api_token set', () => {
     expect((await api(d, 'PATCH', '/api/config', { api_token: rotated })).status).toBe(200);
     expect((await raw(d, 'GET', '/inbox', { accept: 'text/html', cookie: again.cookie })).status).toBe(303);
     expect((await raw(d, 'GET', '/api/config', bearer)).status).toBe(401);
-    const back = await raw(d, 'PATCH', '/api/config', { authorization: `Bearer ${rotated}`, 'content-type': 'application/json' }, JSON.stringify({ api_token: TOKEN }));
-    expect(back.status).toBe(200);
+    expect((await bearerApi(d, rotated, 'PATCH', '/api/config', { api_token: TOKEN })).status).toBe(200);
     expect((await raw(d, 'GET', '/inbox', { accept: 'text/html', cookie: again.cookie })).status).toBe(200);
   });
 });
@@ -172,14 +178,16 @@ test('without api_token, API writes are JSON-only in every letter case: a page f
   const d = await startTestDaemon();
   try {
     fs.mkdirSync(path.join(d.projectsRoot, 'open'));
-    expect((await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'open'), type: 'personal', abbreviation: 'op' })).status).toBe(201);
+    const registered = await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'open'), type: 'personal', abbreviation: 'op' });
+    expect(registered.status).toBe(201);
     const csrf = csrfOf((await raw(d, 'GET', '/inbox', { accept: 'text/html' })).text);
     for (const p of ['/API/tickets', '/Api/Tickets', '/api/TICKETS/', '/api/tickets']) {
       const r = await raw(d, 'POST', p, FORM, form({ _csrf: csrf, project: 'op', title: 'pwned' }));
       expect([p, r.status]).toEqual([p, 415]);
       expect(JSON.parse(r.text).error).toMatch(/application\/json/);
     }
-    const cross = await raw(d, 'POST', '/API/tickets', { 'content-type': 'application/json', origin: 'http://evil.example' }, JSON.stringify({ project: 'op', title: 'pwned' }));
+    const crossHeaders = { 'content-type': 'application/json', origin: 'http://evil.example' };
+    const cross = await raw(d, 'POST', '/API/tickets', crossHeaders, JSON.stringify({ project: 'op', title: 'pwned' }));
     expect(cross.status).toBe(403);
     expect(JSON.parse(cross.text).error).toMatch(/Cross-origin/);
     expect((await d.api('GET', '/api/tickets?project=op')).body.tickets).toEqual([]);
@@ -197,7 +205,8 @@ describe('in a browser, with api_token set', () => {
   beforeAll(async () => {
     d = await startTestDaemon({ config: { api_token: TOKEN, ...WAITING_AGENTS }, env: { DISPATCH_CLAUDE_BIN: fakeClaude } });
     fs.mkdirSync(path.join(d.projectsRoot, 'web'));
-    expect((await api(d, 'POST', '/api/projects', { path: path.join(d.projectsRoot, 'web'), type: 'personal', abbreviation: 'web' })).status).toBe(201);
+    const registered = await api(d, 'POST', '/api/projects', { path: path.join(d.projectsRoot, 'web'), type: 'personal', abbreviation: 'web' });
+    expect(registered.status).toBe(201);
     expect((await api(d, 'POST', '/api/tickets', { project: 'web', title: 'Drag me' })).status).toBe(201);
   }, 60_000);
   afterAll(async () => {

@@ -100,7 +100,8 @@ export const configSchema = z
       });
     }
     for (const name of Object.keys(c.agents.env).filter(isCodeLoadingVariable)) {
-      ctx.addIssue({ code: 'custom', path: ['agents', 'env'], message: `${name} changes which code programs load or run, so agents cannot be given it` });
+      const message = `${name} changes which code programs load or run, so agents cannot be given it`;
+      ctx.addIssue({ code: 'custom', path: ['agents', 'env'], message });
     }
     if (c.ai.auth_method === 'api_key' && !c.ai.api_key) {
       ctx.addIssue({ code: 'custom', path: ['ai', 'api_key'], message: 'is required when ai.auth_method is api_key' });

@@ -25,9 +25,12 @@ export function writeFileAtomic(file: string, text: string, mode = 0o644): void 
 /** Names a write failure that comes from the disk (full, read-only, I/O error); null for anything else. */
 function fileStorageError(err: unknown, file: string): StorageError | null {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new StorageError(507, `the disk holding ${file} is full: free some space and retry (nothing was saved)`);
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new StorageError(507, `the disk holding ${file} is full: free some space and retry (nothing was saved)`);
+  }
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM' || code === 'EIO') {
-    return new StorageError(503, `${file} could not be written (${code}): check the disk and the folder's permissions, then retry (nothing was saved)`);
+    const hint = "check the disk and the folder's permissions, then retry (nothing was saved)";
+    return new StorageError(503, `${file} could not be written (${code}): ${hint}`);
   }
   return null;
 }

@@ -84,7 +84,9 @@ export function branchNameProblem(name: string): string | null {
   if (name.includes('@{')) return 'cannot contain "@{"';
   if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) return 'cannot start or end with "/" or contain "//"';
   if (name.endsWith('.')) return 'cannot end with "."';
-  if (name.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock'))) return 'no part between slashes may start with "." or end with ".lock"';
+  if (name.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock'))) {
+    return 'no part between slashes may start with "." or end with ".lock"';
+  }
   return null;
 }
 
@@ -111,10 +113,15 @@ function checkProjectFolder(folder: string, dataHome: string): void {
   const real = realpathOr(folder);
   const home = realpathOr(dataHome);
   const within = (child: string, parent: string) => child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
-  if (path.parse(real).root === real) throw new UserError(`the filesystem root cannot be a project: register a project's own folder`, 'path');
-  if (real === realpathOr(os.homedir())) throw new UserError(`your home folder cannot be a project: register a project's own folder inside it`, 'path');
-  if (real === home || within(real, home)) throw new UserError(`${folder} is the dispatcher's data home (${home}) or inside it, so it cannot be a project`, 'path');
-  if (within(home, real)) throw new UserError(`${folder} contains the dispatcher's data home (${home}), so it cannot be a project: agents there could change the daemon's own files`, 'path');
+  const refuse = (message: string) => {
+    throw new UserError(message, 'path');
+  };
+  if (path.parse(real).root === real) refuse(`the filesystem root cannot be a project: register a project's own folder`);
+  if (real === realpathOr(os.homedir())) refuse(`your home folder cannot be a project: register a project's own folder inside it`);
+  if (real === home || within(real, home)) refuse(`${folder} is the dispatcher's data home (${home}) or inside it, so it cannot be a project`);
+  if (within(home, real)) {
+    refuse(`${folder} contains the dispatcher's data home (${home}), so it cannot be a project: agents there could change its files`);
+  }
 }
 
 export interface RegisterInput {
@@ -261,11 +268,13 @@ const COLUMN_ID = /^[a-z][a-z0-9-]{0,39}$/;
 export function validateColumns(db: Db, columns: ColumnInput[]): void {
   // the list comes straight from a JSON body: check each entry's shape before reading it
   (columns as unknown[]).forEach((raw, i) => {
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`columns[${i}] must be an object with a column_id`, `columns[${i}]`);
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new UserError(`columns[${i}] must be an object with a column_id`, `columns[${i}]`);
+    }
     const c = raw as Record<string, unknown>;
-    if (typeof c.column_id !== 'string') throw new UserError(`columns[${i}].column_id must be a string`, `columns[${i}].column_id`);
-    for (const key of ['name', 'agent_type_id'] as const) {
-      if (c[key] !== undefined && c[key] !== null && typeof c[key] !== 'string') throw new UserError(`columns[${i}].${key} must be a string`, `columns[${i}].${key}`);
+    for (const key of ['column_id', 'name', 'agent_type_id'] as const) {
+      const optional = key !== 'column_id' && (c[key] === undefined || c[key] === null);
+      if (!optional && typeof c[key] !== 'string') throw new UserError(`columns[${i}].${key} must be a string`, `columns[${i}].${key}`);
     }
   });
   if (columns.length < 2 || columns[0]!.column_id !== 'human' || columns[columns.length - 1]!.column_id !== 'done') {

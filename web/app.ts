@@ -79,7 +79,9 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     // malformed JSON, too large, bad charset, or a body that is not what its Content-Encoding says
     status = err.status;
     if (err.type === 'entity.parse.failed') message = 'request body is not valid JSON';
-    else if (err.type === undefined && typeof (err as { code?: unknown }).code === 'string') message = `request body could not be decoded as its Content-Encoding says: ${err.message}`;
+    else if (err.type === undefined && typeof (err as { code?: unknown }).code === 'string') {
+      message = `request body could not be decoded as its Content-Encoding says: ${err.message}`;
+    }
     else message = err.message;
   } else {
     console.error(`[http] ${req.method} ${req.path}:`, err);

@@ -45,9 +45,16 @@ export interface RawAnswer {
 }
 
 /** A raw request: the test sets every header exactly (fetch adds its own and follows redirects). */
-export function rawRequest(d: RunningDaemon, method: string, urlPath: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<RawAnswer> {
+export function rawRequest(
+  d: RunningDaemon,
+  method: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<RawAnswer> {
+  const options = { host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } };
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } }, (res) => {
+    const req = http.request(options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
@@ -57,8 +64,10 @@ export function rawRequest(d: RunningDaemon, method: string, urlPath: string, he
   });
 }
 
+export type ApiAnswer = { status: number; body: any };
+
 /** A JSON API call with `Authorization: Bearer <apiToken>`, as the CLI sends it to a daemon with `api_token`. */
-export async function bearerApi(d: RunningDaemon, apiToken: string, method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function bearerApi(d: RunningDaemon, apiToken: string, method: string, urlPath: string, body?: unknown): Promise<ApiAnswer> {
   const headers: Record<string, string> = { authorization: `Bearer ${apiToken}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await rawRequest(d, method, urlPath, headers, body === undefined ? undefined : JSON.stringify(body));
@@ -68,7 +77,8 @@ export async function bearerApi(d: RunningDaemon, apiToken: string, method: stri
 /** Logs in through the /login form of a daemon with `api_token`; the Cookie header value and the form token. */
 export async function loginCookie(d: RunningDaemon, apiToken: string): Promise<{ cookie: string; csrf: string }> {
   const csrf = csrfOf((await rawRequest(d, 'GET', '/login', { accept: 'text/html' })).text);
-  const r = await rawRequest(d, 'POST', '/login', { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }, new URLSearchParams({ _csrf: csrf, token: apiToken }).toString());
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
+  const r = await rawRequest(d, 'POST', '/login', headers, new URLSearchParams({ _csrf: csrf, token: apiToken }).toString());
   const set = r.headers['set-cookie']?.[0];
   if (r.status !== 303 || !set) throw new Error(`login failed: ${r.status} ${r.text.slice(0, 200)}`);
   return { cookie: set.split(';')[0]!, csrf };

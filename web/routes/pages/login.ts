@@ -32,7 +32,8 @@ export function loginPages(ctx: AppContext, csrfToken: string): Router {
       res.status(401);
       return render(res, next, 'That is not the api_token of this daemon.');
     }
-    res.cookie(sessionCookieName(req), sessionValue(token()), { httpOnly: true, sameSite: 'strict', path: '/', maxAge: SESSION_DAYS * 86_400_000 });
+    const maxAge = SESSION_DAYS * 86_400_000;
+    res.cookie(sessionCookieName(req), sessionValue(token()), { httpOnly: true, sameSite: 'strict', path: '/', maxAge });
     res.redirect(303, next);
   });
 
