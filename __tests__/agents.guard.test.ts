@@ -184,8 +184,11 @@ test("a person's move wins: the agent that was working on the ticket can no long
       const run = await waitFor('running', () => d.runs(key).find((r) => r.status === 'running'));
       // the person parks it in human; the agent (or anything it left behind holding its environment) tries to move it back
       expect(d.cli(['ticket', 'move', key, 'human']).status).toBe(0);
+      // (without DISPATCH_RUN_ID: the run's end also kills every process that carries it, which would
+      // stop this one before it could be refused)
+      const { DISPATCH_RUN_ID: _runId, ...secretOnly } = env;
       for (const args of [['move', key, 'done'], ['move', key, 'researcher'], ['comment', key, 'comment', 'still mine']]) {
-        const r = spawnSync(process.execPath, [ticketBin, ...args], { env, encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [ticketBin, ...args], { env: secretOnly, encoding: 'utf8' });
         expect(r.status).toBe(1);
         expect(r.stderr).toMatch(new RegExp(`^ticket: (${key} was moved to "human" by human since run ${run.id} started|run ${run.id} has ended)`));
       }

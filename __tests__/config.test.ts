@@ -75,6 +75,37 @@ describe('config', () => {
     expect(fs.readFileSync(file, 'utf8')).toBe(written);
   });
 
+  const CODE_LOADING = [
+    ...['NODE_OPTIONS', 'NODE_PATH', 'LD_PRELOAD', 'LD_AUDIT', 'ld_preload', 'DYLD_INSERT_LIBRARIES', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5LIB'],
+    ...['RUBYOPT', 'BASH_ENV', 'ENV', 'PATH', 'SHELL', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'GIT_EXTERNAL_DIFF', 'JAVA_TOOL_OPTIONS'],
+  ];
+  test.each(CODE_LOADING)('agents.env refuses %s, naming it', (name) => {
+    const raw = { agents: { env: { [name]: 'x' } } };
+    expect(() => parseConfig(raw)).toThrow(`config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`);
+    expect(fieldOf(raw)).toBe('agents.env');
+  });
+
+  test('agents.env keeps ordinary variables', () => {
+    const env = { IS_SANDBOX: '1', GIT_AUTHOR_NAME: 'Agent', NODE_ENV: 'test', PYTHONUNBUFFERED: '1', MY_PATH: '/x', ANTHROPIC_MODEL: 'opus' };
+    expect(parseConfig({ agents: { env } }).agents.env).toEqual(env);
+  });
+
+  test('update refuses while the file is broken: nothing is written, the last good values stay', () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } }));
+    const store = new ConfigStore(file, {});
+    for (const broken of ['{ "port": ', JSON.stringify({ port: 'x' })]) {
+      fs.writeFileSync(file, broken);
+      const refusal = /^not saved: .* is invalid \(config: .*\), and saving now would reset every field it holds/;
+      expect(() => store.update({ agents: { max_concurrent_global: 5 } })).toThrow(refusal);
+      expect(fs.readFileSync(file, 'utf8')).toBe(broken);
+      expect(store.lastError).toMatch(/^config: /);
+      expect(store.fileValues()).toMatchObject({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } });
+      expect(store.get()).toMatchObject({ port: 6001, api_token: 'keep-me', agents: { max_concurrent_global: 4 } });
+    }
+  });
+
   test('environment overrides win over the file', () => {
     const dir = tempDir();
     const file = path.join(dir, 'config.json');

@@ -189,6 +189,44 @@ function rssMb(pid: number): number {
   }
 }, 300_000);
 
+(tmpfsPrefix ? test : test.skip)('settings and a prompt saved on a full disk: 507, no temp file left, the files intact', async () => {
+  const root = tempDir('pd-full-config-');
+  const home = path.join(root, 'home');
+  fs.mkdirSync(home);
+  mountTmpfs(home, '8m');
+  let d: EngineDaemon | null = null;
+  try {
+    d = await startEngineDaemon({ root, config: { agents: { max_concurrent_global: 4 } } });
+    const configFile = path.join(home, 'config.json');
+    const promptFile = path.join(home, 'prompts', 'researcher.md');
+    const config = fs.readFileSync(configFile, 'utf8');
+    const prompt = fs.readFileSync(promptFile, 'utf8');
+    const filler = path.join(home, 'filler');
+    fillDisk(filler);
+    const leftovers = () => [...fs.readdirSync(home), ...fs.readdirSync(path.join(home, 'prompts'))].filter((f) => f.endsWith('.tmp'));
+
+    const patch = await d.api('PATCH', '/api/config', { agents: { max_concurrent_global: 5 } });
+    expect(patch.status).toBe(507);
+    expect(patch.body.error).toBe(`the disk holding ${configFile} is full: free some space and retry (nothing was saved)`);
+    const put = await d.api('PUT', '/api/agent-types/researcher/prompt', { prompt: `# Researcher\n\n${'p'.repeat(100_000)}` });
+    expect(put.status).toBe(507);
+    expect(put.body.error).toMatch(/is full: free some space and retry \(nothing was saved\)$/);
+    expect(leftovers()).toEqual([]);
+    expect(fs.readFileSync(configFile, 'utf8')).toBe(config);
+    expect(fs.readFileSync(promptFile, 'utf8')).toBe(prompt);
+    expect((await d.api('GET', '/api/config')).body.config.agents.max_concurrent_global).toBe(4);
+
+    fs.rmSync(filler);
+    expect((await d.api('PATCH', '/api/config', { agents: { max_concurrent_global: 5 } })).status).toBe(200);
+    expect(JSON.parse(fs.readFileSync(configFile, 'utf8')).agents.max_concurrent_global).toBe(5);
+    expect(leftovers()).toEqual([]);
+  } finally {
+    await d?.stop();
+    unmountTmpfs(home);
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}, 180_000);
+
 test('200 concurrent ticket.cjs processes of ten agents while the daemon runs: each succeeds or fails cleanly, history matches', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_per_project: 10 } } });
   try {

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 import type { Db } from './db/connection.js';
 
 export const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'] as const;
@@ -67,9 +68,7 @@ export function writePrompt(promptsDir: string, id: string, text: unknown): void
   if (text.length > MAX_PROMPT) throw new UserError(`prompt is longer than ${MAX_PROMPT} characters`, 'prompt');
   const file = promptPath(promptsDir, id);
   fs.mkdirSync(promptsDir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, text);
 }
 
 export interface AgentTypeInput {

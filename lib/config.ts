@@ -6,9 +6,33 @@ import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
-import { UserError } from './errors.js';
+import { ConflictError, UserError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 
 const MAX_TIMER_MINUTES = 7 * 24 * 60; // keeps every timer far below setTimeout's 24.8-day overflow
+
+/**
+ * Variables that change which code a program loads or which command it runs: a settings write
+ * (or a hand edit) must never turn into code execution inside the next agent, whatever tools its
+ * agent type allows. PATH is the daemon's own (the `ticket` tool comes first on it).
+ */
+const CODE_LOADING_VARIABLES = new Set([
+  'PATH', 'SHELL', 'ENV', 'BASH_ENV', 'ZDOTDIR', 'SHELLOPTS', 'BASHOPTS', 'PROMPT_COMMAND', 'PS4', 'GCONV_PATH',
+  'NODE_OPTIONS', 'NODE_PATH', 'NODE_REPL_EXTERNAL_MODULE',
+  'PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PYTHONUSERBASE', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT',
+  'PERL5LIB', 'PERLLIB', 'PERL5OPT', 'PERL5DB', 'RUBYOPT', 'RUBYLIB',
+  'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'CLASSPATH',
+  'EDITOR', 'VISUAL', 'PAGER', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
+  'GIT_EXEC_PATH', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'GIT_PAGER',
+  'GIT_EXTERNAL_DIFF', 'GIT_PROXY_COMMAND', 'GIT_TEMPLATE_DIR', 'GIT_DIR', 'GIT_COMMON_DIR',
+]);
+const CODE_LOADING_PREFIXES = ['LD_', 'DYLD_', 'GIT_CONFIG', 'BASH_FUNC_'];
+
+/** True when `name` may not be set in `agents.env` (compared case-blind, as some platforms do). */
+export function isCodeLoadingVariable(name: string): boolean {
+  const upper = name.toUpperCase();
+  return CODE_LOADING_VARIABLES.has(upper) || CODE_LOADING_PREFIXES.some((p) => upper.startsWith(p));
+}
 
 export const configSchema = z
   .object({
@@ -85,6 +109,10 @@ export const configSchema = z
         message: 'must be at least heartbeat.base_interval_seconds',
       });
     }
+    for (const name of Object.keys(c.agents.env).filter(isCodeLoadingVariable)) {
+      const message = `${name} changes which code programs load or run, so agents cannot be given it`;
+      ctx.addIssue({ code: 'custom', path: ['agents', 'env'], message });
+    }
     if (c.ai.auth_method === 'api_key' && !c.ai.api_key) {
       ctx.addIssue({ code: 'custom', path: ['ai', 'api_key'], message: 'is required when ai.auth_method is api_key' });
     }
@@ -143,41 +171,46 @@ export function readConfigFile(file: string): unknown {
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', 0o600);
 }
 
 /**
  * Holds the live config. `reload()` re-reads the file; on a bad file it keeps the last good
- * config and remembers the error. `update()` validates before writing, so a bad edit never lands.
+ * config and remembers the error. `update()` validates before writing, so a bad edit never lands,
+ * and refuses while the file itself is broken: merging into defaults would silently reset every
+ * other field (port, token, caps), and the broken file may hold a hand edit worth fixing.
  */
 export class ConfigStore extends EventEmitter {
   private current: Config;
+  /** The file's values (without env overrides) as last read successfully. */
+  private lastGood: Config;
   lastError: string | null = null;
   private watcher: fs.FSWatcher | null = null;
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv = process.env) {
     super();
-    this.current = withEnv(parseConfig(readConfigFile(file)), env);
+    this.lastGood = parseConfig(readConfigFile(file));
+    this.current = withEnv(this.lastGood, env);
   }
 
   get(): Config {
     return this.current;
   }
 
-  /** The file's own values (without env overrides), for the settings page. */
+  /** The file's own values (without env overrides), for the settings page; the last good ones while the file is broken. */
   fileValues(): Config {
     try {
       return parseConfig(readConfigFile(this.file));
     } catch {
-      return defaultConfig();
+      return this.lastGood;
     }
   }
 
   reload(): Config {
     try {
-      const next = withEnv(parseConfig(readConfigFile(this.file)), this.env);
+      const file = parseConfig(readConfigFile(this.file));
+      const next = withEnv(file, this.env);
+      this.lastGood = file;
       this.lastError = null;
       this.swap(next);
     } catch (err) {
@@ -189,9 +222,20 @@ export class ConfigStore extends EventEmitter {
 
   /** Merges a partial config into the file's values, validates, writes atomically, applies. */
   update(patch: Record<string, unknown>): Config {
-    const merged = mergeDeep(structuredClone(this.fileValues()) as Record<string, unknown>, patch);
+    let file: Config;
+    try {
+      file = parseConfig(readConfigFile(this.file));
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      throw new ConflictError(
+        `not saved: ${this.file} is invalid (${this.lastError}), and saving now would reset every field it holds. ` +
+          'The daemon keeps running on the last good config. Fix the file (or remove it to start from defaults), then save again.',
+      );
+    }
+    const merged = mergeDeep(structuredClone(file) as Record<string, unknown>, patch);
     const parsed = parseConfig(merged);
     writeJsonAtomic(this.file, parsed);
+    this.lastGood = parsed;
     this.lastError = null;
     this.swap(withEnv(parsed, this.env));
     return this.current;

@@ -2,6 +2,7 @@
 // A registered project owns a copy of its type's columns, so customising one board never changes
 // the shared type. Statuses: unregistered, active, dormant, missing, archived.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ensureHeartbeat } from './heartbeats.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
@@ -70,6 +71,61 @@ export function suggestAbbreviation(db: Db, name: string): string {
   for (let i = 2; ; i++) if (!taken.get(`${base}${i}`)) return `${base}${i}`;
 }
 
+/**
+ * Why `name` is not a valid branch name, or null when it is: the rules of `git check-ref-format
+ * --branch` (a main branch ends up in git command lines and ref paths, so `../../etc/passwd` or
+ * `-x` must never get that far).
+ */
+export function branchNameProblem(name: string): string | null {
+  if (name === '') return 'is empty';
+  if (name.length > 200) return 'is longer than 200 characters';
+  if (name === '@' || name === 'HEAD') return `"${name}" names no branch`;
+  if (name.startsWith('-')) return 'cannot start with "-"';
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) return 'cannot contain spaces, control characters or any of ~ ^ : ? * [ \\';
+  if (name.includes('..')) return 'cannot contain ".."';
+  if (name.includes('@{')) return 'cannot contain "@{"';
+  if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) return 'cannot start or end with "/" or contain "//"';
+  if (name.endsWith('.')) return 'cannot end with "."';
+  if (name.split('/').some((part) => part.startsWith('.') || part.endsWith('.lock'))) {
+    return 'no part between slashes may start with "." or end with ".lock"';
+  }
+  return null;
+}
+
+function checkMainBranch(name: string | null | undefined): void {
+  if (name === undefined || name === null) return;
+  const problem = branchNameProblem(name);
+  if (problem) throw new UserError(`main branch "${name}" is not a valid git branch name: it ${problem}`, 'main_branch');
+}
+
+function realpathOr(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+/**
+ * Refuses folders an agent must never be let loose in: the filesystem root, the user's home
+ * folder, and the data home, anything inside it or any folder that contains it (an agent there
+ * could rewrite the database, the config or the prompts). Compared after resolving symlinks.
+ */
+function checkProjectFolder(folder: string, dataHome: string): void {
+  const real = realpathOr(folder);
+  const home = realpathOr(dataHome);
+  const within = (child: string, parent: string) => child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+  const refuse = (message: string) => {
+    throw new UserError(message, 'path');
+  };
+  if (path.parse(real).root === real) refuse(`the filesystem root cannot be a project: register a project's own folder`);
+  if (real === realpathOr(os.homedir())) refuse(`your home folder cannot be a project: register a project's own folder inside it`);
+  if (real === home || within(real, home)) refuse(`${folder} is the dispatcher's data home (${home}) or inside it, so it cannot be a project`);
+  if (within(home, real)) {
+    refuse(`${folder} contains the dispatcher's data home (${home}), so it cannot be a project: agents there could change its files`);
+  }
+}
+
 export interface RegisterInput {
   path: string;
   type: string;
@@ -78,8 +134,8 @@ export interface RegisterInput {
   mainBranch?: string;
 }
 
-/** Registers a folder (new or discovered) with a project type; schedules its first scan at once. */
-export function registerProject(store: Store, input: RegisterInput, baseIntervalSeconds: number): Project {
+/** Registers a folder (new or discovered) with a project type; schedules its first scan at once. `dataHome` is never registrable. */
+export function registerProject(store: Store, input: RegisterInput, baseIntervalSeconds: number, dataHome: string): Project {
   const { db } = store;
   const folder = path.resolve(input.path);
   let stat: fs.Stats;
@@ -94,6 +150,8 @@ export function registerProject(store: Store, input: RegisterInput, baseInterval
   if (input.abbreviation !== undefined && !ABBREVIATION.test(input.abbreviation)) {
     throw new UserError('abbreviation must be 1-10 lowercase letters or digits, starting with a letter', 'abbreviation');
   }
+  checkProjectFolder(folder, dataHome);
+  checkMainBranch(input.mainBranch);
   const now = Date.now();
   const project = db.transaction(() => {
     const existing = db.prepare(`SELECT * FROM projects WHERE path = ?`).get(folder) as Project | undefined;
@@ -190,6 +248,7 @@ export function setProjectStatus(store: Store, ref: string | number, status: 'ac
 
 export function updateProject(db: Db, ref: string | number, patch: { name?: string; main_branch?: string | null }): Project {
   const project = getProject(db, ref);
+  checkMainBranch(patch.main_branch);
   db.prepare(`UPDATE projects SET name = COALESCE(?, name), main_branch = ?, updated_at = ? WHERE id = ?`).run(
     patch.name ?? null,
     patch.main_branch === undefined ? project.main_branch : patch.main_branch,
@@ -209,6 +268,17 @@ const COLUMN_ID = /^[a-z][a-z0-9-]{0,39}$/;
 
 /** Checks a workflow: `human` first, `done` last, unique ids, every middle column staffed by a known agent type. */
 export function validateColumns(db: Db, columns: ColumnInput[]): void {
+  // the list comes straight from a JSON body: check each entry's shape before reading it
+  (columns as unknown[]).forEach((raw, i) => {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new UserError(`columns[${i}] must be an object with a column_id`, `columns[${i}]`);
+    }
+    const c = raw as Record<string, unknown>;
+    for (const key of ['column_id', 'name', 'agent_type_id'] as const) {
+      const optional = key !== 'column_id' && (c[key] === undefined || c[key] === null);
+      if (!optional && typeof c[key] !== 'string') throw new UserError(`columns[${i}].${key} must be a string`, `columns[${i}].${key}`);
+    }
+  });
   if (columns.length < 2 || columns[0]!.column_id !== 'human' || columns[columns.length - 1]!.column_id !== 'done') {
     throw new UserError('a workflow starts with "human" and ends with "done"', 'columns');
   }

@@ -6,9 +6,10 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { UserError } from '../lib/errors.js';
 import { storageError } from '../lib/db/connection.js';
 import { publicDir } from '../lib/paths.js';
-import { csrfGuard, hostGuard, originGuard, securityHeaders, tokenGuard } from './security.js';
+import { csrfGuard, hostGuard, isApiPath, originGuard, securityHeaders, tokenGuard } from './security.js';
 import { setupViews } from './views.js';
 import { pages } from './routes/pages/index.js';
+import { loginPages } from './routes/pages/login.js';
 import { projectsApi } from './routes/api/projects.js';
 import { inboxApi, ticketsApi } from './routes/api/tickets.js';
 import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
@@ -33,6 +34,10 @@ export function createApp(ctx: AppContext): express.Express {
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 2000 }));
   app.use(csrfGuard(csrfToken));
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
+  // a missing asset is a plain 404, never a page: /static/ is open with api_token set and must not reach page data
+  app.use('/static', (_req, res) => {
+    res.status(404).type('text/plain').send('not found');
+  });
 
   app.use('/api', systemApi(ctx));
   app.use('/api/backups', backupsApi(ctx));
@@ -47,6 +52,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });
+  app.use(loginPages(ctx, csrfToken));
   app.use(pages(ctx, csrfToken));
   app.use((req, res) => {
     res.status(404);
@@ -72,14 +78,18 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     message = err.message;
     field = err.field;
   } else if (isBodyParserError(err)) {
-    // malformed JSON, too large, bad charset
+    // malformed JSON, too large, bad charset, or a body that is not what its Content-Encoding says
     status = err.status;
-    message = err.type === 'entity.parse.failed' ? 'request body is not valid JSON' : err.message;
+    if (err.type === 'entity.parse.failed') message = 'request body is not valid JSON';
+    else if (err.type === undefined && typeof (err as { code?: unknown }).code === 'string') {
+      message = `request body could not be decoded as its Content-Encoding says: ${err.message}`;
+    }
+    else message = err.message;
   } else {
     console.error(`[http] ${req.method} ${req.path}:`, err);
   }
   if (res.headersSent) return;
-  if (req.path.startsWith('/api/') || !req.accepts('html')) {
+  if (isApiPath(req.path) || !req.accepts('html')) {
     res.status(status).json(field ? { error: message, field } : { error: message });
   } else {
     res.status(status).render('error.njk', { title: status === 404 ? 'Not found' : 'Error', status, message }, (renderErr: Error | null, html?: string) => {
@@ -89,6 +99,9 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   }
 }
 
-function isBodyParserError(err: unknown): err is Error & { status: number; type: string } {
-  return err instanceof Error && typeof (err as { status?: unknown }).status === 'number' && typeof (err as { type?: unknown }).type === 'string';
+/** body-parser's errors are http-errors: a 4xx status and `expose`; most carry a `type`, a failed decompression none. */
+function isBodyParserError(err: unknown): err is Error & { status: number; type?: string } {
+  if (!(err instanceof Error)) return false;
+  const { status, expose } = err as { status?: unknown; expose?: unknown };
+  return typeof status === 'number' && status >= 400 && status < 500 && expose === true;
 }

@@ -1,8 +1,16 @@
 // Request guards for a server that every web page the user opens can reach: only loopback Host
 // names (DNS rebinding), no state change from another origin (CSRF), and JSON-only API writes so a
-// cross-site "simple" form or fetch can never reach a handler. Optional bearer token for tunnels.
+// cross-site "simple" form or fetch can never reach a handler. Optional `api_token` for tunnels:
+// when set it guards every route, the API by bearer and the pages by a login cookie.
+// Express matches routes case-insensitively (`/API/config` reaches the API), so every path test
+// here is case-insensitive too, and the token guard lists what stays open rather than what is shut.
 import type { NextFunction, Request, Response } from 'express';
 import crypto from 'node:crypto';
+
+/** True for a path the API router answers: `/api`, `/api/…`, in any letter case. */
+export function isApiPath(p: string): boolean {
+  return /^\/api(\/|$)/i.test(p);
+}
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -28,7 +36,7 @@ function isSameOrigin(origin: string, hostHeader: string | undefined): boolean {
 }
 
 function refuse(req: Request, res: Response, status: number, message: string): void {
-  if (req.path.startsWith('/api/') || !req.accepts('html')) {
+  if (isApiPath(req.path) || !req.accepts('html')) {
     res.status(status).json({ error: message });
   } else {
     res.status(status).type('text/plain').send(message);
@@ -48,7 +56,7 @@ export function originGuard(req: Request, res: Response, next: NextFunction): vo
     return refuse(req, res, 403, 'Cross-origin request refused');
   }
   if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return refuse(req, res, 403, 'Cross-site request refused');
-  if (req.path.startsWith('/api/')) {
+  if (isApiPath(req.path)) {
     const length = Number(req.headers['content-length'] ?? 0);
     const chunked = req.headers['transfer-encoding'] !== undefined;
     if ((length > 0 || chunked) && !req.is('application/json')) return refuse(req, res, 415, 'API requests must send Content-Type: application/json');
@@ -56,16 +64,68 @@ export function originGuard(req: Request, res: Response, next: NextFunction): vo
   next();
 }
 
-/** When `api_token` is set, every /api/ call needs `Authorization: Bearer <token>`. */
+/** Equal strings, compared in constant time. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = crypto.createHash('sha256').update(given).digest();
+  const b = crypto.createHash('sha256').update(expected).digest();
+  return crypto.timingSafeEqual(a, b);
+}
+
+/** Open even with a token: the health check (`dispatch daemon status`), logging in and out, and the static assets the login page needs. */
+function isOpen(req: Request): boolean {
+  const read = req.method === 'GET' || req.method === 'HEAD';
+  if (/^\/api\/health\/?$/i.test(req.path)) return read;
+  if (/^\/login\/?$/i.test(req.path)) return read || req.method === 'POST';
+  if (/^\/logout\/?$/i.test(req.path)) return req.method === 'POST';
+  return read && /^\/static\//i.test(req.path);
+}
+
+/** The login cookie's name, one per port so two daemons on localhost never overwrite each other's. */
+export function sessionCookieName(req: Request): string {
+  const port = /:(\d+)$/.exec(req.headers.host ?? '')?.[1] ?? '80';
+  return `dispatch_session_${port}`;
+}
+
+/** The login cookie's value: derived from the token, so changing `api_token` logs every browser out. */
+export function sessionValue(token: string): string {
+  return crypto.createHmac('sha256', token).update('dispatch web session').digest('base64url');
+}
+
+function cookie(req: Request, name: string): string {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return '';
+}
+
+/** True when the request carries the login cookie of the current token. */
+export function hasSession(req: Request, token: string): boolean {
+  return Boolean(token) && sameSecret(cookie(req, sessionCookieName(req)), sessionValue(token));
+}
+
+/**
+ * When `api_token` is set, every route needs it, except the few isOpen() lets through: the API as
+ * `Authorization: Bearer <token>`, the pages as the login cookie (set by /login, HttpOnly and
+ * SameSite=Strict, so the page's own scripts carry it and no other site's requests do). A page
+ * opened without it redirects to the login page; anything else is refused with 401.
+ */
 export function tokenGuard(getToken: () => string) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const token = getToken();
-    if (!token || !req.path.startsWith('/api/') || req.path === '/api/health') return next();
-    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    const a = crypto.createHash('sha256').update(given).digest();
-    const b = crypto.createHash('sha256').update(token).digest();
-    if (!crypto.timingSafeEqual(a, b)) return refuse(req, res, 401, 'Missing or wrong API token');
-    next();
+    if (!token) return next();
+    const session = hasSession(req, token);
+    res.locals.session = session;
+    if (isOpen(req)) return next();
+    if (isApiPath(req.path)) {
+      const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      return sameSecret(given, token) ? next() : refuse(req, res, 401, 'Missing or wrong API token');
+    }
+    if (session) return next();
+    if ((req.method === 'GET' || req.method === 'HEAD') && req.accepts('html')) {
+      return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+    }
+    refuse(req, res, 401, 'Log in first: this daemon has an api_token (open /login)');
   };
 }
 
@@ -88,7 +148,7 @@ export function securityHeaders(_req: Request, res: Response, next: NextFunction
 export function csrfGuard(token: string) {
   const expected = crypto.createHash('sha256').update(token).digest();
   return (req: Request, res: Response, next: NextFunction): void => {
-    if (SAFE_METHODS.has(req.method) || req.path.startsWith('/api/')) return next();
+    if (SAFE_METHODS.has(req.method) || isApiPath(req.path)) return next();
     const body = req.body as Record<string, unknown> | undefined;
     const given = typeof body?._csrf === 'string' ? body._csrf : '';
     const digest = crypto.createHash('sha256').update(given).digest();

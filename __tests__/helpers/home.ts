@@ -44,7 +44,7 @@ export function makeTestHome(): TestHome {
     addProject(name, type = 'software-dev', abbreviation) {
       const dir = path.join(projectsRoot, name);
       fs.mkdirSync(dir, { recursive: true });
-      return registerProject(store, { path: dir, type, abbreviation }, 300);
+      return registerProject(store, { path: dir, type, abbreviation }, 300, paths.home);
     },
     cleanup() {
       db.close();

@@ -2,6 +2,7 @@
 // take its form token, POST urlencoded forms without following the redirect. Also inserts agent
 // run rows and transcript files directly, the way the runtime records them.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RunningDaemon } from './daemon.js';
@@ -35,6 +36,52 @@ export async function postForm(d: RunningDaemon, urlPath: string, fields: Record
     headers: { accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded', ...headers },
   });
   return { status: res.status, html: await res.text(), location: res.headers.get('location') };
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+}
+
+/** A raw request: the test sets every header exactly (fetch adds its own and follows redirects). */
+export function rawRequest(
+  d: RunningDaemon,
+  method: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<RawAnswer> {
+  const options = { host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } };
+  return new Promise((resolve, reject) => {
+    const req = http.request(options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+export type ApiAnswer = { status: number; body: any };
+
+/** A JSON API call with `Authorization: Bearer <apiToken>`, as the CLI sends it to a daemon with `api_token`. */
+export async function bearerApi(d: RunningDaemon, apiToken: string, method: string, urlPath: string, body?: unknown): Promise<ApiAnswer> {
+  const headers: Record<string, string> = { authorization: `Bearer ${apiToken}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await rawRequest(d, method, urlPath, headers, body === undefined ? undefined : JSON.stringify(body));
+  return { status: r.status, body: r.text ? JSON.parse(r.text) : null };
+}
+
+/** Logs in through the /login form of a daemon with `api_token`; the Cookie header value and the form token. */
+export async function loginCookie(d: RunningDaemon, apiToken: string): Promise<{ cookie: string; csrf: string }> {
+  const csrf = csrfOf((await rawRequest(d, 'GET', '/login', { accept: 'text/html' })).text);
+  const headers = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' };
+  const r = await rawRequest(d, 'POST', '/login', headers, new URLSearchParams({ _csrf: csrf, token: apiToken }).toString());
+  const set = r.headers['set-cookie']?.[0];
+  if (r.status !== 303 || !set) throw new Error(`login failed: ${r.status} ${r.text.slice(0, 200)}`);
+  return { cookie: set.split(';')[0]!, csrf };
 }
 
 /** The daemon's form token, read from any page. */

@@ -25,6 +25,7 @@ export function projectsApi(ctx: AppContext): Router {
       ctx.store,
       { path: requiredString(body, 'path'), type: requiredString(body, 'type'), abbreviation: optionalString(body, 'abbreviation'), name: optionalString(body, 'name'), mainBranch: optionalString(body, 'main_branch') },
       ctx.config.get().heartbeat.base_interval_seconds,
+      ctx.paths.home,
     );
     res.status(201).json({ project });
   });

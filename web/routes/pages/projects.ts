@@ -72,8 +72,15 @@ export function projectPages(ctx: AppContext): Router {
         const folder = values.project_id ? getProject(db, Number(values.project_id)).path : required(values, 'path', 'folder');
         const project = registerProject(
           store,
-          { path: folder, type: required(values, 'type', 'project type'), abbreviation: optional(values, 'abbreviation')?.trim().toLowerCase(), name: optional(values, 'name') },
+          {
+            path: folder,
+            type: required(values, 'type', 'project type'),
+            abbreviation: optional(values, 'abbreviation')?.trim().toLowerCase(),
+            name: optional(values, 'name'),
+            mainBranch: optional(values, 'main_branch')?.trim(),
+          },
           ctx.config.get().heartbeat.base_interval_seconds,
+          ctx.paths.home,
         );
         return withNotice(`/projects/${project.abbreviation}`, 'registered');
       },
