@@ -139,11 +139,12 @@ describe('a usage limit pauses dispatching until its reset', () => {
   }, 120_000);
 
   test('CLI 2.1.328: the same pause from its differently ordered result line', async () => {
-    const resetsAt = Math.ceil(Date.now() / 1000) + 4;
-    d = await startEngineDaemon({
-      config: { agents: { usage_limit_margin_seconds: 0, env: { FAKE_CLAUDE_API: JSON.stringify({ answer: 'usage_limit', resetsAt, version: '2.1.328' }) } } },
-    });
+    d = await startEngineDaemon({ config: { agents: { usage_limit_margin_seconds: 0 } } });
     await d.project('limits2', 'research', 'lt');
+    // the limit is set once the daemon is up, so its reset lies seconds after the first run whatever the machine's load
+    const resetsAt = Math.ceil(Date.now() / 1000) + 6;
+    const env = { FAKE_CLAUDE_API: JSON.stringify({ answer: 'usage_limit', resetsAt, version: '2.1.328' }) };
+    expect((await d.api('PATCH', '/api/config', { agents: { env } })).status).toBe(200);
     const t = await d.ticket('lt', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('done after the reset', () => d!.ticketRow(t.key).column_id === 'done' && finished(d!.runs()), 60_000);
     const runs = d.runs(t.key);
