@@ -181,8 +181,10 @@ export class AgentRuntime {
     const cfg = config.get();
     const fail = (error: string) => this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'agent' });
     // the agent CLI cannot work at all until someone fixes this: no retry, the CLI's dispatching pauses
-    const setupFail = (error: string, fix: string) =>
-      this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'config', pause: { cause: 'config', until: null, fix } });
+    const setupFail = (error: string, fix: string) => {
+      const pause = { cause: 'config' as const, until: null, fix };
+      return this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'config', pause });
+    };
     let spawned;
     const transcriptPath = path.join(paths.runs, `${run.id}.log`);
     try {
@@ -214,6 +216,7 @@ export class AgentRuntime {
         agentType: agentType.id,
         port: this.deps.port(),
       });
+      const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
       const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools: agentType.allowed_tools, promptFile });
       try {
         spawned = await spawnAgent({
@@ -222,7 +225,7 @@ export class AgentRuntime {
           env,
           cwd: workspace.cwd,
           transcriptPath,
-          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous: lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id) }),
+          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
         });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
@@ -230,7 +233,9 @@ export class AgentRuntime {
           const why = `the agent binary "${cfg.claude_binary}" was not found; install the claude CLI or set claude_binary in config.json (or DISPATCH_CLAUDE_BIN)`;
           return setupFail(why, `claude_binary ${cfg.claude_binary} not found`);
         }
-        if (e.code === 'EACCES') return setupFail(`the agent binary "${cfg.claude_binary}" is not executable`, `claude_binary ${cfg.claude_binary} is not executable`);
+        if (e.code === 'EACCES') {
+          return setupFail(`the agent binary "${cfg.claude_binary}" is not executable`, `claude_binary ${cfg.claude_binary} is not executable`);
+        }
         return fail(`could not start the agent: ${e.message}`);
       }
       entry.pid = spawned.pid;
@@ -302,7 +307,8 @@ export class AgentRuntime {
       cause = c.cause;
       if (c.cause === 'usage_limit') {
         const resetsAt = c.resetsAt!;
-        pause = { cause: 'usage_limit', until: resetsAt + this.deps.config.get().agents.usage_limit_margin_seconds * 1000, resetsAt, limitType: c.limitType };
+        const until = resetsAt + this.deps.config.get().agents.usage_limit_margin_seconds * 1000;
+        pause = { cause: 'usage_limit', until, resetsAt, limitType: c.limitType };
       } else if (c.cause === 'auth') {
         pause = { cause: 'auth', until: null, fix: 'not logged in: run claude once, or set ai.api_key' };
       }

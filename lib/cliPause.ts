@@ -28,12 +28,13 @@ export interface CliPause {
 
 /** Sets (or replaces) a CLI's pause; inside the caller's transaction when there is one. */
 export function setCliPause(db: Db, p: CliPause): void {
-  db.prepare(`INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`).run(
-    PREFIX + p.cli,
-    JSON.stringify(p),
-    p.since,
-  );
+  db.prepare(
+    `INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  ).run(PREFIX + p.cli, JSON.stringify(p), p.since);
 }
+
+const ROWS = `FROM daemon_state WHERE key >= '${PREFIX}' AND key < '${PREFIX}\uffff'`;
 
 function parse(value: string): CliPause | null {
   try {
@@ -46,7 +47,7 @@ function parse(value: string): CliPause | null {
 
 /** Pauses in force at `now` (a usage limit past its time is over even before its row is removed). */
 export function activeCliPauses(db: Db, now = Date.now()): CliPause[] {
-  const rows = db.prepare(`SELECT value FROM daemon_state WHERE key >= ? AND key < ? ORDER BY key`).all(PREFIX, PREFIX + '\uffff') as { value: string }[];
+  const rows = db.prepare(`SELECT value ${ROWS} ORDER BY key`).all() as { value: string }[];
   return rows.map((r) => parse(r.value)).filter((p): p is CliPause => p !== null && (p.until === null || p.until > now));
 }
 
@@ -57,7 +58,7 @@ export function cliPause(db: Db, cli: string, now = Date.now()): CliPause | null
 /** Removes pauses: all, or those whose causes are listed, plus those whose time is over. Returns how many were in force. */
 export function clearCliPauses(db: Db, opts: { causes?: readonly CliPause['cause'][]; now?: number } = {}): number {
   const now = opts.now ?? Date.now();
-  const rows = db.prepare(`SELECT key, value FROM daemon_state WHERE key >= ? AND key < ?`).all(PREFIX, PREFIX + '\uffff') as { key: string; value: string }[];
+  const rows = db.prepare(`SELECT key, value ${ROWS}`).all() as { key: string; value: string }[];
   let cleared = 0;
   for (const r of rows) {
     const p = parse(r.value);
@@ -82,7 +83,9 @@ const hhmm = (ms: number) => {
 
 /** One line for the banner and `dispatch daemon status`: "paused by a usage limit until 07:15 (five_hour)". */
 export function describeCliPause(p: CliPause): string {
-  if (p.cause === 'usage_limit') return `${p.cli} paused by a usage limit until ${hhmm(p.resetsAt ?? p.until ?? Date.now())} (${p.limitType ?? 'unknown'})`;
+  if (p.cause === 'usage_limit') {
+    return `${p.cli} paused by a usage limit until ${hhmm(p.resetsAt ?? p.until ?? Date.now())} (${p.limitType ?? 'unknown'})`;
+  }
   const what = p.cause === 'auth' ? 'a login problem' : 'a setup problem';
   return `${p.cli} paused by ${what}: ${p.fix ?? 'see the last failed run'}`;
 }

@@ -93,7 +93,9 @@ export function createEngine(deps: EngineDeps): Engine {
       const at = nextAttemptAt(store.db, t, backoffOf(deps.config.get().agents));
       if (at === null || at <= Date.now()) return;
       const payload = { projectId: run.project_id, wakeSeq: getHeartbeat(store.db, run.project_id)?.wake_seq ?? 0 };
-      void queues.scan.enqueue(payload, { idempotencyKey: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() }).then(() => pools.get('scan')?.poke());
+      void queues.scan
+        .enqueue(payload, { idempotencyKey: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() })
+        .then(() => pools.get('scan')?.poke());
     } catch (err) {
       logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message });
     }
@@ -120,8 +122,9 @@ export function createEngine(deps: EngineDeps): Engine {
   // changed binary, login or agent environment ends a pause for a login or setup problem
   const onConfigChange = (next: Config, prev: Config) => {
     const setup = (c: Config) => JSON.stringify([c.claude_binary, c.ai, c.agents.env]);
-    if (setup(next) !== setup(prev) && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
-    if (next.budgets.daily_usd !== prev.budgets.daily_usd || setup(next) !== setup(prev)) wakeWaiting();
+    const setupChanged = setup(next) !== setup(prev);
+    if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
+    if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();
   };
   const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 

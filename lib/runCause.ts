@@ -127,11 +127,16 @@ export function nextAttemptAt(db: Db, t: { id: number; column_id: string; column
 }
 
 /** The previous counted run in this column, when it ended without moving the ticket (for the next run's task message). */
-export function lastRunWithoutMove(db: Db, t: { id: number; column_id: string; column_entered_at: number }, beforeRun: string): { id: string; result_text: string | null } | null {
+export function lastRunWithoutMove(
+  db: Db,
+  t: { id: number; column_id: string; column_entered_at: number },
+  beforeRun: string,
+): { id: string; result_text: string | null } | null {
   const row = db
     .prepare(
       `SELECT id, status, result_text FROM runs
-       WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND id != ? AND status NOT IN ('queued', 'running', 'killed') AND ${COUNTED_RUN}
+       WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND id != ?
+         AND status NOT IN ('queued', 'running', 'killed') AND ${COUNTED_RUN}
        ORDER BY created_at DESC, id DESC LIMIT 1`,
     )
     .get(t.id, t.column_id, t.column_entered_at, beforeRun) as { id: string; status: string; result_text: string | null } | undefined;

@@ -129,7 +129,9 @@ export interface RunListItem extends Run {
 /** Recent runs across projects, newest first, with their ticket's key and title. */
 export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
   if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
-  if (filter.cause !== undefined && !RUN_CAUSES.includes(filter.cause)) throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
+  if (filter.cause !== undefined && !RUN_CAUSES.includes(filter.cause)) {
+    throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
+  }
   return db
     .prepare(
       `SELECT ${RUN_COLUMNS_R}, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
@@ -360,7 +362,9 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     if (neutral) {
       const pause: CliPause = { ...outcome.pause!, cli: AGENT_CLI, runId: id, since: Date.now() };
       setCliPause(db, pause);
-      const note = `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused (${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;
+      const note =
+        `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +
+        `(${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;
       addSystemComment(db, run.ticket_id, 'system', note, 'system');
     } else if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
     const halted = neutral || (outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true);

@@ -13,6 +13,9 @@ import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
 
+/** Reservations that no other ticket of the scan would get either: the scan stops there. */
+const BLOCKING = new Set(['global-cap', 'project-cap', 'paused', 'budget', 'cli-paused']);
+
 export interface ScanResult {
   waiting: number;
   reserved: string[];
@@ -44,7 +47,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
-    } else if (r.kind === 'global-cap' || r.kind === 'project-cap' || r.kind === 'paused' || r.kind === 'budget' || r.kind === 'cli-paused') {
+    } else if (BLOCKING.has(r.kind)) {
       result.blockedBy = r.kind;
       if (r.kind === 'cli-paused') lookAgainAt = r.pause.until;
       break;
