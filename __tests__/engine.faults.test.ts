@@ -195,19 +195,28 @@ test('agents get only the allowlisted environment, plus DISPATCH_* and the auth 
   }
 });
 
-test('a missing agent binary or prompt fails the run with a clear message, and the ticket reaches human', async () => {
+test('a missing agent binary or prompt fails the run with a clear message, is not retried, and pauses new runs', async () => {
   const d = await startEngineDaemon({ env: { DISPATCH_CLAUDE_BIN: '/nonexistent/claude' }, config: { agents: { circuit_breaker_max_runs: 5 } } });
   try {
-    await d.api('PATCH', '/api/agent-types/researcher', { max_retries: 0 });
     await d.project('broken', 'research', 'br');
     const t = await d.ticket('br', 'researcher', undefined);
-    await waitFor('human', () => d.ticketRow(t.key).column_id === 'human');
+    await waitFor('the failed run', () => d.runs(t.key).length === 1 && d.runs(t.key)[0].status === 'failed');
     expect(d.runs(t.key)[0].error).toMatch(/the agent binary "\/nonexistent\/claude" was not found/);
+    expect(d.runs(t.key)[0].cause).toBe('config');
+    // not the ticket's fault: it waits unclaimed in its column while new runs are paused
+    expect(d.ticketRow(t.key)).toMatchObject({ column_id: 'researcher', claimed_by_run: null });
+    expect((await d.api('GET', '/api/health')).body.agent_cli_paused[0]).toMatchObject({ cause: 'config', fix: 'claude_binary /nonexistent/claude not found' });
+    expect((await d.api('POST', `/api/tickets/${t.key}/move`, { column: 'human' })).status).toBe(200);
     fs.rmSync(path.join(d.home, 'prompts', 'writer.md'));
     await d.project('words', 'content', 'wd');
     const w = await d.ticket('wd', 'writer', undefined);
-    await waitFor('human', () => d.ticketRow(w.key).column_id === 'human');
+    expect(d.runs(w.key)).toEqual([]);
+    expect((await d.api('POST', '/api/resume')).status).toBe(200);
+    await waitFor('the failed run', () => d.runs(w.key).length === 1 && d.runs(w.key)[0].status === 'failed');
+    expect(d.runs(w.key)[0]).toMatchObject({ cause: 'config' });
     expect(d.runs(w.key)[0].error).toMatch(/the prompt file is missing: .*writer\.md/);
+    expect(d.ticketRow(w.key)).toMatchObject({ column_id: 'writer', claimed_by_run: null });
+    expect((await d.api('GET', '/api/health')).body.agent_cli_paused[0].fix).toMatch(/prompt file .*writer\.md is missing/);
   } finally {
     await d.stop();
   }

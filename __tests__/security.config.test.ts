@@ -54,7 +54,7 @@ test('agents.env refuses code-loading variables from the settings page, PATCH /a
   }
   // a daemon never starts with such a file
   await expect(startTestDaemon({ config: { agents: { env: { NODE_OPTIONS: '--require ./evil.cjs' } } } })).rejects.toThrow(
-    /dispatch daemon: config: agents\.env: NODE_OPTIONS changes which code programs load or run/,
+    /dispatch daemon: the config file \S+ is invalid: agents\.env: NODE_OPTIONS changes which code programs load or run/,
   );
 }, 180_000);
 

@@ -28,6 +28,7 @@ test('the summary comes from the result line', () => {
     tokensOut: 148,
     numTurns: 4,
     durationMs: 757,
+    apiErrorStatus: null,
   });
   expect(transcriptSummary(parseTranscript(sample.split('\n').slice(0, 5).join('\n')))).toBeNull();
 });

@@ -68,12 +68,35 @@ export function agentArgs(c: AgentCommand): string[] {
   return args;
 }
 
-export function taskMessage(t: { key: string; title: string; column: string; project: string }): string {
-  return [
+/** How much of the previous run's last words the next task message quotes. */
+const PREVIOUS_WORDS_MAX = 2000;
+
+export interface TaskInfo {
+  key: string;
+  title: string;
+  column: string;
+  project: string;
+  /** the previous run in this column, when it ended without moving the ticket */
+  previous?: { id: string; result_text: string | null } | null;
+}
+
+export function taskMessage(t: TaskInfo): string {
+  const lines = [
     `Your ticket is ${t.key} ("${t.title}") in the ${t.column} column of project ${t.project}.`,
     `Start with: ticket read ${t.key}`,
     `When you are done, move it with ticket move ${t.key} <column> as your instructions say, or send it to human with a question.`,
-  ].join('\n');
+  ];
+  if (t.previous) {
+    const said = (t.previous.result_text ?? '').trim();
+    const quoted = said.length > PREVIOUS_WORDS_MAX ? `${said.slice(0, PREVIOUS_WORDS_MAX)}…` : said;
+    lines.push(
+      '',
+      `The previous run on this ticket (${t.previous.id}) ended without moving it.`,
+      'This time, finish by moving it (or by sending it to human).',
+      quoted ? `That run's last words were:\n${quoted}` : 'That run left no final message.',
+    );
+  }
+  return lines.join('\n');
 }
 
 /** Checks what every run needs before spending a spawn on it (lessons 2: fail loudly, not all night). */

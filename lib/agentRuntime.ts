@@ -18,7 +18,8 @@ import {
   trackRuns,
 } from './agentProcess.js';
 import { finalizeRun, getRun, issueRunSecret, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
-import { readTranscriptResult } from './transcript.js';
+import { readTranscriptEnd } from './transcript.js';
+import { classifyEnd, lastRunWithoutMove } from './runCause.js';
 import { storageError } from './db/connection.js';
 import { getProject } from './projects.js';
 import { requireTicket } from './tickets.js';
@@ -222,7 +223,12 @@ export class AgentRuntime {
     const { db } = store;
     const run = entry.run;
     const cfg = config.get();
-    const fail = (error: string) => this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error });
+    const fail = (error: string) => this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'agent' });
+    // the agent CLI cannot work at all until someone fixes this: no retry, the CLI's dispatching pauses
+    const setupFail = (error: string, fix: string) => {
+      const pause = { cause: 'config' as const, until: null, fix };
+      return this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'config', pause });
+    };
     let spawned;
     const transcriptPath = path.join(paths.runs, `${run.id}.log`);
     try {
@@ -231,9 +237,12 @@ export class AgentRuntime {
       const agentType = getAgentType(db, run.agent_type_id);
       if (!fs.existsSync(project.path)) return fail(`the project folder is missing: ${project.path}`);
       const prompt = readPrompt(paths.prompts, agentType.id);
-      if (prompt === null) return fail(`the prompt file is missing: ${path.join(paths.prompts, `${agentType.id}.md`)}`);
+      if (prompt === null) {
+        const file = path.join(paths.prompts, `${agentType.id}.md`);
+        return setupFail(`the prompt file is missing: ${file}`, `prompt file ${file} is missing`);
+      }
       const toolProblem = checkTicketTool();
-      if (toolProblem) return fail(toolProblem);
+      if (toolProblem) return setupFail(toolProblem, toolProblem);
       const workspace = await this.deps.workspace(run);
       const promptFile = path.join(paths.runs, `${run.id}.prompt.md`);
       fs.mkdirSync(paths.runs, { recursive: true });
@@ -251,6 +260,7 @@ export class AgentRuntime {
         agentType: agentType.id,
         port: this.deps.port(),
       });
+      const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
       const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools: agentType.allowed_tools, promptFile });
       try {
         spawned = await spawnAgent({
@@ -259,15 +269,18 @@ export class AgentRuntime {
           env,
           cwd: workspace.cwd,
           transcriptPath,
-          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name }),
+          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
         });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        return fail(
-          e.code === 'ENOENT'
-            ? `the agent binary "${cfg.claude_binary}" was not found; install the claude CLI or set claude_binary in config.json (or DISPATCH_CLAUDE_BIN)`
-            : `could not start the agent: ${e.message}`,
-        );
+        if (e.code === 'ENOENT') {
+          const why = `the agent binary "${cfg.claude_binary}" was not found; install the claude CLI or set claude_binary in config.json (or DISPATCH_CLAUDE_BIN)`;
+          return setupFail(why, `claude_binary ${cfg.claude_binary} not found`);
+        }
+        if (e.code === 'EACCES') {
+          return setupFail(`the agent binary "${cfg.claude_binary}" is not executable`, `claude_binary ${cfg.claude_binary} is not executable`);
+        }
+        return fail(`could not start the agent: ${e.message}`);
       }
       entry.pid = spawned.pid;
       entry.procStart = spawned.procStart;
@@ -308,7 +321,8 @@ export class AgentRuntime {
   /** Judges the run from how it ended and its transcript, then finalizes it. */
   private async conclude(entry: Active, code: number | null, signal: NodeJS.Signals | null, adopted = false): Promise<void> {
     const transcriptPath = entry.run.transcript_path ?? path.join(this.deps.paths.runs, `${entry.run.id}.log`);
-    const result = readTranscriptResult(transcriptPath);
+    const end = readTranscriptEnd(transcriptPath);
+    const result = end.result;
     const stop = entry.stop;
     let status: FinalStatus;
     let error: string | null = null;
@@ -332,11 +346,27 @@ export class AgentRuntime {
             ? `exited with code ${code}${result ? '' : ' and no result'}`
             : 'exited without a result line';
     }
+    let cause: RunOutcome['cause'] = null;
+    let pause: RunOutcome['pause'];
+    if (status === RUN_STATUS.timeout || status === RUN_STATUS.crashed) cause = 'agent';
+    else if (status === RUN_STATUS.failed) {
+      const c = classifyEnd(end, Date.now());
+      cause = c.cause;
+      if (c.cause === 'usage_limit') {
+        const resetsAt = c.resetsAt!;
+        const until = resetsAt + this.deps.config.get().agents.usage_limit_margin_seconds * 1000;
+        pause = { cause: 'usage_limit', until, resetsAt, limitType: c.limitType };
+      } else if (c.cause === 'auth') {
+        pause = { cause: 'auth', until: null, fix: 'not logged in: run claude once, or set ai.api_key' };
+      }
+    }
     await this.finalize(entry.run, {
       status,
       exitCode: code,
       error,
       keepInColumn: stop?.keepInColumn,
+      cause,
+      pause,
       resultText: result?.resultText ?? null,
       tokensIn: result?.tokensIn ?? null,
       tokensOut: result?.tokensOut ?? null,

@@ -56,6 +56,9 @@ export const configSchema = z
         max_runs_per_ticket: z.number().int().min(1).max(1000).default(20),
         parallel_coding: z.boolean().default(false),
         env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string()).default({}),
+        retry_backoff_seconds: z.number().min(0).max(3600).default(30),
+        no_move_wait_seconds: z.number().min(0).max(86400).default(120),
+        usage_limit_margin_seconds: z.number().min(0).max(3600).default(60),
       })
       .strict()
       .default({
@@ -66,6 +69,9 @@ export const configSchema = z
         max_runs_per_ticket: 20,
         parallel_coding: false,
         env: {},
+        retry_backoff_seconds: 30,
+        no_move_wait_seconds: 120,
+        usage_limit_margin_seconds: 60,
       }),
     ai: z
       .object({

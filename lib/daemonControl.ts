@@ -31,6 +31,8 @@ export interface Health {
   pid: number;
   version: string;
   home: string;
+  /** agent CLI pauses in force (a usage limit, a login or setup problem), each with its one-line message */
+  agent_cli_paused?: { cli: string; cause: string; until: number | null; message: string }[];
 }
 
 export async function fetchHealth(port: number): Promise<Health | null> {

@@ -4,8 +4,11 @@
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
 import { AgentRuntime, type KillOptions } from './agentRuntime.js';
 import { agentsPaused } from './globalPause.js';
+import { activeCliPauses, clearCliPauses, nextPauseEnd } from './cliPause.js';
+import { backoffOf, nextAttemptAt } from './runCause.js';
+import { getHeartbeat } from './heartbeats.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
-import { openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
+import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
@@ -59,11 +62,15 @@ export function createEngine(deps: EngineDeps): Engine {
     port: deps.port,
     workspace,
     // a slot is free: the projects that can use it get a look now
-    onFinalized: () => wakeWaiting(),
+    onFinalized: (f) => {
+      armPauseEnd();
+      scheduleNextAttempt(f.run);
+      wakeWaiting();
+    },
   });
   /** Marks due the waiting projects that caps and budgets allow to start a run now (none while agents are paused: resuming wakes them). */
   function wakeWaiting(): void {
-    if (agentsPaused(store.db)) return;
+    if (agentsPaused(store.db) || activeCliPauses(store.db).length) return;
     const { agents: a, budgets } = deps.config.get();
     const caps = {
       global: a.max_concurrent_global,
@@ -73,9 +80,51 @@ export function createEngine(deps: EngineDeps): Engine {
     };
     if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();
   }
-  // a raised (or removed) daily budget lets held-back tickets start at once, not at midnight
+  /**
+   * When a ticket's next run must wait (after a failure or a run that did not move it), a scan of its
+   * project is queued for the end of the wait: a delayed durable job, so a restart keeps it.
+   */
+  function scheduleNextAttempt(run: Run): void {
+    try {
+      const t = store.db.prepare(`SELECT id, column_id, column_entered_at, archived_at FROM tickets WHERE id = ?`).get(run.ticket_id) as
+        | { id: number; column_id: string; column_entered_at: number; archived_at: number | null }
+        | undefined;
+      if (!t || t.column_id !== run.column_id || t.archived_at !== null) return;
+      const at = nextAttemptAt(store.db, t, backoffOf(deps.config.get().agents));
+      if (at === null || at <= Date.now()) return;
+      const payload = { projectId: run.project_id, wakeSeq: getHeartbeat(store.db, run.project_id)?.wake_seq ?? 0 };
+      void queues.scan
+        .enqueue(payload, { idempotencyKey: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() })
+        .then(() => pools.get('scan')?.poke());
+    } catch (err) {
+      logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message });
+    }
+  }
+  /** A usage-limit pause ends by itself: the waiting projects are woken at that moment (one timer, no polling). */
+  let pauseEnd: NodeJS.Timeout | null = null;
+  function armPauseEnd(): void {
+    if (pauseEnd) clearTimeout(pauseEnd);
+    pauseEnd = null;
+    const end = nextPauseEnd(store.db);
+    if (end === null) return;
+    pauseEnd = setTimeout(
+      () => {
+        clearCliPauses(store.db, { causes: [] }); // removes the ones whose time is over
+        logger.info('agent CLI pause over; dispatching resumes');
+        wakeWaiting();
+        armPauseEnd();
+      },
+      Math.min(Math.max(0, end - Date.now()), 2 ** 31 - 1),
+    );
+    pauseEnd.unref();
+  }
+  // a raised (or removed) daily budget lets held-back tickets start at once, not at midnight; a
+  // changed binary, login or agent environment ends a pause for a login or setup problem
   const onConfigChange = (next: Config, prev: Config) => {
-    if (next.budgets.daily_usd !== prev.budgets.daily_usd) wakeWaiting();
+    const setup = (c: Config) => JSON.stringify([c.claude_binary, c.ai, c.agents.env]);
+    const setupChanged = setup(next) !== setup(prev);
+    if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
+    if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();
   };
   const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 
@@ -104,6 +153,7 @@ export function createEngine(deps: EngineDeps): Engine {
         pool.start();
       }
       scheduler.start();
+      armPauseEnd();
       deps.config.on('change', onConfigChange);
       prune();
       housekeeping.timer = setInterval(prune, HOUSEKEEPING_MS);
@@ -112,6 +162,7 @@ export function createEngine(deps: EngineDeps): Engine {
     stop() {
       stopping ??= (async () => {
         if (housekeeping.timer) clearInterval(housekeeping.timer);
+        if (pauseEnd) clearTimeout(pauseEnd);
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));

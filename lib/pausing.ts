@@ -6,6 +6,7 @@
 // the change and the stopping of the runs that were live.
 import { setProjectStatus, getProject, type Project } from './projects.js';
 import { getGlobalPause, setGlobalPause, type GlobalPause } from './globalPause.js';
+import { clearCliPauses, cliPauseView } from './cliPause.js';
 import { markWaitingProjectsDue } from './heartbeats.js';
 import type { KillOptions } from './agentRuntime.js';
 import type { Config } from './config.js';
@@ -75,13 +76,15 @@ export async function archiveProject(store: Store, engine: RunControls, ref: str
 
 export interface PauseState {
   paused: GlobalPause | null;
+  /** agent CLI pauses in force (a usage limit, a login or setup problem) */
+  cli_paused: ReturnType<typeof cliPauseView>;
   /** live runs now (after stopping, the ones that were not stopped) */
   running: number;
   stopped: number;
 }
 
 export function pauseState(db: Db): Omit<PauseState, 'stopped'> {
-  return { paused: getGlobalPause(db), running: liveRunIds(db).length };
+  return { paused: getGlobalPause(db), cli_paused: cliPauseView(db), running: liveRunIds(db).length };
 }
 
 /** Pauses every agent: no new run anywhere; with `stopRunning` every running agent is stopped. */
@@ -91,9 +94,15 @@ export async function pauseAll(store: Store, engine: RunControls, opts: { stopRu
   return { ...pauseState(store.db), stopped };
 }
 
-/** Ends the global pause and wakes, at once, the projects with tickets waiting that the caps let start. */
+/**
+ * Ends the global pause and any agent CLI pause (a usage limit, a login or setup problem: the banner's
+ * Retry), and wakes, at once, the projects with tickets waiting that the caps let start.
+ */
 export function resumeAll(store: Store, engine: RunControls, agents: Config['agents']): PauseState {
-  setGlobalPause(store.db, false);
+  store.db.transaction(() => {
+    setGlobalPause(store.db, false);
+    clearCliPauses(store.db);
+  }).immediate();
   const caps = { global: agents.max_concurrent_global, perProject: agents.max_concurrent_per_project, parallelCoding: agents.parallel_coding };
   for (const id of markWaitingProjectsDue(store.db, caps)) engine.wake(id);
   return { ...pauseState(store.db), stopped: 0 };

@@ -33,6 +33,8 @@ export const PAYLOADS = { [QUEUE.scan]: scanPayload, [QUEUE.agentRun]: agentRunP
 
 export const jobKeys = {
   scan: (p: ScanPayload, dueAt: number) => `scan:${p.projectId}:${p.wakeSeq}:${dueAt}`,
+  /** the delayed scan that starts a ticket's next run once the wait after run `runId` is over */
+  scanAfterWait: (runId: string) => `scan-after:${runId}`,
   agentRun: (p: AgentRunPayload) => `run:${p.runId}`,
   merge: (p: MergePayload, enteredDoneAt: number) => `merge:${p.ticketId}:${enteredDoneAt}`,
 };

@@ -11,11 +11,13 @@ import { markDue } from './heartbeats.js';
 import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
+import { AGENT_CLI, cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
+import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 /** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
-const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, created_at, started_at, ended_at`;
+const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
 const RUN_COLUMNS_R = RUN_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ');
 
 export const RUN_STATUS = {
@@ -51,6 +53,8 @@ export interface Run {
   tokens_in: number | null;
   tokens_out: number | null;
   cost_usd: number | null;
+  /** why a failed run failed (lib/runCause.ts); null for a run that did not fail */
+  cause: RunCause | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
@@ -112,6 +116,7 @@ export interface RunListFilter {
   ticketId?: number;
   projectId?: number;
   status?: RunStatus;
+  cause?: RunCause;
   limit?: number;
   offset?: number;
 }
@@ -124,17 +129,22 @@ export interface RunListItem extends Run {
 /** Recent runs across projects, newest first, with their ticket's key and title. */
 export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
   if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
+  if (filter.cause !== undefined && !RUN_CAUSES.includes(filter.cause)) {
+    throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
+  }
   return db
     .prepare(
       `SELECT ${RUN_COLUMNS_R}, p.abbreviation || '-' || t.number AS ticket_key, t.title AS ticket_title
        FROM runs r JOIN tickets t ON t.id = r.ticket_id JOIN projects p ON p.id = r.project_id
        WHERE (@ticket IS NULL OR r.ticket_id = @ticket) AND (@project IS NULL OR r.project_id = @project) AND (@status IS NULL OR r.status = @status)
+         AND (@cause IS NULL OR r.cause = @cause)
        ORDER BY r.created_at DESC, r.id DESC LIMIT @limit OFFSET @offset`,
     )
     .all({
       ticket: filter.ticketId ?? null,
       project: filter.projectId ?? null,
       status: filter.status ?? null,
+      cause: filter.cause ?? null,
       limit: Math.min(Math.max(filter.limit ?? 50, 1), 500),
       offset: Math.max(filter.offset ?? 0, 0),
     }) as RunListItem[];
@@ -172,12 +182,18 @@ export interface Caps {
   dailyBudgetUsd?: number;
   /** runs a ticket may get between two stays in human (agents.max_runs_per_ticket) */
   perTicket: number;
+  /** the waits between runs of one ticket (absent: none) */
+  backoff?: Backoff;
 }
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
   | { kind: 'global-cap' | 'project-cap' | 'serial' | 'stale' | 'paused' }
   | { kind: 'budget'; scope: BudgetScope }
+  /** the agent CLI is paused (a usage limit, a login or setup problem) */
+  | { kind: 'cli-paused'; pause: CliPause }
+  /** the ticket waits after a failed run or a run that did not move it */
+  | { kind: 'backoff'; until: number }
   /** the ticket used up its runs and was sent to human */
   | { kind: 'capped' };
 
@@ -186,7 +202,7 @@ export function runsSinceHuman(db: Db, ticketId: number): number {
   return (
     db
       .prepare(
-        `SELECT COUNT(*) AS n FROM runs WHERE ticket_id = @t AND created_at >= COALESCE((
+        `SELECT COUNT(*) AS n FROM runs WHERE ticket_id = @t AND ${COUNTED_RUN} AND created_at >= COALESCE((
            SELECT MAX(created_at) FROM comments
            WHERE ticket_id = @t AND type = 'move' AND (from_column IS NULL OR from_column = 'human')), 0)`,
       )
@@ -219,10 +235,14 @@ export function reserveRun(
     if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
     if (agentsPaused(db)) return { kind: 'paused' };
     const now = args.now ?? Date.now();
+    const held = cliPause(db, AGENT_CLI, now);
+    if (held) return { kind: 'cli-paused', pause: held };
     const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
     if (over) return { kind: 'budget', scope: over };
     // a live run whose claim was cleared under it: a second one would break the one-live-run index
     if (db.prepare(`SELECT 1 FROM runs WHERE ticket_id = ? AND status IN ('queued', 'running')`).get(t.id)) return { kind: 'stale' };
+    const waitUntil = args.caps.backoff ? nextAttemptAt(db, t, args.caps.backoff) : null;
+    if (waitUntil !== null && waitUntil > now) return { kind: 'backoff', until: waitUntil };
     const used = runsSinceHuman(db, t.id);
     if (used >= args.caps.perTicket) {
       const why =
@@ -287,6 +307,10 @@ export interface RunOutcome {
    * the run counts toward neither the retries nor the circuit breaker (a user's kill parks it in human).
    */
   keepInColumn?: boolean;
+  /** why a failed run failed */
+  cause?: RunCause | null;
+  /** a usage limit, login or setup problem: pause the CLI's dispatching (recorded in the same transaction) */
+  pause?: Pick<CliPause, 'cause' | 'until' | 'resetsAt' | 'limitType' | 'fix'>;
 }
 
 export interface Policy {
@@ -311,7 +335,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
   return db.transaction((): Finalized | null => {
     const changed = db
       .prepare(
-        `UPDATE runs SET status = ?, exit_code = ?, error = ?, result_text = COALESCE(?, result_text), tokens_in = COALESCE(?, tokens_in),
+        `UPDATE runs SET status = ?, exit_code = ?, error = ?, cause = ?, result_text = COALESCE(?, result_text), tokens_in = COALESCE(?, tokens_in),
            tokens_out = COALESCE(?, tokens_out), cost_usd = COALESCE(?, cost_usd), transcript_path = COALESCE(?, transcript_path), ended_at = ?
          WHERE id = ? AND status IN ('queued', 'running')`,
       )
@@ -319,6 +343,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
         outcome.status,
         outcome.exitCode,
         outcome.error,
+        outcome.cause ?? null,
         outcome.resultText ?? null,
         outcome.tokensIn ?? null,
         outcome.tokensOut ?? null,
@@ -331,9 +356,19 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     const run = getRun(db, id)!;
     db.prepare(`UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ? AND claimed_by_run = ?`).run(run.ticket_id, id);
     const failed = FAILURE_STATUSES.includes(outcome.status);
-    if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
-    const halted = outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true;
-    if (halted) {
+    // a usage limit, a login or a setup problem is not the ticket's: it stays in its column, unclaimed,
+    // and the run counts toward neither the retries nor the breaker
+    const neutral = failed && outcome.pause !== undefined;
+    if (neutral) {
+      const pause: CliPause = { ...outcome.pause!, cli: AGENT_CLI, runId: id, since: Date.now() };
+      setCliPause(db, pause);
+      const note =
+        `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +
+        `(${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;
+      addSystemComment(db, run.ticket_id, 'system', note, 'system');
+    } else if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
+    const halted = neutral || (outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true);
+    if (halted && !neutral) {
       const note = `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`;
       addSystemComment(db, run.ticket_id, 'system', note, 'system');
     }
@@ -349,16 +384,26 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     if (!halted && stillHere && ticket.project_status !== 'archived') {
       // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
       const here = db
-        .prepare(`SELECT status FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' ORDER BY created_at, id`)
-        .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus }[];
+        .prepare(
+          `SELECT status, cause FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' AND ${COUNTED_RUN}
+           ORDER BY created_at, id`,
+        )
+        .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus; cause: RunCause | null }[];
+      // rate-limited runs in a row count against max_retries only once their backoff is spent
       let failuresInARow = 0;
-      for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) failuresInARow++;
+      let rateLimited = 0;
+      for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) {
+        if (here[i]!.cause === 'rate_limited' && ++rateLimited <= FREE_RATE_LIMITED_RUNS) continue;
+        failuresInARow++;
+      }
+      // the breaker is about agents that run without moving the ticket: an overloaded API is not that
+      const breakerRuns = here.filter((r) => r.cause !== 'rate_limited').length;
       if (outcome.status === RUN_STATUS.killed) {
         sentToHuman = `The ${run.agent_type_id} run ${id} was stopped by the user; the ticket waits here so it is not started again.`;
       } else if (failed && failuresInARow > policy.maxRetries) {
         sentToHuman = `Gave up after ${failuresInARow} failed ${run.agent_type_id} runs in a row (max_retries is ${policy.maxRetries}). Last error: ${outcome.error ?? 'none recorded'}`;
-      } else if (here.length >= policy.circuitBreakerMaxRuns) {
-        sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${here.length} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
+      } else if (breakerRuns >= policy.circuitBreakerMaxRuns) {
+        sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${breakerRuns} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
       }
       if (sentToHuman) moveTicket(store, run.ticket_id, 'human', { actor: 'system', comment: sentToHuman });
     }

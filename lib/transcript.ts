@@ -24,6 +24,16 @@ export interface TranscriptSummary {
   tokensOut: number | null;
   numTurns: number | null;
   durationMs: number | null;
+  /** the HTTP status of the API answer that ended the run (429, 529, 401…), when the CLI reports one */
+  apiErrorStatus: number | null;
+}
+
+/** A `rate_limit_event` line: a subscription login's usage-limit state (`rejected` when it is used up). */
+export interface RateLimitInfo {
+  status: string;
+  /** when the limit resets, in ms since the epoch (the line carries epoch seconds) */
+  resetsAt: number | null;
+  limitType: string;
 }
 
 type Json = Record<string, unknown>;
@@ -51,6 +61,7 @@ function summaryOf(line: Json): TranscriptSummary {
     tokensOut: num(usage.output_tokens),
     numTurns: num(line.num_turns),
     durationMs: num(line.duration_ms),
+    apiErrorStatus: num(line.api_error_status),
   };
 }
 
@@ -161,13 +172,36 @@ export async function readTranscriptChunk(file: string, offset: number, maxBytes
 
 const RESULT_TAIL_BYTES = 512 * 1024;
 
-/** The final result of a transcript file, read from its tail only (a transcript can be megabytes). */
-export function readTranscriptResult(file: string): TranscriptSummary | null {
+export interface TranscriptEnd {
+  result: TranscriptSummary | null;
+  /** the last rate_limit_event line, when the CLI printed one */
+  rateLimit: RateLimitInfo | null;
+}
+
+function rateLimitOf(line: string): RateLimitInfo | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!isObject(value) || value.type !== 'rate_limit_event' || !isObject(value.rate_limit_info)) return null;
+  const info = value.rate_limit_info;
+  const resets = num(info.resetsAt);
+  return { status: str(info.status), resetsAt: resets === null ? null : resets * 1000, limitType: str(info.rateLimitType) };
+}
+
+/**
+ * The final result and the last rate-limit event of a transcript file, read from its tail only (a
+ * transcript can be megabytes). Lines are parsed as JSON: the CLI's key order differs by version.
+ */
+export function readTranscriptEnd(file: string): TranscriptEnd {
+  const end: TranscriptEnd = { result: null, rateLimit: null };
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch {
-    return null;
+    return end;
   }
   try {
     const size = fs.fstatSync(fd).size;
@@ -175,15 +209,23 @@ export function readTranscriptResult(file: string): TranscriptSummary | null {
     const buf = Buffer.alloc(length);
     fs.readSync(fd, buf, 0, length, size - length);
     const lines = buf.toString('utf8').split('\n');
-    for (let i = lines.length - 1; i >= 0; i--) {
-      if (!lines[i]!.includes('"result"')) continue;
-      const entry = parseLineEntries(lines[i]!)[0];
-      if (entry?.kind === 'result') return entry.summary;
+    for (let i = lines.length - 1; i >= 0 && !(end.result && end.rateLimit); i--) {
+      const line = lines[i]!;
+      if (!end.rateLimit && line.includes('"rate_limit_event"')) end.rateLimit = rateLimitOf(line);
+      if (!end.result && line.includes('"result"')) {
+        const entry = parseLineEntries(line)[0];
+        if (entry?.kind === 'result') end.result = entry.summary;
+      }
     }
-    return null;
+    return end;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The final result of a transcript file, or null while the run has not written its result line. */
+export function readTranscriptResult(file: string): TranscriptSummary | null {
+  return readTranscriptEnd(file).result;
 }
 
 /** One transcript line as readable text lines (for `dispatch runs tail`). */

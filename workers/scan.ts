@@ -8,9 +8,13 @@ import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js
 import { getProject } from '../lib/projects.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
+import { backoffOf } from '../lib/runCause.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
+
+/** Reservations that no other ticket of the scan would get either: the scan stops there. */
+const BLOCKING = new Set(['global-cap', 'project-cap', 'paused', 'budget', 'cli-paused']);
 
 export interface ScanResult {
   waiting: number;
@@ -34,14 +38,18 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     parallelCoding: cfg.agents.parallel_coding,
     dailyBudgetUsd: cfg.budgets.daily_usd,
     perTicket: cfg.agents.max_runs_per_ticket,
+    backoff: backoffOf(cfg.agents),
   };
+  // a usage limit: look again when it ends (the engine also wakes waiting projects then)
+  let lookAgainAt: number | null = null;
   for (const t of waiting) {
     const r = reserveRun(deps.store, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
-    } else if (r.kind === 'global-cap' || r.kind === 'project-cap' || r.kind === 'paused' || r.kind === 'budget') {
+    } else if (BLOCKING.has(r.kind)) {
       result.blockedBy = r.kind;
+      if (r.kind === 'cli-paused') lookAgainAt = r.pause.until;
       break;
     }
   }
@@ -53,8 +61,9 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   // at midnight, when the day's spend starts from 0 (a raised budget wakes the project before that)
   const now = Date.now();
   const budgetHeld = result.blockedBy === 'budget';
-  const foundWork = (waiting.length > 0 && !budgetHeld && result.blockedBy !== 'paused') || merges.length > 0;
-  recordScan(db, project.id, seq, foundWork, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : null);
+  const held = result.blockedBy === 'paused' || result.blockedBy === 'cli-paused';
+  const foundWork = (waiting.length > 0 && !budgetHeld && !held) || merges.length > 0;
+  recordScan(db, project.id, seq, foundWork, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : lookAgainAt);
   if (result.reserved.length) deps.pokeAgents();
   return result;
 }

@@ -15,8 +15,14 @@ export interface EngineDaemon extends RunningDaemon {
   ticketRow(key: string): any;
 }
 
+/**
+ * The waits between runs of a ticket (after a failure, after a run that did not move it) are 0 here
+ * unless a test sets them: most tests are about what happens, not when.
+ */
 export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<string, unknown> } = {}): Promise<EngineDaemon> {
-  const d = (await startTestDaemon({ ...opts, env: { DISPATCH_CLAUDE_BIN: fakeClaude, ...opts.env } })) as EngineDaemon;
+  const agents = { retry_backoff_seconds: 0, no_move_wait_seconds: 0, ...(opts.config?.agents as Record<string, unknown> | undefined) };
+  const config = { ...opts.config, agents };
+  const d = (await startTestDaemon({ ...opts, config, env: { DISPATCH_CLAUDE_BIN: fakeClaude, ...opts.env } })) as EngineDaemon;
   let handle: Database.Database | null = null;
   d.db = () => (handle ??= new Database(path.join(d.home, 'tasks.db'), { readonly: true, fileMustExist: true }));
   const stop = d.stop.bind(d);

@@ -53,6 +53,7 @@ export function daemonCommands(y: Argv): Argv {
         service: service.managed ? service.managed.kind : null,
         service_note: service.note || null,
         budget,
+        agent_cli_paused: h?.agent_cli_paused ?? [],
       };
       if (argv.json) printJson(status);
       else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
@@ -60,6 +61,12 @@ export function daemonCommands(y: Argv): Argv {
       else console.log(`not running (home ${paths.home})${pidFile.state === 'running' ? `; pid ${pidFile.pid} is alive but not answering` : ''}`);
       if (!argv.json) console.log(service.managed ? `managed by the ${service.managed.kind} user service` : `managed as a plain process: ${service.note}`);
       if (!argv.json && budget) for (const line of budgetLines(budget)) console.log(terminalSafe(line));
+      if (!argv.json) {
+        for (const p of status.agent_cli_paused) {
+          const hint = p.until === null ? '; fix it, then "dispatch resume" (or change the setting)' : '; resumes by itself ("dispatch resume" tries at once)';
+          console.log(terminalSafe(`${p.message}${hint}`));
+        }
+      }
       if (!running) process.exitCode = 3;
     })
     .command(

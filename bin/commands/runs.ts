@@ -27,16 +27,18 @@ export function runCommands(y: Argv): Argv {
         c
           .option('ticket', { alias: 't', type: 'string', describe: 'only the runs of this ticket (pd-42)' })
           .option('status', { type: 'string', describe: 'queued, running, success, failed, timeout, crashed or killed' })
+          .option('cause', { type: 'string', describe: 'why runs failed: usage_limit, rate_limited, auth, config or agent' })
           .option('limit', { type: 'number', default: 30, requiresArg: true, coerce: wholeNumber('limit') }),
       async (argv) => {
         const q = new URLSearchParams({ limit: String(argv.limit) });
         if (argv.ticket) q.set('ticket', argv.ticket);
         if (argv.status) q.set('status', argv.status);
+        if (argv.cause) q.set('cause', argv.cause);
         const data = await api<{ runs: RunListItem[] }>('GET', `/api/runs?${q}`);
         if (argv.json) return printJson(data);
         printTable(
-          data.runs.map((r) => ({ run: r.id, ticket: r.ticket_key, agent: r.agent_type_id, status: r.status, started: when(r.started_at ?? r.created_at), took: duration(r), cost: r.cost_usd != null ? `$${r.cost_usd.toFixed(4)}` : '' })),
-          ['run', 'ticket', 'agent', 'status', 'started', 'took', 'cost'],
+          data.runs.map((r) => ({ run: r.id, ticket: r.ticket_key, agent: r.agent_type_id, status: r.status, cause: r.cause ?? '', started: when(r.started_at ?? r.created_at), took: duration(r), cost: r.cost_usd != null ? `$${r.cost_usd.toFixed(4)}` : '' })),
+          ['run', 'ticket', 'agent', 'status', 'cause', 'started', 'took', 'cost'],
         );
       },
     )
@@ -48,7 +50,7 @@ export function runCommands(y: Argv): Argv {
         const { run } = await api<{ run: Run }>('GET', `/api/runs/${enc(argv.run)}`);
         if (argv.json) return printJson(run);
         say(`${run.id}  ${run.agent_type_id} (${run.model}) in ${run.column_id}, attempt ${run.attempt}`);
-        say(`status: ${run.status}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`);
+        say(`status: ${run.status}${run.cause ? ` (${run.cause})` : ''}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`);
         say(`started: ${when(run.started_at)}   ended: ${when(run.ended_at)}   took: ${duration(run)}`);
         if (run.tokens_in != null) say(`tokens: ${run.tokens_in} in, ${run.tokens_out} out   cost: $${(run.cost_usd ?? 0).toFixed(4)}`);
         if (run.cwd) say(`working directory: ${run.cwd}`);

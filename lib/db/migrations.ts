@@ -226,6 +226,15 @@ CREATE TABLE IF NOT EXISTS daemon_state (
 );
 `,
   },
+  {
+    version: 10,
+    name: 'why a run failed',
+    sql: `
+-- usage_limit, rate_limited, auth, config or agent (lib/runCause.ts); NULL for a run that did not fail
+ALTER TABLE runs ADD COLUMN cause TEXT;
+CREATE INDEX runs_by_cause ON runs (cause, created_at) WHERE cause IS NOT NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));

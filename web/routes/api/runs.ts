@@ -1,4 +1,5 @@
 // /api/runs and /api/queues: agent runs with their transcripts, and the durable queues.
+import { RUN_CAUSES, type RunCause } from '../../../lib/runCause.js';
 import { Router } from 'express';
 import { getRun, listRuns, LIVE_STATUSES, requireRun, RUN_STATUS, transcriptFile, type RunStatus } from '../../../lib/runs.js';
 import { readTranscriptChunk } from '../../../lib/transcript.js';
@@ -24,7 +25,9 @@ export function runsApi(ctx: AppContext): Router {
       if (!ticket) throw new NotFoundError('ticket', req.query.ticket);
       ticketId = ticket.id;
     }
-    res.json({ runs: listRuns(db, { ticketId, status: status as RunStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
+    const cause = req.query.cause;
+    if (cause !== undefined && (typeof cause !== 'string' || !RUN_CAUSES.includes(cause as RunCause))) throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
+    res.json({ runs: listRuns(db, { ticketId, status: status as RunStatus | undefined, cause: cause as RunCause | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
   });
 
   r.get('/active', (_req, res) => res.json({ runs: ctx.engine.activeRuns() }));

@@ -2,6 +2,7 @@
 import { Router } from 'express';
 import { RESTART_FIELDS } from '../../../lib/config.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
+import { cliPauseView } from '../../../lib/cliPause.js';
 import { pauseAll, pauseState, resumeAll } from '../../../lib/pausing.js';
 import { bodyObject, optionalBoolean } from '../../http.js';
 import type { AppContext } from '../../context.js';
@@ -16,6 +17,7 @@ export function systemApi(ctx: AppContext): Router {
       home: ctx.paths.home,
       uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       agents_paused: getGlobalPause(ctx.store.db),
+      agent_cli_paused: cliPauseView(ctx.store.db),
     });
   });
   r.get('/pause', (_req, res) => {

@@ -3,6 +3,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { inboxCount } from '../../../lib/tickets.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
+import { cliPauseView } from '../../../lib/cliPause.js';
 import { NOTICES } from './form.js';
 import { inboxPages } from './inbox.js';
 import { projectPages } from './projects.js';
@@ -23,6 +24,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
     res.locals.csrf = csrfToken;
     res.locals.inboxCount = inboxCount(ctx.store.db);
     res.locals.agentsPaused = getGlobalPause(ctx.store.db);
+    res.locals.cliPaused = cliPauseView(ctx.store.db);
     res.locals.path = req.path;
     const done = typeof req.query.done === 'string' ? req.query.done : '';
     res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;

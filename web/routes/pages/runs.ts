@@ -3,6 +3,7 @@
 // while the run is live) and the kill button, which asks first (confirm.ts). The transcript file is only ever found through the
 // run row (lib/runs transcriptFile), never from a request parameter. Rendering is capped: the
 // page shows the newest TRANSCRIPT_WINDOW bytes and each entry at most ENTRY_CHARS characters.
+import { RUN_CAUSES, type RunCause } from '../../../lib/runCause.js';
 import { Router, type Request } from 'express';
 import { requireRun, listRuns, LIVE_STATUSES, RUN_STATUSES, transcriptFile, type RunListItem, type RunStatus } from '../../../lib/runs.js';
 import { parseTranscript, readTranscriptChunk, transcriptSummary, type TranscriptEntry } from '../../../lib/transcript.js';
@@ -24,15 +25,19 @@ export function runPages(ctx: AppContext): Router {
   r.get('/runs', (req, res) => {
     const status = typeof req.query.status === 'string' && req.query.status ? (req.query.status as RunStatus) : undefined;
     if (status && !RUN_STATUSES.includes(status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
+    const cause = typeof req.query.cause === 'string' && req.query.cause ? (req.query.cause as RunCause) : undefined;
+    if (cause && !RUN_CAUSES.includes(cause)) throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
     const page = pageNumber(req.query.page);
-    const rows = listRuns(db, { status, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
-    const base = `/runs?${status ? `status=${status}&` : ''}`;
+    const rows = listRuns(db, { status, cause, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
+    const base = `/runs?${status ? `status=${status}&` : ''}${cause ? `cause=${cause}&` : ''}`;
     res.render('runs/index.njk', {
       title: 'Runs',
       section: 'runs',
       runs: rows.slice(0, PAGE_SIZE).map(runRow),
       statuses: RUN_STATUSES,
       status: status ?? '',
+      causes: RUN_CAUSES,
+      cause: cause ?? '',
       page,
       prev: page > 1 ? `${base}page=${page - 1}` : null,
       next: rows.length > PAGE_SIZE ? `${base}page=${page + 1}` : null,
@@ -169,6 +174,7 @@ function runRow(run: RunListItem) {
     model: run.model,
     column: run.column_id,
     status: run.status,
+    cause: run.cause,
     live: LIVE_STATUSES.includes(run.status),
     attempt: run.attempt,
     startedAt: start,
