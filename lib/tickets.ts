@@ -284,11 +284,18 @@ export interface TicketListFilter {
 export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[] {
   const where: string[] = ['t.archived_at IS NULL'];
   const args: (string | number)[] = [];
-  if (filter.project !== undefined) {
+  const project = filter.project === undefined ? undefined : getProject(db, filter.project);
+  if (project) {
     where.push('t.project_id = ?');
-    args.push(getProject(db, filter.project).id);
+    args.push(project.id);
   }
   if (filter.column) {
+    // an unknown column is a mistake to name, not an empty list (the same message as a move's)
+    if (project) columnOf(getColumns(db, project.id), filter.column);
+    else {
+      const known = (db.prepare(`SELECT DISTINCT column_id FROM project_columns ORDER BY column_id`).all() as { column_id: string }[]).map((c) => c.column_id);
+      if (!known.includes(filter.column)) throw new UserError(`unknown column "${filter.column}"; the projects' columns are ${known.join(', ')}`, 'column');
+    }
     where.push('t.column_id = ?');
     args.push(filter.column);
   }
