@@ -40,7 +40,7 @@ describe('pages render', () => {
     expect(root.status).toBe(302);
     expect(root.location).toBe('/inbox');
     const expectations: [string, string[]][] = [
-      ['/inbox', ['Inbox', 'Render check ticket', 'Send reply', 'No question or note attached.']],
+      ['/inbox?tab=backlog', ['Inbox', 'Render check ticket', 'Send reply', 'No question or note attached.']],
       ['/projects', ['Registered', 'alpha', 'Next check', 'Wake']],
       ['/projects/al', ['alpha', 'Coding Agent', 'File ticket', key]],
       ['/projects/al/tickets', ['Render check ticket']],
