@@ -347,7 +347,7 @@ describe('escaping and sanitizing', () => {
     const key = await fileTicket('al', evil, { body: `# Body\n\n${evil}\n\n[click](javascript:alert(3)) <a href="JAVASCRIPT:alert(4)">x</a> <svg onload=alert(5)>` });
     await d.api('POST', `/api/tickets/${key}/comments`, { type: 'block', body: `${evil} [y](javascript:alert(6))` });
     await d.api('POST', `/api/tickets/${key}/findings`, { severity: 'high', title: evil, body: evil });
-    for (const url of ['/inbox', '/projects/al', `/tickets/${key}`, '/projects/al/tickets']) {
+    for (const url of ['/inbox?tab=backlog', '/projects/al', `/tickets/${key}`, '/projects/al/tickets']) {
       const html = (await getPage(d, url)).html;
       expect([url, html.includes('<script>alert')]).toEqual([url, false]);
       // an attribute named on… on any real tag (quoted attribute values are skipped over)
