@@ -10,7 +10,7 @@ import { seedHome } from './seed.js';
 const TIME = { op: '<', value: 50 };
 const PRIORITIES = ['low', 'normal', 'normal', 'high', 'urgent'];
 
-function seedInbox(paths, projectIds, backlog, needs) {
+export function seedInbox(paths, projectIds, backlog, needs) {
   const db = new Database(paths.db);
   const ticket = db.prepare(
     `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)

@@ -339,19 +339,26 @@ export interface InboxFilter {
 // the same expressions as the tickets_inbox_order index, so both lists walk it in their order
 const BACKLOG_EXPR = `(t.parked_by IS 'human')`;
 const PRIORITY_RANK = `(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END)`;
+const RANKS: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 };
 
+/** The WHERE of one inbox list over `tickets t`, answered from the index alone (no table rows read). */
 function inboxWhere(db: Db, filter: InboxFilter): { sql: string; args: (string | number)[] } {
   const tab = filter.tab ?? 'needs';
   if (!INBOX_TABS.includes(tab)) throw new UserError(`tab must be one of ${INBOX_TABS.join(', ')}`, 'tab');
-  const where = [`t.column_id = 'human'`, 't.archived_at IS NULL', `${BACKLOG_EXPR} = ?`, `p.status != 'archived'`];
+  const where = [
+    `t.column_id = 'human'`,
+    't.archived_at IS NULL',
+    `${BACKLOG_EXPR} = ?`,
+    `t.project_id NOT IN (SELECT id FROM projects WHERE status = 'archived')`,
+  ];
   const args: (string | number)[] = [tab === 'backlog' ? 1 : 0];
   if (filter.project !== undefined && filter.project !== '') {
     where.push('t.project_id = ?');
     args.push(getProject(db, filter.project).id);
   }
   if (filter.priority !== undefined && filter.priority !== '') {
-    where.push('t.priority = ?');
-    args.push(checkPriority(filter.priority));
+    where.push(`${PRIORITY_RANK} = ?`);
+    args.push(RANKS[checkPriority(filter.priority)]);
   }
   return { sql: where.join(' AND '), args };
 }
@@ -359,21 +366,26 @@ function inboxWhere(db: Db, filter: InboxFilter): { sql: string; args: (string |
 /**
  * One list of the inbox, most urgent first, then the one waiting longest, with the last
  * block/system/merge note or move note (a creation is a move from nowhere and is no reason).
+ * The page's ids come from the index first, so a deep page reads only its own rows.
  */
 export function inbox(db: Db, filter: InboxFilter = {}): InboxItem[] {
   const { sql, args } = inboxWhere(db, filter);
   const rows = db
     .prepare(
-      `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
+      `WITH page AS (
+         SELECT t.id, ROW_NUMBER() OVER (ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id) AS n
+         FROM tickets t INDEXED BY tickets_inbox_order WHERE ${sql}
+         ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id LIMIT ? OFFSET ?)
+       SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
               t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, t.parked_by,
               p.abbreviation, p.name AS project_name, c.body AS reason, c.type AS reason_type, c.author AS reason_author
-       FROM tickets t INDEXED BY tickets_inbox_order
+       FROM page
+       JOIN tickets t ON t.id = page.id
        JOIN projects p ON p.id = t.project_id
        LEFT JOIN comments c ON c.id = (
          SELECT id FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move') AND (type != 'move' OR (body != '' AND from_column IS NOT NULL))
          ORDER BY id DESC LIMIT 1)
-       WHERE ${sql}
-       ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id LIMIT ? OFFSET ?`,
+       ORDER BY page.n`,
     )
     .all(...args, Math.min(Math.max(filter.limit ?? 200, 1), 1000), Math.max(filter.offset ?? 0, 0)) as (Ticket & {
     abbreviation: string;
@@ -396,8 +408,7 @@ export function inbox(db: Db, filter: InboxFilter = {}): InboxItem[] {
 /** How many tickets one list of the inbox holds; with no filter, the `needs` count is the header badge. */
 export function inboxCount(db: Db, filter: InboxFilter = {}): number {
   const { sql, args } = inboxWhere(db, filter);
-  const row = db.prepare(`SELECT COUNT(*) AS n FROM tickets t INDEXED BY tickets_inbox_order JOIN projects p ON p.id = t.project_id WHERE ${sql}`).get(...args);
-  return (row as { n: number }).n;
+  return (db.prepare(`SELECT COUNT(*) AS n FROM tickets t INDEXED BY tickets_inbox_order WHERE ${sql}`).get(...args) as { n: number }).n;
 }
 
 export interface BoardColumn extends Column {

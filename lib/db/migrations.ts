@@ -243,11 +243,12 @@ BEGIN
   UPDATE tickets SET parked_by = NEW.author WHERE id = NEW.ticket_id;
 END;
 -- both inbox lists walk this in their order (priority, then oldest waiting) and stop at the page
--- size; the badge counts only the (few) rows of its first part
+-- size; a priority filter is a range of it; it holds the project, so counts and filters (the badge,
+-- a 10,000-ticket backlog) never read the table's rows
 DROP INDEX IF EXISTS tickets_inbox;
 CREATE INDEX tickets_inbox_order ON tickets (
   column_id, (parked_by IS 'human'),
-  (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), column_entered_at, id
+  (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), column_entered_at, id, project_id
 ) WHERE archived_at IS NULL;
 `,
   },
