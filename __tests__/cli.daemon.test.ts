@@ -75,10 +75,8 @@ describe('dispatch CLI with a running daemon', () => {
     const reg = d.cli(['projects', 'register', 'garden', '--type', 'personal', '--key', 'gdn']);
     expect(reg.stderr).toBe('');
     expect(reg.stdout).toMatch(/registered garden as gdn/);
-    expect(JSON.parse(d.cli(['projects', 'list', '--json']).stdout).find((p: { abbreviation: string }) => p.abbreviation === 'gdn')).toMatchObject({
-      path: path.join(d.projectsRoot, 'garden'),
-      status: 'active',
-    });
+    const listed = JSON.parse(d.cli(['projects', 'list', '--json']).stdout) as { abbreviation: string }[];
+    expect(listed.find((p) => p.abbreviation === 'gdn')).toMatchObject({ path: path.join(d.projectsRoot, 'garden'), status: 'active' });
     // a name nothing was discovered under is a path, refused as one
     const none = d.cli(['projects', 'register', 'no-such-folder', '--type', 'personal']);
     expect(none.status).toBe(1);

@@ -48,9 +48,10 @@ beforeAll(async () => {
   expect((await d.api('POST', '/api/projects/web/pause', {})).status).toBe(200);
 
   // a real agent run asks a question and parks its ticket through ticket.cjs
-  const script = { 'coding-agent': [{ do: 'comment', type: 'block', body: 'Which currency?\nUSD or EUR, the spec says both.' }, { do: 'move', to: 'human' }] };
-  await d.ticket('ops', 'coding-agent', script, 'Export invoices');
-  await waitFor('the agent to park ops-1', () => d.ticketRow('ops-1').column_id === 'human' && d.runs('ops-1').every((r) => r.status !== 'running'), 60_000);
+  const question = { do: 'comment', type: 'block', body: 'Which currency?\nUSD or EUR, the spec says both.' };
+  await d.ticket('ops', 'coding-agent', { 'coding-agent': [question, { do: 'move', to: 'human' }] }, 'Export invoices');
+  const parked = () => d.ticketRow('ops-1').column_id === 'human' && d.runs('ops-1').every((r) => r.status !== 'running');
+  await waitFor('the agent to park ops-1', parked, 60_000);
 
   await file('web', 'Backlog idea <b>bold</b>', { priority: 'urgent' }); // web-1: the person's own
   await file('web', 'Flaky login test', { column: 'coding-agent', priority: 'high' }); // web-2

@@ -26,8 +26,8 @@ export function seedInbox(paths, projectIds, backlog, needs) {
     numbers.set(projectId, number);
     clock += 60_000;
     const title = `ticket ${i}: a backlog idea with a title of ordinary length`;
-    const id = Number(ticket.run(projectId, number, title, `## What\n${title}\n`.repeat(5), PRIORITIES[i % 5], clock, clock, clock).lastInsertRowid);
-    return id;
+    const body = `## What\n${title}\n`.repeat(5);
+    return Number(ticket.run(projectId, number, title, body, PRIORITIES[i % 5], clock, clock, clock).lastInsertRowid);
   };
   db.transaction(() => {
     for (let i = 0; i < backlog; i++) comment.run(file(i), 'move', 'human', 'created', null, 'human', clock);

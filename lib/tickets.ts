@@ -293,8 +293,10 @@ export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[]
     // an unknown column is a mistake to name, not an empty list (the same message as a move's)
     if (project) columnOf(getColumns(db, project.id), filter.column);
     else {
-      const known = (db.prepare(`SELECT DISTINCT column_id FROM project_columns ORDER BY column_id`).all() as { column_id: string }[]).map((c) => c.column_id);
-      if (!known.includes(filter.column)) throw new UserError(`unknown column "${filter.column}"; the projects' columns are ${known.join(', ')}`, 'column');
+      const known = db.prepare(`SELECT DISTINCT column_id FROM project_columns ORDER BY column_id`).pluck().all() as string[];
+      if (!known.includes(filter.column)) {
+        throw new UserError(`unknown column "${filter.column}"; the projects' columns are ${known.join(', ')}`, 'column');
+      }
     }
     where.push('t.column_id = ?');
     args.push(filter.column);

@@ -132,7 +132,9 @@ async function folderPath(folder: string): Promise<string> {
     const { projects } = await api<{ projects: Project[] }>('GET', '/api/projects?status=unregistered');
     const found = projects.filter((p) => p.name === folder || path.basename(p.path) === folder);
     if (found.length === 1) return found[0]!.path;
-    if (found.length > 1) throw new UserError(`several discovered folders are named "${folder}": ${found.map((p) => p.path).join(', ')}; give the path`);
+    if (found.length > 1) {
+      throw new UserError(`several discovered folders are named "${folder}": ${found.map((p) => p.path).join(', ')}; give the path`);
+    }
   }
   return path.resolve(folder);
 }

@@ -125,7 +125,15 @@ export function inboxOptions(y: Argv): Argv<{ project?: string; priority?: strin
     .option('limit', { type: 'number', default: 50, requiresArg: true, coerce: wholeNumber('limit') });
 }
 
-export async function inboxCommand(argv: { json?: boolean; project?: string; priority?: string; backlog?: boolean; limit?: number }): Promise<void> {
+interface InboxArgs {
+  json?: boolean;
+  project?: string;
+  priority?: string;
+  backlog?: boolean;
+  limit?: number;
+}
+
+export async function inboxCommand(argv: InboxArgs): Promise<void> {
   const q = new URLSearchParams({ limit: String(argv.limit ?? 50) });
   if (argv.backlog) q.set('tab', 'backlog');
   if (argv.project) q.set('project', argv.project);
@@ -138,7 +146,15 @@ export async function inboxCommand(argv: { json?: boolean; project?: string; pri
   }
   const firstLine = (text: string | null) => (text ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '';
   printTable(
-    tickets.map((t) => ({ id: t.key, project: t.project_name, priority: t.priority, title: t.title, by: t.parked_by ?? '', note: firstLine(t.reason), since: when(t.column_entered_at) })),
+    tickets.map((t) => ({
+      id: t.key,
+      project: t.project_name,
+      priority: t.priority,
+      title: t.title,
+      by: t.parked_by ?? '',
+      note: firstLine(t.reason),
+      since: when(t.column_entered_at),
+    })),
     ['id', 'project', 'priority', 'title', 'by', 'note', 'since'],
   );
   if (total > tickets.length) say(`${tickets.length} of ${total} shown; --limit shows more`);

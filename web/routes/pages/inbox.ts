@@ -23,7 +23,8 @@ interface InboxQuery {
 
 function readQuery(query: Request['query']): InboxQuery {
   const text = (v: unknown) => (typeof v === 'string' ? v.trim() : '');
-  return { tab: text(query.tab) === 'backlog' ? 'backlog' : 'needs', project: text(query.project), priority: text(query.priority), page: pageNumber(query.page) };
+  const tab = text(query.tab) === 'backlog' ? 'backlog' : 'needs';
+  return { tab, project: text(query.project), priority: text(query.priority), page: pageNumber(query.page) };
 }
 
 /** The inbox URL for a query: only the parts that differ from the default, so `/inbox` stays `/inbox`. */
