@@ -317,6 +317,8 @@ export interface InboxItem extends TicketView {
   /** who made the last move into human: the person (`human`), the daemon (`system`, `merge`) or an agent (`<type>:<run>`) */
   parked_by: string | null;
   reason: string | null;
+  /** the first non-empty line of `reason`, for one-line rows */
+  note: string;
   reason_type: string | null;
   reason_author: string | null;
 }
@@ -402,6 +404,7 @@ export function inbox(db: Db, filter: InboxFilter = {}): InboxItem[] {
     project_name: r.project_name,
     parked_by: r.parked_by,
     reason: r.reason,
+    note: (r.reason ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '',
     reason_type: r.reason_type,
     reason_author: r.reason_author,
   }));

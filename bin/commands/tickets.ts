@@ -144,7 +144,6 @@ export async function inboxCommand(argv: InboxArgs): Promise<void> {
   if (tickets.length === 0) {
     return void say(filtered ? 'nothing matches the filter' : argv.backlog ? 'no backlog' : 'inbox zero: nothing is waiting for you');
   }
-  const firstLine = (text: string | null) => (text ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '';
   printTable(
     tickets.map((t) => ({
       id: t.key,
@@ -152,7 +151,7 @@ export async function inboxCommand(argv: InboxArgs): Promise<void> {
       priority: t.priority,
       title: t.title,
       by: t.parked_by ?? '',
-      note: firstLine(t.reason),
+      note: t.note,
       since: when(t.column_entered_at),
     })),
     ['id', 'project', 'priority', 'title', 'by', 'note', 'since'],

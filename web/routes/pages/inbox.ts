@@ -38,11 +38,6 @@ function inboxUrl(q: Partial<InboxQuery>): string {
   return s ? `/inbox?${s}` : '/inbox';
 }
 
-/** The first non-empty line of a note, for a one-line row. */
-function firstLine(text: string | null): string {
-  return (text ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '';
-}
-
 export function inboxPages(ctx: AppContext): Router {
   const r = Router();
   const { store } = ctx;
@@ -66,7 +61,7 @@ export function inboxPages(ctx: AppContext): Router {
         abbreviation: t.abbreviation,
         waitingSince: t.column_entered_at,
         parkedBy: t.parked_by ?? t.created_by,
-        note: firstLine(t.reason),
+        note: t.note,
         noteType: t.reason_type,
         targets: columnsByProject.get(t.project_id)!,
         error: failed ? error : null,
