@@ -38,7 +38,9 @@ describe('dispatch CLI with a running daemon', () => {
     expect(shown.stdout).toMatch(/to the \*\*invoice\*\* flow/);
 
     expect(d.cli(['ticket', 'comment', 'inv-1', 'use', 'Stripe']).status).toBe(0);
-    expect(d.cli(['inbox']).stdout).toMatch(/inv-1\s+invoices\s+Add payment collection/);
+    // filed into human by the person: the backlog, not what needs them
+    expect(d.cli(['inbox']).stdout).toMatch(/inbox zero/);
+    expect(d.cli(['inbox', '--backlog']).stdout).toMatch(/inv-1\s+invoices\s+high\s+Add payment collection\s+human\s/);
     expect(d.cli(['ticket', 'move', 'inv-1', 'done', '-m', 'shipped']).stdout.trim()).toBe('inv-1: human → done');
 
     const json = JSON.parse(d.cli(['ticket', 'show', 'inv-1', '--json']).stdout);
@@ -46,7 +48,7 @@ describe('dispatch CLI with a running daemon', () => {
     expect(json.comments[1].body).toBe('use Stripe');
     const listed = JSON.parse(d.cli(['ticket', 'list', '--project', 'inv', '--json']).stdout);
     expect(listed.map((t: { key: string; column_id: string }) => [t.key, t.column_id])).toEqual([['inv-1', 'done']]);
-    expect(d.cli(['inbox']).stdout).toMatch(/inbox zero/);
+    expect(d.cli(['inbox', '--backlog']).stdout).toMatch(/no backlog/);
   });
 
   test('bad input gives a clear message and a non-zero exit', () => {
@@ -58,6 +60,37 @@ describe('dispatch CLI with a running daemon', () => {
     expect(missing.stderr).toMatch(/Missing required argument: title/);
     expect(d.cli(['ticket', 'frobnicate']).status).toBe(1);
     expect(d.cli(['ticket', 'show', 'inv-404']).stderr).toMatch(/ticket not found: inv-404/);
+  });
+
+  test('projects register takes a discovered folder by its name; a missing or unknown --type lists the types', () => {
+    fs.mkdirSync(path.join(d.projectsRoot, 'garden'));
+    expect(d.cli(['projects', 'discover']).status).toBe(0);
+    const noType = d.cli(['projects', 'register', 'garden']);
+    expect(noType.status).toBe(1);
+    expect(noType.stderr).toBe('dispatch: --type is required: one of content, personal, research, software-dev, vps-maintenance\n');
+    const unknown = d.cli(['projects', 'register', 'garden', '--type', 'gardening']);
+    expect(unknown.status).toBe(1);
+    expect(unknown.stderr).toMatch(/^dispatch: unknown project type: gardening; the types are .*software-dev.*\n$/);
+    // the CLI runs in the repository, where no folder "garden" exists: the name finds the discovered one
+    const reg = d.cli(['projects', 'register', 'garden', '--type', 'personal', '--key', 'gdn']);
+    expect(reg.stderr).toBe('');
+    expect(reg.stdout).toMatch(/registered garden as gdn/);
+    const listed = JSON.parse(d.cli(['projects', 'list', '--json']).stdout) as { abbreviation: string }[];
+    expect(listed.find((p) => p.abbreviation === 'gdn')).toMatchObject({ path: path.join(d.projectsRoot, 'garden'), status: 'active' });
+    // a name nothing was discovered under is a path, refused as one
+    const none = d.cli(['projects', 'register', 'no-such-folder', '--type', 'personal']);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/^dispatch: folder does not exist: .*no-such-folder \(field: path\)\n$/);
+  });
+
+  test('ticket list with an unknown column fails like ticket move: one line naming the columns, exit 1', () => {
+    const all = d.cli(['ticket', 'list', '--column', 'nope']);
+    expect(all.status).toBe(1);
+    expect(all.stderr).toMatch(/^dispatch: unknown column "nope"; the projects' columns are .*human.*\n$/);
+    const one = d.cli(['ticket', 'list', '--project', 'gdn', '--column', 'nope']);
+    expect(one.status).toBe(1);
+    expect(one.stderr).toMatch(/^dispatch: unknown column "nope"; this project's columns are human, .*done\n$/);
+    expect(d.cli(['ticket', 'list', '--project', 'gdn', '--column', 'human']).status).toBe(0);
   });
 
   test('status, version, and a second daemon on the same home refuses to start', () => {

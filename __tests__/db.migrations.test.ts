@@ -101,6 +101,32 @@ describe('migrations', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('who parked a ticket in human: filled in from the history by version 12, then kept by every move into human', () => {
+    const db = openDb(path.join(tempDir(), 'tasks.db'));
+    migrate(db, migrations.filter((m) => m.version < 12));
+    seed(db);
+    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`).run();
+    const ticket = db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, ?, 't', ?, 'human', 0, 0, 0)`);
+    const comment = db.prepare(`INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, '', ?, ?, 0)`);
+    ticket.run(1, 'human'); // created there by the person, no history (filled in from created_by)
+    ticket.run(2, 'human'); // parked by an agent
+    comment.run(2, 'move', 'human', null, 'agent');
+    comment.run(2, 'move', 'agent:run-1', 'agent', 'human');
+    ticket.run(3, 'human'); // parked by an agent, then the person took it out and put it back
+    comment.run(3, 'move', 'agent:run-2', 'agent', 'human');
+    comment.run(3, 'move', 'human', 'human', 'agent');
+    comment.run(3, 'move', 'human', 'agent', 'human');
+    expect(migrate(db)).toEqual(migrations.filter((m) => m.version >= 12).map((m) => m.version).sort((a, b) => a - b));
+    const parkedBy = () => db.prepare(`SELECT parked_by FROM tickets ORDER BY number`).pluck().all();
+    expect(parkedBy()).toEqual(['human', 'agent:run-1', 'human']);
+    // written the way ticket.cjs and the removed-column note write it, not through lib/tickets.ts
+    comment.run(1, 'move', 'agent:run-3', 'agent', 'human');
+    db.prepare(`INSERT INTO comments (ticket_id, type, author, body, to_column, created_at) VALUES (3, 'system', 'system', 'column removed', 'human', 0)`).run();
+    comment.run(2, 'move', 'human', 'human', 'agent');
+    expect(parkedBy()).toEqual(['agent:run-3', 'agent:run-1', 'system']);
+    db.close();
+  });
+
   test('ticket history is append-only', () => {
     const dir = tempDir();
     const db = openDb(path.join(dir, 'tasks.db'));

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { addComment, addFinding, board, createTicket, getThread, inbox, moveTicket, requireTicket } from '../lib/tickets.js';
+import { addComment, addFinding, board, createTicket, getThread, inbox, inboxCount, moveTicket, requireTicket } from '../lib/tickets.js';
 import { discoverProjects, getColumns, setProjectColumns } from '../lib/projects.js';
 import { getHeartbeat } from '../lib/heartbeats.js';
 import { UserError } from '../lib/errors.js';
@@ -75,19 +75,18 @@ describe('tickets', () => {
     expect(getThread(h.db, t.id).at(-1)!.body).toBe(evil);
   });
 
-  test('inbox lists tickets in human across projects with the reason; board caps done', () => {
+  test('inbox: what an agent parked in human (with the reason) apart from what the person filed there; board caps done', () => {
     h.addProject('alpha', 'software-dev', 'al');
     h.addProject('beta', 'content', 'be');
     const a = createTicket(h.store, { project: 'al', title: 'a', column: 'coding-agent', createdBy: 'human' });
     createTicket(h.store, { project: 'be', title: 'b', createdBy: 'human' });
     addComment(h.store, a.key, 'block', 'Which currency?', 'coding-agent:r1');
-    // column_entered_at has millisecond resolution and a tie falls back to the newer id (be-1):
-    // the move must land in a later millisecond than be-1's creation for "newest first" to show
-    for (const until = Date.now() + 2; Date.now() < until; );
     moveTicket(h.store, a.key, 'human', { actor: 'coding-agent:r1' });
     const items = inbox(h.db);
-    expect(items.map((i) => i.key)).toEqual(['al-1', 'be-1']);
-    expect(items[0]).toMatchObject({ reason: 'Which currency?', reason_type: 'block' });
+    expect(items.map((i) => i.key)).toEqual(['al-1']);
+    expect(items[0]).toMatchObject({ parked_by: 'coding-agent:r1', reason: 'Which currency?', reason_type: 'block' });
+    expect(inbox(h.db, { tab: 'backlog' }).map((i) => [i.key, i.parked_by])).toEqual([['be-1', 'human']]);
+    expect([inboxCount(h.db), inboxCount(h.db, { tab: 'backlog' })]).toEqual([1, 1]);
     for (let i = 0; i < 5; i++) createTicket(h.store, { project: 'al', title: `d${i}`, column: 'done', createdBy: 'human' });
     const done = board(h.db, 'al', 3).find((c) => c.column_id === 'done')!;
     expect(done).toMatchObject({ count: 5, truncated: true });

@@ -62,11 +62,13 @@ test('register a discovered folder, file a ticket from the board, drag it to an 
 test('reply from the inbox and send the ticket to an agent', async () => {
   fs.mkdirSync(path.join(d.projectsRoot, 'blog'), { recursive: true });
   await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'blog'), type: 'content', abbreviation: 'blog' });
-  await d.api('POST', '/api/tickets', { project: 'blog', title: 'Tone for the launch post?' });
+  // an agent files its question into human (filed by the person, it would wait in the backlog tab)
+  await d.api('POST', '/api/tickets', { project: 'blog', title: 'Tone for the launch post?', created_by: 'writer:run-1' });
   await d.api('POST', '/api/tickets/blog-1/comments', { type: 'block', body: 'Formal or casual?', author: 'writer:run-1' });
   await page.goto(`${d.url}/inbox`);
   const item = page.locator('.inbox-item', { hasText: 'Tone for the launch post?' });
-  await item.locator('.reason', { hasText: 'Formal or casual?' }).waitFor();
+  await item.locator('.note', { hasText: 'Formal or casual?' }).waitFor();
+  await item.getByText('Reply or send on').click();
   await item.getByLabel('Reply to blog-1').fill('Casual, short sentences.');
   await item.getByLabel('then').selectOption('writer');
   await item.getByRole('button', { name: 'Send reply' }).click();
@@ -91,8 +93,10 @@ test('without JavaScript: file a ticket from the board and answer it from the in
   await plain.waitForURL(/done=filed/);
   expect((await d.api('GET', '/api/tickets/nojs-1')).body.ticket).toMatchObject({ title: 'Compare three queue libraries', body: 'Line one\nLine two', column_id: 'human' });
 
-  await plain.goto(`${d.url}/inbox`);
+  // filed by the person, so it waits in the inbox's backlog
+  await plain.goto(`${d.url}/inbox?tab=backlog`);
   const item = plain.locator('.inbox-item', { hasText: 'Compare three queue libraries' });
+  await item.getByText('Reply or send on').click();
   await item.getByLabel('Reply to nojs-1').fill('Include liteque.');
   await item.getByLabel('then').selectOption('researcher');
   await item.getByRole('button', { name: 'Send reply' }).click();

@@ -40,7 +40,7 @@ describe('pages render', () => {
     expect(root.status).toBe(302);
     expect(root.location).toBe('/inbox');
     const expectations: [string, string[]][] = [
-      ['/inbox', ['Inbox', 'Render check ticket', 'Send reply', 'No question or note attached.']],
+      ['/inbox?tab=backlog', ['Inbox', 'Render check ticket', 'Send reply', 'No question or note attached.']],
       ['/projects', ['Registered', 'alpha', 'Next check', 'Wake']],
       ['/projects/al', ['alpha', 'Coding Agent', 'File ticket', key]],
       ['/projects/al/tickets', ['Render check ticket']],
@@ -347,7 +347,7 @@ describe('escaping and sanitizing', () => {
     const key = await fileTicket('al', evil, { body: `# Body\n\n${evil}\n\n[click](javascript:alert(3)) <a href="JAVASCRIPT:alert(4)">x</a> <svg onload=alert(5)>` });
     await d.api('POST', `/api/tickets/${key}/comments`, { type: 'block', body: `${evil} [y](javascript:alert(6))` });
     await d.api('POST', `/api/tickets/${key}/findings`, { severity: 'high', title: evil, body: evil });
-    for (const url of ['/inbox', '/projects/al', `/tickets/${key}`, '/projects/al/tickets']) {
+    for (const url of ['/inbox?tab=backlog', '/projects/al', `/tickets/${key}`, '/projects/al/tickets']) {
       const html = (await getPage(d, url)).html;
       expect([url, html.includes('<script>alert')]).toEqual([url, false]);
       // an attribute named on… on any real tag (quoted attribute values are skipped over)

@@ -1,17 +1,18 @@
 // `npm run bench`: every benchmark in turn, or the ones named on the command line or in
-// BENCH_ONLY (comma separated): latency, pipeline, pages, ticketcli, idle, queue, usagelimit.
+// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, results } from './lib.js';
 import { latency } from './latency.js';
 import { pipeline } from './pipeline.js';
 import { pages } from './pages.js';
+import { inbox } from './inbox.js';
 import { ticketcli } from './ticketcli.js';
 import { idle } from './idle.js';
 import { queue } from './queue.js';
 import { usagelimit } from './usagelimit.js';
 
-const ALL = { latency, pipeline, pages, ticketcli, idle, queue, usagelimit };
+const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

@@ -13,7 +13,7 @@ import { installCommand, uninstallCommand, updateCommand } from './commands/inst
 import { daemonCommands } from './commands/daemon.js';
 import { terminalSafe } from './commands/output.js';
 import { projectCommands } from './commands/projects.js';
-import { inboxCommand, ticketCommands } from './commands/tickets.js';
+import { inboxCommand, inboxOptions, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { costsCommand } from './commands/costs.js';
@@ -37,7 +37,7 @@ export function buildCli(argv: string[]) {
     .command(costsCommand)
     .command(pauseCommand)
     .command(resumeCommand)
-    .command('inbox', 'every ticket waiting for you, across projects', {}, (argv) => inboxCommand({ json: Boolean(argv.json) }))
+    .command('inbox', 'what waits for you, across projects (--backlog: what you filed there)', inboxOptions, (argv) => inboxCommand(argv))
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

@@ -146,7 +146,10 @@ export function registerProject(store: Store, input: RegisterInput, baseInterval
   }
   if (!stat.isDirectory()) throw new UserError(`not a folder: ${folder}`, 'path');
   const type = db.prepare(`SELECT id FROM project_types WHERE id = ?`).get(input.type);
-  if (!type) throw new UserError(`unknown project type: ${input.type}`, 'type');
+  if (!type) {
+    const known = (db.prepare(`SELECT id FROM project_types ORDER BY builtin DESC, id`).all() as { id: string }[]).map((t) => t.id);
+    throw new UserError(`unknown project type: ${input.type}; the types are ${known.join(', ')}`, 'type');
+  }
   if (input.abbreviation !== undefined && !ABBREVIATION.test(input.abbreviation)) {
     throw new UserError('abbreviation must be 1-10 lowercase letters or digits, starting with a letter', 'abbreviation');
   }

@@ -37,6 +37,7 @@ export interface Ticket {
   updated_at: number;
   column_entered_at: number;
   archived_at: number | null;
+  parked_by?: string | null;
 }
 
 export interface TicketView extends Omit<Ticket, 'tags'> {
@@ -283,11 +284,20 @@ export interface TicketListFilter {
 export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[] {
   const where: string[] = ['t.archived_at IS NULL'];
   const args: (string | number)[] = [];
-  if (filter.project !== undefined) {
+  const project = filter.project === undefined ? undefined : getProject(db, filter.project);
+  if (project) {
     where.push('t.project_id = ?');
-    args.push(getProject(db, filter.project).id);
+    args.push(project.id);
   }
   if (filter.column) {
+    // an unknown column is a mistake to name, not an empty list (the same message as a move's)
+    if (project) columnOf(getColumns(db, project.id), filter.column);
+    else {
+      const known = db.prepare(`SELECT DISTINCT column_id FROM project_columns ORDER BY column_id`).pluck().all() as string[];
+      if (!known.includes(filter.column)) {
+        throw new UserError(`unknown column "${filter.column}"; the projects' columns are ${known.join(', ')}`, 'column');
+      }
+    }
     where.push('t.column_id = ?');
     args.push(filter.column);
   }
@@ -304,39 +314,106 @@ export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[]
 
 export interface InboxItem extends TicketView {
   project_name: string;
+  /** who made the last move into human: the person (`human`), the daemon (`system`, `merge`) or an agent (`<type>:<run>`) */
+  parked_by: string | null;
   reason: string | null;
+  /** the first non-empty line of `reason`, for one-line rows */
+  note: string;
   reason_type: string | null;
   reason_author: string | null;
 }
 
 /**
- * Every ticket parked in `human` across projects, newest first, with the last block/system note
- * or move note (a creation is a move from nowhere and is no reason).
+ * The inbox's two lists of tickets in `human`: `needs` holds what an agent or the daemon put there
+ * (a question, a give-up note, a merge conflict, a limit, a failure) and is what the badge counts;
+ * `backlog` holds what the person filed or moved there themselves. `parked_by` (kept by a trigger on
+ * every move into human, lib/db/migrations.ts) tells them apart.
  */
-export function inbox(db: Db, opts: { limit?: number; offset?: number } = {}): InboxItem[] {
+export const INBOX_TABS = ['needs', 'backlog'] as const;
+export type InboxTab = (typeof INBOX_TABS)[number];
+
+export interface InboxFilter {
+  tab?: InboxTab;
+  project?: string | number;
+  priority?: string;
+  limit?: number;
+  offset?: number;
+}
+
+// the same expressions as the tickets_inbox_order index, so both lists walk it in their order
+const BACKLOG_EXPR = `(t.parked_by IS 'human')`;
+const PRIORITY_RANK = `(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END)`;
+const RANKS: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 };
+
+/** The WHERE of one inbox list over `tickets t`, answered from the index alone (no table rows read). */
+function inboxWhere(db: Db, filter: InboxFilter): { sql: string; args: (string | number)[] } {
+  const tab = filter.tab ?? 'needs';
+  if (!INBOX_TABS.includes(tab)) throw new UserError(`tab must be one of ${INBOX_TABS.join(', ')}`, 'tab');
+  const where = [
+    `t.column_id = 'human'`,
+    't.archived_at IS NULL',
+    `${BACKLOG_EXPR} = ?`,
+    `t.project_id NOT IN (SELECT id FROM projects WHERE status = 'archived')`,
+  ];
+  const args: (string | number)[] = [tab === 'backlog' ? 1 : 0];
+  if (filter.project !== undefined && filter.project !== '') {
+    where.push('t.project_id = ?');
+    args.push(getProject(db, filter.project).id);
+  }
+  if (filter.priority !== undefined && filter.priority !== '') {
+    where.push(`${PRIORITY_RANK} = ?`);
+    args.push(RANKS[checkPriority(filter.priority)]);
+  }
+  return { sql: where.join(' AND '), args };
+}
+
+/**
+ * One list of the inbox, most urgent first, then the one waiting longest, with the last
+ * block/system/merge note or move note (a creation is a move from nowhere and is no reason).
+ * The page's ids come from the index first, so a deep page reads only its own rows.
+ */
+export function inbox(db: Db, filter: InboxFilter = {}): InboxItem[] {
+  const { sql, args } = inboxWhere(db, filter);
   const rows = db
     .prepare(
-      `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
-              t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at,
+      `WITH page AS (
+         SELECT t.id, ROW_NUMBER() OVER (ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id) AS n
+         FROM tickets t INDEXED BY tickets_inbox_order WHERE ${sql}
+         ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id LIMIT ? OFFSET ?)
+       SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
+              t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, t.parked_by,
               p.abbreviation, p.name AS project_name, c.body AS reason, c.type AS reason_type, c.author AS reason_author
-       FROM tickets t
+       FROM page
+       JOIN tickets t ON t.id = page.id
        JOIN projects p ON p.id = t.project_id
        LEFT JOIN comments c ON c.id = (
          SELECT id FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move') AND (type != 'move' OR (body != '' AND from_column IS NOT NULL))
          ORDER BY id DESC LIMIT 1)
-       WHERE t.column_id = 'human' AND t.archived_at IS NULL AND p.status != 'archived'
-       ORDER BY t.column_entered_at DESC, t.id DESC LIMIT ? OFFSET ?`,
+       ORDER BY page.n`,
     )
-    .all(Math.min(opts.limit ?? 200, 1000), opts.offset ?? 0) as (Ticket & { abbreviation: string; project_name: string; reason: string | null; reason_type: string | null; reason_author: string | null })[];
-  return rows.map((r) => ({ ...toView(r), project_name: r.project_name, reason: r.reason, reason_type: r.reason_type, reason_author: r.reason_author }));
+    .all(...args, Math.min(Math.max(filter.limit ?? 200, 1), 1000), Math.max(filter.offset ?? 0, 0)) as (Ticket & {
+    abbreviation: string;
+    project_name: string;
+    parked_by: string | null;
+    reason: string | null;
+    reason_type: string | null;
+    reason_author: string | null;
+  })[];
+  return rows.map((r) => ({
+    ...toView(r),
+    project_name: r.project_name,
+    parked_by: r.parked_by,
+    reason: r.reason,
+    note: (r.reason ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '',
+    reason_type: r.reason_type,
+    reason_author: r.reason_author,
+  }));
 }
 
-export function inboxCount(db: Db): number {
-  return (
-    db.prepare(`SELECT COUNT(*) AS n FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.column_id = 'human' AND t.archived_at IS NULL AND p.status != 'archived'`).get() as {
-      n: number;
-    }
-  ).n;
+/** How many tickets one list of the inbox holds; with no filter, the `needs` count is the header badge. */
+export function inboxCount(db: Db, filter: InboxFilter = {}): number {
+  const { sql, args } = inboxWhere(db, filter);
+  return (db.prepare(`SELECT COUNT(*) AS n FROM tickets t INDEXED BY tickets_inbox_order WHERE ${sql}`).get(...args) as { n: number }).n;
 }
 
 export interface BoardColumn extends Column {

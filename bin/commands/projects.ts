@@ -19,18 +19,22 @@ export function projectCommands(y: Argv): Argv {
       );
     })
     .command(
-      'register <path>',
-      'register a folder as a project',
+      'register <folder>',
+      'register a folder as a project: a discovered folder by its name, or any folder by its path',
       (c) =>
         c
-          .positional('path', { type: 'string', demandOption: true })
-          .option('type', { type: 'string', demandOption: true, describe: 'software-dev, content, vps-maintenance, research, personal, or your own' })
+          .positional('folder', { type: 'string', demandOption: true, describe: 'name of a discovered folder, or a path' })
+          .option('type', { type: 'string', describe: 'software-dev, content, vps-maintenance, research, personal, or your own' })
           .option('abbreviation', { alias: 'key', type: 'string', describe: 'short ticket prefix, e.g. pd' })
           .option('name', { type: 'string' })
           .option('main-branch', { type: 'string', describe: 'branch ticket work merges into (detected when omitted)' }),
       async (argv) => {
+        if (!argv.type) {
+          const { project_types } = await api<{ project_types: { id: string }[] }>('GET', '/api/project-types');
+          throw new UserError(`--type is required: one of ${project_types.map((t) => t.id).join(', ')}`);
+        }
         const { project } = await api<{ project: Project }>('POST', '/api/projects', {
-          path: path.resolve(argv.path),
+          path: await folderPath(argv.folder),
           type: argv.type,
           abbreviation: argv.abbreviation,
           name: argv.name,
@@ -118,3 +122,19 @@ export function projectCommands(y: Argv): Argv {
 
 const enc = encodeURIComponent;
 const agents = (n: number) => `${n} running agent${n === 1 ? '' : 's'}`;
+
+/**
+ * The folder `register` means: a discovered, not yet registered folder of that name (as `projects
+ * list` shows it) when there is one, else the argument as a path from the current directory.
+ */
+async function folderPath(folder: string): Promise<string> {
+  if (!/[/\\]/.test(folder) && folder !== '.' && folder !== '..') {
+    const { projects } = await api<{ projects: Project[] }>('GET', '/api/projects?status=unregistered');
+    const found = projects.filter((p) => p.name === folder || path.basename(p.path) === folder);
+    if (found.length === 1) return found[0]!.path;
+    if (found.length > 1) {
+      throw new UserError(`several discovered folders are named "${folder}": ${found.map((p) => p.path).join(', ')}; give the path`);
+    }
+  }
+  return path.resolve(folder);
+}

@@ -1,4 +1,4 @@
-// `dispatch runs list|show|tail` and `dispatch queue stats`.
+// `dispatch runs list|show|tail|kill` and `dispatch queue stats`.
 import type { Argv } from 'yargs';
 import type { RunListItem, Run } from '../../lib/runs.js';
 import type { QueueCounts } from '../../lib/queues.js';
@@ -80,7 +80,17 @@ export function runCommands(y: Argv): Argv {
         }
       },
     )
-    .demandCommand(1, 'name a runs command: list, show or tail');
+    .command(
+      'kill <run>',
+      'stop a live run and its process tree (the ticket waits in human, so it is not started again)',
+      (c) => c.positional('run', { type: 'string', demandOption: true }),
+      async (argv) => {
+        const res = await api<{ ok: boolean; run: Run }>('POST', `/api/runs/${enc(argv.run)}/kill`, {});
+        if (argv.json) return printJson(res);
+        say(`killed ${res.run.id} (${res.run.agent_type_id}): ${res.run.status}`);
+      },
+    )
+    .demandCommand(1, 'name a runs command: list, show, tail or kill');
 }
 
 export function queueCommands(y: Argv): Argv {

@@ -116,14 +116,47 @@ export function ticketCommands(y: Argv): Argv {
     .demandCommand(1, 'name a ticket command: new, list, show, comment or move');
 }
 
-export async function inboxCommand(argv: { json?: boolean }): Promise<void> {
-  const { tickets } = await api<{ tickets: InboxItem[] }>('GET', '/api/inbox');
+/** `dispatch inbox`: what needs the person (or, with --backlog, what they filed into human themselves). */
+export function inboxOptions(y: Argv): Argv<{ project?: string; priority?: string; backlog: boolean; limit: number }> {
+  return y
+    .option('project', { alias: 'p', type: 'string', describe: 'only this project (key, id or path)' })
+    .option('priority', { choices: ['urgent', 'high', 'normal', 'low'] as const, describe: 'only this priority' })
+    .option('backlog', { type: 'boolean', default: false, describe: 'the tickets you filed into human yourself' })
+    .option('limit', { type: 'number', default: 50, requiresArg: true, coerce: wholeNumber('limit') });
+}
+
+interface InboxArgs {
+  json?: boolean;
+  project?: string;
+  priority?: string;
+  backlog?: boolean;
+  limit?: number;
+}
+
+export async function inboxCommand(argv: InboxArgs): Promise<void> {
+  const q = new URLSearchParams({ limit: String(argv.limit ?? 50) });
+  if (argv.backlog) q.set('tab', 'backlog');
+  if (argv.project) q.set('project', argv.project);
+  if (argv.priority) q.set('priority', argv.priority);
+  const { tickets, total } = await api<{ tickets: InboxItem[]; total: number }>('GET', `/api/inbox?${q}`);
   if (argv.json) return printJson(tickets);
-  if (tickets.length === 0) return void say('inbox zero: nothing is waiting for you');
+  const filtered = Boolean(argv.project || argv.priority);
+  if (tickets.length === 0) {
+    return void say(filtered ? 'nothing matches the filter' : argv.backlog ? 'no backlog' : 'inbox zero: nothing is waiting for you');
+  }
   printTable(
-    tickets.map((t) => ({ id: t.key, project: t.project_name, title: t.title, why: t.reason ?? '', since: when(t.column_entered_at) })),
-    ['id', 'project', 'title', 'why', 'since'],
+    tickets.map((t) => ({
+      id: t.key,
+      project: t.project_name,
+      priority: t.priority,
+      title: t.title,
+      by: t.parked_by ?? '',
+      note: t.note,
+      since: when(t.column_entered_at),
+    })),
+    ['id', 'project', 'priority', 'title', 'by', 'note', 'since'],
   );
+  if (total > tickets.length) say(`${tickets.length} of ${total} shown; --limit shows more`);
 }
 
 function describe(c: Comment): string {

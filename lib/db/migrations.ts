@@ -235,6 +235,32 @@ ALTER TABLE runs ADD COLUMN cause TEXT;
 CREATE INDEX runs_by_cause ON runs (cause, created_at) WHERE cause IS NOT NULL;
 `,
   },
+  {
+    version: 12,
+    name: 'who parked each ticket in human, and the inbox order',
+    sql: `
+-- The inbox splits human tickets by who put them there: the person's own (the backlog) or an agent
+-- or the daemon (needs the person). Every move into human writes a history row with to_column =
+-- 'human' (a move, or the system note of a removed column), whoever writes it (the daemon, ticket.cjs,
+-- SQL by hand): this trigger keeps its author on the ticket in that same transaction.
+ALTER TABLE tickets ADD COLUMN parked_by TEXT;
+UPDATE tickets SET parked_by = COALESCE(
+  (SELECT c.author FROM comments c WHERE c.ticket_id = tickets.id AND c.to_column = 'human' ORDER BY c.id DESC LIMIT 1), created_by)
+WHERE column_id = 'human';
+CREATE TRIGGER tickets_parked_by AFTER INSERT ON comments WHEN NEW.to_column = 'human'
+BEGIN
+  UPDATE tickets SET parked_by = NEW.author WHERE id = NEW.ticket_id;
+END;
+-- both inbox lists walk this in their order (priority, then oldest waiting) and stop at the page
+-- size; a priority filter is a range of it; it holds the project, so counts and filters (the badge,
+-- a 10,000-ticket backlog) never read the table's rows
+DROP INDEX IF EXISTS tickets_inbox;
+CREATE INDEX tickets_inbox_order ON tickets (
+  column_id, (parked_by IS 'human'),
+  (CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), column_entered_at, id, project_id
+) WHERE archived_at IS NULL;
+`,
+  },
 ];
 
 export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -1,6 +1,6 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
 // board, a quiet live refresh of the inbox and board, live transcripts over server-sent events,
-// a live markdown preview of prompts, and confirm dialogs. Writes reuse the page's own forms and
+// a live markdown preview of prompts, confirm dialogs and the inbox's keys. Writes reuse the page's own forms and
 // form token.
 'use strict';
 
@@ -17,6 +17,8 @@
   const status = document.querySelector('[data-live-status]');
   function busy(region) {
     if (region.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    // an open reply form (an inbox row's <details>) would close under the user
+    if (region.querySelector('details[open]')) return true;
     return Array.from(region.querySelectorAll('textarea, input[type=text], input:not([type])')).some((el) => el.value.trim() !== '');
   }
   async function refresh() {
@@ -30,6 +32,7 @@
         if (fresh && !busy(region) && fresh.innerHTML !== region.innerHTML) {
           region.innerHTML = fresh.innerHTML;
           bindBoard();
+          markSelected();
         }
       });
       const count = document.getElementById('inbox-count');
@@ -81,6 +84,50 @@
     });
   }
   bindBoard();
+
+  // --- inbox keys: j/k move the selection, r opens the row's reply form, e focuses its move
+  // control, / the search box when the page has one; never while the user types in a field ---
+  let selectedKey = null;
+  const inboxRows = () => Array.from(document.querySelectorAll('[data-inbox-list] > .inbox-item'));
+  function markSelected() {
+    inboxRows().forEach((row) => {
+      const on = row.dataset.key === selectedKey;
+      row.classList.toggle('selected', on);
+      if (on) row.setAttribute('aria-current', 'true');
+      else row.removeAttribute('aria-current');
+    });
+  }
+  function openRow(row, selector) {
+    const details = row.querySelector('details');
+    if (details) details.open = true;
+    const field = row.querySelector(selector);
+    if (field) field.focus();
+  }
+  document.addEventListener('keydown', (e) => {
+    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+    const target = e.target;
+    if (target instanceof Element && target.closest('input, textarea, select, [contenteditable]:not([contenteditable="false"])')) return;
+    if (e.key === '/') {
+      const search = document.querySelector('input[name="q"]');
+      if (!search) return;
+      e.preventDefault();
+      search.focus();
+      return;
+    }
+    const rows = inboxRows();
+    if (!rows.length || !['j', 'k', 'r', 'e'].includes(e.key)) return;
+    let index = rows.findIndex((row) => row.dataset.key === selectedKey);
+    if (e.key === 'j' || e.key === 'k') {
+      index = index < 0 ? 0 : Math.max(0, Math.min(rows.length - 1, index + (e.key === 'j' ? 1 : -1)));
+      selectedKey = rows[index].dataset.key;
+      markSelected();
+      rows[index].scrollIntoView({ block: 'nearest' });
+    } else {
+      if (index < 0) return;
+      openRow(rows[index], e.key === 'r' ? 'textarea[name="body"]' : '[data-move-control]');
+    }
+    e.preventDefault();
+  });
 
   // --- confirm steps: a form with data-confirm asks in a dialog and then posts with confirm=1;
   // without this script the server answers such a post with a confirm page instead ---

@@ -1,6 +1,9 @@
 // /api/tickets and /api/inbox: file, list, show, edit, comment, find, move, branch diff.
 import { Router } from 'express';
-import { addComment, addFinding, createTicket, getThread, inbox, listTickets, moveTicket, requireTicket, toView, updateTicket } from '../../../lib/tickets.js';
+import {
+  addComment, addFinding, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, requireTicket, toView, updateTicket,
+  type InboxFilter, type InboxTab,
+} from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
 import { ticketDiff } from '../../../lib/merge.js';
 import { bodyObject, HUMAN, optionalString, queryInt, requiredString } from '../../http.js';
@@ -77,8 +80,14 @@ export function ticketsApi(ctx: AppContext): Router {
 
 export function inboxApi(ctx: AppContext): Router {
   const r = Router();
+  // ?tab=backlog for the tickets the person filed into human; ?project= and ?priority= filter either list
   r.get('/', (req, res) => {
-    res.json({ tickets: inbox(ctx.store.db, { limit: queryInt(req.query.limit, 'limit', 200, 1000), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
+    const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    const tab = (text(req.query.tab) ?? 'needs') as InboxTab;
+    const filter: InboxFilter = { tab, project: text(req.query.project), priority: text(req.query.priority) };
+    const limit = queryInt(req.query.limit, 'limit', 200, 1000);
+    const tickets = inbox(ctx.store.db, { ...filter, limit, offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) });
+    res.json({ tab: filter.tab, total: inboxCount(ctx.store.db, filter), tickets });
   });
   return r;
 }
