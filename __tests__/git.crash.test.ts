@@ -90,13 +90,19 @@ test('the daemon and its git killed with SIGKILL mid-merge: the next run aborts 
   expect(getThread(h.db, id).filter((c) => c.type === 'merge')).toHaveLength(1);
 });
 
-test('the daemon killed with SIGKILL while git finishes the merge on its own: the next run records it and cleans up, without merging twice', async () => {
+/** A finished ticket whose merging process was killed with SIGKILL inside the commit hook, its `git commit` left running. */
+async function killedInCommitHook(): Promise<{ id: number; before: string }> {
   const id = await finishedTicket();
   const before = head(p.path);
   const child = startMergeProcess(id, false);
   await until('the merge to reach the commit hook', () => fs.existsSync(marker));
   child.kill('SIGKILL');
   await exited(child);
+  return { id, before };
+}
+
+test('the daemon killed with SIGKILL while git finishes the merge on its own: the next run records it and cleans up, without merging twice', async () => {
+  const { id, before } = await killedInCommitHook();
   fs.writeFileSync(go, '');
   await until('the orphaned git to commit the merge', () => !mergeHeadExists(p.path) && head(p.path) !== before);
   await until('git to release index.lock', () => !fs.existsSync(path.join(p.path, '.git', 'index.lock')));
@@ -114,12 +120,7 @@ test('the daemon killed with SIGKILL while git finishes the merge on its own: th
 
 const raceTitle = 'the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human';
 test(raceTitle, async () => {
-  const id = await finishedTicket();
-  const before = head(p.path);
-  const child = startMergeProcess(id, false);
-  await until('the merge to reach the commit hook', () => fs.existsSync(marker));
-  child.kill('SIGKILL');
-  await exited(child);
+  const { id, before } = await killedInCommitHook();
   // the orphaned `git commit` still sits in the hook, holding index.lock, when the restarted daemon merges again
   fs.rmSync(marker);
   expect(mergeHeadExists(p.path)).toBe(true);
