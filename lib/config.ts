@@ -30,7 +30,7 @@ export const configSchema = z
         default_timeout_minutes: z.number().int().min(1).max(MAX_TIMER_MINUTES).default(30),
         circuit_breaker_max_runs: z.number().int().min(1).max(100).default(3),
         max_runs_per_ticket: z.number().int().min(1).max(1000).default(20),
-        parallel_coding: z.boolean().default(false),
+        parallel_coding: z.boolean().default(true),
         env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a valid variable name'), z.string()).default({}),
       })
       .strict()
@@ -40,7 +40,7 @@ export const configSchema = z
         default_timeout_minutes: 30,
         circuit_breaker_max_runs: 3,
         max_runs_per_ticket: 20,
-        parallel_coding: false,
+        parallel_coding: true,
         env: {},
       }),
     ai: z
