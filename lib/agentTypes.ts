@@ -9,6 +9,8 @@ import type { Db } from './db/connection.js';
 export const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'] as const;
 const AGENT_ID = /^[a-z][a-z0-9-]{0,39}$/;
 const MAX_PROMPT = 256 * 1024;
+/** Tools that let an agent change files in its working directory. */
+const FILE_CHANGING_TOOLS = ['Edit', 'Write', 'MultiEdit', 'NotebookEdit', 'Bash'];
 
 export interface AgentTypeRow {
   id: string;
@@ -150,6 +152,8 @@ export function createAgentType(db: Db, promptsDir: string, id: string, input: A
   if (db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(id)) throw new ConflictError(`agent type "${id}" already exists`, 'id');
   if (id === 'human' || id === 'done') throw new UserError('"human" and "done" are reserved column ids', 'id');
   const v = validated({ allowed_tools: ['Bash(ticket:*)', 'Read'], ...input }, null);
+  // unless told, an agent that may write files or run any command is taken to edit the working tree
+  if (input.edits_working_tree === undefined) v.edits_working_tree = v.allowed_tools.some((t) => FILE_CHANGING_TOOLS.includes(t));
   const now = Date.now();
   db.prepare(
     `INSERT INTO agent_types
