@@ -35,7 +35,8 @@ export interface AgentType extends Omit<AgentTypeRow, 'allowed_tools' | 'builtin
 }
 
 function toAgentType(r: AgentTypeRow): AgentType {
-  return { ...r, allowed_tools: JSON.parse(r.allowed_tools) as string[], edits_working_tree: r.edits_working_tree === 1, builtin: r.builtin === 1 };
+  const tools = JSON.parse(r.allowed_tools) as string[];
+  return { ...r, allowed_tools: tools, edits_working_tree: r.edits_working_tree === 1, builtin: r.builtin === 1 };
 }
 
 export function checkAgentId(id: string): string {
@@ -123,7 +124,8 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
     permission_mode: mode as string,
     timeout_minutes: int(input.timeout_minutes, 'timeout_minutes', base?.timeout_minutes ?? 30, 1, 7 * 24 * 60),
     max_retries: int(input.max_retries, 'max_retries', base?.max_retries ?? 2, 0, 20),
-    edits_working_tree: input.edits_working_tree === undefined ? base?.edits_working_tree ?? false : parseSwitch(input.edits_working_tree, 'edits_working_tree'),
+    edits_working_tree:
+      input.edits_working_tree === undefined ? (base?.edits_working_tree ?? false) : parseSwitch(input.edits_working_tree, 'edits_working_tree'),
   };
 }
 
@@ -142,7 +144,10 @@ export function updateAgentType(db: Db, id: string, input: AgentTypeInput): Agen
   db.prepare(
     `UPDATE agent_types SET name = ?, description = ?, model = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?,
        edits_working_tree = ?, updated_at = ? WHERE id = ?`,
-  ).run(v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries, v.edits_working_tree ? 1 : 0, Date.now(), id);
+  ).run(
+    v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    v.edits_working_tree ? 1 : 0, Date.now(), id,
+  );
   return getAgentType(db, id);
 }
 
@@ -159,7 +164,10 @@ export function createAgentType(db: Db, promptsDir: string, id: string, input: A
     `INSERT INTO agent_types
        (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-  ).run(id, v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries, v.edits_working_tree ? 1 : 0, now, now);
+  ).run(
+    id, v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    v.edits_working_tree ? 1 : 0, now, now,
+  );
   if (readPrompt(promptsDir, id) === null) writePrompt(promptsDir, id, typeof input.prompt === 'string' ? input.prompt : `# ${v.name}\n\nDescribe this agent's role here.\n`);
   return getAgentType(db, id);
 }

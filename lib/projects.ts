@@ -299,7 +299,8 @@ export function setProjectParallelCoding(store: Store, ref: string | number, val
   const project = getProject(db, ref);
   if (project.status === 'unregistered') throw new UserError('register the project first', 'parallel_coding');
   db.transaction(() => {
-    db.prepare(`UPDATE projects SET parallel_coding = ?, updated_at = ? WHERE id = ?`).run(value === null ? null : value ? 1 : 0, now, project.id);
+    const stored = value === null ? null : value ? 1 : 0;
+    db.prepare(`UPDATE projects SET parallel_coding = ?, updated_at = ? WHERE id = ?`).run(stored, now, project.id);
     markDue(db, project.id, now);
   }).immediate();
   store.notify(project.id);

@@ -273,7 +273,9 @@ export function reserveRun(
 }
 
 function editsWorkingTree(db: Db, agentTypeId: string): boolean {
-  const row = db.prepare(`SELECT edits_working_tree FROM agent_types WHERE id = ?`).get(agentTypeId) as { edits_working_tree: number } | undefined;
+  const row = db.prepare(`SELECT edits_working_tree FROM agent_types WHERE id = ?`).get(agentTypeId) as
+    | { edits_working_tree: number }
+    | undefined;
   return row?.edits_working_tree === 1;
 }
 

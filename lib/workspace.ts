@@ -71,7 +71,8 @@ export async function workspaceMode(project: Pick<Project, 'path' | 'parallel_co
   const summary = !git
     ? NOT_A_REPO_MEANING
     : parallel
-      ? 'each ticket works on its own branch ticket/<key> in its own worktree, merged into the main branch when done; your checkout is left alone'
+      ? 'each ticket works on its own branch ticket/<key> in its own worktree, merged into the main branch when done; ' +
+        'your checkout is left alone'
       : `parallel coding off: ${IN_PLACE_MEANING}, in the project folder itself, one agent that edits files at a time`;
   return { parallel_coding: parallel, from, git, in_folder: !git || !parallel, summary };
 }

@@ -40,7 +40,8 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   // share it, so the serial rule must hold there too
   const inFolder = waiting.length > 0 && effectiveParallelCoding(project, caps.parallelCoding) && !(await canBranch(project.path));
   for (const t of waiting) {
-    const r = reserveRun(deps.store, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps, inFolder });
+    const args = { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps, inFolder };
+    const r = reserveRun(deps.store, args);
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });

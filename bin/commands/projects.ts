@@ -59,12 +59,18 @@ export function projectCommands(y: Argv): Argv {
           .option('parallel-coding', {
             type: 'string',
             choices: ['on', 'off', 'default'],
-            describe: 'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
+            describe:
+              'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
           }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
-        if (argv.budget === undefined && parallel === undefined) throw new UserError('name a setting to change: --budget <usd> or --parallel-coding on|off|default');
-        const body = { ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }), ...(parallel !== undefined && { parallel_coding: parallel }) };
+        if (argv.budget === undefined && parallel === undefined) {
+          throw new UserError('name a setting to change: --budget <usd> or --parallel-coding on|off|default');
+        }
+        const body = {
+          ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }),
+          ...(parallel !== undefined && { parallel_coding: parallel }),
+        };
         const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
         const { project, workspace } = res;
         if (argv.json) return printJson(project);

@@ -237,7 +237,7 @@ ALTER TABLE projects ADD COLUMN parallel_coding INTEGER CHECK (parallel_coding I
 -- run at a time per project
 ALTER TABLE agent_types ADD COLUMN edits_working_tree INTEGER NOT NULL DEFAULT 0 CHECK (edits_working_tree IN (0, 1));
 UPDATE agent_types SET edits_working_tree = 1
-  WHERE builtin = 1 AND id IN ('coding-agent', 'writer', 'editor', 'researcher', 'sysadmin', 'deployer');
+  WHERE builtin = 1 AND id IN ('coding-agent', 'writer', 'editor', 'sysadmin', 'deployer');
 `,
   },
 ];
