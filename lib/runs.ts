@@ -202,9 +202,10 @@ export function runsSinceHuman(db: Db, ticketId: number): number {
  * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
  * column, unclaimed, no live run, its project active, agents not paused globally), checks today's
  * recorded cost against the daily budgets (global, then the project's own; the day is the local day
- * of `now`), counts live runs against both caps, and inserts the run and the claim. Caps and spend
- * are counted from the runs table, so they hold across restarts and no await can sit between the
- * check and the reservation. A ticket that has had `caps.perTicket` runs
+ * of `now`), counts live runs against both caps and the serial rule (in a project whose agents share
+ * its folder, one run of an agent type that edits the working tree at a time), and inserts the run
+ * and the claim. Caps and spend are counted from the runs table, so they hold across restarts and no
+ * await can sit between the check and the reservation. A ticket that has had `caps.perTicket` runs
  * since it last left human is sent there instead, so two agents cannot pass it back and forth forever.
  */
 export function reserveRun(
