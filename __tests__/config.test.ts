@@ -19,7 +19,7 @@ describe('config', () => {
       port: 5757,
       claude_binary: 'claude',
       heartbeat: { base_interval_seconds: 300, max_interval_seconds: 86400, backoff_multiplier: 2 },
-      agents: { max_concurrent_per_project: 3, max_concurrent_global: 10, default_timeout_minutes: 30, circuit_breaker_max_runs: 3, max_runs_per_ticket: 20, parallel_coding: false, env: {} },
+      agents: { max_concurrent_per_project: 3, max_concurrent_global: 10, default_timeout_minutes: 30, circuit_breaker_max_runs: 3, max_runs_per_ticket: 20, parallel_coding: true, env: {} },
       ai: { auth_method: 'oauth' },
       logs: { retention_days: 14 },
       backups: { interval_hours: 24, keep: 7 },
@@ -68,9 +68,9 @@ describe('config', () => {
     const dir = tempDir();
     const file = path.join(dir, 'config.json');
     const store = new ConfigStore(file, {});
-    store.update({ agents: { parallel_coding: true } });
+    store.update({ agents: { parallel_coding: false } });
     const written = fs.readFileSync(file, 'utf8');
-    expect(JSON.parse(written).agents.parallel_coding).toBe(true);
+    expect(JSON.parse(written).agents.parallel_coding).toBe(false);
     expect(() => store.update({ heartbeat: { backoff_multiplier: 0 } })).toThrow(/heartbeat.backoff_multiplier/);
     expect(fs.readFileSync(file, 'utf8')).toBe(written);
   });

@@ -56,6 +56,27 @@ describe('migrations', () => {
     db.close();
   });
 
+  test('migration 11: built-ins that edit files get the flag, as a fresh seed gives it; a user type and the projects keep their defaults', () => {
+    const old = openDb(path.join(tempDir(), 'tasks.db'));
+    migrate(old, migrations.filter((m) => m.version < 11));
+    const insert = old.prepare(
+      `INSERT INTO agent_types (id, name, model, builtin, created_at, updated_at) VALUES (?, ?, 'opus', ?, 0, 0)`,
+    );
+    for (const a of BUILTIN_AGENT_TYPES) insert.run(a.id, a.name, 1);
+    insert.run('mine', 'Mine', 0);
+    old.prepare(`INSERT INTO projects (name, path, abbreviation, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'active', 0, 0)`).run();
+    expect(migrate(old)).toContain(11);
+    const flagged = (db: ReturnType<typeof openDb>) => db.prepare(`SELECT id FROM agent_types WHERE edits_working_tree = 1 ORDER BY id`).pluck().all();
+    expect(flagged(old)).toEqual(['coding-agent', 'deployer', 'editor', 'sysadmin', 'writer']);
+    expect(old.prepare(`SELECT parallel_coding FROM projects`).pluck().get()).toBeNull();
+    const fresh = openDb(path.join(tempDir(), 'tasks.db'));
+    migrate(fresh);
+    seed(fresh);
+    expect(flagged(fresh)).toEqual(flagged(old));
+    old.close();
+    fresh.close();
+  });
+
   test('two processes migrating the same new database at once both succeed, once', async () => {
     const dir = tempDir();
     const file = path.join(dir, 'tasks.db');

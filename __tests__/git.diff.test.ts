@@ -5,7 +5,6 @@ import { prepareWorkspace } from '../lib/workspace.js';
 import { createTicket, moveTicket } from '../lib/tickets.js';
 import { openDb } from '../lib/db/connection.js';
 import { migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
-import { seed } from '../lib/seed.js';
 import { pathsFor } from '../lib/paths.js';
 import { createStore } from '../lib/store.js';
 import { makeTestHome, tempDir, type TestHome } from './helpers/home.js';
@@ -86,8 +85,7 @@ describe('migration 3', () => {
     const db = openDb(path.join(dir, 'tasks.db'));
     db.exec(migrations[0]!.sql);
     db.pragma('user_version = 1');
-    seed(db);
-    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`).run();
+    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', NULL, 'active', 0, 0)`).run();
     db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at, branch) VALUES (1, 1, 't', 'done', 'me', 0, 0, 0, 'ticket/p-1')`).run();
     expect(migrate(db)).toContain(3);
     expect(schemaVersion(db)).toBe(migrations.at(-1)!.version);
@@ -111,7 +109,8 @@ describe('GET /api/tickets/:ref/diff through the daemon', () => {
     initRepo(folder);
     const reg = await d.api('POST', '/api/projects', { path: folder, type: 'software-dev', abbreviation: 'sh' });
     expect(reg.status).toBe(201);
-    const withBranch = await d.api('POST', '/api/tickets', { project: 'sh', title: 'Add cart', column: 'coding-agent' });
+    // filed in human: no agent of the daemon's own works on it while this test plays the agent-run worker
+    const withBranch = await d.api('POST', '/api/tickets', { project: 'sh', title: 'Add cart' });
     const without = await d.api('POST', '/api/tickets', { project: 'sh', title: 'Plain' });
     expect(withBranch.status).toBe(201);
 

@@ -10,6 +10,8 @@ import type { Db } from './db/connection.js';
 export const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'] as const;
 const AGENT_ID = /^[a-z][a-z0-9-]{0,39}$/;
 const MAX_PROMPT = 256 * 1024;
+/** Tools that let an agent change files in its working directory. */
+const FILE_CHANGING_TOOLS = ['Edit', 'Write', 'MultiEdit', 'NotebookEdit', 'Bash'];
 
 export interface AgentTypeRow {
   id: string;
@@ -20,18 +22,22 @@ export interface AgentTypeRow {
   permission_mode: string;
   timeout_minutes: number;
   max_retries: number;
+  /** 1: changes files where it works; in a project whose agents share the folder, one such run at a time */
+  edits_working_tree: number;
   builtin: number;
   created_at: number;
   updated_at: number;
 }
 
-export interface AgentType extends Omit<AgentTypeRow, 'allowed_tools' | 'builtin'> {
+export interface AgentType extends Omit<AgentTypeRow, 'allowed_tools' | 'builtin' | 'edits_working_tree'> {
   allowed_tools: string[];
+  edits_working_tree: boolean;
   builtin: boolean;
 }
 
 function toAgentType(r: AgentTypeRow): AgentType {
-  return { ...r, allowed_tools: JSON.parse(r.allowed_tools) as string[], builtin: r.builtin === 1 };
+  const tools = JSON.parse(r.allowed_tools) as string[];
+  return { ...r, allowed_tools: tools, edits_working_tree: r.edits_working_tree === 1, builtin: r.builtin === 1 };
 }
 
 export function checkAgentId(id: string): string {
@@ -79,6 +85,8 @@ export interface AgentTypeInput {
   permission_mode?: unknown;
   timeout_minutes?: unknown;
   max_retries?: unknown;
+  /** true/false, or from a form or the CLI "on"/"off", "true"/"false", "1"/"0" */
+  edits_working_tree?: unknown;
 }
 
 function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentType, 'id' | 'builtin' | 'created_at' | 'updated_at'> {
@@ -115,15 +123,30 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
     permission_mode: mode as string,
     timeout_minutes: int(input.timeout_minutes, 'timeout_minutes', base?.timeout_minutes ?? 30, 1, 7 * 24 * 60),
     max_retries: int(input.max_retries, 'max_retries', base?.max_retries ?? 2, 0, 20),
+    edits_working_tree:
+      input.edits_working_tree === undefined ? (base?.edits_working_tree ?? false) : parseSwitch(input.edits_working_tree, 'edits_working_tree'),
   };
+}
+
+/** An on/off value from JSON (a boolean) or a form or the CLI ("on"/"off", "true"/"false", "1"/"0"). */
+export function parseSwitch(v: unknown, field: string): boolean {
+  if (typeof v === 'boolean') return v;
+  const text = typeof v === 'string' ? v.trim().toLowerCase() : typeof v === 'number' ? String(v) : null;
+  if (text === 'on' || text === 'true' || text === '1') return true;
+  if (text === 'off' || text === 'false' || text === '0') return false;
+  throw new UserError(`${field} must be on or off (true or false)`, field);
 }
 
 export function updateAgentType(db: Db, id: string, input: AgentTypeInput): AgentType {
   const current = getAgentType(db, id);
   const v = validated(input, current);
   db.prepare(
-    `UPDATE agent_types SET name = ?, description = ?, model = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?, updated_at = ? WHERE id = ?`,
-  ).run(v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries, Date.now(), id);
+    `UPDATE agent_types SET name = ?, description = ?, model = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?,
+       edits_working_tree = ?, updated_at = ? WHERE id = ?`,
+  ).run(
+    v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    v.edits_working_tree ? 1 : 0, Date.now(), id,
+  );
   return getAgentType(db, id);
 }
 
@@ -133,11 +156,17 @@ export function createAgentType(db: Db, promptsDir: string, id: string, input: A
   if (db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(id)) throw new ConflictError(`agent type "${id}" already exists`, 'id');
   if (id === 'human' || id === 'done') throw new UserError('"human" and "done" are reserved column ids', 'id');
   const v = validated({ allowed_tools: ['Bash(ticket:*)', 'Read'], ...input }, null);
+  // unless told, an agent that may write files or run any command is taken to edit the working tree
+  if (input.edits_working_tree === undefined) v.edits_working_tree = v.allowed_tools.some((t) => FILE_CHANGING_TOOLS.includes(t));
   const now = Date.now();
   db.prepare(
-    `INSERT INTO agent_types (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, builtin, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
-  ).run(id, v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries, now, now);
+    `INSERT INTO agent_types
+       (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+  ).run(
+    id, v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    v.edits_working_tree ? 1 : 0, now, now,
+  );
   if (readPrompt(promptsDir, id) === null) writePrompt(promptsDir, id, typeof input.prompt === 'string' ? input.prompt : `# ${v.name}\n\nDescribe this agent's role here.\n`);
   return getAgentType(db, id);
 }

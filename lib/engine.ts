@@ -12,6 +12,7 @@ import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueNam
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
+import { effectiveParallelCoding, getProject } from './projects.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
@@ -50,8 +51,10 @@ export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
   const queues = openQueues(store.db);
   const pools = new Map<WorkerName, Pool>();
-  const workspace = (run: Run): Promise<Workspace> =>
-    prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding: deps.config.get().agents.parallel_coding });
+  const workspace = (run: Run): Promise<Workspace> => {
+    const parallelCoding = effectiveParallelCoding(getProject(store.db, run.project_id), deps.config.get().agents.parallel_coding);
+    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding });
+  };
 
   const scheduler = createScheduler({ db: store.db, queues, logger, onEnqueued: () => pools.get('scan')?.poke() });
   const runtime = new AgentRuntime({
@@ -75,7 +78,7 @@ export function createEngine(deps: EngineDeps): Engine {
     const caps = {
       global: a.max_concurrent_global,
       perProject: a.max_concurrent_per_project,
-      parallelCoding: a.parallel_coding,
+      parallelCoding: a.parallel_coding, // the default; a project's own setting is read with its row
       dailyBudgetUsd: budgets.daily_usd,
     };
     if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();

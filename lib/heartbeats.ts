@@ -92,12 +92,14 @@ export function recordScan(
 /**
  * A run slot just freed: marks due the projects that can use it, at most one per free global slot.
  * A candidate has an unclaimed ticket in an agent column that its caps allow it to start now (below
- * the per-project cap; not a coding ticket held back by the serial rule; no daily budget used up),
+ * the per-project cap; not held back by the serial rule, by which a project whose agents work in its
+ * folder runs one agent that edits the working tree at a time; no daily budget used up),
  * most urgent and oldest waiting first. Waking every waiting project instead made each finalize cost
  * a scan per project, almost all ending at the global cap (BENCHMARKS.md, "daemon overhead and CPU per run").
  */
 export function markWaitingProjectsDue(
   db: Db,
+  /** parallelCoding: agents.parallel_coding, for projects without their own setting */
   caps: { global: number; perProject: number; parallelCoding: boolean; dailyBudgetUsd?: number },
   at = Date.now(),
 ): number[] {
@@ -116,15 +118,17 @@ export function markWaitingProjectsDue(
           // the tickets read every ticket ever filed (10 ms a finalize at 15,000 tickets), and
           // counting per ticket cost 20 ms a finalize with 1,000 tickets waiting
           `WITH live AS (
-             SELECT project_id, COUNT(*) AS n, SUM(agent_type_id = 'coding-agent') AS coding
-             FROM runs WHERE status IN ('queued', 'running') GROUP BY project_id)
+             SELECT r.project_id, COUNT(*) AS n, SUM(COALESCE(a.edits_working_tree, 0)) AS editing
+             FROM runs r LEFT JOIN agent_types a ON a.id = r.agent_type_id
+             WHERE r.status IN ('queued', 'running') GROUP BY r.project_id)
            SELECT p.id FROM projects p
            LEFT JOIN live l ON l.project_id = p.id
            CROSS JOIN project_columns pc ON pc.project_id = p.id AND pc.agent_type_id IS NOT NULL
            CROSS JOIN tickets t ON t.project_id = pc.project_id AND t.column_id = pc.column_id
            WHERE p.status = 'active' AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
              AND COALESCE(l.n, 0) < @perProject AND p.id NOT IN (SELECT value FROM json_each(@blocked))
-             AND (@parallel = 1 OR pc.agent_type_id != 'coding-agent' OR COALESCE(l.coding, 0) = 0)
+             AND (COALESCE(p.parallel_coding, @parallel) = 1 OR COALESCE(l.editing, 0) = 0
+                  OR (SELECT edits_working_tree FROM agent_types WHERE id = pc.agent_type_id) = 0)
            GROUP BY p.id
            ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), p.id
            LIMIT @free`,

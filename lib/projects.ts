@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureHeartbeat } from './heartbeats.js';
+import { ensureHeartbeat, markDue } from './heartbeats.js';
+import { parseSwitch } from './agentTypes.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
@@ -24,6 +25,8 @@ export interface Project {
   next_ticket_number: number;
   /** this project's own daily budget in USD, null for none (lib/budget.ts) */
   daily_budget_usd: number | null;
+  /** 1 or 0: this project's own parallel coding; null: the global agents.parallel_coding */
+  parallel_coding: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -333,4 +336,46 @@ export function setProjectColumns(store: Store, ref: string | number, input: Col
   }).immediate();
   store.notify(project.id);
   return getColumns(db, project.id);
+}
+
+/**
+ * Whether the project's agents each work on their ticket's own branch and worktree (true), or in the
+ * project folder itself on whatever branch it has checked out (false): the project's own setting,
+ * else the global agents.parallel_coding. A folder that is not a repository with a commit always
+ * works in place (lib/workspace.ts).
+ */
+export function effectiveParallelCoding(project: Pick<Project, 'parallel_coding'>, globalDefault: boolean): boolean {
+  return project.parallel_coding === null ? globalDefault : project.parallel_coding === 1;
+}
+
+/** What turning parallel coding off means, said on the project page and by the CLI. */
+export const IN_PLACE_MEANING = 'agents commit on whatever branch the folder has checked out';
+/** What a project folder that is not a repository (or has no commit yet) means for its agents. */
+export const NOT_A_REPO_MEANING = 'Not a git repository: agents work in the folder itself; there is no branch, diff or merge';
+
+/** A parallel-coding setting from the API, a form or the CLI: on/off (true/false), or default/null for the global value. */
+export function parseParallelCoding(value: unknown): boolean | null {
+  if (value === null || (typeof value === 'string' && ['default', ''].includes(value.trim().toLowerCase()))) return null;
+  try {
+    return parseSwitch(value, 'parallel_coding');
+  } catch {
+    throw new UserError('parallel_coding must be on, off or default', 'parallel_coding');
+  }
+}
+
+/**
+ * Sets (or with null returns to the global default) a project's parallel coding. The project is
+ * marked due in the same transaction: tickets the serial rule held back may start now.
+ */
+export function setProjectParallelCoding(store: Store, ref: string | number, value: boolean | null, now = Date.now()): Project {
+  const { db } = store;
+  const project = getProject(db, ref);
+  if (project.status === 'unregistered') throw new UserError('register the project first', 'parallel_coding');
+  db.transaction(() => {
+    const stored = value === null ? null : value ? 1 : 0;
+    db.prepare(`UPDATE projects SET parallel_coding = ?, updated_at = ? WHERE id = ?`).run(stored, now, project.id);
+    markDue(db, project.id, now);
+  }).immediate();
+  store.notify(project.id);
+  return getProject(db, project.id);
 }

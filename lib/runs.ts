@@ -13,6 +13,7 @@ import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
 import { AGENT_CLI, cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
 import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
+import { effectiveParallelCoding } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -176,7 +177,10 @@ export function issueRunSecret(db: Db, runId: string): string | null {
 export interface Caps {
   global: number;
   perProject: number;
-  /** when false, at most one coding-agent run per project (agents would share one working tree) */
+  /**
+   * agents.parallel_coding, the default of projects without their own setting. A project whose
+   * agents work in its folder (the setting off) runs one agent that edits the working tree at a time.
+   */
   parallelCoding: boolean;
   /** budgets.daily_usd: no new run once today's recorded cost reaches it (0 or absent = no budget) */
   dailyBudgetUsd?: number;
@@ -214,21 +218,31 @@ export function runsSinceHuman(db: Db, ticketId: number): number {
  * Claims a ticket for a new run: one IMMEDIATE transaction that re-reads the ticket (still in the
  * column, unclaimed, no live run, its project active, agents not paused globally), checks today's
  * recorded cost against the daily budgets (global, then the project's own; the day is the local day
- * of `now`), counts live runs against both caps, and inserts the run and the claim. Caps and spend
- * are counted from the runs table, so they hold across restarts and no await can sit between the
- * check and the reservation. A ticket that has had `caps.perTicket` runs
+ * of `now`), counts live runs against both caps and the serial rule (in a project whose agents share
+ * its folder, one run of an agent type that edits the working tree at a time), and inserts the run
+ * and the claim. Caps and spend are counted from the runs table, so they hold across restarts and no
+ * await can sit between the check and the reservation. A ticket that has had `caps.perTicket` runs
  * since it last left human is sent there instead, so two agents cannot pass it back and forth forever.
  */
 export function reserveRun(
   store: Store,
-  args: { ticketId: number; columnId: string; agentTypeId: string; model: string; caps: Caps; now?: number },
+  args: {
+    ticketId: number;
+    columnId: string;
+    agentTypeId: string;
+    model: string;
+    caps: Caps;
+    now?: number;
+    /** the caller found the project folder is not a repository with a commit: its agents work in it whatever the setting */
+    inFolder?: boolean;
+  },
 ): Reservation {
   const { db } = store;
   return db.transaction((): Reservation => {
     const t = db
       .prepare(
         `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at,
-           p.status AS project_status, p.daily_budget_usd
+           p.status AS project_status, p.daily_budget_usd, p.parallel_coding
          FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
       )
       .get(args.ticketId) as ReservedTicket | undefined;
@@ -255,8 +269,15 @@ export function reserveRun(
     if (live.n >= args.caps.global) return { kind: 'global-cap' };
     const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
     if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
-    if (!args.caps.parallelCoding && args.agentTypeId === CODING_AGENT) {
-      const busy = db.prepare(`SELECT 1 FROM runs WHERE project_id = ? AND agent_type_id = ? AND status IN ('queued', 'running')`).get(t.project_id, CODING_AGENT);
+    // agents sharing the project folder: one that edits the working tree at a time
+    const inFolder = args.inFolder === true || !effectiveParallelCoding(t, args.caps.parallelCoding);
+    if (inFolder && editsWorkingTree(db, args.agentTypeId)) {
+      const busy = db
+        .prepare(
+          `SELECT 1 FROM runs r JOIN agent_types a ON a.id = r.agent_type_id
+           WHERE r.project_id = ? AND r.status IN ('queued', 'running') AND a.edits_working_tree = 1 LIMIT 1`,
+        )
+        .get(t.project_id);
       if (busy) return { kind: 'serial' };
     }
     const prior = db
@@ -272,7 +293,12 @@ export function reserveRun(
   }).immediate();
 }
 
-export const CODING_AGENT = 'coding-agent';
+function editsWorkingTree(db: Db, agentTypeId: string): boolean {
+  const row = db.prepare(`SELECT edits_working_tree FROM agent_types WHERE id = ?`).get(agentTypeId) as
+    | { edits_working_tree: number }
+    | undefined;
+  return row?.edits_working_tree === 1;
+}
 
 interface ReservedTicket {
   id: number;
@@ -283,6 +309,7 @@ interface ReservedTicket {
   column_entered_at: number;
   project_status: string;
   daily_budget_usd: number | null;
+  parallel_coding: number | null;
 }
 
 export function markRunStarted(db: Db, id: string, s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null }): boolean {

@@ -14,6 +14,8 @@ export interface AgentTypeSeed {
   permission_mode: string;
   timeout_minutes: number;
   max_retries: number;
+  /** changes files in its working directory (see agent_types.edits_working_tree) */
+  edits_working_tree: boolean;
 }
 
 /** The ticket tool as agents spell it; see bin/agent-path/ticket. The CLI matches this literally. */
@@ -24,41 +26,51 @@ const GIT_READ = ['Bash(git diff:*)', 'Bash(git log:*)', 'Bash(git status:*)', '
 
 export const BUILTIN_AGENT_TYPES: readonly AgentTypeSeed[] = [
   {
-    id: 'coding-agent', name: 'Coding Agent', description: 'Does the work on a ticket branch', model: 'opus',
+    id: 'coding-agent', name: 'Coding Agent', description: 'Makes the change a ticket asks for and commits it', model: 'opus',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write', ...GIT_READ, 'Bash(git add:*)', 'Bash(git commit:*)', 'Bash(npm test:*)', 'Bash(npm run:*)'],
     permission_mode: 'acceptEdits', timeout_minutes: 60, max_retries: 2,
+    edits_working_tree: true,
   },
   {
     id: 'code-reviewer', name: 'Code Reviewer', description: "Reviews the coding agent's diff", model: 'opus',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ], permission_mode: 'default', timeout_minutes: 30, max_retries: 2,
+    edits_working_tree: false,
   },
   {
     id: 'security-reviewer', name: 'Security Reviewer', description: 'Reviews for security issues, approves for merge', model: 'opus',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ], permission_mode: 'default', timeout_minutes: 30, max_retries: 2,
+    edits_working_tree: false,
   },
   {
     id: 'sysadmin', name: 'Sysadmin', description: 'VPS and host operations', model: 'sonnet',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 1,
+    edits_working_tree: true,
   },
   {
     id: 'security-auditor', name: 'Security Auditor', description: 'Deeper security audits of hosts and configs', model: 'sonnet',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY], permission_mode: 'default', timeout_minutes: 30, max_retries: 1,
+    edits_working_tree: false,
   },
   {
     id: 'writer', name: 'Writer', description: 'Drafts written content', model: 'sonnet',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    edits_working_tree: true,
   },
   {
     id: 'editor', name: 'Editor', description: "Edits the writer's drafts", model: 'sonnet',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    edits_working_tree: true,
   },
   {
     id: 'deployer', name: 'Deployer', description: 'Packages and deploys', model: 'sonnet',
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash(git:*)', 'Bash(npm:*)'], permission_mode: 'default', timeout_minutes: 30, max_retries: 1,
+    edits_working_tree: true,
   },
   {
     id: 'researcher', name: 'Researcher', description: 'Web research and summaries', model: 'haiku',
+    // it only adds a report file of its own, never changes the project's files: runs side by side
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Write', 'WebFetch', 'WebSearch'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    edits_working_tree: false,
   },
 ];
 
@@ -80,8 +92,9 @@ export const BUILTIN_PROJECT_TYPES: readonly ProjectTypeSeed[] = [
 
 export function seed(db: Db, now = Date.now()): void {
   const insertAgent = db.prepare(
-    `INSERT OR IGNORE INTO agent_types (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, builtin, created_at, updated_at)
-     VALUES (@id, @name, @description, @model, @allowed_tools, @permission_mode, @timeout_minutes, @max_retries, 1, @now, @now)`,
+    `INSERT OR IGNORE INTO agent_types
+       (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
+     VALUES (@id, @name, @description, @model, @allowed_tools, @permission_mode, @timeout_minutes, @max_retries, @edits_working_tree, 1, @now, @now)`,
   );
   const insertType = db.prepare(
     `INSERT OR IGNORE INTO project_types (id, name, description, builtin, created_at) VALUES (?, ?, ?, 1, ?)`,
@@ -90,7 +103,9 @@ export function seed(db: Db, now = Date.now()): void {
     `INSERT OR IGNORE INTO project_type_columns (project_type_id, column_id, name, position, agent_type_id) VALUES (?, ?, ?, ?, ?)`,
   );
   db.transaction(() => {
-    for (const a of BUILTIN_AGENT_TYPES) insertAgent.run({ ...a, allowed_tools: JSON.stringify(a.allowed_tools), now });
+    for (const a of BUILTIN_AGENT_TYPES) {
+      insertAgent.run({ ...a, allowed_tools: JSON.stringify(a.allowed_tools), edits_working_tree: a.edits_working_tree ? 1 : 0, now });
+    }
     for (const t of BUILTIN_PROJECT_TYPES) {
       // a type the user already has (and maybe edited) keeps its columns
       if (insertType.run(t.id, t.name, t.description, now).changes === 0) continue;

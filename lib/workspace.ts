@@ -1,5 +1,5 @@
-// Where an agent works on a ticket. With parallel coding on, each ticket of a git project gets
-// branch `ticket/<key>` forked from the main branch, checked out in its own worktree under
+// Where an agent works on a ticket. With parallel coding on (the default; a project may turn it off
+// for itself), each ticket of a git project gets branch `ticket/<key>` forked from the main branch, checked out in its own worktree under
 // `<home>/worktrees/<abbr>/<key>`; every agent of the ticket (reviewers too) works there.
 // Anything else (parallel coding off, a folder that is not a repository, a repository without a
 // commit) works in the project folder itself (lessons 10); a ticket that already has its branch
@@ -19,7 +19,7 @@ import {
   statusLines,
   withRepoLock,
 } from './git.js';
-import { getProject, listProjects, type Project } from './projects.js';
+import { effectiveParallelCoding, getProject, IN_PLACE_MEANING, listProjects, NOT_A_REPO_MEANING, type Project } from './projects.js';
 import { clearWorktree, findTicket, getMergeRecord, recordWorkspace, requireTicket, ticketsWithWorktrees, toView, type Ticket } from './tickets.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
@@ -46,7 +46,41 @@ function samePath(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
-/** Called before every spawn of an agent for the ticket; idempotent. */
+/** A repository with at least one commit: only there can a ticket get its own branch and worktree. */
+export async function canBranch(dir: string): Promise<boolean> {
+  return (await isRepo(dir)) && (await hasCommits(dir));
+}
+
+/** Where a project's agents work, as the project page, the API and the CLI say it. */
+export interface WorkspaceMode {
+  /** the project's effective setting */
+  parallel_coding: boolean;
+  /** whether that is the project's own setting or the global agents.parallel_coding */
+  from: 'project' | 'default';
+  /** a repository with a commit: only then can tickets get branches */
+  git: boolean;
+  /** agents work in the project folder itself */
+  in_folder: boolean;
+  summary: string;
+}
+
+export async function workspaceMode(project: Pick<Project, 'path' | 'parallel_coding'>, globalDefault: boolean): Promise<WorkspaceMode> {
+  const parallel = effectiveParallelCoding(project, globalDefault);
+  const from = project.parallel_coding === null ? 'default' : 'project';
+  const git = await canBranch(project.path);
+  const summary = !git
+    ? NOT_A_REPO_MEANING
+    : parallel
+      ? 'each ticket works on its own branch ticket/<key> in its own worktree, merged into the main branch when done; ' +
+        'your checkout is left alone'
+      : `parallel coding off: ${IN_PLACE_MEANING}, in the project folder itself, one agent that edits files at a time`;
+  return { parallel_coding: parallel, from, git, in_folder: !git || !parallel, summary };
+}
+
+/**
+ * Called before every spawn of an agent for the ticket; idempotent. `parallelCoding` is the
+ * project's effective setting (lib/projects.ts effectiveParallelCoding).
+ */
 export async function prepareWorkspace(args: { store: Store; paths: Paths; projectId: number; ticketId: number; parallelCoding: boolean }): Promise<Workspace> {
   const { db } = args.store;
   const project = getProject(db, args.projectId);
@@ -55,7 +89,7 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
   // work lives on that branch, and the merge worker brings it to main when the ticket is done
   const recorded = requireTicket(db, args.ticketId).branch;
   if (!args.parallelCoding && !recorded) return inPlace;
-  if (!(await isRepo(project.path)) || !(await hasCommits(project.path))) return inPlace;
+  if (!(await canBranch(project.path))) return inPlace;
   if (!args.parallelCoding && !(await branchExists(project.path, recorded!))) return inPlace;
   return withRepoLock(project.path, async () => {
     // re-read under the lock: a racing call may have just created the worktree

@@ -5,7 +5,8 @@
 // the heartbeat backs off when there was nothing to do (or only tickets a daily budget holds back).
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
 import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js';
-import { getProject } from '../lib/projects.js';
+import { effectiveParallelCoding, getProject } from '../lib/projects.js';
+import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
 import { backoffOf } from '../lib/runCause.js';
@@ -35,15 +36,19 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const caps = {
     global: cfg.agents.max_concurrent_global,
     perProject: cfg.agents.max_concurrent_per_project,
-    parallelCoding: cfg.agents.parallel_coding,
+    parallelCoding: cfg.agents.parallel_coding, // the default; reserveRun reads the project's own setting
     dailyBudgetUsd: cfg.budgets.daily_usd,
     perTicket: cfg.agents.max_runs_per_ticket,
     backoff: backoffOf(cfg.agents),
   };
   // a usage limit: look again when it ends (the engine also wakes waiting projects then)
   let lookAgainAt: number | null = null;
+  // with parallel coding on, a folder that is not a repository with a commit still has its agents
+  // share it, so the serial rule must hold there too
+  const inFolder = waiting.length > 0 && effectiveParallelCoding(project, caps.parallelCoding) && !(await canBranch(project.path));
   for (const t of waiting) {
-    const r = reserveRun(deps.store, { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps });
+    const args = { ticketId: t.ticket_id, columnId: t.column_id, agentTypeId: t.agent_type_id, model: t.model, caps, inFolder };
+    const r = reserveRun(deps.store, args);
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
       await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import type { Project } from '../../lib/projects.js';
+import type { WorkspaceMode } from '../../lib/workspace.js';
 import { UserError } from '../../lib/errors.js';
 import { archiveQuestion } from '../../lib/pausing.js';
 import { api } from './client.js';
@@ -58,15 +59,34 @@ export function projectCommands(y: Argv): Argv {
       (c) =>
         c
           .positional('project', { type: 'string', demandOption: true, describe: 'abbreviation, id or name' })
-          .option('budget', { type: 'string', describe: 'daily budget in USD; 0 or "none" removes it' }),
+          .option('budget', { type: 'string', describe: 'daily budget in USD; 0 or "none" removes it' })
+          .option('parallel-coding', {
+            type: 'string',
+            choices: ['on', 'off', 'default'],
+            describe:
+              'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
+          }),
       async (argv) => {
-        if (argv.budget === undefined) throw new UserError('name a setting to change: --budget <usd>');
-        const body = { daily_budget_usd: argv.budget };
-        const { project } = await api<{ project: Project }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
+        const parallel = argv['parallel-coding'];
+        if (argv.budget === undefined && parallel === undefined) {
+          throw new UserError('name a setting to change: --budget <usd> or --parallel-coding on|off|default');
+        }
+        const body = {
+          ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }),
+          ...(parallel !== undefined && { parallel_coding: parallel }),
+        };
+        const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
+        const { project, workspace } = res;
         if (argv.json) return printJson(project);
-        const budget = project.daily_budget_usd;
-        const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
-        say(`${project.abbreviation}: daily budget ${what}`);
+        if (argv.budget !== undefined) {
+          const budget = project.daily_budget_usd;
+          const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
+          say(`${project.abbreviation}: daily budget ${what}`);
+        }
+        if (parallel !== undefined) {
+          const from = workspace.from === 'default' ? 'the default, agents.parallel_coding' : "this project's own setting";
+          say(`${project.abbreviation}: parallel coding ${workspace.parallel_coding ? 'on' : 'off'} (${from}): ${workspace.summary}`);
+        }
       },
     )
     .command(

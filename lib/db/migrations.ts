@@ -236,6 +236,20 @@ CREATE INDEX runs_by_cause ON runs (cause, created_at) WHERE cause IS NOT NULL;
 `,
   },
   {
+    version: 11,
+    name: 'per-project parallel coding and agent types that edit the working tree',
+    sql: `
+-- 1 = each ticket on its own branch and worktree, 0 = agents work in the project folder itself,
+-- NULL = the global agents.parallel_coding
+ALTER TABLE projects ADD COLUMN parallel_coding INTEGER CHECK (parallel_coding IS NULL OR parallel_coding IN (0, 1));
+-- an agent type that changes files: in a project whose agents work in the folder itself, one such
+-- run at a time per project
+ALTER TABLE agent_types ADD COLUMN edits_working_tree INTEGER NOT NULL DEFAULT 0 CHECK (edits_working_tree IN (0, 1));
+UPDATE agent_types SET edits_working_tree = 1
+  WHERE builtin = 1 AND id IN ('coding-agent', 'writer', 'editor', 'sysadmin', 'deployer');
+`,
+  },
+  {
     version: 12,
     name: 'who parked each ticket in human, and the inbox order',
     sql: `

@@ -1,6 +1,20 @@
-// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, workflow, wake.
+// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, workflow, wake.
 import { Router } from 'express';
-import { discoverProjects, getColumns, getProject, listProjects, PROJECT_STATUSES, registerProject, setProjectColumns, updateProject, type ColumnInput, type ProjectStatus } from '../../../lib/projects.js';
+import {
+  discoverProjects,
+  getColumns,
+  getProject,
+  listProjects,
+  parseParallelCoding,
+  PROJECT_STATUSES,
+  registerProject,
+  setProjectColumns,
+  setProjectParallelCoding,
+  updateProject,
+  type ColumnInput,
+  type ProjectStatus,
+} from '../../../lib/projects.js';
+import { workspaceMode } from '../../../lib/workspace.js';
 import { archiveProject, liveRunIds, pauseProject, resumeProject, type StatusChange } from '../../../lib/pausing.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
 import { parseBudget, setProjectBudget } from '../../../lib/budget.js';
@@ -34,16 +48,21 @@ export function projectsApi(ctx: AppContext): Router {
     res.json(discoverProjects(db, ctx.config.get().projects_root, [ctx.paths.home]));
   });
 
-  r.get('/:ref', (req, res) => {
+  const mode = (project: Parameters<typeof workspaceMode>[0]) => workspaceMode(project, ctx.config.get().agents.parallel_coding);
+
+  r.get('/:ref', async (req, res) => {
     const project = getProject(db, req.params.ref);
     const running = liveRunIds(db, project.id).length;
-    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null, running });
+    const workspace = await mode(project);
+    res.json({ project, columns: getColumns(db, project.id), heartbeat: getHeartbeat(db, project.id) ?? null, running, workspace });
   });
 
   /** The same change as POST pause / resume / archive; pausing this way leaves running agents alone. */
   r.patch('/:ref', async (req, res) => {
     const body = bodyObject(req);
     let project = getProject(db, req.params.ref);
+    // checked before anything changes: a bad value leaves the project as it was
+    const parallel = body.parallel_coding === undefined ? undefined : parseParallelCoding(body.parallel_coding);
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
       project = (await changeStatus(project.id, body.status, false)).project;
@@ -55,7 +74,9 @@ export function projectsApi(ctx: AppContext): Router {
       setProjectBudget(ctx.store, project.id, parseBudget(body.daily_budget_usd));
       project = getProject(db, project.id);
     }
-    res.json({ project });
+    // true, false, or null (also "on", "off", "default") for the global agents.parallel_coding
+    if (parallel !== undefined) project = setProjectParallelCoding(ctx.store, project.id, parallel);
+    res.json({ project, workspace: await mode(project) });
   });
 
   const changeStatus = async (id: number, status: 'active' | 'dormant' | 'archived', stopRunning: boolean): Promise<StatusChange> => {

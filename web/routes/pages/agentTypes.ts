@@ -1,5 +1,6 @@
 // /agent-types: the list and a create form; /agent-types/<id>: edit the prompt (saved to its
-// markdown file) and the settings (model, tools, permission mode, timeout, retries). "Preview"
+// markdown file) and the settings (model, tools, permission mode, timeout, retries, whether it
+// edits the working tree). "Preview"
 // re-renders the page with the sanitized markdown of the unsaved text; the JS live preview asks
 // /agent-types/<id>/preview for the same fragment.
 import { Router, type Response } from 'express';
@@ -54,6 +55,7 @@ export function agentTypePages(ctx: AppContext): Router {
         permissionMode: values.permission_mode ?? a.permission_mode,
         timeout: values.timeout_minutes ?? String(a.timeout_minutes),
         retries: values.max_retries ?? String(a.max_retries),
+        editsWorkingTree: values.edits_working_tree === undefined ? a.edits_working_tree : values.edits_working_tree === 'on',
         builtin: a.builtin,
       },
       prompt: prompt ?? '',
@@ -81,6 +83,8 @@ export function agentTypePages(ctx: AppContext): Router {
           permission_mode: values.permission_mode,
           timeout_minutes: values.timeout_minutes,
           max_retries: values.max_retries,
+          // the form sends "off" and, when the box is ticked, "on" after it (the last value wins)
+          edits_working_tree: values.edits_working_tree,
         });
         if (values.prompt !== undefined) writePrompt(prompts, a.id, values.prompt);
         return withNotice(`/agent-types/${a.id}`, 'saved');

@@ -1,11 +1,25 @@
 // /projects (registered and discovered folders, heartbeat state, register, wake, pause with or
 // without stopping running agents, resume, archive after a confirm step), /projects/<abbr> (the
-// board, its new-ticket form and daily budget; an archived board is read-only), /projects/<abbr>/tickets (a
+// board, its new-ticket form, daily budget and parallel coding, and a note when the folder is not a
+// git repository; an archived board is read-only), /projects/<abbr>/tickets (a
 // column's full list, paginated) and /projects/<abbr>/workflow (the project's own columns).
 import { Router, type Response } from 'express';
 import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
-import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, suggestAbbreviation, type Project } from '../../../lib/projects.js';
+import {
+  discoverProjects,
+  getColumns,
+  getProject,
+  IN_PLACE_MEANING,
+  listProjects,
+  parseParallelCoding,
+  registerProject,
+  setProjectColumns,
+  setProjectParallelCoding,
+  suggestAbbreviation,
+  type Project,
+} from '../../../lib/projects.js';
+import { workspaceMode } from '../../../lib/workspace.js';
 import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
 import { budgetMessage, parseBudget, setProjectBudget } from '../../../lib/budget.js';
 import { localDayStart, nextLocalMidnight, spentBetween } from '../../../lib/costs.js';
@@ -157,7 +171,7 @@ export function projectPages(ctx: AppContext): Router {
     );
   });
 
-  function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}): void {
+  async function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}): Promise<void> {
     const project = getProject(db, ref);
     if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
     const columns = board(db, project.id, ctx.config.get().board.done_limit);
@@ -165,6 +179,7 @@ export function projectPages(ctx: AppContext): Router {
     // a card shows a running marker only while its run is live
     const live = new Set(liveRunIds(db, project.id));
     const readOnly = project.status === 'archived';
+    const workspace = await workspaceMode(project, ctx.config.get().agents.parallel_coding);
     res.render('projects/board.njk', {
       readOnly,
       title: `${project.name} board`,
@@ -187,10 +202,17 @@ export function projectPages(ctx: AppContext): Router {
         })),
       })),
       priorities: PRIORITIES,
-      error: error?.scope === 'budget' ? null : error,
+      error: error?.scope === 'budget' || error?.scope === 'parallel' ? null : error,
       values,
       self: `/projects/${project.abbreviation}`,
       budget: projectBudgetView(project, error?.scope === 'budget' ? error : null, values),
+      parallel: {
+        ...workspace,
+        setting: project.parallel_coding === null ? 'default' : project.parallel_coding === 1 ? 'on' : 'off',
+        globalDefault: ctx.config.get().agents.parallel_coding,
+        inPlaceMeaning: IN_PLACE_MEANING,
+        error: error?.scope === 'parallel' ? error : null,
+      },
     });
   }
 
@@ -208,7 +230,20 @@ export function projectPages(ctx: AppContext): Router {
     };
   }
 
-  r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr));
+  r.get('/projects/:abbr', async (req, res) => renderBoard(res, req.params.abbr));
+
+  r.post('/projects/:abbr/parallel-coding', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const project = setProjectParallelCoding(store, req.params.abbr, parseParallelCoding(values.parallel_coding ?? ''));
+        return withNotice(`/projects/${project.abbreviation}#parallel`, 'saved');
+      },
+      (error) => renderBoard(res, req.params.abbr, error, values),
+      'parallel',
+    );
+  });
 
   r.post('/projects/:abbr/budget', async (req, res) => {
     const values = formValues(req);
