@@ -13,7 +13,7 @@ const fieldOf = (raw: unknown) => {
 };
 
 describe('config', () => {
-  test('defaults follow SPEC 6', () => {
+  test('defaults are the documented ones', () => {
     const c = defaultConfig();
     expect(c).toMatchObject({
       port: 5757,

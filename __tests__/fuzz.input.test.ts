@@ -1,4 +1,4 @@
-// Bad input never corrupts data (issue 7): property-based tests throw arbitrary bodies, strings
+// Bad input never corrupts data: property-based tests throw arbitrary bodies, strings
 // and arguments at the API and at ticket.cjs, then check every answer is a clean 2xx/4xx (never a
 // 5xx or a dead server), that whatever was stored reads back byte for byte, and that the
 // database passes its integrity check.

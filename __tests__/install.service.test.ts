@@ -111,7 +111,7 @@ test('--no-start writes files and the unit but runs nothing', async () => {
   expect(fs.existsSync(paths.pidFile)).toBe(false);
 });
 
-test('another program answering /api/health on the port does not pass for our daemon (lessons 18)', async () => {
+test('another program answering /api/health on the port does not pass for our daemon', async () => {
   const { paths, userHome, env } = setup();
   const http = await import('node:http');
   const impostor = http.createServer((_req, res) => res.end(JSON.stringify({ ok: true, pid: process.pid, version: '9.9.9', home: '/somewhere/else' })));

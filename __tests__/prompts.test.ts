@@ -1,4 +1,4 @@
-// Every default prompt must teach only what its agent can do (lessons 16): the `ticket` spelling
+// Every default prompt must teach only what its agent can do: the `ticket` spelling
 // its allowed tools permit, and column ids, comment types and severities that ticket.cjs accepts.
 // Each concrete `ticket …` command a prompt shows is run for real, as a run of that agent on its
 // own ticket, against a project whose workflow includes that agent.

@@ -1,4 +1,4 @@
-// The daemon survives the death of any child (issue 7): agents that crash, print garbage, print
+// The daemon survives the death of any child: agents that crash, print garbage, print
 // 20 MB of noise before their result, exit before writing a byte, or fork children that would
 // outlive them. Each run is judged from its exit and its transcript's result line, the ticket ends
 // in a defined column with a comment when it failed, leftover children are reaped, and the same

@@ -1,5 +1,5 @@
 // Repeated, seeded `kill -9` of the daemon at random points while tickets flow through research
-// and software-dev pipelines (issue 7). After every round the daemon restarts on the same home;
+// and software-dev pipelines. After every round the daemon restarts on the same home;
 // at the end no ticket is lost or duplicated, no ticket ever had two live runs, every run was
 // finalized exactly once, the caps held at every instant, and the database passes its check.
 // RELIABILITY_SEED and RELIABILITY_ROUNDS change the schedule; the seed is printed.

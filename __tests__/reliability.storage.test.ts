@@ -1,4 +1,4 @@
-// Storage under stress (issue 7): a data home whose disk fills up while the daemon runs (with work
+// Storage under stress: a data home whose disk fills up while the daemon runs (with work
 // in flight, and with only a heartbeat due, where the scheduler once spun at full CPU), 200
 // ticket.cjs processes of ten agents writing their tickets at once, a config file corrupted while the
 // daemon runs, and a project folder deleted under a running agent. Each time the daemon answers

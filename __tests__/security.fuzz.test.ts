@@ -1,4 +1,4 @@
-// Bad input never corrupts data (issue 7), through the real daemon, ticket.cjs and the dispatch
+// Bad input never corrupts data, through the real daemon, ticket.cjs and the dispatch
 // CLI with fast-check: huge strings, control characters, invalid UTF-8 as raw request bytes,
 // path traversal in every kind of name, SQL-looking and HTML/script-looking text. Text is stored
 // verbatim and comes back verbatim as JSON; anything refused is refused with a clear 4xx or a

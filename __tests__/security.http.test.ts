@@ -1,4 +1,4 @@
-// The board is reachable from every page the user opens (issue 7). Through the real daemon and
+// The board is reachable from every page the user opens. Through the real daemon and
 // raw HTTP: another origin can neither change nor read anything (form posts, simple fetches,
 // Origin null, Sec-Fetch-Site, DNS rebinding), no CORS header is ever sent, the socket listens on
 // loopback only, crafted ids cannot read files outside the data home, and the optional bearer

@@ -1,7 +1,7 @@
 // The web UI in headless Chromium against the real daemon: a person with only a browser registers
 // a project, files a ticket, drags it across the board, answers from the inbox, edits a prompt,
 // changes a cap, and watches a transcript arrive live. Every form is checked by its stored
-// result (API, config.json, the prompt file), not by the page it redirects to (lessons 14).
+// result (API, config.json, the prompt file), not by the page it redirects to (forms that silently saved nothing are a known failure of such tools).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';

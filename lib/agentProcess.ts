@@ -1,6 +1,6 @@
-// Spawning and killing one agent process (SPEC 2, "Spawn"; research/claude-cli.md). The child runs
+// Spawning and killing one agent process (the CLI's flags and output: docs/ARCHITECTURE.md). The child runs
 // detached in its own process group with stdout and stderr written straight to its transcript file
-// (lessons 1: nothing to drain, nothing lost when the daemon dies), the task message on stdin and
+// (nothing to drain, nothing lost when the daemon dies), the task message on stdin and
 // stdin closed (an open stdin makes the CLI wait 3 s). Its environment is an allowlist, never the
 // daemon's whole environment. Killing takes the whole tree: the CLI's Bash children outlive SIGTERM.
 // Every process an agent starts ends with its run, also those that left its tree (RunProcesses).
@@ -13,7 +13,7 @@ import { agentPathDir, ticketBin } from './paths.js';
 import { isAlive, procStat, type ProcStat } from './pidfile.js';
 import type { Config } from './config.js';
 
-/** Variables an agent may inherit from the daemon. HOME and the CLI's config folders carry its OAuth session (lessons 15). */
+/** Variables an agent may inherit from the daemon. HOME and the CLI's config folders carry its OAuth session. */
 const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'CLAUDE_CONFIG_DIR', 'XDG_CONFIG_HOME'] as const;
 
 export interface AgentContext {
@@ -99,7 +99,7 @@ export function taskMessage(t: TaskInfo): string {
   return lines.join('\n');
 }
 
-/** Checks what every run needs before spending a spawn on it (lessons 2: fail loudly, not all night). */
+/** Checks what every run needs before spending a spawn on it (fail loudly, not all night). */
 export function checkTicketTool(): string | null {
   if (!fs.existsSync(ticketBin)) return `the ticket tool is missing: ${ticketBin}`;
   if (!fs.existsSync(path.join(agentPathDir, 'ticket'))) return `the ticket command is missing: ${path.join(agentPathDir, 'ticket')}`;

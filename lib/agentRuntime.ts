@@ -1,6 +1,6 @@
 // The agent runtime: takes a reserved run to its end. It spawns the agent (or adopts one that
 // survived a daemon restart), enforces the agent type's timeout, stops runs whose ticket left
-// their column (lessons 3), lets the user kill a run, and finalizes every run exactly once from its
+// their column (an agent that finished but never exits), lets the user kill a run, and finalizes every run exactly once from its
 // exit and transcript. Agents are detached: stopping the daemon leaves them running, and the next
 // daemon adopts them by pid (checked against the process start time, so a reused pid is not ours).
 import fs from 'node:fs';
@@ -29,7 +29,7 @@ import type { Paths } from './paths.js';
 import type { Store } from './store.js';
 import type { Workspace } from './workspace.js';
 
-/** How long an agent that moved its own ticket may take to exit before it is stopped (lessons 3). */
+/** How long an agent that moved its own ticket may take to exit before it is stopped. */
 export const SELF_MOVE_GRACE_MS = 15_000;
 /** How often live runs are checked against their timeout and their ticket's column. */
 const WATCH_INTERVAL_MS = 1_000;

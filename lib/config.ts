@@ -1,6 +1,6 @@
 // Configuration: defaults, then `<home>/config.json`, then environment overrides; parsed once per
 // load and frozen. An invalid file is reported with the field and reason, and the store keeps the
-// last good config (SPEC 6). This is the only module that reads DISPATCH_* settings from the env.
+// last good config. This is the only module that reads DISPATCH_* settings from the env.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -77,7 +77,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
     let engine: Engine | null = null;
     const store = createStore(db, (projectId) => engine?.wake(projectId));
-    // start-up repairs: every folder known, every active project scheduled (lessons 6)
+    // start-up repairs: every folder known, every active project scheduled
     discoverProjects(db, cfg.projects_root, [paths.home]);
     ensureAllHeartbeats(db, cfg.heartbeat.base_interval_seconds);
 

@@ -2,7 +2,7 @@
 // daemon runs under the OS service when a service file for this home is installed and the service
 // manager is reachable; otherwise as a plain detached process. Healthy means: the pid in our
 // home's pid file answers /api/health on its port for our home (and is the service's main pid when
-// a service runs it). Another program on the port MUST NOT pass for us (lessons 18).
+// a service runs it). Another program on the port MUST NOT pass for us (docs/ARCHITECTURE.md, "Failures the design answers").
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

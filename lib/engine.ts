@@ -1,4 +1,4 @@
-// The engine (SPEC 2): durable queues, the heartbeat scheduler, the worker pools and the agent
+// The engine: durable queues, the heartbeat scheduler, the worker pools and the agent
 // runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
 // job. A wake marks the project due in the database (the durable record) and pokes the scheduler
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.

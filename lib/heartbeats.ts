@@ -59,7 +59,7 @@ export function deferHeartbeat(db: Db, h: Heartbeat, at = Date.now()): void {
 /**
  * Records a finished scan: work found resets the interval to the base; an empty scan multiplies it
  * (capped), and the next check is never later than `notAfter`. Written only if no wake arrived since
- * the scan started (`wakeSeq`), so an in-flight scan never overwrites a newer reset (lessons 4).
+ * the scan started (`wakeSeq`), so an in-flight scan never overwrites a newer reset (docs/ARCHITECTURE.md, invariant 6).
  * Returns the row as written, or null if skipped.
  */
 export function recordScan(
@@ -142,7 +142,7 @@ export function markWaitingProjectsDue(
   }).immediate();
 }
 
-/** Start-up repair (lessons 6): every active project has a heartbeat row. */
+/** Start-up repair: every active project has a heartbeat row, or it would never be scanned. */
 export function ensureAllHeartbeats(db: Db, baseIntervalSeconds: number, at = Date.now()): void {
   db.prepare(
     `INSERT OR IGNORE INTO heartbeats (project_id, interval_seconds, empty_streak, next_check_at, wake_seq)

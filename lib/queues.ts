@@ -139,7 +139,7 @@ const CLAIMABLE = `FROM tasks WHERE queue = ? AND (availableAt IS NULL OR availa
  * Claims the queue's next available job (liteque's order: priority, then age; a running job whose
  * lease ran out counts as available) and opens its job event, in one IMMEDIATE transaction. Our
  * own statements instead of liteque's attemptDequeue: that one selects in a transaction and
- * updates after it (not atomic; it breaks on better-sqlite3 >= 11.10, research/liteque.md) and
+ * updates after it (not atomic; it breaks on better-sqlite3 >= 11.10) and
  * builds its SQL through drizzle on every call, the largest cost of a pool pass. An empty queue
  * costs one read and never takes the write lock. A job with no attempts left is marked failed, as
  * liteque does. Returns null when nothing is available.

@@ -1,5 +1,5 @@
 // Agent transcripts: the stream-json lines `claude -p --output-format stream-json --verbose`
-// writes (research/claude-cli.md §5), turned into a readable conversation. Parsing is total: an
+// writes, turned into a readable conversation. Parsing is total: an
 // unknown or broken line becomes a `raw` entry or is skipped, never an exception, because the
 // file is being written while we read it. The final `result` line is the authority on cost,
 // tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides).

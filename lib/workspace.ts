@@ -2,7 +2,7 @@
 // for itself), each ticket of a git project gets branch `ticket/<key>` forked from the main branch, checked out in its own worktree under
 // `<home>/worktrees/<abbr>/<key>`; every agent of the ticket (reviewers too) works there.
 // Anything else (parallel coding off, a folder that is not a repository, a repository without a
-// commit) works in the project folder itself (lessons 10); a ticket that already has its branch
+// commit) works in the project folder itself; a ticket that already has its branch
 // keeps working there even if parallel coding is turned off. Worktree changes run under the
 // repository's lock, so two agents of one ticket starting at once share one worktree.
 import fs from 'node:fs';
