@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark in turn, or the ones named on the command line or in
-// BENCH_ONLY (comma separated): latency, pipeline, pages, ticketcli, idle, queue.
+// BENCH_ONLY (comma separated): latency, pipeline, pages, ticketcli, idle, queue, search.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, results } from './lib.js';
@@ -9,8 +9,9 @@ import { pages } from './pages.js';
 import { ticketcli } from './ticketcli.js';
 import { idle } from './idle.js';
 import { queue } from './queue.js';
+import { search } from './search.js';
 
-const ALL = { latency, pipeline, pages, ticketcli, idle, queue };
+const ALL = { latency, pipeline, pages, ticketcli, idle, queue, search };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

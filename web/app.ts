@@ -15,6 +15,7 @@ import { agentTypesApi, projectTypesApi } from './routes/api/agentTypes.js';
 import { backupsApi } from './routes/api/backups.js';
 import { systemApi } from './routes/api/system.js';
 import { queuesApi, runsApi } from './routes/api/runs.js';
+import { searchApi } from './routes/api/search.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -42,6 +43,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/project-types', projectTypesApi(ctx));
   app.use('/api/runs', runsApi(ctx));
   app.use('/api/queues', queuesApi(ctx));
+  app.use('/api/search', searchApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });

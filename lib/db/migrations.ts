@@ -193,6 +193,54 @@ CREATE INDEX job_events_completed ON job_events (ended_at) WHERE outcome = 'comp
 CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL;
 `,
   },
+  // version 6 is another branch's; the runner applies whatever is above the stored version, in order
+  {
+    version: 7,
+    name: 'full-text search over tickets and their history',
+    sql: `
+-- One document per ticket that is not archived (rowid = ticket id): its title, its body and the
+-- text of its history, so a search needs no look at archived rows. unicode61 (words, accents folded) rather than trigram: half the size, a third of the write cost,
+-- and words of one or two letters ("ui", "db") stay searchable. Query terms of three letters or
+-- more are prefixes; the index of 3-letter prefixes keeps a short one ("con") from merging the
+-- lists of every word it begins.
+CREATE VIRTUAL TABLE ticket_search USING fts5(title, body, history, tokenize = 'unicode61 remove_diacritics 2', prefix = '3');
+-- What the index holds for each ticket, exactly: the backfill and a ticket coming back from the
+-- archive read it, and the tests compare the index with it. History rows are appended in id order,
+-- each after a newline; claims and the creation marker say nothing worth finding.
+CREATE VIEW ticket_search_source AS
+SELECT t.id, t.title, t.body,
+  coalesce((SELECT group_concat(char(10) || coalesce(c.title || char(10), '') || c.body, '' ORDER BY c.id) FROM comments c
+            WHERE c.ticket_id = t.id AND c.type != 'claim' AND NOT (c.type = 'move' AND c.from_column IS NULL) AND (c.body != '' OR c.title IS NOT NULL)), '') AS history
+FROM tickets t WHERE t.archived_at IS NULL;
+
+CREATE TRIGGER ticket_search_insert AFTER INSERT ON tickets WHEN new.archived_at IS NULL BEGIN
+  INSERT INTO ticket_search (rowid, title, body, history) VALUES (new.id, new.title, new.body, '');
+END;
+-- tickets change often (column, claim, times); only a new title or body is indexed again
+CREATE TRIGGER ticket_search_update AFTER UPDATE OF title, body ON tickets
+  WHEN old.title IS NOT new.title OR old.body IS NOT new.body BEGIN
+  UPDATE ticket_search SET title = new.title, body = new.body WHERE rowid = new.id;
+END;
+CREATE TRIGGER ticket_search_archive AFTER UPDATE OF archived_at ON tickets
+  WHEN old.archived_at IS NULL AND new.archived_at IS NOT NULL BEGIN
+  DELETE FROM ticket_search WHERE rowid = new.id;
+END;
+CREATE TRIGGER ticket_search_unarchive AFTER UPDATE OF archived_at ON tickets
+  WHEN old.archived_at IS NOT NULL AND new.archived_at IS NULL BEGIN
+  INSERT INTO ticket_search (rowid, title, body, history) SELECT id, title, body, history FROM ticket_search_source WHERE id = new.id;
+END;
+CREATE TRIGGER ticket_search_delete AFTER DELETE ON tickets BEGIN
+  DELETE FROM ticket_search WHERE rowid = old.id;
+END;
+-- history is append-only, so a new row is appended to its ticket's document
+CREATE TRIGGER ticket_search_history AFTER INSERT ON comments
+  WHEN new.type != 'claim' AND NOT (new.type = 'move' AND new.from_column IS NULL) AND (new.body != '' OR new.title IS NOT NULL) BEGIN
+  UPDATE ticket_search SET history = history || char(10) || coalesce(new.title || char(10), '') || new.body WHERE rowid = new.ticket_id;
+END;
+
+INSERT INTO ticket_search (rowid, title, body, history) SELECT id, title, body, history FROM ticket_search_source;
+`,
+  },
 ];
 
 export const LATEST_VERSION = migrations[migrations.length - 1]!.version;

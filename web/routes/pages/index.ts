@@ -11,6 +11,7 @@ import { agentTypePages } from './agentTypes.js';
 import { projectTypePages } from './projectTypes.js';
 import { settingsPages } from './settings.js';
 import { queuePages } from './queues.js';
+import { searchPages } from './search.js';
 import type { AppContext } from '../../context.js';
 
 export function pages(ctx: AppContext, csrfToken: string): Router {
@@ -32,5 +33,6 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(projectTypePages(ctx));
   r.use(settingsPages(ctx));
   r.use(queuePages(ctx));
+  r.use(searchPages(ctx));
   return r;
 }

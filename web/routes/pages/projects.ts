@@ -6,7 +6,8 @@ import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
 import { discoverProjects, getColumns, getProject, listProjects, registerProject, setProjectColumns, setProjectStatus, suggestAbbreviation, type Project } from '../../../lib/projects.js';
 import { listProjectTypes } from '../../../lib/projectTypes.js';
-import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
+import { board, BOARD_COLUMN_LIMIT, countTickets, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
+import { queryString } from '../api/search.js';
 import { UserError } from '../../../lib/errors.js';
 import { HUMAN } from '../../http.js';
 import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
@@ -101,10 +102,10 @@ export function projectPages(ctx: AppContext): Router {
     );
   });
 
-  function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}): void {
+  function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}, filter = ''): void {
     const project = getProject(db, ref);
     if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
-    const columns = board(db, project.id, ctx.config.get().board.done_limit);
+    const columns = board(db, project.id, ctx.config.get().board.done_limit, BOARD_COLUMN_LIMIT, filter);
     const order = columns.map((c) => c.column_id);
     res.render('projects/board.njk', {
       title: `${project.name} board`,
@@ -129,11 +130,13 @@ export function projectPages(ctx: AppContext): Router {
       priorities: PRIORITIES,
       error,
       values,
-      self: `/projects/${project.abbreviation}`,
+      filter,
+      matching: filter ? columns.reduce((n, c) => n + c.count, 0) : null,
+      self: `/projects/${project.abbreviation}${filter ? `?${new URLSearchParams({ filter })}` : ''}`,
     });
   }
 
-  r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr));
+  r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200)));
 
   r.post('/projects/:abbr/tickets', async (req, res) => {
     const values = formValues(req);
@@ -155,6 +158,7 @@ export function projectPages(ctx: AppContext): Router {
     if (column && !columns.some((c) => c.column_id === column)) throw new UserError(`unknown column "${column}"`, 'column');
     const page = pageNumber(req.query.page);
     const rows = listTickets(db, { project: project.id, column, limit: LIST_PAGE + 1, offset: (page - 1) * LIST_PAGE });
+    const total = countTickets(db, { project: project.id, column });
     const base = `/projects/${project.abbreviation}/tickets?${column ? `column=${encodeURIComponent(column)}&` : ''}`;
     const names = new Map(columns.map((c) => [c.column_id, c.name]));
     res.render('projects/tickets.njk', {
@@ -164,6 +168,9 @@ export function projectPages(ctx: AppContext): Router {
       column: column ? { id: column, name: names.get(column) } : null,
       columns: columns.map((c) => ({ id: c.column_id, name: c.name })),
       tickets: rows.slice(0, LIST_PAGE).map((t) => ({ key: t.key, title: t.title, priority: t.priority, column: names.get(t.column_id) ?? t.column_id, updatedAt: t.updated_at })),
+      total,
+      first: (page - 1) * LIST_PAGE + 1,
+      last: Math.min(page * LIST_PAGE, total),
       page,
       prev: page > 1 ? `${base}page=${page - 1}` : null,
       next: rows.length > LIST_PAGE ? `${base}page=${page + 1}` : null,
