@@ -120,8 +120,8 @@ export function lineDiff(before: string, after: string): DiffLine[] {
         middle.push({ op: ' ', text: oldMid[i]! });
         i++;
         j++;
-      } else if (j < m && (i === n || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) middle.push({ op: '+', text: newMid[j++]! });
-      else middle.push({ op: '-', text: oldMid[i++]! });
+      } else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) middle.push({ op: '-', text: oldMid[i++]! });
+      else middle.push({ op: '+', text: newMid[j++]! });
     }
   }
   return [...a.slice(0, head).map((text): DiffLine => ({ op: ' ', text })), ...middle, ...b.slice(b.length - tail).map((text): DiffLine => ({ op: ' ', text }))];

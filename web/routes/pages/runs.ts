@@ -195,7 +195,7 @@ function entryView(e: TranscriptEntry) {
 
 /** A long result as its first lines and the rest (shown under "show all"). */
 function fold(c: { text: string; clipped: number }) {
-  const lines = c.text.split('\n');
+  const lines = c.text.replace(/\n$/, '').split('\n');
   if (lines.length <= RESULT_LINES) return { ...c, rest: '', lineCount: lines.length };
   return { text: lines.slice(0, RESULT_PREVIEW_LINES).join('\n'), rest: lines.slice(RESULT_PREVIEW_LINES).join('\n'), lineCount: lines.length, clipped: c.clipped };
 }
