@@ -179,9 +179,22 @@ describe('queries', () => {
     const hit = searchTickets(h.db, { q: 'gateway' }).hits[0]!;
     expect(hit.snippet_parts).toContainEqual({ text: 'gateway', match: true });
     expect(hit.snippet).toBe('The gateway call has no timeout.');
+    expect(hit.title_parts).toEqual([{ text: 'Payment page times out', match: false }]);
+    // a hit in the title only: the title is highlighted, the passage is the body's start
     const evil = searchTickets(h.db, { q: 'script alert' }).hits[0]!;
     expect(evil.title).toBe('<script>alert(1)</script> in title');
-    expect(evil.snippet_parts.filter((p) => p.match).map((p) => p.text)).toEqual(['script', 'alert', 'script']);
+    expect(evil.title_parts.filter((p) => p.match).map((p) => p.text)).toEqual(['script', 'alert', 'script']);
+    expect(evil.title_parts.map((p) => p.text).join('')).toBe(evil.title);
+    expect(evil.snippet_parts).toEqual([{ text: 'payment <b>bold</b>', match: false }]);
+    // a hit in the history shows the history's passage
+    addComment(h.store, 'nt-1', 'comment', 'Paid by standing order from now on', 'human');
+    expect(searchTickets(h.db, { q: 'standing order' }).hits[0]!.snippet_parts).toEqual([
+      { text: 'Paid by ', match: false },
+      { text: 'standing', match: true },
+      { text: ' ', match: false },
+      { text: 'order', match: true },
+      { text: ' from now on', match: false },
+    ]);
     // a marker character inside the text itself can never leave a highlight open or unbalanced
     expect(snippetParts('a\uE000b\uE000c\uE001\uE001d')).toEqual([
       { text: 'a', match: false },

@@ -1,11 +1,14 @@
 // Search and filters through the real daemon: /api/search, the /search page (counts, paging,
-// filters, highlighted and escaped snippets), the board's filter box, the ticket list's count and
-// `dispatch ticket search` as a real process. Hostile queries get 200 or 400, never a 500.
+// filters, highlighted and escaped snippets), the board's filter box (on the server, and live in
+// headless Chromium), the ticket list's count and `dispatch ticket search` as a real process.
+// Hostile queries get 200 or 400, never a 500.
 import fs from 'node:fs';
 import path from 'node:path';
+import { browserPages } from './helpers/browser.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { getPage } from './helpers/web.js';
 
+const browser = browserPages();
 let d: RunningDaemon;
 
 async function fileTicket(project: string, title: string, extra: Record<string, unknown> = {}): Promise<string> {
@@ -152,6 +155,28 @@ describe('board filter and ticket counts', () => {
     // a move from a filtered board comes back to it
     expect(bulk.html).toContain('name="return_to" value="/projects/sh?filter=bulk"');
     expect(cards((await getPage(d, '/projects/sh')).html)).toHaveLength(48);
+  });
+
+  test('with JavaScript the board filter hides cards as you type, by the same rule', async () => {
+    const page = browser.page;
+    await page.goto(`${d.url}/projects/sh`);
+    const visible = () => page.locator('.card:visible').evaluateAll((cards) => cards.map((c) => (c as HTMLElement).dataset.key));
+    expect(await visible()).toHaveLength(48);
+    await page.getByLabel('Filter cards').fill('quok');
+    await page.waitForFunction(() => document.querySelectorAll('.card:not([hidden])').length === 1);
+    expect(await visible()).toEqual(['sh-3']);
+    await page.getByLabel('Filter cards').fill('urgent');
+    expect(await visible()).toEqual(['sh-3']);
+    await page.getByLabel('Filter cards').fill('#42');
+    expect(await visible()).toEqual(['sh-42']);
+    await page.getByLabel('Filter cards').fill('');
+    expect(await visible()).toHaveLength(48);
+    // sending the form filters on the server and keeps the text in the box
+    await page.getByLabel('Filter cards').fill('bulk item 4');
+    await page.getByRole('button', { name: 'Filter', exact: true }).click();
+    await page.waitForURL(/filter=bulk\+item\+4/);
+    expect((await visible()).sort()).toEqual(['sh-7', 'sh-43', 'sh-44', 'sh-45', 'sh-46', 'sh-47', 'sh-48'].sort());
+    expect(await page.locator('.card').count()).toBe(7);
   });
 
   test('the all-tickets pages say how many tickets there are', async () => {

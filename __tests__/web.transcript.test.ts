@@ -74,8 +74,8 @@ describe('the run page without JavaScript', () => {
     const edit = html.slice(html.indexOf('aria-label="Changes to /repo/lib/totals.ts"'));
     expect(edit).toMatch(/^[^]*?<span class="dl dl-ctx">  const keep = 0;\n<\/span><span class="dl dl-del">- return total - discount;\n<\/span><span class="dl dl-add">\+ return Math.max\(0, total - discount\);\n<\/span><\/code><\/pre>/);
     expect(html).toContain('<span class="dl dl-hunk">@@ edit 2 of 2 @@\n</span><span class="dl dl-del">- two\n</span><span class="dl dl-add">+ dos\n</span>');
-    expect(html).toContain('<span class="tx-label">MultiEdit <span class="tx-desc">· 2 edits</span></span> <code class="path">/repo/lib/a.ts</code>');
-    expect(html).toContain('<span class="tx-label">Write <span class="tx-desc">· whole file</span></span> <code class="path">/repo/NOTES.md</code>');
+    expect(html).toContain('<span class="tx-label tx-inline">MultiEdit <span class="tx-desc">· 2 edits</span></span> <code class="path">/repo/lib/a.ts</code>');
+    expect(html).toContain('<span class="tx-label tx-inline">Write <span class="tx-desc">· whole file</span></span> <code class="path">/repo/NOTES.md</code>');
     expect(html).toContain('<span class="dl dl-add">+ # Notes\n</span><span class="dl dl-add">+ Clamp at zero.\n</span>');
   });
 

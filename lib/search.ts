@@ -44,12 +44,14 @@ export interface SearchHit {
   project_name: string;
   number: number;
   title: string;
+  /** the title cut into matched and unmatched parts */
+  title_parts: SnippetPart[];
   column_id: string;
   column_name: string;
   priority: Priority;
   updated_at: number;
   running: boolean;
-  /** the best-matching passage as plain text */
+  /** the best-matching passage of the body or history as plain text (the body's start when only the title matched) */
   snippet: string;
   /** the same passage cut into matched and unmatched parts, for highlighting */
   snippet_parts: SnippetPart[];
@@ -85,7 +87,7 @@ export function ftsQuery(q: string): string | null {
 export function snippetParts(raw: string): SnippetPart[] {
   const parts: SnippetPart[] = [];
   let match = false;
-  for (const piece of raw.replace(/\s+/g, ' ').split(/([\uE000\uE001])/)) {
+  for (const piece of raw.replace(/\s+/g, ' ').trim().split(/([\uE000\uE001])/)) {
     if (piece === OPEN) match = true;
     else if (piece === CLOSE) match = false;
     else if (piece) {
@@ -97,10 +99,19 @@ export function snippetParts(raw: string): SnippetPart[] {
   return parts;
 }
 
+interface Passages {
+  id: number;
+  title: string;
+  body: string;
+  history: string;
+}
+
 interface HitRow {
   id: number;
   number: number;
   title: string;
+  /** the title cut into matched and unmatched parts */
+  title_parts: SnippetPart[];
   column_id: string;
   column_name: string | null;
   priority: Priority;
@@ -142,39 +153,44 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
   const total = db.prepare(`SELECT COUNT(*) FROM ticket_search s ${where}`).pluck().get(args) as number;
   // bm25 is computed only for the rows the filters keep, then sorted: bounded by RANK_LIMIT
   const order = total > RANK_LIMIT ? 'newest' : 'relevance';
-  const snippetSql = `snippet(ticket_search, -1, '${OPEN}', '${CLOSE}', '…', ${SNIPPET_TOKENS})`;
-  let page: { id: number; snippet: string }[] = [];
+  // the title highlighted whole; a passage of the body and of the history, the one with a match shown
+  const marked = (fn: string, column: number) => `${fn}(ticket_search, ${column}, '${OPEN}', '${CLOSE}'${fn === 'snippet' ? `, '…', ${SNIPPET_TOKENS}` : ''})`;
+  const passages = `${marked('highlight', 0)} AS title, ${marked('snippet', 1)} AS body, ${marked('snippet', 2)} AS history`;
+  let page: Passages[] = [];
   if (offset < total && order === 'newest') {
     // in rowid order FTS5 stops after the page, so the snippet is made for those rows only
-    page = db.prepare(`SELECT s.rowid AS id, ${snippetSql} AS snippet FROM ticket_search s ${where} ORDER BY s.rowid DESC LIMIT @limit OFFSET @offset`).all(args) as typeof page;
+    page = db.prepare(`SELECT s.rowid AS id, ${passages} FROM ticket_search s ${where} ORDER BY s.rowid DESC LIMIT @limit OFFSET @offset`).all(args) as Passages[];
   } else if (offset < total) {
     const ids = db.prepare(`SELECT s.rowid FROM ticket_search s ${where} ORDER BY ${RANK} LIMIT @limit OFFSET @offset`).pluck().all(args) as number[];
-    const snippets = new Map(
+    const found = new Map(
       (
         db
           .prepare(
-            `SELECT s.rowid AS id, ${snippetSql} AS snippet FROM ticket_search s
+            `SELECT s.rowid AS id, ${passages} FROM ticket_search s
              WHERE ticket_search MATCH @match AND s.rowid BETWEEN @low AND @high AND +s.rowid IN (SELECT value FROM json_each(@ids))`,
           )
-          .all({ match, low: Math.min(...ids), high: Math.max(...ids), ids: JSON.stringify(ids) }) as { id: number; snippet: string }[]
-      ).map((r) => [r.id, r.snippet]),
+          .all({ match, low: Math.min(...ids), high: Math.max(...ids), ids: JSON.stringify(ids) }) as Passages[]
+      ).map((r) => [r.id, r]),
     );
-    page = ids.map((id) => ({ id, snippet: snippets.get(id) ?? '' }));
+    page = ids.map((id) => found.get(id) ?? { id, title: '', body: '', history: '' });
   }
   const row = db.prepare(
     `SELECT t.id, t.number, t.title, t.column_id, t.priority, t.updated_at, t.claimed_by_run, p.abbreviation, p.name AS project_name, pc.name AS column_name
      FROM tickets t JOIN projects p ON p.id = t.project_id LEFT JOIN project_columns pc ON pc.project_id = t.project_id AND pc.column_id = t.column_id
      WHERE t.id = ?`,
   );
-  const hits = page.map(({ id, snippet }): SearchHit => {
-    const r = row.get(id) as HitRow;
-    const parts = snippetParts(snippet ?? '');
+  const hits = page.map((found): SearchHit => {
+    const r = row.get(found.id) as HitRow;
+    const hasMatch = (text: string | null) => Boolean(text?.includes(OPEN));
+    const passage = [found.body, found.history].find(hasMatch) ?? (found.body || found.history || '');
+    const parts = snippetParts(passage);
     return {
       key: `${r.abbreviation}-${r.number}`,
       project: r.abbreviation,
       project_name: r.project_name,
       number: r.number,
       title: r.title,
+      title_parts: found.title ? snippetParts(found.title) : [{ text: r.title, match: false }],
       column_id: r.column_id,
       column_name: r.column_name ?? r.column_id,
       priority: r.priority,

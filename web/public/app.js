@@ -1,6 +1,8 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
-// board, a quiet live refresh of the inbox and board, live transcripts over server-sent events,
-// and a live markdown preview of prompts. Writes reuse the page's own forms and form token.
+// board, a board filter that hides cards as you type, a quiet live refresh of the inbox and board,
+// live transcripts over server-sent events (entries arrive as HTML the server rendered with the
+// page's own template), and a live markdown preview of prompts. Writes reuse the page's own forms
+// and form token.
 'use strict';
 
 (function () {
@@ -29,6 +31,7 @@
         if (fresh && !busy(region) && fresh.innerHTML !== region.innerHTML) {
           region.innerHTML = fresh.innerHTML;
           bindBoard();
+          filterCards();
         }
       });
       const count = document.getElementById('inbox-count');
@@ -80,6 +83,21 @@
     });
   }
   bindBoard();
+
+  // --- board filter as you type: the same rule the server applies when the form is sent ---
+  // (the text within the title, the ticket's number as 42, #42 or pd-42, or its priority)
+  const cardFilter = document.querySelector('[data-card-filter]');
+  function filterCards() {
+    if (!cardFilter) return;
+    const text = cardFilter.value.trim().toLowerCase();
+    document.querySelectorAll('[data-board] .card').forEach((card) => {
+      const key = (card.dataset.key || '').toLowerCase();
+      const number = key.slice(key.lastIndexOf('-') + 1);
+      const title = (card.querySelector('.card-title') || {}).textContent || '';
+      card.hidden = text !== '' && !(title.toLowerCase().includes(text) || [key, number, `#${number}`, card.dataset.priority].includes(text));
+    });
+  }
+  if (cardFilter) cardFilter.addEventListener('input', filterCards);
 
   // --- live transcript over server-sent events ---
   const transcript = document.querySelector('#transcript[data-events]');
