@@ -9,7 +9,7 @@ import { openDb, type Db } from '../lib/db/connection.js';
 import { migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
 import { seed } from '../lib/seed.js';
 import { UserError } from '../lib/errors.js';
-import { ftsQuery, searchTickets, snippetParts } from '../lib/search.js';
+import { ftsQuery, IN_LIST_MAX, RANK_LIMIT, searchTickets, snippetParts } from '../lib/search.js';
 import { addComment, addFinding, addSystemComment, createTicket, moveTicket, requireTicket, updateTicket } from '../lib/tickets.js';
 import { makeTestHome, tempDir, type TestHome } from './helpers/home.js';
 import { ticketBin } from './helpers/daemon.js';
@@ -229,4 +229,36 @@ describe('queries', () => {
       { seed: 20261125, numRuns: 500 },
     );
   });
+});
+
+test('a column or project too big for an id list gives the same answers through index seeks; past RANK_LIMIT, newest first', () => {
+  const h = makeTestHome();
+  try {
+    const big = h.addProject('big', 'software-dev', 'bg');
+    h.addProject('small', 'personal', 'sm');
+    const insert = h.db.prepare(
+      `INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (?, ?, ?, ?, ?, 'me', 0, 0, 0)`,
+    );
+    const n = IN_LIST_MAX + IN_LIST_MAX / 5;
+    h.db.transaction(() => {
+      for (let i = 1; i <= n; i++) insert.run(big.id, i, `Ticket ${i}`, i % 1000 === 0 ? 'a rare marmot sighting' : 'routine work', i % 10 === 0 ? 'human' : 'done');
+    })();
+    createTicket(h.store, { project: 'sm', title: 'Marmot outside the window', column: 'done', createdBy: 'human' });
+    const done = (q: string, project?: string) => searchTickets(h.db, { q, column: 'done', project, limit: 100 });
+    // every thousandth ticket mentions a marmot, and is in human (a multiple of 10)
+    expect(searchTickets(h.db, { q: 'marmot', column: 'human' }).total).toBe(Math.floor(n / 1000));
+    expect(done('marmot').hits.map((x) => x.key)).toEqual(['sm-1']);
+    expect(done('marmot', 'bg').total).toBe(0);
+    expect(done('marmot', 'sm').hits.map((x) => x.key)).toEqual(['sm-1']);
+    const routine = done('routine', 'bg');
+    expect(routine.total).toBe(n - Math.floor(n / 10));
+    expect(routine.order).toBe('newest');
+    expect(routine.total).toBeGreaterThan(Math.max(RANK_LIMIT, IN_LIST_MAX));
+    expect(routine.hits[0]!.key).toBe(`bg-${n - 1}`);
+    expect(searchTickets(h.db, { q: 'routine' }).total).toBe(n - Math.floor(n / 1000));
+    const newestRoutine = Array.from({ length: 200 }, (_, i) => n - i).filter((i) => i % 1000 !== 0);
+    expect(searchTickets(h.db, { q: 'routine', project: 'bg', offset: 100, limit: 5 }).hits.map((x) => x.key)).toEqual(newestRoutine.slice(100, 105).map((i) => `bg-${i}`));
+  } finally {
+    h.cleanup();
+  }
 });

@@ -15,7 +15,9 @@ export const SEARCH_PAGE_MAX = 100;
  * newest first: ranking every match of a word that is in most tickets costs more than it tells,
  * and the filters narrow such a search better (BENCHMARKS.md).
  */
-export const RANK_LIMIT = 2000;
+export const RANK_LIMIT = 500;
+/** Largest id list a filter is built as; a bigger column is checked by an index seek per match. */
+export const IN_LIST_MAX = 20_000;
 
 // private-use characters as snippet markers: they are split out before anything is shown
 const OPEN = '\uE000';
@@ -110,8 +112,6 @@ interface HitRow {
   id: number;
   number: number;
   title: string;
-  /** the title cut into matched and unmatched parts */
-  title_parts: SnippetPart[];
   column_id: string;
   column_name: string | null;
   priority: Priority;
@@ -124,8 +124,7 @@ interface HitRow {
 /**
  * Costs, measured at 100,000 tickets (BENCHMARKS.md): FTS5 reads a term's whole list of documents
  * for every statement that matches it, even to find one row, so a search runs a fixed, small number
- * of statements (count, page, snippets), never one per hit. Filters never read ticket rows, which
- * carry their bodies: they go through indexes holding only project, column and id.
+ * of statements (count, page, snippets), never one per hit.
  */
 export function searchTickets(db: Db, input: SearchInput): SearchResult {
   if (typeof input.q !== 'string') throw new UserError('q must be a string', 'q');
@@ -135,6 +134,11 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
   const limit = Math.min(Math.max(input.limit ?? 20, 1), SEARCH_PAGE_MAX);
   const offset = Math.max(input.offset ?? 0, 0);
   const args: Record<string, string | number> = { match, limit, offset };
+  // Filters never read ticket rows (their bodies come first), only indexes of project, column and
+  // id. A filter is the list of the ticket ids it keeps, which SQLite builds once per statement
+  // (cheap to probe, costly to build past IN_LIST_MAX ids), or, for a bigger column, one index seek
+  // per match. The unary + keeps SQLite from handing the list to FTS5 as one lookup per id.
+  // Archived tickets are not in the index at all.
   let filter = '';
   if (input.project !== undefined && input.project !== '') {
     const project = getProject(db, input.project);
@@ -143,12 +147,18 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
     }
     args.project = project.id;
     if (input.column) args.column = input.column;
-    filter = ` AND +s.rowid IN (SELECT id FROM tickets INDEXED BY tickets_board_counts WHERE project_id = @project AND archived_at IS NULL${input.column ? ' AND column_id = @column' : ''})`;
+    const ids = input.column
+      ? 'FROM tickets INDEXED BY tickets_board_counts WHERE project_id = @project AND archived_at IS NULL AND column_id = @column'
+      : 'FROM tickets INDEXED BY tickets_board_counts WHERE project_id = @project';
+    const seek = `EXISTS (SELECT 1 FROM tickets t INDEXED BY tickets_board_counts
+                  WHERE t.project_id = @project AND t.archived_at IS NULL AND t.column_id = @column AND t.id = s.rowid)`;
+    filter = input.column && countIds(db, ids, args) > IN_LIST_MAX ? ` AND ${seek}` : ` AND +s.rowid IN (SELECT id ${ids})`;
   } else if (input.column) {
     args.column = input.column;
-    filter = ' AND +s.rowid IN (SELECT id FROM tickets INDEXED BY tickets_inbox WHERE column_id = @column AND archived_at IS NULL)';
+    const ids = 'FROM tickets INDEXED BY tickets_search_column WHERE column_id = @column';
+    const seek = 'EXISTS (SELECT 1 FROM tickets t INDEXED BY tickets_search_column WHERE t.column_id = @column AND t.id = s.rowid)';
+    filter = countIds(db, ids, args) > IN_LIST_MAX ? ` AND ${seek}` : ` AND +s.rowid IN (SELECT id ${ids})`;
   }
-  // the unary + keeps SQLite from handing the id list to FTS5 as one lookup per id
   const where = `WHERE ticket_search MATCH @match${filter}`;
   const total = db.prepare(`SELECT COUNT(*) FROM ticket_search s ${where}`).pluck().get(args) as number;
   // bm25 is computed only for the rows the filters keep, then sorted: bounded by RANK_LIMIT
@@ -158,7 +168,8 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
   const passages = `${marked('highlight', 0)} AS title, ${marked('snippet', 1)} AS body, ${marked('snippet', 2)} AS history`;
   let page: Passages[] = [];
   if (offset < total && order === 'newest') {
-    // in rowid order FTS5 stops after the page, so the snippet is made for those rows only
+    // in rowid order FTS5 stops after the page: one statement, whose snippets are for the page only
+    // (rows skipped by OFFSET cost under a microsecond each)
     page = db.prepare(`SELECT s.rowid AS id, ${passages} FROM ticket_search s ${where} ORDER BY s.rowid DESC LIMIT @limit OFFSET @offset`).all(args) as Passages[];
   } else if (offset < total) {
     const ids = db.prepare(`SELECT s.rowid FROM ticket_search s ${where} ORDER BY ${RANK} LIMIT @limit OFFSET @offset`).pluck().all(args) as number[];
@@ -201,6 +212,11 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
     };
   });
   return { total, order, limit, offset, hits };
+}
+
+function countIds(db: Db, from: string, args: Record<string, string | number>): number {
+  const { project, column } = args;
+  return db.prepare(`SELECT COUNT(*) ${from}`).pluck().get(project === undefined ? { column } : { project, column }) as number;
 }
 
 /** What the search page offers as filters: registered projects, and the columns in use (a project's own when one is chosen). */
