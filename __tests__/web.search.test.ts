@@ -112,6 +112,7 @@ describe('the /search page', () => {
     expect(third.html.match(/class="search-hit"/g)).toHaveLength(5);
     expect(third.html).toContain('showing 41–45');
     expect(third.html).not.toContain('rel="next"');
+    expect(await getPage(d, '/search?q=bulk&page=9')).toMatchObject({ status: 302, location: '/search?q=bulk&page=3' });
 
     const filtered = await getPage(d, '/search?q=pay&project=nt');
     expect(filtered.html).toContain('1 ticket matches.');

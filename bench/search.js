@@ -179,7 +179,8 @@ export async function search({
   // the one-time cost of upgrading: the same database rewound to the version before search, then
   // migrated, so migration 7 indexes every ticket and its history at once
   const db = new Database(path.join(paths.home, 'tasks.db'));
-  for (const { type, name } of db.prepare(`SELECT type, name FROM sqlite_master WHERE name LIKE 'ticket_search%' AND type IN ('trigger', 'view')`).all()) db.exec(`DROP ${type.toUpperCase()} ${name}`);
+  const made = db.prepare(`SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view', 'index') AND (name LIKE 'ticket_search%' OR name = 'tickets_search_column')`);
+  for (const { type, name } of made.all()) db.exec(`DROP ${type.toUpperCase()} ${name}`);
   const before = Math.max(...migrations.filter((m) => m.version < 7).map((m) => m.version));
   db.exec(`DROP TABLE ticket_search; PRAGMA user_version = ${before}`);
   db.close();

@@ -48,6 +48,11 @@ export function searchPages(ctx: AppContext): Router {
       return `/search?${params}`;
     };
     const pages = result ? Math.max(1, Math.ceil(result.total / PAGE_SIZE)) : 1;
+    // a page past the end (an old link, a typed number) goes to the last one
+    if (result && page > pages) {
+      res.redirect(302, link(pages));
+      return;
+    }
     res.render('search/index.njk', {
       title: q ? `Search: ${q}` : 'Search',
       section: 'search',
