@@ -45,7 +45,8 @@ describe('GET /api/search', () => {
     expect(r.body.hits[0].snippet_parts).toContainEqual({ text: 'wombat', match: true });
     expect(r.body.hits[0].snippet).toContain('Gateway logs show a TLS wombat');
 
-    expect((await d.api('GET', '/api/search?q=pay')).body.total).toBe(3);
+    expect((await d.api('GET', '/api/search?q=pay*')).body.total).toBe(3);
+    expect((await d.api('GET', '/api/search?q=pay')).body.total).toBe(1);
     expect((await d.api('GET', '/api/search?q=pay&project=nt')).body.hits.map((h: { key: string }) => h.key)).toEqual(['nt-1']);
     expect((await d.api('GET', '/api/search?q=quokka&column=done')).body.total).toBe(1);
     expect((await d.api('GET', '/api/search?q=quokka&column=human')).body.total).toBe(0);

@@ -2,7 +2,8 @@
 // Zipf distribution, identifiers and paths in the bodies, a few history rows each), written
 // through the real triggers of the search index; then /api/search and the /search page are
 // requested one after another on a kept-alive connection with a mix of queries: words taken from
-// a ticket's title (finding a ticket you remember), single words drawn like the text itself, and
+// a ticket's title (finding a ticket you remember, some as a prefix), single words drawn like the
+// text itself, and
 // both with a project or column filter. The time is the client's, an upper bound of the server's.
 // Last, the database is rewound to before search and migrated, timing migration 7's indexing.
 import path from 'node:path';
@@ -111,9 +112,9 @@ function queries(rand, word, rank, titles, n) {
     const words = [...new Set(t.title.split(' '))].sort((a, b) => rank.get(b) - rank.get(a));
     let q;
     if (r < 0.6) {
-      // one or two words remembered from a title, the second maybe only begun
+      // one or two words remembered from a title, the second maybe only begun (a prefix: word*)
       const b = words[1] ?? words[0];
-      q = rand() < 0.5 ? words[0] : `${words[0]} ${rand() < 0.5 ? b.slice(0, Math.max(3, b.length - 2)) : b}`;
+      q = rand() < 0.5 ? words[0] : `${words[0]} ${rand() < 0.5 ? `${b.slice(0, Math.max(3, b.length - 2))}*` : b}`;
     } else {
       // a single word drawn like the text itself: often one that is in thousands of tickets
       q = word();

@@ -1,7 +1,7 @@
 // Full-text search over tickets: title, body and history, through the FTS5 index that migration 7
 // creates and its triggers keep in step (so tickets written by ticket.cjs are found too). What a
 // person types never reaches FTS5's query syntax: each word, or each "quoted phrase", becomes a
-// quoted prefix term, so `"`, `AND`, `*`, `-` or `NEAR(` are plain text, never a syntax error.
+// quoted term, so `"`, `AND`, `*`, `-` or `NEAR(` are plain text, never a syntax error.
 import { UserError } from './errors.js';
 import { getColumns, getProject } from './projects.js';
 import type { Db } from './db/connection.js';
@@ -70,16 +70,22 @@ export interface SearchResult {
 
 /**
  * The FTS5 query for what a person typed, or null when it holds no word to look for. Terms are
- * ANDed; each is a quoted string (inner quotes doubled), a prefix when it has three characters or more.
+ * ANDed; each is a quoted string (inner quotes doubled), so FTS5 reads it as text. A word ending
+ * in `*` with three characters or more before it is a prefix; any other `*` is text. Words are
+ * not prefixes by default: FTS5 reads a word's list of tickets as a stream that a page of hits
+ * stops early, but merges a prefix's lists whole first, 10-30 ms for a common one at 100,000
+ * tickets (BENCHMARKS.md).
  */
 export function ftsQuery(q: string): string | null {
   const terms: string[] = [];
   for (const m of q.slice(0, QUERY_MAX_CHARS).matchAll(/"([^"]+)"|(\S+)/g)) {
     // control characters are never text anyone searches for
-    const term = (m[1] ?? m[2]!).replace(/[\p{Cc}\uE000\uE001]/gu, ' ').trim();
+    const raw = (m[1] ?? m[2]!).replace(/[\p{Cc}\uE000\uE001]/gu, ' ').trim();
+    const stem = m[2] !== undefined && raw.endsWith('*') ? raw.replace(/\*+$/, '') : null;
+    const term = stem ?? raw;
     if (!/[\p{L}\p{N}]/u.test(term)) continue;
-    // a term of one or two letters as a prefix would merge much of the vocabulary: whole words only
-    terms.push(`"${term.replace(/"/g, '""')}"${[...term].length >= 3 ? '*' : ''}`);
+    const prefix = stem !== null && [...stem].length >= 3;
+    terms.push(`"${term.replace(/"/g, '""')}"${prefix ? '*' : ''}`);
     if (terms.length === QUERY_MAX_TERMS) break;
   }
   return terms.length ? terms.join(' ') : null;

@@ -118,7 +118,7 @@ export function ticketCommands(y: Argv): Argv {
       'find tickets by words in their title, description or history',
       (c) =>
         c
-          .positional('query', { type: 'string', array: true, demandOption: true, describe: 'words (each matches the start of a word); "a phrase" in quotes' })
+          .positional('query', { type: 'string', array: true, demandOption: true, describe: 'words, all of which must match; word* for a prefix; "a phrase" in quotes' })
           .option('project', { alias: 'p', type: 'string' })
           .option('column', { alias: 'c', type: 'string' })
           .option('limit', { type: 'number', default: 20 })

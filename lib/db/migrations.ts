@@ -199,10 +199,12 @@ CREATE INDEX tickets_unmerged ON tickets (project_id) WHERE column_id = 'done' A
     name: 'full-text search over tickets and their history',
     sql: `
 -- One document per ticket that is not archived (rowid = ticket id): its title, its body and the
--- text of its history, so a search needs no look at archived rows. unicode61 (words, accents folded) rather than trigram: half the size, a third of the write cost,
--- and words of one or two letters ("ui", "db") stay searchable. Query terms of three letters or
--- more are prefixes; the index of 3-letter prefixes keeps a short one ("con") from merging the
--- lists of every word it begins.
+-- text of its history, so a search needs no look at archived rows. Words (unicode61, accents
+-- folded) rather than trigrams: half the size, a third of the write cost, words of one or two
+-- letters ("ui", "db") stay searchable, and a word's list of tickets is read as a stream that a
+-- page of hits stops early. No stemmer: porter would stem a prefix too ("pay*" would look for
+-- "pai"). A prefix is asked for ("pay*"); the index of 3-letter prefixes keeps a short one from
+-- merging the lists of every word it begins.
 CREATE VIRTUAL TABLE ticket_search USING fts5(title, body, history, tokenize = 'unicode61 remove_diacritics 2', prefix = '3');
 -- What the index holds for each ticket, exactly: the backfill and a ticket coming back from the
 -- archive read it, and the tests compare the index with it. History rows are appended in id order,
