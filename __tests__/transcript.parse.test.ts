@@ -3,7 +3,7 @@
 // never returns half a line of a file that is still being written.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseTranscript, parseTranscriptLine, readTranscriptChunk, transcriptSummary } from '../lib/transcript.js';
+import { describeTranscriptLine, lineDiff, parseTranscript, parseTranscriptLine, readTranscriptChunk, toolCall, transcriptSummary } from '../lib/transcript.js';
 import { tempDir } from './helpers/home.js';
 import { sampleTranscript } from './helpers/web.js';
 
@@ -77,4 +77,55 @@ test('a file larger than the cap keeps its newest whole lines and reports what i
   expect(chunk.text).toBe(line.repeat(10));
   expect(chunk.skipped).toBe(9000);
   expect(chunk.end).toBe(10_000);
+});
+
+describe('tool calls read like a terminal session', () => {
+  test('Bash is a command with its description; the sample shows it so', () => {
+    expect(toolCall('Bash', { command: 'npm test -- --watch=false', description: 'Run the tests' })).toEqual({ kind: 'command', command: 'npm test -- --watch=false', description: 'Run the tests' });
+    const bash = parseTranscript(sample).find((e) => e.kind === 'tool_use')!;
+    expect(bash.kind === 'tool_use' && bash.call).toEqual({ kind: 'command', command: "node ticket.cjs comment abc-7 'started'", description: 'Comment on the ticket' });
+    const line = JSON.stringify({ type: 'assistant', message: { content: [{ type: 'tool_use', id: 't', name: 'Bash', input: { command: 'ls -la', description: 'List' } }] } });
+    expect(describeTranscriptLine(line)).toEqual(['$ ls -la   # List']);
+  });
+
+  test('Edit, MultiEdit and Write are diffs; Read, Grep and Glob one line; the rest keeps its raw input', () => {
+    expect(toolCall('Edit', { file_path: '/r/a.ts', old_string: 'const a = 1;\nconst b = 2;', new_string: 'const a = 1;\nconst b = 3;' })).toEqual({
+      kind: 'edit',
+      path: '/r/a.ts',
+      note: '',
+      hunks: [[{ op: ' ', text: 'const a = 1;' }, { op: '-', text: 'const b = 2;' }, { op: '+', text: 'const b = 3;' }]],
+    });
+    expect(toolCall('Edit', { file_path: 'x', old_string: 'a', new_string: 'b', replace_all: true })).toMatchObject({ note: 'every occurrence' });
+    const multi = toolCall('MultiEdit', { file_path: 'm.ts', edits: [{ old_string: 'a', new_string: 'b' }, { old_string: 'c', new_string: '' }, 'junk'] });
+    expect(multi).toEqual({ kind: 'edit', path: 'm.ts', note: '2 edits', hunks: [[{ op: '-', text: 'a' }, { op: '+', text: 'b' }], [{ op: '-', text: 'c' }]] });
+    expect(toolCall('Write', { file_path: 'n.txt', content: 'one\ntwo' })).toEqual({ kind: 'edit', path: 'n.txt', note: 'whole file', hunks: [[{ op: '+', text: 'one' }, { op: '+', text: 'two' }]] });
+    expect(toolCall('Read', { file_path: '/r/lib/x.ts' })).toEqual({ kind: 'target', text: '/r/lib/x.ts' });
+    expect(toolCall('Read', { file_path: '/r/lib/x.ts', offset: 10, limit: 5 })).toEqual({ kind: 'target', text: '/r/lib/x.ts (lines 10–14)' });
+    expect(toolCall('Grep', { pattern: 'TODO\\(', path: 'lib', glob: '*.ts' })).toEqual({ kind: 'target', text: 'TODO\\( in lib (*.ts)' });
+    expect(toolCall('Glob', { pattern: '**/*.njk' })).toEqual({ kind: 'target', text: '**/*.njk' });
+    expect(toolCall('TodoWrite', { todos: [] })).toEqual({ kind: 'input' });
+    // whatever an agent sends, the parser never throws
+    for (const input of [null, 'str', 42, [], { command: 7 }, { edits: 'x' }, { file_path: {} }]) {
+      for (const name of ['Bash', 'Edit', 'MultiEdit', 'Write', 'Read', 'Grep', 'Glob', 'LS', 'WebFetch', 'WebSearch']) expect(() => toolCall(name, input)).not.toThrow();
+    }
+    expect(toolCall('Bash', { command: 7 })).toEqual({ kind: 'input' });
+  });
+
+  test('lineDiff keeps common lines as context and finds the changed ones', () => {
+    expect(lineDiff('a\nb\nc\nd', 'a\nc\nx\nd')).toEqual([
+      { op: ' ', text: 'a' },
+      { op: '-', text: 'b' },
+      { op: ' ', text: 'c' },
+      { op: '+', text: 'x' },
+      { op: ' ', text: 'd' },
+    ]);
+    expect(lineDiff('', '')).toEqual([]);
+    expect(lineDiff('same', 'same')).toEqual([{ op: ' ', text: 'same' }]);
+    // past the size limit the middle is a removal then an addition, still complete
+    const big = Array.from({ length: 600 }, (_, i) => `line ${i}`);
+    const changed = big.map((l, i) => (i % 2 ? `${l} changed` : l));
+    const diff = lineDiff(big.join('\n'), changed.join('\n'));
+    expect(diff.filter((l) => l.op !== '+').map((l) => l.text)).toEqual(big);
+    expect(diff.filter((l) => l.op !== '-').map((l) => l.text)).toEqual(changed);
+  });
 });

@@ -403,8 +403,8 @@ describe('runs and transcripts', () => {
     writeTranscript(file, fs.readFileSync(sampleTranscript, 'utf8'));
     const html = (await getPage(d, '/runs/run-sample-1')).html;
     expect(html).toContain("I&#39;ll record progress on abc-7.");
-    expect(html).toContain('Tool · Bash');
-    expect(html).toContain('node ticket.cjs comment abc-7');
+    expect(html).toContain('<span class="tx-label">Bash <span class="tx-desc">· Comment on the ticket</span></span>');
+    expect(html).toContain('<span class="tx-prompt" aria-hidden="true">$ </span>node ticket.cjs comment abc-7');
     expect(html).toMatch(/tx-result is-error[\s\S]*No such file or directory/);
     expect(html).toContain('Ticket abc-7 is done.');
     expect(html).toContain('$0.1052');

@@ -280,8 +280,7 @@ export interface TicketListFilter {
   offset?: number;
 }
 
-/** Lists tickets without their bodies, newest first. */
-export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[] {
+function listWhere(db: Db, filter: TicketListFilter): { where: string[]; args: (string | number)[] } {
   const where: string[] = ['t.archived_at IS NULL'];
   const args: (string | number)[] = [];
   const project = filter.project === undefined ? undefined : getProject(db, filter.project);
@@ -301,6 +300,18 @@ export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[]
     where.push('t.column_id = ?');
     args.push(filter.column);
   }
+  return { where, args };
+}
+
+/** How many tickets `listTickets` would page through. */
+export function countTickets(db: Db, filter: TicketListFilter = {}): number {
+  const { where, args } = listWhere(db, filter);
+  return (db.prepare(`SELECT COUNT(*) AS n FROM tickets t WHERE ${where.join(' AND ')}`).get(...args) as { n: number }).n;
+}
+
+/** Lists tickets without their bodies, newest first. */
+export function listTickets(db: Db, filter: TicketListFilter = {}): TicketView[] {
+  const { where, args } = listWhere(db, filter);
   const limit = Math.min(Math.max(filter.limit ?? 200, 1), 1000);
   const rows = db
     .prepare(
@@ -425,24 +436,42 @@ export interface BoardColumn extends Column {
 /** Cards a board shows per column (newest first); the rest are a click away on the column's list. Keeps a board of 10,000 tickets small (BENCHMARKS.md). */
 export const BOARD_COLUMN_LIMIT = 50;
 
-/** A project's board: every column with its count and cards (no bodies); `done` shows the newest `doneLimit`. */
-export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = BOARD_COLUMN_LIMIT): BoardColumn[] {
+/**
+ * The SQL condition for a board's filter box: the text within the title (ASCII letters in any case), the ticket's
+ * number (`42`, `#42` or `pd-42`), or its priority. Empty text filters nothing.
+ */
+function cardFilter(text: string): { sql: string; args: (string | number)[] } {
+  const t = text.trim().toLowerCase();
+  if (!t) return { sql: '', args: [] };
+  const number = /^(?:[a-z][a-z0-9]*-|#)?(\d+)$/.exec(t);
+  const like = `%${t.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return { sql: ` AND (t.title LIKE ? ESCAPE '\\' OR t.number = ? OR t.priority = ?)`, args: [like, number ? Number(number[1]) : -1, t] };
+}
+
+/**
+ * A project's board: every column with its count and cards (no bodies); `done` shows the newest
+ * `doneLimit`. With `filter`, only the matching cards, and the columns count only those.
+ */
+export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = BOARD_COLUMN_LIMIT, filter = ''): BoardColumn[] {
   const project = getProject(db, projectRef);
+  const f = cardFilter(filter);
   const counts = new Map(
-    (db.prepare(`SELECT column_id, COUNT(*) AS n FROM tickets WHERE project_id = ? AND archived_at IS NULL GROUP BY column_id`).all(project.id) as { column_id: string; n: number }[]).map((r) => [
-      r.column_id,
-      r.n,
-    ]),
+    (
+      db.prepare(`SELECT column_id, COUNT(*) AS n FROM tickets t WHERE project_id = ? AND archived_at IS NULL${f.sql} GROUP BY column_id`).all(project.id, ...f.args) as {
+        column_id: string;
+        n: number;
+      }[]
+    ).map((r) => [r.column_id, r.n]),
   );
   const cards = db.prepare(
     `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
             t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, ? AS abbreviation
-     FROM tickets t WHERE t.project_id = ? AND t.column_id = ? AND t.archived_at IS NULL ORDER BY t.updated_at DESC, t.id DESC LIMIT ?`,
+     FROM tickets t WHERE t.project_id = ? AND t.column_id = ? AND t.archived_at IS NULL${f.sql} ORDER BY t.updated_at DESC, t.id DESC LIMIT ?`,
   );
   return getColumns(db, project.id).map((col) => {
     const count = counts.get(col.column_id) ?? 0;
     const limit = col.column_id === 'done' ? doneLimit : perColumnLimit;
-    const tickets = (cards.all(project.abbreviation, project.id, col.column_id, limit) as (Ticket & { abbreviation: string })[]).map(toView);
+    const tickets = (cards.all(project.abbreviation, project.id, col.column_id, ...f.args, limit) as (Ticket & { abbreviation: string })[]).map(toView);
     return { ...col, count, tickets, truncated: count > tickets.length };
   });
 }

@@ -2,7 +2,9 @@
 // writes, turned into a readable conversation. Parsing is total: an
 // unknown or broken line becomes a `raw` entry or is skipped, never an exception, because the
 // file is being written while we read it. The final `result` line is the authority on cost,
-// tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides).
+// tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides). A tool call
+// also gets a readable form (`toolCall`): a shell command, a diff of an edit, a path or pattern,
+// which the run page and `dispatch runs tail` both show.
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';
 
@@ -10,7 +12,7 @@ export type TranscriptEntry =
   | { kind: 'init'; model: string; cwd: string; permissionMode: string; tools: string[] }
   | { kind: 'text'; text: string }
   | { kind: 'thinking'; text: string }
-  | { kind: 'tool_use'; id: string; name: string; input: string }
+  | { kind: 'tool_use'; id: string; name: string; input: string; call: ToolCall }
   | { kind: 'tool_result'; toolUseId: string; content: string; isError: boolean }
   | { kind: 'retry'; attempt: number; maxRetries: number; error: string }
   | { kind: 'result'; summary: TranscriptSummary }
@@ -35,6 +37,19 @@ export interface RateLimitInfo {
   resetsAt: number | null;
   limitType: string;
 }
+
+/** One line of a diff: removed, added, or unchanged context. */
+export interface DiffLine {
+  op: '-' | '+' | ' ';
+  text: string;
+}
+
+/** How a tool call reads: a shell command, file changes as diffs, a one-line target, or only its raw input. */
+export type ToolCall =
+  | { kind: 'command'; command: string; description: string }
+  | { kind: 'edit'; path: string; hunks: DiffLine[][]; note: string }
+  | { kind: 'target'; text: string }
+  | { kind: 'input' };
 
 type Json = Record<string, unknown>;
 
@@ -74,10 +89,109 @@ function blockEntries(message: unknown): TranscriptEntry[] {
     if (!isObject(b)) continue;
     if (b.type === 'text' && str(b.text)) out.push({ kind: 'text', text: str(b.text) });
     else if (b.type === 'thinking' && str(b.thinking)) out.push({ kind: 'thinking', text: str(b.thinking) });
-    else if (b.type === 'tool_use') out.push({ kind: 'tool_use', id: str(b.id), name: str(b.name) || 'tool', input: JSON.stringify(b.input ?? {}, null, 2) });
+    else if (b.type === 'tool_use') {
+      const name = str(b.name) || 'tool';
+      out.push({ kind: 'tool_use', id: str(b.id), name, input: JSON.stringify(b.input ?? {}, null, 2), call: toolCall(name, b.input) });
+    }
     else if (b.type === 'tool_result') out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
   }
   return out;
+}
+
+/** Diffs larger than this (lines of old times lines of new) are shown as all removed, then all added. */
+const DIFF_CELLS = 250_000;
+
+/**
+ * A line diff of two texts: common leading and trailing lines as context, the middle by longest
+ * common subsequence (or, past DIFF_CELLS, as a plain removal followed by an addition).
+ */
+export function lineDiff(before: string, after: string): DiffLine[] {
+  const a = before === '' ? [] : before.split('\n');
+  const b = after === '' ? [] : after.split('\n');
+  let head = 0;
+  while (head < a.length && head < b.length && a[head] === b[head]) head++;
+  let tail = 0;
+  while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
+  const oldMid = a.slice(head, a.length - tail);
+  const newMid = b.slice(head, b.length - tail);
+  const middle: DiffLine[] = [];
+  if (oldMid.length * newMid.length > DIFF_CELLS || !oldMid.length || !newMid.length) {
+    for (const text of oldMid) middle.push({ op: '-', text });
+    for (const text of newMid) middle.push({ op: '+', text });
+  } else {
+    // lcs[i][j]: length of the longest common subsequence of oldMid[i..] and newMid[j..]
+    const n = oldMid.length;
+    const m = newMid.length;
+    const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
+    for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = oldMid[i] === newMid[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    let i = 0;
+    let j = 0;
+    while (i < n || j < m) {
+      if (i < n && j < m && oldMid[i] === newMid[j]) {
+        middle.push({ op: ' ', text: oldMid[i]! });
+        i++;
+        j++;
+      } else if (i < n && (j === m || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) middle.push({ op: '-', text: oldMid[i++]! });
+      else middle.push({ op: '+', text: newMid[j++]! });
+    }
+  }
+  return [...a.slice(0, head).map((text): DiffLine => ({ op: ' ', text })), ...middle, ...b.slice(b.length - tail).map((text): DiffLine => ({ op: ' ', text }))];
+}
+
+const joinDefined = (parts: (string | false)[]) => parts.filter(Boolean).join(' ');
+
+/** The readable form of a call to one of Claude Code's tools; anything unknown keeps only its raw input. */
+export function toolCall(name: string, input: unknown): ToolCall {
+  const i = isObject(input) ? input : {};
+  const path = str(i.file_path) || str(i.notebook_path) || str(i.path);
+  switch (name) {
+    case 'Bash':
+      return str(i.command) ? { kind: 'command', command: str(i.command), description: str(i.description) } : { kind: 'input' };
+    case 'Edit':
+      return { kind: 'edit', path, hunks: [lineDiff(str(i.old_string), str(i.new_string))], note: i.replace_all === true ? 'every occurrence' : '' };
+    case 'MultiEdit': {
+      const edits = Array.isArray(i.edits) ? i.edits.filter(isObject) : [];
+      return { kind: 'edit', path, hunks: edits.map((e) => lineDiff(str(e.old_string), str(e.new_string))), note: `${edits.length} edit${edits.length === 1 ? '' : 's'}` };
+    }
+    case 'Write':
+      return { kind: 'edit', path, hunks: [lineDiff('', str(i.content))], note: 'whole file' };
+    case 'Read': {
+      const from = num(i.offset);
+      const count = num(i.limit);
+      const range = from !== null || count !== null ? `(lines ${from ?? 1}${count !== null ? `–${(from ?? 1) + count - 1}` : ' on'})` : '';
+      return path ? { kind: 'target', text: joinDefined([path, range]) } : { kind: 'input' };
+    }
+    case 'Grep':
+    case 'Glob': {
+      const pattern = str(i.pattern);
+      const scope = joinDefined([path && `in ${path}`, str(i.glob) && `(${str(i.glob)})`, str(i.type) && `(type ${str(i.type)})`]);
+      return pattern ? { kind: 'target', text: joinDefined([pattern, scope]) } : { kind: 'input' };
+    }
+    case 'LS':
+      return path ? { kind: 'target', text: path } : { kind: 'input' };
+    case 'WebFetch':
+      return str(i.url) ? { kind: 'target', text: str(i.url) } : { kind: 'input' };
+    case 'WebSearch':
+      return str(i.query) ? { kind: 'target', text: str(i.query) } : { kind: 'input' };
+    default:
+      return { kind: 'input' };
+  }
+}
+
+/** One line saying what a tool call does, for plain-text transcripts. */
+export function toolCallLine(name: string, call: ToolCall, input: string): string {
+  switch (call.kind) {
+    case 'command':
+      return `$ ${call.command.replace(/\n/g, '\n  ')}${call.description ? `   # ${call.description}` : ''}`;
+    case 'edit': {
+      const lines = call.hunks.flat();
+      return `${name} ${call.path} (+${lines.filter((l) => l.op === '+').length} −${lines.filter((l) => l.op === '-').length})`;
+    }
+    case 'target':
+      return `${name} ${call.text}`;
+    case 'input':
+      return `tool ${name}: ${input.replace(/\s+/g, ' ')}`;
+  }
 }
 
 /**
@@ -239,7 +353,7 @@ export function describeTranscriptLine(line: string): string[] {
       case 'thinking':
         return `thinking: ${e.text}`;
       case 'tool_use':
-        return `tool ${e.name}: ${e.input.replace(/\s+/g, ' ')}`;
+        return toolCallLine(e.name, e.call, e.input);
       case 'tool_result':
         return `  ${e.isError ? '✗' : '→'} ${e.content.length > 500 ? `${e.content.slice(0, 500)}…` : e.content}`;
       case 'retry':

@@ -1,5 +1,6 @@
 // Regenerates docs/screenshots/*.png: starts the built daemon on a temp home, files some demo
-// projects, tickets, findings and runs, and photographs the main pages in headless Chromium.
+// projects, tickets, findings and runs, and photographs the main pages in headless Chromium, on
+// a desktop screen and on a 390 px phone (phone-*.png).
 // The agents are the test suite's fake claude told (through agents.env) to start and then wait,
 // so the running agents on the board and in the queue inspector are real processes; they are
 // killed after the daemon stops, since agents outlive a daemon by design.
@@ -33,6 +34,31 @@ git('commit', '-q', '-m', 'footer');
 fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.stringify({ '*': [{ do: 'hang' }] }) } } }, null, 2));
 
 const fakeClaude = path.join(root, '__tests__', 'fixtures', 'fake-claude.cjs');
+// a 2,000-character code line: on a phone it scrolls inside its code block, never the page
+const LONG_CONFIG = `export default { ${Array.from({ length: 100 }, (_, i) => `option${i}: 'value-${i}'`).join(', ')} };`.slice(0, 2000);
+
+/** A coding agent's session as claude -p writes it: reading, searching, editing, testing. */
+function demoTranscript() {
+  let n = 0;
+  const use = (name, input) => ({ type: 'assistant', message: { content: [{ type: 'tool_use', id: `toolu_${++n}`, name, input }] } });
+  const result = (content, isError = false) => ({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: `toolu_${n}`, content, is_error: isError }] } });
+  const testRun = ['> shop@1.4.0 test', '> node --test', ''].concat(Array.from({ length: 26 }, (_, i) => `ok ${i + 1} - ${['cart totals', 'coupon clamp', 'refunds', 'tax rounding'][i % 4]} case ${i + 1}`), ['', '# tests 26', '# pass 26', '# fail 0']);
+  return [
+    { type: 'system', subtype: 'init', model: 'claude-sonnet-5', cwd: '/home/me/Development/shop', permissionMode: 'acceptEdits', tools: ['Bash', 'Read', 'Edit', 'Grep'] },
+    { type: 'assistant', message: { content: [{ type: 'text', text: 'I will find where coupons are applied and clamp the total at zero.' }] } },
+    use('Grep', { pattern: 'applyCoupon', path: 'src', glob: '*.js' }),
+    result('src/cart.js\nsrc/checkout.js'),
+    use('Read', { file_path: '/home/me/Development/shop/src/cart.js', offset: 40, limit: 20 }),
+    result('40  export function applyCoupon(total, coupon) {\n41    const discount = total * coupon.percent / 100;\n42    return total - discount;\n43  }'),
+    use('Edit', { file_path: '/home/me/Development/shop/src/cart.js', old_string: '  const discount = total * coupon.percent / 100;\n  return total - discount;', new_string: '  const discount = total * coupon.percent / 100;\n  // a coupon above 100% must not make the total negative\n  return Math.max(0, total - discount);' }),
+    result('The file /home/me/Development/shop/src/cart.js has been updated.'),
+    use('Bash', { command: 'npm test', description: 'Run the test suite' }),
+    result(testRun.join('\n')),
+    use('Bash', { command: 'ticket comment shop-2 complete "Clamped the total at zero; tests for 99%, 100% and 120% coupons."', description: 'Report on the ticket' }),
+    result('{"ok":true,"type":"complete"}'),
+    { type: 'result', subtype: 'success', is_error: false, result: 'Clamped the total at zero and added boundary tests.', num_turns: 6, duration_ms: 94000, total_cost_usd: 0.105228, usage: { input_tokens: 34336, output_tokens: 148 } },
+  ].map((l) => JSON.stringify(l)).join('\n') + '\n';
+}
 const env = { PATH: process.env.PATH, HOME: tmp, LANG: 'C.UTF-8', DISPATCH_HOME: home, DISPATCH_PROJECTS_ROOT: dev, DISPATCH_PORT: '0', DISPATCH_CLAUDE_BIN: fakeClaude };
 const daemon = spawn(process.execPath, [path.join(root, 'dist', 'bin', 'daemon.js')], { env, stdio: 'ignore' });
 
@@ -66,6 +92,7 @@ try {
   await ticket('shop', 'Dark mode for the admin', 'security-reviewer');
   await ticket('shop', 'Upgrade to Node 22', 'coding-agent', 'low');
   for (const t of ['Fix typo in footer', 'Cache product images', 'Paginate search results']) await ticket('shop', t, 'done');
+  const codeTicket = (await ticket('shop', 'Config loader fails on long lines', 'human', 'normal', `Loading this one-line config crashes the parser:\n\n\`\`\`js\n${LONG_CONFIG}\n\`\`\`\n\nShorter files load fine.`)).ticket.key;
   await ticket('blog', 'Launch post for v2', 'human', 'normal');
   await api('POST', '/api/tickets/blog-1/comments', { type: 'block', author: 'writer:run-7', body: 'Should the launch post be formal or casual? The old posts mix both.' });
   await ticket('ops', 'Renew TLS certificates', 'sysadmin', 'high');
@@ -95,7 +122,7 @@ try {
     const t = db.prepare(`SELECT t.id, t.project_id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(n));
     const start = Date.now() - minutesAgo * 60_000;
     const file = path.join(runsDir, `${id}.log`);
-    fs.writeFileSync(file, sample);
+    fs.writeFileSync(file, id === 'r-shop2-a' ? demoTranscript() : sample);
     db.prepare(
       `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, tokens_in, tokens_out, cost_usd, created_at, started_at, ended_at)
        VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -135,10 +162,20 @@ try {
     ['projects', '/projects', 'light'],
     ['queues', '/queues', 'light'],
     ['ticket-diff', '/tickets/shop-6#diff-h', 'light'],
+    ['search', '/search?q=coupon', 'light'],
+    // a 390 px phone
+    ['phone-inbox', '/inbox', 'light', 'phone'],
+    ['phone-board', '/projects/shop', 'light', 'phone'],
+    ['phone-ticket', `/tickets/${codeTicket}`, 'light', 'phone'],
+    ['phone-ticket-diff', '/tickets/shop-6#diff-h', 'light', 'phone'],
+    ['phone-transcript', '/runs/r-shop2-a', 'light', 'phone'],
+    ['phone-search', '/search?q=coupon', 'dark', 'phone'],
   ];
-  for (const [name, p, scheme] of shots) {
-    const page = await browser.newPage({ viewport: { width: 1360, height: name === 'queues' ? 1200 : 860 }, colorScheme: scheme });
+  for (const [name, p, scheme, device] of shots) {
+    const viewport = device === 'phone' ? { width: 390, height: 844 } : { width: 1360, height: name === 'queues' ? 1200 : 860 };
+    const page = await browser.newPage({ viewport, colorScheme: scheme });
     await page.goto(url + p);
+    if (name === 'phone-transcript') await page.locator('.tx-call-edit').scrollIntoViewIfNeeded();
     if (name === 'agent-type') await page.locator('#prompt-preview h1, #prompt-preview h2').first().waitFor();
     await page.screenshot({ path: path.join(out, `${name}.png`) });
     await page.close();

@@ -1,9 +1,10 @@
-// `dispatch ticket new|list|show|comment|move` and `dispatch inbox`.
+// `dispatch ticket new|list|show|comment|move|search` and `dispatch inbox`.
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { UserError } from '../../lib/errors.js';
 import type { Comment, InboxItem, TicketView } from '../../lib/tickets.js';
 import type { Run } from '../../lib/runs.js';
+import type { SearchResult } from '../../lib/search.js';
 import { api } from './client.js';
 import { wholeNumber } from './options.js';
 import { printJson, printTable, say, terminalSafe, when } from './output.js';
@@ -113,7 +114,28 @@ export function ticketCommands(y: Argv): Argv {
         say(`${result.ticket.key}: ${result.from} → ${result.to}`);
       },
     )
-    .demandCommand(1, 'name a ticket command: new, list, show, comment or move');
+    .command(
+      'search <query..>',
+      'find tickets by words in their title, description or history',
+      (c) =>
+        c
+          .positional('query', { type: 'string', array: true, demandOption: true, describe: 'words, all of which must match; word* for a prefix; "a phrase" in quotes' })
+          .option('project', { alias: 'p', type: 'string' })
+          .option('column', { alias: 'c', type: 'string' })
+          .option('limit', { type: 'number', default: 20 })
+          .option('offset', { type: 'number', default: 0 }),
+      async (argv) => {
+        const q = new URLSearchParams({ q: (argv.query as string[]).join(' ') });
+        if (argv.project) q.set('project', argv.project);
+        if (argv.column) q.set('column', argv.column);
+        q.set('limit', String(argv.limit));
+        q.set('offset', String(argv.offset));
+        const result = await api<SearchResult>('GET', `/api/search?${q}`);
+        if (argv.json) return printJson(result);
+        printSearch(result);
+      },
+    )
+    .demandCommand(1, 'name a ticket command: new, list, show, comment, move or search');
 }
 
 /** `dispatch inbox`: what needs the person (or, with --backlog, what they filed into human themselves). */
@@ -157,6 +179,19 @@ export async function inboxCommand(argv: InboxArgs): Promise<void> {
     ['id', 'project', 'priority', 'title', 'by', 'note', 'since'],
   );
   if (total > tickets.length) say(`${tickets.length} of ${total} shown; --limit shows more`);
+}
+
+function printSearch(r: SearchResult): void {
+  const shown = r.hits.length && r.total > r.hits.length ? `, showing ${r.offset + 1}-${r.offset + r.hits.length}` : '';
+  console.log(`${r.total} ticket${r.total === 1 ? '' : 's'} found${shown}${r.order === 'newest' ? ' (newest first: too many to rank)' : ''}`);
+  // matches in bold on a terminal; plain text anywhere else
+  const bold = process.stdout.isTTY ? (s: string) => `\x1b[1m${s}\x1b[22m` : (s: string) => s;
+  // ticket text may come from an agent: no control character reaches the terminal
+  const clean = (s: string) => s.replace(/[\p{Cc}]/gu, ' ');
+  for (const h of r.hits) {
+    console.log(`\n${h.key}  ${h.column_id}${h.priority !== 'normal' ? `  ${h.priority}` : ''}  ${clean(h.title)}`);
+    if (h.snippet) console.log(`    ${h.snippet_parts.map((p) => (p.match ? bold(clean(p.text)) : clean(p.text))).join('')}`);
+  }
 }
 
 function describe(c: Comment): string {

@@ -1,7 +1,8 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
-// board, a quiet live refresh of the inbox and board, live transcripts over server-sent events,
-// a live markdown preview of prompts, confirm dialogs and the inbox's keys. Writes reuse the page's own forms and
-// form token.
+// board, a board filter that hides cards as you type, a quiet live refresh of the inbox and board,
+// live transcripts over server-sent events (entries arrive as HTML the server rendered with the
+// page's own template), a live markdown preview of prompts, confirm dialogs and the inbox's keys.
+// Writes reuse the page's own forms and form token.
 'use strict';
 
 (function () {
@@ -33,6 +34,7 @@
           region.innerHTML = fresh.innerHTML;
           bindBoard();
           markSelected();
+          filterCards();
         }
       });
       const count = document.getElementById('inbox-count');
@@ -144,6 +146,20 @@
     input.value = '1';
     form.appendChild(input);
   });
+  // --- board filter as you type: the same rule the server applies when the form is sent ---
+  // (the text within the title, the ticket's number as 42, #42 or pd-42, or its priority)
+  const cardFilter = document.querySelector('[data-card-filter]');
+  function filterCards() {
+    if (!cardFilter) return;
+    const text = cardFilter.value.trim().toLowerCase();
+    document.querySelectorAll('[data-board] .card').forEach((card) => {
+      const key = (card.dataset.key || '').toLowerCase();
+      const number = key.slice(key.lastIndexOf('-') + 1);
+      const title = (card.querySelector('.card-title') || {}).textContent || '';
+      card.hidden = text !== '' && !(title.toLowerCase().includes(text) || [key, number, `#${number}`, card.dataset.priority].includes(text));
+    });
+  }
+  if (cardFilter) cardFilter.addEventListener('input', filterCards);
 
   // --- live transcript over server-sent events ---
   const transcript = document.querySelector('#transcript[data-events]');

@@ -16,6 +16,7 @@ import { queuePages } from './queues.js';
 import { pausePages } from './pause.js';
 import { costPages } from './costs.js';
 import { budgetStatus } from '../../../lib/budget.js';
+import { searchPages } from './search.js';
 import type { AppContext } from '../../context.js';
 
 export function pages(ctx: AppContext, csrfToken: string): Router {
@@ -47,5 +48,6 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(queuePages(ctx));
   r.use(pausePages(ctx));
   r.use(costPages(ctx));
+  r.use(searchPages(ctx));
   return r;
 }

@@ -24,7 +24,8 @@ import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProjec
 import { budgetMessage, parseBudget, setProjectBudget } from '../../../lib/budget.js';
 import { localDayStart, nextLocalMidnight, spentBetween } from '../../../lib/costs.js';
 import { listProjectTypes } from '../../../lib/projectTypes.js';
-import { board, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
+import { board, BOARD_COLUMN_LIMIT, countTickets, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
+import { queryString } from '../api/search.js';
 import { UserError } from '../../../lib/errors.js';
 import { HUMAN } from '../../http.js';
 import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
@@ -171,10 +172,10 @@ export function projectPages(ctx: AppContext): Router {
     );
   });
 
-  async function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}): Promise<void> {
+  async function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}, filter = ''): Promise<void> {
     const project = getProject(db, ref);
     if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
-    const columns = board(db, project.id, ctx.config.get().board.done_limit);
+    const columns = board(db, project.id, ctx.config.get().board.done_limit, BOARD_COLUMN_LIMIT, filter);
     const order = columns.map((c) => c.column_id);
     // a card shows a running marker only while its run is live
     const live = new Set(liveRunIds(db, project.id));
@@ -204,7 +205,9 @@ export function projectPages(ctx: AppContext): Router {
       priorities: PRIORITIES,
       error: error?.scope === 'budget' || error?.scope === 'parallel' ? null : error,
       values,
-      self: `/projects/${project.abbreviation}`,
+      filter,
+      matching: filter ? columns.reduce((n, c) => n + c.count, 0) : null,
+      self: `/projects/${project.abbreviation}${filter ? `?${new URLSearchParams({ filter })}` : ''}`,
       budget: projectBudgetView(project, error?.scope === 'budget' ? error : null, values),
       parallel: {
         ...workspace,
@@ -230,7 +233,7 @@ export function projectPages(ctx: AppContext): Router {
     };
   }
 
-  r.get('/projects/:abbr', async (req, res) => renderBoard(res, req.params.abbr));
+  r.get('/projects/:abbr', async (req, res) => renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200)));
 
   r.post('/projects/:abbr/parallel-coding', async (req, res) => {
     const values = formValues(req);
@@ -279,6 +282,7 @@ export function projectPages(ctx: AppContext): Router {
     if (column && !columns.some((c) => c.column_id === column)) throw new UserError(`unknown column "${column}"`, 'column');
     const page = pageNumber(req.query.page);
     const rows = listTickets(db, { project: project.id, column, limit: LIST_PAGE + 1, offset: (page - 1) * LIST_PAGE });
+    const total = countTickets(db, { project: project.id, column });
     const base = `/projects/${project.abbreviation}/tickets?${column ? `column=${encodeURIComponent(column)}&` : ''}`;
     const names = new Map(columns.map((c) => [c.column_id, c.name]));
     res.render('projects/tickets.njk', {
@@ -288,6 +292,9 @@ export function projectPages(ctx: AppContext): Router {
       column: column ? { id: column, name: names.get(column) } : null,
       columns: columns.map((c) => ({ id: c.column_id, name: c.name })),
       tickets: rows.slice(0, LIST_PAGE).map((t) => ({ key: t.key, title: t.title, priority: t.priority, column: names.get(t.column_id) ?? t.column_id, updatedAt: t.updated_at })),
+      total,
+      first: (page - 1) * LIST_PAGE + 1,
+      last: Math.min(page * LIST_PAGE, total),
       page,
       prev: page > 1 ? `${base}page=${page - 1}` : null,
       next: rows.length > LIST_PAGE ? `${base}page=${page + 1}` : null,

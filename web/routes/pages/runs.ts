@@ -3,10 +3,13 @@
 // while the run is live) and the kill button, which asks first (confirm.ts). The transcript file is only ever found through the
 // run row (lib/runs transcriptFile), never from a request parameter. Rendering is capped: the
 // page shows the newest TRANSCRIPT_WINDOW bytes and each entry at most ENTRY_CHARS characters.
+// The page and the live view render entries with the same template (runs/entry.njk) from the
+// same view (entryView): tool calls as a shell command, a diff or a one-line target with the raw
+// input a click away, and long tool results folded behind "show all".
 import { RUN_CAUSES, type RunCause } from '../../../lib/runCause.js';
 import { Router, type Request } from 'express';
 import { requireRun, listRuns, LIVE_STATUSES, RUN_STATUSES, transcriptFile, type RunListItem, type RunStatus } from '../../../lib/runs.js';
-import { parseTranscript, readTranscriptChunk, transcriptSummary, type TranscriptEntry } from '../../../lib/transcript.js';
+import { parseTranscript, readTranscriptChunk, transcriptSummary, type DiffLine, type ToolCall, type TranscriptEntry } from '../../../lib/transcript.js';
 import { UserError } from '../../../lib/errors.js';
 import { formValues, pageNumber, returnPath, withNotice } from './form.js';
 import { confirmed, renderConfirm } from './confirm.js';
@@ -15,6 +18,11 @@ import type { AppContext } from '../../context.js';
 const PAGE_SIZE = 50;
 const TRANSCRIPT_WINDOW = 1024 * 1024;
 const ENTRY_CHARS = 10_000;
+/** A tool result longer than this many lines shows its first RESULT_PREVIEW_LINES, the rest behind "show all". */
+const RESULT_LINES = 20;
+const RESULT_PREVIEW_LINES = 10;
+/** Lines of an edit's diff shown; the rest is in the raw input. */
+const DIFF_LINES = 400;
 const POLL_MS = 500;
 const KEEPALIVE_MS = 15_000;
 
@@ -196,14 +204,42 @@ function entryView(e: TranscriptEntry) {
     case 'raw':
       return { kind: e.kind, ...clip(e.text) };
     case 'tool_use':
-      return { kind: e.kind, name: e.name, id: e.id, ...clip(e.input) };
+      return { kind: e.kind, name: e.name, id: e.id, call: callView(e.call), ...clip(e.input) };
     case 'tool_result':
-      return { kind: e.kind, isError: e.isError, id: e.toolUseId, ...clip(e.content) };
+      return { kind: e.kind, isError: e.isError, id: e.toolUseId, ...fold(clip(e.content)) };
     case 'retry':
       return { kind: e.kind, attempt: e.attempt, maxRetries: e.maxRetries, text: e.error, clipped: 0 };
     case 'init':
       return { kind: e.kind, model: e.model, cwd: e.cwd, permissionMode: e.permissionMode, toolCount: e.tools.length, text: '', clipped: 0 };
     case 'result':
       return { kind: e.kind, ...clip(e.summary.resultText), summary: e.summary };
+  }
+}
+
+/** A long result as its first lines and the rest (shown under "show all"). */
+function fold(c: { text: string; clipped: number }) {
+  const lines = c.text.replace(/\n$/, '').split('\n');
+  if (lines.length <= RESULT_LINES) return { ...c, rest: '', lineCount: lines.length };
+  return { text: lines.slice(0, RESULT_PREVIEW_LINES).join('\n'), rest: lines.slice(RESULT_PREVIEW_LINES).join('\n'), lineCount: lines.length, clipped: c.clipped };
+}
+
+const DIFF_CLASS: Record<DiffLine['op'], string> = { '+': 'dl-add', '-': 'dl-del', ' ': 'dl-ctx' };
+
+function callView(call: ToolCall) {
+  switch (call.kind) {
+    case 'command':
+      return { kind: call.kind, description: call.description, ...clip(call.command) };
+    case 'edit': {
+      const lines: { cls: string; text: string }[] = [];
+      call.hunks.forEach((hunk, i) => {
+        if (call.hunks.length > 1) lines.push({ cls: 'dl-hunk', text: `@@ edit ${i + 1} of ${call.hunks.length} @@` });
+        for (const l of hunk) lines.push({ cls: DIFF_CLASS[l.op], text: `${l.op} ${l.text.length > ENTRY_CHARS ? `${l.text.slice(0, ENTRY_CHARS)}…` : l.text}` });
+      });
+      return { kind: call.kind, path: call.path, note: call.note, lines: lines.slice(0, DIFF_LINES), hiddenLines: Math.max(0, lines.length - DIFF_LINES) };
+    }
+    case 'target':
+      return { kind: call.kind, ...clip(call.text) };
+    case 'input':
+      return { kind: call.kind };
   }
 }
