@@ -6,12 +6,11 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { openDb, type Db } from '../lib/db/connection.js';
-import { migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
-import { seed } from '../lib/seed.js';
+import { LATEST_VERSION, migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
 import { UserError } from '../lib/errors.js';
 import { ftsQuery, IN_LIST_MAX, RANK_LIMIT, searchTickets, snippetParts } from '../lib/search.js';
 import { addComment, addFinding, addSystemComment, createTicket, moveTicket, requireTicket, updateTicket } from '../lib/tickets.js';
-import { makeTestHome, tempDir, type TestHome } from './helpers/home.js';
+import { makeTestHome, startRun, tempDir, type TestHome } from './helpers/home.js';
 import { ticketBin } from './helpers/daemon.js';
 
 /** Fails unless the index holds exactly what the source view says, and FTS5's own check passes. */
@@ -25,15 +24,15 @@ function expectInStep(db: Db): void {
 const keys = (db: Db, q: string, opts: { project?: string; column?: string } = {}) => searchTickets(db, { q, ...opts }).hits.map((h) => h.key);
 
 describe('migration 7', () => {
-  test('indexes the tickets and history an older database already holds, skipping the unused version 6', () => {
+  test('indexes the tickets and history an older database already holds', () => {
     const db = openDb(path.join(tempDir(), 'tasks.db'));
     // the database as the release before search left it: every migration below 7 applied
     for (const m of migrations.filter((m) => m.version < 7)) {
       db.exec(m.sql);
       db.pragma(`user_version = ${m.version}`);
     }
-    seed(db);
     expect(migrations.map((m) => m.version)).toEqual([...migrations.map((m) => m.version)].sort((a, b) => a - b));
+    db.prepare(`INSERT INTO project_types (id, name, builtin, created_at) VALUES ('personal', 'Personal', 1, 0)`).run();
     db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('old', '/old', 'od', 'personal', 'active', 0, 0)`).run();
     const insert = db.prepare(`INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, ?, ?, ?, 'human', 'me', 0, 0, 0)`);
     insert.run(1, 'Invoice totals are wrong', 'The VAT line rounds twice.');
@@ -44,10 +43,10 @@ describe('migration 7', () => {
     comment.run(2, 'journal', 'Tried the Kerberos setup again', null, null, null);
     comment.run(2, 'finding', 'Session cookie lacks SameSite', 'Cookie flags', null, null);
     comment.run(2, 'claim', 'claimed by run-secret-word', null, null, null);
-    expect(schemaVersion(db)).toBe(5);
+    expect(schemaVersion(db)).toBe(6);
 
-    expect(migrate(db)).toEqual([7]);
-    expect(schemaVersion(db)).toBe(7);
+    expect(migrate(db)).toEqual(migrations.map((m) => m.version).filter((v) => v >= 7));
+    expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expectInStep(db);
     expect(keys(db, 'vat rounds')).toEqual(['od-1']);
     expect(keys(db, 'kerberos')).toEqual(['od-2']);
@@ -126,7 +125,8 @@ describe('the triggers keep the index in step', () => {
 
   test("ticket.cjs writes in its own process are indexed by the database's triggers", () => {
     createTicket(h.store, { project: 'sh', title: 'Agent writes', column: 'coding-agent', createdBy: 'human' });
-    const env = { PATH: process.env.PATH, DISPATCH_DB_PATH: h.paths.db, DISPATCH_PROJECT_ID: 'sh', DISPATCH_AUTHOR: 'coding-agent:run-1' };
+    const { secret } = startRun(h, 'sh-1');
+    const env = { PATH: process.env.PATH, DISPATCH_DB_PATH: h.paths.db, DISPATCH_RUN_SECRET: secret };
     const run = (...args: string[]) => spawnSync(process.execPath, [ticketBin, ...args], { env, encoding: 'utf8' });
     expect(run('comment', 'sh-1', 'journal', 'Replaced the flaky quokka fixture').status).toBe(0);
     expect(run('finding', 'sh-1', 'medium', 'Numbat leak', 'the handle is never closed').status).toBe(0);
