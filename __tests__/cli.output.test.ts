@@ -62,7 +62,7 @@ test('human-readable output keeps the words and drops escape sequences, control 
     [['projects', 'list'], [/Lab Fix login now/]],
     [['runs', 'list'], [new RegExp(`${runId}\\s+${agentKey}\\s+researcher\\s+failed`)]],
     [['runs', 'show', runId], [/error: .*boom Fix login now red evilx end/, /API Error: boom Fix login/]],
-    [['runs', 'tail', runId], [/tool Bash: .*ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now/]],
+    [['runs', 'tail', runId], [/\$ ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now/]],
     [['queue', 'stats'], [/agent-run/]],
     [['daemon', 'logs', '--lines', '3'], [/./]],
   ];

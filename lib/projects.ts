@@ -199,7 +199,8 @@ export interface DiscoveryResult {
 
 /**
  * Reconciles the projects table with the folders under the projects root: new folders become
- * `unregistered`, vanished ones `missing` (tickets kept), returning ones get their old status back.
+ * `unregistered`, vanished ones `missing` (tickets kept), returning ones get their old status back
+ * (an active one is marked due in the same transaction, so work that waited for it starts).
  */
 export function discoverProjects(db: Db, projectsRoot: string, excluded: string[] = []): DiscoveryResult {
   const result: DiscoveryResult = { added: [], missing: [], returned: [] };
@@ -234,6 +235,8 @@ export function discoverProjects(db: Db, projectsRoot: string, excluded: string[
         result.missing.push(p.path);
       } else if (backNow(p)) {
         db.prepare(`UPDATE projects SET status = COALESCE(previous_status, 'unregistered'), previous_status = NULL, updated_at = ? WHERE id = ?`).run(now, p.id);
+        // tickets may have been sent to its agent columns while it was gone: look at it now
+        if ((p.previous_status ?? 'unregistered') === 'active') markDue(db, p.id, now);
         result.returned.push(p.path);
       }
     }

@@ -45,7 +45,13 @@ export function projectsApi(ctx: AppContext): Router {
   });
 
   r.post('/discover', (_req, res) => {
-    res.json(discoverProjects(db, ctx.config.get().projects_root, [ctx.paths.home]));
+    const result = discoverProjects(db, ctx.config.get().projects_root, [ctx.paths.home]);
+    // a project that came back active was marked due; wake it now rather than at the scheduler's next look
+    for (const folder of result.returned) {
+      const project = listProjects(db).find((p) => p.path === folder);
+      if (project?.status === 'active') ctx.engine.wake(project.id);
+    }
+    res.json(result);
   });
 
   const mode = (project: Parameters<typeof workspaceMode>[0]) => workspaceMode(project, ctx.config.get().agents.parallel_coding);
