@@ -3,8 +3,8 @@
 // through the real triggers of the search index; then /api/search and the /search page are
 // requested one after another on a kept-alive connection with a mix of queries: words taken from
 // a ticket's title (finding a ticket you remember, some as a prefix), single words drawn like the
-// text itself, and
-// both with a project or column filter. The time is the client's, an upper bound of the server's.
+// text itself, and both with a project or column filter. The time is the client's, an upper bound
+// of the server's.
 // Last, the database is rewound to before search and migrated, timing migration 7's indexing.
 import path from 'node:path';
 import Database from 'better-sqlite3';
