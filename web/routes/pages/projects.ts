@@ -136,7 +136,9 @@ export function projectPages(ctx: AppContext): Router {
     });
   }
 
-  r.get('/projects/:abbr', (req, res) => renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200)));
+  r.get('/projects/:abbr', (req, res) => {
+    renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200));
+  });
 
   r.post('/projects/:abbr/tickets', async (req, res) => {
     const values = formValues(req);
