@@ -21,7 +21,8 @@ function expectInStep(db: Db): void {
   db.prepare(`INSERT INTO ticket_search (ticket_search) VALUES ('integrity-check')`).run();
 }
 
-const keys = (db: Db, q: string, opts: { project?: string; column?: string } = {}) => searchTickets(db, { q, ...opts }).hits.map((h) => h.key);
+const keys = (db: Db, q: string, opts: { project?: string; column?: string } = {}) =>
+  searchTickets(db, { q, ...opts }).hits.map((h) => h.key);
 
 describe('migration 7', () => {
   test('indexes the tickets and history an older database already holds', () => {
@@ -33,11 +34,19 @@ describe('migration 7', () => {
     }
     expect(migrations.map((m) => m.version)).toEqual([...migrations.map((m) => m.version)].sort((a, b) => a - b));
     db.prepare(`INSERT INTO project_types (id, name, builtin, created_at) VALUES ('personal', 'Personal', 1, 0)`).run();
-    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('old', '/old', 'od', 'personal', 'active', 0, 0)`).run();
-    const insert = db.prepare(`INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, ?, ?, ?, 'human', 'me', 0, 0, 0)`);
+    db.prepare(
+      `INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at)
+       VALUES ('old', '/old', 'od', 'personal', 'active', 0, 0)`,
+    ).run();
+    const insert = db.prepare(
+      `INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at)
+       VALUES (1, ?, ?, ?, 'human', 'me', 0, 0, 0)`,
+    );
     insert.run(1, 'Invoice totals are wrong', 'The VAT line rounds twice.');
     insert.run(2, 'Login page', 'Nothing about money here.');
-    const comment = db.prepare(`INSERT INTO comments (ticket_id, type, author, body, title, from_column, to_column, created_at) VALUES (?, ?, 'me', ?, ?, ?, ?, 0)`);
+    const comment = db.prepare(
+      `INSERT INTO comments (ticket_id, type, author, body, title, from_column, to_column, created_at) VALUES (?, ?, 'me', ?, ?, ?, ?, 0)`,
+    );
     comment.run(1, 'move', 'created', null, null, 'human');
     comment.run(2, 'move', 'created', null, null, 'human');
     comment.run(2, 'journal', 'Tried the Kerberos setup again', null, null, null);
@@ -70,7 +79,12 @@ describe('the triggers keep the index in step', () => {
   afterEach(() => h.cleanup());
 
   test('file, edit, comment, find, move, merge note, archive, restore and delete', () => {
-    const t = createTicket(h.store, { project: 'sh', title: 'Coupons above 100% make totals negative', body: 'Clamp in `applyCoupon`.', createdBy: 'human' });
+    const t = createTicket(h.store, {
+      project: 'sh',
+      title: 'Coupons above 100% make totals negative',
+      body: 'Clamp in `applyCoupon`.',
+      createdBy: 'human',
+    });
     createTicket(h.store, { project: 'nt', title: 'Buy a new kettle', createdBy: 'human' });
     expectInStep(h.db);
     expect(keys(h.db, 'coupons')).toEqual(['sh-1']);
@@ -105,7 +119,10 @@ describe('the triggers keep the index in step', () => {
     // a ticket row written without history (only such a row can be deleted: history is append-only)
     const loose = Number(
       h.db
-        .prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (?, 99, 'Temporary walrus note', 'human', 'me', 0, 0, 0)`)
+        .prepare(
+          `INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at)
+           VALUES (?, 99, 'Temporary walrus note', 'human', 'me', 0, 0, 0)`,
+        )
         .run(t.project_id).lastInsertRowid,
     );
     expect(keys(h.db, 'walrus')).toEqual(['sh-99']);
@@ -143,7 +160,13 @@ describe('queries', () => {
     h.addProject('shop', 'software-dev', 'sh');
     h.addProject('notes', 'personal', 'nt');
     createTicket(h.store, { project: 'sh', title: 'Payment page times out', body: 'The gateway call has no timeout.', createdBy: 'human' });
-    createTicket(h.store, { project: 'sh', title: 'Refactor payments module', body: 'Split `payments.ts` in two.', column: 'coding-agent', createdBy: 'human' });
+    createTicket(h.store, {
+      project: 'sh',
+      title: 'Refactor payments module',
+      body: 'Split `payments.ts` in two.',
+      column: 'coding-agent',
+      createdBy: 'human',
+    });
     createTicket(h.store, { project: 'nt', title: 'Pay the electricity bill', body: 'before the 5th', createdBy: 'human' });
     createTicket(h.store, { project: 'sh', title: 'Dark mode', body: 'a UI toggle in the settings; DB unchanged', createdBy: 'human' });
     createTicket(h.store, { project: 'sh', title: '<script>alert(1)</script> in title', body: 'payment <b>bold</b>', createdBy: 'human' });
@@ -175,7 +198,9 @@ describe('queries', () => {
     expect([first.total, first.hits.length, second.hits.length]).toEqual([4, 2, 2]);
     expect(new Set([...first.hits, ...second.hits].map((x) => x.key)).size).toBe(4);
     expect(searchTickets(h.db, { q: 'pay*', offset: 50 }).hits).toEqual([]);
-    expect(() => searchTickets(h.db, { q: 'pay', project: 'nt', column: 'coding-agent' })).toThrow(/unknown column "coding-agent" in project nt/);
+    expect(() => searchTickets(h.db, { q: 'pay', project: 'nt', column: 'coding-agent' })).toThrow(
+      /unknown column "coding-agent" in project nt/,
+    );
     expect(() => searchTickets(h.db, { q: 'pay', project: 'nope' })).toThrow(/project not found: nope/);
   });
 
@@ -208,7 +233,33 @@ describe('queries', () => {
   });
 
   test('hostile queries are text: results or a clear refusal, never an FTS5 error', () => {
-    for (const q of ['"', '""', 'AND', 'OR', 'NOT', '*', '-', '+', '^', 'NEAR(', 'NEAR(a b', ')', '(', 'a:b', '{title}: x', 'title:pay', 'pay*', '"pay', 'pay"', "'", '\\', '\u0000', 'payment AND', '- pay', 'NOT pay']) {
+    for (const q of [
+      '"',
+      '""',
+      'AND',
+      'OR',
+      'NOT',
+      '*',
+      '-',
+      '+',
+      '^',
+      'NEAR(',
+      'NEAR(a b',
+      ')',
+      '(',
+      'a:b',
+      '{title}: x',
+      'title:pay',
+      'pay*',
+      '"pay',
+      'pay"',
+      "'",
+      '\\',
+      '\u0000',
+      'payment AND',
+      '- pay',
+      'NOT pay',
+    ]) {
       try {
         const r = searchTickets(h.db, { q });
         expect(r.total).toBeGreaterThanOrEqual(0);
@@ -221,15 +272,20 @@ describe('queries', () => {
     expect(() => searchTickets(h.db, { q: '*' })).toThrow(/must contain a word/);
     expect(() => searchTickets(h.db, { q: 'x'.repeat(501) })).toThrow(/longer than 500/);
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom('"', '*', '(', ')', ':', '-', '^', '{', '}', 'a', 'N', 'E', 'A', 'R', ' ', 'p', 'é', '\u0000', '\uE000') }), (q) => {
-        try {
-          searchTickets(h.db, { q });
-          expect(ftsQuery(q)).not.toBeNull();
-        } catch (err) {
-          if (!(err instanceof UserError)) throw err;
-          expect(ftsQuery(q)).toBeNull();
-        }
-      }),
+      fc.property(
+        fc.string({
+          unit: fc.constantFrom('"', '*', '(', ')', ':', '-', '^', '{', '}', 'a', 'N', 'E', 'A', 'R', ' ', 'p', 'é', '\u0000', '\uE000'),
+        }),
+        (q) => {
+          try {
+            searchTickets(h.db, { q });
+            expect(ftsQuery(q)).not.toBeNull();
+          } catch (err) {
+            if (!(err instanceof UserError)) throw err;
+            expect(ftsQuery(q)).toBeNull();
+          }
+        },
+      ),
       { seed: 20261125, numRuns: 500 },
     );
   });
@@ -241,11 +297,13 @@ test('a column or project too big for an id list gives the same answers through 
     const big = h.addProject('big', 'software-dev', 'bg');
     h.addProject('small', 'personal', 'sm');
     const insert = h.db.prepare(
-      `INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (?, ?, ?, ?, ?, 'me', 0, 0, 0)`,
+      `INSERT INTO tickets (project_id, number, title, body, column_id, created_by, created_at, updated_at, column_entered_at)
+       VALUES (?, ?, ?, ?, ?, 'me', 0, 0, 0)`,
     );
     const n = IN_LIST_MAX + IN_LIST_MAX / 5;
     h.db.transaction(() => {
-      for (let i = 1; i <= n; i++) insert.run(big.id, i, `Ticket ${i}`, i % 1000 === 0 ? 'a rare marmot sighting' : 'routine work', i % 10 === 0 ? 'human' : 'done');
+      for (let i = 1; i <= n; i++)
+        insert.run(big.id, i, `Ticket ${i}`, i % 1000 === 0 ? 'a rare marmot sighting' : 'routine work', i % 10 === 0 ? 'human' : 'done');
     })();
     createTicket(h.store, { project: 'sm', title: 'Marmot outside the window', column: 'done', createdBy: 'human' });
     const done = (q: string, project?: string) => searchTickets(h.db, { q, column: 'done', project, limit: 100 });
@@ -261,7 +319,9 @@ test('a column or project too big for an id list gives the same answers through 
     expect(routine.hits[0]!.key).toBe(`bg-${n - 1}`);
     expect(searchTickets(h.db, { q: 'routine' }).total).toBe(n - Math.floor(n / 1000));
     const newestRoutine = Array.from({ length: 200 }, (_, i) => n - i).filter((i) => i % 1000 !== 0);
-    expect(searchTickets(h.db, { q: 'routine', project: 'bg', offset: 100, limit: 5 }).hits.map((x) => x.key)).toEqual(newestRoutine.slice(100, 105).map((i) => `bg-${i}`));
+    expect(searchTickets(h.db, { q: 'routine', project: 'bg', offset: 100, limit: 5 }).hits.map((x) => x.key)).toEqual(
+      newestRoutine.slice(100, 105).map((i) => `bg-${i}`),
+    );
   } finally {
     h.cleanup();
   }

@@ -17,11 +17,37 @@ async function fileTicket(project: string, title: string, extra: Record<string, 
   return r.body.ticket.key;
 }
 
-const HOSTILE = ['"', '""', 'AND', 'OR pay', 'NOT', '*', '-', '-pay', 'NEAR(', 'NEAR(pay bill', '(', ')', 'title:pay', '{title}:pay', '^pay', 'pay"', "'; DROP TABLE tickets; --", '\\', '%', '_', '\u0000', 'x'.repeat(600)];
+const HOSTILE = [
+  '"',
+  '""',
+  'AND',
+  'OR pay',
+  'NOT',
+  '*',
+  '-',
+  '-pay',
+  'NEAR(',
+  'NEAR(pay bill',
+  '(',
+  ')',
+  'title:pay',
+  '{title}:pay',
+  '^pay',
+  'pay"',
+  "'; DROP TABLE tickets; --",
+  '\\',
+  '%',
+  '_',
+  '\u0000',
+  'x'.repeat(600),
+];
 
 beforeAll(async () => {
   d = await startTestDaemon();
-  for (const [name, abbreviation, type] of [['shop', 'sh', 'software-dev'], ['notes', 'nt', 'personal']]) {
+  for (const [name, abbreviation, type] of [
+    ['shop', 'sh', 'software-dev'],
+    ['notes', 'nt', 'personal'],
+  ]) {
     fs.mkdirSync(path.join(d.projectsRoot, name!), { recursive: true });
     expect((await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, name!), type, abbreviation })).status).toBe(201);
   }
@@ -41,7 +67,14 @@ describe('GET /api/search', () => {
     const r = await d.api('GET', '/api/search?q=wombat');
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ total: 1, order: 'relevance', limit: 20, offset: 0 });
-    expect(r.body.hits[0]).toMatchObject({ key: 'sh-1', project: 'sh', project_name: 'shop', title: 'Payment page times out', column_id: 'human', column_name: 'Human' });
+    expect(r.body.hits[0]).toMatchObject({
+      key: 'sh-1',
+      project: 'sh',
+      project_name: 'shop',
+      title: 'Payment page times out',
+      column_id: 'human',
+      column_name: 'Human',
+    });
     expect(r.body.hits[0].snippet_parts).toContainEqual({ text: 'wombat', match: true });
     expect(r.body.hits[0].snippet).toContain('Gateway logs show a TLS wombat');
 
@@ -58,18 +91,25 @@ describe('GET /api/search', () => {
     const last = await d.api('GET', '/api/search?q=bulk&limit=20&offset=40');
     expect([first.body.total, first.body.hits.length, last.body.hits.length]).toEqual([45, 20, 5]);
     const all = new Set<string>();
-    for (let offset = 0; offset < 45; offset += 20) for (const h of (await d.api('GET', `/api/search?q=bulk&offset=${offset}`)).body.hits) all.add(h.key);
+    for (let offset = 0; offset < 45; offset += 20)
+      for (const h of (await d.api('GET', `/api/search?q=bulk&offset=${offset}`)).body.hits) all.add(h.key);
     expect(all.size).toBe(45);
   });
 
   test('bad parameters are a 400 or 404 naming the problem', async () => {
     expect(await d.api('GET', '/api/search')).toMatchObject({ status: 400, body: { field: 'q' } });
-    expect(await d.api('GET', '/api/search?q=*')).toMatchObject({ status: 400, body: { error: expect.stringContaining('must contain a word'), field: 'q' } });
+    expect(await d.api('GET', '/api/search?q=*')).toMatchObject({
+      status: 400,
+      body: { error: expect.stringContaining('must contain a word'), field: 'q' },
+    });
     expect(await d.api('GET', '/api/search?q=pay&limit=1000')).toMatchObject({ status: 400, body: { field: 'limit' } });
     expect(await d.api('GET', '/api/search?q=pay&offset=-1')).toMatchObject({ status: 400, body: { field: 'offset' } });
     expect(await d.api('GET', '/api/search?q=pay&q=bill')).toMatchObject({ status: 400, body: { field: 'q' } });
     expect(await d.api('GET', '/api/search?q=pay&project=zz')).toMatchObject({ status: 404 });
-    expect(await d.api('GET', '/api/search?q=pay&project=nt&column=coding-agent')).toMatchObject({ status: 400, body: { field: 'column' } });
+    expect(await d.api('GET', '/api/search?q=pay&project=nt&column=coding-agent')).toMatchObject({
+      status: 400,
+      body: { field: 'column' },
+    });
   });
 
   test('hostile queries answer 200 or 400 with JSON, never 500', async () => {
@@ -86,7 +126,8 @@ describe('GET /api/search', () => {
 
 describe('the /search page', () => {
   test('every page has the search box in its header', async () => {
-    for (const url of ['/inbox', '/projects', '/runs', '/settings']) expect((await getPage(d, url)).html).toMatch(/<form class="nav-search" method="get" action="\/search" role="search">/);
+    for (const url of ['/inbox', '/projects', '/runs', '/settings'])
+      expect((await getPage(d, url)).html).toMatch(/<form class="nav-search" method="get" action="\/search" role="search">/);
     expect((await getPage(d, '/search?q=gateway')).html).toMatch(/id="nav-q"[^>]*value="gateway"/);
   });
 

@@ -16,8 +16,14 @@ const EVIL = '<script>alert(1)</script><img src=x onerror=alert(2)>';
 const longResult = Array.from({ length: 40 }, (_, i) => `result line ${i + 1}`).join('\n');
 
 let n = 0;
-const use = (name: string, input: unknown) => ({ type: 'assistant', message: { content: [{ type: 'tool_use', id: `t${++n}`, name, input }] } });
-const result = (content: string, isError = false) => ({ type: 'user', message: { content: [{ type: 'tool_result', tool_use_id: `t${n}`, content, is_error: isError }] } });
+const use = (name: string, input: unknown) => ({
+  type: 'assistant',
+  message: { content: [{ type: 'tool_use', id: `t${++n}`, name, input }] },
+});
+const result = (content: string, isError = false) => ({
+  type: 'user',
+  message: { content: [{ type: 'tool_result', tool_use_id: `t${n}`, content, is_error: isError }] },
+});
 
 /** A session using every tool the page knows, plus one it does not. */
 const session = [
@@ -31,9 +37,19 @@ const session = [
   result('lib/totals.ts'),
   use('Glob', { pattern: '**/*.njk' }),
   result('views/a.njk'),
-  use('Edit', { file_path: '/repo/lib/totals.ts', old_string: 'const keep = 0;\nreturn total - discount;', new_string: 'const keep = 0;\nreturn Math.max(0, total - discount);' }),
+  use('Edit', {
+    file_path: '/repo/lib/totals.ts',
+    old_string: 'const keep = 0;\nreturn total - discount;',
+    new_string: 'const keep = 0;\nreturn Math.max(0, total - discount);',
+  }),
   result('The file has been updated.'),
-  use('MultiEdit', { file_path: '/repo/lib/a.ts', edits: [{ old_string: 'one', new_string: 'uno' }, { old_string: 'two', new_string: 'dos' }] }),
+  use('MultiEdit', {
+    file_path: '/repo/lib/a.ts',
+    edits: [
+      { old_string: 'one', new_string: 'uno' },
+      { old_string: 'two', new_string: 'dos' },
+    ],
+  }),
   result('Applied 2 edits.'),
   use('Write', { file_path: '/repo/NOTES.md', content: '# Notes\nClamp at zero.' }),
   result('File created.'),
@@ -45,7 +61,16 @@ const session = [
   use('Edit', { file_path: `/repo/${EVIL}.html`, old_string: EVIL, new_string: `safe ${EVIL}` }),
   use('Read', { file_path: `/repo/${EVIL}` }),
   result(`${EVIL}\n`.repeat(30), true),
-  { type: 'result', subtype: 'success', is_error: false, result: 'Clamped the total.', num_turns: 9, duration_ms: 5000, total_cost_usd: 0.05, usage: { input_tokens: 10, output_tokens: 5 } },
+  {
+    type: 'result',
+    subtype: 'success',
+    is_error: false,
+    result: 'Clamped the total.',
+    num_turns: 9,
+    duration_ms: 5000,
+    total_cost_usd: 0.05,
+    usage: { input_tokens: 10, output_tokens: 5 },
+  },
 ].map((l) => JSON.stringify(l));
 
 beforeAll(async () => {
@@ -67,15 +92,28 @@ describe('the run page without JavaScript', () => {
 
   test('shell commands read as `$ command` under their description', () => {
     expect(html).toContain('<span class="tx-label">Bash <span class="tx-desc">· Run the tests</span></span>');
-    expect(html).toContain('<pre class="tx-command"><code><span class="tx-prompt" aria-hidden="true">$ </span>npm test -- --runInBand</code></pre>');
+    expect(html).toContain(
+      '<pre class="tx-command"><code><span class="tx-prompt" aria-hidden="true">$ </span>npm test -- --runInBand</code></pre>',
+    );
   });
 
   test('Edit, MultiEdit and Write show a diff of the old and new text', () => {
     const edit = html.slice(html.indexOf('aria-label="Changes to /repo/lib/totals.ts"'));
-    expect(edit).toMatch(/^[^]*?<span class="dl dl-ctx">  const keep = 0;\n<\/span><span class="dl dl-del">- return total - discount;\n<\/span><span class="dl dl-add">\+ return Math.max\(0, total - discount\);\n<\/span><\/code><\/pre>/);
-    expect(html).toContain('<span class="dl dl-hunk">@@ edit 2 of 2 @@\n</span><span class="dl dl-del">- two\n</span><span class="dl dl-add">+ dos\n</span>');
-    expect(html).toContain('<span class="tx-label tx-inline">MultiEdit <span class="tx-desc">· 2 edits</span></span> <code class="path">/repo/lib/a.ts</code>');
-    expect(html).toContain('<span class="tx-label tx-inline">Write <span class="tx-desc">· whole file</span></span> <code class="path">/repo/NOTES.md</code>');
+    expect(edit).toMatch(
+      new RegExp(
+        '^[^]*?<span class="dl dl-ctx">  const keep = 0;\n</span><span class="dl dl-del">- return total - discount;\n</span>' +
+          '<span class="dl dl-add">\\+ return Math.max\\(0, total - discount\\);\n</span></code></pre>',
+      ),
+    );
+    expect(html).toContain(
+      '<span class="dl dl-hunk">@@ edit 2 of 2 @@\n</span><span class="dl dl-del">- two\n</span><span class="dl dl-add">+ dos\n</span>',
+    );
+    expect(html).toContain(
+      '<span class="tx-label tx-inline">MultiEdit <span class="tx-desc">· 2 edits</span></span> <code class="path">/repo/lib/a.ts</code>',
+    );
+    expect(html).toContain(
+      '<span class="tx-label tx-inline">Write <span class="tx-desc">· whole file</span></span> <code class="path">/repo/NOTES.md</code>',
+    );
     expect(html).toContain('<span class="dl dl-add">+ # Notes\n</span><span class="dl dl-add">+ Clamp at zero.\n</span>');
   });
 
@@ -84,7 +122,9 @@ describe('the run page without JavaScript', () => {
     expect(html).toContain('<span class="tx-label tx-inline">Grep</span> <code class="path">applyCoupon in /repo/lib (*.ts)</code>');
     expect(html).toContain('<span class="tx-label tx-inline">Glob</span> <code class="path">**/*.njk</code>');
     expect(html.match(/<details class="tx-raw"><summary>Raw input<\/summary>/g)).toHaveLength(11);
-    expect(html).toContain('<details class="tx-raw"><summary>Raw input</summary><pre><code>{\n  &quot;file_path&quot;: &quot;/repo/lib/totals.ts&quot;\n}</code></pre>');
+    expect(html).toContain(
+      '<details class="tx-raw"><summary>Raw input</summary><pre><code>{\n  &quot;file_path&quot;: &quot;/repo/lib/totals.ts&quot;\n}</code></pre>',
+    );
     // a tool the page has no form for shows its input as before
     expect(html).toContain('<span class="tx-label">Tool · TodoWrite</span><pre><code>{\n  &quot;todos&quot;');
   });
@@ -92,10 +132,16 @@ describe('the run page without JavaScript', () => {
   test('results over 20 lines show their first lines and fold the rest behind "show all"; errors are marked', () => {
     const at = html.indexOf('result line 1\n');
     const block = html.slice(at, html.indexOf('</li>', at));
-    expect(block).toMatch(/^result line 1\n[^]*result line 10<\/code><\/pre><details class="tx-more"><summary>Show all 40 lines<\/summary><pre><code>result line 11\n[^]*result line 40<\/code><\/pre><\/details>$/);
+    expect(block).toMatch(
+      /^result line 1\n[^]*result line 10<\/code><\/pre><details class="tx-more"><summary>Show all 40 lines<\/summary><pre><code>result line 11\n[^]*result line 40<\/code><\/pre><\/details>$/,
+    );
     expect(html).toContain('<li class="tx tx-result"><span class="tx-label">Tool result <span class="tx-desc">· 40 lines</span></span>');
-    expect(html).toMatch(/<li class="tx tx-result is-error"><span class="tx-label"><span aria-hidden="true">✗ <\/span>Tool error<\/span>\s*<pre><code>cat: missing.txt: No such file or directory<\/code><\/pre><\/li>/);
-    expect(html).toContain('<li class="tx tx-result"><span class="tx-label">Tool result</span>\n  <pre><code>Applied 2 edits.</code></pre></li>');
+    expect(html).toMatch(
+      /<li class="tx tx-result is-error"><span class="tx-label"><span aria-hidden="true">✗ <\/span>Tool error<\/span>\s*<pre><code>cat: missing.txt: No such file or directory<\/code><\/pre><\/li>/,
+    );
+    expect(html).toContain(
+      '<li class="tx tx-result"><span class="tx-label">Tool result</span>\n  <pre><code>Applied 2 edits.</code></pre></li>',
+    );
   });
 
   test('agent text in commands, descriptions, paths, diffs and results is escaped', () => {
@@ -141,7 +187,10 @@ describe('in the browser', () => {
     // the rest arrives over server-sent events in a few pieces while the page is open
     for (const part of [session.slice(1, 6), session.slice(6, 15), session.slice(15, -1)]) {
       fs.appendFileSync(file, part.join('\n') + '\n');
-      await page.locator('#transcript > li').nth(session.indexOf(part.at(-1)!)).waitFor();
+      await page
+        .locator('#transcript > li')
+        .nth(session.indexOf(part.at(-1)!))
+        .waitFor();
     }
     expect(await entries()).toEqual(finished.slice(0, -1));
     await page.getByText('Show all 40 lines').click();

@@ -73,7 +73,9 @@ function seedTickets(dbPath, projectIds, count, rand, word) {
     `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
      VALUES (?, ?, ?, ?, ?, ?, '[]', 'human', ?, ?, ?)`,
   );
-  const insertComment = db.prepare(`INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+  const insertComment = db.prepare(
+    `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
   const numbers = new Map(projectIds.map((id) => [id, 0]));
   const titles = [];
   let clock = Date.now() - 365 * 86400_000;
@@ -90,10 +92,22 @@ function seedTickets(dbPath, projectIds, count, rand, word) {
       // the shares bench/seed.js uses: most tickets are done, a few wait for you or an agent
       const r = Math.floor(rand() * 100);
       const column = r < 6 ? 'human' : r < 9 ? AGENT_COLUMNS[r - 6] : 'done';
-      const id = Number(insertTicket.run(projectId, number, title, body, column, ['low', 'normal', 'high', 'urgent'][i % 4], clock, clock, clock).lastInsertRowid);
+      const id = Number(
+        insertTicket.run(projectId, number, title, body, column, ['low', 'normal', 'high', 'urgent'][i % 4], clock, clock, clock)
+          .lastInsertRowid,
+      );
       insertComment.run(id, 'move', 'human', 'created', null, 'coding-agent', clock);
       const notes = 1 + Math.floor(rand() * 4);
-      for (let k = 0; k < notes; k++) insertComment.run(id, k % 2 ? 'comment' : 'journal', 'coding-agent:seed', sentence(10 + Math.floor(rand() * 50)), null, null, clock + k + 1);
+      for (let k = 0; k < notes; k++)
+        insertComment.run(
+          id,
+          k % 2 ? 'comment' : 'journal',
+          'coding-agent:seed',
+          sentence(10 + Math.floor(rand() * 50)),
+          null,
+          null,
+          clock + k + 1,
+        );
       insertComment.run(id, 'move', 'coding-agent:seed', '', 'coding-agent', column, clock + 10);
       titles.push({ title, project: `p${i % projectIds.length}` });
     }
@@ -154,7 +168,10 @@ export async function search({
       for (const q of mix.slice(0, 10)) await timeGets(d.url + target.base + q, 1); // warm-up
       const cpu = cpuSchedSeconds(d.pid);
       for (const q of mix) {
-        const { times: [ms], last } = await timeGets(d.url + target.base + q, 1);
+        const {
+          times: [ms],
+          last,
+        } = await timeGets(d.url + target.base + q, 1);
         if (last.status !== 200) throw new Error(`${target.base}${q} answered ${last.status}`);
         times.push(ms);
       }
@@ -162,8 +179,12 @@ export async function search({
       if (target.base.startsWith('/api')) {
         for (const q of mix) totals.push((await d.api('GET', `/api/search?${q}&limit=1`)).body.total);
         note(`matches per query: median ${percentile(totals, 50)}, p95 ${percentile(totals, 95)}, max ${Math.max(...totals)}`);
-        const slowest = mix.map((q, i) => ({ q, ms: times[i], total: totals[i] })).sort((a, b) => b.ms - a.ms).slice(0, 5);
-        note(`slowest: ${slowest.map((x) => `${decodeURIComponent(x.q.replace(/\+/g, ' '))} (${x.total} matches) ${x.ms.toFixed(0)} ms`).join('; ')}`);
+        const slowest = mix
+          .map((q, i) => ({ q, ms: times[i], total: totals[i] }))
+          .sort((a, b) => b.ms - a.ms)
+          .slice(0, 5);
+        const label = (x) => `${decodeURIComponent(x.q.replace(/\+/g, ' '))} (${x.total} matches) ${x.ms.toFixed(0)} ms`;
+        note(`slowest: ${slowest.map(label).join('; ')}`);
       }
       report('search', `${target.name}, ${tickets} tickets, p50`, percentile(times, 50), 'ms');
       report('search', `${target.name}, ${tickets} tickets, p95`, percentile(times, 95), 'ms', TIME);
@@ -180,7 +201,10 @@ export async function search({
   // the one-time cost of upgrading: the same database rewound to the version before search, then
   // migrated, so migration 7 indexes every ticket and its history at once
   const db = new Database(path.join(paths.home, 'tasks.db'));
-  const made = db.prepare(`SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view', 'index') AND (name LIKE 'ticket_search%' OR name = 'tickets_search_column')`);
+  const made = db.prepare(
+    `SELECT type, name FROM sqlite_master
+     WHERE type IN ('trigger', 'view', 'index') AND (name LIKE 'ticket_search%' OR name = 'tickets_search_column')`,
+  );
   for (const { type, name } of made.all()) db.exec(`DROP ${type.toUpperCase()} ${name}`);
   const before = Math.max(...migrations.filter((m) => m.version < 7).map((m) => m.version));
   db.exec(`DROP TABLE ticket_search; PRAGMA user_version = ${before}`);

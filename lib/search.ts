@@ -95,7 +95,10 @@ export function ftsQuery(q: string): string | null {
 export function snippetParts(raw: string): SnippetPart[] {
   const parts: SnippetPart[] = [];
   let match = false;
-  for (const piece of raw.replace(/\s+/g, ' ').trim().split(/([\uE000\uE001])/)) {
+  for (const piece of raw
+    .replace(/\s+/g, ' ')
+    .trim()
+    .split(/([\uE000\uE001])/)) {
     if (piece === OPEN) match = true;
     else if (piece === CLOSE) match = false;
     else if (piece) {
@@ -170,15 +173,21 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
   // bm25 is computed only for the rows the filters keep, then sorted: bounded by RANK_LIMIT
   const order = total > RANK_LIMIT ? 'newest' : 'relevance';
   // the title highlighted whole; a passage of the body and of the history, the one with a match shown
-  const marked = (fn: string, column: number) => `${fn}(ticket_search, ${column}, '${OPEN}', '${CLOSE}'${fn === 'snippet' ? `, '…', ${SNIPPET_TOKENS}` : ''})`;
+  const marked = (fn: string, column: number) =>
+    `${fn}(ticket_search, ${column}, '${OPEN}', '${CLOSE}'${fn === 'snippet' ? `, '…', ${SNIPPET_TOKENS}` : ''})`;
   const passages = `${marked('highlight', 0)} AS title, ${marked('snippet', 1)} AS body, ${marked('snippet', 2)} AS history`;
   let page: Passages[] = [];
   if (offset < total && order === 'newest') {
     // in rowid order FTS5 stops after the page: one statement, whose snippets are for the page only
     // (rows skipped by OFFSET cost under a microsecond each)
-    page = db.prepare(`SELECT s.rowid AS id, ${passages} FROM ticket_search s ${where} ORDER BY s.rowid DESC LIMIT @limit OFFSET @offset`).all(args) as Passages[];
+    page = db
+      .prepare(`SELECT s.rowid AS id, ${passages} FROM ticket_search s ${where} ORDER BY s.rowid DESC LIMIT @limit OFFSET @offset`)
+      .all(args) as Passages[];
   } else if (offset < total) {
-    const ids = db.prepare(`SELECT s.rowid FROM ticket_search s ${where} ORDER BY ${RANK} LIMIT @limit OFFSET @offset`).pluck().all(args) as number[];
+    const ids = db
+      .prepare(`SELECT s.rowid FROM ticket_search s ${where} ORDER BY ${RANK} LIMIT @limit OFFSET @offset`)
+      .pluck()
+      .all(args) as number[];
     const found = new Map(
       (
         db
@@ -192,8 +201,10 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
     page = ids.map((id) => found.get(id) ?? { id, title: '', body: '', history: '' });
   }
   const row = db.prepare(
-    `SELECT t.id, t.number, t.title, t.column_id, t.priority, t.updated_at, t.claimed_by_run, p.abbreviation, p.name AS project_name, pc.name AS column_name
-     FROM tickets t JOIN projects p ON p.id = t.project_id LEFT JOIN project_columns pc ON pc.project_id = t.project_id AND pc.column_id = t.column_id
+    `SELECT t.id, t.number, t.title, t.column_id, t.priority, t.updated_at, t.claimed_by_run,
+            p.abbreviation, p.name AS project_name, pc.name AS column_name
+     FROM tickets t JOIN projects p ON p.id = t.project_id
+     LEFT JOIN project_columns pc ON pc.project_id = t.project_id AND pc.column_id = t.column_id
      WHERE t.id = ?`,
   );
   const hits = page.map((found): SearchHit => {
@@ -222,17 +233,25 @@ export function searchTickets(db: Db, input: SearchInput): SearchResult {
 
 function countIds(db: Db, from: string, args: Record<string, string | number>): number {
   const { project, column } = args;
-  return db.prepare(`SELECT COUNT(*) ${from}`).pluck().get(project === undefined ? { column } : { project, column }) as number;
+  return db
+    .prepare(`SELECT COUNT(*) ${from}`)
+    .pluck()
+    .get(project === undefined ? { column } : { project, column }) as number;
 }
 
 /** What the search page offers as filters: registered projects, and the columns in use (a project's own when one is chosen). */
-export function searchFilters(db: Db, projectId: number | null): { projects: { abbreviation: string; name: string }[]; columns: { id: string; name: string }[] } {
+export function searchFilters(
+  db: Db,
+  projectId: number | null,
+): { projects: { abbreviation: string; name: string }[]; columns: { id: string; name: string }[] } {
   const projects = db
     .prepare(`SELECT abbreviation, name FROM projects WHERE status != 'unregistered' AND abbreviation IS NOT NULL ORDER BY name`)
     .all() as { abbreviation: string; name: string }[];
   const columns =
     projectId === null
-      ? (db.prepare(`SELECT column_id AS id, MIN(name) AS name FROM project_columns GROUP BY column_id ORDER BY MIN(position), column_id`).all() as { id: string; name: string }[])
+      ? (db
+          .prepare(`SELECT column_id AS id, MIN(name) AS name FROM project_columns GROUP BY column_id ORDER BY MIN(position), column_id`)
+          .all() as { id: string; name: string }[])
       : getColumns(db, projectId).map((c) => ({ id: c.column_id, name: c.name }));
   return { projects, columns };
 }

@@ -452,26 +452,33 @@ function cardFilter(text: string): { sql: string; args: (string | number)[] } {
  * A project's board: every column with its count and cards (no bodies); `done` shows the newest
  * `doneLimit`. With `filter`, only the matching cards, and the columns count only those.
  */
-export function board(db: Db, projectRef: string | number, doneLimit: number, perColumnLimit = BOARD_COLUMN_LIMIT, filter = ''): BoardColumn[] {
+export function board(
+  db: Db,
+  projectRef: string | number,
+  doneLimit: number,
+  perColumnLimit = BOARD_COLUMN_LIMIT,
+  filter = '',
+): BoardColumn[] {
   const project = getProject(db, projectRef);
   const f = cardFilter(filter);
   const counts = new Map(
     (
-      db.prepare(`SELECT column_id, COUNT(*) AS n FROM tickets t WHERE project_id = ? AND archived_at IS NULL${f.sql} GROUP BY column_id`).all(project.id, ...f.args) as {
-        column_id: string;
-        n: number;
-      }[]
+      db
+        .prepare(`SELECT column_id, COUNT(*) AS n FROM tickets t WHERE project_id = ? AND archived_at IS NULL${f.sql} GROUP BY column_id`)
+        .all(project.id, ...f.args) as { column_id: string; n: number }[]
     ).map((r) => [r.column_id, r.n]),
   );
   const cards = db.prepare(
     `SELECT t.id, t.project_id, t.number, t.title, '' AS body, t.column_id, t.priority, t.tags, t.created_by, t.claimed_by_run, t.claimed_at,
             t.branch, t.worktree_path, t.created_at, t.updated_at, t.column_entered_at, t.archived_at, ? AS abbreviation
-     FROM tickets t WHERE t.project_id = ? AND t.column_id = ? AND t.archived_at IS NULL${f.sql} ORDER BY t.updated_at DESC, t.id DESC LIMIT ?`,
+     FROM tickets t WHERE t.project_id = ? AND t.column_id = ? AND t.archived_at IS NULL${f.sql}
+     ORDER BY t.updated_at DESC, t.id DESC LIMIT ?`,
   );
   return getColumns(db, project.id).map((col) => {
     const count = counts.get(col.column_id) ?? 0;
     const limit = col.column_id === 'done' ? doneLimit : perColumnLimit;
-    const tickets = (cards.all(project.abbreviation, project.id, col.column_id, ...f.args, limit) as (Ticket & { abbreviation: string })[]).map(toView);
+    const rows = cards.all(project.abbreviation, project.id, col.column_id, ...f.args, limit) as (Ticket & { abbreviation: string })[];
+    const tickets = rows.map(toView);
     return { ...col, count, tickets, truncated: count > tickets.length };
   });
 }

@@ -123,7 +123,11 @@ export function lineDiff(before: string, after: string): DiffLine[] {
     const n = oldMid.length;
     const m = newMid.length;
     const lcs = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-    for (let i = n - 1; i >= 0; i--) for (let j = m - 1; j >= 0; j--) lcs[i]![j] = oldMid[i] === newMid[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+    for (let i = n - 1; i >= 0; i--) {
+      for (let j = m - 1; j >= 0; j--) {
+        lcs[i]![j] = oldMid[i] === newMid[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+      }
+    }
     let i = 0;
     let j = 0;
     while (i < n || j < m) {
@@ -135,7 +139,8 @@ export function lineDiff(before: string, after: string): DiffLine[] {
       else middle.push({ op: '+', text: newMid[j++]! });
     }
   }
-  return [...a.slice(0, head).map((text): DiffLine => ({ op: ' ', text })), ...middle, ...b.slice(b.length - tail).map((text): DiffLine => ({ op: ' ', text }))];
+  const context = (lines: string[]) => lines.map((text): DiffLine => ({ op: ' ', text }));
+  return [...context(a.slice(0, head)), ...middle, ...context(b.slice(b.length - tail))];
 }
 
 const joinDefined = (parts: (string | false)[]) => parts.filter(Boolean).join(' ');
@@ -148,10 +153,12 @@ export function toolCall(name: string, input: unknown): ToolCall {
     case 'Bash':
       return str(i.command) ? { kind: 'command', command: str(i.command), description: str(i.description) } : { kind: 'input' };
     case 'Edit':
-      return { kind: 'edit', path, hunks: [lineDiff(str(i.old_string), str(i.new_string))], note: i.replace_all === true ? 'every occurrence' : '' };
+      const note = i.replace_all === true ? 'every occurrence' : '';
+      return { kind: 'edit', path, hunks: [lineDiff(str(i.old_string), str(i.new_string))], note };
     case 'MultiEdit': {
       const edits = Array.isArray(i.edits) ? i.edits.filter(isObject) : [];
-      return { kind: 'edit', path, hunks: edits.map((e) => lineDiff(str(e.old_string), str(e.new_string))), note: `${edits.length} edit${edits.length === 1 ? '' : 's'}` };
+      const hunks = edits.map((e) => lineDiff(str(e.old_string), str(e.new_string)));
+      return { kind: 'edit', path, hunks, note: `${edits.length} edit${edits.length === 1 ? '' : 's'}` };
     }
     case 'Write':
       return { kind: 'edit', path, hunks: [lineDiff('', str(i.content))], note: 'whole file' };

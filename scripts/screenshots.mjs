@@ -162,14 +162,14 @@ try {
     ['projects', '/projects', 'light'],
     ['queues', '/queues', 'light'],
     ['ticket-diff', '/tickets/shop-6#diff-h', 'light'],
-    ['search', '/search?q=coupon', 'light'],
+    ['search', '/search?q=coupon*', 'light'],
     // a 390 px phone
     ['phone-inbox', '/inbox', 'light', 'phone'],
     ['phone-board', '/projects/shop', 'light', 'phone'],
     ['phone-ticket', `/tickets/${codeTicket}`, 'light', 'phone'],
     ['phone-ticket-diff', '/tickets/shop-6#diff-h', 'light', 'phone'],
     ['phone-transcript', '/runs/r-shop2-a', 'light', 'phone'],
-    ['phone-search', '/search?q=coupon', 'dark', 'phone'],
+    ['phone-search', '/search?q=coupon*', 'dark', 'phone'],
   ];
   for (const [name, p, scheme, device] of shots) {
     const viewport = device === 'phone' ? { width: 390, height: 844 } : { width: 1360, height: name === 'queues' ? 1200 : 860 };

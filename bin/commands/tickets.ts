@@ -119,7 +119,12 @@ export function ticketCommands(y: Argv): Argv {
       'find tickets by words in their title, description or history',
       (c) =>
         c
-          .positional('query', { type: 'string', array: true, demandOption: true, describe: 'words, all of which must match; word* for a prefix; "a phrase" in quotes' })
+          .positional('query', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'words, all of which must match; word* for a prefix; "a phrase" in quotes',
+          })
           .option('project', { alias: 'p', type: 'string' })
           .option('column', { alias: 'c', type: 'string' })
           .option('limit', { type: 'number', default: 20 })
@@ -183,7 +188,8 @@ export async function inboxCommand(argv: InboxArgs): Promise<void> {
 
 function printSearch(r: SearchResult): void {
   const shown = r.hits.length && r.total > r.hits.length ? `, showing ${r.offset + 1}-${r.offset + r.hits.length}` : '';
-  console.log(`${r.total} ticket${r.total === 1 ? '' : 's'} found${shown}${r.order === 'newest' ? ' (newest first: too many to rank)' : ''}`);
+  const order = r.order === 'newest' ? ' (newest first: too many to rank)' : '';
+  console.log(`${r.total} ticket${r.total === 1 ? '' : 's'} found${shown}${order}`);
   // matches in bold on a terminal; plain text anywhere else
   const bold = process.stdout.isTTY ? (s: string) => `\x1b[1m${s}\x1b[22m` : (s: string) => s;
   // ticket text may come from an agent: no control character reaches the terminal

@@ -222,7 +222,8 @@ CREATE VIRTUAL TABLE ticket_search USING fts5(title, body, history, tokenize = '
 CREATE VIEW ticket_search_source AS
 SELECT t.id, t.title, t.body,
   coalesce((SELECT group_concat(char(10) || coalesce(c.title || char(10), '') || c.body, '' ORDER BY c.id) FROM comments c
-            WHERE c.ticket_id = t.id AND c.type != 'claim' AND NOT (c.type = 'move' AND c.from_column IS NULL) AND (c.body != '' OR c.title IS NOT NULL)), '') AS history
+            WHERE c.ticket_id = t.id AND c.type != 'claim' AND NOT (c.type = 'move' AND c.from_column IS NULL)
+              AND (c.body != '' OR c.title IS NOT NULL)), '') AS history
 FROM tickets t WHERE t.archived_at IS NULL;
 
 CREATE TRIGGER ticket_search_insert AFTER INSERT ON tickets WHEN new.archived_at IS NULL BEGIN

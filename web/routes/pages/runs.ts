@@ -9,7 +9,8 @@
 import { RUN_CAUSES, type RunCause } from '../../../lib/runCause.js';
 import { Router, type Request } from 'express';
 import { requireRun, listRuns, LIVE_STATUSES, RUN_STATUSES, transcriptFile, type RunListItem, type RunStatus } from '../../../lib/runs.js';
-import { parseTranscript, readTranscriptChunk, transcriptSummary, type DiffLine, type ToolCall, type TranscriptEntry } from '../../../lib/transcript.js';
+import { parseTranscript, readTranscriptChunk, transcriptSummary } from '../../../lib/transcript.js';
+import type { DiffLine, ToolCall, TranscriptEntry } from '../../../lib/transcript.js';
 import { UserError } from '../../../lib/errors.js';
 import { formValues, pageNumber, returnPath, withNotice } from './form.js';
 import { confirmed, renderConfirm } from './confirm.js';
@@ -220,7 +221,8 @@ function entryView(e: TranscriptEntry) {
 function fold(c: { text: string; clipped: number }) {
   const lines = c.text.replace(/\n$/, '').split('\n');
   if (lines.length <= RESULT_LINES) return { ...c, rest: '', lineCount: lines.length };
-  return { text: lines.slice(0, RESULT_PREVIEW_LINES).join('\n'), rest: lines.slice(RESULT_PREVIEW_LINES).join('\n'), lineCount: lines.length, clipped: c.clipped };
+  const text = lines.slice(0, RESULT_PREVIEW_LINES).join('\n');
+  return { text, rest: lines.slice(RESULT_PREVIEW_LINES).join('\n'), lineCount: lines.length, clipped: c.clipped };
 }
 
 const DIFF_CLASS: Record<DiffLine['op'], string> = { '+': 'dl-add', '-': 'dl-del', ' ': 'dl-ctx' };
@@ -233,9 +235,13 @@ function callView(call: ToolCall) {
       const lines: { cls: string; text: string }[] = [];
       call.hunks.forEach((hunk, i) => {
         if (call.hunks.length > 1) lines.push({ cls: 'dl-hunk', text: `@@ edit ${i + 1} of ${call.hunks.length} @@` });
-        for (const l of hunk) lines.push({ cls: DIFF_CLASS[l.op], text: `${l.op} ${l.text.length > ENTRY_CHARS ? `${l.text.slice(0, ENTRY_CHARS)}…` : l.text}` });
+        for (const l of hunk) {
+          const text = l.text.length > ENTRY_CHARS ? `${l.text.slice(0, ENTRY_CHARS)}…` : l.text;
+          lines.push({ cls: DIFF_CLASS[l.op], text: `${l.op} ${text}` });
+        }
       });
-      return { kind: call.kind, path: call.path, note: call.note, lines: lines.slice(0, DIFF_LINES), hiddenLines: Math.max(0, lines.length - DIFF_LINES) };
+      const hiddenLines = Math.max(0, lines.length - DIFF_LINES);
+      return { kind: call.kind, path: call.path, note: call.note, lines: lines.slice(0, DIFF_LINES), hiddenLines };
     }
     case 'target':
       return { kind: call.kind, ...clip(call.text) };
