@@ -79,7 +79,10 @@ export function buildScanWorker(deps: WorkerDeps): Pool {
     schema: scanPayload,
     db: deps.store.db,
     logger: deps.logger,
-    concurrency: () => 2,
+    // as many scans at once as runs may start: when a usage limit ends (or agents resume) every
+    // waiting project is woken at once, and with two scans at a time the agents started by the first
+    // scans took the CPU from the rest, so filling the global cap took over a second (BENCHMARKS.md)
+    concurrency: () => deps.config.get().agents.max_concurrent_global,
     handler: async (data) => {
       await scanProject(deps, data);
     },
