@@ -4,6 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../web/app.js';
 import { ConfigStore } from '../lib/config.js';
+import { HealthMonitor } from '../lib/health.js';
+import { createLogger } from '../lib/logger.js';
 import { makeTestHome, type TestHome } from './helpers/home.js';
 
 let h: TestHome;
@@ -14,7 +16,8 @@ beforeEach(async () => {
   h = makeTestHome();
   h.addProject('alpha', 'software-dev', 'al');
   const config = new ConfigStore(h.paths.config, { DISPATCH_PROJECTS_ROOT: h.projectsRoot });
-  const app = createApp({ store: h.store, config, paths: h.paths, engine: { wake: (id) => h.woken.push(id), killRun: async () => false }, version: 'test', startedAt: Date.now() });
+  const health = new HealthMonitor({ config, home: h.paths.home, logger: createLogger({ console: false }) }); // not started: no checks run
+  const app = createApp({ store: h.store, config, paths: h.paths, engine: { wake: (id) => h.woken.push(id), killRun: async () => false }, health, version: 'test', startedAt: Date.now() });
   server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;

@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { createApp } from '../web/app.js';
 import { ConfigStore } from '../lib/config.js';
+import { HealthMonitor } from '../lib/health.js';
+import { createLogger } from '../lib/logger.js';
 import { createTicket, getThread, requireTicket } from '../lib/tickets.js';
 import { makeTestHome, startRun, type TestHome } from './helpers/home.js';
 import { ticketBin } from './helpers/daemon.js';
@@ -21,7 +23,8 @@ beforeAll(async () => {
   h.addProject('alpha', 'software-dev', 'al');
   createTicket(h.store, { project: 'al', title: 'target', createdBy: 'human' });
   const config = new ConfigStore(h.paths.config, {});
-  server = http.createServer(createApp({ store: h.store, config, paths: h.paths, engine: { wake: () => {}, killRun: async () => false }, version: 'test', startedAt: Date.now() }));
+  const health = new HealthMonitor({ config, home: h.paths.home, logger: createLogger({ console: false }) }); // not started: no checks run
+  server = http.createServer(createApp({ store: h.store, config, paths: h.paths, engine: { wake: () => {}, killRun: async () => false }, health, version: 'test', startedAt: Date.now() }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });

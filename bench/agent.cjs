@@ -16,6 +16,12 @@ const env = process.env;
 const key = env.DISPATCH_TICKET_ID;
 const to = env.BENCH_AGENT_NEXT || NEXT[env.DISPATCH_AGENT_TYPE] || 'done';
 
+// the daemon's health check asks the agent CLI for its version, as it asks the real claude
+if (process.argv.includes('--version')) {
+  process.stdout.write('2.1.197 (Claude Code)\n');
+  process.exit(0);
+}
+
 const limitUntil = Number(env.BENCH_AGENT_LIMIT_UNTIL || 0);
 if (Date.now() < limitUntil * 1000) {
   const info = { status: 'rejected', resetsAt: limitUntil, rateLimitType: 'five_hour', isUsingOverage: false };

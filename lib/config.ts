@@ -226,8 +226,11 @@ export class ConfigStore extends EventEmitter {
     return this.current;
   }
 
-  /** Merges a partial config into the file's values, validates, writes atomically, applies. */
-  update(patch: Record<string, unknown>): Config {
+  /**
+   * Merges a partial config into the file's values, validates, writes atomically, applies. `check`
+   * sees the file's values after and before the change and may refuse it by throwing (lib/health.ts).
+   */
+  update(patch: Record<string, unknown>, check?: (next: Config, prev: Config) => void): Config {
     let file: Config;
     try {
       file = parseConfig(readConfigFile(this.file));
@@ -240,6 +243,7 @@ export class ConfigStore extends EventEmitter {
     }
     const merged = mergeDeep(structuredClone(file) as Record<string, unknown>, patch);
     const parsed = parseConfig(merged);
+    check?.(parsed, file);
     writeJsonAtomic(this.file, parsed);
     this.lastGood = parsed;
     this.lastError = null;

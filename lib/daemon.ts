@@ -17,6 +17,7 @@ import { UserError } from './errors.js';
 import { packageVersion, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
+import { HealthMonitor } from './health.js';
 import { createStore, type Store } from './store.js';
 import { createApp } from '../web/app.js';
 
@@ -88,7 +89,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const listenPort: number = port;
     let boundPort = listenPort;
     engine = createEngine({ store, config, paths, logger, port: () => boundPort });
-    const app = createApp({ store, config, paths, engine, version: packageVersion(), startedAt: Date.now() });
+    const health = new HealthMonitor({ config, home: paths.home, logger });
+    const app = createApp({ store, config, paths, engine, health, version: packageVersion(), startedAt: Date.now() });
     const server = http.createServer(app);
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
@@ -105,6 +107,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         }),
     );
     opts.onListening?.(boundPort);
+    // in the background: a claude_binary that hangs on --version must not hold up the start
+    health.start();
+    cleanup.unshift(async () => health.stop());
     await engine.start();
     cleanup.unshift(() => engine!.stop());
     logger.info('daemon started', { pid: process.pid, port: boundPort, home: paths.home });

@@ -11,6 +11,7 @@ import { ConfigStore } from './config.js';
 import { UserError } from './errors.js';
 import { isAlive, liveDaemon, readPidFile } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
+import type { HealthReport } from './health.js';
 import {
   DAEMON_NODE_FLAGS,
   daemonEnvironment,
@@ -33,6 +34,8 @@ export interface Health {
   home: string;
   /** agent CLI pauses in force (a usage limit, a login or setup problem), each with its one-line message */
   agent_cli_paused?: { cli: string; cause: string; until: number | null; message: string }[];
+  /** the health checks' last results (lib/health.ts) */
+  health?: HealthReport;
 }
 
 export async function fetchHealth(port: number): Promise<Health | null> {

@@ -9,6 +9,7 @@ import { ConfigStore } from './config.js';
 import { packageVersion } from './paths.js';
 import { controlFor, daemonScript, serviceFor, serviceHint, startDaemonProcess, stopDaemonProcess, waitForHealthy, type ControlOptions } from './daemonControl.js';
 import { UserError } from './errors.js';
+import { findExecutable } from './health.js';
 import { prepareHome } from './home.js';
 import { liveDaemon } from './pidfile.js';
 import { packageRoot, type Paths } from './paths.js';
@@ -64,20 +65,6 @@ export function satisfiesMinimum(version: string, range: string): boolean {
     if (h !== w) return h > w;
   }
   return true;
-}
-
-/** The absolute path of an executable found like a shell would, or null. */
-export function findExecutable(name: string, pathEnv = ''): string | null {
-  const candidates = name.includes('/') ? [path.resolve(name)] : pathEnv.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, name));
-  for (const file of candidates) {
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      if (fs.statSync(file).isFile()) return file;
-    } catch {
-      // not here
-    }
-  }
-  return null;
 }
 
 /** The command that opens a URL in the user's browser, or null when there is no browser to open. */

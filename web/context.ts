@@ -5,6 +5,7 @@ import type { Paths } from '../lib/paths.js';
 import type { Store } from '../lib/store.js';
 import type { QueueName } from '../lib/queues.js';
 import type { KillOptions } from '../lib/agentRuntime.js';
+import type { HealthReport } from '../lib/health.js';
 
 export interface EngineControls {
   /** Scan a project now (a ticket entered one of its agent columns). */
@@ -21,11 +22,18 @@ export interface EngineControls {
   housekeeping(): { keep_days: number; last: { at: number; events: number; failed_jobs: number } | null; last_error: string | null };
 }
 
+/** The health checks' last results, and a way to run them now (lib/health.ts HealthMonitor). */
+export interface HealthControls {
+  report(): HealthReport;
+  check(): Promise<HealthReport>;
+}
+
 export interface AppContext {
   store: Store;
   config: ConfigStore;
   paths: Paths;
   engine: EngineControls;
+  health: HealthControls;
   version: string;
   startedAt: number;
 }

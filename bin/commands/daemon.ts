@@ -54,6 +54,7 @@ export function daemonCommands(y: Argv): Argv {
         service_note: service.note || null,
         budget,
         agent_cli_paused: h?.agent_cli_paused ?? [],
+        health: h?.health ?? null,
       };
       if (argv.json) printJson(status);
       else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
@@ -65,6 +66,13 @@ export function daemonCommands(y: Argv): Argv {
         for (const p of status.agent_cli_paused) {
           const hint = p.until === null ? '; fix it, then "dispatch resume" (or change the setting)' : '; resumes by itself ("dispatch resume" tries at once)';
           console.log(terminalSafe(`${p.message}${hint}`));
+        }
+      }
+      if (!argv.json && status.health) {
+        if (status.health.checked_at === null) console.log('health checks: not run yet');
+        else if (!status.health.problems.length) console.log('health checks: all passed');
+        for (const p of status.health.problems) {
+          console.log(terminalSafe(`health ${p.level === 'error' ? 'check failed' : 'warning'}: ${p.message}${p.fix ? ` (fix: ${p.fix})` : ''}`, { oneLine: true }));
         }
       }
       if (!running) process.exitCode = 3;

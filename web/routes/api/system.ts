@@ -1,8 +1,11 @@
-// /api/health, /api/config, and the global agent pause (/api/pause, /api/resume).
+// /api/health (with the health checks' last results; POST /api/health/check runs them now),
+// /api/config, and the global agent pause (/api/pause, /api/resume). PATCH /api/config refuses a
+// claude_binary or projects_root that points at nothing unless the body says "save_anyway": true.
 import { Router } from 'express';
 import { RESTART_FIELDS } from '../../../lib/config.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
 import { cliPauseView } from '../../../lib/cliPause.js';
+import { refuseMissingSetup } from '../../../lib/health.js';
 import { pauseAll, pauseState, resumeAll } from '../../../lib/pausing.js';
 import { bodyObject, optionalBoolean } from '../../http.js';
 import type { AppContext } from '../../context.js';
@@ -18,7 +21,11 @@ export function systemApi(ctx: AppContext): Router {
       uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       agents_paused: getGlobalPause(ctx.store.db),
       agent_cli_paused: cliPauseView(ctx.store.db),
+      health: ctx.health.report(),
     });
+  });
+  r.post('/health/check', async (_req, res) => {
+    res.json(await ctx.health.check());
   });
   r.get('/pause', (_req, res) => {
     res.json(pauseState(ctx.store.db));
@@ -34,7 +41,11 @@ export function systemApi(ctx: AppContext): Router {
     res.json({ config: redact(ctx.config.get()), file: redact(ctx.config.fileValues()), restart_fields: RESTART_FIELDS, last_error: ctx.config.lastError });
   });
   r.patch('/config', (req, res) => {
-    const next = ctx.config.update(bodyObject(req));
+    const body = bodyObject(req);
+    const saveAnyway = optionalBoolean(body, 'save_anyway') ?? false;
+    const patch = { ...body };
+    delete patch.save_anyway;
+    const next = ctx.config.update(patch, saveAnyway ? undefined : (n, p) => refuseMissingSetup(n, p, 'send "save_anyway": true'));
     res.json({ config: redact(next) });
   });
   return r;

@@ -83,6 +83,7 @@ export const NOTICES: Record<string, string> = {
   'agents-paused': 'All agents paused: no new agent starts; running agents finish their work.',
   'agents-stopped': 'All agents paused and running agents stopped; their tickets stay in their columns.',
   'agents-resumed': 'Agents resumed: waiting tickets start now.',
+  checked: 'Health checks run again.',
   discovered: 'Projects folder scanned.',
   killed: 'Run stopped.',
   'not-running': 'That run is not running here; nothing to stop.',

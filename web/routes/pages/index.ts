@@ -14,6 +14,7 @@ import { projectTypePages } from './projectTypes.js';
 import { settingsPages } from './settings.js';
 import { queuePages } from './queues.js';
 import { pausePages } from './pause.js';
+import { healthPages } from './health.js';
 import { costPages } from './costs.js';
 import { budgetStatus } from '../../../lib/budget.js';
 import { searchPages } from './search.js';
@@ -26,6 +27,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
     res.locals.inboxCount = inboxCount(ctx.store.db);
     res.locals.agentsPaused = getGlobalPause(ctx.store.db);
     res.locals.cliPaused = cliPauseView(ctx.store.db);
+    res.locals.healthProblems = ctx.health.report().problems;
     res.locals.path = req.path;
     const done = typeof req.query.done === 'string' ? req.query.done : '';
     res.locals.notice = Object.hasOwn(NOTICES, done) ? NOTICES[done] : null;
@@ -47,6 +49,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(settingsPages(ctx));
   r.use(queuePages(ctx));
   r.use(pausePages(ctx));
+  r.use(healthPages(ctx));
   r.use(costPages(ctx));
   r.use(searchPages(ctx));
   return r;

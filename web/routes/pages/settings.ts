@@ -1,11 +1,13 @@
 // /settings: every field of the config schema, grouped by section, read from the schema itself so
 // a new config field appears here without touching this page. Saved through ConfigStore.update
 // (validated, written atomically, hot-reloaded); fields in RESTART_FIELDS are labelled. Secrets
-// are never sent to the browser: a blank secret field keeps the stored value.
+// are never sent to the browser: a blank secret field keeps the stored value. A changed
+// claude_binary or projects_root that points at nothing is refused unless "save anyway" is ticked.
 import { Router, type Response } from 'express';
 import { z } from 'zod';
-import { configSchema, RESTART_FIELDS } from '../../../lib/config.js';
+import { configSchema, RESTART_FIELDS, type Config } from '../../../lib/config.js';
 import { UserError } from '../../../lib/errors.js';
+import { refuseMissingSetup } from '../../../lib/health.js';
 import { formValues, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
 
@@ -150,6 +152,7 @@ export function settingsPages(ctx: AppContext): Router {
       })),
       configFile: ctx.config.file,
       lastError: ctx.config.lastError,
+      saveAnyway: values?.save_anyway === 'on',
       error,
     });
   }
@@ -161,7 +164,8 @@ export function settingsPages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        ctx.config.update(patchFromForm(values));
+        const check = values.save_anyway === 'on' ? undefined : (n: Config, p: Config) => refuseMissingSetup(n, p, 'tick "save anyway"');
+        ctx.config.update(patchFromForm(values), check);
         return withNotice('/settings', 'saved');
       },
       (error) => render(res, error, values),
