@@ -42,7 +42,12 @@ export const RECHECK_MS = 5 * 60_000;
 
 /** The file `name` runs: a path as it is, a bare name looked up on `pathEnv`; null when there is none that may be executed. */
 export function findExecutable(name: string, pathEnv = ''): string | null {
-  const candidates = name.includes('/') ? [path.resolve(name)] : pathEnv.split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, name));
+  const candidates = name.includes('/')
+    ? [path.resolve(name)]
+    : pathEnv
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, name));
   for (const file of candidates) {
     try {
       fs.accessSync(file, fs.constants.X_OK);
@@ -111,12 +116,14 @@ const ok = (id: HealthCheckId, message: string): HealthCheck => ({ id, level: 'o
 const MAX_VERSION_OUTPUT = 4096;
 
 /** Runs `file --version` in its own process group; the group is killed if it does not end within the timeout or on `signal`. */
-function askVersion(file: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<{ code: number | null; out: string; err: string } | { failed: string }> {
+type VersionReply = { code: number | null; out: string; err: string } | { failed: string };
+
+function askVersion(file: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<VersionReply> {
   return new Promise((resolve) => {
     let out = '';
     let err = '';
     let settled = false;
-    const settle = (v: { code: number | null; out: string; err: string } | { failed: string }) => {
+    const settle = (v: VersionReply) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -191,10 +198,13 @@ export async function checkClaudeBinary(
     check = { id: 'claude_binary', level: 'error', message: `claude_binary ${binary} ${answer.failed}`, fix };
   } else if (answer.code !== 0) {
     const said = firstLine(answer.err) || firstLine(answer.out);
-    check = { id: 'claude_binary', level: 'error', message: `claude_binary ${binary} exited with code ${answer.code} on --version${said ? `: ${said}` : ''}`, fix };
+    const message = `claude_binary ${binary} exited with code ${answer.code} on --version${said ? `: ${said}` : ''}`;
+    check = { id: 'claude_binary', level: 'error', message, fix };
   } else {
     const version = firstLine(answer.out);
-    check = version ? ok('claude_binary', `claude_binary ${binary}: ${version}`) : { id: 'claude_binary', level: 'warn', message: `claude_binary ${binary} printed no version`, fix };
+    check = version
+      ? ok('claude_binary', `claude_binary ${binary}: ${version}`)
+      : { id: 'claude_binary', level: 'warn', message: `claude_binary ${binary} printed no version`, fix };
   }
   return { identity, check };
 }
@@ -202,7 +212,8 @@ export async function checkClaudeBinary(
 export function checkProjectsRoot(dir: string): HealthCheck {
   const problem = folderProblem(dir);
   if (!problem) return ok('projects_root', `projects_root ${dir} is readable`);
-  return { id: 'projects_root', level: 'error', message: `projects_root ${problem}`, fix: `create it, or set projects_root in Settings (or DISPATCH_PROJECTS_ROOT) to the folder holding your projects` };
+  const fix = 'create it, or set projects_root in Settings (or DISPATCH_PROJECTS_ROOT) to the folder holding your projects';
+  return { id: 'projects_root', level: 'error', message: `projects_root ${problem}`, fix };
 }
 
 /** Writes and removes a small file in the data home: the one proof that the disk takes writes. */
@@ -232,7 +243,8 @@ export async function checkDiskSpace(home: string): Promise<HealthCheck> {
     const s = await fs.promises.statfs(home);
     free = s.bavail * s.bsize;
   } catch (err) {
-    return { id: 'disk_space', level: 'warn', message: `free space on the disk of ${home} could not be read (${(err as Error).message})`, fix: null };
+    const message = `free space on the disk of ${home} could not be read (${(err as Error).message})`;
+    return { id: 'disk_space', level: 'warn', message, fix: null };
   }
   if (free >= LOW_DISK_BYTES) return ok('disk_space', `${formatBytes(free)} free on the disk holding ${home}`);
   return {
@@ -255,7 +267,8 @@ export async function runHealthChecks(opts: {
   const binaryCheck = checkClaudeBinary(opts.config.claude_binary, env, opts.known ?? null, opts.signal);
   const [binary, disk] = await Promise.all([binaryCheck, checkDiskSpace(opts.home)]);
   const version = 'identity' in binary ? binary : null;
-  const checks = [version ? version.check : (binary as HealthCheck), checkProjectsRoot(opts.config.projects_root), checkDataHome(opts.home), disk];
+  const binaryResult = version ? version.check : (binary as HealthCheck);
+  const checks = [binaryResult, checkProjectsRoot(opts.config.projects_root), checkDataHome(opts.home), disk];
   return { checks, version };
 }
 
@@ -331,7 +344,8 @@ export class HealthMonitor {
       const before = new Map(this.last.problems.map((p) => [p.id, p.message]));
       this.last = reportOf(checks, Date.now());
       for (const p of this.last.problems) {
-        if (before.get(p.id) !== p.message) this.deps.logger.warn('health check failed', { check: p.id, level: p.level, problem: p.message, fix: p.fix });
+        if (before.get(p.id) === p.message) continue;
+        this.deps.logger.warn('health check failed', { check: p.id, level: p.level, problem: p.message, fix: p.fix });
       }
       for (const id of before.keys()) {
         if (!this.last.problems.some((p) => p.id === id)) this.deps.logger.info('health check passes again', { check: id });

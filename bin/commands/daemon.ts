@@ -72,7 +72,8 @@ export function daemonCommands(y: Argv): Argv {
         if (status.health.checked_at === null) console.log('health checks: not run yet');
         else if (!status.health.problems.length) console.log('health checks: all passed');
         for (const p of status.health.problems) {
-          console.log(terminalSafe(`health ${p.level === 'error' ? 'check failed' : 'warning'}: ${p.message}${p.fix ? ` (fix: ${p.fix})` : ''}`, { oneLine: true }));
+          const line = `health ${p.level === 'error' ? 'check failed' : 'warning'}: ${p.message}${p.fix ? ` (fix: ${p.fix})` : ''}`;
+          console.log(terminalSafe(line, { oneLine: true }));
         }
       }
       if (!running) process.exitCode = 3;

@@ -2,7 +2,7 @@
 // /api/config, and the global agent pause (/api/pause, /api/resume). PATCH /api/config refuses a
 // claude_binary or projects_root that points at nothing unless the body says "save_anyway": true.
 import { Router } from 'express';
-import { RESTART_FIELDS } from '../../../lib/config.js';
+import { RESTART_FIELDS, type Config } from '../../../lib/config.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
 import { cliPauseView } from '../../../lib/cliPause.js';
 import { refuseMissingSetup } from '../../../lib/health.js';
@@ -45,7 +45,8 @@ export function systemApi(ctx: AppContext): Router {
     const saveAnyway = optionalBoolean(body, 'save_anyway') ?? false;
     const patch = { ...body };
     delete patch.save_anyway;
-    const next = ctx.config.update(patch, saveAnyway ? undefined : (n, p) => refuseMissingSetup(n, p, 'send "save_anyway": true'));
+    const check = saveAnyway ? undefined : (n: Config, p: Config) => refuseMissingSetup(n, p, 'send "save_anyway": true');
+    const next = ctx.config.update(patch, check);
     res.json({ config: redact(next) });
   });
   return r;
