@@ -191,6 +191,32 @@ test('a projects_root that disappears is reported on the pages and by dispatch d
   expect((await getPage(d, '/projects')).html).not.toContain('data-health-check="projects_root"');
 }, 120_000);
 
+test('the periodic round asks an unchanged binary that answered well no second time; a changed or failing one again', async () => {
+  const dir = tempDir();
+  const calls = path.join(dir, 'calls');
+  const binary = path.join(dir, 'claude');
+  const script = (version: string, code = 0) => `#!/bin/sh\necho x >> '${calls}'\necho "${version} (Claude Code)"\nexit ${code}\n`;
+  fs.writeFileSync(binary, script('2.1.197'), { mode: 0o755 });
+  const config = { ...defaultConfig(), claude_binary: binary, projects_root: dir };
+  const asked = () => fs.readFileSync(calls, 'utf8').split('\n').filter(Boolean).length;
+
+  const first = await runHealthChecks({ config, home: dir });
+  expect(first.checks[0]).toMatchObject({ id: 'claude_binary', level: 'ok', message: `claude_binary ${binary}: 2.1.197 (Claude Code)` });
+  const again = await runHealthChecks({ config, home: dir, known: first.version });
+  expect(again.version).toEqual(first.version);
+  expect(asked()).toBe(1);
+
+  // a new file (an upgrade) is asked again
+  fs.writeFileSync(binary + '.new', script('2.1.328', 2), { mode: 0o755 });
+  fs.renameSync(binary + '.new', binary);
+  const changed = await runHealthChecks({ config, home: dir, known: again.version });
+  expect(asked()).toBe(2);
+  expect(changed.checks[0]).toMatchObject({ level: 'error', message: `claude_binary ${binary} exited with code 2 on --version: 2.1.328 (Claude Code)` });
+  // and one whose last answer was bad is asked every time
+  await runHealthChecks({ config, home: dir, known: changed.version });
+  expect(asked()).toBe(3);
+}, 60_000);
+
 (tmpfsPrefix ? test : test.skip)('a small disk under the data home is a warning; a full one, an error: nothing can be saved', async () => {
   const root = tempDir();
   const home = path.join(root, 'home');
