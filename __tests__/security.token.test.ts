@@ -123,6 +123,10 @@ describe('with api_token set', () => {
     expect((await raw(d, 'GET', '/logout', { accept: 'text/html' })).status).toBe(303);
     expect((await raw(d, 'DELETE', '/login', { accept: 'text/html' })).status).toBe(401);
     expect((await raw(d, 'POST', '/api/health', { 'content-type': 'application/json' }, '{}')).status).toBe(401);
+    // open, it names no path the health checks looked at; with the token, the checks come too
+    const open = JSON.parse((await raw(d, 'GET', '/api/health', {})).text);
+    expect([open.ok, 'health' in open]).toEqual([true, false]);
+    expect((await api(d, 'GET', '/api/health')).body).toHaveProperty('health');
     // a next= to another site is ignored
     const offsite = await raw(d, 'GET', '/login?next=//evil.example/x', { accept: 'text/html' });
     expect(offsite.text).toContain('value="/inbox"');

@@ -115,12 +115,12 @@ export function tokenGuard(getToken: () => string) {
     const token = getToken();
     if (!token) return next();
     const session = hasSession(req, token);
+    const bearer = sameSecret(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '', token);
     res.locals.session = session;
+    // an open route answers less to a caller without the token (see /api/health)
+    res.locals.authorized = session || bearer;
     if (isOpen(req)) return next();
-    if (isApiPath(req.path)) {
-      const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      return sameSecret(given, token) ? next() : refuse(req, res, 401, 'Missing or wrong API token');
-    }
+    if (isApiPath(req.path)) return bearer ? next() : refuse(req, res, 401, 'Missing or wrong API token');
     if (session) return next();
     if ((req.method === 'GET' || req.method === 'HEAD') && req.accepts('html')) {
       return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);

@@ -8,6 +8,7 @@ import { api, localPaths } from './client.js';
 import { budgetLines, type CostsAnswer } from './costs.js';
 import { wholeNumber } from './options.js';
 import { printJson, terminalSafe, waitingIndicator } from './output.js';
+import type { Health } from '../../lib/daemonControl.js';
 
 // The daemon's modules (service control, winston) load only in the handler that needs them, so
 // every other command starts fast (bin/dispatch.ts).
@@ -43,6 +44,8 @@ export function daemonCommands(y: Argv): Argv {
       const h = pidFile.state === 'running' && pidFile.port ? await fetchHealth(pidFile.port) : null;
       const running = Boolean(h && h.pid === pidFile.pid);
       const budget = running ? await api<CostsAnswer>('GET', '/api/costs?days=1').then((c) => c.budget, () => null) : null;
+      // the checks' results come only with the api_token, when one is set: ask again through the client, which sends it
+      const checks = running ? (h?.health ?? (await api<Health>('GET', '/api/health').then((a) => a.health, () => undefined))) : undefined;
       const status = {
         running,
         pid: pidFile.pid,
@@ -54,7 +57,7 @@ export function daemonCommands(y: Argv): Argv {
         service_note: service.note || null,
         budget,
         agent_cli_paused: h?.agent_cli_paused ?? [],
-        health: h?.health ?? null,
+        health: checks ?? null,
       };
       if (argv.json) printJson(status);
       else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);

@@ -12,7 +12,10 @@ import type { AppContext } from '../../context.js';
 
 export function systemApi(ctx: AppContext): Router {
   const r = Router();
+  // without the api_token (when one is set) only what `dispatch daemon status` needs to find its daemon:
+  // the checks' messages name paths on this machine
   r.get('/health', (_req, res) => {
+    const authorized = res.locals.authorized !== false;
     res.json({
       ok: true,
       version: ctx.version,
@@ -21,7 +24,7 @@ export function systemApi(ctx: AppContext): Router {
       uptime_seconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       agents_paused: getGlobalPause(ctx.store.db),
       agent_cli_paused: cliPauseView(ctx.store.db),
-      health: ctx.health.report(),
+      ...(authorized ? { health: ctx.health.report() } : {}),
     });
   });
   r.post('/health/check', async (_req, res) => {
