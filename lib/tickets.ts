@@ -324,6 +324,7 @@ export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
   const result = db.transaction(() => {
     const problems: string[] = [];
     let archivedProject = false;
+    let wrongColumn = false;
     const seen = new Set<number>();
     const found: { ticket: Ticket & { abbreviation: string }; key: string; target?: Column }[] = [];
     const columnsOf = new Map<number, Column[]>();
@@ -352,6 +353,7 @@ export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
         const columns = columnsOf.get(ticket.project_id)!;
         target = columns.find((c) => c.column_id === column);
         if (!target) {
+          wrongColumn = true;
           problems.push(`${key}'s project has no column "${column}" (its columns are ${columns.map((c) => c.column_id).join(', ')})`);
           continue;
         }
@@ -360,7 +362,7 @@ export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
     }
     if (problems.length) {
       const message = `nothing was changed: ${problems.join('; ')}`;
-      throw archivedProject ? new ConflictError(message, 'keys') : new UserError(message, column !== undefined ? 'column' : 'keys');
+      throw archivedProject ? new ConflictError(message, 'keys') : new UserError(message, wrongColumn ? 'column' : 'keys');
     }
     const changed: string[] = [];
     const unchanged: string[] = [];
