@@ -110,6 +110,27 @@ describe('POST /api/tickets/bulk', () => {
   });
 });
 
+describe('dispatch ticket bulk', () => {
+  test('applies one action to the tickets named, prints what changed, and fails in one line changing nothing', async () => {
+    await project('desk', 'dk', 'personal');
+    const keys = [await file('dk', 'pens'), await file('dk', 'paper'), await file('dk', 'lamp', { column: 'done' })];
+    const moved = d.cli(['ticket', 'bulk', 'move', ...keys, '--column', 'done']);
+    expect([moved.status, moved.stdout, moved.stderr]).toEqual([0, 'moved to done: dk-1 dk-2\nalready so: dk-3\n', '']);
+    const json = d.cli(['ticket', 'bulk', 'priority', 'dk-1', 'dk-2', '--priority', 'low', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ action: 'priority', changed: ['dk-1', 'dk-2'], unchanged: [] });
+    const before = await state(keys);
+    const refused = d.cli(['ticket', 'bulk', 'close', 'dk-1', 'dk-77']);
+    expect([refused.status, refused.stdout]).toEqual([1, '']);
+    expect(refused.stderr.trim().split('\n')).toEqual([expect.stringContaining('nothing was changed: dk-77 does not exist')]);
+    const noColumn = d.cli(['ticket', 'bulk', 'move', 'dk-1']);
+    expect([noColumn.status, noColumn.stderr.trim().split('\n').length]).toEqual([1, 1]);
+    expect(noColumn.stderr).toContain('column is required to move tickets');
+    expect(await state(keys)).toEqual(before);
+    expect(d.cli(['ticket', 'bulk', 'close', 'dk-3']).stdout).toBe('closed: dk-3\n');
+    expect(d.cli(['ticket', 'reopen', 'dk-3']).stdout).toBe('dk-3: reopened in done\n');
+  });
+});
+
 describe('the bulk bar as a plain form (no JavaScript)', () => {
   test('board, list, inbox and search pages carry the bar and a checkbox per ticket', async () => {
     const key = await file('ch', 'findable wombat ticket');
