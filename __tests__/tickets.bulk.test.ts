@@ -140,6 +140,7 @@ describe('bulkUpdate', () => {
       [1, 'human'],
       [1, 'coding-agent'],
     ]);
+    expect(checks.map((c) => c.closed)).toEqual([0, 1]);
     expect(checks[0]!.moved_by).toBe('human');
     // and the agents may no longer change their tickets
     for (const [i, key] of [moved, closed].entries()) {
