@@ -204,7 +204,7 @@ describe('in headless Chromium', () => {
     await expect(bar.locator('[data-bulk-count]').textContent()).resolves.toBe('1 selected');
     await page.getByLabel('Select gd-2').click({ modifiers: ['Shift'] });
     await expect(bar.locator('[data-bulk-count]').textContent()).resolves.toBe('3 selected');
-    await page.getByLabel('Move to').selectOption('done');
+    await page.getByLabel('Move selected to').selectOption('done');
     await bar.getByRole('button', { name: 'Move', exact: true }).click();
     await page.waitForURL(/\/projects\/gd\?done=bulk-moved$/);
     await page.getByText('The selected tickets were moved.').waitFor();
@@ -231,7 +231,7 @@ describe('in headless Chromium', () => {
       await page.goto(`${d.url}/projects/kt/tickets`);
       await page.getByLabel('Select kt-1').check();
       await page.getByLabel('Select kt-3').check();
-      await page.getByLabel('Priority', { exact: true }).selectOption('urgent');
+      await page.getByLabel('Mark selected').selectOption('urgent');
       await page.getByRole('button', { name: 'Set', exact: true }).click();
       await page.waitForURL(/\/projects\/kt\/tickets\?page=1&done=bulk-priority$/);
       await page.getByText('The selected tickets have their new priority.').waitFor();
