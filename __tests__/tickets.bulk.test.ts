@@ -97,6 +97,24 @@ describe('bulkUpdate', () => {
     expect(h.woken).toEqual([]);
   });
 
+  test('a write that fails part way through the batch rolls back the tickets already written', () => {
+    const keys = [file('al', 'one'), file('al', 'two'), file('al', 'three')];
+    // the database refuses the last ticket's update, after the first two were written in the same transaction
+    h.db.exec(`CREATE TEMP TRIGGER refuse_third BEFORE UPDATE ON tickets WHEN old.id = ${requireTicket(h.db, keys[2]!).id}
+               BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    const before = snapshot();
+    h.woken.length = 0;
+    for (const input of [
+      { keys, action: 'move', column: 'done', actor: 'human' },
+      { keys, action: 'priority', priority: 'low', actor: 'human' },
+      { keys, action: 'close', actor: 'human' },
+    ]) {
+      expect(() => bulkUpdate(h.store, input)).toThrow('refused by the test');
+      expect(snapshot()).toEqual(before);
+    }
+    expect(h.woken).toEqual([]);
+  });
+
   test('bad requests are refused with the field at fault', () => {
     const key = file('al', 'one');
     const cases: [Parameters<typeof bulkUpdate>[1], string, string][] = [
