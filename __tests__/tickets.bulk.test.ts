@@ -2,7 +2,9 @@
 // history rows and wakes as single moves, and a person's bulk move or close stops an agent's rights
 // on its ticket exactly as a single move does (ticket.cjs refuses the running agent afterwards).
 import { spawnSync } from 'node:child_process';
-import { bulkUpdate, closeTicket, countTickets, createTicket, getThread, inbox, moveTicket, reopenTicket, requireTicket } from '../lib/tickets.js';
+import {
+  bulkUpdate, closeTicket, countTickets, createTicket, getThread, inbox, moveTicket, reopenTicket, requireTicket,
+} from '../lib/tickets.js';
 import { liveRunChecks } from '../lib/runs.js';
 import { pauseProject, archiveProject } from '../lib/pausing.js';
 import { getHeartbeat } from '../lib/heartbeats.js';
@@ -74,7 +76,8 @@ describe('bulkUpdate', () => {
     expect(countTickets(h.db, { project: 'al' })).toBe(0);
     expect(inbox(h.db, { tab: 'backlog' }).map((t) => t.key)).toEqual(['nt-1']);
     // a closed ticket cannot be in a batch; reopening brings it back where it was
-    expect(refusal(() => bulkUpdate(h.store, { keys: ['al-1'], action: 'move', column: 'done', actor: 'human' })).message).toMatch(/al-1 is closed/);
+    const moveClosed = refusal(() => bulkUpdate(h.store, { keys: ['al-1'], action: 'move', column: 'done', actor: 'human' }));
+    expect(moveClosed.message).toMatch(/al-1 is closed/);
     expect(reopenTicket(h.store, 'al-1', { actor: 'human' })).toMatchObject({ archived_at: null, column_id: 'human' });
     expect(countTickets(h.db, { project: 'al' })).toBe(1);
   });
@@ -84,14 +87,16 @@ describe('bulkUpdate', () => {
     closeTicket(h.store, file('al', 'gone'), { actor: 'human' });
     const before = snapshot();
     h.woken.length = 0;
-    const missing = refusal(() => bulkUpdate(h.store, { keys: [...keys.slice(0, 2), 'al-99'], action: 'move', column: 'done', actor: 'human' }));
+    const withMissing = [...keys.slice(0, 2), 'al-99'];
+    const missing = refusal(() => bulkUpdate(h.store, { keys: withMissing, action: 'move', column: 'done', actor: 'human' }));
     expect(missing.status).toBe(400);
     expect(missing.message).toBe('nothing was changed: al-99 does not exist');
     // personal boards have no coding-agent column: the alpha tickets do not move either
     const wrong = refusal(() => bulkUpdate(h.store, { keys, action: 'move', column: 'coding-agent', actor: 'human' }));
     expect(wrong.message).toBe('nothing was changed: nt-1\'s project has no column "coding-agent" (its columns are human, done)');
     expect(wrong.field).toBe('column');
-    const several = refusal(() => bulkUpdate(h.store, { keys: [...keys, 'al-3', 'zz-1'], action: 'priority', priority: 'high', actor: 'human' }));
+    const withSeveral = [...keys, 'al-3', 'zz-1'];
+    const several = refusal(() => bulkUpdate(h.store, { keys: withSeveral, action: 'priority', priority: 'high', actor: 'human' }));
     expect(several.message).toBe('nothing was changed: al-3 is closed; zz-1 does not exist');
     expect(snapshot()).toEqual(before);
     expect(h.woken).toEqual([]);
@@ -124,7 +129,8 @@ describe('bulkUpdate', () => {
       [{ keys: [], action: 'close', actor: 'human' }, 'select at least one ticket', 'keys'],
       [{ keys: Array(501).fill(key), action: 'close', actor: 'human' }, 'at most 500 tickets at once', 'keys'],
       [{ keys: [key], action: 'move', actor: 'human' }, 'column is required to move tickets', 'column'],
-      [{ keys: [key], action: 'priority', priority: 'asap', actor: 'human' }, 'priority must be one of low, normal, high, urgent', 'priority'],
+      [{ keys: [key], action: 'priority', priority: 'asap', actor: 'human' }, 'priority must be one of low, normal, high, urgent',
+        'priority'],
       [{ keys: [key], action: 'priority', actor: 'human' }, 'priority is required', 'priority'],
     ];
     const before = snapshot();

@@ -78,7 +78,8 @@ describe('POST /api/tickets/bulk', () => {
     expect(list).toContain(keys[0]);
     expect(list).not.toContain(keys[1]);
     // one closed ticket comes back by itself
-    expect((await d.api('POST', `/api/tickets/${keys[1]}/reopen`)).body.ticket).toMatchObject({ key: keys[1], archived_at: null, column_id: 'done' });
+    const reopened = (await d.api('POST', `/api/tickets/${keys[1]}/reopen`)).body.ticket;
+    expect(reopened).toMatchObject({ key: keys[1], archived_at: null, column_id: 'done' });
     expect((await d.api('POST', `/api/tickets/${keys[1]}/reopen`)).status).toBe(400);
   });
 
@@ -87,7 +88,13 @@ describe('POST /api/tickets/bulk', () => {
     const before = await state(keys);
     const cases: [unknown, number, string, string?][] = [
       [{ keys: [...keys, 'ch-999'], action: 'move', column: 'done' }, 400, 'nothing was changed: ch-999 does not exist', 'keys'],
-      [{ keys, action: 'move', column: 'coding-agent' }, 400, `nothing was changed: ${keys[0]}'s project has no column "coding-agent" (its columns are human, done); ${keys[1]}'s project has no column "coding-agent" (its columns are human, done)`, 'column'],
+      [
+        { keys, action: 'move', column: 'coding-agent' },
+        400,
+        `nothing was changed: ${keys[0]}'s project has no column "coding-agent" (its columns are human, done); ` +
+          `${keys[1]}'s project has no column "coding-agent" (its columns are human, done)`,
+        'column',
+      ],
       [{ keys, action: 'archive' }, 400, 'action must be one of move, priority, close', 'action'],
       [{ keys, action: 'priority', priority: 'asap' }, 400, 'priority must be one of low, normal, high, urgent', 'priority'],
       [{ keys: [], action: 'close' }, 400, 'select at least one ticket', 'keys'],
@@ -104,7 +111,8 @@ describe('POST /api/tickets/bulk', () => {
     const conflict = await d.api('POST', '/api/tickets/bulk', { keys: [...keys, old], action: 'close' });
     expect(conflict).toEqual({ status: 409, body: { error: `nothing was changed: ${old} is in the archived project od`, field: 'keys' } });
     // another origin cannot post a batch
-    const evil = await rawRequest(d, 'POST', '/api/tickets/bulk', { origin: 'http://evil.example', 'content-type': 'application/json' }, JSON.stringify({ keys, action: 'close' }));
+    const foreign = { origin: 'http://evil.example', 'content-type': 'application/json' };
+    const evil = await rawRequest(d, 'POST', '/api/tickets/bulk', foreign, JSON.stringify({ keys, action: 'close' }));
     expect(evil.status).toBe(403);
     expect(await state(keys)).toEqual(before);
   });
@@ -138,7 +146,8 @@ describe('the bulk bar as a plain form (no JavaScript)', () => {
       const { status, html } = await getPage(d, url);
       expect([url, status]).toEqual([url, 200]);
       expect(html).toContain('<form id="bulk" class="bulk-bar" method="post" action="/tickets/bulk"');
-      expect(html).toContain(`<input type="checkbox" class="bulk-check" name="key" value="${key}" form="bulk" data-bulk aria-label="Select ${key}">`);
+      const box = `<input type="checkbox" class="bulk-check" name="key" value="${key}" form="bulk" data-bulk aria-label="Select ${key}">`;
+      expect(html).toContain(box);
     }
     // an archived board has no bar
     expect((await getPage(d, '/projects/od')).html).not.toContain('data-bulk');
@@ -147,13 +156,15 @@ describe('the bulk bar as a plain form (no JavaScript)', () => {
   test('a post applies the pressed action and returns to the page; a refused one is an error page that changed nothing', async () => {
     const keys = [await file('ch', 'form one'), await file('ch', 'form two')];
     const csrf = csrfOf((await getPage(d, '/projects/ch')).html);
-    const ok = await postForm(d, '/tickets/bulk', { _csrf: csrf, key: keys, action: 'priority', priority: 'high', column: 'done', return_to: '/projects/ch' });
+    const fields = { _csrf: csrf, key: keys, action: 'priority', priority: 'high', column: 'done', return_to: '/projects/ch' };
+    const ok = await postForm(d, '/tickets/bulk', fields);
     expect([ok.status, ok.location]).toEqual([303, '/projects/ch?done=bulk-priority']);
     for (const key of keys) expect(await ticket(key)).toMatchObject({ priority: 'high', column_id: 'human' });
     expect((await getPage(d, ok.location!)).html).toContain('The selected tickets have their new priority.');
 
     const before = await state(keys);
-    const refused = await postForm(d, '/tickets/bulk', { _csrf: csrf, key: [...keys, 'ch-404'], action: 'close', return_to: '/projects/ch/tickets' });
+    const withMissing = { _csrf: csrf, key: [...keys, 'ch-404'], action: 'close', return_to: '/projects/ch/tickets' };
+    const refused = await postForm(d, '/tickets/bulk', withMissing);
     expect(refused.status).toBe(400);
     expect(refused.html).toContain('nothing was changed: ch-404 does not exist');
     expect(refused.html).toContain('<a href="/projects/ch/tickets">Back to the page you came from</a>');
@@ -208,11 +219,8 @@ describe('in headless Chromium', () => {
     await bar.getByRole('button', { name: 'Move', exact: true }).click();
     await page.waitForURL(/\/projects\/gd\?done=bulk-moved$/);
     await page.getByText('The selected tickets were moved.').waitFor();
-    expect(await page.locator('[data-column="done"] .card').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.key).sort())).toEqual([
-      'gd-2',
-      'gd-3',
-      'gd-4',
-    ]);
+    const done = await page.locator('[data-column="done"] .card').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.key));
+    expect(done.sort()).toEqual(['gd-2', 'gd-3', 'gd-4']);
     for (const key of keys) expect((await ticket(key)).column_id).toBe(['gd-2', 'gd-3', 'gd-4'].includes(key) ? 'done' : 'human');
   });
 

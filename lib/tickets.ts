@@ -223,8 +223,12 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
  */
 function writeMove(db: Db, ticket: Ticket, target: Column, actor: string, comment: string): boolean {
   const now = Date.now();
-  db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
-  insertComment(db, { ticket_id: ticket.id, type: 'move', author: actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
+  db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`)
+    .run(target.column_id, now, now, ticket.id);
+  insertComment(db, {
+    ticket_id: ticket.id, type: 'move', author: actor, body: comment, severity: null, title: null,
+    from_column: ticket.column_id, to_column: target.column_id,
+  });
   // an agent column needs an agent; done needs the merge worker
   const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
   if (wake) markDue(db, ticket.project_id, now);
@@ -239,7 +243,12 @@ function writeMove(db: Db, ticket: Ticket, target: Column, actor: string, commen
 function writeClose(db: Db, ticket: Ticket, actor: string, comment: string): void {
   const now = Date.now();
   db.prepare(`UPDATE tickets SET archived_at = ?, updated_at = ? WHERE id = ?`).run(now, now, ticket.id);
-  insertComment(db, { ticket_id: ticket.id, type: 'system', author: actor, body: comment || 'Closed.', severity: null, title: null, from_column: null, to_column: null });
+  insertComment(db, historyNote(ticket.id, actor, comment || 'Closed.'));
+}
+
+/** The history row of a close or a reopen: a note by whoever did it. */
+function historyNote(ticketId: number, author: string, body: string): Omit<Comment, 'id' | 'created_at'> {
+  return { ticket_id: ticketId, type: 'system', author, body, severity: null, title: null, from_column: null, to_column: null };
 }
 
 export function closeTicket(store: Store, ref: string | number, opts: { actor: string; comment?: string }): TicketView {
@@ -265,7 +274,7 @@ export function reopenTicket(store: Store, ref: string | number, opts: { actor: 
     const column = getColumns(db, ticket.project_id).find((c) => c.column_id === ticket.column_id);
     const now = Date.now();
     db.prepare(`UPDATE tickets SET archived_at = NULL, updated_at = ? WHERE id = ?`).run(now, ticket.id);
-    insertComment(db, { ticket_id: ticket.id, type: 'system', author: opts.actor, body: 'Reopened.', severity: null, title: null, from_column: null, to_column: null });
+    insertComment(db, historyNote(ticket.id, opts.actor, 'Reopened.'));
     const wake = Boolean(column?.agent_type_id) || ticket.column_id === 'done';
     if (wake) markDue(db, ticket.project_id, now);
     return { id: ticket.id, projectId: ticket.project_id, wake };
@@ -318,7 +327,9 @@ export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
     column = input.column.trim();
   }
   if (action === 'priority') {
-    if (input.priority === undefined || input.priority === null || input.priority === '') throw new UserError('priority is required', 'priority');
+    if (input.priority === undefined || input.priority === null || input.priority === '') {
+      throw new UserError('priority is required', 'priority');
+    }
     priority = checkPriority(input.priority);
   }
   const result = db.transaction(() => {

@@ -2,7 +2,8 @@
 // and bulk actions (one transaction for the whole batch, refused whole with every reason).
 import { Router } from 'express';
 import {
-  addComment, addFinding, bulkUpdate, closeTicket, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, reopenTicket, requireTicket, toView, updateTicket,
+  addComment, addFinding, bulkUpdate, closeTicket, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, reopenTicket,
+  requireTicket, toView, updateTicket,
   type InboxFilter, type InboxTab,
 } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';

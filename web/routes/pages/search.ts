@@ -64,7 +64,7 @@ export function searchPages(ctx: AppContext): Router {
       column: column ?? '',
       filters: searchFilters(db, project?.id ?? null),
       result,
-      bulk: result?.hits.length ? bulkBar(db, [...new Set(result.hits.map((h) => h.project))].map((abbr) => getProject(db, abbr).id), link(page)) : null,
+      bulk: result?.hits.length ? bulkBar(db, hitProjects(result), link(page)) : null,
       error,
       page,
       pages,
@@ -74,6 +74,11 @@ export function searchPages(ctx: AppContext): Router {
       next: result && page < pages ? link(page + 1) : null,
     });
   });
+
+  /** The projects of a page of hits, for the bulk bar's columns. */
+  function hitProjects(result: SearchResult): number[] {
+    return [...new Set(result.hits.map((h) => h.project))].map((abbr) => getProject(db, abbr).id);
+  }
 
   return r;
 }
