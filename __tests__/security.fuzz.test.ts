@@ -104,7 +104,7 @@ test('API: raw bytes (invalid UTF-8, truncated JSON, lone surrogates) never prod
   let stored = 0;
   await fc.assert(
     fc.asyncProperty(
-      fc.constantFrom('/api/tickets', '/api/tickets/fz-1/comments', '/api/tickets/fz-1/move', '/api/projects', '/api/config', '/api/agent-types', '/api/agent-types/researcher/prompt'),
+      fc.constantFrom('/api/tickets', '/api/tickets/fz-1/comments', '/api/tickets/fz-1/move', '/api/tickets/bulk', '/api/projects', '/api/config', '/api/agent-types', '/api/agent-types/researcher/prompt'),
       fc.oneof(
         fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
         fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => Buffer.concat([Buffer.from('{"project":"fz","title":"'), Buffer.from(b).map((x) => x | 0x80), Buffer.from('"}')])),

@@ -194,6 +194,8 @@ export class AgentRuntime {
         const limitMs = Math.min(MAX_TIMEOUT_MS, c.timeout_minutes * 60_000);
         if (c.started_at !== null && now - c.started_at > limitMs) {
           void this.stopRun(entry, RUN_STATUS.timeout, `ran past its ${c.timeout_minutes}-minute timeout`);
+        } else if (c.closed) {
+          void this.stopRun(entry, RUN_STATUS.killed, 'the ticket was closed while the agent ran');
         } else if (c.off_column && c.moved_by === `${entry.run.agent_type_id}:${entry.run.id}`) {
           if (entry.selfMoved) continue;
           entry.selfMoved = true;

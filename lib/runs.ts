@@ -449,6 +449,8 @@ export interface LiveRunCheck {
   timeout_minutes: number;
   /** the ticket left the run's column (or was archived) */
   off_column: number;
+  /** the ticket was closed (archived) */
+  closed: number;
   ticket_column: string;
   moved_by: string | null;
 }
@@ -459,7 +461,7 @@ export function liveRunChecks(db: Db, runIds: string[]): LiveRunCheck[] {
   return db
     .prepare(
       `SELECT r.id, r.started_at, COALESCE(a.timeout_minutes, 30) AS timeout_minutes, t.column_id AS ticket_column,
-         (t.column_id != r.column_id OR t.archived_at IS NOT NULL) AS off_column,
+         (t.column_id != r.column_id OR t.archived_at IS NOT NULL) AS off_column, (t.archived_at IS NOT NULL) AS closed,
          (SELECT author FROM comments WHERE ticket_id = t.id AND type = 'move' ORDER BY id DESC LIMIT 1) AS moved_by
        FROM runs r JOIN tickets t ON t.id = r.ticket_id LEFT JOIN agent_types a ON a.id = r.agent_type_id
        WHERE r.id IN (SELECT value FROM json_each(?)) AND r.status IN ('queued', 'running')`,

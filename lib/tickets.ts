@@ -209,16 +209,197 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
       throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is in "${ticket.column_id}", not "${opts.expectFrom}"`, 'column');
     }
     if (ticket.column_id === target.column_id) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already in "${to}"`, 'column');
-    const now = Date.now();
-    db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
-    insertComment(db, { ticket_id: ticket.id, type: 'move', author: opts.actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
-    // an agent column needs an agent; done needs the merge worker
-    const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
-    if (wake) markDue(db, ticket.project_id, now);
+    const wake = writeMove(db, ticket, target, opts.actor, comment);
     return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
   }).immediate();
   if (result.wake) store.notify(result.projectId);
   return { ticket: toView(requireTicket(db, result.id)), from: result.from, to: result.to };
+}
+
+/**
+ * The write of one move, inside the caller's transaction: the column, its history row, and the
+ * project marked due when the column needs a worker. A person's move wins over a running agent: the
+ * runtime sees the ticket off the run's column and stops the run. True when the project needs a wake.
+ */
+function writeMove(db: Db, ticket: Ticket, target: Column, actor: string, comment: string): boolean {
+  const now = Date.now();
+  db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`)
+    .run(target.column_id, now, now, ticket.id);
+  insertComment(db, {
+    ticket_id: ticket.id, type: 'move', author: actor, body: comment, severity: null, title: null,
+    from_column: ticket.column_id, to_column: target.column_id,
+  });
+  // an agent column needs an agent; done needs the merge worker
+  const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
+  if (wake) markDue(db, ticket.project_id, now);
+  return wake;
+}
+
+/**
+ * Closing a ticket archives it (`archived_at`): it leaves its board, the lists, the inbox and search,
+ * no agent picks it up, a running agent on it is stopped like after a move away, and its finished
+ * worktree may be removed. Its page and history stay; `reopenTicket` brings it back to its column.
+ */
+function writeClose(db: Db, ticket: Ticket, actor: string, comment: string): void {
+  const now = Date.now();
+  db.prepare(`UPDATE tickets SET archived_at = ?, updated_at = ? WHERE id = ?`).run(now, now, ticket.id);
+  insertComment(db, historyNote(ticket.id, actor, comment || 'Closed.'));
+}
+
+/** The history row of a close or a reopen: a note by whoever did it. */
+function historyNote(ticketId: number, author: string, body: string): Omit<Comment, 'id' | 'created_at'> {
+  return { ticket_id: ticketId, type: 'system', author, body, severity: null, title: null, from_column: null, to_column: null };
+}
+
+export function closeTicket(store: Store, ref: string | number, opts: { actor: string; comment?: string }): TicketView {
+  const { db } = store;
+  const comment = checkText(opts.comment, 'comment', LIMITS.comment, false);
+  const id = db.transaction(() => {
+    const ticket = requireTicket(db, ref);
+    assertOpen(db, ticket.project_id);
+    if (ticket.archived_at !== null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already closed`, 'ticket');
+    writeClose(db, ticket, opts.actor, comment);
+    return ticket.id;
+  }).immediate();
+  return toView(requireTicket(db, id));
+}
+
+/** Brings a closed ticket back to the column it was closed in; an agent column wakes its project. */
+export function reopenTicket(store: Store, ref: string | number, opts: { actor: string }): TicketView {
+  const { db } = store;
+  const result = db.transaction(() => {
+    const ticket = requireTicket(db, ref);
+    assertOpen(db, ticket.project_id);
+    if (ticket.archived_at === null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is not closed`, 'ticket');
+    const column = getColumns(db, ticket.project_id).find((c) => c.column_id === ticket.column_id);
+    const now = Date.now();
+    db.prepare(`UPDATE tickets SET archived_at = NULL, updated_at = ? WHERE id = ?`).run(now, ticket.id);
+    insertComment(db, historyNote(ticket.id, opts.actor, 'Reopened.'));
+    const wake = Boolean(column?.agent_type_id) || ticket.column_id === 'done';
+    if (wake) markDue(db, ticket.project_id, now);
+    return { id: ticket.id, projectId: ticket.project_id, wake };
+  }).immediate();
+  if (result.wake) store.notify(result.projectId);
+  return toView(requireTicket(db, result.id));
+}
+
+export const BULK_ACTIONS = ['move', 'priority', 'close'] as const;
+export type BulkAction = (typeof BULK_ACTIONS)[number];
+/** Most tickets one bulk action takes (a page shows at most 100 rows; a board at most 50 cards a column). */
+export const BULK_LIMIT = 500;
+
+export interface BulkInput {
+  keys: unknown;
+  action: unknown;
+  column?: unknown;
+  priority?: unknown;
+  actor: string;
+}
+
+export interface BulkResult {
+  action: BulkAction;
+  /** the tickets the action changed, in the order given */
+  changed: string[];
+  /** the tickets already as asked (in that column, at that priority): left alone, no history row */
+  unchanged: string[];
+}
+
+/**
+ * One action on many tickets in one transaction: move them to a column, set their priority, or
+ * close them, with the same writes and history rows as the single-ticket functions above. Every
+ * ticket is checked first; if any is missing, closed, in an archived project, or (for a move) in a
+ * project without that column, the whole batch is refused with every reason and nothing changes.
+ */
+export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
+  const { db } = store;
+  if (!BULK_ACTIONS.includes(input.action as BulkAction)) throw new UserError(`action must be one of ${BULK_ACTIONS.join(', ')}`, 'action');
+  const action = input.action as BulkAction;
+  const keys = input.keys;
+  if (!Array.isArray(keys) || keys.some((k) => typeof k !== 'string' && typeof k !== 'number')) {
+    throw new UserError('keys must be a list of ticket keys such as pd-42', 'keys');
+  }
+  if (keys.length === 0) throw new UserError('select at least one ticket', 'keys');
+  if (keys.length > BULK_LIMIT) throw new UserError(`at most ${BULK_LIMIT} tickets at once`, 'keys');
+  let column: string | undefined;
+  let priority: Priority | undefined;
+  if (action === 'move') {
+    if (typeof input.column !== 'string' || !input.column.trim()) throw new UserError('column is required to move tickets', 'column');
+    column = input.column.trim();
+  }
+  if (action === 'priority') {
+    if (input.priority === undefined || input.priority === null || input.priority === '') {
+      throw new UserError('priority is required', 'priority');
+    }
+    priority = checkPriority(input.priority);
+  }
+  const result = db.transaction(() => {
+    const problems: string[] = [];
+    let archivedProject = false;
+    let wrongColumn = false;
+    const seen = new Set<number>();
+    const found: { ticket: Ticket & { abbreviation: string }; key: string; target?: Column }[] = [];
+    const columnsOf = new Map<number, Column[]>();
+    for (const ref of keys as (string | number)[]) {
+      const ticket = findTicket(db, ref);
+      if (!ticket) {
+        problems.push(`${String(ref).slice(0, 40)} does not exist`);
+        continue;
+      }
+      if (seen.has(ticket.id)) continue;
+      seen.add(ticket.id);
+      const key = `${ticket.abbreviation}-${ticket.number}`;
+      const project = db.prepare(`SELECT status FROM projects WHERE id = ?`).pluck().get(ticket.project_id) as string;
+      if (project === 'archived') {
+        archivedProject = true;
+        problems.push(`${key} is in the archived project ${ticket.abbreviation}`);
+        continue;
+      }
+      if (ticket.archived_at !== null) {
+        problems.push(`${key} is closed`);
+        continue;
+      }
+      let target: Column | undefined;
+      if (column !== undefined) {
+        if (!columnsOf.has(ticket.project_id)) columnsOf.set(ticket.project_id, getColumns(db, ticket.project_id));
+        const columns = columnsOf.get(ticket.project_id)!;
+        target = columns.find((c) => c.column_id === column);
+        if (!target) {
+          wrongColumn = true;
+          problems.push(`${key}'s project has no column "${column}" (its columns are ${columns.map((c) => c.column_id).join(', ')})`);
+          continue;
+        }
+      }
+      found.push({ ticket, key, target });
+    }
+    if (problems.length) {
+      const message = `nothing was changed: ${problems.join('; ')}`;
+      throw archivedProject ? new ConflictError(message, 'keys') : new UserError(message, wrongColumn ? 'column' : 'keys');
+    }
+    const changed: string[] = [];
+    const unchanged: string[] = [];
+    const wake = new Set<number>();
+    for (const { ticket, key, target } of found) {
+      if (action === 'move') {
+        if (ticket.column_id === target!.column_id) unchanged.push(key);
+        else {
+          if (writeMove(db, ticket, target!, input.actor, '')) wake.add(ticket.project_id);
+          changed.push(key);
+        }
+      } else if (action === 'priority') {
+        if (ticket.priority === priority) unchanged.push(key);
+        else {
+          db.prepare(`UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?`).run(priority, Date.now(), ticket.id);
+          changed.push(key);
+        }
+      } else {
+        writeClose(db, ticket, input.actor, '');
+        changed.push(key);
+      }
+    }
+    return { changed, unchanged, wake: [...wake] };
+  }).immediate();
+  for (const projectId of result.wake) store.notify(projectId);
+  return { action, changed: result.changed, unchanged: result.unchanged };
 }
 
 export function addComment(store: Store, ref: string | number, type: string, body: unknown, author: string): Comment {

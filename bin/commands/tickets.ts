@@ -1,8 +1,8 @@
-// `dispatch ticket new|list|show|comment|move|search` and `dispatch inbox`.
+// `dispatch ticket new|list|show|comment|move|bulk|reopen|search` and `dispatch inbox`.
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
 import { UserError } from '../../lib/errors.js';
-import type { Comment, InboxItem, TicketView } from '../../lib/tickets.js';
+import type { BulkResult, Comment, InboxItem, TicketView } from '../../lib/tickets.js';
 import type { Run } from '../../lib/runs.js';
 import type { SearchResult } from '../../lib/search.js';
 import { api } from './client.js';
@@ -115,6 +115,34 @@ export function ticketCommands(y: Argv): Argv {
       },
     )
     .command(
+      'bulk <action> <ids..>',
+      'move, set the priority of, or close several tickets at once (all or none)',
+      (c) =>
+        c
+          .positional('action', { choices: ['move', 'priority', 'close'] as const, demandOption: true })
+          .positional('ids', { type: 'string', array: true, demandOption: true })
+          .option('column', { alias: 'c', type: 'string', describe: 'the column to move them to (move)' })
+          .option('priority', { choices: ['low', 'normal', 'high', 'urgent'] as const, describe: 'their new priority (priority)' }),
+      async (argv) => {
+        const body = { keys: argv.ids, action: argv.action, column: argv.column, priority: argv.priority };
+        const result = await api<BulkResult>('POST', '/api/tickets/bulk', body);
+        if (argv.json) return printJson(result);
+        const verb = { move: `moved to ${argv.column}`, priority: `set to ${argv.priority}`, close: 'closed' }[result.action];
+        say(result.changed.length ? `${verb}: ${result.changed.join(' ')}` : `nothing to change`);
+        if (result.unchanged.length) say(`already so: ${result.unchanged.join(' ')}`);
+      },
+    )
+    .command(
+      'reopen <id>',
+      'bring a closed ticket back to its column',
+      (c) => c.positional('id', { type: 'string', demandOption: true }),
+      async (argv) => {
+        const { ticket } = await api<{ ticket: TicketView }>('POST', `/api/tickets/${enc(argv.id)}/reopen`);
+        if (argv.json) return printJson(ticket);
+        say(`${ticket.key}: reopened in ${ticket.column_id}`);
+      },
+    )
+    .command(
       'search <query..>',
       'find tickets by words in their title, description or history',
       (c) =>
@@ -140,7 +168,7 @@ export function ticketCommands(y: Argv): Argv {
         printSearch(result);
       },
     )
-    .demandCommand(1, 'name a ticket command: new, list, show, comment, move or search');
+    .demandCommand(1, 'name a ticket command: new, list, show, comment, move, bulk, reopen or search');
 }
 
 /** `dispatch inbox`: what needs the person (or, with --backlog, what they filed into human themselves). */

@@ -1,7 +1,8 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
 // board, a board filter that hides cards as you type, a quiet live refresh of the inbox and board,
 // live transcripts over server-sent events (entries arrive as HTML the server rendered with the
-// page's own template), a live markdown preview of prompts, confirm dialogs and the inbox's keys.
+// page's own template), a live markdown preview of prompts, confirm dialogs, the inbox's keys and
+// the bulk bar's count and shift-click ranges.
 // Writes reuse the page's own forms and form token.
 'use strict';
 
@@ -18,8 +19,8 @@
   const status = document.querySelector('[data-live-status]');
   function busy(region) {
     if (region.contains(document.activeElement) && document.activeElement !== document.body) return true;
-    // an open reply form (an inbox row's <details>) would close under the user
-    if (region.querySelector('details[open]')) return true;
+    // an open reply form (an inbox row's <details>) would close under the user, ticked boxes would clear
+    if (region.querySelector('details[open], input[data-bulk]:checked')) return true;
     return Array.from(region.querySelectorAll('textarea, input[type=text], input:not([type])')).some((el) => el.value.trim() !== '');
   }
   async function refresh() {
@@ -34,6 +35,7 @@
           region.innerHTML = fresh.innerHTML;
           bindBoard();
           markSelected();
+          updateBulkBar();
           filterCards();
         }
       });
@@ -146,6 +148,44 @@
     input.value = '1';
     form.appendChild(input);
   });
+  // --- bulk selection: the cards' and rows' checkboxes belong to the bulk bar's form (form="bulk");
+  // shift-click ticks or clears every visible box from the one clicked before, and the bar says how
+  // many are ticked and stays pinned to the bottom of the screen while any are ---
+  const bulkBar = document.querySelector('[data-bulk-bar]');
+  const bulkCount = bulkBar && bulkBar.querySelector('[data-bulk-count]');
+  const bulkHint = bulkCount ? bulkCount.textContent : '';
+  let lastBulkKey = null;
+  const bulkBoxes = () => Array.from(document.querySelectorAll('input[data-bulk]')).filter((b) => !b.closest('[hidden]'));
+  function updateBulkBar() {
+    if (!bulkBar) return;
+    const n = document.querySelectorAll('input[data-bulk]:checked').length;
+    bulkCount.textContent = n ? `${n} selected` : bulkHint;
+    bulkBar.classList.toggle('is-idle', n === 0);
+  }
+  if (bulkBar) {
+    document.addEventListener('click', (e) => {
+      const box = e.target;
+      if (!(box instanceof HTMLInputElement) || !box.matches('input[data-bulk]')) return;
+      const boxes = bulkBoxes();
+      const from = boxes.findIndex((b) => b.value === lastBulkKey);
+      const to = boxes.indexOf(box);
+      if (e.shiftKey && from >= 0 && to >= 0) {
+        for (let i = Math.min(from, to); i <= Math.max(from, to); i++) boxes[i].checked = box.checked;
+      }
+      lastBulkKey = box.value;
+      updateBulkBar();
+    });
+    document.addEventListener('change', (e) => {
+      if (e.target instanceof HTMLInputElement && e.target.matches('input[data-bulk]')) updateBulkBar();
+    });
+    bulkBar.addEventListener('submit', (e) => {
+      if (document.querySelector('input[data-bulk]:checked')) return;
+      e.preventDefault();
+      bulkCount.textContent = 'Tick at least one ticket first.';
+    });
+    updateBulkBar();
+  }
+
   // --- board filter as you type: the same rule the server applies when the form is sent ---
   // (the text within the title, the ticket's number as 42, #42 or pd-42, or its priority)
   const cardFilter = document.querySelector('[data-card-filter]');

@@ -1,7 +1,9 @@
-// /api/tickets and /api/inbox: file, list, show, edit, comment, find, move, branch diff.
+// /api/tickets and /api/inbox: file, list, show, edit, comment, find, move, close, reopen, branch diff,
+// and bulk actions (one transaction for the whole batch, refused whole with every reason).
 import { Router } from 'express';
 import {
-  addComment, addFinding, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, requireTicket, toView, updateTicket,
+  addComment, addFinding, bulkUpdate, closeTicket, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, reopenTicket,
+  requireTicket, toView, updateTicket,
   type InboxFilter, type InboxTab,
 } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
@@ -36,6 +38,12 @@ export function ticketsApi(ctx: AppContext): Router {
       createdBy: optionalString(body, 'created_by') ?? HUMAN,
     });
     res.status(201).json({ ticket });
+  });
+
+  // {keys: ['pd-1', …], action: 'move' | 'priority' | 'close', column?, priority?}
+  r.post('/bulk', (req, res) => {
+    const body = bodyObject(req);
+    res.json(bulkUpdate(store, { keys: body.keys, action: body.action, column: body.column, priority: body.priority, actor: HUMAN }));
   });
 
   r.get('/:ref', (req, res) => {
@@ -73,6 +81,15 @@ export function ticketsApi(ctx: AppContext): Router {
   r.post('/:ref/move', (req, res) => {
     const body = bodyObject(req);
     res.json(moveTicket(store, req.params.ref, requiredString(body, 'column'), { actor: optionalString(body, 'actor') ?? HUMAN, comment: optionalString(body, 'comment') }));
+  });
+
+  r.post('/:ref/close', (req, res) => {
+    const body = bodyObject(req);
+    res.json({ ticket: closeTicket(store, req.params.ref, { actor: HUMAN, comment: optionalString(body, 'comment') }) });
+  });
+
+  r.post('/:ref/reopen', (req, res) => {
+    res.json({ ticket: reopenTicket(store, req.params.ref, { actor: HUMAN }) });
   });
 
   return r;

@@ -3,6 +3,7 @@
 // longest waiting first; the Backlog tab lists what the person filed into human themselves and is
 // not in the header badge. Both filter by project and priority with a plain GET form. Each row is
 // one line with its reply form in a <details>, so it works without JavaScript; app.js adds keys.
+// A checkbox per row feeds the bulk bar (move, set the priority of or close the ticked tickets).
 // A reply that also moves the ticket is one move with the reply as its comment (one transaction),
 // and a move into an agent column wakes that project (lib/tickets marks it due).
 import { Router, type Request, type Response } from 'express';
@@ -10,6 +11,7 @@ import { getColumns, listProjects } from '../../../lib/projects.js';
 import { addComment, inbox, inboxCount, moveTicket, PRIORITIES, type InboxFilter, type InboxTab } from '../../../lib/tickets.js';
 import { HUMAN } from '../../http.js';
 import { formValues, optional, pageNumber, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
+import { bulkBar } from './bulk.js';
 import type { AppContext } from '../../context.js';
 
 const PAGE_SIZE = 50;
@@ -69,11 +71,13 @@ export function inboxPages(ctx: AppContext): Router {
       };
     });
     const self = inboxUrl(q);
+    const shown = rows.slice(0, PAGE_SIZE);
     res.render('inbox/index.njk', {
       title: q.tab === 'backlog' ? 'Inbox: backlog' : 'Inbox',
       section: 'inbox',
       items,
       self,
+      bulk: shown.length ? bulkBar(db, shown.map((t) => t.project_id), self) : null,
       query: q,
       tabs: {
         needs: { href: inboxUrl({ ...q, tab: 'needs', page: 1 }), count: inboxCount(db, { ...filter, tab: 'needs' }) },

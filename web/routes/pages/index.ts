@@ -8,6 +8,7 @@ import { NOTICES } from './form.js';
 import { inboxPages } from './inbox.js';
 import { projectPages } from './projects.js';
 import { ticketPages } from './tickets.js';
+import { bulkPages } from './bulk.js';
 import { runPages } from './runs.js';
 import { agentTypePages } from './agentTypes.js';
 import { projectTypePages } from './projectTypes.js';
@@ -42,6 +43,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.get('/', (_req, res) => res.redirect(302, '/inbox'));
   r.use(inboxPages(ctx));
   r.use(projectPages(ctx));
+  r.use(bulkPages(ctx));
   r.use(ticketPages(ctx));
   r.use(runPages(ctx));
   r.use(agentTypePages(ctx));

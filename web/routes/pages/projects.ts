@@ -31,6 +31,7 @@ import { HUMAN } from '../../http.js';
 import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
 import { formValues, optional, pageNumber, required, submit, withNotice, type FormError, type FormValues } from './form.js';
 import { confirmed, renderConfirm } from './confirm.js';
+import { bulkBar } from './bulk.js';
 import type { AppContext } from '../../context.js';
 
 const LIST_PAGE = 100;
@@ -203,6 +204,7 @@ export function projectPages(ctx: AppContext): Router {
         })),
       })),
       priorities: PRIORITIES,
+      bulk: bulkBar(db, [project.id], `/projects/${project.abbreviation}${filter ? `?${new URLSearchParams({ filter })}` : ''}`),
       error: error?.scope === 'budget' || error?.scope === 'parallel' ? null : error,
       values,
       filter,
@@ -291,6 +293,7 @@ export function projectPages(ctx: AppContext): Router {
       project: { name: project.name, abbreviation: project.abbreviation },
       column: column ? { id: column, name: names.get(column) } : null,
       columns: columns.map((c) => ({ id: c.column_id, name: c.name })),
+      bulk: project.status === 'archived' ? null : bulkBar(db, [project.id], `${base}page=${page}`),
       tickets: rows.slice(0, LIST_PAGE).map((t) => ({ key: t.key, title: t.title, priority: t.priority, column: names.get(t.column_id) ?? t.column_id, updatedAt: t.updated_at })),
       total,
       first: (page - 1) * LIST_PAGE + 1,

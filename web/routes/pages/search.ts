@@ -1,6 +1,7 @@
 // /search?q=&project=&column=&page=: the results page behind the header's search box. A query
 // that is exactly an existing ticket key (pd-42) goes straight to that ticket. A query with
 // nothing to look for comes back as the page with the message (400), never an error page.
+// Each hit has a checkbox for the bulk bar.
 import { Router } from 'express';
 import { searchFilters, searchTickets, type SearchResult } from '../../../lib/search.js';
 import { findTicket, toView } from '../../../lib/tickets.js';
@@ -8,6 +9,7 @@ import { getProject } from '../../../lib/projects.js';
 import { UserError } from '../../../lib/errors.js';
 import { queryString } from '../api/search.js';
 import { pageNumber } from './form.js';
+import { bulkBar } from './bulk.js';
 import type { AppContext } from '../../context.js';
 
 const PAGE_SIZE = 20;
@@ -62,6 +64,7 @@ export function searchPages(ctx: AppContext): Router {
       column: column ?? '',
       filters: searchFilters(db, project?.id ?? null),
       result,
+      bulk: result?.hits.length ? bulkBar(db, hitProjects(result), link(page)) : null,
       error,
       page,
       pages,
@@ -71,6 +74,11 @@ export function searchPages(ctx: AppContext): Router {
       next: result && page < pages ? link(page + 1) : null,
     });
   });
+
+  /** The projects of a page of hits, for the bulk bar's columns. */
+  function hitProjects(result: SearchResult): number[] {
+    return [...new Set(result.hits.map((h) => h.project))].map((abbr) => getProject(db, abbr).id);
+  }
 
   return r;
 }

@@ -1,6 +1,6 @@
 // /tickets/<abbr-N>: the ticket with its rendered body, thread, findings (critical first), runs
-// and, when it has a branch, the branch diff against main; reply, move and edit forms. Every form
-// posts here and redirects back (PRG). The diff is rendered capped (DIFF_LINES lines of at most
+// and, when it has a branch, the branch diff against main; reply, move, close/reopen and edit forms.
+// Every form posts here and redirects back (PRG). The diff is rendered capped (DIFF_LINES lines of at most
 // DIFF_LINE_CHARS characters) and the page says when it is.
 import { Router, type Response } from 'express';
 import { renderMarkdown } from '../../../lib/markdown.js';
@@ -9,7 +9,9 @@ import { GitError } from '../../../lib/git.js';
 import { UserError } from '../../../lib/errors.js';
 import { getColumns, getProject } from '../../../lib/projects.js';
 import { listRunsForTicket, LIVE_STATUSES } from '../../../lib/runs.js';
-import { addComment, getMergeRecord, getThread, moveTicket, PRIORITIES, requireTicket, SEVERITIES, toView, updateTicket } from '../../../lib/tickets.js';
+import {
+  addComment, closeTicket, getMergeRecord, getThread, moveTicket, PRIORITIES, reopenTicket, requireTicket, SEVERITIES, toView, updateTicket,
+} from '../../../lib/tickets.js';
 import { HUMAN } from '../../http.js';
 import { formValues, optional, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
@@ -74,6 +76,7 @@ export function ticketPages(ctx: AppContext): Router {
         claimedBy: runs.some((r) => r.live && r.id === ticket.claimed_by_run) ? ticket.claimed_by_run : null,
         // an archived project's tickets cannot be changed (lib/tickets.ts): no forms to offer
         readOnly: getProject(db, ticket.project_id).status === 'archived',
+        closedAt: ticket.archived_at,
         branch: ticket.branch,
         bodyHtml: ticket.body ? renderMarkdown(ticket.body) : '',
         body: ticket.body,
@@ -102,6 +105,24 @@ export function ticketPages(ctx: AppContext): Router {
       },
       (error) => render(res, req.params.key, error, values),
       'move',
+    );
+  });
+
+  r.post('/tickets/:key/close', async (req, res) => {
+    await submit(
+      res,
+      () => withNotice(`/tickets/${closeTicket(store, req.params.key, { actor: HUMAN }).key}`, 'closed'),
+      (error) => render(res, req.params.key, error),
+      'close',
+    );
+  });
+
+  r.post('/tickets/:key/reopen', async (req, res) => {
+    await submit(
+      res,
+      () => withNotice(`/tickets/${reopenTicket(store, req.params.key, { actor: HUMAN }).key}`, 'reopened'),
+      (error) => render(res, req.params.key, error),
+      'close',
     );
   });
 
