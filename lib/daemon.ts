@@ -18,6 +18,7 @@ import { packageVersion, pathsFor, type Paths } from './paths.js';
 import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
 import { createStore, type Store } from './store.js';
+import { openQueueBackend } from './queue/index.js';
 import { createApp } from '../web/app.js';
 
 export interface DaemonOptions {
@@ -87,7 +88,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     port ??= cfg.port;
     const listenPort: number = port;
     let boundPort = listenPort;
-    engine = createEngine({ store, config, paths, logger, port: () => boundPort });
+    const queue = await openQueueBackend(db, cfg.queue);
+    cleanup.unshift(() => queue.close());
+    engine = createEngine({ store, config, paths, logger, queue, port: () => boundPort });
     const app = createApp({ store, config, paths, engine, version: packageVersion(), startedAt: Date.now() });
     const server = http.createServer(app);
     server.on('clientError', (_err, socket) => socket.destroy());
