@@ -59,17 +59,24 @@ function versionAtLeast(actual: string, wanted: string): boolean {
 
 /** Connects and checks the server (reachable, version 6.2 or newer) before anything uses it; one clear error otherwise. */
 export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: number } = {}): Promise<QueueBackend> {
-  const connection = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true });
-  connection.on('error', () => {}); // ioredis reconnects by itself; commands fail meanwhile and callers report them
+  // a first connection that does not retry, so a wrong URL or a stopped server is one clear error
+  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 5000 });
+  let lastError: Error | null = null;
+  probe.on('error', (err: Error) => (lastError = err));
   try {
-    await Promise.race([connection.connect(), new Promise((_, reject) => setTimeout(() => reject(new Error('timed out after 5 s')), 5000).unref())]);
-    const info = await connection.info('server');
+    await probe.connect();
+    const info = await probe.info('server');
     const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0';
     if (!versionAtLeast(version, MIN_REDIS_VERSION)) throw new Error(`Redis ${version} is too old: ${MIN_REDIS_VERSION} or newer is needed`);
   } catch (err) {
-    connection.disconnect();
-    throw new Error(`queue.redis_url ${redact(url)}: cannot use Redis: ${(err as Error).message}`);
+    throw new Error(`queue.redis_url ${redact(url)}: cannot use Redis: ${(lastError ?? (err as Error)).message}`);
+  } finally {
+    if (probe.status === 'ready') await probe.quit().catch(() => probe.disconnect());
+    else if (probe.status !== 'end') probe.disconnect();
   }
+  // from here on ioredis reconnects by itself; commands wait meanwhile and callers report failures
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
+  connection.on('error', () => {});
   const leaseMs = opts.leaseMs ?? DEFAULT_LEASE_MS;
   const queues = new Map(QUEUE_NAMES.map((name) => [name, new Queue(name, { connection, prefix: PREFIX })]));
   const workers = new Map(
