@@ -1,9 +1,15 @@
 // The engine on the redis backend: the real daemon with queue.backend = 'redis' against a real
 // redis-server, the fake agent carrying a ticket through every column (coding → review → security
 // → done), every job of the way held in Redis, and the Queues and Settings pages on that backend.
+// Then the starts the daemon refuses: an unreachable Redis, and a switch while jobs wait.
+import path from 'node:path';
 import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { startRedis, type RunningRedis } from './helpers/redis.js';
+import { startTestDaemon } from './helpers/daemon.js';
+import { tempDir } from './helpers/home.js';
 import { getPage } from './helpers/web.js';
+import { openDb } from '../lib/db/connection.js';
+import { openSqliteBackend } from '../lib/queue/sqlite.js';
 
 const FLOW = {
   'coding-agent': [{ do: 'comment', type: 'journal', body: 'implemented it' }, { do: 'move', to: 'code-reviewer' }],
@@ -60,5 +66,34 @@ describe('engine on the redis backend', () => {
     const settings = await getPage(d, '/settings');
     expect(settings.html).toMatch(/<code>queue\.backend<\/code> <span class="tag restart">restart<\/span>/);
     expect(settings.html).toMatch(/<code>queue\.redis_url<\/code> <span class="tag restart">restart<\/span>/);
+  });
+});
+
+describe('starting on the redis backend', () => {
+  test('an unreachable Redis stops the start with one line naming it', async () => {
+    await expect(startTestDaemon({ config: { queue: { backend: 'redis', redis_url: 'redis://127.0.0.1:1' } } })).rejects.toThrow(
+      /queue\.redis_url redis:\/\/127\.0\.0\.1:1\/?: cannot use Redis: connect ECONNREFUSED/,
+    );
+  });
+
+  test('a switch from sqlite while a job waits there is refused with the count; the daemon starts again on sqlite', async () => {
+    const redis = await startRedis();
+    const root = tempDir('pd-switch-');
+    try {
+      const first = await startTestDaemon({ root });
+      await first.stop();
+      const db = openDb(path.join(root, 'home', 'tasks.db'));
+      await openSqliteBackend(db).enqueue('merge', { ticketId: 1 }, { delayMs: 3_600_000 });
+      db.close();
+      await expect(startTestDaemon({ root, config: { queue: { backend: 'redis', redis_url: redis.url } } })).rejects.toThrow(
+        /queue\.backend changed from sqlite to redis at redis:\/\/127\.0\.0\.1:\d+\/?, but 1 job still wait in sqlite\. To drain them/,
+      );
+      const back = await startTestDaemon({ root, config: { queue: { backend: 'sqlite' } } });
+      const stats = await back.api('GET', '/api/queues');
+      expect(stats.body.queues.find((q: { queue: string }) => q.queue === 'merge').pending).toBe(1);
+      await back.stop();
+    } finally {
+      await redis.stop();
+    }
   });
 });

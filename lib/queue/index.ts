@@ -54,7 +54,14 @@ export async function openQueueBackend(db: Db, cfg: Config['queue'], opts: { lea
       );
     }
   }
-  const backend = await open(db, chosen, opts);
+  let backend: QueueBackend;
+  try {
+    backend = await open(db, chosen, opts);
+  } catch (err) {
+    // the redis backend names the URL and the reason; anything else is not the person's to fix
+    if (chosen.backend === 'redis' && err instanceof Error && err.message.startsWith('queue.redis_url ')) throw new UserError(err.message, 'queue.redis_url');
+    throw err;
+  }
   db.prepare(
     `INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ).run(STATE_KEY, JSON.stringify(chosen), Date.now());
