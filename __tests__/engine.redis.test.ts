@@ -1,7 +1,8 @@
 // The engine on the redis backend: the real daemon with queue.backend = 'redis' against a real
 // redis-server, the fake agent carrying a ticket through every column (coding → review → security
 // → done), every job of the way held in Redis, and the Queues and Settings pages on that backend.
-// Then the starts the daemon refuses: an unreachable Redis, and a switch while jobs wait.
+// Redis restarted under the running daemon keeps its jobs and the engine carries on. Then the
+// starts the daemon refuses: an unreachable Redis, and a switch while jobs wait.
 import path from 'node:path';
 import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { startRedis, type RunningRedis } from './helpers/redis.js';
@@ -10,6 +11,7 @@ import { tempDir } from './helpers/home.js';
 import { getPage } from './helpers/web.js';
 import { openDb } from '../lib/db/connection.js';
 import { openSqliteBackend } from '../lib/queue/sqlite.js';
+import { openRedisBackend } from '../lib/queue/redis.js';
 
 const FLOW = {
   'coding-agent': [{ do: 'comment', type: 'journal', body: 'implemented it' }, { do: 'move', to: 'code-reviewer' }],
@@ -66,6 +68,22 @@ describe('engine on the redis backend', () => {
     const settings = await getPage(d, '/settings');
     expect(settings.html).toMatch(/<code>queue\.backend<\/code> <span class="tag restart">restart<\/span>/);
     expect(settings.html).toMatch(/<code>queue\.redis_url<\/code> <span class="tag restart">restart<\/span>/);
+  });
+
+  test('Redis restarted under the daemon: a waiting job is kept (AOF on) and the engine carries on', async () => {
+    // a job that waits an hour, added over a connection of its own
+    const db = openDb(path.join(tempDir('pd-redis-side-'), 'side.db'));
+    const side = await openRedisBackend(db, redis.url);
+    const id = await side.enqueue('merge', { ticketId: 999 }, { key: 'merge:999:1', delayMs: 3_600_000 });
+    await side.close();
+    db.close();
+    await redis.restart();
+    const kept = await d.api('GET', `/api/queues/jobs/${id}`);
+    expect(kept.status).toBe(200);
+    expect(kept.body.job).toMatchObject({ queue: 'merge', status: 'pending_retry', idempotency_key: 'merge:999:1' });
+    const t = await d.ticket('sh', 'coding-agent', FLOW, 'after the restart');
+    await waitFor('done after the restart', () => d.ticketRow(t.key).column_id === 'done', 120_000);
+    await waitFor('runs finalized', () => d.runs(t.key).length === 3 && d.runs(t.key).every((r) => r.status === 'success'), 60_000);
   });
 });
 

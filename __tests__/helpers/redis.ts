@@ -13,6 +13,8 @@ export interface RunningRedis {
   child: ChildProcess;
   /** Empties every database (between tests). */
   flushAll(): Promise<void>;
+  /** Stops the server cleanly and starts it again on the same port and files (what it kept is what AOF kept). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,39 @@ function command(port: number, args: string[]): Promise<string> {
   });
 }
 
+/** Starts redis-server on `port` with its files in `dir`; resolves once it answers PING, or null when it exited. */
+async function spawnRedis(port: number, dir: string): Promise<{ child: ChildProcess; output: () => string } | null> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const ready = await new Promise<boolean>((resolve) => {
+    const deadline = Date.now() + 20_000;
+    const poll = () => {
+      if (child.exitCode !== null) return resolve(false);
+      command(port, ['PING']).then(
+        (r) => (r.startsWith('+PONG') ? resolve(true) : setTimeout(poll, 100)),
+        () => (Date.now() > deadline ? resolve(false) : setTimeout(poll, 100)),
+      );
+    };
+    poll();
+  });
+  if (ready) return { child, output: () => output };
+  child.kill('SIGKILL');
+  lastOutput = output;
+  return null;
+}
+let lastOutput = '';
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM'); // a clean shutdown: the append-only file is synced
+  await exited;
+}
+
 export async function startRedis(): Promise<RunningRedis> {
   const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (which.error || which.status !== 0) {
@@ -53,46 +88,31 @@ export async function startRedis(): Promise<RunningRedis> {
   const dir = tempDir('pd-redis-');
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
-    const ready = await new Promise<boolean>((resolve) => {
-      const deadline = Date.now() + 20_000;
-      const poll = () => {
-        if (child.exitCode !== null) return resolve(false);
-        command(port, ['PING']).then(
-          (r) => (r.startsWith('+PONG') ? resolve(true) : setTimeout(poll, 100)),
-          () => (Date.now() > deadline ? resolve(false) : setTimeout(poll, 100)),
-        );
-      };
-      poll();
-    });
-    if (!ready) {
-      child.kill('SIGKILL');
+    const started = await spawnRedis(port, dir);
+    if (!started) {
       if (attempt < 3) continue; // the port was taken between the probe and the start
-      throw new Error(`redis-server did not start: ${output.slice(-2000)}`);
+      throw new Error(`redis-server did not start: ${lastOutput.slice(-2000)}`);
     }
-    return {
+    const redis: RunningRedis = {
       port,
       url: `redis://127.0.0.1:${port}`,
       dir,
-      child,
+      child: started.child,
       async flushAll() {
         const r = await command(port, ['FLUSHALL']);
         if (!r.startsWith('+OK')) throw new Error(`FLUSHALL answered ${r}`);
       },
+      async restart() {
+        await stopChild(redis.child);
+        const again = await spawnRedis(port, dir);
+        if (!again) throw new Error(`redis-server did not start again: ${lastOutput.slice(-2000)}`);
+        redis.child = again.child;
+      },
       async stop() {
-        if (child.exitCode === null) {
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          await exited;
-        }
+        await stopChild(redis.child);
         fs.rmSync(dir, { recursive: true, force: true });
       },
     };
+    return redis;
   }
 }
-
