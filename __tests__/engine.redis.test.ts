@@ -43,10 +43,14 @@ describe('engine on the redis backend', () => {
       ['security-reviewer', 'security-reviewer', 'success'],
     ]);
     // each run was delivered by a BullMQ job keyed by its run id, and its attempt recorded
-    const events = d.db().prepare(`SELECT job_id, outcome FROM job_events WHERE queue = 'agent-run' ORDER BY id`).all() as { job_id: string; outcome: string }[];
+    const events = d.db().prepare(`SELECT job_id, outcome FROM job_events WHERE queue = 'agent-run' ORDER BY id`).all() as {
+      job_id: string;
+      outcome: string;
+    }[];
     expect(events.map((e) => e.job_id)).toEqual(runs.map((r) => `agent-run.k.run.${r.id}`));
     expect(events.every((e) => e.outcome === 'completed')).toBe(true);
-    expect((d.db().prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND job_id LIKE 'scan.%'`).get() as { n: number }).n).toBeGreaterThan(0);
+    const scans = d.db().prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND job_id LIKE 'scan.%'`).get() as { n: number };
+    expect(scans.n).toBeGreaterThan(0);
     // nothing went through the embedded queue
     expect((d.db().prepare(`SELECT COUNT(*) AS n FROM tasks`).get() as { n: number }).n).toBe(0);
   });

@@ -106,7 +106,7 @@ describe.each<Kind>(['sqlite', 'redis'])('queue contract on %s', (kind) => {
     ]);
   });
 
-  test('lease: a heartbeat keeps the job; without one the lease runs out and the job is claimed again, and the old holder cannot end it', async () => {
+  test('lease: heartbeats keep the job; without them the lease runs out, another claim takes it, the old holder cannot end it', async () => {
     const id = await q.enqueue('scan', { projectId: 2, wakeSeq: 0 });
     const first = (await q.claim('scan'))!;
     // renewed every third of the lease for three leases: nobody else gets it
@@ -169,9 +169,8 @@ describe.each<Kind>(['sqlite', 'redis'])('queue contract on %s', (kind) => {
 
   test('recovery after kill -9: the job held by a killed process is back at once, its attempt refunded and marked crashed', async () => {
     const id = await q.enqueue('agent-run', { runId: 'r4' });
-    const child = spawn(process.execPath, [path.join(repoRoot, '__tests__', 'fixtures', 'queue-claimer.mjs'), kind, h.db.name, 'agent-run', redis.url], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const claimer = path.join(repoRoot, '__tests__', 'fixtures', 'queue-claimer.mjs');
+    const child = spawn(process.execPath, [claimer, kind, h.db.name, 'agent-run', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
@@ -214,7 +213,9 @@ describe('liteque table contract', () => {
     try {
       openSqliteBackend(h.db);
       h.db.exec(`ALTER TABLE tasks RENAME COLUMN expireAt TO expiresAt`);
-      expect(() => openSqliteBackend(h.db)).toThrow(/liteque's tasks table changed \(column expireAt is missing; unknown column expiresAt\)/);
+      expect(() => openSqliteBackend(h.db)).toThrow(
+        /liteque's tasks table changed \(column expireAt is missing; unknown column expiresAt\)/,
+      );
     } finally {
       h.cleanup();
     }
@@ -232,7 +233,10 @@ describe('switching backends', () => {
       await sqlite.enqueue('scan', { projectId: 1, wakeSeq: 0 });
       await sqlite.enqueue('merge', { ticketId: 1 });
       await expect(openQueueBackend(h.db, toRedis)).rejects.toThrow(
-        /queue\.backend changed from sqlite to redis at redis:\/\/127\.0\.0\.1:\d+\/?, but 2 jobs still wait in sqlite\. To drain them: set the queue settings back, start the daemon, run `dispatch queue stats`/,
+        new RegExp(
+          'queue\\.backend changed from sqlite to redis at redis://127\\.0\\.0\\.1:\\d+/?, but 2 jobs still wait in sqlite\\. ' +
+            'To drain them: set the queue settings back, start the daemon, run `dispatch queue stats`',
+        ),
       );
       for (const name of ['scan', 'merge'] as const) await sqlite.finish((await sqlite.claim(name))!, { outcome: 'completed' });
       const r = await openQueueBackend(h.db, toRedis);
@@ -254,7 +258,9 @@ describe('switching backends', () => {
     const h = makeTestHome();
     const db = openDb(h.db.name);
     try {
-      await expect(openRedisBackend(db, 'redis://127.0.0.1:1')).rejects.toThrow(/queue\.redis_url redis:\/\/127\.0\.0\.1:1\/?: cannot use Redis: connect ECONNREFUSED/);
+      await expect(openRedisBackend(db, 'redis://127.0.0.1:1')).rejects.toThrow(
+        /queue\.redis_url redis:\/\/127\.0\.0\.1:1\/?: cannot use Redis: connect ECONNREFUSED/,
+      );
     } finally {
       db.close();
       h.cleanup();

@@ -83,7 +83,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export async function startRedis(): Promise<RunningRedis> {
   const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (which.error || which.status !== 0) {
-    throw new Error('redis-server is not installed, and these tests need a real one: install it (Debian/Ubuntu: apt-get install -y redis-server)');
+    throw new Error(
+      'redis-server is not installed, and these tests need a real one: install it (Debian/Ubuntu: apt-get install -y redis-server)',
+    );
   }
   const dir = tempDir('pd-redis-');
   for (let attempt = 1; ; attempt++) {

@@ -18,18 +18,25 @@ export interface JobEvent {
 
 export function openEvent(db: Db, jobId: string, queue: QueueName, attempt: number, payload: string, now = Date.now()): number {
   return Number(
-    db.prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, started_at) VALUES (?, ?, ?, 'running', ?, ?)`).run(jobId, queue, attempt, payload, now)
-      .lastInsertRowid,
+    db
+      .prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, started_at) VALUES (?, ?, ?, 'running', ?, ?)`)
+      .run(jobId, queue, attempt, payload, now).lastInsertRowid,
   );
 }
 
-export function closeEvent(db: Db, eventId: number, outcome: 'completed' | 'retry' | 'failed', error: string | null, now = Date.now()): void {
-  db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(outcome, error, now, eventId);
+export function closeEvent(db: Db, eventId: number, outcome: 'completed' | 'retry' | 'failed', error: string | null, now = Date.now()) {
+  db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`)
+    .run(outcome, error, now, eventId);
 }
 
 /** Closes every open attempt as crashed (startup recovery: no attempt of a dead daemon is still running). */
 export function crashOpenEvents(db: Db, now = Date.now()): number {
-  return db.prepare(`UPDATE job_events SET outcome = 'crashed', ended_at = ?, error = 'the daemon stopped while this attempt ran' WHERE outcome = 'running'`).run(now).changes;
+  return db
+    .prepare(
+      `UPDATE job_events SET outcome = 'crashed', ended_at = ?, error = 'the daemon stopped while this attempt ran'
+       WHERE outcome = 'running'`,
+    )
+    .run(now).changes;
 }
 
 /** A job's attempts, including those of jobs that already completed (their rows are gone from the queue). */
@@ -56,7 +63,9 @@ export function lastJobErrors(db: Db, jobIds: readonly string[]): Map<string, st
 
 /** Jobs completed per queue since `since`. */
 export function completedSince(db: Db, since: number): Map<string, number> {
-  const rows = db.prepare(`SELECT queue, COUNT(*) AS n FROM job_events WHERE outcome = 'completed' AND ended_at >= ? GROUP BY queue`).all(since) as { queue: string; n: number }[];
+  const rows = db
+    .prepare(`SELECT queue, COUNT(*) AS n FROM job_events WHERE outcome = 'completed' AND ended_at >= ? GROUP BY queue`)
+    .all(since) as { queue: string; n: number }[];
   return new Map(rows.map((r) => [r.queue, r.n]));
 }
 

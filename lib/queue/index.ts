@@ -47,9 +47,10 @@ export async function openQueueBackend(db: Db, cfg: Config['queue'], opts: { lea
     }
     if (waiting > 0) {
       throw new UserError(
-        `queue.backend changed from ${label(previous)} to ${label(chosen)}, but ${waiting} job${waiting === 1 ? '' : 's'} still wait in ${label(previous)}. ` +
-          `To drain them: set the queue settings back, start the daemon, run \`dispatch queue stats\` until pending, pending_retry and running are 0, ` +
-          `stop the daemon, then switch again.`,
+        `queue.backend changed from ${label(previous)} to ${label(chosen)}, ` +
+          `but ${waiting} job${waiting === 1 ? '' : 's'} still wait in ${label(previous)}. ` +
+          `To drain them: set the queue settings back, start the daemon, ` +
+          `run \`dispatch queue stats\` until pending, pending_retry and running are 0, stop the daemon, then switch again.`,
         'queue.backend',
       );
     }
@@ -59,11 +60,13 @@ export async function openQueueBackend(db: Db, cfg: Config['queue'], opts: { lea
     backend = await open(db, chosen, opts);
   } catch (err) {
     // the redis backend names the URL and the reason; anything else is not the person's to fix
-    if (chosen.backend === 'redis' && err instanceof Error && err.message.startsWith('queue.redis_url ')) throw new UserError(err.message, 'queue.redis_url');
+    const named = chosen.backend === 'redis' && err instanceof Error && err.message.startsWith('queue.redis_url ');
+    if (named) throw new UserError(err.message, 'queue.redis_url');
     throw err;
   }
   db.prepare(
-    `INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    `INSERT INTO daemon_state (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   ).run(STATE_KEY, JSON.stringify(chosen), Date.now());
   return backend;
 }

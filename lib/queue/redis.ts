@@ -16,7 +16,8 @@ import { Redis } from 'ioredis';
 import type { Db } from '../db/connection.js';
 import { redact } from './redact.js';
 import { closeEvent, completedSince, crashOpenEvents, openEvent } from './events.js';
-import { JOB_KEY, MAX_RUNS, QUEUE_NAMES, type JobFilter, type JobRow, type JobStatus, type QueueBackend, type QueueCounts, type QueueName } from './types.js';
+import { JOB_KEY, MAX_RUNS, QUEUE_NAMES } from './types.js';
+import type { JobFilter, JobRow, JobStatus, QueueBackend, QueueCounts, QueueName } from './types.js';
 
 const PREFIX = 'dispatch';
 /** A lease renewed every 10 s: a dead worker's job is back in line within about a minute. */
@@ -67,7 +68,9 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
     await probe.connect();
     const info = await probe.info('server');
     const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0';
-    if (!versionAtLeast(version, MIN_REDIS_VERSION)) throw new Error(`Redis ${version} is too old: ${MIN_REDIS_VERSION} or newer is needed`);
+    if (!versionAtLeast(version, MIN_REDIS_VERSION)) {
+      throw new Error(`Redis ${version} is too old: ${MIN_REDIS_VERSION} or newer is needed`);
+    }
   } catch (err) {
     throw new Error(`queue.redis_url ${redact(url)}: cannot use Redis: ${(lastError ?? (err as Error)).message}`);
   } finally {
@@ -84,7 +87,14 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
       name,
       // no processor: jobs are taken with getNextJob when the pool has a free slot. The stalled-job
       // check runs every lease; stalls never fail a job here (the claim below counts attempts)
-      new Worker(name, null, { connection, prefix: PREFIX, autorun: false, lockDuration: leaseMs, stalledInterval: leaseMs, maxStalledCount: 1_000_000 }),
+      new Worker(name, null, {
+        connection,
+        prefix: PREFIX,
+        autorun: false,
+        lockDuration: leaseMs,
+        stalledInterval: leaseMs,
+        maxStalledCount: 1_000_000,
+      }),
     ]),
   );
   for (const w of workers.values()) {
@@ -138,7 +148,8 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
       if (o.key !== undefined && !JOB_KEY.test(o.key)) throw new Error(`invalid job key ${JSON.stringify(o.key)}`);
       const jobId = o.key === undefined ? `${queue}.n.${randomUUID()}` : keyedId(queue, o.key);
       const data: Data = { payload: JSON.stringify(payload), runs: MAX_RUNS[queue], refunds: 0, key: o.key ?? null };
-      const job = await q(queue).add(queue, data, { jobId, delay: o.delayMs && o.delayMs > 0 ? o.delayMs : undefined, removeOnComplete: true, removeOnFail: false });
+      const delay = o.delayMs && o.delayMs > 0 ? o.delayMs : undefined;
+      const job = await q(queue).add(queue, data, { jobId, delay, removeOnComplete: true, removeOnFail: false });
       return job.id ?? jobId;
     },
 
@@ -151,7 +162,8 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
         const attempt = job.attemptsStarted - data.refunds;
         if (attempt > data.runs) {
           // reclaimed after its lease ran out on its last attempt: failed, as liteque does
-          await job.moveToFailed(new UnrecoverableError('no attempts left (the last one stopped without finishing)'), token, false).catch(() => {});
+          const error = new UnrecoverableError('no attempts left (the last one stopped without finishing)');
+          await job.moveToFailed(error, token, false).catch(() => {});
           continue;
         }
         const eventId = openEvent(db, job.id, queue, attempt, data.payload);
@@ -194,7 +206,14 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
       for (const name of QUEUE_NAMES) {
         const c = await q(name).getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed');
         const sum = (s: JobStatus) => STATES[s].reduce((n, st) => n + (c[st] ?? 0), 0);
-        out.push({ queue: name, pending: sum('pending'), pending_retry: sum('pending_retry'), running: sum('running'), failed: sum('failed'), completed_24h: done.get(name) ?? 0 });
+        out.push({
+          queue: name,
+          pending: sum('pending'),
+          pending_retry: sum('pending_retry'),
+          running: sum('running'),
+          failed: sum('failed'),
+          completed_24h: done.get(name) ?? 0,
+        });
       }
       return out;
     },

@@ -13,7 +13,8 @@ import { drizzle } from 'drizzle-orm/better-sqlite3';
 import { migrateDB, SqliteQueue } from 'liteque';
 import type { Db } from '../db/connection.js';
 import { closeEvent, completedSince, crashOpenEvents, openEvent } from './events.js';
-import { JOB_KEY, MAX_RUNS, QUEUE_NAMES, type ClaimedJob, type JobFilter, type JobOutcome, type JobRow, type QueueBackend, type QueueCounts } from './types.js';
+import { JOB_KEY, MAX_RUNS, QUEUE_NAMES } from './types.js';
+import type { ClaimedJob, JobFilter, JobOutcome, JobRow, QueueBackend, QueueCounts } from './types.js';
 
 /** The columns of liteque's `tasks` table our SQL uses, with their declared types (liteque 0.8.0). */
 export const TASKS_COLUMNS: Readonly<Record<string, string>> = {
@@ -33,14 +34,17 @@ export const TASKS_COLUMNS: Readonly<Record<string, string>> = {
 
 /** Throws, naming the difference, when liteque's `tasks` table is not the one this adapter's SQL was written for. */
 export function checkTasksTable(db: Db): void {
-  const actual = new Map((db.prepare(`PRAGMA table_info(tasks)`).all() as { name: string; type: string }[]).map((c) => [c.name, c.type.toUpperCase()]));
+  const columns = db.prepare(`PRAGMA table_info(tasks)`).all() as { name: string; type: string }[];
+  const actual = new Map(columns.map((c) => [c.name, c.type.toUpperCase()]));
   const problems: string[] = [];
   for (const [name, type] of Object.entries(TASKS_COLUMNS)) {
     if (!actual.has(name)) problems.push(`column ${name} is missing`);
     else if (actual.get(name) !== type) problems.push(`column ${name} is ${actual.get(name)}, expected ${type}`);
   }
   for (const name of actual.keys()) if (!(name in TASKS_COLUMNS)) problems.push(`unknown column ${name}`);
-  if (problems.length) throw new Error(`liteque's tasks table changed (${problems.join('; ')}): lib/queue/sqlite.ts must be updated for this liteque version`);
+  if (problems.length) {
+    throw new Error(`liteque's tasks table changed (${problems.join('; ')}): lib/queue/sqlite.ts must be updated for this liteque version`);
+  }
 }
 
 /** A lease long enough to outlive any agent run (7-day cap) and a laptop's sleep; recovery resets leases on start. */
@@ -93,7 +97,9 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
       const job = await queues.get(queue)!.enqueue(payload, { idempotencyKey: o.key, delayMs: o.delayMs });
       if (job) return String(job.id);
       // liteque returns nothing when the key is taken: the job holding it
-      const held = db.prepare(`SELECT CAST(id AS TEXT) AS id FROM tasks WHERE queue = ? AND idempotencyKey = ?`).get(queue, o.key ?? null) as { id: string } | undefined;
+      const held = db.prepare(`SELECT CAST(id AS TEXT) AS id FROM tasks WHERE queue = ? AND idempotencyKey = ?`).get(queue, o.key ?? null) as
+        | { id: string }
+        | undefined;
       if (!held) throw new Error(`liteque refused a job for ${queue} and no job holds its key`);
       return held.id;
     },
@@ -132,7 +138,8 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
 
     async extend(job) {
       const until = Math.ceil((Date.now() + leaseMs) / 1000);
-      return db.prepare(`UPDATE tasks SET expireAt = ? WHERE id = ? AND allocationId = ? AND status = 'running'`).run(until, Number(job.id), job.token).changes === 1;
+      const renew = db.prepare(`UPDATE tasks SET expireAt = ? WHERE id = ? AND allocationId = ? AND status = 'running'`);
+      return renew.run(until, Number(job.id), job.token).changes === 1;
     },
 
     /** A completed job's row is deleted (liteque's rule), a failed one kept, a retry waits until `retryAt`. */
@@ -142,14 +149,17 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
         if (end.outcome === 'completed') db.prepare(`DELETE FROM tasks WHERE id = ? AND allocationId = ?`).run(Number(job.id), job.token);
         else {
           const [status, availableAt] = end.outcome === 'failed' ? ['failed', now] : ['pending_retry', end.retryAt];
-          db.prepare(`UPDATE tasks SET status = ?, expireAt = NULL, availableAt = ? WHERE id = ? AND allocationId = ?`).run(status, availableAt, Number(job.id), job.token);
+          db.prepare(`UPDATE tasks SET status = ?, expireAt = NULL, availableAt = ? WHERE id = ? AND allocationId = ?`)
+            .run(status, availableAt, Number(job.id), job.token);
         }
         closeEvent(db, job.eventId, end.outcome, end.outcome === 'completed' ? null : end.error, now);
       }).immediate();
     },
 
     async nextAvailableAt(queue) {
-      const row = db.prepare(`SELECT MIN(COALESCE(availableAt, 0)) AS at FROM tasks WHERE queue = ? AND status IN ('pending', 'pending_retry')`).get(queue) as { at: number | null };
+      const row = db
+        .prepare(`SELECT MIN(COALESCE(availableAt, 0)) AS at FROM tasks WHERE queue = ? AND status IN ('pending', 'pending_retry')`)
+        .get(queue) as { at: number | null };
       return row.at;
     },
 
@@ -166,7 +176,12 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
           `SELECT ${JOB_COLUMNS} FROM tasks WHERE (@queue IS NULL OR queue = @queue) AND (@status IS NULL OR status = @status)
            ORDER BY tasks.id DESC LIMIT @limit OFFSET @offset`,
         )
-        .all({ queue: f.queue ?? null, status: f.status ?? null, limit: Math.min(Math.max(f.limit ?? 50, 1), 500), offset: Math.max(f.offset ?? 0, 0) }) as JobRow[];
+        .all({
+          queue: f.queue ?? null,
+          status: f.status ?? null,
+          limit: Math.min(Math.max(f.limit ?? 50, 1), 500),
+          offset: Math.max(f.offset ?? 0, 0),
+        }) as JobRow[];
     },
 
     get: async (id) => getRow(id),
@@ -179,21 +194,24 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
     async retry(id) {
       const n = rowId(id);
       if (n === null) return false;
-      const sql = `UPDATE tasks SET status = 'pending_retry', numRunsLeft = MAX(numRunsLeft, 1), maxNumRuns = maxNumRuns + (numRunsLeft = 0),
-        availableAt = ?, expireAt = NULL WHERE id = ? AND status = 'failed'`;
+      const sql = `UPDATE tasks SET status = 'pending_retry', numRunsLeft = MAX(numRunsLeft, 1),
+        maxNumRuns = maxNumRuns + (numRunsLeft = 0), availableAt = ?, expireAt = NULL WHERE id = ? AND status = 'failed'`;
       return db.prepare(sql).run(Date.now(), n).changes === 1;
     },
 
     async remove(id) {
       const n = rowId(id);
-      return n !== null && db.prepare(`DELETE FROM tasks WHERE id = ? AND status IN ('pending', 'pending_retry', 'failed')`).run(n).changes === 1;
+      if (n === null) return false;
+      return db.prepare(`DELETE FROM tasks WHERE id = ? AND status IN ('pending', 'pending_retry', 'failed')`).run(n).changes === 1;
     },
 
     async resetOrphaned() {
       const at = Date.now();
       return db.transaction(() => {
         const n = db
-          .prepare(`UPDATE tasks SET status = 'pending_retry', expireAt = NULL, availableAt = ?, numRunsLeft = numRunsLeft + 1 WHERE status = 'running'`)
+          .prepare(
+            `UPDATE tasks SET status = 'pending_retry', expireAt = NULL, availableAt = ?, numRunsLeft = numRunsLeft + 1 WHERE status = 'running'`,
+          )
           .run(at).changes;
         crashOpenEvents(db, at);
         return n;
@@ -201,7 +219,8 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
     },
 
     async unfinished() {
-      return (db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status IN ('pending', 'pending_retry', 'running')`).get() as { n: number }).n;
+      const row = db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status IN ('pending', 'pending_retry', 'running')`).get() as { n: number };
+      return row.n;
     },
 
     async pruneFailed(keepDays, now = Date.now()) {
@@ -209,7 +228,8 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
       return db
         .prepare(
           `DELETE FROM tasks WHERE status = 'failed' AND COALESCE(availableAt, createdAt * 1000) < ?
-             AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = CAST(tasks.id AS TEXT) AND (e.ended_at IS NULL OR e.ended_at >= ?))`,
+             AND NOT EXISTS (SELECT 1 FROM job_events e
+                             WHERE e.job_id = CAST(tasks.id AS TEXT) AND (e.ended_at IS NULL OR e.ended_at >= ?))`,
         )
         .run(cutoff, cutoff).changes;
     },

@@ -78,7 +78,10 @@ export interface ClaimedJob {
   eventId: number;
 }
 
-export type JobOutcome = { outcome: 'completed' } | { outcome: 'failed'; error: string } | { outcome: 'retry'; error: string; retryAt: number };
+export type JobOutcome =
+  | { outcome: 'completed' }
+  | { outcome: 'failed'; error: string }
+  | { outcome: 'retry'; error: string; retryAt: number };
 
 export interface QueueCounts {
   queue: QueueName;
