@@ -1,10 +1,11 @@
 // Queue housekeeping: attempt history and failed jobs older than `queue.keep_days` are pruned,
-// everything newer, waiting or running is kept. On a real tasks.db, with the pool's own claim and
-// finish, then through the real daemon, which prunes at start and says so on the Queues page.
+// everything newer, waiting or running is kept. On a real tasks.db, with the sqlite backend's own
+// claim and finish, then through the real daemon, which prunes at start and says so on the Queues page.
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeTestHome, tempDir, type TestHome } from './helpers/home.js';
-import { claimJob, finishJob, jobEvents, listJobs, openQueues, pruneQueueHistory, QUEUE } from '../lib/queues.js';
+import { jobEvents, pruneQueueHistory, type QueueBackend } from '../lib/queue/index.js';
+import { openSqliteBackend } from '../lib/queue/sqlite.js';
 import { prepareHome } from '../lib/home.js';
 import { pathsFor } from '../lib/paths.js';
 import { startTestDaemon } from './helpers/daemon.js';
@@ -13,19 +14,27 @@ const DAY = 86_400_000;
 
 describe('pruneQueueHistory', () => {
   let home: TestHome;
+  let queue: QueueBackend;
   beforeEach(() => {
     home = makeTestHome();
+    queue = openSqliteBackend(home.db);
   });
   afterEach(() => home.cleanup());
 
-  /** Enqueues a merge job and claims it now; its attempt ends at `at` as given (or stays running). */
-  async function attempt(ticketId: number, at: number, end: 'completed' | 'failed' | 'running'): Promise<number> {
-    const queues = openQueues(home.db);
-    await queues.merge.enqueue({ ticketId }, { idempotencyKey: `t-${ticketId}-${at}` });
-    const job = claimJob(home.db, QUEUE.merge, 60)!;
+  /** Dates a job's attempts (and a failed job's last change) back to `at`. */
+  function backdate(id: string, at: number): void {
+    home.db.prepare(`UPDATE job_events SET started_at = ?, ended_at = CASE WHEN ended_at IS NULL THEN NULL ELSE ? END WHERE job_id = ?`).run(at, at + 1000, id);
+    home.db.prepare(`UPDATE tasks SET availableAt = ?, createdAt = ? WHERE id = ?`).run(at + 1000, Math.floor(at / 1000), Number(id));
+  }
+
+  /** Enqueues a merge job and claims it; its attempt ends as given (or stays running), dated `at`. */
+  async function attempt(ticketId: number, at: number, end: 'completed' | 'failed' | 'running'): Promise<string> {
+    await queue.enqueue('merge', { ticketId }, { key: `t-${ticketId}-${at}` });
+    const job = (await queue.claim('merge'))!;
     expect(job).not.toBeNull();
-    if (end === 'completed') finishJob(home.db, job, { outcome: 'completed' }, at + 1000);
-    if (end === 'failed') finishJob(home.db, job, { outcome: 'failed', error: 'boom' }, at + 1000);
+    if (end === 'completed') await queue.finish(job, { outcome: 'completed' });
+    if (end === 'failed') await queue.finish(job, { outcome: 'failed', error: 'boom' });
+    backdate(job.id, at);
     return job.id;
   }
 
@@ -35,17 +44,16 @@ describe('pruneQueueHistory', () => {
     const oldFailed = await attempt(2, now - 20 * DAY, 'failed');
     const newFailed = await attempt(3, now - 2 * DAY, 'failed');
     const stillRunning = await attempt(4, now - 30 * DAY, 'running');
-    const queues = openQueues(home.db);
-    await queues.merge.enqueue({ ticketId: 5 }, { idempotencyKey: 'waiting' });
+    await queue.enqueue('merge', { ticketId: 5 }, { key: 'waiting' });
 
-    const report = pruneQueueHistory(home.db, 14, now);
+    const report = await pruneQueueHistory(queue, home.db, 14, now);
     expect(report).toEqual({ at: now, events: 2, failed_jobs: 1 });
 
-    expect(jobEvents(home.db, String(oldDone))).toEqual([]);
-    expect(jobEvents(home.db, String(oldFailed))).toEqual([]);
-    expect(jobEvents(home.db, String(newFailed))).toHaveLength(1);
-    expect(jobEvents(home.db, String(stillRunning))).toHaveLength(1);
-    const left = listJobs(home.db).map((j) => [j.id, j.status]);
+    expect(jobEvents(home.db, oldDone)).toEqual([]);
+    expect(jobEvents(home.db, oldFailed)).toEqual([]);
+    expect(jobEvents(home.db, newFailed)).toHaveLength(1);
+    expect(jobEvents(home.db, stillRunning)).toHaveLength(1);
+    const left = (await queue.list()).map((j) => [j.id, j.status]);
     expect(left).toEqual(
       expect.arrayContaining([
         [newFailed, 'failed'],
@@ -53,25 +61,32 @@ describe('pruneQueueHistory', () => {
       ]),
     );
     expect(left.map(([id]) => id)).not.toContain(oldFailed);
-    expect(listJobs(home.db, { status: 'pending' })).toHaveLength(1);
+    expect(await queue.list({ status: 'pending' })).toHaveLength(1);
 
     // a second pass finds nothing more; a shorter window takes the recent failure too
-    expect(pruneQueueHistory(home.db, 14, now)).toEqual({ at: now, events: 0, failed_jobs: 0 });
-    expect(pruneQueueHistory(home.db, 1, now)).toEqual({ at: now, events: 1, failed_jobs: 1 });
-    expect(jobEvents(home.db, String(stillRunning))).toHaveLength(1);
+    expect(await pruneQueueHistory(queue, home.db, 14, now)).toEqual({ at: now, events: 0, failed_jobs: 0 });
+    expect(await pruneQueueHistory(queue, home.db, 1, now)).toEqual({ at: now, events: 1, failed_jobs: 1 });
+    expect(jobEvents(home.db, stillRunning)).toHaveLength(1);
   });
 
   test('a failed job retried inside the window is kept with its history', async () => {
     const now = Date.UTC(2026, 10, 30, 12);
     const id = await attempt(7, now - 20 * DAY, 'failed');
     // retried from the inspector yesterday, failed again
-    home.db.prepare(`UPDATE tasks SET status = 'pending_retry', numRunsLeft = 1, availableAt = ? WHERE id = ?`).run(now - DAY, id);
-    const again = claimJob(home.db, QUEUE.merge, 60, now - DAY)!;
-    finishJob(home.db, again, { outcome: 'failed', error: 'boom again' }, now - DAY + 1000);
+    home.db.prepare(`DELETE FROM job_events WHERE job_id = ?`).run(id);
+    expect(await queue.retry(id)).toBe(true);
+    const again = (await queue.claim('merge'))!;
+    expect(again.id).toBe(id);
+    await queue.finish(again, { outcome: 'failed', error: 'boom again' });
+    backdate(id, now - DAY);
+    home.db.prepare(`UPDATE tasks SET createdAt = ? WHERE id = ?`).run(Math.floor((now - 20 * DAY) / 1000), Number(id));
+    home.db
+      .prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, 'merge', 1, 'failed', '{}', 'boom', ?, ?)`)
+      .run(id, now - 20 * DAY, now - 20 * DAY + 1000);
 
-    expect(pruneQueueHistory(home.db, 14, now)).toEqual({ at: now, events: 1, failed_jobs: 0 });
-    expect(listJobs(home.db, { status: 'failed' }).map((j) => j.id)).toEqual([id]);
-    expect(jobEvents(home.db, String(id)).map((e) => e.error)).toEqual(['boom again']);
+    expect(await pruneQueueHistory(queue, home.db, 14, now)).toEqual({ at: now, events: 1, failed_jobs: 0 });
+    expect((await queue.list({ status: 'failed' })).map((j) => j.id)).toEqual([id]);
+    expect(jobEvents(home.db, id).map((e) => e.error)).toEqual(['boom again']);
   });
 });
 
@@ -81,7 +96,7 @@ describe('the daemon prunes queue history', () => {
     const paths = pathsFor(path.join(root, 'home'));
     fs.mkdirSync(paths.home, { recursive: true });
     const { db } = prepareHome(paths);
-    openQueues(db);
+    openSqliteBackend(db);
     const old = Date.now() - 10 * DAY;
     const insert = db.prepare(
       `INSERT INTO job_events (job_id, queue, attempt, outcome, payload, started_at, ended_at) VALUES (?, 'scan', 1, 'completed', '{}', ?, ?)`,

@@ -116,10 +116,10 @@ describe('a job page', () => {
   });
 
   test('a malformed id answers 400 and an unknown one 404, each with the message', async () => {
-    for (const bad of ['abc', '0', '-1', '1.5', '1e3']) {
+    for (const bad of ['a%20b', '.hidden', 'x%2Fy', 'a%3Cb', 'x'.repeat(301)]) {
       const page = await getPage(d, `/queues/jobs/${bad}`);
       expect([bad, page.status]).toEqual([bad, 400]);
-      expect(page.html).toContain('job id must be a positive whole number');
+      expect(page.html).toContain('job id must be a job id as listed on this page');
     }
     const missing = await getPage(d, '/queues/jobs/424242');
     expect(missing.status).toBe(404);
@@ -156,9 +156,9 @@ describe('retry and delete', () => {
     const unknown = await postForm(d, '/queues/jobs/424242/retry', { _csrf: csrf });
     expect(unknown.status).toBe(404);
     expect(unknown.html).toContain('job not found: 424242');
-    const malformed = await postForm(d, '/queues/jobs/x1/retry', { _csrf: csrf });
+    const malformed = await postForm(d, '/queues/jobs/x%20y/retry', { _csrf: csrf });
     expect(malformed.status).toBe(400);
-    expect(malformed.html).toContain('job id must be a positive whole number');
+    expect(malformed.html).toContain('job id must be a job id as listed on this page');
   });
 
   test('deleting a failed job removes its row; its page lives on from its attempts', async () => {

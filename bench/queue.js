@@ -1,10 +1,11 @@
-// Queue scale: enqueue and drain scan jobs through the real queue code (lib/queues.ts openQueues,
+// Queue scale: enqueue and drain scan jobs through the real queue code (lib/queue/sqlite.ts,
 // lib/pool.ts createPool) with a no-op handler, in this process. Then the database gets
 // BENCH_QUEUE_ROWS failed jobs (rows the daemon's pools never pick up) and as many completed job
 // events, written in one statement each, and a real daemon serves the queue inspector
 // (/api/queues, /api/queues/jobs, and the /queues page once it exists).
 import { createPool } from '../dist/lib/pool.js';
-import { claimJob, jobKeys, listJobs, openQueues, queueCounts, scanPayload } from '../dist/lib/queues.js';
+import { jobKeys, scanPayload } from '../dist/lib/queue/index.js';
+import { openSqliteBackend } from '../dist/lib/queue/sqlite.js';
 import { prepareHome } from '../dist/lib/home.js';
 import { pathsFor } from '../dist/lib/paths.js';
 import { note, percentile, prepareRoot, report, sleep, startDaemon, tempRoot, timeGets } from './lib.js';
@@ -12,11 +13,11 @@ import { note, percentile, prepareRoot, report, sleep, startDaemon, tempRoot, ti
 const INSPECTOR = { op: '<', value: 100 };
 const quiet = { error() {}, warn() {}, info() {}, debug() {} };
 
-function timeCalls(fn, n) {
+async function timeCalls(fn, n) {
   const times = [];
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
-    fn();
+    await fn();
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
   return times;
@@ -32,17 +33,17 @@ export async function queue({
   const env = prepareRoot(root);
   const paths = pathsFor(env.DISPATCH_HOME);
   const { db } = prepareHome(paths);
-  const queues = openQueues(db);
+  const queue = openSqliteBackend(db);
 
   let t = Date.now();
   for (let i = 0; i < jobs; i++) {
     const payload = { projectId: 1, wakeSeq: i };
-    await queues.scan.enqueue(payload, { idempotencyKey: jobKeys.scan(payload, i) });
+    await queue.enqueue('scan', payload, { key: jobKeys.scan(payload, i) });
   }
   const enqueueMs = Date.now() - t;
   report('queue', 'enqueue rate (one transaction per job)', (jobs / enqueueMs) * 1000, 'jobs/s');
 
-  const pool = createPool({ name: 'scan', schema: scanPayload, db, logger: quiet, concurrency: () => 2, handler: async () => {} });
+  const pool = createPool({ name: 'scan', schema: scanPayload, backend: queue, logger: quiet, concurrency: () => 2, handler: async () => {} });
   const remaining = db.prepare(`SELECT COUNT(*) AS n FROM tasks`);
   t = Date.now();
   pool.start();
@@ -65,18 +66,18 @@ export async function queue({
      SELECT 'bench-' || i, 'scan', 1, 'completed', '{}', ?, ? FROM n`,
   ).run(rows, Date.now() - 1000, Date.now());
   for (const [name, fn] of [
-    ['listJobs (newest 50), p95', () => listJobs(db, {})],
-    ['listJobs status=failed, p95', () => listJobs(db, { status: 'failed' })],
-    ['listJobs queue=scan status=pending, p95', () => listJobs(db, { queue: 'scan', status: 'pending' })],
-    ['queueCounts, p95', () => queueCounts(db)],
+    ['list (newest 50), p95', () => queue.list({})],
+    ['list status=failed, p95', () => queue.list({ status: 'failed' })],
+    ['list queue=scan status=pending, p95', () => queue.list({ queue: 'scan', status: 'pending' })],
+    ['counts, p95', () => queue.counts()],
   ]) {
-    report('queue', `in-process ${name} over ${rows} rows`, percentile(timeCalls(fn, 20), 95), 'ms', INSPECTOR);
+    report('queue', `in-process ${name} over ${rows} rows`, percentile(await timeCalls(fn, 20), 95), 'ms', INSPECTOR);
   }
   // what every pool pass pays with that many failed rows kept: a dequeue that finds nothing
   const dequeueTimes = [];
   for (let i = 0; i < 20; i++) {
     const t1 = process.hrtime.bigint();
-    if (claimJob(db, 'scan', 60)) throw new Error('a failed job was claimed');
+    if (await queue.claim('scan')) throw new Error('a failed job was claimed');
     dequeueTimes.push(Number(process.hrtime.bigint() - t1) / 1e6);
   }
   report('queue', `empty dequeue with ${rows} failed rows kept, p95`, percentile(dequeueTimes, 95), 'ms');

@@ -97,9 +97,18 @@ export const configSchema = z
       .strict()
       .default({ done_limit: 50 }),
     queue: z
-      .object({ keep_days: z.number().int().min(1).max(3650).default(14) })
+      .object({
+        keep_days: z.number().int().min(1).max(3650).default(14),
+        /** where the durable queues live: 'sqlite' (embedded) or 'redis' (BullMQ on a Redis server, for scaling out) */
+        backend: z.enum(['sqlite', 'redis']).default('sqlite'),
+        redis_url: z
+          .string()
+          .max(500)
+          .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+          .default('redis://127.0.0.1:6379'),
+      })
       .strict()
-      .default({ keep_days: 14 }),
+      .default({ keep_days: 14, backend: 'sqlite', redis_url: 'redis://127.0.0.1:6379' }),
     budgets: z
       .object({ daily_usd: z.number().min(0).max(1_000_000).default(0) })
       .strict()
@@ -130,7 +139,7 @@ export const configSchema = z
 export type Config = Readonly<z.infer<typeof configSchema>>;
 
 /** Fields that only take effect after a daemon restart (labelled in the settings page). */
-export const RESTART_FIELDS: readonly string[] = ['port', 'claude_binary', 'projects_root'];
+export const RESTART_FIELDS: readonly string[] = ['port', 'claude_binary', 'projects_root', 'queue.backend', 'queue.redis_url'];
 
 export function defaultConfig(): Config {
   return deepFreeze(configSchema.parse({}));

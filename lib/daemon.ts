@@ -19,6 +19,7 @@ import { discoverProjects } from './projects.js';
 import { ensureAllHeartbeats } from './heartbeats.js';
 import { HealthMonitor } from './health.js';
 import { createStore, type Store } from './store.js';
+import { openQueueBackend } from './queue/index.js';
 import { createApp } from '../web/app.js';
 
 export interface DaemonOptions {
@@ -88,7 +89,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     port ??= cfg.port;
     const listenPort: number = port;
     let boundPort = listenPort;
-    engine = createEngine({ store, config, paths, logger, port: () => boundPort });
+    const queue = await openQueueBackend(db, cfg.queue);
+    cleanup.unshift(() => queue.close());
+    engine = createEngine({ store, config, paths, logger, queue, port: () => boundPort });
     const health = new HealthMonitor({ config, home: paths.home, logger });
     const app = createApp({ store, config, paths, engine, health, version: packageVersion(), startedAt: Date.now() });
     const server = http.createServer(app);

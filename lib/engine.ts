@@ -8,12 +8,12 @@ import { activeCliPauses, clearCliPauses, nextPauseEnd } from './cliPause.js';
 import { backoffOf, nextAttemptAt } from './runCause.js';
 import { getHeartbeat } from './heartbeats.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
-import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
+import { jobKeys, pruneQueueHistory, type PruneReport, type QueueBackend, type QueueName } from './queue/index.js';
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
-import { workerBuilders, type WorkerName } from '../workers/index.js';
+import { workerBuilders } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
@@ -27,6 +27,8 @@ export interface EngineDeps {
   config: ConfigStore;
   paths: Paths;
   logger: Logger;
+  /** the durable queues (opened by the daemon from config; the engine does not close them) */
+  queue: QueueBackend;
   /** the daemon's HTTP port, given to agents as DISPATCH_PORT */
   port: () => number;
 }
@@ -41,7 +43,7 @@ export interface Engine {
   pokeQueue(name: QueueName): void;
   /** Queue housekeeping: how long history is kept and what the last pass removed. */
   housekeeping(): { keep_days: number; last: PruneReport | null; last_error: string | null };
-  readonly queues: Queues;
+  readonly queue: QueueBackend;
 }
 
 /** How often old job history and failed jobs are pruned (also once at start). */
@@ -49,14 +51,14 @@ const HOUSEKEEPING_MS = 6 * 3600_000;
 
 export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
-  const queues = openQueues(store.db);
-  const pools = new Map<WorkerName, Pool>();
+  const { queue } = deps;
+  const pools = new Map<QueueName, Pool>();
   const workspace = (run: Run): Promise<Workspace> => {
     const parallelCoding = effectiveParallelCoding(getProject(store.db, run.project_id), deps.config.get().agents.parallel_coding);
     return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding });
   };
 
-  const scheduler = createScheduler({ db: store.db, queues, logger, onEnqueued: () => pools.get('scan')?.poke() });
+  const scheduler = createScheduler({ db: store.db, queue, logger, onEnqueued: () => pools.get('scan')?.poke() });
   const runtime = new AgentRuntime({
     store,
     config: deps.config,
@@ -96,9 +98,12 @@ export function createEngine(deps: EngineDeps): Engine {
       const at = nextAttemptAt(store.db, t, backoffOf(deps.config.get().agents));
       if (at === null || at <= Date.now()) return;
       const payload = { projectId: run.project_id, wakeSeq: getHeartbeat(store.db, run.project_id)?.wake_seq ?? 0 };
-      void queues.scan
-        .enqueue(payload, { idempotencyKey: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() })
-        .then(() => pools.get('scan')?.poke());
+      void queue
+        .enqueue('scan', payload, { key: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() })
+        .then(
+          () => pools.get('scan')?.poke(),
+          (err: unknown) => logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message }),
+        );
     } catch (err) {
       logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message });
     }
@@ -129,12 +134,12 @@ export function createEngine(deps: EngineDeps): Engine {
     if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
     if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();
   };
-  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
+  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queue, runtime, pokeAgents: () => pools.get('agent-run')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
 
   let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
-  const prune = () => {
+  const prune = async () => {
     try {
-      const report = pruneQueueHistory(store.db, deps.config.get().queue.keep_days);
+      const report = await pruneQueueHistory(queue, store.db, deps.config.get().queue.keep_days);
       housekeeping = { ...housekeeping, last: report, last_error: null };
       if (report.events || report.failed_jobs) logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
     } catch (err) {
@@ -145,12 +150,12 @@ export function createEngine(deps: EngineDeps): Engine {
 
   let stopping: Promise<void> | null = null;
   return {
-    queues,
+    queue,
     async start() {
-      await recover(store.db, queues, logger);
+      await recover(store.db, queue, logger);
       await pruneWorktrees({ store, paths: deps.paths, logger });
       runtime.start();
-      for (const [name, build] of Object.entries(workerBuilders) as [WorkerName, (typeof workerBuilders)[WorkerName]][]) {
+      for (const [name, build] of Object.entries(workerBuilders) as [QueueName, (typeof workerBuilders)[QueueName]][]) {
         const pool = build(workerDeps);
         pools.set(name, pool);
         pool.start();
@@ -158,8 +163,8 @@ export function createEngine(deps: EngineDeps): Engine {
       scheduler.start();
       armPauseEnd();
       deps.config.on('change', onConfigChange);
-      prune();
-      housekeeping.timer = setInterval(prune, HOUSEKEEPING_MS);
+      await prune();
+      housekeeping.timer = setInterval(() => void prune(), HOUSEKEEPING_MS);
       housekeeping.timer.unref();
     },
     stop() {

@@ -6,12 +6,13 @@
 // dies silently: an error is kept as `lastError` and logged once with a count while it repeats,
 // and the loop pauses longer after each failure in a row (a full disk fails every pass) and goes
 // on. The end of an attempt the disk refuses is retried until it lands, so the job does not stay
-// "running" until the next restart. Each attempt is recorded in job_events, because liteque
-// deletes completed jobs.
+// "running" until the next restart. While a job runs, its lease is renewed every third of the
+// backend's lease (the heartbeat), so a lease only runs out when this process is gone. The pool
+// sees only the queue interface (lib/queue), whichever backend holds the jobs.
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ZodType } from 'zod';
-import { claimJob, finishJob, LEASE_SECONDS, nextAvailableAt, type ClaimedJob, type JobOutcome, type QueueName } from './queues.js';
-import { storageError, type Db } from './db/connection.js';
+import type { ClaimedJob, JobOutcome, QueueBackend, QueueName } from './queue/index.js';
+import { storageError } from './db/connection.js';
 import { RepeatedFailure, type Logger } from './logger.js';
 
 /** The longest pause after failed passes, and between attempts to record a job's end. */
@@ -29,10 +30,10 @@ export class PermanentError extends Error {
 export interface PoolOptions<T> {
   name: QueueName;
   schema: ZodType<T>;
-  db: Db;
+  backend: QueueBackend;
   logger: Logger;
   concurrency: () => number;
-  /** `final` is true on the last attempt liteque will make. */
+  /** `final` is true on the job's last attempt. */
   handler: (data: T, job: { id: string; attempt: number; final: boolean }) => Promise<void>;
   /** @defaultValue 300000 */
   idlePollMs?: number;
@@ -64,7 +65,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   async function finish(job: ClaimedJob, end: JobOutcome): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        finishJob(opts.db, job, end);
+        await opts.backend.finish(job, end);
         finishFailure.ok();
         return;
       } catch (err) {
@@ -87,8 +88,29 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       wakeUp = done;
     });
 
+  /** Renews the job's lease until the attempt ends. */
+  function heartbeat(job: ClaimedJob): () => void {
+    const timer = setInterval(() => {
+      opts.backend.extend(job).then(
+        (held) => held || opts.logger.warn('job lease lost', { queue: opts.name, job: job.id }),
+        (err: unknown) => opts.logger.warn('job lease not renewed', { queue: opts.name, job: job.id, error: (err as Error).message }),
+      );
+    }, Math.max(1000, Math.floor(opts.backend.leaseMs / 3)));
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   async function runJob(job: ClaimedJob): Promise<void> {
-    const id = String(job.id);
+    const stopBeat = heartbeat(job);
+    try {
+      await attemptJob(job);
+    } finally {
+      stopBeat();
+    }
+  }
+
+  async function attemptJob(job: ClaimedJob): Promise<void> {
+    const id = job.id;
     const { attempt } = job;
     let data: T;
     try {
@@ -99,10 +121,10 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       return;
     }
     try {
-      await opts.handler(data, { id, attempt, final: job.numRunsLeft <= 0 });
+      await opts.handler(data, { id, attempt, final: job.final });
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
-      const final = err instanceof PermanentError || job.numRunsLeft <= 0;
+      const final = err instanceof PermanentError || job.final;
       opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
       const retryAt = Date.now() + Math.min(60_000, 1000 * 2 ** attempt);
@@ -115,28 +137,28 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   async function pass(): Promise<void> {
     limit.concurrency = Math.max(1, opts.concurrency());
     while (!stopping && limit.activeCount + limit.pendingCount < limit.concurrency) {
-      const job = claimJob(opts.db, opts.name, LEASE_SECONDS);
+      const job = await opts.backend.claim(opts.name);
       if (!job) return;
       // in-process guard: the same job id must never run twice at once here
-      if (inFlight.has(String(job.id))) continue;
-      inFlight.add(String(job.id));
+      if (inFlight.has(job.id)) continue;
+      inFlight.add(job.id);
       void limit(() => runJob(job))
         .catch((err: unknown) => {
           pool.lastError = (err as Error).message;
           opts.logger.error('job bookkeeping failed', { queue: opts.name, job: job.id, error: (err as Error).stack ?? String(err) });
         })
         .finally(() => {
-          inFlight.delete(String(job.id));
+          inFlight.delete(job.id);
           pool.poke(); // a slot is free
         });
     }
   }
 
   /** How long to sleep after a pass: until the next waiting job is due, unless every slot is taken (a finishing job pokes). */
-  function idleWait(): number {
+  async function idleWait(): Promise<number> {
     if (limit.activeCount + limit.pendingCount >= limit.concurrency) return idle;
     try {
-      const next = nextAvailableAt(opts.db, opts.name);
+      const next = await opts.backend.nextAvailableAt(opts.name);
       return next === null ? idle : Math.min(idle, Math.max(100, next - Date.now()));
     } catch (err) {
       pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
@@ -161,7 +183,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
             pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
             passFailure.fail(err, { queue: opts.name });
           }
-          await sleep(failures > 0 ? retryDelay(failures) : idleWait());
+          await sleep(failures > 0 ? retryDelay(failures) : await idleWait());
         }
       })();
     },

@@ -5,7 +5,7 @@
 // projects marked due. Afterwards every ticket is either queued for work again or in human with a
 // comment, and nothing can run twice.
 import { liveRuns, releaseStaleClaims } from './runs.js';
-import { jobByKey, jobKeys, QUEUE, resetOrphanedJobs, retryJob, type Queues } from './queues.js';
+import { jobKeys, type QueueBackend } from './queue/index.js';
 import type { Db } from './db/connection.js';
 import type { Logger } from './logger.js';
 
@@ -15,17 +15,15 @@ export interface RecoveryReport {
   claimsReleased: number;
 }
 
-export async function recover(db: Db, queues: Queues, logger: Logger): Promise<RecoveryReport> {
-  const jobsReset = resetOrphanedJobs(db);
+export async function recover(db: Db, queue: QueueBackend, logger: Logger): Promise<RecoveryReport> {
+  const jobsReset = await queue.resetOrphaned();
   const claimsReleased = releaseStaleClaims(db);
   const runs = liveRuns(db);
   for (const run of runs) {
     const key = jobKeys.agentRun({ runId: run.id });
-    const job = await queues.agentRun.enqueue({ runId: run.id }, { idempotencyKey: key });
-    if (job) continue;
-    // a job for this run exists already; if it had failed for good, give it another attempt so the run is not forgotten
-    const held = jobByKey(db, QUEUE.agentRun, key);
-    if (held?.status === 'failed') retryJob(db, held.id);
+    const id = await queue.enqueue('agent-run', { runId: run.id }, { key });
+    // a job for this run existed already; if it had failed for good, give it another attempt so the run is not forgotten
+    if ((await queue.get(id))?.status === 'failed') await queue.retry(id);
   }
   const report = { jobsReset, liveRuns: runs.length, claimsReleased };
   if (jobsReset || runs.length || claimsReleased) logger.info('recovery', { ...report });

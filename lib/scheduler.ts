@@ -6,7 +6,7 @@
 // once: retrying a due heartbeat at once spun the daemon at 100% CPU. The failure is logged once
 // with a count (RepeatedFailure), and the loop comes back by itself when the disk does.
 import { deferHeartbeat, dueHeartbeats, nextDueAt } from './heartbeats.js';
-import { jobKeys, type Queues } from './queues.js';
+import { jobKeys, type QueueBackend } from './queue/index.js';
 import { RepeatedFailure, type Logger } from './logger.js';
 import type { Db } from './db/connection.js';
 
@@ -21,7 +21,7 @@ export interface Scheduler {
   lastError: string | null;
 }
 
-export function createScheduler(deps: { db: Db; queues: Queues; logger: Logger; onEnqueued: () => void }): Scheduler {
+export function createScheduler(deps: { db: Db; queue: QueueBackend; logger: Logger; onEnqueued: () => void }): Scheduler {
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let again = false;
@@ -34,7 +34,7 @@ export function createScheduler(deps: { db: Db; queues: Queues; logger: Logger; 
     for (const h of due) {
       const payload = { projectId: h.project_id, wakeSeq: h.wake_seq };
       // enqueue first, then defer: a crash in between costs a duplicate scan, never a lost one
-      await deps.queues.scan.enqueue(payload, { idempotencyKey: jobKeys.scan(payload, h.next_check_at) });
+      await deps.queue.enqueue('scan', payload, { key: jobKeys.scan(payload, h.next_check_at) });
       deferHeartbeat(deps.db, h);
     }
     if (due.length) deps.onEnqueued();

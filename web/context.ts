@@ -3,7 +3,7 @@
 import type { ConfigStore } from '../lib/config.js';
 import type { Paths } from '../lib/paths.js';
 import type { Store } from '../lib/store.js';
-import type { QueueName } from '../lib/queues.js';
+import type { QueueBackend, QueueName } from '../lib/queue/index.js';
 import type { KillOptions } from '../lib/agentRuntime.js';
 import type { HealthReport } from '../lib/health.js';
 
@@ -20,6 +20,8 @@ export interface EngineControls {
   pokeQueue(name: QueueName): void;
   /** Queue housekeeping: how long history is kept and what the last pass removed. */
   housekeeping(): { keep_days: number; last: { at: number; events: number; failed_jobs: number } | null; last_error: string | null };
+  /** The durable queues (whichever backend holds them), for the inspector. */
+  readonly queue: QueueBackend;
 }
 
 /** The health checks' last results, and a way to run them now (lib/health.ts HealthMonitor). */

@@ -1,13 +1,13 @@
-// The typed registry of workers. Each worker file exports a builder that returns a pool over its
-// queue; the engine starts them after recovery and stops them on shutdown.
+// The typed registry of workers, keyed by queue name. Each worker file exports a builder that
+// returns a pool over its queue; the engine starts them after recovery and stops them on shutdown.
 import type { AgentRuntime } from '../lib/agentRuntime.js';
 import type { ConfigStore } from '../lib/config.js';
 import type { Logger } from '../lib/logger.js';
 import type { Paths } from '../lib/paths.js';
 import type { Pool } from '../lib/pool.js';
-import type { Queues } from '../lib/queues.js';
+import type { QueueBackend, QueueName } from '../lib/queue/index.js';
 import type { Store } from '../lib/store.js';
-import { buildAgentRunWorker } from './agentRun.js';
+import { buildAgentRunWorker } from './agent-run.js';
 import { buildScanWorker } from './scan.js';
 import { buildMergeWorker } from './merge.js';
 
@@ -16,7 +16,7 @@ export interface WorkerDeps {
   config: ConfigStore;
   paths: Paths;
   logger: Logger;
-  queues: Queues;
+  queue: QueueBackend;
   runtime: AgentRuntime;
   pokeAgents(): void;
   pokeMerges(): void;
@@ -24,8 +24,6 @@ export interface WorkerDeps {
 
 export const workerBuilders = {
   scan: buildScanWorker,
-  agentRun: buildAgentRunWorker,
+  'agent-run': buildAgentRunWorker,
   merge: buildMergeWorker,
-} as const satisfies Record<string, (deps: WorkerDeps) => Pool>;
-
-export type WorkerName = keyof typeof workerBuilders;
+} as const satisfies Record<QueueName, (deps: WorkerDeps) => Pool>;

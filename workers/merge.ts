@@ -4,16 +4,16 @@
 // error is retried; after the last attempt the ticket goes to human with the error, never lost.
 import { mergeTicket } from '../lib/merge.js';
 import { createPool, type Pool } from '../lib/pool.js';
-import { mergePayload, QUEUE } from '../lib/queues.js';
+import { mergePayload } from '../lib/queue/index.js';
 import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
 import type { WorkerDeps } from './index.js';
 
 export function buildMergeWorker(deps: WorkerDeps): Pool {
   const { store, paths, logger } = deps;
   return createPool({
-    name: QUEUE.merge,
+    name: 'merge',
     schema: mergePayload,
-    db: store.db,
+    backend: deps.queue,
     logger,
     concurrency: () => 1,
     handler: async (data, job) => {

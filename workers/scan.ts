@@ -11,7 +11,7 @@ import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
 import { backoffOf } from '../lib/runCause.js';
 import { createPool, type Pool } from '../lib/pool.js';
-import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
+import { jobKeys, scanPayload, type ScanPayload } from '../lib/queue/index.js';
 import type { WorkerDeps } from './index.js';
 
 /** Reservations that no other ticket of the scan would get either: the scan stops there. */
@@ -51,7 +51,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     const r = reserveRun(deps.store, args);
     if (r.kind === 'reserved') {
       result.reserved.push(r.run.id);
-      await deps.queues.agentRun.enqueue({ runId: r.run.id }, { idempotencyKey: jobKeys.agentRun({ runId: r.run.id }) });
+      await deps.queue.enqueue('agent-run', { runId: r.run.id }, { key: jobKeys.agentRun({ runId: r.run.id }) });
     } else if (BLOCKING.has(r.kind)) {
       result.blockedBy = r.kind;
       if (r.kind === 'cli-paused') lookAgainAt = r.pause.until;
@@ -59,7 +59,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
     }
   }
   const merges = mergeCandidates(db, project.id);
-  for (const m of merges) await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
+  for (const m of merges) await deps.queue.enqueue('merge', { ticketId: m.id }, { key: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
   if (merges.length) deps.pokeMerges();
   // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes
   // the project. Tickets held back by a used-up budget are not work either: back off, but look again
@@ -75,9 +75,9 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
 
 export function buildScanWorker(deps: WorkerDeps): Pool {
   return createPool({
-    name: QUEUE.scan,
+    name: 'scan',
     schema: scanPayload,
-    db: deps.store.db,
+    backend: deps.queue,
     logger: deps.logger,
     // as many scans at once as runs may start: when a usage limit ends (or agents resume) every
     // waiting project is woken at once, and with two scans at a time the agents started by the first

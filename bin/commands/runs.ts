@@ -1,7 +1,7 @@
 // `dispatch runs list|show|tail|kill` and `dispatch queue stats`.
 import type { Argv } from 'yargs';
 import type { RunListItem, Run } from '../../lib/runs.js';
-import type { QueueCounts } from '../../lib/queues.js';
+import type { QueueCounts } from '../../lib/queue/index.js';
 import { describeTranscriptLine as describeLine } from '../../lib/transcript.js';
 import { api } from './client.js';
 import { wholeNumber } from './options.js';

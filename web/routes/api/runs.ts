@@ -3,7 +3,7 @@ import { RUN_CAUSES, type RunCause } from '../../../lib/runCause.js';
 import { Router } from 'express';
 import { getRun, listRuns, LIVE_STATUSES, requireRun, RUN_STATUS, transcriptFile, type RunStatus } from '../../../lib/runs.js';
 import { readTranscriptChunk } from '../../../lib/transcript.js';
-import { deleteJob, getJob, jobEvents, JOB_STATUS, listJobs, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobStatus, type QueueName } from '../../../lib/queues.js';
+import { JOB_ID, JOB_STATUSES, jobEvents, QUEUE_NAMES, recentJobEvents, type JobStatus, type QueueName } from '../../../lib/queue/index.js';
 import { findTicket } from '../../../lib/tickets.js';
 import { NotFoundError, UserError } from '../../../lib/errors.js';
 import { queryInt } from '../../http.js';
@@ -57,41 +57,42 @@ export function runsApi(ctx: AppContext): Router {
 export function queuesApi(ctx: AppContext): Router {
   const r = Router();
   const db = ctx.store.db;
+  const backend = () => ctx.engine.queue;
   const jobId = (raw: string) => {
-    const id = Number(raw);
-    if (!Number.isInteger(id) || id <= 0) throw new UserError('job id must be a positive whole number', 'id');
-    return id;
+    if (!JOB_ID.test(raw)) throw new UserError('job id must be a job id as listed by /api/queues/jobs', 'id');
+    return raw;
   };
 
-  r.get('/', (_req, res) => res.json({ queues: queueCounts(db), recent: recentJobEvents(db, 20), engine: ctx.engine.health() }));
+  r.get('/', async (_req, res) => res.json({ queues: await backend().counts(), recent: recentJobEvents(db, 20), engine: ctx.engine.health() }));
 
-  r.get('/jobs', (req, res) => {
+  r.get('/jobs', async (req, res) => {
     const { queue, status } = req.query;
     if (queue !== undefined && !QUEUE_NAMES.includes(queue as QueueName)) throw new UserError(`queue must be one of ${QUEUE_NAMES.join(', ')}`, 'queue');
-    if (status !== undefined && !Object.values(JOB_STATUS).includes(status as JobStatus)) throw new UserError(`status must be one of ${Object.values(JOB_STATUS).join(', ')}`, 'status');
+    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus)) throw new UserError(`status must be one of ${JOB_STATUSES.join(', ')}`, 'status');
     res.json({
-      jobs: listJobs(db, { queue: queue as QueueName | undefined, status: status as JobStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }),
+      jobs: await backend().list({ queue: queue as QueueName | undefined, status: status as JobStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }),
     });
   });
 
-  r.get('/jobs/:id', (req, res) => {
+  r.get('/jobs/:id', async (req, res) => {
     const id = jobId(req.params.id);
-    const job = getJob(db, id);
-    const events = jobEvents(db, String(id));
+    const job = await backend().get(id);
+    const events = jobEvents(db, id);
     if (!job && events.length === 0) throw new NotFoundError('job', id);
     res.json({ job: job ?? null, events });
   });
 
-  r.post('/jobs/:id/retry', (req, res) => {
+  r.post('/jobs/:id/retry', async (req, res) => {
     const id = jobId(req.params.id);
-    if (!retryJob(db, id)) throw new UserError(`job ${id} is not a failed job`, 'id');
-    ctx.engine.pokeQueue(getJob(db, id)!.queue);
-    res.json({ ok: true, job: getJob(db, id) });
+    if (!(await backend().retry(id))) throw new UserError(`job ${id} is not a failed job`, 'id');
+    const job = await backend().get(id);
+    if (job) ctx.engine.pokeQueue(job.queue);
+    res.json({ ok: true, job: job ?? null });
   });
 
-  r.post('/jobs/:id/delete', (req, res) => {
+  r.post('/jobs/:id/delete', async (req, res) => {
     const id = jobId(req.params.id);
-    if (!deleteJob(db, id)) throw new UserError(`job ${id} cannot be deleted: it is running or gone`, 'id');
+    if (!(await backend().remove(id))) throw new UserError(`job ${id} cannot be deleted: it is running or gone`, 'id');
     res.json({ ok: true });
   });
   return r;

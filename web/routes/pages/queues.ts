@@ -1,10 +1,10 @@
 // /queues (the inspector: counts per queue and state, the pools' health, the agents running now
 // with a kill button, recent attempts, and the job list filtered by queue and state) and
-// /queues/jobs/<id> (a job's data and every attempt). Completed jobs are deleted by liteque, so a
-// job page is built from its job_events when the row is gone. Lists are paginated by id and never
-// load or count more than a page; the only counts are the grouped ones of queueCounts.
+// /queues/jobs/<id> (a job's data and every attempt). Completed jobs are deleted by both queue
+// backends, so a job page is built from its job_events when the job is gone. Lists are paginated
+// and never load more than a page; the only counts are the backend's counts per queue and state.
 import { Router, type Request, type Response } from 'express';
-import { deleteJob, getJob, jobEvents, JOB_STATUS, lastJobErrors, listJobs, PAYLOADS, queueCounts, QUEUE_NAMES, recentJobEvents, retryJob, type JobEvent, type JobRow, type QueueName } from '../../../lib/queues.js';
+import { JOB_ID, JOB_STATUS, JOB_STATUSES, jobEvents, lastJobErrors, PAYLOADS, QUEUE_NAMES, recentJobEvents, type JobEvent, type JobRow, type QueueName } from '../../../lib/queue/index.js';
 import { requireRun } from '../../../lib/runs.js';
 import { findTicket } from '../../../lib/tickets.js';
 import { findProject } from '../../../lib/projects.js';
@@ -17,17 +17,17 @@ const RECENT_EVENTS = 15;
 /** Longest payload or error text shown in the list; the job page shows up to DETAIL_CHARS. */
 const LIST_CHARS = 600;
 const DETAIL_CHARS = 20_000;
-const JOB_STATUSES = Object.values(JOB_STATUS);
 
 export function queuePages(ctx: AppContext): Router {
   const r = Router();
   const db = ctx.store.db;
+  const backend = () => ctx.engine.queue;
 
-  r.get('/queues', (req, res) => {
+  r.get('/queues', async (req, res) => {
     const queue = filterValue(req, 'queue', QUEUE_NAMES);
     const state = filterValue(req, 'state', JOB_STATUSES);
     const page = pageNumber(req.query.page);
-    const rows = listJobs(db, { queue, status: state, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
+    const rows = await backend().list({ queue, status: state, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
     const shown = rows.slice(0, PAGE_SIZE);
     const errors = lastJobErrors(db, shown.map((j) => j.id));
     const base = `/queues?${queue ? `queue=${queue}&` : ''}${state ? `state=${state}&` : ''}`;
@@ -36,7 +36,7 @@ export function queuePages(ctx: AppContext): Router {
     res.render('queues/index.njk', {
       title: 'Queues',
       section: 'queues',
-      counts: queueCounts(db).map((c) => ({ ...c, states: JOB_STATUSES.map((s) => ({ state: s, n: c[s], href: `/queues?queue=${c.queue}&state=${s}` })) })),
+      counts: (await backend().counts()).map((c) => ({ ...c, states: JOB_STATUSES.map((s) => ({ state: s, n: c[s], href: `/queues?queue=${c.queue}&state=${s}` })) })),
       states: JOB_STATUSES,
       queues: QUEUE_NAMES,
       pools: health.pools,
@@ -54,9 +54,9 @@ export function queuePages(ctx: AppContext): Router {
     });
   });
 
-  function renderJob(res: Response, id: number, error: FormError | null = null): void {
-    const job = getJob(db, id);
-    const events = jobEvents(db, String(id));
+  async function renderJob(res: Response, id: string, error: FormError | null = null): Promise<void> {
+    const job = await backend().get(id);
+    const events = jobEvents(db, id);
     if (!job && events.length === 0) throw new NotFoundError('job', id);
     const first = events[0];
     const queue = job?.queue ?? (first!.queue as QueueName);
@@ -79,13 +79,14 @@ export function queuePages(ctx: AppContext): Router {
   r.get('/queues/jobs/:id', (req, res) => renderJob(res, jobId(req.params.id)));
 
   r.post('/queues/jobs/:id/retry', async (req, res) => {
-    const id = existingJob(ctx, req.params.id);
+    const id = await existingJob(ctx, req.params.id);
     const values = formValues(req);
     await submit(
       res,
-      () => {
-        if (!retryJob(db, id)) throw new UserError(`job ${id} is not a failed job, so there is nothing to retry`, 'id');
-        ctx.engine.pokeQueue(getJob(db, id)!.queue);
+      async () => {
+        if (!(await backend().retry(id))) throw new UserError(`job ${id} is not a failed job, so there is nothing to retry`, 'id');
+        const job = await backend().get(id);
+        if (job) ctx.engine.pokeQueue(job.queue);
         return withNotice(returnPath(values, `/queues/jobs/${id}`), 'retried');
       },
       (error) => renderJob(res, id, error),
@@ -93,12 +94,14 @@ export function queuePages(ctx: AppContext): Router {
   });
 
   r.post('/queues/jobs/:id/delete', async (req, res) => {
-    const id = existingJob(ctx, req.params.id);
+    const id = await existingJob(ctx, req.params.id);
     const values = formValues(req);
     await submit(
       res,
-      () => {
-        if (!deleteJob(db, id)) throw new UserError(`job ${id} cannot be deleted: only pending and failed jobs can, and it is ${getJob(db, id)?.status ?? 'no longer queued'}`, 'id');
+      async () => {
+        if (!(await backend().remove(id))) {
+          throw new UserError(`job ${id} cannot be deleted: only pending and failed jobs can, and it is ${(await backend().get(id))?.status ?? 'no longer queued'}`, 'id');
+        }
         // the job's own page may no longer exist after a delete, so a request to go back there lands on the list
         const back = returnPath(values, '/queues');
         return withNotice(back.startsWith(`/queues/jobs/${id}`) ? '/queues' : back, 'deleted');
@@ -110,17 +113,16 @@ export function queuePages(ctx: AppContext): Router {
   return r;
 }
 
-/** Mirrors the JSON API's validation: a positive whole number, or a 400 that says so. */
-function jobId(raw: string): number {
-  const id = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(id) || id <= 0) throw new UserError('job id must be a positive whole number', 'id');
-  return id;
+/** Mirrors the JSON API's validation: a job id as the list shows it, or a 400 that says so. */
+function jobId(raw: string): string {
+  if (!JOB_ID.test(raw)) throw new UserError('job id must be a job id as listed on this page', 'id');
+  return raw;
 }
 
 /** A job id that names a queued job or one with recorded attempts (404 otherwise). */
-function existingJob(ctx: AppContext, raw: string): number {
+async function existingJob(ctx: AppContext, raw: string): Promise<string> {
   const id = jobId(raw);
-  if (!getJob(ctx.store.db, id) && jobEvents(ctx.store.db, String(id)).length === 0) throw new NotFoundError('job', id);
+  if (!(await ctx.engine.queue.get(id)) && jobEvents(ctx.store.db, id).length === 0) throw new NotFoundError('job', id);
   return id;
 }
 

@@ -3,7 +3,7 @@
 // in-process as well. The reservation in the runs table is what makes both caps exact.
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createPool, type Pool } from '../lib/pool.js';
-import { agentRunPayload, QUEUE } from '../lib/queues.js';
+import { agentRunPayload } from '../lib/queue/index.js';
 import { getRun } from '../lib/runs.js';
 import type { WorkerDeps } from './index.js';
 
@@ -17,9 +17,9 @@ export function buildAgentRunWorker(deps: WorkerDeps): Pool {
     return limiter;
   };
   return createPool({
-    name: QUEUE.agentRun,
+    name: 'agent-run',
     schema: agentRunPayload,
-    db: deps.store.db,
+    backend: deps.queue,
     logger: deps.logger,
     concurrency: () => deps.config.get().agents.max_concurrent_global,
     handler: async (data, job) => {
