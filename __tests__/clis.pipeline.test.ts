@@ -76,3 +76,28 @@ test("an agent type's CLI is checked: an unknown CLI or a model the CLI cannot t
   expect(model.body.error).toMatch(/model for OpenCode must be provider\/model/);
   expect((await d.api('GET', '/api/agent-types/code-reviewer')).body.agent_type.cli).toBe('gemini');
 });
+
+test('the agent-type page picks the CLI, offers its models and says what of the permissions it cannot honour', async () => {
+  await useCli('code-reviewer', 'gemini');
+  await d.api('PATCH', '/api/agent-types/code-reviewer', { allowed_tools: ['Bash(ticket:*)', 'Read', 'NotebookEdit'] });
+  const page = await fetch(`${d.url}/agent-types/code-reviewer`).then((r) => r.text());
+  expect(page).toMatch(/<option value="gemini" data-models="gemini-2\.5-pro,gemini-2\.5-flash,gemini-2\.5-flash-lite" selected>Gemini CLI<\/option>/);
+  expect(page).toMatch(/<datalist id="at-models" data-cli="gemini"><option value="gemini-2\.5-pro">/);
+  expect(page).not.toMatch(/<datalist[^>]*>[^<]*<option value="sonnet">/);
+  expect(page).toContain('Gemini CLI cannot honour all of these permissions');
+  expect(page).toContain('allowed tool NotebookEdit: Gemini CLI has no such tool');
+  const list = await fetch(`${d.url}/agent-types`).then((r) => r.text());
+  expect(list).toMatch(/code-reviewer<\/code>[\s\S]*?<td>Gemini CLI<\/td><td>gemini-2\.5-flash<\/td>/);
+});
+
+test("Settings shows each CLI's binary and whether it is found", async () => {
+  const patch = await d.api('PATCH', '/api/config', { clis: { opencode: { binary: '/nonexistent/opencode' } } });
+  expect(patch.status).toBe(200);
+  const page = await fetch(`${d.url}/settings`).then((r) => r.text());
+  const row = (setting: string) => new RegExp(`<tr data-cli-binary="${setting.replace(/\./g, '\\.')}">[\\s\\S]*?</tr>`).exec(page)?.[0] ?? '';
+  expect(row('clis.codex.binary')).toContain(fakeClis.codex.binary);
+  expect(row('clis.codex.binary')).toContain('>found<');
+  expect(row('clis.opencode.binary')).toContain('/nonexistent/opencode');
+  expect(row('clis.opencode.binary')).toContain('not found');
+  expect(page).toMatch(/id="f-clis-gemini-binary" name="clis\.gemini\.binary"/);
+});

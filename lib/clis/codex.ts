@@ -20,22 +20,26 @@ function launchArgs(c: LaunchInput): string[] {
   return ['exec', '--json', '--skip-git-repo-check', '--model', c.model, ...sandboxArgs(c.permissionMode, c.dataDir), '-'];
 }
 
-function itemEntries(item: Json, completed: boolean, started: Set<string>): TranscriptEntry[] {
+/** The command a shell call ran: Codex reports `/bin/bash -lc '<command>'`; the inner command reads better. */
+export function shellCommand(command: string): string {
+  const m = /^(?:\/usr)?\/bin\/(?:ba|z)?sh -lc ('(?:[^']|'\\'')*')$/.exec(command);
+  return m ? m[1]!.slice(1, -1).replace(/'\\''/g, "'") : command;
+}
+
+/** The entries of a completed item (a started one is shown once it completes, with its output: one line says it all). */
+function itemEntries(item: Json, completed: boolean): TranscriptEntry[] {
+  if (!completed) return [];
   const id = str(item.id);
-  const use = (name: string, input: unknown, call = toolCall(name, input)): TranscriptEntry => {
-    started.add(id);
-    return { kind: 'tool_use', id, name, input: JSON.stringify(input ?? {}, null, 2), call };
-  };
-  const opened = (name: string, input: unknown, call?: ReturnType<typeof toolCall>) => (started.has(id) ? [] : [use(name, input, call)]);
+  const use = (name: string, input: unknown, call = toolCall(name, input)): TranscriptEntry => ({ kind: 'tool_use', id, name, input: JSON.stringify(input ?? {}, null, 2), call });
+  const opened = (name: string, input: unknown, call?: ReturnType<typeof toolCall>) => [use(name, input, call)];
   switch (item.type) {
     case 'agent_message':
-      return completed && str(item.text) ? [{ kind: 'text', text: str(item.text) }] : [];
+      return str(item.text) ? [{ kind: 'text', text: str(item.text) }] : [];
     case 'reasoning':
-      return completed && str(item.text) ? [{ kind: 'thinking', text: str(item.text) }] : [];
+      return str(item.text) ? [{ kind: 'thinking', text: str(item.text) }] : [];
     case 'command_execution': {
-      const command = str(item.command);
-      const head = opened('shell', { command }, { kind: 'command', command, description: '' });
-      if (!completed) return head;
+      const command = shellCommand(str(item.command));
+      const head = opened('shell', { command: str(item.command) }, { kind: 'command', command, description: '' });
       const failed = item.status === 'failed' || (num(item.exit_code) ?? 0) !== 0;
       const output = str(item.aggregated_output);
       return [...head, { kind: 'tool_result', toolUseId: id, content: failed ? `Exit code ${item.exit_code ?? '?'}\n${output}` : output, isError: failed }];
@@ -44,17 +48,15 @@ function itemEntries(item: Json, completed: boolean, started: Set<string>): Tran
       const changes = Array.isArray(item.changes) ? item.changes.filter(isObject) : [];
       const text = changes.map((c) => `${str(c.kind)} ${str(c.path)}`).join(', ');
       const head = opened('apply_patch', { changes }, { kind: 'target', text });
-      if (!completed) return head;
       return [...head, { kind: 'tool_result', toolUseId: id, content: str(item.status), isError: item.status === 'failed' }];
     }
     case 'mcp_tool_call': {
       const head = opened(`${str(item.server)}.${str(item.tool)}`, item.arguments);
-      if (!completed) return head;
       const error = isObject(item.error) ? str(item.error.message) : '';
       return [...head, { kind: 'tool_result', toolUseId: id, content: error || JSON.stringify(item.result ?? ''), isError: item.status === 'failed' }];
     }
     case 'web_search':
-      return completed ? [use('WebSearch', { query: str(item.query) })] : [];
+      return [use('WebSearch', { query: str(item.query) })];
     case 'error':
       return [{ kind: 'raw', text: `warning: ${str(item.message)}` }];
     default:
@@ -64,7 +66,6 @@ function itemEntries(item: Json, completed: boolean, started: Set<string>): Tran
 
 function parse(lines: readonly string[]): TranscriptEntry[] {
   const out: TranscriptEntry[] = [];
-  const started = new Set<string>();
   let lastText = '';
   let tokensIn = 0;
   let tokensOut = 0;
@@ -84,7 +85,7 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
       continue;
     }
     if ((v.type === 'item.started' || v.type === 'item.completed' || v.type === 'item.updated') && isObject(v.item)) {
-      const entries = itemEntries(v.item, v.type === 'item.completed', started);
+      const entries = itemEntries(v.item, v.type === 'item.completed');
       for (const e of entries) if (e.kind === 'text') lastText = e.text;
       out.push(...entries);
     } else if (v.type === 'turn.completed') {

@@ -58,7 +58,9 @@ export interface CliAdapter {
   classify(end: TranscriptEnd, now: number, exitCode: number | null): Classified;
 }
 
-const ADAPTERS: Record<CliName, CliAdapter> = { claude, codex, gemini, opencode };
+/** Built on first use: the adapters import lib/transcript.ts, which imports this module, so none may be read while modules load. */
+let registry: Record<CliName, CliAdapter> | null = null;
+const adapters = (): Record<CliName, CliAdapter> => (registry ??= { claude, codex, gemini, opencode });
 
 export function isCliName(v: unknown): v is CliName {
   return typeof v === 'string' && (CLI_NAMES as readonly string[]).includes(v);
@@ -66,18 +68,18 @@ export function isCliName(v: unknown): v is CliName {
 
 /** The adapter of a CLI; an unknown name (a row written by a newer version) reads as claude. */
 export function cliAdapter(name: string | null | undefined): CliAdapter {
-  return isCliName(name) ? ADAPTERS[name] : ADAPTERS.claude;
+  return isCliName(name) ? adapters()[name] : adapters().claude;
 }
 
 export function allAdapters(): CliAdapter[] {
-  return CLI_NAMES.map((n) => ADAPTERS[n]);
+  return CLI_NAMES.map((n) => adapters()[n]);
 }
 
 /** The binary a CLI runs as: `clis.<name>.binary`, and for claude `claude_binary` unless that is set. */
 export function cliBinary(config: Config, name: CliName): string {
   const own = config.clis[name].binary;
   if (name === 'claude') return own ?? config.claude_binary;
-  return own ?? ADAPTERS[name].defaultBinary;
+  return own ?? adapters()[name].defaultBinary;
 }
 
 /** The setting a user changes to point at a CLI's binary (for error messages and pauses). */
