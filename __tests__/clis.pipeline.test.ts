@@ -101,3 +101,24 @@ test("Settings shows each CLI's binary and whether it is found", async () => {
   expect(row('clis.opencode.binary')).toContain('not found');
   expect(page).toMatch(/id="f-clis-gemini-binary" name="clis\.gemini\.binary"/);
 });
+
+describe.each([
+  ['codex', { permission_mode: 'plan' }, 'read-only sandbox'],
+  ['gemini', { allowed_tools: ['Read'] }, 'no run_shell_command(ticket)'],
+  ['opencode', { allowed_tools: ['Read'] }, 'no bash pattern for ticket'],
+] as const)("%s's permission flags bind the agent", (cli, settings, why) => {
+  test(`an agent type that may not run ticket changes (${why}) cannot move its ticket`, async () => {
+    await useCli('security-reviewer', cli);
+    const allowed = ['Bash(ticket:*)', 'Read'];
+    expect((await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed, ...settings })).status).toBe(200);
+    const t = await d.ticket('mx', 'security-reviewer', { 'security-reviewer': [{ do: 'move', to: 'done' }] }, `bound ${cli}`);
+    // it keeps trying and failing to move: the circuit breaker parks it in human
+    await waitFor('human', () => d.ticketRow(t.key).column_id === 'human', 120_000);
+    const moves = comments(d, t.key).filter((c) => c.type === 'move').map((c) => [c.to_column, c.author.split(':')[0]]);
+    expect(moves).toEqual([['security-reviewer', 'human'], ['human', 'system']]);
+    const run = d.runs(t.key)[0];
+    expect(run).toMatchObject({ cli, status: 'success' });
+    expect(d.cli(['runs', 'tail', run.id]).stdout).toMatch(/✗/);
+    await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed });
+  });
+});
