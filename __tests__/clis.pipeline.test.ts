@@ -16,7 +16,8 @@ const REPORTS_COST: Record<CliName, boolean> = { claude: true, codex: false, gem
 
 let d: EngineDaemon;
 beforeAll(async () => {
-  d = await startEngineDaemon();
+  // one run that does not move its ticket parks it (the permission tests below)
+  d = await startEngineDaemon({ config: { agents: { circuit_breaker_max_runs: 1 } } });
   await d.project('matrix', 'software-dev', 'mx');
 });
 afterAll(() => d.stop());
@@ -56,7 +57,7 @@ describe.each(['claude', 'codex', 'gemini', 'opencode'] as const)('the pipeline 
     expect(page).toContain(`Done with ${key}.`);
     const tail = d.cli(['runs', 'tail', runs[2].id]);
     expect(tail.stdout).toContain(`$ ticket move ${key} done`);
-  });
+  }, 180_000);
 });
 
 test('a project can use a different CLI in each column', async () => {
@@ -65,7 +66,7 @@ test('a project can use a different CLI in each column', async () => {
   const { runs } = await flow('mixed CLIs');
   expect(runs.map((r) => [r.agent_type_id, r.cli, r.status])).toEqual(COLUMNS.map((c) => [c, plan[c], 'success']));
   expect(runs.every((r) => r.tokens_in > 0 && r.tokens_out > 0)).toBe(true);
-});
+}, 180_000);
 
 test("an agent type's CLI is checked: an unknown CLI or a model the CLI cannot take is refused", async () => {
   const unknown = await d.api('PATCH', '/api/agent-types/code-reviewer', { cli: 'aider' });
@@ -100,6 +101,7 @@ test("Settings shows each CLI's binary and whether it is found", async () => {
   expect(row('clis.opencode.binary')).toContain('/nonexistent/opencode');
   expect(row('clis.opencode.binary')).toContain('not found');
   expect(page).toMatch(/id="f-clis-gemini-binary" name="clis\.gemini\.binary"/);
+  expect((await d.api('PATCH', '/api/config', { clis: { opencode: { binary: fakeClis.opencode.binary } } })).status).toBe(200);
 });
 
 describe.each([
@@ -112,13 +114,15 @@ describe.each([
     const allowed = ['Bash(ticket:*)', 'Read'];
     expect((await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed, ...settings })).status).toBe(200);
     const t = await d.ticket('mx', 'security-reviewer', { 'security-reviewer': [{ do: 'move', to: 'done' }] }, `bound ${cli}`);
-    // it keeps trying and failing to move: the circuit breaker parks it in human
-    await waitFor('human', () => d.ticketRow(t.key).column_id === 'human', 120_000);
+    // its move is refused, so the run ends without moving it: the circuit breaker parks it in human
+    await waitFor('human', () => d.ticketRow(t.key).column_id === 'human', 120_000).catch((err) => {
+      throw new Error(`${err.message}; runs: ${JSON.stringify(d.runs(t.key).map((r) => [r.status, r.error, r.result_text]))}`);
+    });
     const moves = comments(d, t.key).filter((c) => c.type === 'move').map((c) => [c.to_column, c.author.split(':')[0]]);
     expect(moves).toEqual([['security-reviewer', 'human'], ['human', 'system']]);
     const run = d.runs(t.key)[0];
     expect(run).toMatchObject({ cli, status: 'success' });
     expect(d.cli(['runs', 'tail', run.id]).stdout).toMatch(/✗/);
     await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed });
-  });
+  }, 180_000);
 });
