@@ -2,7 +2,8 @@
 // line; the final `result` line is the authority on cost, tokens and errors (`subtype` stays "success"
 // on API errors, so `is_error` decides), and a `rate_limit_event` tells a subscription's limit state.
 import { classifyEnd } from '../runCause.js';
-import { contentText, isObject, num, str, toolCall, type RateLimitInfo, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import { contentText, isObject, num, str, toolCall } from '../transcript.js';
+import type { RateLimitInfo, TranscriptEnd, TranscriptEntry, TranscriptSummary } from '../transcript.js';
 import type { CliAdapter, LaunchInput } from './index.js';
 
 type Json = Record<string, unknown>;
@@ -55,10 +56,12 @@ export function claudeLineEntries(line: string): TranscriptEntry[] {
   switch (value.type) {
     case 'system':
       if (value.subtype === 'init') {
-        return [{ kind: 'init', model: str(value.model), cwd: str(value.cwd), permissionMode: str(value.permissionMode), tools: Array.isArray(value.tools) ? value.tools.map(String) : [] }];
+        const tools = Array.isArray(value.tools) ? value.tools.map(String) : [];
+        return [{ kind: 'init', model: str(value.model), cwd: str(value.cwd), permissionMode: str(value.permissionMode), tools }];
       }
       if (value.subtype === 'api_retry') {
-        return [{ kind: 'retry', attempt: num(value.attempt) ?? 0, maxRetries: num(value.max_retries) ?? 0, error: str(value.error) || String(value.error_status ?? '') }];
+        const error = str(value.error) || String(value.error_status ?? '');
+        return [{ kind: 'retry', attempt: num(value.attempt) ?? 0, maxRetries: num(value.max_retries) ?? 0, error }];
       }
       return [];
     case 'assistant':
@@ -101,7 +104,8 @@ function claudeEnd(lines: readonly string[]): TranscriptEnd {
 /** The CLI's arguments. The prompt travels as a file and the task on stdin: a variadic flag such as
  * --allowedTools would swallow a trailing prompt, and one argv string is capped at 128 KiB. */
 function claudeArgs(c: LaunchInput): string[] {
-  const args = ['-p', '--output-format', 'stream-json', '--verbose', '--model', c.model, '--permission-mode', c.permissionMode, '--append-system-prompt-file', c.promptFile];
+  const args = ['-p', '--output-format', 'stream-json', '--verbose', '--model', c.model, '--permission-mode', c.permissionMode];
+  args.push('--append-system-prompt-file', c.promptFile);
   if (c.allowedTools.length) args.push('--allowedTools', ...c.allowedTools);
   return args;
 }

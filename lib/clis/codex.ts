@@ -30,7 +30,9 @@ export function shellCommand(command: string): string {
 function itemEntries(item: Json, completed: boolean): TranscriptEntry[] {
   if (!completed) return [];
   const id = str(item.id);
-  const use = (name: string, input: unknown, call = toolCall(name, input)): TranscriptEntry => ({ kind: 'tool_use', id, name, input: JSON.stringify(input ?? {}, null, 2), call });
+  const use = (name: string, input: unknown, call = toolCall(name, input)): TranscriptEntry => ({
+    kind: 'tool_use', id, name, input: JSON.stringify(input ?? {}, null, 2), call,
+  });
   const opened = (name: string, input: unknown, call?: ReturnType<typeof toolCall>) => [use(name, input, call)];
   switch (item.type) {
     case 'agent_message':
@@ -42,7 +44,8 @@ function itemEntries(item: Json, completed: boolean): TranscriptEntry[] {
       const head = opened('shell', { command: str(item.command) }, { kind: 'command', command, description: '' });
       const failed = item.status === 'failed' || (num(item.exit_code) ?? 0) !== 0;
       const output = str(item.aggregated_output);
-      return [...head, { kind: 'tool_result', toolUseId: id, content: failed ? `Exit code ${item.exit_code ?? '?'}\n${output}` : output, isError: failed }];
+      const content = failed ? `Exit code ${item.exit_code ?? '?'}\n${output}` : output;
+      return [...head, { kind: 'tool_result', toolUseId: id, content, isError: failed }];
     }
     case 'file_change': {
       const changes = Array.isArray(item.changes) ? item.changes.filter(isObject) : [];
@@ -108,7 +111,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
 }
 
 function summary(isError: boolean, resultText: string, tokensIn: number | null, tokensOut: number | null, turns: number): TranscriptSummary {
-  return { isError, resultText, costUsd: null, tokensIn, tokensOut, numTurns: turns, durationMs: null, apiErrorStatus: isError ? statusIn(resultText) : null };
+  const apiErrorStatus = isError ? statusIn(resultText) : null;
+  return { isError, resultText, costUsd: null, tokensIn, tokensOut, numTurns: turns, durationMs: null, apiErrorStatus };
 }
 
 const LIMIT_TEXT = /hit your usage limit/i;
@@ -149,7 +153,7 @@ export const codex: CliAdapter = {
     const out: string[] = [];
     if (allowedTools.length) out.push('allowed tools: Codex has no per-tool or per-command allowlist; its sandbox decides what commands may change');
     if (!['plan', 'bypassPermissions'].includes(permissionMode)) {
-      out.push(`permission mode ${permissionMode}: runs in the workspace-write sandbox (the working folder and the daemon's data folder are writable)`);
+      out.push(`permission mode ${permissionMode}: runs in the workspace-write sandbox (the working folder and the data folder are writable)`);
     }
     return out;
   },
@@ -164,7 +168,8 @@ export const codex: CliAdapter = {
     const text = end.result?.isError ? end.result.resultText : '';
     const status = end.result?.apiErrorStatus ?? null;
     if (LIMIT_TEXT.test(text)) return { cause: 'usage_limit', resetsAt: codexResetAt(text, now), limitType: 'usage_limit' };
-    if (status === 429 || /too many requests|rate limit/i.test(text) || (status !== null && status >= 500 && status <= 599)) return { cause: 'rate_limited' };
+    const serverError = status !== null && status >= 500 && status <= 599;
+    if (status === 429 || /too many requests|rate limit/i.test(text) || serverError) return { cause: 'rate_limited' };
     if (AUTH_TEXT.test(text)) return { cause: 'auth' };
     return { cause: 'agent' };
   },

@@ -16,7 +16,9 @@ const ALLOWED: Record<string, string[]> = {
   Bash: ['run_shell_command'], Read: ['read_file', 'read_many_files'], Write: ['write_file'], Edit: ['replace'], MultiEdit: ['replace'],
   Glob: ['glob'], Grep: ['grep_search'], LS: ['list_directory'], WebFetch: ['web_fetch'], WebSearch: ['google_web_search'],
 };
-const APPROVAL: Record<string, string> = { plan: 'plan', default: 'default', dontAsk: 'default', acceptEdits: 'auto_edit', auto: 'yolo', bypassPermissions: 'yolo' };
+const APPROVAL: Record<string, string> = {
+  plan: 'plan', default: 'default', dontAsk: 'default', acceptEdits: 'auto_edit', auto: 'yolo', bypassPermissions: 'yolo',
+};
 
 /** `Bash(git log:*)` → `run_shell_command(git log)`; null when the pattern has no Gemini form. */
 function allowedTool(pattern: string): string[] | null {
@@ -73,7 +75,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
         const name = str(v.tool_name) || 'tool';
         const params = isObject(v.parameters) ? { ...v.parameters } : {};
         if (params.file_path === undefined && typeof params.absolute_path === 'string') params.file_path = params.absolute_path;
-        out.push({ kind: 'tool_use', id: str(v.tool_id), name, input: JSON.stringify(v.parameters ?? {}, null, 2), call: toolCall(TOOL_NAMES[name] ?? name, params) });
+        const call = toolCall(TOOL_NAMES[name] ?? name, params);
+        out.push({ kind: 'tool_use', id: str(v.tool_id), name, input: JSON.stringify(v.parameters ?? {}, null, 2), call });
         break;
       }
       case 'tool_result': {
@@ -88,7 +91,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
         const stats = isObject(v.stats) ? v.stats : {};
         const error = isObject(v.error) ? v.error : null;
         const isError = v.status !== 'success';
-        const resultText = error ? `${str(error.type) && str(error.type) !== 'unknown' ? `${str(error.type)}: ` : ''}${str(error.message)}` : lastText;
+        const type = error && str(error.type) !== 'unknown' ? str(error.type) : '';
+        const resultText = error ? `${type ? `${type}: ` : ''}${str(error.message)}` : lastText;
         const summary: TranscriptSummary = {
           isError, resultText, costUsd: null, tokensIn: num(stats.input_tokens), tokensOut: num(stats.output_tokens), numTurns: null,
           durationMs: num(stats.duration_ms), apiErrorStatus: isError ? statusIn(resultText) : null,
@@ -111,7 +115,10 @@ export const gemini: CliAdapter = {
   models: ['gemini-2.5-pro', 'gemini-2.5-flash', 'gemini-2.5-flash-lite'],
   modelPattern: /^[a-z0-9][a-z0-9._-]*$/i,
   modelHint: 'a Gemini model name such as gemini-2.5-pro',
-  inheritedEnv: ['GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_CLOUD_PROJECT', 'GOOGLE_CLOUD_LOCATION', 'GOOGLE_GENAI_USE_VERTEXAI', 'GOOGLE_APPLICATION_CREDENTIALS', 'GEMINI_CLI_HOME'],
+  inheritedEnv: [
+    'GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_CLOUD_PROJECT', 'GOOGLE_CLOUD_LOCATION', 'GOOGLE_GENAI_USE_VERTEXAI',
+    'GOOGLE_APPLICATION_CREDENTIALS', 'GEMINI_CLI_HOME',
+  ],
   authFix: 'not logged in: run gemini once to log in, or set GEMINI_API_KEY for the daemon',
   launch: (c) => ({ args: launchArgs(c), stdin: promptThenTask(c.prompt, c.task), env: {} }),
   unmapped: ({ permissionMode, allowedTools }) => {
@@ -132,7 +139,8 @@ export const gemini: CliAdapter = {
     if (QUOTA_TEXT.test(text)) return { cause: 'usage_limit', resetsAt: resetFromText(text, now), limitType: 'daily_quota' };
     if (exitCode === 52) return { cause: 'config' };
     if (exitCode === 41 || status === 401 || status === 403 || AUTH_TEXT.test(text)) return { cause: 'auth' };
-    if (status === 429 || /RESOURCE_EXHAUSTED|UNAVAILABLE|overloaded/i.test(text) || (status !== null && status >= 500 && status <= 599)) return { cause: 'rate_limited' };
+    const serverError = status !== null && status >= 500 && status <= 599;
+    if (status === 429 || /RESOURCE_EXHAUSTED|UNAVAILABLE|overloaded/i.test(text) || serverError) return { cause: 'rate_limited' };
     return { cause: 'agent' };
   },
 };

@@ -7,14 +7,18 @@ import { isObject, num, str, toolCall, type TranscriptEnd, type TranscriptEntry,
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 /** OpenCode's tool names read as the Claude Code tools whose readable forms they share. */
-const TOOL_NAMES: Record<string, string> = { bash: 'Bash', edit: 'Edit', write: 'Write', read: 'Read', glob: 'Glob', grep: 'Grep', list: 'LS', webfetch: 'WebFetch' };
+const TOOL_NAMES: Record<string, string> = {
+  bash: 'Bash', edit: 'Edit', write: 'Write', read: 'Read', glob: 'Glob', grep: 'Grep', list: 'LS', webfetch: 'WebFetch',
+};
 const KEYS: Record<string, string> = { filePath: 'file_path', oldString: 'old_string', newString: 'new_string', replaceAll: 'replace_all' };
 
 type Rule = 'allow' | 'deny';
 
 /** The permission config for an agent type: listed tools allowed, Bash(prefix:*) as bash patterns, the rest refused. */
 export function opencodePermission(permissionMode: string, allowedTools: string[]): Record<string, Rule | Record<string, Rule>> {
-  if (permissionMode === 'bypassPermissions') return { bash: 'allow', edit: 'allow', read: 'allow', glob: 'allow', grep: 'allow', list: 'allow', webfetch: 'allow' };
+  if (permissionMode === 'bypassPermissions') {
+    return { bash: 'allow', edit: 'allow', read: 'allow', glob: 'allow', grep: 'allow', list: 'allow', webfetch: 'allow' };
+  }
   const has = (t: string) => allowedTools.includes(t);
   const bashPatterns: Record<string, Rule> = { '*': 'deny' };
   for (const t of allowedTools) {
@@ -40,7 +44,8 @@ export function opencodePermission(permissionMode: string, allowedTools: string[
 function launch(c: LaunchInput) {
   // the message is read from stdin: no positional argument, so nothing can be taken for one
   const args = ['run', '--format', 'json', '--model', c.model];
-  return { args, stdin: promptThenTask(c.prompt, c.task), env: { OPENCODE_PERMISSION: JSON.stringify(opencodePermission(c.permissionMode, c.allowedTools)) } };
+  const permission = JSON.stringify(opencodePermission(c.permissionMode, c.allowedTools));
+  return { args, stdin: promptThenTask(c.prompt, c.task), env: { OPENCODE_PERMISSION: permission } };
 }
 
 function input(raw: unknown): Record<string, unknown> {
@@ -82,9 +87,12 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
         const state = isObject(part.state) ? part.state : {};
         const name = str(part.tool) || 'tool';
         const id = str(part.callID) || str(part.id);
-        out.push({ kind: 'tool_use', id, name, input: JSON.stringify(state.input ?? {}, null, 2), call: toolCall(TOOL_NAMES[name] ?? name, input(state.input)) });
+        const call = toolCall(TOOL_NAMES[name] ?? name, input(state.input));
+        out.push({ kind: 'tool_use', id, name, input: JSON.stringify(state.input ?? {}, null, 2), call });
         if (state.status === 'completed') out.push({ kind: 'tool_result', toolUseId: id, content: str(state.output), isError: false });
-        else if (state.status === 'error') out.push({ kind: 'tool_result', toolUseId: id, content: str(state.error) || 'the tool failed', isError: true });
+        else if (state.status === 'error') {
+          out.push({ kind: 'tool_result', toolUseId: id, content: str(state.error) || 'the tool failed', isError: true });
+        }
         break;
       }
       case 'step_finish': {
@@ -110,7 +118,11 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   return out;
 
   function summary(isError: boolean, resultText: string): TranscriptSummary {
-    return { isError, resultText, costUsd: steps ? cost : null, tokensIn: steps ? tokensIn : null, tokensOut: steps ? tokensOut : null, numTurns: steps || null, durationMs: null, apiErrorStatus: null };
+    const counted = <T>(v: T): T | null => (steps ? v : null);
+    return {
+      isError, resultText, costUsd: counted(cost), tokensIn: counted(tokensIn), tokensOut: counted(tokensOut),
+      numTurns: steps || null, durationMs: null, apiErrorStatus: null,
+    };
   }
 }
 
