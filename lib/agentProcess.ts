@@ -1,4 +1,4 @@
-// Spawning and killing one agent process (the CLI's flags and output: docs/ARCHITECTURE.md). The child runs
+// Spawning and killing one agent process (each CLI's flags and output: lib/clis/, docs/agents/). The child runs
 // detached in its own process group with stdout and stderr written straight to its transcript file
 // (nothing to drain, nothing lost when the daemon dies), the task message on stdin and
 // stdin closed (an open stdin makes the CLI wait 3 s). Its environment is an allowlist, never the
@@ -12,9 +12,13 @@ import treeKill from 'tree-kill';
 import { agentPathDir, ticketBin } from './paths.js';
 import { isAlive, procStat, type ProcStat } from './pidfile.js';
 import type { Config } from './config.js';
+import type { CliAdapter } from './clis/index.js';
 
-/** Variables an agent may inherit from the daemon. HOME and the CLI's config folders carry its OAuth session. */
-const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'CLAUDE_CONFIG_DIR', 'XDG_CONFIG_HOME'] as const;
+/**
+ * Variables an agent may inherit from the daemon, besides those its CLI's adapter names (its API key,
+ * its config folder). HOME and the CLI's config folders carry its OAuth session.
+ */
+const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'XDG_CONFIG_HOME'] as const;
 
 export interface AgentContext {
   dbPath: string;
@@ -27,16 +31,24 @@ export interface AgentContext {
   port: number;
 }
 
-export function agentEnv(config: Config, daemonEnv: NodeJS.ProcessEnv, ctx: AgentContext): NodeJS.ProcessEnv {
+/** `cli`: the agent's CLI, whose variables are inherited too; `cliEnv`: what its launch sets (its permissions). */
+export function agentEnv(
+  config: Config,
+  daemonEnv: NodeJS.ProcessEnv,
+  ctx: AgentContext,
+  cli: Pick<CliAdapter, 'name' | 'inheritedEnv'>,
+  cliEnv: Record<string, string> = {},
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const name of INHERITED) if (daemonEnv[name] !== undefined) env[name] = daemonEnv[name];
+  for (const name of [...INHERITED, ...cli.inheritedEnv]) if (daemonEnv[name] !== undefined) env[name] = daemonEnv[name];
   env.PATH = [agentPathDir, env.PATH ?? '/usr/local/bin:/usr/bin:/bin'].join(path.delimiter);
-  if (config.ai.auth_method === 'api_key') env.ANTHROPIC_API_KEY = config.ai.api_key;
-  if (config.ai.auth_method === 'custom') {
+  // the `ai` settings are Claude's login
+  if (cli.name === 'claude' && config.ai.auth_method === 'api_key') env.ANTHROPIC_API_KEY = config.ai.api_key;
+  if (cli.name === 'claude' && config.ai.auth_method === 'custom') {
     env.ANTHROPIC_BASE_URL = config.ai.base_url;
     if (config.ai.api_key) env.ANTHROPIC_API_KEY = config.ai.api_key;
   }
-  Object.assign(env, config.agents.env);
+  Object.assign(env, config.agents.env, cliEnv);
   // after agents.env, so no setting can replace them. ticket.cjs takes the run's ticket, project,
   // author and rights from DISPATCH_RUN_SECRET alone; the ids are for the agent to read.
   Object.assign(env, {
@@ -51,21 +63,6 @@ export function agentEnv(config: Config, daemonEnv: NodeJS.ProcessEnv, ctx: Agen
   });
   if (config.api_token) env.DISPATCH_API_TOKEN = config.api_token;
   return env;
-}
-
-export interface AgentCommand {
-  model: string;
-  permissionMode: string;
-  allowedTools: string[];
-  promptFile: string;
-}
-
-/** The CLI's arguments. The prompt travels as a file and the task on stdin: a variadic flag such as
- * --allowedTools would swallow a trailing prompt, and one argv string is capped at 128 KiB. */
-export function agentArgs(c: AgentCommand): string[] {
-  const args = ['-p', '--output-format', 'stream-json', '--verbose', '--model', c.model, '--permission-mode', c.permissionMode, '--append-system-prompt-file', c.promptFile];
-  if (c.allowedTools.length) args.push('--allowedTools', ...c.allowedTools);
-  return args;
 }
 
 /** How much of the previous run's last words the next task message quotes. */

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { getAgentType, readPrompt } from './agentTypes.js';
 import {
-  agentArgs,
   agentEnv,
   checkTicketTool,
   isAgentAlive,
@@ -19,7 +18,8 @@ import {
 } from './agentProcess.js';
 import { finalizeRun, getRun, issueRunSecret, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
 import { readTranscriptEnd } from './transcript.js';
-import { classifyEnd, lastRunWithoutMove } from './runCause.js';
+import { lastRunWithoutMove } from './runCause.js';
+import { binarySetting, cliAdapter, cliBinary } from './clis/index.js';
 import { storageError } from './db/connection.js';
 import { getProject } from './projects.js';
 import { requireTicket } from './tickets.js';
@@ -253,34 +253,32 @@ export class AgentRuntime {
       // written before the spawn: the agent may call ticket.cjs before markRunStarted lands
       const runSecret = issueRunSecret(db, run.id);
       if (runSecret === null) return; // finalized meanwhile (killed before it started)
-      const env = agentEnv(cfg, this.deps.env ?? process.env, {
-        dbPath: paths.db,
-        ticketKey: key,
-        projectKey: project.abbreviation!,
-        runId: run.id,
-        runSecret,
-        agentType: agentType.id,
-        port: this.deps.port(),
-      });
+      const adapter = cliAdapter(run.cli);
+      const binary = cliBinary(cfg, adapter.name);
+      const setting = binarySetting(adapter.name);
       const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
-      const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools: agentType.allowed_tools, promptFile });
+      const launch = adapter.launch({
+        model: agentType.model,
+        permissionMode: agentType.permission_mode,
+        allowedTools: agentType.allowed_tools,
+        promptFile,
+        prompt,
+        task: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
+        dataDir: path.dirname(paths.db),
+      });
+      const ctx = { dbPath: paths.db, ticketKey: key, projectKey: project.abbreviation!, runId: run.id, runSecret, agentType: agentType.id, port: this.deps.port() };
+      const env = agentEnv(cfg, this.deps.env ?? process.env, ctx, adapter, launch.env);
       try {
-        spawned = await spawnAgent({
-          binary: cfg.claude_binary,
-          args,
-          env,
-          cwd: workspace.cwd,
-          transcriptPath,
-          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
-        });
+        spawned = await spawnAgent({ binary, args: launch.args, env, cwd: workspace.cwd, transcriptPath, stdin: launch.stdin });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === 'ENOENT') {
-          const why = `the agent binary "${cfg.claude_binary}" was not found; install the claude CLI or set claude_binary in config.json (or DISPATCH_CLAUDE_BIN)`;
-          return setupFail(why, `claude_binary ${cfg.claude_binary} not found`);
+          const env = adapter.name === 'claude' ? ' (or DISPATCH_CLAUDE_BIN)' : '';
+          const why = `the agent binary "${binary}" was not found; install the ${adapter.name} CLI or set ${setting} in config.json${env}`;
+          return setupFail(why, `${setting} ${binary} not found`);
         }
         if (e.code === 'EACCES') {
-          return setupFail(`the agent binary "${cfg.claude_binary}" is not executable`, `claude_binary ${cfg.claude_binary} is not executable`);
+          return setupFail(`the agent binary "${binary}" is not executable`, `${setting} ${binary} is not executable`);
         }
         return fail(`could not start the agent: ${e.message}`);
       }
@@ -323,7 +321,8 @@ export class AgentRuntime {
   /** Judges the run from how it ended and its transcript, then finalizes it. */
   private async conclude(entry: Active, code: number | null, signal: NodeJS.Signals | null, adopted = false): Promise<void> {
     const transcriptPath = entry.run.transcript_path ?? path.join(this.deps.paths.runs, `${entry.run.id}.log`);
-    const end = readTranscriptEnd(transcriptPath);
+    const adapter = cliAdapter(entry.run.cli);
+    const end = readTranscriptEnd(transcriptPath, adapter.name);
     const result = end.result;
     const stop = entry.stop;
     let status: FinalStatus;
@@ -352,14 +351,16 @@ export class AgentRuntime {
     let pause: RunOutcome['pause'];
     if (status === RUN_STATUS.timeout || status === RUN_STATUS.crashed) cause = 'agent';
     else if (status === RUN_STATUS.failed) {
-      const c = classifyEnd(end, Date.now());
+      const c = adapter.classify(end, Date.now(), code);
       cause = c.cause;
       if (c.cause === 'usage_limit') {
         const resetsAt = c.resetsAt!;
         const until = resetsAt + this.deps.config.get().agents.usage_limit_margin_seconds * 1000;
         pause = { cause: 'usage_limit', until, resetsAt, limitType: c.limitType };
       } else if (c.cause === 'auth') {
-        pause = { cause: 'auth', until: null, fix: 'not logged in: run claude once, or set ai.api_key' };
+        pause = { cause: 'auth', until: null, fix: adapter.authFix };
+      } else if (c.cause === 'config') {
+        pause = { cause: 'config', until: null, fix: `${adapter.name} reported a setup problem: ${(result?.resultText ?? error ?? '').split('\n')[0]!.slice(0, 200)}` };
       }
     }
     await this.finalize(entry.run, {

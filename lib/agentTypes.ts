@@ -6,6 +6,7 @@ import path from 'node:path';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import type { Db } from './db/connection.js';
+import { CLI_NAMES, cliAdapter, isCliName, type CliName } from './clis/index.js';
 
 export const PERMISSION_MODES = ['acceptEdits', 'auto', 'bypassPermissions', 'default', 'dontAsk', 'plan'] as const;
 const AGENT_ID = /^[a-z][a-z0-9-]{0,39}$/;
@@ -18,6 +19,8 @@ export interface AgentTypeRow {
   name: string;
   description: string;
   model: string;
+  /** the agent CLI that runs it (lib/clis/) */
+  cli: CliName;
   allowed_tools: string;
   permission_mode: string;
   timeout_minutes: number;
@@ -81,6 +84,7 @@ export interface AgentTypeInput {
   name?: unknown;
   description?: unknown;
   model?: unknown;
+  cli?: unknown;
   allowed_tools?: unknown;
   permission_mode?: unknown;
   timeout_minutes?: unknown;
@@ -113,12 +117,18 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
     if (!Array.isArray(raw) || raw.some((t) => typeof t !== 'string' || t.length > 300)) throw new UserError('allowed_tools must be a list of tool patterns', 'allowed_tools');
     tools = (raw as string[]).map((t) => t.trim()).filter(Boolean);
   }
+  const cli = input.cli === undefined || input.cli === '' ? (base?.cli ?? 'claude') : input.cli;
+  if (!isCliName(cli)) throw new UserError(`cli must be one of ${CLI_NAMES.join(', ')}`, 'cli');
+  const adapter = cliAdapter(cli);
+  const model = str(input.model, 'model', base?.model, 100);
+  if (!adapter.modelPattern.test(model)) throw new UserError(`model for ${adapter.label} must be ${adapter.modelHint}`, 'model');
   const mode = input.permission_mode === undefined ? base?.permission_mode ?? 'acceptEdits' : input.permission_mode;
   if (!PERMISSION_MODES.includes(mode as (typeof PERMISSION_MODES)[number])) throw new UserError(`permission_mode must be one of ${PERMISSION_MODES.join(', ')}`, 'permission_mode');
   return {
     name: str(input.name, 'name', base?.name),
     description: str(input.description, 'description', base?.description ?? '', 1000),
-    model: str(input.model, 'model', base?.model, 100),
+    model,
+    cli,
     allowed_tools: tools,
     permission_mode: mode as string,
     timeout_minutes: int(input.timeout_minutes, 'timeout_minutes', base?.timeout_minutes ?? 30, 1, 7 * 24 * 60),
@@ -141,10 +151,10 @@ export function updateAgentType(db: Db, id: string, input: AgentTypeInput): Agen
   const current = getAgentType(db, id);
   const v = validated(input, current);
   db.prepare(
-    `UPDATE agent_types SET name = ?, description = ?, model = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?,
+    `UPDATE agent_types SET name = ?, description = ?, model = ?, cli = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?,
        edits_working_tree = ?, updated_at = ? WHERE id = ?`,
   ).run(
-    v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    v.name, v.description, v.model, v.cli, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
     v.edits_working_tree ? 1 : 0, Date.now(), id,
   );
   return getAgentType(db, id);
@@ -161,10 +171,10 @@ export function createAgentType(db: Db, promptsDir: string, id: string, input: A
   const now = Date.now();
   db.prepare(
     `INSERT INTO agent_types
-       (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
+       (id, name, description, model, cli, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
   ).run(
-    id, v.name, v.description, v.model, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
+    id, v.name, v.description, v.model, v.cli, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
     v.edits_working_tree ? 1 : 0, now, now,
   );
   if (readPrompt(promptsDir, id) === null) writePrompt(promptsDir, id, typeof input.prompt === 'string' ? input.prompt : `# ${v.name}\n\nDescribe this agent's role here.\n`);

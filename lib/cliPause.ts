@@ -1,4 +1,4 @@
-// Dispatch pauses per agent CLI (today only `claude`), set by a run's cause (lib/runCause.ts) and
+// Dispatch pauses per agent CLI (lib/clis/: a run's CLI), set by a run's cause (lib/runCause.ts) and
 // kept in daemon_state, so a restart keeps them. A usage limit pauses until its reset time plus a
 // margin and ends by itself (reserveRun compares times; the engine wakes waiting projects then). A
 // login or setup problem pauses until it is cleared: a changed setting, the banner's Retry button,
@@ -6,8 +6,6 @@
 import type { Db } from './db/connection.js';
 import type { RunCause } from './runCause.js';
 
-/** The CLI every agent type runs today; pauses are keyed by CLI so another one can get its own. */
-export const AGENT_CLI = 'claude';
 const PREFIX = 'cli_pause:';
 
 export interface CliPause {

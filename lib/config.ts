@@ -34,11 +34,23 @@ export function isCodeLoadingVariable(name: string): boolean {
   return CODE_LOADING_VARIABLES.has(upper) || CODE_LOADING_PREFIXES.some((p) => upper.startsWith(p));
 }
 
+const cliSettings = z.object({ binary: z.string().min(1).optional() }).strict().default({});
+
 export const configSchema = z
   .object({
     port: z.number().int().min(0).max(65535).default(5757),
     projects_root: z.string().min(1).default(path.join(os.homedir(), 'Development')),
     claude_binary: z.string().min(1).default('claude'),
+    // each agent CLI's binary (lib/clis/); unset: its usual name on PATH, and for claude `claude_binary`
+    clis: z
+      .object({
+        claude: cliSettings,
+        codex: cliSettings,
+        gemini: cliSettings,
+        opencode: cliSettings,
+      })
+      .strict()
+      .default({ claude: {}, codex: {}, gemini: {}, opencode: {} }),
     heartbeat: z
       .object({
         base_interval_seconds: z.number().int().min(1).max(86400).default(300),
@@ -165,7 +177,10 @@ function withEnv(config: Config, env: NodeJS.ProcessEnv): Config {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`DISPATCH_PORT: not a port number: ${env.DISPATCH_PORT}`, 'port');
     out.port = port;
   }
-  if (env.DISPATCH_CLAUDE_BIN) out.claude_binary = env.DISPATCH_CLAUDE_BIN;
+  if (env.DISPATCH_CLAUDE_BIN) {
+    out.claude_binary = env.DISPATCH_CLAUDE_BIN;
+    delete out.clis.claude.binary;
+  }
   if (env.DISPATCH_PROJECTS_ROOT) out.projects_root = path.resolve(env.DISPATCH_PROJECTS_ROOT);
   return deepFreeze(out);
 }

@@ -129,7 +129,7 @@ export function createEngine(deps: EngineDeps): Engine {
   // a raised (or removed) daily budget lets held-back tickets start at once, not at midnight; a
   // changed binary, login or agent environment ends a pause for a login or setup problem
   const onConfigChange = (next: Config, prev: Config) => {
-    const setup = (c: Config) => JSON.stringify([c.claude_binary, c.ai, c.agents.env]);
+    const setup = (c: Config) => JSON.stringify([c.claude_binary, c.clis, c.ai, c.agents.env]);
     const setupChanged = setup(next) !== setup(prev);
     if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
     if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { UserError } from './errors.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
+import { cliBinary } from './clis/index.js';
 
 export type HealthLevel = 'ok' | 'warn' | 'error';
 export type HealthCheckId = 'claude_binary' | 'projects_root' | 'data_home' | 'disk_space';
@@ -264,7 +265,7 @@ export async function runHealthChecks(opts: {
   signal?: AbortSignal;
 }): Promise<{ checks: HealthCheck[]; version: VersionAnswer | null }> {
   const env = opts.env ?? process.env;
-  const binaryCheck = checkClaudeBinary(opts.config.claude_binary, env, opts.known ?? null, opts.signal);
+  const binaryCheck = checkClaudeBinary(cliBinary(opts.config, 'claude'), env, opts.known ?? null, opts.signal);
   const [binary, disk] = await Promise.all([binaryCheck, checkDiskSpace(opts.home)]);
   const version = 'identity' in binary ? binary : null;
   const binaryResult = version ? version.check : (binary as HealthCheck);

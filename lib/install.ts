@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigStore } from './config.js';
+import { cliBinary } from './clis/index.js';
 import { packageVersion } from './paths.js';
 import { controlFor, daemonScript, serviceFor, serviceHint, startDaemonProcess, stopDaemonProcess, waitForHealthy, type ControlOptions } from './daemonControl.js';
 import { UserError } from './errors.js';
@@ -104,9 +105,10 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
     prepared.db.close();
   }
 
-  const agentBinary = findExecutable(config.claude_binary, env.PATH);
+  const claudeBinary = cliBinary(config, 'claude');
+  const agentBinary = findExecutable(claudeBinary, env.PATH);
   if (!agentBinary) {
-    ui.warn(`the agent CLI "${config.claude_binary}" is not on PATH: the daemon works, but agents cannot run until it is installed ` +
+    ui.warn(`the agent CLI "${claudeBinary}" is not on PATH: the daemon works, but agents cannot run until it is installed ` +
       `(or "claude_binary" in ${paths.config} points at it)`);
   }
 

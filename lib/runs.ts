@@ -11,14 +11,14 @@ import { markDue } from './heartbeats.js';
 import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
-import { AGENT_CLI, cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
+import { cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
 import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
 import { effectiveParallelCoding } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 /** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
-const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
+const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
 const RUN_COLUMNS_R = RUN_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ');
 
 export const RUN_STATUS = {
@@ -39,6 +39,8 @@ export interface Run {
   ticket_id: number;
   project_id: number;
   agent_type_id: string;
+  /** the agent CLI the run was started with (lib/clis/): its transcript's format and its pause */
+  cli: string;
   model: string;
   column_id: string;
   job_id: string | null;
@@ -249,7 +251,8 @@ export function reserveRun(
     if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
     if (agentsPaused(db)) return { kind: 'paused' };
     const now = args.now ?? Date.now();
-    const held = cliPause(db, AGENT_CLI, now);
+    const cli = (db.prepare(`SELECT cli FROM agent_types WHERE id = ?`).get(args.agentTypeId) as { cli: string } | undefined)?.cli ?? 'claude';
+    const held = cliPause(db, cli, now);
     if (held) return { kind: 'cli-paused', pause: held };
     const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
     if (over) return { kind: 'budget', scope: over };
@@ -285,8 +288,8 @@ export function reserveRun(
       .get(t.id, t.column_id, t.column_entered_at) as { n: number };
     const id = newRunId(now);
     db.prepare(
-      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, attempt, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
-    ).run(id, t.id, t.project_id, args.agentTypeId, args.model, t.column_id, prior.n + 1, now);
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, cli, model, column_id, attempt, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+    ).run(id, t.id, t.project_id, args.agentTypeId, cli, args.model, t.column_id, prior.n + 1, now);
     db.prepare(`UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ?`).run(id, now, t.id);
     addSystemComment(db, t.id, 'claim', `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`, `${args.agentTypeId}:${id}`);
     return { kind: 'reserved', run: getRun(db, id)! };
@@ -387,7 +390,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     // and the run counts toward neither the retries nor the breaker
     const neutral = failed && outcome.pause !== undefined;
     if (neutral) {
-      const pause: CliPause = { ...outcome.pause!, cli: AGENT_CLI, runId: id, since: Date.now() };
+      const pause: CliPause = { ...outcome.pause!, cli: run.cli, runId: id, since: Date.now() };
       setCliPause(db, pause);
       const note =
         `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +

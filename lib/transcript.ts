@@ -1,12 +1,12 @@
-// Agent transcripts: the stream-json lines `claude -p --output-format stream-json --verbose`
-// writes, turned into a readable conversation. Parsing is total: an
+// Agent transcripts: the JSON lines an agent CLI writes, turned into one readable conversation model
+// whatever the CLI (each CLI's parser is in lib/clis/; claude is the default). Parsing is total: an
 // unknown or broken line becomes a `raw` entry or is skipped, never an exception, because the
-// file is being written while we read it. The final `result` line is the authority on cost,
-// tokens and errors (`subtype` stays "success" on API errors, so `is_error` decides). A tool call
-// also gets a readable form (`toolCall`): a shell command, a diff of an edit, a path or pattern,
-// which the run page and `dispatch runs tail` both show.
+// file is being written while we read it. The `result` entry is the authority on cost, tokens and
+// errors. A tool call also gets a readable form (`toolCall`): a shell command, a diff of an edit, a
+// path or pattern, which the run page and `dispatch runs tail` both show.
 import fs from 'node:fs';
 import { open } from 'node:fs/promises';
+import { cliAdapter } from './clis/index.js';
 
 export type TranscriptEntry =
   | { kind: 'init'; model: string; cwd: string; permissionMode: string; tools: string[] }
@@ -53,49 +53,15 @@ export type ToolCall =
 
 type Json = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const str = (v: unknown): string => (typeof v === 'string' ? v : '');
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+export const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /** Text of a tool_result's content, which is a string or a list of text/image blocks. */
-function contentText(content: unknown): string {
+export function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return content === undefined ? '' : JSON.stringify(content);
   return content.map((b) => (isObject(b) && b.type === 'text' ? str(b.text) : isObject(b) ? `[${str(b.type) || 'block'}]` : String(b))).join('\n');
-}
-
-function summaryOf(line: Json): TranscriptSummary {
-  const usage = isObject(line.usage) ? line.usage : {};
-  // input counts what the model read: fresh input plus cache writes and cache reads
-  const inputs = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((k) => num(usage[k])).filter((v): v is number => v !== null);
-  return {
-    isError: line.is_error === true,
-    resultText: str(line.result),
-    costUsd: num(line.total_cost_usd),
-    tokensIn: inputs.length ? inputs.reduce((a, b) => a + b, 0) : null,
-    tokensOut: num(usage.output_tokens),
-    numTurns: num(line.num_turns),
-    durationMs: num(line.duration_ms),
-    apiErrorStatus: num(line.api_error_status),
-  };
-}
-
-function blockEntries(message: unknown): TranscriptEntry[] {
-  const content = isObject(message) ? message.content : undefined;
-  if (typeof content === 'string') return content ? [{ kind: 'text', text: content }] : [];
-  if (!Array.isArray(content)) return [];
-  const out: TranscriptEntry[] = [];
-  for (const b of content) {
-    if (!isObject(b)) continue;
-    if (b.type === 'text' && str(b.text)) out.push({ kind: 'text', text: str(b.text) });
-    else if (b.type === 'thinking' && str(b.thinking)) out.push({ kind: 'thinking', text: str(b.thinking) });
-    else if (b.type === 'tool_use') {
-      const name = str(b.name) || 'tool';
-      out.push({ kind: 'tool_use', id: str(b.id), name, input: JSON.stringify(b.input ?? {}, null, 2), call: toolCall(name, b.input) });
-    }
-    else if (b.type === 'tool_result') out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
-  }
-  return out;
 }
 
 /** Diffs larger than this (lines of old times lines of new) are shown as all removed, then all added. */
@@ -202,44 +168,16 @@ export function toolCallLine(name: string, call: ToolCall, input: string): strin
 }
 
 /**
- * Entries of one line. Assistant lines carry one content block each in practice; a line that
+ * Entries of one line. Claude's assistant lines carry one content block each in practice; a line that
  * somehow carries several yields only its first here, so use `parseTranscript` for whole files.
  */
-export function parseTranscriptLine(line: string): TranscriptEntry | null {
-  return parseLineEntries(line)[0] ?? null;
+export function parseTranscriptLine(line: string, cli = 'claude'): TranscriptEntry | null {
+  return cliAdapter(cli).parse([line])[0] ?? null;
 }
 
-function parseLineEntries(line: string): TranscriptEntry[] {
-  const text = line.trim();
-  if (!text) return [];
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return [{ kind: 'raw', text }];
-  }
-  if (!isObject(value)) return [{ kind: 'raw', text }];
-  switch (value.type) {
-    case 'system':
-      if (value.subtype === 'init') {
-        return [{ kind: 'init', model: str(value.model), cwd: str(value.cwd), permissionMode: str(value.permissionMode), tools: Array.isArray(value.tools) ? value.tools.map(String) : [] }];
-      }
-      if (value.subtype === 'api_retry') {
-        return [{ kind: 'retry', attempt: num(value.attempt) ?? 0, maxRetries: num(value.max_retries) ?? 0, error: str(value.error) || String(value.error_status ?? '') }];
-      }
-      return [];
-    case 'assistant':
-    case 'user':
-      return blockEntries(value.message);
-    case 'result':
-      return [{ kind: 'result', summary: summaryOf(value) }];
-    default:
-      return [];
-  }
-}
-
-export function parseTranscript(text: string): TranscriptEntry[] {
-  return text.split('\n').flatMap(parseLineEntries);
+/** The entries of a transcript written by `cli` (a CLI's parser may join lines, such as streamed text). */
+export function parseTranscript(text: string, cli = 'claude'): TranscriptEntry[] {
+  return cliAdapter(cli).parse(text.split('\n'));
 }
 
 /** The final result's fields, or null while the run has not written its result line. */
@@ -295,66 +233,43 @@ const RESULT_TAIL_BYTES = 512 * 1024;
 
 export interface TranscriptEnd {
   result: TranscriptSummary | null;
-  /** the last rate_limit_event line, when the CLI printed one */
+  /** the last rate-limit event, when the CLI prints one (Claude Code's rate_limit_event) */
   rateLimit: RateLimitInfo | null;
 }
 
-function rateLimitOf(line: string): RateLimitInfo | null {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return null;
-  }
-  if (!isObject(value) || value.type !== 'rate_limit_event' || !isObject(value.rate_limit_info)) return null;
-  const info = value.rate_limit_info;
-  const resets = num(info.resetsAt);
-  return { status: str(info.status), resetsAt: resets === null ? null : resets * 1000, limitType: str(info.rateLimitType) };
-}
-
 /**
- * The final result and the last rate-limit event of a transcript file, read from its tail only (a
- * transcript can be megabytes). Lines are parsed as JSON: the CLI's key order differs by version.
+ * The final result and the last rate-limit event of a transcript file written by `cli`, read from its
+ * tail only (a transcript can be megabytes).
  */
-export function readTranscriptEnd(file: string): TranscriptEnd {
-  const end: TranscriptEnd = { result: null, rateLimit: null };
+export function readTranscriptEnd(file: string, cli = 'claude'): TranscriptEnd {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch {
-    return end;
+    return { result: null, rateLimit: null };
   }
   try {
     const size = fs.fstatSync(fd).size;
     const length = Math.min(size, RESULT_TAIL_BYTES);
     const buf = Buffer.alloc(length);
     fs.readSync(fd, buf, 0, length, size - length);
-    const lines = buf.toString('utf8').split('\n');
-    for (let i = lines.length - 1; i >= 0 && !(end.result && end.rateLimit); i--) {
-      const line = lines[i]!;
-      if (!end.rateLimit && line.includes('"rate_limit_event"')) end.rateLimit = rateLimitOf(line);
-      if (!end.result && line.includes('"result"')) {
-        const entry = parseLineEntries(line)[0];
-        if (entry?.kind === 'result') end.result = entry.summary;
-      }
-    }
-    return end;
+    return cliAdapter(cli).end(buf.toString('utf8').split('\n'));
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /** The final result of a transcript file, or null while the run has not written its result line. */
-export function readTranscriptResult(file: string): TranscriptSummary | null {
-  return readTranscriptEnd(file).result;
+export function readTranscriptResult(file: string, cli = 'claude'): TranscriptSummary | null {
+  return readTranscriptEnd(file, cli).result;
 }
 
 /** One transcript line as readable text lines (for `dispatch runs tail`). */
-export function describeTranscriptLine(line: string): string[] {
-  return parseLineEntries(line).map((e) => {
+export function describeTranscriptLine(line: string, cli = 'claude'): string[] {
+  return cliAdapter(cli).parse([line]).map((e) => {
     switch (e.kind) {
       case 'init':
-        return `── session · ${e.model} · ${e.permissionMode} · ${e.cwd}`;
+        return `── session · ${[e.model, e.permissionMode, e.cwd].filter(Boolean).join(' · ')}`;
       case 'text':
         return `assistant: ${e.text}`;
       case 'thinking':

@@ -6,6 +6,14 @@ import Database from 'better-sqlite3';
 import { repoRoot, startTestDaemon, type DaemonOptions, type RunningDaemon } from './daemon.js';
 
 export const fakeClaude = path.join(repoRoot, '__tests__', 'fixtures', 'fake-claude.cjs');
+/** The fake of each agent CLI (they play the same ticket scripts), and a model each accepts. */
+export const fakeClis = {
+  claude: { binary: fakeClaude, model: 'sonnet' },
+  codex: { binary: path.join(repoRoot, '__tests__', 'fixtures', 'fake-codex.cjs'), model: 'gpt-5-codex' },
+  gemini: { binary: path.join(repoRoot, '__tests__', 'fixtures', 'fake-gemini.cjs'), model: 'gemini-2.5-flash' },
+  opencode: { binary: path.join(repoRoot, '__tests__', 'fixtures', 'fake-opencode.cjs'), model: 'anthropic/claude-sonnet-4-5' },
+} as const;
+export type CliName = keyof typeof fakeClis;
 
 export interface EngineDaemon extends RunningDaemon {
   db(): Database.Database;
@@ -21,7 +29,9 @@ export interface EngineDaemon extends RunningDaemon {
  */
 export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<string, unknown> } = {}): Promise<EngineDaemon> {
   const agents = { retry_backoff_seconds: 0, no_move_wait_seconds: 0, ...(opts.config?.agents as Record<string, unknown> | undefined) };
-  const config = { ...opts.config, agents };
+  // the other CLIs run their fakes too; claude's binary comes from DISPATCH_CLAUDE_BIN
+  const clis = { codex: { binary: fakeClis.codex.binary }, gemini: { binary: fakeClis.gemini.binary }, opencode: { binary: fakeClis.opencode.binary } };
+  const config = { ...opts.config, agents, clis: { ...clis, ...(opts.config?.clis as Record<string, unknown> | undefined) } };
   const d = (await startTestDaemon({ ...opts, config, env: { DISPATCH_CLAUDE_BIN: fakeClaude, ...opts.env } })) as EngineDaemon;
   let handle: Database.Database | null = null;
   d.db = () => (handle ??= new Database(path.join(d.home, 'tasks.db'), { readonly: true, fileMustExist: true }));

@@ -66,12 +66,12 @@ export function runCommands(y: Argv): Argv {
       async (argv) => {
         let offset = 0;
         for (;;) {
-          const chunk = await api<{ text: string; next_offset: number; done: boolean }>('GET', `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`);
+          const chunk = await api<{ cli?: string; text: string; next_offset: number; done: boolean }>('GET', `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`);
           for (const line of chunk.text.split('\n')) {
             if (!line) continue;
             // --json passes the transcript's lines through; one that is not JSON (an agent's noise) is printed as a JSON string
             if (argv.json) process.stdout.write(`${jsonSafe(isJson(line) ? line : JSON.stringify(line))}\n`);
-            else for (const shown of describeLine(line)) say(shown);
+            else for (const shown of describeLine(line, chunk.cli)) say(shown);
           }
           const more = chunk.next_offset > offset;
           offset = chunk.next_offset;

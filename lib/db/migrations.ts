@@ -328,6 +328,16 @@ CREATE INDEX tickets_inbox_order ON tickets (
 ) WHERE archived_at IS NULL;
 `,
   },
+  {
+    version: 15,
+    name: 'the agent CLI of each agent type and of each run',
+    sql: `
+-- which agent CLI runs the agent type (lib/clis/); a run keeps the CLI it was started with, since its
+-- transcript is in that CLI's format and its pause belongs to that CLI even if the type changes later
+ALTER TABLE agent_types ADD COLUMN cli TEXT NOT NULL DEFAULT 'claude' CHECK (cli IN ('claude', 'codex', 'gemini', 'opencode'));
+ALTER TABLE runs ADD COLUMN cli TEXT NOT NULL DEFAULT 'claude';
+`,
+  },
 ];
 
 export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));

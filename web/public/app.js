@@ -223,6 +223,29 @@
     });
   }
 
+  // --- agent CLI picker: the model list offers the chosen CLI's models ---
+  for (const select of document.querySelectorAll('select[name="cli"]')) {
+    const model = select.form && select.form.querySelector('input[name="model"]');
+    if (!model) continue;
+    let list = model.list;
+    if (!list) {
+      list = document.createElement('datalist');
+      list.id = `${model.id}-list`;
+      model.after(list);
+      model.setAttribute('list', list.id);
+    }
+    const fill = () => {
+      const models = (select.selectedOptions[0]?.dataset.models || '').split(',').filter(Boolean);
+      list.replaceChildren(...models.map((m) => Object.assign(document.createElement('option'), { value: m })));
+      if (models.length && !models.includes(model.value) && select.dataset.changed) model.value = models[0];
+    };
+    select.addEventListener('change', () => {
+      select.dataset.changed = '1';
+      fill();
+    });
+    fill();
+  }
+
   // --- live prompt preview ---
   const form = document.querySelector('form[data-preview]');
   const prompt = form && form.querySelector('textarea[name="prompt"]');

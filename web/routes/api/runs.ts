@@ -42,7 +42,7 @@ export function runsApi(ctx: AppContext): Router {
     const file = transcriptFile(ctx.paths.runs, run);
     const live = LIVE_STATUSES.includes(run.status);
     const chunk = file ? await readTranscriptChunk(file, offset, TRANSCRIPT_CHUNK, !live) : { text: '', end: offset, skipped: 0 };
-    res.json({ run_id: run.id, status: run.status, text: chunk.text, next_offset: chunk.end, skipped: chunk.skipped, done: !live });
+    res.json({ run_id: run.id, status: run.status, cli: run.cli, text: chunk.text, next_offset: chunk.end, skipped: chunk.skipped, done: !live });
   });
 
   r.post('/:id/kill', async (req, res) => {

@@ -6,8 +6,12 @@
 import { Router, type Response } from 'express';
 import { createAgentType, getAgentType, listAgentTypes, PERMISSION_MODES, readPrompt, updateAgentType, writePrompt } from '../../../lib/agentTypes.js';
 import { renderMarkdown } from '../../../lib/markdown.js';
+import { allAdapters, cliAdapter, isCliName } from '../../../lib/clis/index.js';
 import { formValues, required, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
+
+/** The CLIs an agent type can run, with the models each offers. */
+const cliChoices = () => allAdapters().map((c) => ({ name: c.name, label: c.label, models: c.models }));
 
 export function agentTypePages(ctx: AppContext): Router {
   const r = Router();
@@ -18,8 +22,9 @@ export function agentTypePages(ctx: AppContext): Router {
     res.render('agent-types/index.njk', {
       title: 'Agent types',
       section: 'agent-types',
-      agents: listAgentTypes(db).map((a) => ({ id: a.id, name: a.name, description: a.description, model: a.model, permissionMode: a.permission_mode, timeout: a.timeout_minutes, retries: a.max_retries, builtin: a.builtin, toolCount: a.allowed_tools.length })),
+      agents: listAgentTypes(db).map((a) => ({ id: a.id, name: a.name, description: a.description, cli: cliAdapter(a.cli).label, model: a.model, permissionMode: a.permission_mode, timeout: a.timeout_minutes, retries: a.max_retries, builtin: a.builtin, toolCount: a.allowed_tools.length })),
       permissionModes: PERMISSION_MODES,
+      clis: cliChoices(),
       error,
       values,
     });
@@ -32,7 +37,9 @@ export function agentTypePages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const a = createAgentType(db, prompts, required(values, 'id').trim(), { name: values.name, description: values.description, model: values.model, permission_mode: values.permission_mode });
+        const a = createAgentType(db, prompts, required(values, 'id').trim(), {
+          name: values.name, description: values.description, cli: values.cli, model: values.model, permission_mode: values.permission_mode,
+        });
         return withNotice(`/agent-types/${a.id}`, 'created');
       },
       (error) => renderList(res, error, values),
@@ -43,6 +50,9 @@ export function agentTypePages(ctx: AppContext): Router {
     const a = getAgentType(db, id);
     const values = opts.values ?? {};
     const prompt = values.prompt ?? readPrompt(prompts, a.id);
+    const cli = cliAdapter(isCliName(values.cli) ? values.cli : a.cli);
+    const permissionMode = values.permission_mode ?? a.permission_mode;
+    const tools = values.allowed_tools === undefined ? a.allowed_tools : values.allowed_tools.split('\n').map((t) => t.trim()).filter(Boolean);
     res.render('agent-types/show.njk', {
       title: a.name,
       section: 'agent-types',
@@ -51,8 +61,13 @@ export function agentTypePages(ctx: AppContext): Router {
         name: values.name ?? a.name,
         description: values.description ?? a.description,
         model: values.model ?? a.model,
+        cli: cli.name,
+        cliLabel: cli.label,
+        models: cli.models,
+        modelHint: cli.modelHint,
+        unmapped: cli.unmapped({ permissionMode, allowedTools: tools }),
         tools: values.allowed_tools ?? a.allowed_tools.join('\n'),
-        permissionMode: values.permission_mode ?? a.permission_mode,
+        permissionMode,
         timeout: values.timeout_minutes ?? String(a.timeout_minutes),
         retries: values.max_retries ?? String(a.max_retries),
         editsWorkingTree: values.edits_working_tree === undefined ? a.edits_working_tree : values.edits_working_tree === 'on',
@@ -63,6 +78,7 @@ export function agentTypePages(ctx: AppContext): Router {
       promptFile: `${prompts}/${a.id}.md`,
       previewHtml: opts.preview ?? null,
       permissionModes: PERMISSION_MODES,
+      clis: cliChoices(),
       error: opts.error ?? null,
     });
   }
@@ -78,6 +94,7 @@ export function agentTypePages(ctx: AppContext): Router {
         const a = updateAgentType(db, req.params.id, {
           name: values.name,
           description: values.description ?? '',
+          cli: values.cli,
           model: values.model,
           allowed_tools: values.allowed_tools ?? '',
           permission_mode: values.permission_mode,

@@ -59,7 +59,7 @@ export function runPages(ctx: AppContext): Router {
     const file = transcriptFile(ctx.paths.runs, run);
     const live = LIVE_STATUSES.includes(run.status);
     const chunk = file ? await readTranscriptChunk(file, 0, TRANSCRIPT_WINDOW, !live) : null;
-    const entries = chunk ? parseTranscript(chunk.text) : [];
+    const entries = chunk ? parseTranscript(chunk.text, run.cli) : [];
     const summary = transcriptSummary(entries);
     res.render('runs/show.njk', {
       title: `Run ${run.id}`,
@@ -111,7 +111,7 @@ export function runPages(ctx: AppContext): Router {
         if (file) {
           const chunk = await readTranscriptChunk(file, offset, TRANSCRIPT_WINDOW, ended);
           if (chunk.end !== offset || chunk.text) {
-            const html = await Promise.all(parseTranscript(chunk.text).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })));
+            const html = await Promise.all(parseTranscript(chunk.text, current.cli).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })));
             offset = chunk.end;
             if (!closed) res.write(`id: ${offset}\nevent: entries\ndata: ${JSON.stringify({ html: html.join(''), skipped: chunk.skipped })}\n\n`);
             lastWrite = Date.now();

@@ -7,7 +7,8 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { configSchema, RESTART_FIELDS, type Config } from '../../../lib/config.js';
 import { UserError } from '../../../lib/errors.js';
-import { refuseMissingSetup } from '../../../lib/health.js';
+import { findExecutable, refuseMissingSetup } from '../../../lib/health.js';
+import { allAdapters, binarySetting, cliBinary } from '../../../lib/clis/index.js';
 import { formValues, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
 
@@ -21,6 +22,8 @@ interface FieldSpec {
   options: string[];
   min: number | null;
   max: number | null;
+  /** may be left unset (an empty field removes it) */
+  optional: boolean;
 }
 
 /** The schema's leaves, with what the form needs to show each one. */
@@ -32,7 +35,7 @@ function fieldSpecs(): { group: string; fields: FieldSpec[] }[] {
       const name = prefix ? `${prefix}.${key}` : key;
       const schema = unwrap(raw);
       if (schema instanceof z.ZodObject) walk(schema.shape as Record<string, z.ZodType>, name);
-      else add(prefix || 'general', specOf(name, schema));
+      else add(prefix || 'general', { ...specOf(name, schema), optional: isOptional(raw) });
     }
   };
   walk(configSchema.shape as Record<string, z.ZodType>, '');
@@ -45,7 +48,13 @@ function unwrap(schema: z.ZodType): z.ZodType {
   return s;
 }
 
-function specOf(name: string, schema: z.ZodType): FieldSpec {
+/** Whether the field may be absent with no default (an unset CLI binary means "its usual name"). */
+function isOptional(schema: z.ZodType): boolean {
+  for (let s = schema; s instanceof z.ZodDefault || s instanceof z.ZodOptional; s = s.unwrap() as z.ZodType) if (s instanceof z.ZodOptional) return true;
+  return false;
+}
+
+function specOf(name: string, schema: z.ZodType): Omit<FieldSpec, 'optional'> {
   const base = { name, options: [] as string[], min: null as number | null, max: null as number | null };
   if (SECRETS.has(name)) return { ...base, kind: 'secret' };
   if (schema instanceof z.ZodNumber) {
@@ -100,7 +109,7 @@ function patchFromForm(values: FormValues): Record<string, unknown> {
           if (raw !== undefined) setAt(patch, f.name, parseEnv(raw, f.name));
           break;
         default:
-          if (raw !== undefined) setAt(patch, f.name, raw.trim());
+          if (raw !== undefined) setAt(patch, f.name, f.optional && raw.trim() === '' ? undefined : raw.trim());
       }
     }
   }
@@ -150,6 +159,10 @@ export function settingsPages(ctx: AppContext): Router {
           };
         }),
       })),
+      clis: allAdapters().map((c) => {
+        const binary = cliBinary(live, c.name);
+        return { label: c.label, setting: binarySetting(c.name), binary, found: findExecutable(binary, process.env.PATH) };
+      }),
       configFile: ctx.config.file,
       lastError: ctx.config.lastError,
       saveAnyway: values?.save_anyway === 'on',
