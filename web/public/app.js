@@ -187,7 +187,8 @@
 
   // --- live pages: ticket changes pushed by the daemon (web/live.ts), applied in place ---
   const liveBoard = document.querySelector('[data-live-board]');
-  const inboxList = document.querySelector('[data-inbox-list]');
+  // the inbox list is replaced by each refresh of its region: looked up afresh every time
+  const inboxList = () => document.querySelector('[data-inbox-list]');
   const liveTicket = document.querySelector('[data-live-ticket]');
   const el = (tag, cls, text) => {
     const node = document.createElement(tag);
@@ -286,9 +287,9 @@
     card.classList.toggle('is-running', Boolean(t.running));
   }
   function applyInbox(t) {
-    const list = inboxList.dataset;
+    const list = inboxList().dataset;
     const wanted = t.inbox === list.tab && (!list.project || list.project === t.project) && (!list.priority || list.priority === t.priority);
-    const row = inboxList.querySelector(`.inbox-item[data-key="${CSS.escape(t.key)}"]`);
+    const row = inboxList().querySelector(`.inbox-item[data-key="${CSS.escape(t.key)}"]`);
     if (!wanted && !row) return;
     if (!wanted) row.remove();
     else if (row) {
@@ -314,7 +315,7 @@
     if (data.counts) setBadge(data.counts.inbox);
     for (const t of data.tickets) {
       if (liveBoard) applyCard(t);
-      if (inboxList) applyInbox(t);
+      if (inboxList()) applyInbox(t);
       if (liveTicket) applyTicket(t);
     }
     filterCards();
