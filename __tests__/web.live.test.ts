@@ -57,16 +57,15 @@ function moveInDb(key: string, to: string, author: string): void {
   const db = openHomeDb(d);
   try {
     const [abbr, n] = key.split('-');
-    const t = db.prepare(`SELECT t.id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(n)) as {
-      id: number;
-      column_id: string;
-    };
+    const t = db
+      .prepare(`SELECT t.id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`)
+      .get(abbr, Number(n)) as { id: number; column_id: string };
     db.transaction(() => {
       const now = Date.now();
       db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(to, now, now, t.id);
-      db.prepare(`INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, 'move', ?, '', ?, ?, ?)`).run(
-        t.id, author, t.column_id, to, now,
-      );
+      db.prepare(
+        `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, 'move', ?, '', ?, ?, ?)`,
+      ).run(t.id, author, t.column_id, to, now);
     }).immediate();
   } finally {
     db.close();
@@ -82,7 +81,8 @@ describe('the /events stream', () => {
     const key = await file('todo', 'Water the plants');
     const created = await ticketEvent(s, key);
     expect(created.t).toEqual({
-      key, project: 'todo', column: 'human', columnName: 'Human', title: 'Water the plants', priority: 'normal', running: null, inbox: 'backlog', gone: false,
+      key, project: 'todo', column: 'human', columnName: 'Human', title: 'Water the plants', priority: 'normal',
+      running: null, inbox: 'backlog', gone: false,
     });
     expect(created.e.event).toBe('tickets');
     expect(created.e.data.counts).toEqual({ inbox: (await d.api('GET', '/api/inbox')).body.total });
@@ -108,11 +108,13 @@ describe('the /events stream', () => {
     // a claim and a run end that write no history row: found through the running tickets
     const db = openHomeDb(d);
     try {
-      const id = (db.prepare(`SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation || '-' || t.number = ?`).get(key) as { id: number }).id;
+      const byKey = `SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation || '-' || t.number = ?`;
+      const id = (db.prepare(byKey).get(key) as { id: number }).id;
       const now = Date.now();
       db.transaction(() => {
         db.prepare(`INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, created_at, started_at)
-                    SELECT 'run-live-claim', id, project_id, 'coding-agent', 'sonnet', column_id, 'running', ?, ? FROM tickets WHERE id = ?`).run(now, now, id);
+                    SELECT 'run-live-claim', id, project_id, 'coding-agent', 'sonnet', column_id, 'running', ?, ? FROM tickets WHERE id = ?`)
+          .run(now, now, id);
         db.prepare(`UPDATE tickets SET claimed_by_run = 'run-live-claim', claimed_at = ? WHERE id = ?`).run(now, id);
       })();
       expect((await ticketEvent(s, key, (t) => t.running !== null)).t.running).toBe('run-live-claim');
@@ -217,7 +219,8 @@ describe('live pages in a browser', () => {
     // an agent takes a new ticket (its claim shows the running marker), then moves it to human
     // through ticket.cjs in its own process, and its run ends
     const go = path.join(d.root, 'go-board');
-    const { key } = await d.ticket('app', 'coding-agent', { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Which colour?' }] }, hostile);
+    const script = { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Which colour?' }] };
+    const { key } = await d.ticket('app', 'coding-agent', script, hostile);
     const card = column('coding-agent').locator(`.card[data-key="${key}"]`);
     await card.locator('.running-flag a[href^="/runs/"]').waitFor();
     expect(await card.locator('.card-title').textContent()).toBe(hostile);
@@ -241,7 +244,8 @@ describe('live pages in a browser', () => {
     try {
       await ticketPage.goto(`${d.url}/tickets/${watched}`);
       const go = path.join(d.root, 'go-inbox');
-      const { key } = await d.ticket('app', 'coding-agent', { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Staging or production?' }] }, 'Deploy where?');
+      const script = { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Staging or production?' }] };
+      const { key } = await d.ticket('app', 'coding-agent', script, 'Deploy where?');
       await waitFor('the agent to start', () => d.runs(key).some((r) => r.status === 'running'), 60_000);
       fs.writeFileSync(go, '');
       const row = page.locator(`.inbox-item[data-key="${key}"]`);
@@ -261,6 +265,30 @@ describe('live pages in a browser', () => {
     } finally {
       await ticketPage.close();
     }
+  }, 120_000);
+
+  test('a hidden tab lets its stream go and, shown again, catches up from the last event it got', async () => {
+    const key = await file('todo', 'Moved while the tab is hidden');
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/events') streams.push(new URL(r.url()).searchParams.get('since')!);
+    });
+    await page.goto(`${d.url}/projects/todo`);
+    await page.evaluate(() => ((window as any).__sameDocument = true));
+    await page.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).waitFor();
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((h) => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    expect((await d.api('POST', `/api/tickets/${key}/move`, { column: 'done' })).status).toBe(200);
+    expect(await page.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).count()).toBe(1);
+    await setHidden(false);
+    await page.locator(`section.column[data-column="done"] .card[data-key="${key}"]`).waitFor();
+    expect(streams.length).toBe(2);
+    expect(Number(streams[1])).toBeGreaterThanOrEqual(Number(streams[0]));
+    expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
   }, 120_000);
 
   test('without JavaScript the board, the inbox and a running ticket\'s page refresh themselves', async () => {

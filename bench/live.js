@@ -59,7 +59,8 @@ export async function live({ samples = Number(process.env.BENCH_LIVE_MOVES ?? 10
     const ticketId = db.prepare(`SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = 'live'`).get().id;
     const update = db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`);
     const history = db.prepare(
-      `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, 'move', 'bench-agent', '', ?, ?, ?)`,
+      `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at)
+       VALUES (?, 'move', 'bench-agent', '', ?, ?, ?)`,
     );
     let column = 'human';
     const next = () => (column = column === 'human' ? 'done' : 'human');

@@ -97,7 +97,8 @@
         if (!card || !from || from === col) return;
         col.querySelector('.cards').prepend(card);
         if (status) status.textContent = `Moving ${key}…`;
-        const res = await post(`/tickets/${encodeURIComponent(key)}/move`, { column: col.dataset.column, from: from.dataset.column, return_to: location.pathname });
+        const fields = { column: col.dataset.column, from: from.dataset.column, return_to: location.pathname };
+        const res = await post(`/tickets/${encodeURIComponent(key)}/move`, fields);
         if (res.ok) {
           if (status) status.textContent = `Moved ${key}.`;
         } else {
@@ -288,7 +289,8 @@
   }
   function applyInbox(t) {
     const list = inboxList().dataset;
-    const wanted = t.inbox === list.tab && (!list.project || list.project === t.project) && (!list.priority || list.priority === t.priority);
+    const wanted = t.inbox === list.tab && (!list.project || list.project === t.project)
+      && (!list.priority || list.priority === t.priority);
     const row = inboxList().querySelector(`.inbox-item[data-key="${CSS.escape(t.key)}"]`);
     if (!wanted && !row) return;
     if (!wanted) row.remove();
@@ -320,26 +322,36 @@
     }
     filterCards();
   }
-  if (live) {
-    const source = new EventSource(`/events?since=${encodeURIComponent(liveSince.content)}`);
-    let lost = false;
-    source.addEventListener('sync', (e) => {
-      const data = JSON.parse(e.data);
-      apply(data);
-      // what was running when the page was rendered may have ended since
-      const running = new Set(data.running);
-      if (liveBoard) {
-        liveBoard.querySelectorAll('.card.is-running').forEach((card) => {
-          if (running.has(card.dataset.key)) return;
-          setRunning(card.querySelector('.card-title'), 'div', null);
-          card.classList.remove('is-running');
-        });
-      }
-      if (liveTicket && !running.has(liveTicket.dataset.liveTicket)) setRunning(liveTicket.querySelector('.meta .prio'), 'span', null);
+  // A hidden tab lets its stream go (a browser holds at most 6 connections to the daemon, live tabs
+  // included) and, shown again, catches up from the last event it got.
+  let source = null;
+  let lastId = live ? liveSince.content : '';
+  let lost = false;
+  let stopped = false;
+  function sync(data) {
+    apply(data);
+    // what was running when the page was rendered (or the stream left) may have ended since
+    const running = new Set(data.running);
+    if (liveBoard) {
+      liveBoard.querySelectorAll('.card.is-running').forEach((card) => {
+        if (running.has(card.dataset.key)) return;
+        setRunning(card.querySelector('.card-title'), 'div', null);
+        card.classList.remove('is-running');
+      });
+    }
+    if (liveTicket && !running.has(liveTicket.dataset.liveTicket)) setRunning(liveTicket.querySelector('.meta .prio'), 'span', null);
+  }
+  function listen() {
+    source = new EventSource(`/events?since=${encodeURIComponent(lastId)}`);
+    const on = (name, fn) => source.addEventListener(name, (e) => {
+      if (e.lastEventId) lastId = e.lastEventId;
+      fn(e.data ? JSON.parse(e.data) : null);
     });
-    source.addEventListener('tickets', (e) => apply(JSON.parse(e.data)));
+    on('sync', sync);
+    on('tickets', apply);
     // too much changed since the page was rendered to catch up: a fresh page, unless the user is typing
-    source.addEventListener('reset', () => {
+    on('reset', () => {
+      stopped = true;
       source.close();
       if (!Array.from(regions).some(busy) && !document.querySelector('textarea:focus, input:focus')) location.reload();
       else if (status) status.textContent = 'Much has changed since this page was loaded: reload it.';
@@ -351,7 +363,19 @@
     source.addEventListener('error', () => {
       lost = true;
       if (!status) return;
-      status.textContent = source.readyState === EventSource.CLOSED ? 'Live updates stopped: reload the page.' : 'Live updates paused: reconnecting to the daemon…';
+      status.textContent = source.readyState === EventSource.CLOSED
+        ? 'Live updates stopped: reload the page.'
+        : 'Live updates paused: reconnecting to the daemon…';
+    });
+  }
+  if (live) {
+    listen();
+    document.addEventListener('visibilitychange', () => {
+      if (stopped) return;
+      if (document.hidden && source) {
+        source.close();
+        source = null;
+      } else if (!document.hidden && !source) listen();
     });
   }
 
