@@ -99,6 +99,22 @@ describe('the /events stream', () => {
     await s.next((e) => e.event === 'sync');
     moveInDb(key, 'done', 'coding-agent:run-x');
     expect((await ticketEvent(s, key, (t) => t.column === 'done')).t.columnName).toBe('Done');
+    // a burst larger than one poll reads (1,000 history rows) goes out over the next polls: the move after it arrives
+    const other = await file('todo', 'Behind a burst');
+    const burst = openHomeDb(d);
+    try {
+      const id = (burst.prepare(`SELECT id FROM tickets ORDER BY id LIMIT 1`).get() as { id: number }).id;
+      const insert = burst.prepare(
+        `INSERT INTO comments (ticket_id, type, author, body, created_at) VALUES (?, 'journal', 'coding-agent:run-x', ?, ?)`,
+      );
+      burst.transaction(() => {
+        for (let i = 0; i < 1500; i++) insert.run(id, `note ${i}`, Date.now());
+      })();
+    } finally {
+      burst.close();
+    }
+    moveInDb(other, 'done', 'coding-agent:run-z');
+    expect((await ticketEvent(s, other, (t) => t.column === 'done')).t.key).toBe(other);
     moveInDb(key, 'human', 'code-reviewer:run-y');
     // parked by an agent: it needs the person and counts in the badge
     const parked = await ticketEvent(s, key, (t) => t.column === 'human');

@@ -3,12 +3,13 @@
 // two paths: the API (from the request's start, and from its answer, to the event) and a write by
 // another process (this one, on its own SQLite connection, as ticket.cjs writes a move: from the
 // commit to the event). A random pause before each move keeps the samples from falling in step
-// with the daemon's poll.
+// with the daemon's poll. Before that, what the poll costs an idle daemon while a page listens.
 import http from 'node:http';
 import Database from 'better-sqlite3';
-import { note, percentile, report, settle, sleep, startDaemon, tempRoot } from './lib.js';
+import { cpuSchedSeconds, note, percentile, report, settle, sleep, startDaemon, tempRoot } from './lib.js';
 
 const TARGET = { op: '<', value: 200 };
+const IDLE_WINDOW_MS = 10_000;
 
 /** Opens /events and calls `onTicket(ticket, receivedAt)` for every ticket of every event. */
 function openStream(port, onTicket) {
@@ -46,6 +47,18 @@ export async function live({ samples = Number(process.env.BENCH_LIVE_MOVES ?? 10
     if (created.status !== 201) throw new Error(JSON.stringify(created.body));
     const key = created.body.ticket.key;
     await settle(d);
+    // the poll's own cost: the daemon's CPU over an idle window without a page, then with one listening
+    const idleCpu = async () => {
+      const before = cpuSchedSeconds(d.pid);
+      await sleep(IDLE_WINDOW_MS);
+      return ((cpuSchedSeconds(d.pid) - before) * 3600_000) / IDLE_WINDOW_MS;
+    };
+    const alone = await idleCpu();
+    const quiet = await openStream(d.port, () => {});
+    const listened = await idleCpu();
+    quiet();
+    report('live', 'idle daemon: CPU per hour with no page open', alone, 's/h');
+    report('live', 'idle daemon: CPU per hour with one live page open (the poll)', listened, 's/h');
     let waiting = null;
     const close = await openStream(d.port, (t, at) => {
       if (waiting && t.key === key && t.column === waiting.column) {

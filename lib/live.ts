@@ -8,7 +8,7 @@
 // - a run end releases its claim in the same transaction, but a successful run writes no history
 //   row; so the set of tickets claimed by a live run (a handful, read through the claimed-tickets
 //   index) is compared with the last one seen.
-// Reading both costs two index lookups, so a poll every ~100 ms while a page listens is negligible.
+// An idle poll reads both in one statement (changeMark) and goes further only when it changed.
 import type { Db } from './db/connection.js';
 
 /** One ticket as a live page shows it: the fields a card, an inbox row or a ticket's header need. */
@@ -30,6 +30,22 @@ export interface LiveTicket {
 /** The id of the newest history row (0 for none): a position in the history to follow changes from. */
 export function historyCursor(db: Db): number {
   return (db.prepare(`SELECT coalesce(max(id), 0) AS id FROM comments`).get() as { id: number }).id;
+}
+
+/**
+ * One statement (its own snapshot, no transaction) whose answer changes whenever a history row is
+ * added or a ticket starts or stops running: what an idle poll reads, before anything else.
+ */
+export function changeMark(db: Db): string {
+  return (
+    db
+      .prepare(
+        `SELECT (SELECT coalesce(max(id), 0) FROM comments) || '/' || coalesce((
+           SELECT group_concat(t.id || ':' || t.claimed_by_run) FROM tickets t JOIN runs r ON r.id = t.claimed_by_run
+           WHERE t.claimed_by_run IS NOT NULL AND r.status IN ('queued', 'running')), '') AS mark`,
+      )
+      .get() as { mark: string }
+  ).mark;
 }
 
 /** Tickets claimed by a live run: ticket id → run id. */

@@ -1,14 +1,15 @@
 // GET /events: the ticket changes the live pages (board, inbox, ticket) apply in place: moves,
 // new tickets, claims (a run starts) and run ends, whichever process made them (lib/live.ts says
 // how they are found). One poll for every open page, and only while one is open: every POLL_MS it
-// reads the history after the last row seen and the set of running tickets, and sends each
-// changed ticket once, with the inbox badge count. A page says from which history row it was
+// reads one statement that changes with them (changeMark) and, when it did, the history after the
+// last row seen and the set of running tickets, and sends each changed ticket once, with the inbox
+// badge count. A page says from which history row it was
 // rendered (?since=, or Last-Event-ID when the browser reconnects) and first gets what changed
 // since then plus the tickets running now; more than CATCH_UP_ROWS rows behind, it is told to reload.
 import { Router, type Request } from 'express';
 import type { Db } from '../lib/db/connection.js';
 import { UserError } from '../lib/errors.js';
-import { historyAfter, historyCursor, liveTickets, runningClaims, type LiveTicket } from '../lib/live.js';
+import { changeMark, historyAfter, historyCursor, liveTickets, runningClaims, type LiveTicket } from '../lib/live.js';
 import { inboxCount } from '../lib/tickets.js';
 import type { EventStream, EventStreams } from './sse.js';
 import type { AppContext } from './context.js';
@@ -31,6 +32,7 @@ export class LiveFeed {
   private timer: NodeJS.Timeout | null = null;
   private cursor = 0;
   private running = new Map<number, string>();
+  private mark = '';
   private lastError = '';
 
   constructor(private readonly db: Db) {}
@@ -39,6 +41,8 @@ export class LiveFeed {
   attach(stream: EventStream, since: number | null): void {
     const db = this.db;
     if (this.clients.size === 0) {
+      // the mark first: a change committed after it is read again by the next poll
+      this.mark = changeMark(db);
       this.cursor = historyCursor(db);
       this.running = runningClaims(db);
     }
@@ -74,9 +78,13 @@ export class LiveFeed {
       return;
     }
     let batch: { tickets: LiveTicket[]; counts: Counts } | null;
+    let more = false;
     try {
+      const mark = changeMark(db);
+      if (mark === this.mark) return;
       batch = db.transaction(() => {
         const history = historyAfter(db, this.cursor, ROWS_PER_POLL);
+        more = history.more;
         const running = runningClaims(db);
         const changed = new Set(history.tickets);
         for (const [id, run] of running) if (this.running.get(id) !== run) changed.add(id);
@@ -85,6 +93,8 @@ export class LiveFeed {
         this.running = running;
         return changed.size ? { tickets: liveTickets(db, [...changed]), counts: counts(db) } : null;
       })();
+      // only once all is read: after a failed read, or with rows left of a burst, the next poll reads on
+      if (!more) this.mark = mark;
     } catch (err) {
       // a busy or failing disk: the next poll tries again, from the same place (logged once, not every poll)
       if ((err as Error).message !== this.lastError) console.error(`[live] ${(this.lastError = (err as Error).message)}`);
