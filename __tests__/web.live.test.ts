@@ -52,8 +52,11 @@ async function file(project: string, title: string, extra: Record<string, unknow
   return res.body.ticket.key;
 }
 
-/** A move as `ticket.cjs` writes it: the column and its history row in one transaction of another process's connection. */
-function moveInDb(key: string, to: string, author: string): void {
+/**
+ * A move as `ticket.cjs` writes it: the column and its history row in one transaction of another
+ * process's connection (this test's own, or `db` with `before` written in the same transaction).
+ */
+function moveInDb(key: string, to: string, author: string, before: (db: Database.Database) => void = () => {}): void {
   const db = openHomeDb(d);
   try {
     const [abbr, n] = key.split('-');
@@ -61,6 +64,7 @@ function moveInDb(key: string, to: string, author: string): void {
       .prepare(`SELECT t.id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`)
       .get(abbr, Number(n)) as { id: number; column_id: string };
     db.transaction(() => {
+      before(db);
       const now = Date.now();
       db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(to, now, now, t.id);
       db.prepare(
@@ -101,19 +105,14 @@ describe('the /events stream', () => {
     expect((await ticketEvent(s, key, (t) => t.column === 'done')).t.columnName).toBe('Done');
     // a burst larger than one poll reads (1,000 history rows) goes out over the next polls: the move after it arrives
     const other = await file('todo', 'Behind a burst');
-    const burst = openHomeDb(d);
-    try {
-      const id = (burst.prepare(`SELECT id FROM tickets ORDER BY id LIMIT 1`).get() as { id: number }).id;
-      const insert = burst.prepare(
+    // in one commit: 1,500 history rows of the first ticket, then the move
+    moveInDb(other, 'done', 'coding-agent:run-z', (db) => {
+      const id = (db.prepare(`SELECT id FROM tickets ORDER BY id LIMIT 1`).get() as { id: number }).id;
+      const insert = db.prepare(
         `INSERT INTO comments (ticket_id, type, author, body, created_at) VALUES (?, 'journal', 'coding-agent:run-x', ?, ?)`,
       );
-      burst.transaction(() => {
-        for (let i = 0; i < 1500; i++) insert.run(id, `note ${i}`, Date.now());
-      })();
-    } finally {
-      burst.close();
-    }
-    moveInDb(other, 'done', 'coding-agent:run-z');
+      for (let i = 0; i < 1500; i++) insert.run(id, `note ${i}`, Date.now());
+    });
     expect((await ticketEvent(s, other, (t) => t.column === 'done')).t.key).toBe(other);
     moveInDb(key, 'human', 'code-reviewer:run-y');
     // parked by an agent: it needs the person and counts in the badge
