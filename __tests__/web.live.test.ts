@@ -159,6 +159,17 @@ describe('the /events stream', () => {
     const again = await events(`/events?since=${since}`, { 'last-event-id': String(Number(sync.id) - 0) });
     const resync = await again.next();
     expect(resync.data.tickets.map((t: any) => [t.key, t.column])).toEqual([[key, 'human']]);
+    // a page rendered right after a change (at its history row), while other pages listen, connects
+    // before the daemon's next poll has read that row: it catches up and is not told to reload
+    for (let i = 0; i < 5; i++) {
+      moveInDb(key, i % 2 ? 'human' : 'done', 'coding-agent:run-q');
+      const db = openHomeDb(d);
+      const newest = (db.prepare(`SELECT max(id) AS id FROM comments`).get() as { id: number }).id;
+      db.close();
+      const follower = await events(`/events?since=${newest}`);
+      expect((await follower.next()).event).toBe('sync');
+      follower.close();
+    }
     // a history row this database does not have (a restored backup): the page is told to reload
     const ahead = await events(`/events?since=${Number(sync.id) + 1000}`);
     expect((await ahead.next()).event).toBe('reset');

@@ -47,7 +47,8 @@ export class LiveFeed {
       this.running = runningClaims(db);
     }
     const catchUp = db.transaction(() => {
-      if (since !== null && since > this.cursor) return null; // a history this database does not have (a restored backup)
+      // a history this database does not have (a restored backup); read afresh: the poll's cursor may lag a page just rendered
+      if (since !== null && since > historyCursor(db)) return null;
       const behind = since === null ? { tickets: [], more: false } : historyAfter(db, since, CATCH_UP_ROWS);
       if (behind.more) return null;
       const tickets = liveTickets(db, [...new Set([...behind.tickets, ...runningClaims(db).keys()])]);
