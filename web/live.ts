@@ -129,7 +129,14 @@ export function liveEvents(ctx: AppContext, streams: EventStreams): Router {
   r.get('/events', (req, res) => {
     const since = sinceOf(req);
     const stream = streams.start(req, res);
-    if (stream) feed.attach(stream, since);
+    if (!stream) return;
+    try {
+      feed.attach(stream, since);
+    } catch (err) {
+      // the answer has begun: end the stream (freeing its place) and let the error be logged
+      stream.close();
+      throw err;
+    }
   });
   return r;
 }
