@@ -235,7 +235,7 @@ describe('in a browser, with api_token set', () => {
     const cookies = await page.context().cookies();
     expect(cookies.map((c) => [c.name, c.httpOnly, c.sameSite])).toEqual([[`dispatch_session_${d.port}`, true, 'Strict']]);
 
-    // live refresh: a ticket filed elsewhere appears without a reload
+    // live board: a ticket filed elsewhere appears without a reload (server-sent events with the cookie)
     expect((await api(d, 'POST', '/api/tickets', { project: 'web', title: 'Filed through the API' })).status).toBe(201);
     await page.locator('.card', { hasText: 'Filed through the API' }).waitFor({ timeout: 30_000 });
 

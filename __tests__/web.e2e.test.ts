@@ -49,7 +49,7 @@ test('register a discovered folder, file a ticket from the board, drag it to an 
 
   await card.dragTo(page.locator('section.column[data-column="coding-agent"]'));
   await page.locator('section.column[data-column="coding-agent"] .card[data-key="shop-1"]').waitFor();
-  // the column count comes from the server's refreshed board, so the move has been stored
+  // the column count comes from the live event the stored move sends, so the move has been stored
   await page.locator('section.column[data-column="coding-agent"] .count', { hasText: '1' }).waitFor();
   expect((await d.api('GET', '/api/tickets/shop-1')).body.ticket.column_id).toBe('coding-agent');
 

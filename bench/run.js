@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark in turn, or the ones named on the command line or in
-// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search.
+// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, results } from './lib.js';
@@ -12,8 +12,9 @@ import { idle } from './idle.js';
 import { queue } from './queue.js';
 import { usagelimit } from './usagelimit.js';
 import { search } from './search.js';
+import { live } from './live.js';
 
-const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search };
+const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

@@ -18,6 +18,8 @@ import { systemApi } from './routes/api/system.js';
 import { queuesApi, runsApi } from './routes/api/runs.js';
 import { costsApi } from './routes/api/costs.js';
 import { searchApi } from './routes/api/search.js';
+import { EventStreams } from './sse.js';
+import { liveEvents } from './live.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -55,7 +57,10 @@ export function createApp(ctx: AppContext): express.Express {
     res.status(404).json({ error: 'no such API endpoint' });
   });
   app.use(loginPages(ctx, csrfToken));
-  app.use(pages(ctx, csrfToken));
+  // the live pages' stream and the live transcripts share one cap on open streams
+  const streams = new EventStreams();
+  app.use(liveEvents(ctx, streams));
+  app.use(pages(ctx, csrfToken, streams));
   app.use((req, res) => {
     res.status(404);
     if (req.accepts('html')) res.render('error.njk', { title: 'Not found', status: 404, message: `No page at ${req.path}` });

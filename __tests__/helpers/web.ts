@@ -224,3 +224,90 @@ export async function pokeScanPool(d: RunningDaemon): Promise<void> {
   if (existing.status === 404) await d.api('POST', '/api/projects', { path: dir, type: 'personal', abbreviation: 'qpoke' });
   await d.api('POST', '/api/projects/qpoke/wake');
 }
+
+export interface StreamEvent {
+  event: string;
+  id: string | null;
+  data: any;
+}
+
+export interface EventReader {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** The body of a refused request (not a stream). */
+  text: string;
+  /** Every event received so far, in order. */
+  events: StreamEvent[];
+  /** The first event not returned before that `match` accepts; waits up to `timeoutMs`. */
+  next(match?: (e: StreamEvent) => boolean, timeoutMs?: number): Promise<StreamEvent>;
+  close(): void;
+}
+
+/** Opens a server-sent event stream with exactly the given headers (as rawRequest) and parses its events as they arrive. */
+export function openEventStream(d: RunningDaemon, urlPath: string, headers: Record<string, string> = {}): Promise<EventReader> {
+  const options = { host: '127.0.0.1', port: d.port, method: 'GET', path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } };
+  return new Promise((resolve, reject) => {
+    const req = http.request(options, (res) => {
+      const events: StreamEvent[] = [];
+      let buffer = '';
+      let seen = 0;
+      let wake: (() => void) | null = null;
+      const reader: EventReader = {
+        status: res.statusCode!,
+        headers: res.headers,
+        text: '',
+        events,
+        async next(match = () => true, timeoutMs = 30_000) {
+          const deadline = Date.now() + timeoutMs;
+          for (;;) {
+            while (seen < events.length) {
+              const e = events[seen++]!;
+              if (match(e)) return e;
+            }
+            if (res.complete || res.destroyed) throw new Error(`stream ended; events: ${JSON.stringify(events)}`);
+            const left = deadline - Date.now();
+            if (left <= 0) throw new Error(`no matching event within ${timeoutMs} ms; events: ${JSON.stringify(events)}`);
+            await new Promise<void>((r) => {
+              const timer = setTimeout(r, left);
+              wake = () => {
+                clearTimeout(timer);
+                r();
+              };
+            });
+          }
+        },
+        close: () => req.destroy(),
+      };
+      res.setEncoding('utf8');
+      if (!String(res.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+        res.on('data', (c: string) => (reader.text += c));
+        res.on('end', () => resolve(reader));
+        return;
+      }
+      res.on('data', (chunk: string) => {
+        buffer += chunk;
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const e: StreamEvent = { event: 'message', id: null, data: null };
+          let data: string | null = null;
+          for (const line of block.split('\n')) {
+            if (line.startsWith('event: ')) e.event = line.slice(7);
+            else if (line.startsWith('id: ')) e.id = line.slice(4);
+            else if (line.startsWith('data: ')) data = line.slice(6);
+          }
+          if (data === null) continue; // a comment (keepalive) or the retry delay
+          e.data = JSON.parse(data);
+          events.push(e);
+        }
+        wake?.();
+      });
+      res.on('close', () => wake?.());
+      res.on('error', () => wake?.()); // closed by the test
+      resolve(reader);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

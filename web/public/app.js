@@ -1,9 +1,10 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
-// board, a board filter that hides cards as you type, a quiet live refresh of the inbox and board,
-// live transcripts over server-sent events (entries arrive as HTML the server rendered with the
-// page's own template), a live markdown preview of prompts, confirm dialogs, the inbox's keys and
-// the bulk bar's count and shift-click ranges.
-// Writes reuse the page's own forms and form token.
+// board, a board filter that hides cards as you type, live pages (board, inbox, ticket) that apply
+// ticket changes pushed over server-sent events in place (moves, new tickets, run starts and ends,
+// the inbox badge), live transcripts over server-sent events (entries arrive as HTML the server
+// rendered with the page's own template), a quiet refresh of the queues page, a live markdown
+// preview of prompts, confirm dialogs, the inbox's keys and the bulk bar's count and shift-click
+// ranges. Writes reuse the page's own forms and form token. Text from events is only ever set with textContent and attributes, never as HTML.
 'use strict';
 
 (function () {
@@ -14,59 +15,76 @@
     return fetch(url, { method: 'POST', body, credentials: 'same-origin', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   }
 
-  // --- live refresh of [data-live-region] blocks, paused while the user is typing in one ---
+  // --- refresh of [data-live-region] blocks from a fresh copy of the page, left alone while the
+  // user is typing in one. A live page asks for it when an event brings something only the server
+  // can render (an inbox row with its forms); the queues page, whose jobs are not ticket changes,
+  // refreshes every 10 s ---
   const regions = document.querySelectorAll('[data-live-region]');
   const status = document.querySelector('[data-live-status]');
+  const liveSince = document.querySelector('meta[name="live-since"]');
+  const live = Boolean(liveSince) && 'EventSource' in window;
   function busy(region) {
     if (region.contains(document.activeElement) && document.activeElement !== document.body) return true;
     // an open reply form (an inbox row's <details>) would close under the user, ticked boxes would clear
     if (region.querySelector('details[open], input[data-bulk]:checked')) return true;
     return Array.from(region.querySelectorAll('textarea, input[type=text], input:not([type])')).some((el) => el.value.trim() !== '');
   }
+  let retry = null;
   async function refresh() {
-    if (document.hidden || document.querySelector('.dragging')) return;
+    if (document.querySelector('.dragging')) return;
     try {
       const res = await fetch(location.href, { credentials: 'same-origin', headers: { accept: 'text/html' } });
       if (!res.ok) return;
       const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+      let held = false;
       regions.forEach((region) => {
         const fresh = doc.querySelector(`[data-live-region="${region.dataset.liveRegion}"]`);
-        if (fresh && !busy(region) && fresh.innerHTML !== region.innerHTML) {
-          region.innerHTML = fresh.innerHTML;
-          bindBoard();
-          markSelected();
-          updateBulkBar();
-          filterCards();
-        }
+        if (!fresh || fresh.innerHTML === region.innerHTML) return;
+        if (busy(region)) held = true;
+        else region.innerHTML = fresh.innerHTML;
       });
-      const count = document.getElementById('inbox-count');
+      markSelected();
+      updateBulkBar();
+      filterCards();
       const freshCount = doc.getElementById('inbox-count');
-      if (count && freshCount && count.textContent !== freshCount.textContent) {
-        count.textContent = freshCount.textContent;
-        count.setAttribute('aria-label', freshCount.getAttribute('aria-label') || '');
-      }
-      if (status) status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      if (freshCount) setBadge(freshCount.textContent);
+      // a region the user is busy in is tried again a little later, until it is free
+      clearTimeout(retry);
+      if (held && live) retry = setTimeout(refresh, 2000);
+      if (status && !live) status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (_) {
-      if (status) status.textContent = 'Live refresh paused: the daemon did not answer.';
+      if (status) status.textContent = 'Refresh paused: the daemon did not answer.';
     }
   }
-  if (regions.length) setInterval(refresh, 10000);
+  let refreshTimer = null;
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refresh, 100);
+  }
+  if (regions.length && !live) setInterval(() => document.hidden || refresh(), 10000);
+  function setBadge(n) {
+    const count = document.getElementById('inbox-count');
+    if (!count || count.textContent === String(n)) return;
+    count.textContent = String(n);
+    count.setAttribute('aria-label', `${n} waiting`);
+  }
 
-  // --- board drag and drop: a drop posts the same move the card's buttons post ---
-  function bindBoard() {
-    const board = document.querySelector('[data-board]');
-    if (!board) return;
-    board.querySelectorAll('.card[draggable]').forEach((card) => {
-      card.addEventListener('dragstart', (e) => {
-        card.classList.add('dragging');
-        e.dataTransfer.setData('text/plain', card.dataset.key);
-        e.dataTransfer.effectAllowed = 'move';
-      });
-      card.addEventListener('dragend', () => card.classList.remove('dragging'));
+  // --- board drag and drop: a drop posts the same move the card's buttons post; the card moves at
+  // once and its column counts follow the live event the stored move sends ---
+  const board = document.querySelector('[data-board]');
+  if (board) {
+    board.addEventListener('dragstart', (e) => {
+      const card = e.target instanceof Element && e.target.closest('.card[draggable]');
+      if (!card) return;
+      card.classList.add('dragging');
+      e.dataTransfer.setData('text/plain', card.dataset.key);
+      e.dataTransfer.effectAllowed = 'move';
+    });
+    board.addEventListener('dragend', (e) => {
+      const card = e.target instanceof Element && e.target.closest('.card');
+      if (card) card.classList.remove('dragging');
     });
     board.querySelectorAll('.column').forEach((col) => {
-      if (col.dataset.dropBound) return;
-      col.dataset.dropBound = '1';
       col.addEventListener('dragover', (e) => {
         e.preventDefault();
         col.classList.add('drop-target');
@@ -79,15 +97,19 @@
         const card = board.querySelector(`.card[data-key="${CSS.escape(key)}"]`);
         const from = card && card.closest('.column');
         if (!card || !from || from === col) return;
-        col.querySelector('.cards').appendChild(card);
+        col.querySelector('.cards').prepend(card);
         if (status) status.textContent = `Moving ${key}…`;
-        const res = await post(`/tickets/${encodeURIComponent(key)}/move`, { column: col.dataset.column, from: from.dataset.column, return_to: location.pathname });
-        if (!res.ok && status) status.textContent = `Could not move ${key} (${res.status}).`;
-        await refresh();
+        const fields = { column: col.dataset.column, from: from.dataset.column, return_to: location.pathname };
+        const res = await post(`/tickets/${encodeURIComponent(key)}/move`, fields);
+        if (res.ok) {
+          if (status) status.textContent = `Moved ${key}.`;
+        } else {
+          from.querySelector('.cards').prepend(card);
+          if (status) status.textContent = `Could not move ${key} (${res.status}).`;
+        }
       });
     });
   }
-  bindBoard();
 
   // --- inbox keys: j/k move the selection, r opens the row's reply form, e focuses its move
   // control, / the search box when the page has one; never while the user types in a field ---
@@ -189,17 +211,213 @@
   // --- board filter as you type: the same rule the server applies when the form is sent ---
   // (the text within the title, the ticket's number as 42, #42 or pd-42, or its priority)
   const cardFilter = document.querySelector('[data-card-filter]');
+  function cardMatches(text, key, title, priority) {
+    const t = text.trim().toLowerCase();
+    const k = key.toLowerCase();
+    const number = k.slice(k.lastIndexOf('-') + 1);
+    return t === '' || title.toLowerCase().includes(t) || [k, number, `#${number}`, priority].includes(t);
+  }
   function filterCards() {
     if (!cardFilter) return;
-    const text = cardFilter.value.trim().toLowerCase();
     document.querySelectorAll('[data-board] .card').forEach((card) => {
-      const key = (card.dataset.key || '').toLowerCase();
-      const number = key.slice(key.lastIndexOf('-') + 1);
       const title = (card.querySelector('.card-title') || {}).textContent || '';
-      card.hidden = text !== '' && !(title.toLowerCase().includes(text) || [key, number, `#${number}`, card.dataset.priority].includes(text));
+      card.hidden = !cardMatches(cardFilter.value, card.dataset.key || '', title, card.dataset.priority || '');
     });
   }
   if (cardFilter) cardFilter.addEventListener('input', filterCards);
+
+  // --- live pages: ticket changes pushed by the daemon (web/live.ts), applied in place ---
+  const liveBoard = document.querySelector('[data-live-board]');
+  // the inbox list is replaced by each refresh of its region: looked up afresh every time
+  const inboxList = () => document.querySelector('[data-inbox-list]');
+  const liveTicket = document.querySelector('[data-live-ticket]');
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  };
+  /** The running marker after `anchor`: `tag.running-flag` with a link to the run's transcript, or none. */
+  function setRunning(anchor, tag, run) {
+    const parent = anchor.parentNode;
+    let flag = parent.querySelector(':scope > .running-flag');
+    if (!run) {
+      if (flag) flag.remove();
+      return;
+    }
+    if (!flag) {
+      flag = el(tag, 'running-flag');
+      const dot = el('span', 'dot');
+      dot.setAttribute('aria-hidden', 'true');
+      flag.append(dot, ' running · ', el('a', '', 'transcript'));
+      anchor.after(flag);
+    }
+    flag.querySelector('a').setAttribute('href', `/runs/${encodeURIComponent(run)}`);
+  }
+  function setPriority(badge, priority) {
+    badge.className = `prio prio-${priority}`;
+    badge.textContent = priority;
+  }
+  function columnCount(id, delta) {
+    const count = liveBoard.querySelector(`.column[data-column="${CSS.escape(id)}"] .column-head .count`);
+    if (!count) return;
+    const n = Math.max(0, Number(count.textContent) + delta);
+    count.textContent = String(n);
+    count.setAttribute('aria-label', `${n} tickets`);
+  }
+  function newCard(key) {
+    const card = el('li', 'card');
+    card.dataset.key = key;
+    card.dataset.column = '';
+    card.setAttribute('draggable', 'true');
+    const top = el('div', 'card-top');
+    const link = el('a', 'key', key);
+    link.setAttribute('href', `/tickets/${encodeURIComponent(key)}`);
+    top.append(link, el('span', 'prio'));
+    const title = el('a', 'card-title');
+    title.setAttribute('href', `/tickets/${encodeURIComponent(key)}`);
+    card.append(top, title);
+    return card;
+  }
+  /** The card's ← and → buttons for its column, posting that column's move form (as the server renders them). */
+  function moveButtons(card, col) {
+    const columns = Array.from(liveBoard.querySelectorAll('.column'));
+    const i = columns.indexOf(col);
+    const old = card.querySelector('.card-move');
+    if (old) old.remove();
+    const button = (to, label) => {
+      const b = el('button', 'small-btn', label);
+      b.setAttribute('form', `move-${col.dataset.column}`);
+      b.setAttribute('formaction', `/tickets/${encodeURIComponent(card.dataset.key)}/move`);
+      b.name = 'column';
+      b.value = to.dataset.column;
+      b.setAttribute('aria-label', `Move ${card.dataset.key} to ${to.dataset.columnName}`);
+      return b;
+    };
+    const prev = columns[i - 1];
+    const next = columns[i + 1];
+    if (!prev && !next) return;
+    const box = el('div', 'card-move');
+    if (prev) box.append(button(prev, `← ${prev.dataset.columnName}`));
+    if (next) box.append(button(next, `${next.dataset.columnName} →`));
+    card.append(box);
+  }
+  function applyCard(t) {
+    if (t.project !== liveBoard.dataset.liveBoard) return;
+    let card = liveBoard.querySelector(`.card[data-key="${CSS.escape(t.key)}"]`);
+    const col = liveBoard.querySelector(`.column[data-column="${CSS.escape(t.column)}"]`);
+    if (t.gone || !col || !cardMatches(liveBoard.dataset.filter || '', t.key, t.title, t.priority)) {
+      if (card) {
+        columnCount(card.dataset.column, -1);
+        card.remove();
+      }
+      return;
+    }
+    if (!card) card = newCard(t.key);
+    if (card.dataset.column !== t.column) {
+      if (card.dataset.column) columnCount(card.dataset.column, -1);
+      columnCount(t.column, 1);
+      card.dataset.column = t.column;
+      col.querySelector('.cards').prepend(card);
+      moveButtons(card, col);
+    }
+    card.dataset.priority = t.priority;
+    card.querySelector('.card-title').textContent = t.title;
+    setPriority(card.querySelector('.card-top .prio'), t.priority);
+    setRunning(card.querySelector('.card-title'), 'div', t.running);
+    card.classList.toggle('is-running', Boolean(t.running));
+  }
+  function applyInbox(t) {
+    const list = inboxList().dataset;
+    const wanted = t.inbox === list.tab && (!list.project || list.project === t.project)
+      && (!list.priority || list.priority === t.priority);
+    const row = inboxList().querySelector(`.inbox-item[data-key="${CSS.escape(t.key)}"]`);
+    if (!wanted && !row) return;
+    if (!wanted) row.remove();
+    else if (row) {
+      row.querySelector('.title').textContent = t.title;
+      setPriority(row.querySelector('.prio'), t.priority);
+    }
+    // new rows, the order, the notes and the tab counts come from the server's own page
+    refreshSoon();
+  }
+  function applyTicket(t) {
+    if (t.key !== liveTicket.dataset.liveTicket) return;
+    liveTicket.querySelector('h1').textContent = t.title;
+    liveTicket.querySelector('.ticket-column').textContent = t.columnName;
+    const prio = liveTicket.querySelector('.meta .prio');
+    setPriority(prio, t.priority);
+    setRunning(prio, 'span', t.running);
+    if (t.column !== liveTicket.dataset.column && status) {
+      status.replaceChildren(`Moved to ${t.columnName} since this page was loaded. `, el('a', '', 'Reload to see its history.'));
+      status.querySelector('a').setAttribute('href', location.pathname);
+    }
+  }
+  function apply(data) {
+    if (data.counts) setBadge(data.counts.inbox);
+    for (const t of data.tickets) {
+      if (liveBoard) applyCard(t);
+      if (inboxList()) applyInbox(t);
+      if (liveTicket) applyTicket(t);
+    }
+    filterCards();
+  }
+  // A hidden tab lets its stream go (a browser holds at most 6 connections to the daemon, live tabs
+  // included) and, shown again, catches up from the last event it got.
+  let source = null;
+  let lastId = live ? liveSince.content : '';
+  let lost = false;
+  let stopped = false;
+  function sync(data) {
+    apply(data);
+    // what was running when the page was rendered (or the stream left) may have ended since
+    const running = new Set(data.running);
+    if (liveBoard) {
+      liveBoard.querySelectorAll('.card.is-running').forEach((card) => {
+        if (running.has(card.dataset.key)) return;
+        setRunning(card.querySelector('.card-title'), 'div', null);
+        card.classList.remove('is-running');
+      });
+    }
+    if (liveTicket && !running.has(liveTicket.dataset.liveTicket)) setRunning(liveTicket.querySelector('.meta .prio'), 'span', null);
+  }
+  function listen() {
+    source = new EventSource(`/events?since=${encodeURIComponent(lastId)}`);
+    const on = (name, fn) => source.addEventListener(name, (e) => {
+      if (e.lastEventId) lastId = e.lastEventId;
+      fn(e.data ? JSON.parse(e.data) : null);
+    });
+    on('sync', sync);
+    on('tickets', apply);
+    // too much changed since the page was rendered to catch up: a fresh page, unless the user is typing
+    on('reset', () => {
+      stopped = true;
+      source.close();
+      if (!Array.from(regions).some(busy) && !document.querySelector('textarea:focus, input:focus')) location.reload();
+      else if (status) status.textContent = 'Much has changed since this page was loaded: reload it.';
+    });
+    source.addEventListener('open', () => {
+      if (lost && status) status.textContent = '';
+      lost = false;
+    });
+    source.addEventListener('error', () => {
+      lost = true;
+      if (!status) return;
+      status.textContent = source.readyState === EventSource.CLOSED
+        ? 'Live updates stopped: reload the page.'
+        : 'Live updates paused: reconnecting to the daemon…';
+    });
+  }
+  if (live) {
+    listen();
+    document.addEventListener('visibilitychange', () => {
+      if (stopped) return;
+      if (document.hidden && source) {
+        source.close();
+        source = null;
+      } else if (!document.hidden && !source) listen();
+    });
+  }
 
   // --- live transcript over server-sent events ---
   const transcript = document.querySelector('#transcript[data-events]');

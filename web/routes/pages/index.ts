@@ -20,12 +20,16 @@ import { costPages } from './costs.js';
 import { budgetStatus } from '../../../lib/budget.js';
 import { searchPages } from './search.js';
 import type { AppContext } from '../../context.js';
+import type { EventStreams } from '../../sse.js';
+import { historyCursor } from '../../../lib/live.js';
 
-export function pages(ctx: AppContext, csrfToken: string): Router {
+export function pages(ctx: AppContext, csrfToken: string, streams: EventStreams): Router {
   const r = Router();
   r.use((req: Request, res: Response, next: NextFunction) => {
     res.locals.csrf = csrfToken;
     res.locals.inboxCount = inboxCount(ctx.store.db);
+    // the history row the page is rendered at: a live page follows changes from there (web/live.ts)
+    res.locals.liveSince = historyCursor(ctx.store.db);
     res.locals.agentsPaused = getGlobalPause(ctx.store.db);
     res.locals.cliPaused = cliPauseView(ctx.store.db);
     res.locals.healthProblems = ctx.health.report().problems;
@@ -45,7 +49,7 @@ export function pages(ctx: AppContext, csrfToken: string): Router {
   r.use(projectPages(ctx));
   r.use(bulkPages(ctx));
   r.use(ticketPages(ctx));
-  r.use(runPages(ctx));
+  r.use(runPages(ctx, streams));
   r.use(agentTypePages(ctx));
   r.use(projectTypePages(ctx));
   r.use(settingsPages(ctx));

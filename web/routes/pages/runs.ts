@@ -1,8 +1,9 @@
 // /runs (recent runs across projects, filter by status, paginated), /runs/<id> (the transcript
 // as a conversation), /runs/<id>/events (server-sent events tailing the transcript by byte offset
-// while the run is live) and the kill button, which asks first (confirm.ts). The transcript file is only ever found through the
-// run row (lib/runs transcriptFile), never from a request parameter. Rendering is capped: the
-// page shows the newest TRANSCRIPT_WINDOW bytes and each entry at most ENTRY_CHARS characters.
+// while the run is live, through web/sse.ts) and the kill button, which asks first (confirm.ts).
+// The transcript file is only ever found through the run row (lib/runs transcriptFile), never from
+// a request parameter. Rendering is capped: the page shows the newest TRANSCRIPT_WINDOW bytes and
+// each entry at most ENTRY_CHARS characters.
 // The page and the live view render entries with the same template (runs/entry.njk) from the
 // same view (entryView): tool calls as a shell command, a diff or a one-line target with the raw
 // input a click away, and long tool results folded behind "show all".
@@ -15,6 +16,7 @@ import { UserError } from '../../../lib/errors.js';
 import { formValues, pageNumber, returnPath, withNotice } from './form.js';
 import { confirmed, renderConfirm } from './confirm.js';
 import type { AppContext } from '../../context.js';
+import type { EventStreams } from '../../sse.js';
 
 const PAGE_SIZE = 50;
 const TRANSCRIPT_WINDOW = 1024 * 1024;
@@ -25,9 +27,8 @@ const RESULT_PREVIEW_LINES = 10;
 /** Lines of an edit's diff shown; the rest is in the raw input. */
 const DIFF_LINES = 400;
 const POLL_MS = 500;
-const KEEPALIVE_MS = 15_000;
 
-export function runPages(ctx: AppContext): Router {
+export function runPages(ctx: AppContext, streams: EventStreams): Router {
   const r = Router();
   const db = ctx.store.db;
 
@@ -90,19 +91,11 @@ export function runPages(ctx: AppContext): Router {
   r.get('/runs/:id/events', (req, res) => {
     const run = requireRun(db, req.params.id);
     let offset = startOffset(req);
-    res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
-    res.write('retry: 2000\n\n');
-    let closed = false;
+    const stream = streams.start(req, res);
+    if (!stream) return;
     let busy = false;
-    let lastWrite = Date.now();
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(timer);
-      res.end();
-    };
     const tick = async () => {
-      if (busy || closed) return;
+      if (busy || stream.closed) return;
       busy = true;
       try {
         const current = requireRun(db, run.id);
@@ -113,26 +106,22 @@ export function runPages(ctx: AppContext): Router {
           if (chunk.end !== offset || chunk.text) {
             const html = await Promise.all(parseTranscript(chunk.text, current.cli).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })));
             offset = chunk.end;
-            if (!closed) res.write(`id: ${offset}\nevent: entries\ndata: ${JSON.stringify({ html: html.join(''), skipped: chunk.skipped })}\n\n`);
-            lastWrite = Date.now();
+            stream.send('entries', { html: html.join(''), skipped: chunk.skipped }, offset);
           }
         }
         if (ended) {
-          if (!closed) res.write(`event: end\ndata: ${JSON.stringify({ status: current.status })}\n\n`);
-          close();
-        } else if (Date.now() - lastWrite > KEEPALIVE_MS && !closed) {
-          res.write(': keepalive\n\n');
-          lastWrite = Date.now();
+          stream.send('end', { status: current.status });
+          stream.close();
         }
       } catch (err) {
-        if (!closed) res.write(`event: failure\ndata: ${JSON.stringify({ message: (err as Error).message })}\n\n`);
-        close();
+        stream.send('failure', { message: (err as Error).message });
+        stream.close();
       } finally {
         busy = false;
       }
     };
     const timer = setInterval(() => void tick(), POLL_MS);
-    req.on('close', close);
+    stream.onClose(() => clearInterval(timer));
     void tick();
   });
 
