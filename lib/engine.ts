@@ -13,6 +13,7 @@ import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
+import { createNotifier, type Notifier } from './notifications.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
@@ -42,6 +43,8 @@ export interface Engine {
   /** Queue housekeeping: how long history is kept and what the last pass removed. */
   housekeeping(): { keep_days: number; last: PruneReport | null; last_error: string | null };
   readonly queues: Queues;
+  /** Turns new notification rows into delivery jobs. */
+  readonly notifier: Notifier;
 }
 
 /** How often old job history and failed jobs are pruned (also once at start). */
@@ -66,6 +69,7 @@ export function createEngine(deps: EngineDeps): Engine {
     workspace,
     // a slot is free: the projects that can use it get a look now
     onFinalized: (f) => {
+      notifier.poke(); // the run may have parked its ticket or paused dispatching
       armPauseEnd();
       scheduleNextAttempt(f.run);
       wakeWaiting();
@@ -129,7 +133,18 @@ export function createEngine(deps: EngineDeps): Engine {
     if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
     if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();
   };
-  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queues, runtime, pokeAgents: () => pools.get('agentRun')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
+  const workerDeps = {
+    store,
+    config: deps.config,
+    paths: deps.paths,
+    logger,
+    queues,
+    runtime,
+    pokeAgents: () => pools.get('agentRun')?.poke(),
+    pokeMerges: () => pools.get('merge')?.poke(),
+    port: deps.port,
+  };
+  const notifier = createNotifier({ db: store.db, queues, config: deps.config, logger, onQueued: () => pools.get('notify')?.poke() });
 
   let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
   const prune = () => {
@@ -146,6 +161,7 @@ export function createEngine(deps: EngineDeps): Engine {
   let stopping: Promise<void> | null = null;
   return {
     queues,
+    notifier,
     async start() {
       await recover(store.db, queues, logger);
       await pruneWorktrees({ store, paths: deps.paths, logger });
@@ -156,6 +172,7 @@ export function createEngine(deps: EngineDeps): Engine {
         pool.start();
       }
       scheduler.start();
+      notifier.start();
       armPauseEnd();
       deps.config.on('change', onConfigChange);
       prune();
@@ -168,6 +185,7 @@ export function createEngine(deps: EngineDeps): Engine {
         if (pauseEnd) clearTimeout(pauseEnd);
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
+        await notifier.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
         runtime.stop();
       })();
@@ -176,6 +194,7 @@ export function createEngine(deps: EngineDeps): Engine {
     wake(projectId) {
       markDue(store.db, projectId);
       scheduler.poke();
+      notifier.poke(); // a wake follows every move, also an agent's move into human
       runtime.watch();
     },
     killRun: (runId, opts) => runtime.kill(runId, opts),

@@ -12,7 +12,7 @@ import { migrateDB, SqliteQueue } from 'liteque';
 import { z } from 'zod';
 import type { Db } from './db/connection.js';
 
-export const QUEUE = { scan: 'scan', agentRun: 'agent-run', merge: 'merge' } as const;
+export const QUEUE = { scan: 'scan', agentRun: 'agent-run', merge: 'merge', notify: 'notify' } as const;
 export type QueueName = (typeof QUEUE)[keyof typeof QUEUE];
 export const QUEUE_NAMES: readonly QueueName[] = Object.values(QUEUE);
 
@@ -28,8 +28,11 @@ export type AgentRunPayload = z.infer<typeof agentRunPayload>;
 /** merge: merge a done ticket's branch into its project's main branch. */
 export const mergePayload = z.object({ ticketId: z.number().int().positive() });
 export type MergePayload = z.infer<typeof mergePayload>;
+/** notify: deliver one notification (lib/notifications.ts) on one channel. */
+export const notifyPayload = z.object({ notificationId: z.number().int().positive(), channel: z.enum(['webhook', 'desktop']) });
+export type NotifyPayload = z.infer<typeof notifyPayload>;
 
-export const PAYLOADS = { [QUEUE.scan]: scanPayload, [QUEUE.agentRun]: agentRunPayload, [QUEUE.merge]: mergePayload } as const;
+export const PAYLOADS = { [QUEUE.scan]: scanPayload, [QUEUE.agentRun]: agentRunPayload, [QUEUE.merge]: mergePayload, [QUEUE.notify]: notifyPayload } as const;
 
 export const jobKeys = {
   scan: (p: ScanPayload, dueAt: number) => `scan:${p.projectId}:${p.wakeSeq}:${dueAt}`,
@@ -37,6 +40,7 @@ export const jobKeys = {
   scanAfterWait: (runId: string) => `scan-after:${runId}`,
   agentRun: (p: AgentRunPayload) => `run:${p.runId}`,
   merge: (p: MergePayload, enteredDoneAt: number) => `merge:${p.ticketId}:${enteredDoneAt}`,
+  notify: (p: NotifyPayload) => `notify:${p.notificationId}:${p.channel}`,
 };
 
 /** How long liteque's lease lasts. We are the only consumer and recovery resets leases on start,
@@ -47,6 +51,7 @@ export interface Queues {
   scan: SqliteQueue<ScanPayload>;
   agentRun: SqliteQueue<AgentRunPayload>;
   merge: SqliteQueue<MergePayload>;
+  notify: SqliteQueue<NotifyPayload>;
   byName(name: QueueName): SqliteQueue<unknown>;
 }
 
@@ -68,8 +73,10 @@ export function openQueues(db: Db): Queues {
   const scan = make<ScanPayload>(QUEUE.scan, 2);
   const agentRun = make<AgentRunPayload>(QUEUE.agentRun, 2);
   const merge = make<MergePayload>(QUEUE.merge, 3);
-  const all = { [QUEUE.scan]: scan, [QUEUE.agentRun]: agentRun, [QUEUE.merge]: merge } as Record<QueueName, SqliteQueue<unknown>>;
-  return { scan, agentRun, merge, byName: (name) => all[name] };
+  // a webhook that is down is tried 6 times over about a minute (the pool's growing backoff), then kept as failed
+  const notify = make<NotifyPayload>(QUEUE.notify, 5);
+  const all = { [QUEUE.scan]: scan, [QUEUE.agentRun]: agentRun, [QUEUE.merge]: merge, [QUEUE.notify]: notify } as Record<QueueName, SqliteQueue<unknown>>;
+  return { scan, agentRun, merge, notify, byName: (name) => all[name] };
 }
 
 // ---- reading and repairing the liteque table directly (it has no list/get/retry API) ----
