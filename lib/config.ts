@@ -156,14 +156,44 @@ export function defaultConfig(): Config {
   return deepFreeze(configSchema.parse({}));
 }
 
-/** Validates raw JSON-shaped input; throws a UserError naming the first bad field. */
+/** What the schema refused, kept so the Settings page can say it in words (lib/configFields.ts). */
+export interface ConfigIssue {
+  field: string;
+  code: string;
+  message: string;
+  minimum?: number | bigint;
+  maximum?: number | bigint;
+  inclusive?: boolean;
+  expected?: string;
+  values?: string[];
+}
+
+/** A refused config: the message names the field path (the API, the CLI, the log); `issue` is the refusal itself. */
+export class ConfigFieldError extends UserError {
+  constructor(message: string, field: string, readonly issue: ConfigIssue) {
+    super(message, field);
+    this.name = 'ConfigFieldError';
+  }
+}
+
+/** Validates raw JSON-shaped input; throws a ConfigFieldError naming the first bad field. */
 export function parseConfig(raw: unknown): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || '(root)';
     const reason = issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
-    throw new UserError(`config: ${field}: ${reason}`, field);
+    const i = issue as { minimum?: number | bigint; maximum?: number | bigint; inclusive?: boolean; expected?: string; values?: unknown[] };
+    throw new ConfigFieldError(`config: ${field}: ${reason}`, field, {
+      field,
+      code: issue.code,
+      message: issue.code === 'unrecognized_keys' ? issue.keys.map((k) => `"${k}"`).join(', ') : issue.message,
+      minimum: i.minimum,
+      maximum: i.maximum,
+      inclusive: i.inclusive,
+      expected: i.expected,
+      values: i.values?.map(String),
+    });
   }
   return deepFreeze(result.data);
 }

@@ -32,7 +32,13 @@ export function agentTypePages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const a = createAgentType(db, prompts, required(values, 'id').trim(), { name: values.name, description: values.description, model: values.model, permission_mode: values.permission_mode });
+        const a = createAgentType(db, prompts, required(values, 'id').trim(), {
+          name: values.name,
+          description: values.description,
+          model: values.model,
+          permission_mode: values.permission_mode,
+          timeout_minutes: ctx.config.get().agents.default_timeout_minutes, // from then on its own timeout is the one used
+        });
         return withNotice(`/agent-types/${a.id}`, 'created');
       },
       (error) => renderList(res, error, values),
