@@ -159,13 +159,14 @@ export function setProjectMuted(db: Db, ref: string | number, muted: boolean, no
 
 // ---- channels ----
 
-/** A webhook URL with everything after the host hidden: the path or query of ntfy and Slack URLs is the secret. */
+/** A webhook URL with everything but its scheme and host hidden: the path or query of ntfy and Slack URLs, or a user and password, is the secret. */
 export function maskUrl(url: string): string {
   if (!url) return '';
   try {
     const u = new URL(url);
     const rest = url.slice(url.indexOf(u.host) + u.host.length);
-    return rest && rest !== '/' ? `${u.protocol}//${u.host}/••••` : `${u.protocol}//${u.host}`;
+    const hidden = u.username || u.password || (rest && rest !== '/');
+    return hidden ? `${u.protocol}//${u.host}/••••` : `${u.protocol}//${u.host}`;
   } catch {
     return '••••';
   }
