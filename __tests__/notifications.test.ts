@@ -285,6 +285,23 @@ describe('through the daemon', () => {
     expect((await d.api('PATCH', '/api/config', { notifications: { webhook_url: hookUrl(), browser: true } })).status).toBe(200);
   }, 60_000);
 
+  test('a daily budget reached pauses the agents and says so once', async () => {
+    expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0.5 } })).status).toBe(200);
+    expect((await d.api('POST', '/api/projects/ops/resume', {})).status).toBe(200);
+    const before = posts('/hook/').length;
+    const { key } = await d.ticket('ops', 'coding-agent', { 'coding-agent': [{ do: 'cost', usd: 1 }, { do: 'move', to: 'code-reviewer' }] }, 'Costly work');
+    const paused = await waitFor('the budget notification', () => posts('/hook/').slice(before).find((r) => JSON.parse(r.body).event === 'paused'), 60_000);
+    expect(JSON.parse(paused.body)).toMatchObject({ title: 'Agents paused: daily budget', ticket: null, url: `${d.url}/inbox` });
+    expect(JSON.parse(paused.body).text).toMatch(/^Daily budget reached: \$1\.00 of \$0\.50 spent today/);
+    expect(d.ticketRow(key).column_id).toBe('code-reviewer');
+    // more scans under the same budget today add no second one
+    for (let i = 0; i < 3; i++) expect((await d.api('POST', '/api/projects/ops/wake', {})).status).toBe(202);
+    await waitFor('the wakes scanned', () => row(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'scan' AND status IN ('pending', 'running')`).c === 0, 30_000);
+    expect(row(`SELECT COUNT(*) AS c FROM notifications WHERE kind = 'paused'`).c).toBe(1);
+    expect((await d.api('POST', '/api/projects/ops/pause', {})).status).toBe(200);
+    expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0 } })).status).toBe(200);
+  }, 120_000);
+
   test('in the browser: the inbox count in the tab title and favicon, and a Notification for a new one', async () => {
     const { page } = browser;
     // observes what notify.js shows: a stand-in Notification with the permission granted

@@ -14,6 +14,7 @@ import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
 import { createNotifier, type Notifier } from './notifications.js';
+import { noteBudgetsReached } from './budget.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
@@ -69,7 +70,13 @@ export function createEngine(deps: EngineDeps): Engine {
     workspace,
     // a slot is free: the projects that can use it get a look now
     onFinalized: (f) => {
-      notifier.poke(); // the run may have parked its ticket or paused dispatching
+      // the run may have parked its ticket, paused dispatching, or used up a daily budget with its cost
+      try {
+        noteBudgetsReached(store.db, deps.config.get().budgets.daily_usd, Date.now());
+      } catch (err) {
+        logger.error('could not record a budget notification', { error: (err as Error).message });
+      }
+      notifier.poke();
       armPauseEnd();
       scheduleNextAttempt(f.run);
       wakeWaiting();
