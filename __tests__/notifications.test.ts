@@ -292,7 +292,7 @@ describe('through the daemon', () => {
     const { key } = await d.ticket('ops', 'coding-agent', { 'coding-agent': [{ do: 'cost', usd: 1 }, { do: 'move', to: 'code-reviewer' }] }, 'Costly work');
     const paused = await waitFor('the budget notification', () => posts('/hook/').slice(before).find((r) => JSON.parse(r.body).event === 'paused'), 60_000);
     expect(JSON.parse(paused.body)).toMatchObject({ title: 'Agents paused: daily budget', ticket: null, url: `${d.url}/inbox` });
-    expect(JSON.parse(paused.body).text).toMatch(/^Daily budget reached: \$1\.00 of \$0\.50 spent today/);
+    expect(JSON.parse(paused.body).text).toMatch(/^Daily budget reached: \$1\.\d\d of \$0\.50 spent today; new runs resume at midnight/);
     expect(d.ticketRow(key).column_id).toBe('code-reviewer');
     // more scans under the same budget today add no second one
     for (let i = 0; i < 3; i++) expect((await d.api('POST', '/api/projects/ops/wake', {})).status).toBe(202);
