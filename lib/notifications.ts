@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConflictError } from './errors.js';
+import { UserError } from './errors.js';
 import { getProject, type Project } from './projects.js';
 import { jobKeys, type NotifyPayload, type Queues } from './queues.js';
 import type { Config, ConfigStore } from './config.js';
@@ -152,7 +152,7 @@ export function quietUntil(cfg: Pick<NotificationsConfig, 'quiet_hours_start' | 
 
 export function setProjectMuted(db: Db, ref: string | number, muted: boolean, now = Date.now()): Project {
   const project = getProject(db, ref);
-  if (project.status === 'unregistered') throw new ConflictError('register the project first', 'notifications_muted');
+  if (project.status === 'unregistered') throw new UserError('register the project first', 'notifications_muted');
   db.prepare(`UPDATE projects SET notifications_muted = ?, updated_at = ? WHERE id = ?`).run(muted ? 1 : 0, now, project.id);
   return getProject(db, project.id);
 }
