@@ -11,9 +11,10 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { browserPages } from './helpers/browser.js';
 import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
-import { tempDir } from './helpers/home.js';
+import { makeTestHome, tempDir } from './helpers/home.js';
+import { createTicket, moveTicket } from '../lib/tickets.js';
 import { csrfOf, getPage, postForm } from './helpers/web.js';
-import { desktopCommand, maskUrl, quietUntil, webhookRequest, type Message } from '../lib/notifications.js';
+import { desktopCommand, fillPending, maskUrl, pruneNotifications, quietUntil, webhookRequest, type Message } from '../lib/notifications.js';
 
 interface Received {
   path: string;
@@ -93,6 +94,28 @@ describe('channels, quiet hours and masks as functions', () => {
     expect(mac.args.slice(-3)).toEqual(['--', title, 'body']);
     expect(mac.args.filter((a) => a.includes(title))).toEqual([title]); // never pasted into the script
   });
+});
+
+test('the record: a row for each move into human by an agent or the daemon, none for the person, worded from the ticket, pruned when old', () => {
+  const h = makeTestHome();
+  try {
+    h.addProject('shop', 'software-dev', 'shop');
+    const key = createTicket(h.store, { project: 'shop', title: 'Pay by card', column: 'coding-agent', createdBy: 'human' }).key;
+    createTicket(h.store, { project: 'shop', title: 'Mine', column: 'human', createdBy: 'human' }); // filed by the person: no row
+    moveTicket(h.store, key, 'human', { actor: 'coding-agent:run-1', comment: 'Which provider?\nStripe or Adyen.' });
+    moveTicket(h.store, key, 'coding-agent', { actor: 'human', comment: 'Stripe' });
+    moveTicket(h.store, key, 'human', { actor: 'human' }); // the person's own move: no row
+    const rows = () => h.db.prepare(`SELECT kind, author, title, body, queued_at FROM notifications ORDER BY id`).all();
+    expect(rows()).toEqual([{ kind: 'inbox', author: 'coding-agent:run-1', title: null, body: null, queued_at: null }]);
+    fillPending(h.db);
+    expect(rows()).toEqual([{ kind: 'inbox', author: 'coding-agent:run-1', title: 'shop-1 needs you: Pay by card', body: 'coding-agent: Which provider?\nStripe or Adyen.', queued_at: null }]);
+    expect(pruneNotifications(h.db, 1, Date.now() + 2 * 86_400_000)).toBe(0); // not handed to the queue yet: kept
+    h.db.prepare(`UPDATE notifications SET queued_at = ?`).run(Date.now());
+    expect(pruneNotifications(h.db, 1)).toBe(0);
+    expect(pruneNotifications(h.db, 1, Date.now() + 2 * 86_400_000)).toBe(1);
+  } finally {
+    h.cleanup();
+  }
 });
 
 describe('through the daemon', () => {

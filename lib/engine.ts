@@ -13,7 +13,7 @@ import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
-import { createNotifier, type Notifier } from './notifications.js';
+import { createNotifier, pruneNotifications, type Notifier } from './notifications.js';
 import { noteBudgetsReached } from './budget.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
@@ -157,6 +157,7 @@ export function createEngine(deps: EngineDeps): Engine {
   const prune = () => {
     try {
       const report = pruneQueueHistory(store.db, deps.config.get().queue.keep_days);
+      pruneNotifications(store.db, deps.config.get().queue.keep_days);
       housekeeping = { ...housekeeping, last: report, last_error: null };
       if (report.events || report.failed_jobs) logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
     } catch (err) {

@@ -30,6 +30,7 @@ export interface NotificationRow {
   kind: NotificationKind;
   ticket_id: number | null;
   project_id: number | null;
+  comment_id: number | null;
   author: string | null;
   dedupe_key: string | null;
   title: string | null;
@@ -76,21 +77,24 @@ export function whoParked(author: string | null): string {
  * (the last question, give-up, merge or system note, or the move's own note), as the inbox shows it.
  */
 export function fillPending(db: Db): void {
-  const rows = db.prepare(`SELECT id, ticket_id, author FROM notifications WHERE title IS NULL ORDER BY id LIMIT 200`).all() as Pick<
+  const rows = db.prepare(`SELECT id, ticket_id, comment_id, author FROM notifications WHERE title IS NULL ORDER BY id LIMIT 200`).all() as Pick<
     NotificationRow,
-    'id' | 'ticket_id' | 'author'
+    'id' | 'ticket_id' | 'comment_id' | 'author'
   >[];
   if (!rows.length) return;
+  // the note of that stay in human: the last one up to the next move (a merge writes its note just after its move)
   const ticketOf = db.prepare(
     `SELECT t.number, t.title, p.abbreviation,
        (SELECT body FROM comments WHERE ticket_id = t.id AND type IN ('block', 'system', 'merge', 'move')
-          AND (type != 'move' OR (body != '' AND from_column IS NOT NULL)) ORDER BY id DESC LIMIT 1) AS note
-     FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
+          AND (type != 'move' OR (body != '' AND from_column IS NOT NULL))
+          AND id <= COALESCE((SELECT MIN(id) - 1 FROM comments WHERE ticket_id = t.id AND type = 'move' AND id > @comment), 9e18)
+        ORDER BY id DESC LIMIT 1) AS note
+     FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = @ticket`,
   );
   const set = db.prepare(`UPDATE notifications SET title = ?, body = ? WHERE id = ? AND title IS NULL`);
   db.transaction(() => {
     for (const r of rows) {
-      const t = ticketOf.get(r.ticket_id) as { number: number; title: string; abbreviation: string | null; note: string | null } | undefined;
+      const t = ticketOf.get({ ticket: r.ticket_id, comment: r.comment_id ?? 0 }) as { number: number; title: string; abbreviation: string | null; note: string | null } | undefined;
       if (!t) {
         set.run('A ticket needs you', '', r.id);
         continue;
@@ -316,6 +320,11 @@ export function recentNotifications(db: Db, cfg: NotificationsConfig, inboxCount
       return { id: r.id, kind: r.kind, title: m.title, text: m.text, url: m.path, created_at: r.created_at };
     }),
   };
+}
+
+/** Forgets notifications older than `keepDays` that have been handed to the queue (the queue's housekeeping calls it). */
+export function pruneNotifications(db: Db, keepDays: number, now = Date.now()): number {
+  return db.prepare(`DELETE FROM notifications WHERE queued_at IS NOT NULL AND created_at < ?`).run(now - keepDays * 86_400_000).changes;
 }
 
 // ---- the daemon's notifier ----

@@ -344,6 +344,8 @@ CREATE TABLE notifications (
   kind TEXT NOT NULL CHECK (kind IN ('inbox', 'paused')),
   ticket_id INTEGER,
   project_id INTEGER,
+  -- the move into human: its note is the one written with it or after it, before the next move
+  comment_id INTEGER,
   author TEXT,
   -- one notification per event that may be reported again (a budget reached, once a day)
   dedupe_key TEXT UNIQUE,
@@ -357,8 +359,8 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_unqueued ON notifications (id) WHERE queued_at IS NULL;
 CREATE TRIGGER notifications_inbox AFTER INSERT ON comments WHEN NEW.to_column = 'human' AND NEW.author != 'human'
 BEGIN
-  INSERT INTO notifications (kind, ticket_id, project_id, author, created_at)
-    SELECT 'inbox', t.id, t.project_id, NEW.author, NEW.created_at FROM tickets t WHERE t.id = NEW.ticket_id;
+  INSERT INTO notifications (kind, ticket_id, project_id, comment_id, author, created_at)
+    SELECT 'inbox', t.id, t.project_id, NEW.id, NEW.author, NEW.created_at FROM tickets t WHERE t.id = NEW.ticket_id;
 END;
 `,
   },
