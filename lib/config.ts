@@ -137,7 +137,8 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['notifications', 'webhook_url'], message: 'must be an http(s) URL' });
     }
     if (Boolean(qs) !== Boolean(qe) || (qs && qs === qe)) {
-      ctx.addIssue({ code: 'custom', path: ['notifications', 'quiet_hours_end'], message: 'quiet hours need both a start and a different end' });
+      const message = 'quiet hours need both a start and a different end';
+      ctx.addIssue({ code: 'custom', path: ['notifications', 'quiet_hours_end'], message });
     }
     if (c.ai.auth_method === 'api_key' && !c.ai.api_key) {
       ctx.addIssue({ code: 'custom', path: ['ai', 'api_key'], message: 'is required when ai.auth_method is api_key' });

@@ -52,8 +52,18 @@ export interface Message {
   created_at: number;
 }
 
-/** Records a notification the daemon causes itself (inside the caller's transaction when there is one); a repeated dedupe key is ignored. */
-export function recordNotification(db: Db, n: { kind: 'paused'; title: string; body: string; dedupeKey: string; projectId?: number | null; at?: number }): void {
+/** A notification the daemon causes itself; its dedupe key makes a repeat of the same event a no-op. */
+export interface OwnNotification {
+  kind: 'paused';
+  title: string;
+  body: string;
+  dedupeKey: string;
+  projectId?: number | null;
+  at?: number;
+}
+
+/** Records a notification the daemon causes itself, inside the caller's transaction when there is one. */
+export function recordNotification(db: Db, n: OwnNotification): void {
   db.prepare(
     `INSERT INTO notifications (kind, project_id, author, dedupe_key, title, body, created_at) VALUES (?, ?, 'system', ?, ?, ?, ?)
      ON CONFLICT(dedupe_key) DO NOTHING`,
@@ -77,10 +87,9 @@ export function whoParked(author: string | null): string {
  * (the last question, give-up, merge or system note, or the move's own note), as the inbox shows it.
  */
 export function fillPending(db: Db): void {
-  const rows = db.prepare(`SELECT id, ticket_id, comment_id, author FROM notifications WHERE title IS NULL ORDER BY id LIMIT 200`).all() as Pick<
-    NotificationRow,
-    'id' | 'ticket_id' | 'comment_id' | 'author'
-  >[];
+  const rows = db
+    .prepare(`SELECT id, ticket_id, comment_id, author FROM notifications WHERE title IS NULL ORDER BY id LIMIT 200`)
+    .all() as Pick<NotificationRow, 'id' | 'ticket_id' | 'comment_id' | 'author'>[];
   if (!rows.length) return;
   // the note of that stay in human: the last one up to the next move (a merge writes its note just after its move)
   const ticketOf = db.prepare(
@@ -94,7 +103,9 @@ export function fillPending(db: Db): void {
   const set = db.prepare(`UPDATE notifications SET title = ?, body = ? WHERE id = ? AND title IS NULL`);
   db.transaction(() => {
     for (const r of rows) {
-      const t = ticketOf.get({ ticket: r.ticket_id, comment: r.comment_id ?? 0 }) as { number: number; title: string; abbreviation: string | null; note: string | null } | undefined;
+      const t = ticketOf.get({ ticket: r.ticket_id, comment: r.comment_id ?? 0 }) as
+        | { number: number; title: string; abbreviation: string | null; note: string | null }
+        | undefined;
       if (!t) {
         set.run('A ticket needs you', '', r.id);
         continue;
@@ -108,13 +119,13 @@ export function fillPending(db: Db): void {
 
 /** The message of a stored notification. */
 export function messageOf(db: Db, row: NotificationRow): Message {
-  const t = row.ticket_id
-    ? (db.prepare(`SELECT t.number, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`).get(row.ticket_id) as
-        | { number: number; abbreviation: string | null }
-        | undefined)
-    : undefined;
+  const keyOf = db.prepare(`SELECT t.number, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`);
+  const t = row.ticket_id ? (keyOf.get(row.ticket_id) as { number: number; abbreviation: string | null } | undefined) : undefined;
   const ticket = t ? `${t.abbreviation}-${t.number}` : null;
-  const project = row.project_id ? ((db.prepare(`SELECT abbreviation FROM projects WHERE id = ?`).get(row.project_id) as { abbreviation: string | null } | undefined)?.abbreviation ?? null) : null;
+  const p = row.project_id
+    ? (db.prepare(`SELECT abbreviation FROM projects WHERE id = ?`).get(row.project_id) as { abbreviation: string | null } | undefined)
+    : undefined;
+  const project = p?.abbreviation ?? null;
   return {
     kind: row.kind,
     title: row.title ?? '',
@@ -163,7 +174,10 @@ export function setProjectMuted(db: Db, ref: string | number, muted: boolean, no
 
 // ---- channels ----
 
-/** A webhook URL with everything but its scheme and host hidden: the path or query of ntfy and Slack URLs, or a user and password, is the secret. */
+/**
+ * A webhook URL with everything but its scheme and host hidden: the path or query of ntfy and Slack
+ * URLs, or a user and password, is the secret.
+ */
 export function maskUrl(url: string): string {
   if (!url) return '';
   try {
@@ -186,18 +200,29 @@ function headerText(text: string): string {
 const slackText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** The request a webhook gets for a message, in the chosen format. */
-export function webhookRequest(format: NotificationsConfig['webhook_format'], url: string, m: Message, baseUrl: string): { url: string; init: RequestInit } {
+export function webhookRequest(
+  format: NotificationsConfig['webhook_format'],
+  url: string,
+  m: Message,
+  baseUrl: string,
+): { url: string; init: RequestInit } {
   const link = baseUrl + m.path;
   if (format === 'ntfy') {
     // ntfy's plain publish: the body is the message, the title and the link go in headers
-    const headers = { 'content-type': 'text/plain; charset=utf-8', title: headerText(m.title), click: link, tags: m.kind === 'paused' ? 'pause_button' : 'bell' };
+    const headers = {
+      'content-type': 'text/plain; charset=utf-8',
+      title: headerText(m.title),
+      click: link,
+      tags: m.kind === 'paused' ? 'pause_button' : 'bell',
+    };
     return { url, init: { method: 'POST', headers, body: m.text || m.title } };
   }
   if (format === 'slack') {
     const text = `*${slackText(m.title)}*${m.text ? `\n${slackText(m.text)}` : ''}\n<${link}|Open in Dispatcher>`;
     return { url, init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) } };
   }
-  const body = { event: m.kind, title: m.title, text: m.text, ticket: m.ticket, project: m.project, url: link, created_at: new Date(m.created_at).toISOString() };
+  const created = new Date(m.created_at).toISOString();
+  const body = { event: m.kind, title: m.title, text: m.text, ticket: m.ticket, project: m.project, url: link, created_at: created };
   return { url, init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } };
 }
 
@@ -210,7 +235,8 @@ export async function sendWebhook(cfg: NotificationsConfig, m: Message, baseUrl:
     res = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
   } catch (err) {
     const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${DELIVERY_TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+    const why =
+      e.name === 'TimeoutError' ? `no answer within ${DELIVERY_TIMEOUT_MS / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
     throw new Error(`the webhook at ${maskUrl(cfg.webhook_url)} could not be reached: ${why}`);
   }
   await res.body?.cancel().catch(() => {});
@@ -238,7 +264,12 @@ function onPath(name: string, pathEnv: string): string | null {
  * with it), `osascript` on macOS with the texts as arguments (never pasted into the script), or
  * null when neither is on the PATH. Always an argv array: no shell ever reads the texts.
  */
-export function desktopCommand(title: string, text: string, platform: NodeJS.Platform = process.platform, pathEnv = process.env.PATH ?? ''): { command: string; args: string[] } | null {
+export function desktopCommand(
+  title: string,
+  text: string,
+  platform: NodeJS.Platform = process.platform,
+  pathEnv = process.env.PATH ?? '',
+): { command: string; args: string[] } | null {
   if (platform === 'darwin') {
     const osascript = onPath('osascript', pathEnv);
     if (!osascript) return null;
@@ -250,7 +281,8 @@ export function desktopCommand(title: string, text: string, platform: NodeJS.Pla
   return { command: notifySend, args: ['--app-name=Dispatcher', '--', title, text] };
 }
 
-export const NO_DESKTOP_NOTIFIER = 'no desktop notifier here: neither notify-send (Linux, package libnotify-bin) nor osascript (macOS) is on the PATH';
+export const NO_DESKTOP_NOTIFIER =
+  'no desktop notifier here: neither notify-send (Linux, package libnotify-bin) nor osascript (macOS) is on the PATH';
 
 /** Shows a message on the desktop; throws with the reason when the command fails or takes too long. */
 export function sendDesktop(m: Message): Promise<string> {
@@ -263,7 +295,8 @@ export function sendDesktop(m: Message): Promise<string> {
     child.on('error', (err) => reject(new Error(`${path.basename(cmd.command)} could not start: ${err.message}`)));
     child.on('close', (code, signal) => {
       if (code === 0) resolve(`${path.basename(cmd.command)} showed it`);
-      else reject(new Error(`${path.basename(cmd.command)} failed (${signal ? `stopped by ${signal}` : `exit ${code}`})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+      const how = signal ? `stopped by ${signal}` : `exit ${code}`;
+      if (code !== 0) reject(new Error(`${path.basename(cmd.command)} failed (${how})${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
     });
   });
 }
@@ -298,7 +331,13 @@ export interface RecentNotifications {
  * poll, which only learns where to start), skipping muted projects, and the inbox count for the tab
  * title and the favicon.
  */
-export function recentNotifications(db: Db, cfg: NotificationsConfig, inboxCount: number, since: number | null, now = Date.now()): RecentNotifications {
+export function recentNotifications(
+  db: Db,
+  cfg: NotificationsConfig,
+  inboxCount: number,
+  since: number | null,
+  now = Date.now(),
+): RecentNotifications {
   fillPending(db);
   const latest = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM notifications`).get() as { id: number }).id;
   const rows =
@@ -369,7 +408,8 @@ export function createNotifier(deps: { db: Db; queues: Queues; config: ConfigSto
       const hold = quietUntil(cfg);
       for (const channel of channels) {
         const payload = { notificationId: r.id, channel };
-        await deps.queues.notify.enqueue(payload, { idempotencyKey: jobKeys.notify(payload), delayMs: hold === null ? undefined : hold - Date.now() });
+        const delayMs = hold === null ? undefined : hold - Date.now();
+        await deps.queues.notify.enqueue(payload, { idempotencyKey: jobKeys.notify(payload), delayMs });
         queued++;
       }
       const outcome = r.muted ? 'muted' : channels.length ? 'queued' : 'none';

@@ -99,7 +99,8 @@
     });
   });
   if (status && 'Notification' in window) {
-    say(Notification.permission === 'granted' ? 'Allowed in this browser.' : Notification.permission === 'denied' ? 'Blocked in this browser.' : 'Not asked yet.');
+    const words = { granted: 'Allowed in this browser.', denied: 'Blocked in this browser.' };
+    say(words[Notification.permission] || 'Not asked yet.');
   }
 
   poll();

@@ -16,7 +16,9 @@ export function notificationsApi(ctx: AppContext): Router {
     let since: number | null = null;
     if (raw !== undefined && raw !== '') {
       since = Number(raw);
-      if (typeof raw !== 'string' || !Number.isSafeInteger(since) || since < 0) throw new UserError('since must be a notification id (a whole number)', 'since');
+      if (typeof raw !== 'string' || !Number.isSafeInteger(since) || since < 0) {
+        throw new UserError('since must be a notification id (a whole number)', 'since');
+      }
     }
     const db = ctx.store.db;
     res.set('cache-control', 'no-store');

@@ -16,6 +16,12 @@ import type { AppContext } from '../../context.js';
 const SECRETS = new Set(['ai.api_key', 'api_token']);
 /** Secrets shown masked: what is left visible tells the person which service it is. */
 const MASKED = new Set(['notifications.webhook_url']);
+/** The fields after which a channel's Test button comes. */
+const TEST_BUTTONS: Record<string, Channel | 'browser'> = {
+  'notifications.webhook_url': 'webhook',
+  'notifications.desktop': 'desktop',
+  'notifications.browser': 'browser',
+};
 
 type Kind = 'int' | 'number' | 'boolean' | 'text' | 'select' | 'env' | 'secret' | 'masked';
 
@@ -128,7 +134,9 @@ function parseEnv(text: string, field: string): Record<string, string> {
     if (!line.trim() || line.trim().startsWith('#')) return;
     const eq = line.indexOf('=');
     const key = eq === -1 ? '' : line.slice(0, eq).trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UserError(`Line ${i + 1} of ${fieldText(field).noun} must look like NAME=value`, field);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw new UserError(`Line ${i + 1} of ${fieldText(field).noun} must look like NAME=value`, field);
+    }
     env[key] = line.slice(eq + 1);
   });
   return env;
@@ -171,9 +179,10 @@ export function settingsPages(ctx: AppContext): Router {
             checked: f.kind === 'boolean' ? (values ? values[f.name] === 'on' : stored === true) : false,
             secretSet: f.kind === 'secret' && Boolean(stored),
             restart: RESTART_FIELDS.includes(f.name),
-            overridden: f.kind !== 'secret' && f.kind !== 'masked' && f.kind !== 'env' && JSON.stringify(stored) !== JSON.stringify(effective) ? String(effective) : null,
+            overridden:
+              !['secret', 'masked', 'env'].includes(f.kind) && JSON.stringify(stored) !== JSON.stringify(effective) ? String(effective) : null,
             error: error?.field === f.name ? error.message : null,
-            test: f.name === 'notifications.webhook_url' ? 'webhook' : f.name === 'notifications.desktop' ? 'desktop' : f.name === 'notifications.browser' ? 'browser' : null,
+            test: TEST_BUTTONS[f.name] ?? null,
             note: f.name === 'notifications.desktop' && !desktopCommand('', '') ? `Not available here: ${NO_DESKTOP_NOTIFIER}.` : null,
           };
         }),
@@ -219,10 +228,12 @@ export function settingsPages(ctx: AppContext): Router {
       res.status(e.status);
       return render(res, { message: e.message, field: e.field ?? null, scope: null }, values);
     }
-    const message = { kind: 'test' as const, title: 'Dispatcher test', text: 'Notifications from Dispatcher reach you here.', ticket: null, project: null, path: '/settings', created_at: Date.now() };
+    const text = 'Notifications from Dispatcher reach you here.';
+    const message = { kind: 'test' as const, title: 'Dispatcher test', text, ticket: null, project: null, path: '/settings', created_at: Date.now() };
     let test: TestResult;
     try {
-      test = { channel, ok: true, message: `Test sent: ${await send(channel, config.notifications, message, `http://127.0.0.1:${req.socket.localPort}`)}.` };
+      const said = await send(channel, config.notifications, message, `http://127.0.0.1:${req.socket.localPort}`);
+      test = { channel, ok: true, message: `Test sent: ${said}.` };
     } catch (err) {
       test = { channel, ok: false, message: `Test failed: ${(err as Error).message}.` };
     }
