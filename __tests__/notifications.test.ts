@@ -14,7 +14,15 @@ import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.
 import { makeTestHome, tempDir } from './helpers/home.js';
 import { createTicket, moveTicket } from '../lib/tickets.js';
 import { csrfOf, getPage, postForm } from './helpers/web.js';
-import { desktopCommand, fillPending, maskUrl, pruneNotifications, quietUntil, webhookRequest, type Message } from '../lib/notifications.js';
+import {
+  desktopCommand,
+  fillPending,
+  maskUrl,
+  pruneNotifications,
+  quietUntil,
+  webhookRequest,
+  type Message,
+} from '../lib/notifications.js';
 
 interface Received {
   path: string;
@@ -49,11 +57,25 @@ function receiver(failures: number) {
 const hhmm = (d: Date) => `${String(d.getUTCHours()).padStart(2, '0')}:${String(d.getUTCMinutes()).padStart(2, '0')}`;
 
 describe('channels, quiet hours and masks as functions', () => {
-  const m: Message = { kind: 'inbox', title: 'pd-1 needs you: Café', text: 'coding-agent: which <currency>?', ticket: 'pd-1', project: 'pd', path: '/tickets/pd-1', created_at: 0 };
+  const m: Message = {
+    kind: 'inbox',
+    title: 'pd-1 needs you: Café',
+    text: 'coding-agent: which <currency>?',
+    ticket: 'pd-1',
+    project: 'pd',
+    path: '/tickets/pd-1',
+    created_at: 0,
+  };
 
   test('json, ntfy and Slack requests', () => {
     const json = webhookRequest('json', 'https://example.test/hook', m, 'http://127.0.0.1:5757');
-    expect(JSON.parse(json.init.body as string)).toMatchObject({ event: 'inbox', title: m.title, text: m.text, ticket: 'pd-1', url: 'http://127.0.0.1:5757/tickets/pd-1' });
+    expect(JSON.parse(json.init.body as string)).toMatchObject({
+      event: 'inbox',
+      title: m.title,
+      text: m.text,
+      ticket: 'pd-1',
+      url: 'http://127.0.0.1:5757/tickets/pd-1',
+    });
     const ntfy = webhookRequest('ntfy', 'https://ntfy.sh/topic', m, 'http://127.0.0.1:5757');
     expect(ntfy.init.body).toBe(m.text);
     const headers = ntfy.init.headers as Record<string, string>;
@@ -88,7 +110,10 @@ describe('channels, quiet hours and masks as functions', () => {
     expect(desktopCommand('t', 'b', 'darwin', dir)).toBeNull();
     for (const name of ['notify-send', 'osascript']) fs.writeFileSync(path.join(dir, name), '#!/bin/sh\n', { mode: 0o755 });
     const title = 'pd-1 "needs" you; $(rm -rf ~)';
-    expect(desktopCommand(title, 'body', 'linux', `/nonexistent:${dir}`)).toEqual({ command: path.join(dir, 'notify-send'), args: ['--app-name=Dispatcher', '--', title, 'body'] });
+    expect(desktopCommand(title, 'body', 'linux', `/nonexistent:${dir}`)).toEqual({
+      command: path.join(dir, 'notify-send'),
+      args: ['--app-name=Dispatcher', '--', title, 'body'],
+    });
     const mac = desktopCommand(title, 'body', 'darwin', dir)!;
     expect(mac.command).toBe(path.join(dir, 'osascript'));
     expect(mac.args.slice(-3)).toEqual(['--', title, 'body']);
@@ -182,7 +207,13 @@ describe('through the daemon', () => {
     const got = posts('/hook/');
     expect(got).toHaveLength(1);
     const body = JSON.parse(got[0]!.body);
-    expect(body).toMatchObject({ event: 'inbox', ticket: key, project: 'ops', title: `${key} needs you: Export invoices`, url: `${d.url}/tickets/${key}` });
+    expect(body).toMatchObject({
+      event: 'inbox',
+      ticket: key,
+      project: 'ops',
+      title: `${key} needs you: Export invoices`,
+      url: `${d.url}/tickets/${key}`,
+    });
     expect(body.text).toMatch(/^coding-agent: Which currency\?\nUSD or EUR, the spec says both\.$/);
     expect(got[0]!.headers['content-type']).toBe('application/json');
     expect(desktopCalls()).toEqual([['--app-name=Dispatcher', '--', `${key} needs you: Export invoices`, body.text]]);
@@ -269,19 +300,37 @@ describe('through the daemon', () => {
     const masked = `http://127.0.0.1:${port}/••••`;
     expect(page.html).toContain(`value="${masked}"`);
     const before = posts('/hook/').length;
-    const test = await postForm(d, '/settings/notifications/test', { _csrf: csrf, channel: 'webhook', 'notifications.webhook_url': masked, 'notifications.webhook_format': 'ntfy' });
+    const test = await postForm(d, '/settings/notifications/test', {
+      _csrf: csrf,
+      channel: 'webhook',
+      'notifications.webhook_url': masked,
+      'notifications.webhook_format': 'ntfy',
+    });
     expect(test.status).toBe(200);
     expect(test.html).toContain('Test sent: the webhook answered 200.');
     const got = posts('/hook/').slice(before);
     expect(got).toHaveLength(1);
-    expect([got[0]!.path, got[0]!.headers.title, got[0]!.body]).toEqual(['/hook/topic-SECRET-42', 'Dispatcher test', 'Notifications from Dispatcher reach you here.']);
+    expect([got[0]!.path, got[0]!.headers.title, got[0]!.body]).toEqual([
+      '/hook/topic-SECRET-42',
+      'Dispatcher test',
+      'Notifications from Dispatcher reach you here.',
+    ]);
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).notifications.webhook_format).toBe('json'); // not saved
 
-    const failing = await postForm(d, '/settings/notifications/test', { _csrf: csrf, channel: 'webhook', 'notifications.webhook_url': `http://127.0.0.1:${port}/fail/test-button` });
+    const failing = await postForm(d, '/settings/notifications/test', {
+      _csrf: csrf,
+      channel: 'webhook',
+      'notifications.webhook_url': `http://127.0.0.1:${port}/fail/test-button`,
+    });
     expect(failing.html).toMatch(/Test failed: the webhook at http:\/\/127\.0\.0\.1:\d+\/•••• answered 500/);
 
     const calls = desktopCalls().length;
-    const desktop = await postForm(d, '/settings/notifications/test', { _csrf: csrf, channel: 'desktop', 'notifications.webhook_url': masked, 'notifications.desktop': 'on' });
+    const desktop = await postForm(d, '/settings/notifications/test', {
+      _csrf: csrf,
+      channel: 'desktop',
+      'notifications.webhook_url': masked,
+      'notifications.desktop': 'on',
+    });
     expect(desktop.html).toContain('Test sent: notify-send showed it.');
     expect(desktopCalls().slice(calls)).toEqual([['--app-name=Dispatcher', '--', 'Dispatcher test', 'Notifications from Dispatcher reach you here.']]);
   }, 60_000);
@@ -290,19 +339,39 @@ describe('through the daemon', () => {
     const page = await getPage(d, '/settings');
     const fields: Record<string, string> = { _csrf: csrfOf(page.html) };
     const secretUrl = `http://127.0.0.1:${port}/hook/topic-NEW-secret-99`;
-    const save = await postForm(d, '/settings', { ...fields, 'notifications.webhook_url': secretUrl, 'notifications.desktop': 'on', 'notifications.browser': 'on', 'agents.parallel_coding': 'on' });
+    const save = await postForm(d, '/settings', {
+      ...fields,
+      'notifications.webhook_url': secretUrl,
+      'notifications.desktop': 'on',
+      'notifications.browser': 'on',
+      'agents.parallel_coding': 'on',
+    });
     expect(save.status).toBe(303);
     const after = await getPage(d, '/settings');
     expect(after.html).not.toContain('topic-NEW-secret-99');
     expect(after.html).toContain(`value="http://127.0.0.1:${port}/••••"`);
     expect(JSON.stringify((await d.api('GET', '/api/config')).body)).not.toContain('topic-NEW-secret-99');
-    const again = await postForm(d, '/settings', { ...fields, 'notifications.webhook_url': `http://127.0.0.1:${port}/••••`, 'notifications.desktop': 'on', 'agents.parallel_coding': 'on' });
+    const again = await postForm(d, '/settings', {
+      ...fields,
+      'notifications.webhook_url': `http://127.0.0.1:${port}/••••`,
+      'notifications.desktop': 'on',
+      'agents.parallel_coding': 'on',
+    });
     expect(again.status).toBe(303);
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).notifications.webhook_url).toBe(secretUrl);
-    const bad = await postForm(d, '/settings', { ...fields, 'notifications.webhook_url': 'ftp://example.test/x', 'agents.parallel_coding': 'on' });
+    const bad = await postForm(d, '/settings', {
+      ...fields,
+      'notifications.webhook_url': 'ftp://example.test/x',
+      'agents.parallel_coding': 'on',
+    });
     expect(bad.status).toBe(400);
     expect(bad.html).toContain('<span class="field-error">The webhook URL must start with http:// or https://</span>');
-    const emptied = await postForm(d, '/settings', { ...fields, 'notifications.webhook_url': '', 'notifications.desktop': 'on', 'agents.parallel_coding': 'on' });
+    const emptied = await postForm(d, '/settings', {
+      ...fields,
+      'notifications.webhook_url': '',
+      'notifications.desktop': 'on',
+      'agents.parallel_coding': 'on',
+    });
     expect(emptied.status).toBe(303);
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).notifications.webhook_url).toBe('');
     expect((await d.api('PATCH', '/api/config', { notifications: { webhook_url: hookUrl(), browser: true } })).status).toBe(200);
@@ -352,7 +421,10 @@ describe('through the daemon', () => {
       key,
       { timeout: 60_000 },
     );
-    expect(await shown.jsonValue()).toEqual({ title: `${key} needs you: Seen in the browser`, body: 'the daemon: Look at this in the browser' });
+    expect(await shown.jsonValue()).toEqual({
+      title: `${key} needs you: Seen in the browser`,
+      body: 'the daemon: Look at this in the browser',
+    });
     await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 1, { timeout: 30_000 });
   }, 120_000);
 });
