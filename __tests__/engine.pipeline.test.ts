@@ -111,7 +111,7 @@ describe('engine pipeline', () => {
     expect(transcript.body.text.split('\n')[0]).toContain('"subtype":"init"');
     expect((await d.api('GET', '/api/runs/..%2F..%2Fetc%2Fpasswd/transcript')).status).toBe(404);
     const queues = await d.api('GET', '/api/queues');
-    expect(queues.body.queues.map((q: { queue: string }) => q.queue).sort()).toEqual(['agent-run', 'merge', 'scan']);
+    expect(queues.body.queues.map((q: { queue: string }) => q.queue).sort()).toEqual(['agent-run', 'merge', 'notify', 'scan']);
     expect(queues.body.queues.find((q: { queue: string }) => q.queue === 'agent-run').completed_24h).toBeGreaterThanOrEqual(10);
     const cli = d.cli(['runs', 'list', '--json']);
     expect(cli.status).toBe(0);

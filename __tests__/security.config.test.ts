@@ -26,7 +26,7 @@ test('agents.env refuses code-loading variables from the settings page, PATCH /a
       expect(api.body.error).toBe(`config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`);
       const page = await postForm(d, '/settings', { _csrf: csrf, 'agents.env': `IS_SANDBOX=1\n${name}=--require ./evil.cjs` });
       expect([name, page.status]).toEqual([name, 400]);
-      expect(page.html).toContain(`<span class="field-error">config: agents.env: ${name} changes which code programs load or run`);
+      expect(page.html).toContain(`<span class="field-error">${name} changes which code programs load or run, so agents cannot be given it</span>`);
     }
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     // ordinary variables, git identity included, are still welcome

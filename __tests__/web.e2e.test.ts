@@ -130,18 +130,18 @@ test('edit a prompt with the live preview and see the file on disk change', asyn
 
 test('change a cap in settings and see config.json and the API change', async () => {
   await page.goto(`${d.url}/settings`);
-  await page.getByLabel('agents.max_concurrent_per_project').fill('5');
-  await page.getByLabel('agents.max_concurrent_global').fill('8');
+  await page.getByLabel('Limit per project').fill('5');
+  await page.getByLabel('Global limit').fill('8');
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.waitForURL(/done=saved/);
   const file = JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8'));
   expect(file.agents).toMatchObject({ max_concurrent_per_project: 5, max_concurrent_global: 8 });
   expect((await d.api('GET', '/api/config')).body.config.agents).toMatchObject({ max_concurrent_per_project: 5, max_concurrent_global: 8 });
-  expect(await page.getByLabel('agents.max_concurrent_global').inputValue()).toBe('8');
+  expect(await page.getByLabel('Global limit').inputValue()).toBe('8');
 
-  await page.getByLabel('heartbeat.max_interval_seconds').fill('10');
+  await page.getByLabel('Longest interval (seconds)').fill('10');
   await page.getByRole('button', { name: 'Save settings' }).click();
-  await page.locator('.field-error', { hasText: 'must be at least heartbeat.base_interval_seconds' }).waitFor();
+  await page.locator('.field-error', { hasText: 'The longest interval must be at least the check interval' }).waitFor();
   expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).heartbeat.max_interval_seconds).toBe(86400);
   // the refused save answered 400 on purpose; the browser logs that as a failed load
   browser.expectConsoleError('status of 400');

@@ -322,10 +322,11 @@ describe('forms store what they say', () => {
     expect((await d.api('GET', '/api/config')).body.config.agents.max_concurrent_global).toBe(7);
     const bad = await postForm(d, '/settings', { ...form, 'agents.max_concurrent_global': '0' });
     expect(bad.status).toBe(400);
-    expect(bad.html).toContain('agents.max_concurrent_global');
+    expect(bad.html).toContain('<span class="field-error">The global limit must be at least 1</span>');
+    expect(bad.html).not.toMatch(/config: agents|Too small/);
     const badEnv = await postForm(d, '/settings', { ...form, 'agents.env': 'not a pair' });
     expect(badEnv.status).toBe(400);
-    expect(badEnv.html).toContain('agents.env: line 1 must look like NAME=value');
+    expect(badEnv.html).toContain('Line 1 of the agent environment must look like NAME=value');
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).agents.max_concurrent_global).toBe(7);
   });
 

@@ -6,6 +6,7 @@
 import { NotFoundError, UserError } from './errors.js';
 import { markDue } from './heartbeats.js';
 import { localDayStart, nextLocalMidnight, spentBetween } from './costs.js';
+import { recordNotification } from './notifications.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -59,6 +60,22 @@ export function budgetStatus(db: Db, globalDailyUsd: number, now: number): Budge
     projects,
     reached: [...(global?.reached ? [global] : []), ...projects.filter((p) => p.reached)],
   };
+}
+
+/** One notification per budget reached per day (the daemon stops starting runs under it until midnight). */
+export function noteBudgetsReached(db: Db, globalDailyUsd: number, now: number): void {
+  const status = budgetStatus(db, globalDailyUsd, now);
+  for (const f of status.reached) {
+    const scope = f.project ? `project:${f.project.id}` : 'global';
+    recordNotification(db, {
+      kind: 'paused',
+      title: f.project ? `Agents of ${f.project.abbreviation ?? f.project.name} paused: daily budget` : 'Agents paused: daily budget',
+      body: f.message ?? '',
+      dedupeKey: `budget:${scope}:${status.day_start}`,
+      projectId: f.project?.id ?? null,
+      at: now,
+    });
+  }
 }
 
 export const usd = (v: number): string => `$${v.toFixed(2)}`;

@@ -10,6 +10,8 @@ import { ConflictError, UserError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 
 const MAX_TIMER_MINUTES = 7 * 24 * 60; // keeps every timer far below setTimeout's 24.8-day overflow
+/** A local clock time (HH:MM, 24 h) or empty for "not set". */
+const CLOCK = /^$|^([01]\d|2[0-3]):[0-5]\d$/;
 
 /**
  * Variables that change which code a program loads or which command it runs: a settings write
@@ -125,6 +127,17 @@ export const configSchema = z
       .object({ daily_usd: z.number().min(0).max(1_000_000).default(0) })
       .strict()
       .default({ daily_usd: 0 }),
+    notifications: z
+      .object({
+        webhook_url: z.string().max(2000).default(''),
+        webhook_format: z.enum(['json', 'ntfy', 'slack']).default('json'),
+        desktop: z.boolean().default(false),
+        browser: z.boolean().default(true),
+        quiet_hours_start: z.string().regex(CLOCK, 'must be a time like 22:00, or empty').default(''),
+        quiet_hours_end: z.string().regex(CLOCK, 'must be a time like 07:00, or empty').default(''),
+      })
+      .strict()
+      .default({ webhook_url: '', webhook_format: 'json', desktop: false, browser: true, quiet_hours_start: '', quiet_hours_end: '' }),
     api_token: z.string().default(''),
   })
   .strict()
@@ -139,6 +152,14 @@ export const configSchema = z
     for (const name of Object.keys(c.agents.env).filter(isCodeLoadingVariable)) {
       const message = `${name} changes which code programs load or run, so agents cannot be given it`;
       ctx.addIssue({ code: 'custom', path: ['agents', 'env'], message });
+    }
+    const { webhook_url: hook, quiet_hours_start: qs, quiet_hours_end: qe } = c.notifications;
+    if (hook && !/^https?:\/\/[^/\s]+/i.test(hook)) {
+      ctx.addIssue({ code: 'custom', path: ['notifications', 'webhook_url'], message: 'must be an http(s) URL' });
+    }
+    if (Boolean(qs) !== Boolean(qe) || (qs && qs === qe)) {
+      const message = 'quiet hours need both a start and a different end';
+      ctx.addIssue({ code: 'custom', path: ['notifications', 'quiet_hours_end'], message });
     }
     if (c.ai.auth_method === 'api_key' && !c.ai.api_key) {
       ctx.addIssue({ code: 'custom', path: ['ai', 'api_key'], message: 'is required when ai.auth_method is api_key' });
@@ -157,14 +178,44 @@ export function defaultConfig(): Config {
   return deepFreeze(configSchema.parse({}));
 }
 
-/** Validates raw JSON-shaped input; throws a UserError naming the first bad field. */
+/** What the schema refused, kept so the Settings page can say it in words (lib/configFields.ts). */
+export interface ConfigIssue {
+  field: string;
+  code: string;
+  message: string;
+  minimum?: number | bigint;
+  maximum?: number | bigint;
+  inclusive?: boolean;
+  expected?: string;
+  values?: string[];
+}
+
+/** A refused config: the message names the field path (the API, the CLI, the log); `issue` is the refusal itself. */
+export class ConfigFieldError extends UserError {
+  constructor(message: string, field: string, readonly issue: ConfigIssue) {
+    super(message, field);
+    this.name = 'ConfigFieldError';
+  }
+}
+
+/** Validates raw JSON-shaped input; throws a ConfigFieldError naming the first bad field. */
 export function parseConfig(raw: unknown): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || '(root)';
     const reason = issue.code === 'unrecognized_keys' ? `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}` : issue.message;
-    throw new UserError(`config: ${field}: ${reason}`, field);
+    const i = issue as { minimum?: number | bigint; maximum?: number | bigint; inclusive?: boolean; expected?: string; values?: unknown[] };
+    throw new ConfigFieldError(`config: ${field}: ${reason}`, field, {
+      field,
+      code: issue.code,
+      message: issue.code === 'unrecognized_keys' ? issue.keys.map((k) => `"${k}"`).join(', ') : issue.message,
+      minimum: i.minimum,
+      maximum: i.maximum,
+      inclusive: i.inclusive,
+      expected: i.expected,
+      values: i.values?.map(String),
+    });
   }
   return deepFreeze(result.data);
 }

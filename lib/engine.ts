@@ -13,6 +13,8 @@ import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
+import { createNotifier, pruneNotifications, type Notifier } from './notifications.js';
+import { noteBudgetsReached } from './budget.js';
 import { workerBuilders } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
@@ -44,6 +46,8 @@ export interface Engine {
   /** Queue housekeeping: how long history is kept and what the last pass removed. */
   housekeeping(): { keep_days: number; last: PruneReport | null; last_error: string | null };
   readonly queue: QueueBackend;
+  /** Turns new notification rows into delivery jobs. */
+  readonly notifier: Notifier;
 }
 
 /** How often old job history and failed jobs are pruned (also once at start). */
@@ -68,6 +72,13 @@ export function createEngine(deps: EngineDeps): Engine {
     workspace,
     // a slot is free: the projects that can use it get a look now
     onFinalized: (f) => {
+      // the run may have parked its ticket, paused dispatching, or used up a daily budget with its cost
+      try {
+        noteBudgetsReached(store.db, deps.config.get().budgets.daily_usd, Date.now());
+      } catch (err) {
+        logger.error('could not record a budget notification', { error: (err as Error).message });
+      }
+      notifier.poke();
       armPauseEnd();
       scheduleNextAttempt(f.run);
       wakeWaiting();
@@ -134,12 +145,24 @@ export function createEngine(deps: EngineDeps): Engine {
     if (setupChanged && clearCliPauses(store.db, { causes: ['auth', 'config'] })) logger.info('setting changed; agent CLI pause cleared');
     if (next.budgets.daily_usd !== prev.budgets.daily_usd || setupChanged) wakeWaiting();
   };
-  const workerDeps = { store, config: deps.config, paths: deps.paths, logger, queue, runtime, pokeAgents: () => pools.get('agent-run')?.poke(), pokeMerges: () => pools.get('merge')?.poke() };
+  const workerDeps = {
+    store,
+    config: deps.config,
+    paths: deps.paths,
+    logger,
+    queue,
+    runtime,
+    pokeAgents: () => pools.get('agent-run')?.poke(),
+    pokeMerges: () => pools.get('merge')?.poke(),
+    port: deps.port,
+  };
+  const notifier = createNotifier({ db: store.db, queue, config: deps.config, logger, onQueued: () => pools.get('notify')?.poke() });
 
   let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
   const prune = async () => {
     try {
       const report = await pruneQueueHistory(queue, store.db, deps.config.get().queue.keep_days);
+      pruneNotifications(store.db, deps.config.get().queue.keep_days);
       housekeeping = { ...housekeeping, last: report, last_error: null };
       if (report.events || report.failed_jobs) logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
     } catch (err) {
@@ -151,6 +174,7 @@ export function createEngine(deps: EngineDeps): Engine {
   let stopping: Promise<void> | null = null;
   return {
     queue,
+    notifier,
     async start() {
       await recover(store.db, queue, logger);
       await pruneWorktrees({ store, paths: deps.paths, logger });
@@ -161,6 +185,7 @@ export function createEngine(deps: EngineDeps): Engine {
         pool.start();
       }
       scheduler.start();
+      notifier.start();
       armPauseEnd();
       deps.config.on('change', onConfigChange);
       await prune();
@@ -173,6 +198,7 @@ export function createEngine(deps: EngineDeps): Engine {
         if (pauseEnd) clearTimeout(pauseEnd);
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
+        await notifier.stop();
         await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
         runtime.stop();
       })();
@@ -181,6 +207,7 @@ export function createEngine(deps: EngineDeps): Engine {
     wake(projectId) {
       markDue(store.db, projectId);
       scheduler.poke();
+      notifier.poke(); // a wake follows every move, also an agent's move into human
       runtime.watch();
     },
     killRun: (runId, opts) => runtime.kill(runId, opts),

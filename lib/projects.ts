@@ -27,6 +27,8 @@ export interface Project {
   daily_budget_usd: number | null;
   /** 1 or 0: this project's own parallel coding; null: the global agents.parallel_coding */
   parallel_coding: number | null;
+  /** 1: this project's tickets send no notification (lib/notifications.ts) */
+  notifications_muted: number;
   created_at: number;
   updated_at: number;
 }

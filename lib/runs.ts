@@ -12,6 +12,7 @@ import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
 import { cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
+import { recordNotification } from './notifications.js';
 import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
 import { effectiveParallelCoding } from './projects.js';
 import type { Db } from './db/connection.js';
@@ -392,6 +393,12 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
     if (neutral) {
       const pause: CliPause = { ...outcome.pause!, cli: run.cli, runId: id, since: Date.now() };
       setCliPause(db, pause);
+      recordNotification(db, {
+        kind: 'paused',
+        title: 'Agents paused',
+        body: describeCliPause(pause),
+        dedupeKey: `pause:${pause.cli}:${pause.cause}:${pause.until ?? pause.since}`,
+      });
       const note =
         `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +
         `(${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;

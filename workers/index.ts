@@ -10,6 +10,7 @@ import type { Store } from '../lib/store.js';
 import { buildAgentRunWorker } from './agent-run.js';
 import { buildScanWorker } from './scan.js';
 import { buildMergeWorker } from './merge.js';
+import { buildNotifyWorker } from './notify.js';
 
 export interface WorkerDeps {
   store: Store;
@@ -20,10 +21,13 @@ export interface WorkerDeps {
   runtime: AgentRuntime;
   pokeAgents(): void;
   pokeMerges(): void;
+  /** the daemon's HTTP port (links in notifications) */
+  port(): number;
 }
 
 export const workerBuilders = {
   scan: buildScanWorker,
   'agent-run': buildAgentRunWorker,
   merge: buildMergeWorker,
+  notify: buildNotifyWorker,
 } as const satisfies Record<QueueName, (deps: WorkerDeps) => Pool>;

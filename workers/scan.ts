@@ -9,6 +9,7 @@ import { effectiveParallelCoding, getProject } from '../lib/projects.js';
 import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
+import { noteBudgetsReached } from '../lib/budget.js';
 import { backoffOf } from '../lib/runCause.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, scanPayload, type ScanPayload } from '../lib/queue/index.js';
@@ -66,6 +67,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   // at midnight, when the day's spend starts from 0 (a raised budget wakes the project before that)
   const now = Date.now();
   const budgetHeld = result.blockedBy === 'budget';
+  if (budgetHeld) noteBudgetsReached(db, cfg.budgets.daily_usd, now);
   const held = result.blockedBy === 'paused' || result.blockedBy === 'cli-paused';
   const foundWork = (waiting.length > 0 && !budgetHeld && !held) || merges.length > 0;
   recordScan(db, project.id, seq, foundWork, cfg.heartbeat, now, budgetHeld ? nextLocalMidnight(now) : lookAgainAt);

@@ -65,15 +65,18 @@ export function projectCommands(y: Argv): Argv {
             choices: ['on', 'off', 'default'],
             describe:
               'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
-          }),
+          })
+          .option('mute', { type: 'boolean', describe: 'no notifications for this project (--no-mute sends them again)' }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
-        if (argv.budget === undefined && parallel === undefined) {
-          throw new UserError('name a setting to change: --budget <usd> or --parallel-coding on|off|default');
+        const mute = argv.mute;
+        if (argv.budget === undefined && parallel === undefined && mute === undefined) {
+          throw new UserError('name a setting to change: --budget <usd>, --parallel-coding on|off|default, or --mute / --no-mute');
         }
         const body = {
           ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }),
           ...(parallel !== undefined && { parallel_coding: parallel }),
+          ...(mute !== undefined && { notifications_muted: mute }),
         };
         const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
         const { project, workspace } = res;
@@ -87,6 +90,7 @@ export function projectCommands(y: Argv): Argv {
           const from = workspace.from === 'default' ? 'the default, agents.parallel_coding' : "this project's own setting";
           say(`${project.abbreviation}: parallel coding ${workspace.parallel_coding ? 'on' : 'off'} (${from}): ${workspace.summary}`);
         }
+        if (mute !== undefined) say(`${project.abbreviation}: notifications ${project.notifications_muted ? 'muted' : 'on'}`);
       },
     )
     .command(

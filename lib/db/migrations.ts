@@ -329,6 +329,42 @@ CREATE INDEX tickets_inbox_order ON tickets (
 `,
   },
   {
+    version: 13,
+    name: 'notifications and the per-project mute',
+    sql: `
+-- 1 = this project's tickets send no notification (webhook, desktop, browser pop-up); the inbox still counts them
+ALTER TABLE projects ADD COLUMN notifications_muted INTEGER NOT NULL DEFAULT 0 CHECK (notifications_muted IN (0, 1));
+-- What the daemon tells the person about. A row is written in the same transaction as its cause:
+-- this trigger writes one for every move into human by an agent or the daemon, whatever process
+-- writes it (the daemon, ticket.cjs); the daemon writes those it causes itself (a pause). The
+-- daemon fills in title and body from the committed ticket, then queues one delivery job per
+-- channel and sets queued_at; the browser's poll reads the rows by id.
+CREATE TABLE notifications (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('inbox', 'paused')),
+  ticket_id INTEGER,
+  project_id INTEGER,
+  -- the move into human: its note is the one written with it or after it, before the next move
+  comment_id INTEGER,
+  author TEXT,
+  -- one notification per event that may be reported again (a budget reached, once a day)
+  dedupe_key TEXT UNIQUE,
+  title TEXT,
+  body TEXT,
+  created_at INTEGER NOT NULL,
+  queued_at INTEGER,
+  -- what became of it: 'queued', 'muted', or 'none' (no channel set)
+  outcome TEXT
+);
+CREATE INDEX notifications_unqueued ON notifications (id) WHERE queued_at IS NULL;
+CREATE TRIGGER notifications_inbox AFTER INSERT ON comments WHEN NEW.to_column = 'human' AND NEW.author != 'human'
+BEGIN
+  INSERT INTO notifications (kind, ticket_id, project_id, comment_id, author, created_at)
+    SELECT 'inbox', t.id, t.project_id, NEW.id, NEW.author, NEW.created_at FROM tickets t WHERE t.id = NEW.ticket_id;
+END;
+`,
+    },
+    {
     version: 15,
     name: 'the agent CLI of each agent type and of each run',
     sql: `

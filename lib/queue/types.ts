@@ -6,7 +6,7 @@
 // (job_events) stays in the daemon's SQLite database whatever the backend (lib/queue/events.ts).
 import { z } from 'zod';
 
-export const QUEUE_NAMES = ['scan', 'agent-run', 'merge'] as const;
+export const QUEUE_NAMES = ['scan', 'agent-run', 'merge', 'notify'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 
 /** The inspector's job states, the same on both backends. */
@@ -24,11 +24,16 @@ export type AgentRunPayload = z.infer<typeof agentRunPayload>;
 export const mergePayload = z.object({ ticketId: z.number().int().positive() });
 export type MergePayload = z.infer<typeof mergePayload>;
 
-export const PAYLOADS = { scan: scanPayload, 'agent-run': agentRunPayload, merge: mergePayload } as const;
+/** notify: deliver one notification (lib/notifications.ts) on one channel. */
+export const notifyPayload = z.object({ notificationId: z.number().int().positive(), channel: z.enum(['webhook', 'desktop']) });
+export type NotifyPayload = z.infer<typeof notifyPayload>;
+
+export const PAYLOADS = { scan: scanPayload, 'agent-run': agentRunPayload, merge: mergePayload, notify: notifyPayload } as const;
 export type Payload<Q extends QueueName> = z.infer<(typeof PAYLOADS)[Q]>;
 
 /** Attempts a job of each queue gets before it is kept as failed. */
-export const MAX_RUNS: Readonly<Record<QueueName, number>> = { scan: 3, 'agent-run': 3, merge: 4 };
+// a webhook that is down is tried 6 times over about a minute (the pool's growing backoff), then kept as failed
+export const MAX_RUNS: Readonly<Record<QueueName, number>> = { scan: 3, 'agent-run': 3, merge: 4, notify: 6 };
 
 /** What an idempotency key may contain (the redis backend turns it into a job id, where ':' is reserved). */
 export const JOB_KEY = /^[A-Za-z0-9_-][A-Za-z0-9:_-]{0,199}$/;
@@ -41,6 +46,7 @@ export const jobKeys = {
   scanAfterWait: (runId: string) => `scan-after:${runId}`,
   agentRun: (p: AgentRunPayload) => `run:${p.runId}`,
   merge: (p: MergePayload, enteredDoneAt: number) => `merge:${p.ticketId}:${enteredDoneAt}`,
+  notify: (p: NotifyPayload) => `notify:${p.notificationId}:${p.channel}`,
 };
 
 export interface EnqueueOptions {

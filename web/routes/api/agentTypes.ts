@@ -16,7 +16,9 @@ export function agentTypesApi(ctx: AppContext): Router {
 
   r.post('/', (req, res) => {
     const body = bodyObject(req);
-    res.status(201).json({ agent_type: createAgentType(db, prompts, requiredString(body, 'id'), body) });
+    // a new type starts with the default timeout; from then on its own timeout is the one used
+    const input = { timeout_minutes: ctx.config.get().agents.default_timeout_minutes, ...body };
+    res.status(201).json({ agent_type: createAgentType(db, prompts, requiredString(body, 'id'), input) });
   });
 
   r.get('/:id', (req, res) => {

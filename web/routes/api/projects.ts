@@ -1,4 +1,6 @@
-// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, workflow, wake.
+// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, notifications mute,
+// workflow, wake.
+import { setProjectMuted } from '../../../lib/notifications.js';
 import { Router } from 'express';
 import {
   discoverProjects,
@@ -69,6 +71,7 @@ export function projectsApi(ctx: AppContext): Router {
     let project = getProject(db, req.params.ref);
     // checked before anything changes: a bad value leaves the project as it was
     const parallel = body.parallel_coding === undefined ? undefined : parseParallelCoding(body.parallel_coding);
+    const muted = optionalBoolean(body, 'notifications_muted');
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
       project = (await changeStatus(project.id, body.status, false)).project;
@@ -82,6 +85,7 @@ export function projectsApi(ctx: AppContext): Router {
     }
     // true, false, or null (also "on", "off", "default") for the global agents.parallel_coding
     if (parallel !== undefined) project = setProjectParallelCoding(ctx.store, project.id, parallel);
+    if (muted !== undefined) project = setProjectMuted(db, project.id, muted);
     res.json({ project, workspace: await mode(project) });
   });
 

@@ -7,6 +7,7 @@ import { getGlobalPause } from '../../../lib/globalPause.js';
 import { cliPauseView } from '../../../lib/cliPause.js';
 import { refuseMissingSetup } from '../../../lib/health.js';
 import { pauseAll, pauseState, resumeAll } from '../../../lib/pausing.js';
+import { maskUrl } from '../../../lib/notifications.js';
 import { bodyObject, optionalBoolean } from '../../http.js';
 import type { AppContext } from '../../context.js';
 
@@ -55,7 +56,12 @@ export function systemApi(ctx: AppContext): Router {
   return r;
 }
 
-/** Secrets never leave the daemon in full. */
-function redact<T extends { ai: { api_key: string }; api_token: string }>(config: T): T {
-  return { ...config, ai: { ...config.ai, api_key: config.ai.api_key ? '********' : '' }, api_token: config.api_token ? '********' : '' };
+/** Secrets never leave the daemon in full (a webhook URL keeps its host, so the person knows which service it is). */
+function redact<T extends { ai: { api_key: string }; api_token: string; notifications: { webhook_url: string } }>(config: T): T {
+  return {
+    ...config,
+    ai: { ...config.ai, api_key: config.ai.api_key ? '********' : '' },
+    api_token: config.api_token ? '********' : '',
+    notifications: { ...config.notifications, webhook_url: maskUrl(config.notifications.webhook_url) },
+  };
 }

@@ -38,7 +38,12 @@ export function agentTypePages(ctx: AppContext): Router {
       res,
       () => {
         const a = createAgentType(db, prompts, required(values, 'id').trim(), {
-          name: values.name, description: values.description, cli: values.cli, model: values.model, permission_mode: values.permission_mode,
+          name: values.name,
+          description: values.description,
+          cli: values.cli,
+          model: values.model,
+          permission_mode: values.permission_mode,
+          timeout_minutes: ctx.config.get().agents.default_timeout_minutes, // from then on its own timeout is the one used
         });
         return withNotice(`/agent-types/${a.id}`, 'created');
       },

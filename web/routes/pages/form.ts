@@ -95,6 +95,8 @@ export const NOTICES: Record<string, string> = {
   created: 'Created.',
   retried: 'Job queued again.',
   deleted: 'Job deleted.',
+  muted: "Notifications muted: this project's tickets send none (the inbox still lists them).",
+  unmuted: 'Notifications on for this project.',
 };
 
 export function withNotice(path: string, notice: keyof typeof NOTICES): string {

@@ -3,6 +3,7 @@
 // board, its new-ticket form, daily budget and parallel coding, and a note when the folder is not a
 // git repository; an archived board is read-only), /projects/<abbr>/tickets (a
 // column's full list, paginated) and /projects/<abbr>/workflow (the project's own columns).
+import { setProjectMuted } from '../../../lib/notifications.js';
 import { Router, type Response } from 'express';
 import { listAgentTypes } from '../../../lib/agentTypes.js';
 import { getHeartbeat } from '../../../lib/heartbeats.js';
@@ -218,6 +219,7 @@ export function projectPages(ctx: AppContext): Router {
         inPlaceMeaning: IN_PLACE_MEANING,
         error: error?.scope === 'parallel' ? error : null,
       },
+      muted: project.notifications_muted === 1,
     });
   }
 
@@ -247,6 +249,19 @@ export function projectPages(ctx: AppContext): Router {
       },
       (error) => renderBoard(res, req.params.abbr, error, values),
       'parallel',
+    );
+  });
+
+  // the per-project mute: its tickets send no notification (the inbox still counts them)
+  r.post('/projects/:abbr/notifications', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const project = setProjectMuted(db, req.params.abbr, values.muted === '1');
+        return withNotice(`/projects/${project.abbreviation}#notifications`, project.notifications_muted ? 'muted' : 'unmuted');
+      },
+      (error) => renderBoard(res, req.params.abbr, error, values),
     );
   });
 
