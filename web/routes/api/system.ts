@@ -56,12 +56,15 @@ export function systemApi(ctx: AppContext): Router {
   return r;
 }
 
-/** Secrets never leave the daemon in full (a webhook URL keeps its host, so the person knows which service it is). */
-function redact<T extends { ai: { api_key: string }; api_token: string; notifications: { webhook_url: string } }>(config: T): T {
+/** Secrets never leave the daemon in full (a webhook or Redis URL keeps its host, so the person knows which service it is). */
+function redact<T extends { ai: { api_key: string }; api_token: string; notifications: { webhook_url: string }; queue: { redis_url: string } }>(
+  config: T,
+): T {
   return {
     ...config,
     ai: { ...config.ai, api_key: config.ai.api_key ? '********' : '' },
     api_token: config.api_token ? '********' : '',
     notifications: { ...config.notifications, webhook_url: maskUrl(config.notifications.webhook_url) },
+    queue: { ...config.queue, redis_url: maskUrl(config.queue.redis_url) },
   };
 }

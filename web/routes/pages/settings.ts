@@ -18,7 +18,7 @@ import type { AppContext } from '../../context.js';
 
 const SECRETS = new Set(['ai.api_key', 'api_token']);
 /** Secrets shown masked: what is left visible tells the person which service it is. */
-const MASKED = new Set(['notifications.webhook_url']);
+const MASKED = new Set(['notifications.webhook_url', 'queue.redis_url']);
 /** The fields after which a channel's Test button comes. */
 const TEST_BUTTONS: Record<string, Channel | 'browser'> = {
   'notifications.webhook_url': 'webhook',
