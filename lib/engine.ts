@@ -10,6 +10,7 @@ import { getHeartbeat } from './heartbeats.js';
 import { markDue, markWaitingProjectsDue } from './heartbeats.js';
 import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
 import { recover } from './recovery.js';
+import { capsFrom } from './caps.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
@@ -74,14 +75,7 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Marks due the waiting projects that caps and budgets allow to start a run now (none while agents are paused: resuming wakes them). */
   function wakeWaiting(): void {
     if (agentsPaused(store.db) || activeCliPauses(store.db).length) return;
-    const { agents: a, budgets } = deps.config.get();
-    const caps = {
-      global: a.max_concurrent_global,
-      perProject: a.max_concurrent_per_project,
-      parallelCoding: a.parallel_coding, // the default; a project's own setting is read with its row
-      dailyBudgetUsd: budgets.daily_usd,
-    };
-    if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();
+    if (markWaitingProjectsDue(store.db, capsFrom(deps.config.get())).length) scheduler.poke();
   }
   /**
    * When a ticket's next run must wait (after a failure or a run that did not move it), a scan of its

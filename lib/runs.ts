@@ -12,8 +12,9 @@ import { addSystemComment, moveTicket } from './tickets.js';
 import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
 import { AGENT_CLI, cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
-import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
+import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type RunCause } from './runCause.js';
 import { effectiveParallelCoding } from './projects.js';
+import { editsWorkingTree, liveRun, PRIORITY_RANK, type Caps } from './caps.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -174,21 +175,7 @@ export function issueRunSecret(db: Db, runId: string): string | null {
   return issued.changes === 1 ? secret : null;
 }
 
-export interface Caps {
-  global: number;
-  perProject: number;
-  /**
-   * agents.parallel_coding, the default of projects without their own setting. A project whose
-   * agents work in its folder (the setting off) runs one agent that edits the working tree at a time.
-   */
-  parallelCoding: boolean;
-  /** budgets.daily_usd: no new run once today's recorded cost reaches it (0 or absent = no budget) */
-  dailyBudgetUsd?: number;
-  /** runs a ticket may get between two stays in human (agents.max_runs_per_ticket) */
-  perTicket: number;
-  /** the waits between runs of one ticket (absent: none) */
-  backoff?: Backoff;
-}
+export type { Caps };
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
@@ -271,13 +258,13 @@ export function reserveRun(
     if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
     // agents sharing the project folder: one that edits the working tree at a time
     const inFolder = args.inFolder === true || !effectiveParallelCoding(t, args.caps.parallelCoding);
-    if (inFolder && editsWorkingTree(db, args.agentTypeId)) {
+    if (inFolder) {
       const busy = db
         .prepare(
-          `SELECT 1 FROM runs r JOIN agent_types a ON a.id = r.agent_type_id
-           WHERE r.project_id = ? AND r.status IN ('queued', 'running') AND a.edits_working_tree = 1 LIMIT 1`,
+          `SELECT 1 FROM runs r WHERE r.project_id = @project AND ${liveRun('r')}
+             AND ${editsWorkingTree('r.agent_type_id')} = 1 AND ${editsWorkingTree('@agentType')} = 1 LIMIT 1`,
         )
-        .get(t.project_id);
+        .get({ project: t.project_id, agentType: args.agentTypeId });
       if (busy) return { kind: 'serial' };
     }
     const prior = db
@@ -291,13 +278,6 @@ export function reserveRun(
     addSystemComment(db, t.id, 'claim', `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`, `${args.agentTypeId}:${id}`);
     return { kind: 'reserved', run: getRun(db, id)! };
   }).immediate();
-}
-
-function editsWorkingTree(db: Db, agentTypeId: string): boolean {
-  const row = db.prepare(`SELECT edits_working_tree FROM agent_types WHERE id = ?`).get(agentTypeId) as
-    | { edits_working_tree: number }
-    | undefined;
-  return row?.edits_working_tree === 1;
 }
 
 interface ReservedTicket {
@@ -486,7 +466,7 @@ export function claimableTickets(db: Db, projectId: number, limit = 200): Claima
        JOIN agent_types a ON a.id = pc.agent_type_id
        WHERE pc.project_id = ? AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.ticket_id = t.id AND r.status IN ('queued', 'running'))
-       ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, t.column_entered_at, t.id
+       ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id
        LIMIT ?`,
     )
     .all(projectId, limit) as Claimable[];

@@ -4,6 +4,7 @@
 // transaction, so the wake survives even if the in-process notification is lost.
 import { markDue } from './heartbeats.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
+import { PRIORITY_RANK } from './caps.js';
 import { getColumns, getProject, type Column } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
@@ -353,7 +354,6 @@ export interface InboxFilter {
 
 // the same expressions as the tickets_inbox_order index, so both lists walk it in their order
 const BACKLOG_EXPR = `(t.parked_by IS 'human')`;
-const PRIORITY_RANK = `(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END)`;
 const RANKS: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 };
 
 /** The WHERE of one inbox list over `tickets t`, answered from the index alone (no table rows read). */

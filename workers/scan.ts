@@ -9,7 +9,7 @@ import { effectiveParallelCoding, getProject } from '../lib/projects.js';
 import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
-import { backoffOf } from '../lib/runCause.js';
+import { capsFrom } from '../lib/caps.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
@@ -33,14 +33,7 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const seq = getHeartbeat(db, project.id)?.wake_seq ?? p.wakeSeq;
   const waiting = claimableTickets(db, project.id);
   result.waiting = waiting.length;
-  const caps = {
-    global: cfg.agents.max_concurrent_global,
-    perProject: cfg.agents.max_concurrent_per_project,
-    parallelCoding: cfg.agents.parallel_coding, // the default; reserveRun reads the project's own setting
-    dailyBudgetUsd: cfg.budgets.daily_usd,
-    perTicket: cfg.agents.max_runs_per_ticket,
-    backoff: backoffOf(cfg.agents),
-  };
+  const caps = capsFrom(cfg);
   // a usage limit: look again when it ends (the engine also wakes waiting projects then)
   let lookAgainAt: number | null = null;
   // with parallel coding on, a folder that is not a repository with a commit still has its agents
