@@ -3,6 +3,7 @@
 // only ever taken from a run row and must resolve inside the runs folder, so no request can
 // point the server at another file. Each run gets a secret for its agent's environment, stored
 // here only as a hash: it is how bin/ticket.cjs knows which run (ticket, project, author) it acts for.
+import { HUMAN } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -249,7 +250,7 @@ export function reserveRun(
       const why =
         `Run limit: this ticket had ${used} agent runs since it last left human (agents.max_runs_per_ticket is ${args.caps.perTicket}). ` +
         `Agents may be passing it back and forth; read the thread and the runs' transcripts, then move the ticket where it should go.`;
-      moveTicket(store, t.id, 'human', { actor: 'system', comment: why });
+      moveTicket(store, t.id, HUMAN, { actor: 'system', comment: why });
       return { kind: 'capped' };
     }
     const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
@@ -387,7 +388,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
       .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
     let sentToHuman: string | null = null;
     // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
-    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human';
+    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== HUMAN;
     if (!halted && stillHere && ticket.project_status !== 'archived') {
       // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
       const here = db
@@ -412,7 +413,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
       } else if (breakerRuns >= policy.circuitBreakerMaxRuns) {
         sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${breakerRuns} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
       }
-      if (sentToHuman) moveTicket(store, run.ticket_id, 'human', { actor: 'system', comment: sentToHuman });
+      if (sentToHuman) moveTicket(store, run.ticket_id, HUMAN, { actor: 'system', comment: sentToHuman });
     }
     return { run: getRun(db, id)!, sentToHuman };
   }).immediate();

@@ -2,6 +2,7 @@
 // never reused, and every change (create, move, comment, finding) is one transaction that also
 // writes its history row. A move into an agent column marks the project due in that same
 // transaction, so the wake survives even if the in-process notification is lost.
+import { HUMAN, DONE } from './columns.js';
 import { markDue } from './heartbeats.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
 import { PRIORITY_RANK } from './caps.js';
@@ -169,7 +170,7 @@ export function createTicket(store: Store, input: CreateTicketInput): TicketView
   const priority = checkPriority(input.priority);
   const tags = checkTags(input.tags);
   const columns = getColumns(db, project.id);
-  const column = columnOf(columns, input.column ?? 'human');
+  const column = columnOf(columns, input.column ?? HUMAN);
   const now = Date.now();
   const id = db.transaction(() => {
     assertOpen(db, project.id);
@@ -214,7 +215,7 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
     db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
     insertComment(db, { ticket_id: ticket.id, type: 'move', author: opts.actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
     // an agent column needs an agent; done needs the merge worker
-    const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
+    const wake = Boolean(target.agent_type_id) || target.column_id === DONE;
     if (wake) markDue(db, ticket.project_id, now);
     return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
   }).immediate();
@@ -476,7 +477,7 @@ export function board(
   );
   return getColumns(db, project.id).map((col) => {
     const count = counts.get(col.column_id) ?? 0;
-    const limit = col.column_id === 'done' ? doneLimit : perColumnLimit;
+    const limit = col.column_id === DONE ? doneLimit : perColumnLimit;
     const rows = cards.all(project.abbreviation, project.id, col.column_id, ...f.args, limit) as (Ticket & { abbreviation: string })[];
     const tickets = rows.map(toView);
     return { ...col, count, tickets, truncated: count > tickets.length };

@@ -5,12 +5,12 @@
 // the heartbeat backs off when there was nothing to do (or only tickets a daily budget holds back).
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
 import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js';
-import { effectiveParallelCoding, getProject } from '../lib/projects.js';
+import { effectiveParallelCoding, findProject } from '../lib/projects.js';
 import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
 import { capsFrom } from '../lib/caps.js';
-import { createPool, type Pool } from '../lib/pool.js';
+import { createPool, PermanentError, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
 import type { WorkerDeps } from './index.js';
 
@@ -23,10 +23,12 @@ export interface ScanResult {
   blockedBy: string | null;
 }
 
-export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult> {
+async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult> {
   const { db } = deps.store;
   const cfg = deps.config.get();
-  const project = getProject(db, p.projectId);
+  // a project deleted after its scan was queued: retrying cannot bring it back
+  const project = findProject(db, p.projectId);
+  if (!project) throw new PermanentError(`project ${p.projectId} no longer exists`);
   const result: ScanResult = { waiting: 0, reserved: [], blockedBy: null };
   if (project.status !== 'active') return result;
   releaseStaleClaims(db, project.id); // before reading the wake sequence: its wake is this scan
