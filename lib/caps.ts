@@ -8,6 +8,7 @@
 // process. What a run may start is decided by reserveRun's IMMEDIATE transaction, which counts live
 // runs in the runs table; a run only reaches a pool after it was reserved there.
 import { backoffOf, type Backoff } from './runCause.js';
+import { LIVE_RUN_STATUSES } from './ticketRules.js';
 import type { Config } from './config.js';
 
 export interface Caps {
@@ -42,7 +43,7 @@ export function capsFrom(config: Pick<Config, 'agents' | 'budgets'>): Caps {
 }
 
 /** A run that holds a slot under the caps (over `runs`, unaliased or aliased `r`: give the prefix). */
-export const liveRun = (alias = ''): string => `${alias ? `${alias}.` : ''}status IN ('queued', 'running')`;
+export const liveRun = (alias = ''): string => `${alias ? `${alias}.` : ''}status IN (${LIVE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
 /**
  * A ticket's priority as a number, most urgent first (over `tickets t`). The same expression as the

@@ -2,6 +2,7 @@
 // wakes; a scan records the sequence it started from and may only write its backoff if no newer
 // wake arrived meanwhile, so an in-flight scan can never overwrite a fresh reset.
 import { budgetBlockedProjects } from './costs.js';
+import { MARK_DUE_SQL } from './ticketRules.js';
 import { editsWorkingTree, liveRun, PRIORITY_RANK, type WakeCaps } from './caps.js';
 import type { Db } from './db/connection.js';
 
@@ -22,7 +23,7 @@ export function ensureHeartbeat(db: Db, projectId: number, baseIntervalSeconds: 
 
 /** Marks a project due now. MUST be called inside the transaction that made the work appear. */
 export function markDue(db: Db, projectId: number, at = Date.now()): void {
-  db.prepare(`UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?`).run(at, projectId);
+  db.prepare(MARK_DUE_SQL).run(at, projectId);
 }
 
 export function getHeartbeat(db: Db, projectId: number): Heartbeat | undefined {

@@ -6,7 +6,7 @@
 import { HUMAN } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { NotFoundError, UserError } from './errors.js';
 import { markDue } from './heartbeats.js';
 import { addSystemComment, moveTicket } from './tickets.js';
@@ -15,6 +15,7 @@ import { budgetBlock, type BudgetScope } from './costs.js';
 import { AGENT_CLI, cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
 import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type RunCause } from './runCause.js';
 import { effectiveParallelCoding } from './projects.js';
+import { hashRunSecret } from './ticketRules.js';
 import { editsWorkingTree, liveRun, PRIORITY_RANK, type Caps } from './caps.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
@@ -160,10 +161,8 @@ export function newRunId(at = Date.now()): string {
 /** What a run id may look like anywhere it arrives from outside (no dots, no slashes). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
-/** The form a run secret is stored in. bin/ticket.cjs hashes the secret it is given the same way. */
-export function hashRunSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
+/** The form a run secret is stored in: bin/ticket.cjs hashes the secret it is given with the same function. */
+export { hashRunSecret };
 
 /**
  * Gives a run that is about to start its secret: returns it (for the agent's environment, nowhere

@@ -6,20 +6,19 @@ import { HUMAN, DONE } from './columns.js';
 import { markDue } from './heartbeats.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
 import { PRIORITY_RANK } from './caps.js';
+import { FREE_COMMENT_TYPES, LIMITS, SEVERITIES, TICKET_KEY, wakesOnMove } from './ticketRules.js';
 import { getColumns, getProject, type Column } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
 export type Priority = (typeof PRIORITIES)[number];
-export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+export { SEVERITIES, FREE_COMMENT_TYPES, LIMITS };
 export type Severity = (typeof SEVERITIES)[number];
 export const COMMENT_TYPES = ['comment', 'move', 'claim', 'complete', 'finding', 'journal', 'block', 'merge', 'system'] as const;
 export type CommentType = (typeof COMMENT_TYPES)[number];
-/** The types a person or an agent writes with `comment`; the rest come from their own operations. */
-export const FREE_COMMENT_TYPES = ['comment', 'journal', 'block', 'complete'] as const;
-
-export const LIMITS = { title: 500, body: 200_000, comment: 200_000, tag: 50, tags: 20 } as const;
+// the types a person or an agent writes with `comment` (FREE_COMMENT_TYPES), the severities and the
+// limits are shared with bin/ticket.cjs (bin/ticket-rules.cjs)
 
 export interface Ticket {
   id: number;
@@ -61,7 +60,6 @@ export interface Comment {
   created_at: number;
 }
 
-const TICKET_KEY = /^([a-z][a-z0-9]{0,9})-(\d+)$/i;
 
 /** Resolves `pd-42` or a numeric id to the ticket row. */
 export function findTicket(db: Db, ref: string | number): (Ticket & { abbreviation: string }) | undefined {
@@ -214,8 +212,8 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
     const now = Date.now();
     db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(target.column_id, now, now, ticket.id);
     insertComment(db, { ticket_id: ticket.id, type: 'move', author: opts.actor, body: comment, severity: null, title: null, from_column: ticket.column_id, to_column: target.column_id });
-    // an agent column needs an agent; done needs the merge worker
-    const wake = Boolean(target.agent_type_id) || target.column_id === DONE;
+    // an agent column needs an agent; done needs the merge worker (no agent run moves through here)
+    const wake = wakesOnMove({ to: target.column_id, toAgentColumn: Boolean(target.agent_type_id), byRun: false });
     if (wake) markDue(db, ticket.project_id, now);
     return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
   }).immediate();
