@@ -51,6 +51,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     throw startupError(err, paths, port);
   }
   let cleanup: (() => Promise<void>)[] = [async () => releasePidFile(paths.pidFile)];
+  let log: Logger | null = null;
   try {
     let config: ConfigStore;
     try {
@@ -68,6 +69,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     const cfg = config.get();
     const logger = createLogger({ logsDir: paths.logs, retentionDays: () => config.get().logs.retention_days, console: opts.console ?? true });
+    log = logger;
     config.on('invalid', (message: string) => logger.error('config file rejected; keeping the last good config', { error: message }));
     config.on('change', () => logger.info('config reloaded'));
     config.watch();
@@ -113,14 +115,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const stop = () => {
       stopping ??= (async () => {
         logger.info('daemon stopping');
-        await runAll(cleanup);
+        await runAll(cleanup, logger);
         cleanup = [];
       })();
       return stopping;
     };
     return { paths, port: boundPort, url: `http://127.0.0.1:${boundPort}`, store, config, engine, logger, stop };
   } catch (err) {
-    await runAll(cleanup);
+    await runAll(cleanup, log);
     throw startupError(err, paths, port);
   }
 }
@@ -145,12 +147,15 @@ function startupError(err: unknown, paths: Paths, port: number | null): unknown 
   return err;
 }
 
-async function runAll(steps: (() => Promise<void>)[]): Promise<void> {
+/** Runs every clean-up step, each even if one before it failed; failures go to the log once it exists. */
+async function runAll(steps: (() => Promise<void>)[], logger: Logger | null): Promise<void> {
   for (const step of steps) {
     try {
       await step();
     } catch (err) {
-      console.error('shutdown step failed:', err);
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      if (logger) logger.error('shutdown step failed', { error });
+      else console.error('shutdown step failed:', error);
     }
   }
 }

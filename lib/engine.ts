@@ -34,7 +34,8 @@ export interface EngineDeps {
 
 export interface Engine {
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops the scheduler and the pools: scan and merge jobs in flight get up to `waitMs` to end; agent runs stay detached. */
+  stop(opts?: { waitMs?: number }): Promise<void>;
   wake(projectId: number): void;
   killRun(runId: string, opts?: KillOptions): Promise<boolean>;
   activeRuns(): ReturnType<AgentRuntime['activeRuns']>;
@@ -44,6 +45,12 @@ export interface Engine {
   housekeeping(): { keep_days: number; last: PruneReport | null; last_error: string | null };
   readonly queues: Queues;
 }
+
+/**
+ * How long a stop waits for scan and merge jobs in flight (a merge may be running the user's git
+ * hooks): well below the 15 s after which bin/daemon.ts exits whatever is left.
+ */
+export const JOB_STOP_WAIT_MS = 10_000;
 
 /** How often old job history and failed jobs are pruned (also once at start). */
 const HOUSEKEEPING_MS = 6 * 3600_000;
@@ -156,13 +163,16 @@ export function createEngine(deps: EngineDeps): Engine {
       housekeeping.timer = setInterval(prune, HOUSEKEEPING_MS);
       housekeeping.timer.unref();
     },
-    stop() {
+    stop({ waitMs = JOB_STOP_WAIT_MS } = {}) {
       stopping ??= (async () => {
         if (housekeeping.timer) clearInterval(housekeeping.timer);
         if (pauseEnd) clearTimeout(pauseEnd);
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
-        await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
+        // an agent-run job lasts as long as its agent, which outlives the daemon: never waited for
+        const stops = [...pools.entries()].map(([name, p]) => p.stop({ waitMs: name === 'agentRun' ? 0 : waitMs }));
+        const left = await Promise.all(stops.map((s) => s.catch(() => 0)));
+        if (left.some((n) => n > 0)) logger.info('engine stopped', { jobs_left: Object.fromEntries([...pools.keys()].map((k, i) => [k, left[i]])) });
         runtime.stop();
       })();
       return stopping;

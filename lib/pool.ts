@@ -8,6 +8,12 @@
 // on. The end of an attempt the disk refuses is retried until it lands, so the job does not stay
 // "running" until the next restart. Each attempt is recorded in job_events, because liteque
 // deletes completed jobs.
+// Stopping is graceful, then forceful: `stop({ waitMs })` stops dequeuing and waits up to `waitMs`
+// for the jobs in flight to end and record their end (a merge running the user's git hooks, a scan);
+// past the deadline it returns anyway, and a job still running then is left "running" for the next
+// start's recovery to put back in line (its late end is not recorded: the database is closing).
+// Without `waitMs` nothing is waited for: the agent-run pool's jobs last as long as their agents,
+// which are detached and adopted on restart.
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ZodType } from 'zod';
 import { claimJob, finishJob, LEASE_SECONDS, nextAvailableAt, type ClaimedJob, type JobOutcome, type QueueName } from './queues.js';
@@ -42,8 +48,11 @@ export interface Pool {
   readonly name: QueueName;
   start(): void;
   poke(): void;
-  /** Stops dequeuing. In-flight handlers are left to finish (agents are detached and adopted on restart). */
-  stop(): Promise<void>;
+  /**
+   * Stops dequeuing, then waits up to `waitMs` (default 0) for the jobs in flight to end. Resolves
+   * with the number of jobs still running at the deadline (left to the next start's recovery).
+   */
+  stop(opts?: { waitMs?: number }): Promise<number>;
   active(): number;
   lastError: string | null;
 }
@@ -58,11 +67,15 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   let failures = 0;
   const passFailure = new RepeatedFailure(opts.logger, 'pool pass failed');
   const finishFailure = new RepeatedFailure(opts.logger, 'could not record the end of a job; will retry');
-  const inFlight = new Set<string>();
+  /** the jobs in flight, each with the promise that settles once its end is recorded */
+  const inFlight = new Map<string, Promise<void>>();
+  /** set when stop() gave up waiting: a job that ends later does not write (the database is closing) */
+  let abandoned = false;
 
   /** Records the end of an attempt, waiting out a disk that refuses the write (until the pool stops). */
   async function finish(job: ClaimedJob, end: JobOutcome): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      if (abandoned) return;
       try {
         finishJob(opts.db, job, end);
         finishFailure.ok();
@@ -119,9 +132,9 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       if (!job) return;
       // in-process guard: the same job id must never run twice at once here
       if (inFlight.has(String(job.id))) continue;
-      inFlight.add(String(job.id));
-      void limit(() => runJob(job))
+      const done = limit(() => runJob(job))
         .catch((err: unknown) => {
+          if (abandoned) return;
           pool.lastError = (err as Error).message;
           opts.logger.error('job bookkeeping failed', { queue: opts.name, job: job.id, error: (err as Error).stack ?? String(err) });
         })
@@ -129,6 +142,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
           inFlight.delete(String(job.id));
           pool.poke(); // a slot is free
         });
+      inFlight.set(String(job.id), done);
     }
   }
 
@@ -169,10 +183,21 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       poked = true;
       wakeUp?.();
     },
-    async stop() {
+    async stop({ waitMs = 0 } = {}) {
       stopping = true;
       wakeUp?.();
       await loop;
+      if (inFlight.size === 0) return 0;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+      await Promise.race([Promise.allSettled([...inFlight.values()]), deadline]);
+      clearTimeout(timer);
+      const left = inFlight.size;
+      if (left > 0) {
+        abandoned = true;
+        if (waitMs > 0) opts.logger.warn('stopped before jobs ended; the next start puts them back in line', { queue: opts.name, jobs: [...inFlight.keys()] });
+      }
+      return left;
     },
     active: () => limit.activeCount,
   };
