@@ -42,6 +42,8 @@ export interface PoolOptions<T> {
   handler: (data: T, job: { id: string; attempt: number; final: boolean }) => Promise<void>;
   /** @defaultValue 300000 */
   idlePollMs?: number;
+  /** the clock jobs are claimed, leased, retried and ended by (ms) @defaultValue Date.now */
+  now?: () => number;
 }
 
 export interface Pool {
@@ -60,6 +62,7 @@ export interface Pool {
 export function createPool<T>(opts: PoolOptions<T>): Pool {
   const limit: LimitFunction = pLimit(Math.max(1, opts.concurrency()));
   const idle = opts.idlePollMs ?? 300_000;
+  const now = opts.now ?? Date.now;
   let stopping = false;
   let loop: Promise<void> | null = null;
   let wakeUp: (() => void) | null = null;
@@ -77,7 +80,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
     for (let attempt = 1; ; attempt++) {
       if (abandoned) return;
       try {
-        finishJob(opts.db, job, end);
+        finishJob(opts.db, job, end, now());
         finishFailure.ok();
         return;
       } catch (err) {
@@ -118,7 +121,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       const final = err instanceof PermanentError || job.numRunsLeft <= 0;
       opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
-      const retryAt = Date.now() + Math.min(60_000, 1000 * 2 ** attempt);
+      const retryAt = now() + Math.min(60_000, 1000 * 2 ** attempt);
       await finish(job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt });
       return;
     }
@@ -128,7 +131,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   async function pass(): Promise<void> {
     limit.concurrency = Math.max(1, opts.concurrency());
     while (!stopping && limit.activeCount + limit.pendingCount < limit.concurrency) {
-      const job = claimJob(opts.db, opts.name, LEASE_SECONDS);
+      const job = claimJob(opts.db, opts.name, LEASE_SECONDS, now());
       if (!job) return;
       // in-process guard: the same job id must never run twice at once here
       if (inFlight.has(String(job.id))) continue;
@@ -151,7 +154,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
     if (limit.activeCount + limit.pendingCount >= limit.concurrency) return idle;
     try {
       const next = nextAvailableAt(opts.db, opts.name);
-      return next === null ? idle : Math.min(idle, Math.max(100, next - Date.now()));
+      return next === null ? idle : Math.min(idle, Math.max(100, next - now()));
     } catch (err) {
       pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
       return idle;

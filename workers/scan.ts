@@ -28,7 +28,7 @@ async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult
   const cfg = deps.config.get();
   // a project deleted after its scan was queued: retrying cannot bring it back
   const project = findProject(db, p.projectId);
-  if (!project) throw new PermanentError(`project ${p.projectId} no longer exists`);
+  if (!project) throw new PermanentError(`project not found: ${p.projectId}`);
   const result: ScanResult = { waiting: 0, reserved: [], blockedBy: null };
   if (project.status !== 'active') return result;
   releaseStaleClaims(db, project.id); // before reading the wake sequence: its wake is this scan
