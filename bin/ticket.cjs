@@ -17,7 +17,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 // the rules the daemon applies too (key pattern, limits, types, wake rule, home, secret hash): one copy
-const rules = require('./ticket-rules.cjs');
+const rules = require('../lib/shared/ticketRules.cjs');
 
 const USAGE = `usage: ticket.cjs <command> [args]
 

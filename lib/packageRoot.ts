@@ -1,5 +1,5 @@
 // The installed package's root (where `bin/`, `prompts/`, `views/` and `web/public/` ship), apart from
-// lib/paths.ts so that lib/ticketRules.ts can find bin/ticket-rules.cjs without an import cycle.
+// lib/paths.ts so that lib/ticketRules.ts can find lib/shared/ticketRules.cjs without an import cycle.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 

@@ -19,7 +19,7 @@ export interface Paths {
   pidFile: string;
 }
 
-/** DISPATCH_HOME or ~/Development/.tasks: the rule bin/ticket.cjs follows too (bin/ticket-rules.cjs). */
+/** DISPATCH_HOME or ~/Development/.tasks: the rule bin/ticket.cjs follows too (lib/shared/ticketRules.cjs). */
 export { resolveHome };
 
 export function pathsFor(home: string): Paths {
@@ -36,7 +36,7 @@ export function pathsFor(home: string): Paths {
   };
 }
 
-/** The installed package's version. Kept here, not in lib/daemon.ts, so the CLI does not load the whole daemon to print it. */
+/** The installed package's version. Kept here, not in daemon/daemon.ts, so the CLI does not load the whole daemon to print it. */
 export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }

@@ -1,4 +1,4 @@
-// The typed face of bin/ticket-rules.cjs, the one copy of the ticket rules that the agents' CLI
+// The typed face of lib/shared/ticketRules.cjs, the one copy of the ticket rules that the agents' CLI
 // (bin/ticket.cjs) shares with the daemon. Loaded from the package root, so the sources (tests) and
 // the build in dist/ read the same file.
 import path from 'node:path';
@@ -19,7 +19,7 @@ interface TicketRules {
   hashRunSecret(secret: string): string;
 }
 
-export const ticketRulesFile = path.join(packageRoot, 'bin', 'ticket-rules.cjs');
+export const ticketRulesFile = path.join(packageRoot, 'lib', 'shared', 'ticketRules.cjs');
 const rules = createRequire(import.meta.url)(ticketRulesFile) as TicketRules;
 
 export const { TICKET_KEY, LIMITS, FREE_COMMENT_TYPES, SEVERITIES, HUMAN, DONE, LIVE_RUN_STATUSES, MARK_DUE_SQL } = rules;

@@ -18,7 +18,7 @@ export type Severity = (typeof SEVERITIES)[number];
 export const COMMENT_TYPES = ['comment', 'move', 'claim', 'complete', 'finding', 'journal', 'block', 'merge', 'system'] as const;
 export type CommentType = (typeof COMMENT_TYPES)[number];
 // the types a person or an agent writes with `comment` (FREE_COMMENT_TYPES), the severities and the
-// limits are shared with bin/ticket.cjs (bin/ticket-rules.cjs)
+// limits are shared with bin/ticket.cjs (lib/shared/ticketRules.cjs)
 
 export interface Ticket {
   id: number;

@@ -5,7 +5,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { createPool, type Pool } from '../lib/pool.js';
 import { agentRunPayload, QUEUE } from '../lib/queues.js';
 import { getRun } from '../lib/runs.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 export function buildAgentRunWorker(deps: WorkerDeps): Pool {
   const perProject = new Map<number, LimitFunction>();

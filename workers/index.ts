@@ -1,26 +1,10 @@
 // The typed registry of workers. Each worker file exports a builder that returns a pool over its
-// queue; the engine starts them after recovery and stops them on shutdown.
-import type { AgentRuntime } from '../lib/agentRuntime.js';
-import type { ConfigStore } from '../lib/config.js';
-import type { Logger } from '../lib/logger.js';
-import type { Paths } from '../lib/paths.js';
+// queue; the engine (daemon/engine.ts) starts them after recovery and stops them on shutdown.
 import type { Pool } from '../lib/pool.js';
-import type { Queues } from '../lib/queues.js';
-import type { Store } from '../lib/store.js';
+import type { WorkerDeps } from './types.js';
 import { buildAgentRunWorker } from './agentRun.js';
 import { buildScanWorker } from './scan.js';
 import { buildMergeWorker } from './merge.js';
-
-export interface WorkerDeps {
-  store: Store;
-  config: ConfigStore;
-  paths: Paths;
-  logger: Logger;
-  queues: Queues;
-  runtime: AgentRuntime;
-  pokeAgents(): void;
-  pokeMerges(): void;
-}
 
 export const workerBuilders = {
   scan: buildScanWorker,

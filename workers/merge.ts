@@ -7,7 +7,7 @@ import { mergeTicket } from '../lib/merge.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { mergePayload, QUEUE } from '../lib/queues.js';
 import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 export function buildMergeWorker(deps: WorkerDeps): Pool {
   const { store, paths, logger } = deps;

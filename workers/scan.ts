@@ -12,7 +12,7 @@ import { nextLocalMidnight } from '../lib/costs.js';
 import { capsFrom } from '../lib/caps.js';
 import { createPool, PermanentError, type Pool } from '../lib/pool.js';
 import { jobKeys, QUEUE, scanPayload, type ScanPayload } from '../lib/queues.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 /** Reservations that no other ticket of the scan would get either: the scan stops there. */
 const BLOCKING = new Set(['global-cap', 'project-cap', 'paused', 'budget', 'cli-paused']);

@@ -5,19 +5,19 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigStore } from './config.js';
+import { ConfigStore } from '../lib/config.js';
 import { createEngine, type Engine } from './engine.js';
-import { prepareHome } from './home.js';
-import { createLogger, type Logger } from './logger.js';
-import { scheduleBackups } from './backups.js';
-import { watchProjects } from './discovery.js';
-import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
-import { storageError } from './db/connection.js';
-import { UserError } from './errors.js';
-import { packageVersion, pathsFor, type Paths } from './paths.js';
-import { discoverProjects } from './projects.js';
-import { ensureAllHeartbeats } from './heartbeats.js';
-import { createStore, type Store } from './store.js';
+import { prepareHome } from '../lib/home.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { scheduleBackups } from '../lib/backups.js';
+import { watchProjects } from '../lib/discovery.js';
+import { acquirePidFile, releasePidFile, updatePidFile } from '../lib/pidfile.js';
+import { storageError } from '../lib/db/connection.js';
+import { UserError } from '../lib/errors.js';
+import { packageVersion, pathsFor, type Paths } from '../lib/paths.js';
+import { discoverProjects } from '../lib/projects.js';
+import { ensureAllHeartbeats } from '../lib/heartbeats.js';
+import { createStore, type Store } from '../lib/store.js';
 import { createApp } from '../web/app.js';
 
 export interface DaemonOptions {

@@ -1,6 +1,6 @@
 // The ticket rules that bin/ticket.cjs (run by agents, plain CommonJS) and the daemon (lib/, through
 // the typed lib/ticketRules.ts) must agree on: one copy, required by both. Dependency-free, so
-// ticket.cjs stays fast to start. Shipped next to ticket.cjs; the daemon finds it from its package root.
+// ticket.cjs stays fast to start. Not compiled: the sources and the build in dist/ both load this file.
 'use strict';
 
 const os = require('node:os');

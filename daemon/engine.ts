@@ -2,26 +2,26 @@
 // runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
 // job. A wake marks the project due in the database (the durable record) and pokes the scheduler
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
-import { AgentRuntime, type KillOptions } from './agentRuntime.js';
-import { agentsPaused } from './globalPause.js';
-import { activeCliPauses, clearCliPauses, nextPauseEnd } from './cliPause.js';
-import { backoffOf, nextAttemptAt } from './runCause.js';
-import { getHeartbeat } from './heartbeats.js';
-import { markDue, markWaitingProjectsDue } from './heartbeats.js';
-import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from './queues.js';
-import { recover } from './recovery.js';
-import { capsFrom } from './caps.js';
-import { createScheduler } from './scheduler.js';
-import { prepareWorkspace, pruneWorktrees } from './workspace.js';
-import { effectiveParallelCoding, getProject } from './projects.js';
+import { AgentRuntime, type KillOptions } from '../lib/agentRuntime.js';
+import { agentsPaused } from '../lib/globalPause.js';
+import { activeCliPauses, clearCliPauses, nextPauseEnd } from '../lib/cliPause.js';
+import { backoffOf, nextAttemptAt } from '../lib/runCause.js';
+import { getHeartbeat } from '../lib/heartbeats.js';
+import { markDue, markWaitingProjectsDue } from '../lib/heartbeats.js';
+import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueName, type Queues } from '../lib/queues.js';
+import { recover } from '../lib/recovery.js';
+import { capsFrom } from '../lib/caps.js';
+import { createScheduler } from '../lib/scheduler.js';
+import { prepareWorkspace, pruneWorktrees } from '../lib/workspace.js';
+import { effectiveParallelCoding, getProject } from '../lib/projects.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
-import type { Config, ConfigStore } from './config.js';
-import type { Logger } from './logger.js';
-import type { Paths } from './paths.js';
-import type { Pool } from './pool.js';
-import type { Run } from './runs.js';
-import type { Workspace } from './workspace.js';
-import type { Store } from './store.js';
+import type { Config, ConfigStore } from '../lib/config.js';
+import type { Logger } from '../lib/logger.js';
+import type { Paths } from '../lib/paths.js';
+import type { Pool } from '../lib/pool.js';
+import type { Run } from '../lib/runs.js';
+import type { Workspace } from '../lib/workspace.js';
+import type { Store } from '../lib/store.js';
 
 export interface EngineDeps {
   store: Store;
