@@ -26,13 +26,6 @@ export function formValues(req: Request): FormValues {
   return out;
 }
 
-/** Every value of a repeated field, in order. */
-export function formList(req: Request, name: string): string[] {
-  const v = ((req.body ?? {}) as Record<string, unknown>)[name];
-  if (typeof v === 'string') return [v];
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
-}
-
 export function optional(values: FormValues, name: string): string | undefined {
   const v = values[name];
   return v === undefined || v.trim() === '' ? undefined : v;
