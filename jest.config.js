@@ -10,6 +10,8 @@ export default {
   },
   testTimeout: 60000,
   setupFiles: ['<rootDir>/__tests__/helpers/setup.ts'],
+  // refuses to run when dist/ is older than the sources (tests that start the daemon run dist/)
+  globalSetup: '<rootDir>/__tests__/helpers/globalSetup.js',
   globalTeardown: '<rootDir>/__tests__/helpers/teardown.js',
   maxWorkers: 2,
 };

@@ -1,12 +1,15 @@
 // The daemon's life as a process: SIGTERM shuts it down cleanly (exit 0, pid file released, the
 // database closed so its WAL is checkpointed away); a pid file left by a dead daemon is reported
-// as stale and does not stop the next start; start twice refuses.
+// as stale and does not stop the next start; start twice refuses. A merge in flight when SIGTERM
+// arrives is waited for: it ends and is recorded before the database closes.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { daemonEnv, dispatchBin, startTestDaemon } from './helpers/daemon.js';
 import { tempDir } from './helpers/home.js';
 import { isAlive } from '../lib/pidfile.js';
+import { comments, startEngineDaemon, waitFor } from './helpers/engine.js';
+import { commitFile, head, initRepo, mergeHeadExists, porcelain } from './helpers/git.js';
 
 test('SIGTERM: exit 0, pid file gone, database closed', async () => {
   const d = await startTestDaemon();
@@ -20,6 +23,47 @@ test('SIGTERM: exit 0, pid file gone, database closed', async () => {
   const log = fs.readdirSync(path.join(d.home, 'logs')).find((f) => /^daemon-.*\.log$/.test(f))!;
   expect(fs.readFileSync(path.join(d.home, 'logs', log), 'utf8')).toMatch(/"message":"daemon stopping"/);
 });
+
+test('SIGTERM during a merge: the daemon waits for the merge job to end and record it, then exits 0', async () => {
+  const d = await startEngineDaemon({ config: { agents: { parallel_coding: true } } });
+  const entered = path.join(d.root, 'hook-entered');
+  const go = path.join(d.root, 'hook-go');
+  try {
+    const repo = path.join(d.projectsRoot, 'shop');
+    initRepo(repo);
+    commitFile(repo, 'readme.txt', 'shop\n', 'start');
+    const before = head(repo);
+    // the user's pre-commit hook holds the merge commit (only that: the agent's own commit has no MERGE_HEAD) until the test lets it go
+    const hook = path.join(repo, '.git', 'hooks', 'pre-commit');
+    fs.mkdirSync(path.dirname(hook), { recursive: true });
+    const wait = `i=0; while [ ! -f '${go}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`;
+    fs.writeFileSync(hook, `#!/bin/sh\nif [ -f "$(git rev-parse --git-dir)/MERGE_HEAD" ]; then touch '${entered}'; ${wait}; fi\n`, { mode: 0o755 });
+    await d.project('shop', 'software-dev', 'sh');
+    const script = { 'coding-agent': [{ do: 'write', file: 'feature.txt', content: 'feature\n' }, { do: 'commit', message: 'add the feature' }, { do: 'move', to: 'done' }] };
+    const t = await d.ticket('sh', 'coding-agent', script, 'a feature');
+    await waitFor('the merge to reach the commit hook', () => fs.existsSync(entered), 60_000, 100);
+
+    const exit = new Promise<number | null>((resolve) => d.child.once('exit', (code) => resolve(code)));
+    d.child.kill('SIGTERM');
+    const logFile = () => path.join(d.home, 'logs', fs.readdirSync(path.join(d.home, 'logs')).find((f) => /^daemon-.*\.log$/.test(f))!);
+    await waitFor('the daemon to begin stopping', () => /"message":"daemon stopping"/.test(fs.readFileSync(logFile(), 'utf8')), 30_000, 50);
+    fs.writeFileSync(go, ''); // the merge may finish now, while the daemon is stopping
+    expect(await exit).toBe(0);
+
+    // the merge ended inside the stop and was recorded: main has the merge, the ticket is merged, nothing is left running
+    expect(d.ticketRow(t.key).merged_at).toBeTruthy();
+    expect(comments(d, t.key).filter((c) => c.type === 'merge').at(-1).body).toContain('feature.txt');
+    expect(head(repo)).not.toBe(before);
+    expect(fs.readFileSync(path.join(repo, 'feature.txt'), 'utf8')).toBe('feature\n');
+    expect([porcelain(repo), mergeHeadExists(repo)]).toEqual(['', false]);
+    expect(d.db().prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running' AND queue = 'merge'`).get()).toEqual({ n: 0 });
+    expect(fs.readFileSync(logFile(), 'utf8')).not.toMatch(/stopped before jobs ended/);
+  } finally {
+    fs.writeFileSync(go, '');
+    await d.stop();
+    fs.rmSync(d.root, { recursive: true, force: true });
+  }
+}, 180_000);
 
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { repoRoot } from './helpers/daemon.js';
-import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor } from './helpers/engine.js';
 
 
 test('caps hold with 50 tickets across 5 projects, and every ticket gets done', async () => {

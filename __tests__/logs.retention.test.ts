@@ -82,7 +82,7 @@ test('dispatch daemon logs --follow prints the last lines, then the next day\'s 
     await waitFor(/late ticket=pd-1/);
     // no pause here: the new day's file may appear before the follower's first poll
     fs.writeFileSync(path.join(logs, 'daemon-2026-11-25.log'), '{"timestamp":"2026-11-25T00:00:01Z","level":"info","message":"early","run":"r9"}\n');
-    await waitFor(/2026-11-25T00:00:01Z info  early run=r9/);
+    await waitFor(/2026-11-25T00:00:01Z info {2}early run=r9/);
   } finally {
     child.kill();
     fs.rmSync(root, { recursive: true, force: true });

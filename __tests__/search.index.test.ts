@@ -9,7 +9,7 @@ import { openDb, type Db } from '../lib/db/connection.js';
 import { LATEST_VERSION, migrate, migrations, schemaVersion } from '../lib/db/migrations.js';
 import { UserError } from '../lib/errors.js';
 import { ftsQuery, IN_LIST_MAX, RANK_LIMIT, searchTickets, snippetParts } from '../lib/search.js';
-import { addComment, addFinding, addSystemComment, createTicket, moveTicket, requireTicket, updateTicket } from '../lib/tickets.js';
+import { addComment, addFinding, addSystemComment, createTicket, moveTicket, updateTicket } from '../lib/tickets.js';
 import { makeTestHome, startRun, tempDir, type TestHome } from './helpers/home.js';
 import { ticketBin } from './helpers/daemon.js';
 

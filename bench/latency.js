@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { benchAgent, dispatchBin, fmt, note, percentile, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
+import { benchAgent, dispatchBin, note, percentile, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
 
 const TARGET = { op: '<', value: 300 };
 

@@ -151,7 +151,6 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     const byProject = new Map();
     for (const r of runs) byProject.set(r.project_id, [...(byProject.get(r.project_id) ?? []), [r.created_at, r.ended_at]]);
     for (const list of byProject.values()) projectOverlap = Math.max(projectOverlap, maxOverlap(list));
-    const mean = overhead.reduce((a, b) => a + b, 0) / overhead.length;
 
     const tag = split ? '' : ' [shared CPUs]';
     report('pipeline', `tickets through 3 agent columns per minute${tag}`, (tickets / elapsedMs) * 60_000, 'tickets/min');

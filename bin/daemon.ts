@@ -4,7 +4,7 @@
 // `error: <reason>` line when it cannot start (the CLI prints it; a full disk could not take it),
 // or the pipe closed once it listens, before any agent starts (so no agent inherits it).
 import fs from 'node:fs';
-import { startDaemon } from '../lib/daemon.js';
+import { startDaemon } from '../daemon/daemon.js';
 import { UserError } from '../lib/errors.js';
 import { resolveHome } from '../lib/paths.js';
 

@@ -16,7 +16,8 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const os = require('node:os');
+// the rules the daemon applies too (key pattern, limits, types, wake rule, home, secret hash): one copy
+const rules = require('../lib/shared/ticketRules.cjs');
 
 const USAGE = `usage: ticket.cjs <command> [args]
 
@@ -42,13 +43,9 @@ environment:
   DISPATCH_PORT         the daemon's port, pinged after a move into done (the merge starts at once)
   DISPATCH_API_TOKEN    sent with that ping when the daemon's API needs a token`;
 
-const FREE_TYPES = ['comment', 'journal', 'block', 'complete'];
-const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+const { FREE_COMMENT_TYPES: FREE_TYPES, SEVERITIES, LIVE_RUN_STATUSES: LIVE, LIMITS } = rules;
 const READS = ['read', 'thread'];
 const WRITES = ['comment', 'move', 'finding'];
-const LIVE = ['queued', 'running'];
-const MAX_TEXT = 200000;
-const MAX_TITLE = 500;
 
 class Failure extends Error {}
 const fail = (msg) => {
@@ -67,9 +64,7 @@ function text(value, name, max, required) {
 }
 
 function openDb() {
-  const file =
-    process.env.DISPATCH_DB_PATH ||
-    path.join(process.env.DISPATCH_HOME || path.join(os.homedir(), 'Development', '.tasks'), 'tasks.db');
+  const file = process.env.DISPATCH_DB_PATH || path.join(rules.resolveHome(process.env), 'tasks.db');
   let Database;
   try {
     Database = require('better-sqlite3');
@@ -95,8 +90,7 @@ function provenRun(db) {
   const secret = process.env.DISPATCH_RUN_SECRET;
   if (secret === undefined) return null;
   if (!secret) fail('DISPATCH_RUN_SECRET is empty');
-  const hash = require('node:crypto').createHash('sha256').update(secret, 'utf8').digest('hex');
-  const run = db.prepare(`${RUN_SQL} WHERE r.secret_hash = ?`).get(hash);
+  const run = db.prepare(`${RUN_SQL} WHERE r.secret_hash = ?`).get(rules.hashRunSecret(secret));
   if (!run) fail('DISPATCH_RUN_SECRET is not the secret of any agent run');
   if (!LIVE.includes(run.status)) fail(`run ${run.id} has ended (${run.status}); its secret no longer works`);
   return run;
@@ -121,8 +115,8 @@ function refuseInsideAgent(db) {
   }
   if (pids.length === 0) return;
   const run = db
-    .prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running') AND pid IN (SELECT value FROM json_each(?))`)
-    .get(JSON.stringify(pids));
+    .prepare(`SELECT id FROM runs WHERE status IN (SELECT value FROM json_each(?)) AND pid IN (SELECT value FROM json_each(?))`)
+    .get(JSON.stringify(LIVE), JSON.stringify(pids));
   if (run) fail(`this process runs inside agent run ${run.id}: it needs that run's DISPATCH_RUN_SECRET`);
 }
 
@@ -139,7 +133,7 @@ function personProject(db) {
 function findTicket(db, project, ref) {
   if (ref === undefined) fail('missing <ticket-id>');
   let row;
-  const key = /^([a-z][a-z0-9]{0,9})-(\d+)$/i.exec(ref);
+  const key = rules.TICKET_KEY.exec(ref);
   if (/^\d+$/.test(ref)) {
     row = db.prepare('SELECT t.*, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?').get(Number(ref));
   } else if (key) {
@@ -287,7 +281,7 @@ async function main(argv) {
       const type = args[1];
       if (!type) fail('missing <type>');
       if (!FREE_TYPES.includes(type)) fail(`comment type must be one of ${FREE_TYPES.join(', ')} (got "${type}")`);
-      const body = text(args.slice(2).join(' ') || undefined, 'body', MAX_TEXT, true);
+      const body = text(args.slice(2).join(' ') || undefined, 'body', LIMITS.comment, true);
       const id = write(() => addComment(db, ticket.id, author, { type, body }));
       out({ ok: true, ticket: keyOf(ticket), comment_id: Number(id), type });
       break;
@@ -296,8 +290,8 @@ async function main(argv) {
       const severity = args[1];
       if (!severity) fail('missing <severity>');
       if (!SEVERITIES.includes(severity)) fail(`severity must be one of ${SEVERITIES.join(', ')} (got "${severity}")`);
-      const title = text(args[2], 'title', MAX_TITLE, true);
-      const body = text(args.slice(3).join(' ') || undefined, 'body', MAX_TEXT, false);
+      const title = text(args[2], 'title', LIMITS.title, true);
+      const body = text(args.slice(3).join(' ') || undefined, 'body', LIMITS.comment, false);
       const id = write(() => addComment(db, ticket.id, author, { type: 'finding', severity, title, body }));
       out({ ok: true, ticket: keyOf(ticket), comment_id: Number(id), severity });
       break;
@@ -305,24 +299,22 @@ async function main(argv) {
     case 'move': {
       const to = args[1];
       if (!to) fail('missing <column>');
-      const comment = text(args.slice(2).join(' ') || undefined, 'comment', MAX_TEXT, false);
+      const comment = text(args.slice(2).join(' ') || undefined, 'comment', LIMITS.comment, false);
       const moved = write(() => {
         const current = db.prepare('SELECT column_id FROM tickets WHERE id = ?').get(ticket.id);
-        const columns = db.prepare('SELECT column_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
+        const columns = db.prepare('SELECT column_id, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
         const ids = columns.map((c) => c.column_id);
+        const target = columns.find((c) => c.column_id === to);
         if (!ids.includes(to)) fail(`unknown column "${to}"; this project's columns are ${ids.join(', ')}`);
         if (current.column_id === to) fail(`ticket ${keyOf(ticket)} is already in "${to}"`);
         const now = Date.now();
         db.prepare('UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?').run(to, now, now, ticket.id);
         addComment(db, ticket.id, author, { type: 'move', body: comment, from: current.column_id, to });
-        // done has work for the daemon now (the merge), so the project is due. A move into an agent
-        // column does not: the run holds the claim until it ends, so a scan now could not start the
-        // next agent; the run's end releases it and wakes the project (lib/heartbeats.ts markWaitingProjectsDue).
-        const wake = to === 'done';
-        if (wake) {
-          db.prepare('UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?')
-            .run(now, ticket.project_id);
-        }
+        // into done: the merge has work now. Into an agent column: the run holds the claim until it
+        // ends, so a scan now could not start the next agent; the run's end releases it and wakes the
+        // project (lib/heartbeats.ts markWaitingProjectsDue).
+        const wake = rules.wakesOnMove({ to, toAgentColumn: Boolean(target && target.agent_type_id), byRun: true });
+        if (wake) db.prepare(rules.MARK_DUE_SQL).run(now, ticket.project_id);
         return { from: current.column_id, to, wake };
       });
       out({ ok: true, ticket: keyOf(ticket), from: moved.from, to: moved.to });

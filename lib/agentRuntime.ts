@@ -122,10 +122,6 @@ export class AgentRuntime {
     if (killed) this.deps.logger.info('stopped processes the agent left running', { run: entry.run.id, count: killed });
   }
 
-  runningCount(): number {
-    return this.active.size;
-  }
-
   activeRuns(): { id: string; pid: number | null; ticket_id: number; agent_type_id: string; started_at: number | null }[] {
     return [...this.active.values()].map((a) => ({ id: a.run.id, pid: a.pid, ticket_id: a.run.ticket_id, agent_type_id: a.run.agent_type_id, started_at: a.run.started_at }));
   }

@@ -1,6 +1,7 @@
 // Agent types: a markdown prompt at `<home>/prompts/<id>.md` plus the settings stored in the
 // database. Ids are checked against a strict pattern before they ever touch a path, so no crafted
 // id can read or write outside the prompts folder.
+import { HUMAN, DONE } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
@@ -164,7 +165,7 @@ export function updateAgentType(db: Db, id: string, input: AgentTypeInput): Agen
 export function createAgentType(db: Db, promptsDir: string, id: string, input: AgentTypeInput & { prompt?: unknown }): AgentType {
   checkAgentId(id);
   if (db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(id)) throw new ConflictError(`agent type "${id}" already exists`, 'id');
-  if (id === 'human' || id === 'done') throw new UserError('"human" and "done" are reserved column ids', 'id');
+  if (id === HUMAN || id === DONE) throw new UserError(`"${HUMAN}" and "${DONE}" are reserved column ids`, 'id');
   const v = validated({ allowed_tools: ['Bash(ticket:*)', 'Read'], ...input }, null);
   // unless told, an agent that may write files or run any command is taken to edit the working tree
   if (input.edits_working_tree === undefined) v.edits_working_tree = v.allowed_tools.some((t) => FILE_CHANGING_TOOLS.includes(t));

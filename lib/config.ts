@@ -1,6 +1,7 @@
 // Configuration: defaults, then `<home>/config.json`, then environment overrides; parsed once per
 // load and frozen. An invalid file is reported with the field and reason, and the store keeps the
-// last good config. This is the only module that reads DISPATCH_* settings from the env.
+// last good config. This is the only module that reads DISPATCH_* settings from the env. Each
+// default is written once, on its field; a missing section is filled in by parsing `{}` (prefault).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,7 +61,7 @@ export const configSchema = z
         backoff_multiplier: z.number().min(1).max(10).default(2),
       })
       .strict()
-      .default({ base_interval_seconds: 300, max_interval_seconds: 86400, backoff_multiplier: 2 }),
+      .prefault({}),
     agents: z
       .object({
         max_concurrent_per_project: z.number().int().min(1).max(100).default(3),
@@ -75,18 +76,7 @@ export const configSchema = z
         usage_limit_margin_seconds: z.number().min(0).max(3600).default(60),
       })
       .strict()
-      .default({
-        max_concurrent_per_project: 3,
-        max_concurrent_global: 10,
-        default_timeout_minutes: 30,
-        circuit_breaker_max_runs: 3,
-        max_runs_per_ticket: 20,
-        parallel_coding: true,
-        env: {},
-        retry_backoff_seconds: 30,
-        no_move_wait_seconds: 120,
-        usage_limit_margin_seconds: 60,
-      }),
+      .prefault({}),
     ai: z
       .object({
         auth_method: z.enum(['oauth', 'api_key', 'custom']).default('oauth'),
@@ -94,22 +84,22 @@ export const configSchema = z
         base_url: z.string().default(''),
       })
       .strict()
-      .default({ auth_method: 'oauth', api_key: '', base_url: '' }),
+      .prefault({}),
     logs: z
       .object({ retention_days: z.number().int().min(1).max(3650).default(14) })
       .strict()
-      .default({ retention_days: 14 }),
+      .prefault({}),
     backups: z
       .object({
         interval_hours: z.number().min(0.01).max(24 * 30).default(24),
         keep: z.number().int().min(1).max(1000).default(7),
       })
       .strict()
-      .default({ interval_hours: 24, keep: 7 }),
+      .prefault({}),
     board: z
       .object({ done_limit: z.number().int().min(1).max(1000).default(50) })
       .strict()
-      .default({ done_limit: 50 }),
+      .prefault({}),
     queue: z
       .object({
         keep_days: z.number().int().min(1).max(3650).default(14),
@@ -122,11 +112,11 @@ export const configSchema = z
           .default('redis://127.0.0.1:6379'),
       })
       .strict()
-      .default({ keep_days: 14, backend: 'sqlite', redis_url: 'redis://127.0.0.1:6379' }),
+      .prefault({}),
     budgets: z
       .object({ daily_usd: z.number().min(0).max(1_000_000).default(0) })
       .strict()
-      .default({ daily_usd: 0 }),
+      .prefault({}),
     notifications: z
       .object({
         webhook_url: z.string().max(2000).default(''),
@@ -137,7 +127,7 @@ export const configSchema = z
         quiet_hours_end: z.string().regex(CLOCK, 'must be a time like 07:00, or empty').default(''),
       })
       .strict()
-      .default({ webhook_url: '', webhook_format: 'json', desktop: false, browser: true, quiet_hours_start: '', quiet_hours_end: '' }),
+      .prefault({}),
     api_token: z.string().default(''),
   })
   .strict()

@@ -2,6 +2,8 @@
 // wakes; a scan records the sequence it started from and may only write its backoff if no newer
 // wake arrived meanwhile, so an in-flight scan can never overwrite a fresh reset.
 import { budgetBlockedProjects } from './costs.js';
+import { MARK_DUE_SQL } from './ticketRules.js';
+import { editsWorkingTree, liveRun, PRIORITY_RANK, type WakeCaps } from './caps.js';
 import type { Db } from './db/connection.js';
 
 export interface Heartbeat {
@@ -21,7 +23,7 @@ export function ensureHeartbeat(db: Db, projectId: number, baseIntervalSeconds: 
 
 /** Marks a project due now. MUST be called inside the transaction that made the work appear. */
 export function markDue(db: Db, projectId: number, at = Date.now()): void {
-  db.prepare(`UPDATE heartbeats SET next_check_at = ?, empty_streak = 0, wake_seq = wake_seq + 1 WHERE project_id = ?`).run(at, projectId);
+  db.prepare(MARK_DUE_SQL).run(at, projectId);
 }
 
 export function getHeartbeat(db: Db, projectId: number): Heartbeat | undefined {
@@ -100,11 +102,11 @@ export function recordScan(
 export function markWaitingProjectsDue(
   db: Db,
   /** parallelCoding: agents.parallel_coding, for projects without their own setting */
-  caps: { global: number; perProject: number; parallelCoding: boolean; dailyBudgetUsd?: number },
+  caps: WakeCaps,
   at = Date.now(),
 ): number[] {
   return db.transaction(() => {
-    const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
+    const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE ${liveRun()}`).get() as { n: number }).n;
     const free = caps.global - live;
     if (free <= 0) return [];
     // a project whose daily budget is used up cannot start a run: waking it would only cost a scan
@@ -118,9 +120,8 @@ export function markWaitingProjectsDue(
           // the tickets read every ticket ever filed (10 ms a finalize at 15,000 tickets), and
           // counting per ticket cost 20 ms a finalize with 1,000 tickets waiting
           `WITH live AS (
-             SELECT r.project_id, COUNT(*) AS n, SUM(COALESCE(a.edits_working_tree, 0)) AS editing
-             FROM runs r LEFT JOIN agent_types a ON a.id = r.agent_type_id
-             WHERE r.status IN ('queued', 'running') GROUP BY r.project_id)
+             SELECT r.project_id, COUNT(*) AS n, SUM(${editsWorkingTree('r.agent_type_id')}) AS editing
+             FROM runs r WHERE ${liveRun('r')} GROUP BY r.project_id)
            SELECT p.id FROM projects p
            LEFT JOIN live l ON l.project_id = p.id
            CROSS JOIN project_columns pc ON pc.project_id = p.id AND pc.agent_type_id IS NOT NULL
@@ -128,9 +129,9 @@ export function markWaitingProjectsDue(
            WHERE p.status = 'active' AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
              AND COALESCE(l.n, 0) < @perProject AND p.id NOT IN (SELECT value FROM json_each(@blocked))
              AND (COALESCE(p.parallel_coding, @parallel) = 1 OR COALESCE(l.editing, 0) = 0
-                  OR (SELECT edits_working_tree FROM agent_types WHERE id = pc.agent_type_id) = 0)
+                  OR ${editsWorkingTree('pc.agent_type_id')} = 0)
            GROUP BY p.id
-           ORDER BY MIN(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END), MIN(t.column_entered_at), p.id
+           ORDER BY MIN(${PRIORITY_RANK}), MIN(t.column_entered_at), p.id
            LIMIT @free`,
         )
         .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as {

@@ -4,6 +4,7 @@
 // is aborted and the repository checked to be exactly as before; every step checks git's state
 // before acting, so a re-run after a crash at any point either does nothing or finishes the job.
 // One merge at a time per repository (the repository lock in lib/git.ts).
+import { HUMAN, DONE } from './columns.js';
 import fs from 'node:fs';
 import {
   abortStaleMerge,
@@ -61,7 +62,7 @@ function sendToHuman(store: Store, ticketId: number, body: string): void {
   store.db
     .transaction(() => {
       const ticket = requireTicket(store.db, ticketId);
-      if (ticket.column_id === 'done') moveTicket(store, ticketId, 'human', { actor: MERGE_AUTHOR, expectFrom: 'done' });
+      if (ticket.column_id === DONE) moveTicket(store, ticketId, HUMAN, { actor: MERGE_AUTHOR, expectFrom: DONE });
       addSystemComment(store.db, ticketId, 'merge', body, MERGE_AUTHOR);
     })
     .immediate();
@@ -77,7 +78,7 @@ export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: 
   const { store, ticketId } = args;
   const ticket = requireTicket(store.db, ticketId);
   const key = toView(ticket).key;
-  if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
+  if (ticket.column_id !== DONE) return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
   if (!ticket.branch) return { status: 'no-branch', detail: `${key} has no branch: its agents worked in the project folder` };
   const project = getProject(store.db, ticket.project_id);
   if (!(await isRepo(project.path))) {
@@ -90,7 +91,7 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
   const { store, ticketId, logger, repo, key } = args;
   // re-read under the lock: the ticket may have moved while an earlier merge held it
   const ticket = requireTicket(store.db, ticketId);
-  if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
+  if (ticket.column_id !== DONE) return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
   const branch = ticket.branch!;
 
   // a merge the daemon left half-done MUST be aborted before anything else, once any git it left

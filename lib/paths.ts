@@ -1,9 +1,11 @@
 // The data home: every file the daemon owns lives under one folder, `DISPATCH_HOME`
 // or `~/Development/.tasks`. Nothing else in the code builds these paths.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from './packageRoot.js';
+import { resolveHome } from './ticketRules.js';
+
+export { packageRoot };
 
 export interface Paths {
   home: string;
@@ -17,11 +19,8 @@ export interface Paths {
   pidFile: string;
 }
 
-export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env.DISPATCH_HOME?.trim();
-  if (fromEnv) return path.resolve(fromEnv);
-  return path.join(os.homedir(), 'Development', '.tasks');
-}
+/** DISPATCH_HOME or ~/Development/.tasks: the rule bin/ticket.cjs follows too (lib/shared/ticketRules.cjs). */
+export { resolveHome };
 
 export function pathsFor(home: string): Paths {
   return {
@@ -37,15 +36,7 @@ export function pathsFor(home: string): Paths {
   };
 }
 
-/** The installed package's root (where `prompts/`, `views/` and `bin/ticket.cjs` ship). */
-export const packageRoot: string = (() => {
-  // this file is lib/paths.ts in the sources and dist/lib/paths.js once built
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const up = path.basename(path.dirname(here)) === 'dist' ? '../..' : '..';
-  return path.resolve(here, up);
-})();
-
-/** The installed package's version. Kept here, not in lib/daemon.ts, so the CLI does not load the whole daemon to print it. */
+/** The installed package's version. Kept here, not in daemon/daemon.ts, so the CLI does not load the whole daemon to print it. */
 export function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 }

@@ -8,6 +8,7 @@ import { setProjectStatus, getProject, type Project } from './projects.js';
 import { getGlobalPause, setGlobalPause, type GlobalPause } from './globalPause.js';
 import { clearCliPauses, cliPauseView } from './cliPause.js';
 import { markWaitingProjectsDue } from './heartbeats.js';
+import { capsFrom } from './caps.js';
 import type { KillOptions } from './agentRuntime.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connection.js';
@@ -98,12 +99,11 @@ export async function pauseAll(store: Store, engine: RunControls, opts: { stopRu
  * Ends the global pause and any agent CLI pause (a usage limit, a login or setup problem: the banner's
  * Retry), and wakes, at once, the projects with tickets waiting that the caps let start.
  */
-export function resumeAll(store: Store, engine: RunControls, agents: Config['agents']): PauseState {
+export function resumeAll(store: Store, engine: RunControls, config: Config): PauseState {
   store.db.transaction(() => {
     setGlobalPause(store.db, false);
     clearCliPauses(store.db);
   }).immediate();
-  const caps = { global: agents.max_concurrent_global, perProject: agents.max_concurrent_per_project, parallelCoding: agents.parallel_coding };
-  for (const id of markWaitingProjectsDue(store.db, caps)) engine.wake(id);
+  for (const id of markWaitingProjectsDue(store.db, capsFrom(config))) engine.wake(id);
   return { ...pauseState(store.db), stopped: 0 };
 }

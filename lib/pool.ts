@@ -9,6 +9,12 @@
 // "running" until the next restart. While a job runs, its lease is renewed every third of the
 // backend's lease (the heartbeat), so a lease only runs out when this process is gone. The pool
 // sees only the queue interface (lib/queue), whichever backend holds the jobs.
+// Stopping is graceful, then forceful: `stop({ waitMs })` stops dequeuing and waits up to `waitMs`
+// for the jobs in flight to end and record their end (a merge running the user's git hooks, a scan);
+// past the deadline it returns anyway, and a job still running then is left "running" for the next
+// start's recovery to put back in line (its late end is not recorded: the database is closing).
+// Without `waitMs` nothing is waited for: the agent-run pool's jobs last as long as their agents,
+// which are detached and adopted on restart.
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { ZodType } from 'zod';
 import type { ClaimedJob, JobOutcome, QueueBackend, QueueName } from './queue/index.js';
@@ -37,14 +43,19 @@ export interface PoolOptions<T> {
   handler: (data: T, job: { id: string; attempt: number; final: boolean }) => Promise<void>;
   /** @defaultValue 300000 */
   idlePollMs?: number;
+  /** the clock jobs are claimed, leased, retried and ended by (ms) @defaultValue Date.now */
+  now?: () => number;
 }
 
 export interface Pool {
   readonly name: QueueName;
   start(): void;
   poke(): void;
-  /** Stops dequeuing. In-flight handlers are left to finish (agents are detached and adopted on restart). */
-  stop(): Promise<void>;
+  /**
+   * Stops dequeuing, then waits up to `waitMs` (default 0) for the jobs in flight to end. Resolves
+   * with the number of jobs still running at the deadline (left to the next start's recovery).
+   */
+  stop(opts?: { waitMs?: number }): Promise<number>;
   active(): number;
   lastError: string | null;
 }
@@ -52,6 +63,7 @@ export interface Pool {
 export function createPool<T>(opts: PoolOptions<T>): Pool {
   const limit: LimitFunction = pLimit(Math.max(1, opts.concurrency()));
   const idle = opts.idlePollMs ?? 300_000;
+  const now = opts.now ?? Date.now;
   let stopping = false;
   let loop: Promise<void> | null = null;
   let wakeUp: (() => void) | null = null;
@@ -59,11 +71,15 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
   let failures = 0;
   const passFailure = new RepeatedFailure(opts.logger, 'pool pass failed');
   const finishFailure = new RepeatedFailure(opts.logger, 'could not record the end of a job; will retry');
-  const inFlight = new Set<string>();
+  /** the jobs in flight, each with the promise that settles once its end is recorded */
+  const inFlight = new Map<string, Promise<void>>();
+  /** set when stop() gave up waiting: a job that ends later does not write (the database is closing) */
+  let abandoned = false;
 
   /** Records the end of an attempt, waiting out a disk that refuses the write (until the pool stops). */
   async function finish(job: ClaimedJob, end: JobOutcome): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      if (abandoned) return;
       try {
         await opts.backend.finish(job, end);
         finishFailure.ok();
@@ -127,7 +143,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       const final = err instanceof PermanentError || job.final;
       opts.logger.error(final ? 'job failed' : 'job failed; will retry', { queue: opts.name, job: id, attempt, error });
       // a retry waits a little longer each time, so a failing dependency is not hammered
-      const retryAt = Date.now() + Math.min(60_000, 1000 * 2 ** attempt);
+      const retryAt = now() + Math.min(60_000, 1000 * 2 ** attempt);
       await finish(job, final ? { outcome: 'failed', error } : { outcome: 'retry', error, retryAt });
       return;
     }
@@ -141,9 +157,9 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       if (!job) return;
       // in-process guard: the same job id must never run twice at once here
       if (inFlight.has(job.id)) continue;
-      inFlight.add(job.id);
-      void limit(() => runJob(job))
+      const done = limit(() => runJob(job))
         .catch((err: unknown) => {
+          if (abandoned) return;
           pool.lastError = (err as Error).message;
           opts.logger.error('job bookkeeping failed', { queue: opts.name, job: job.id, error: (err as Error).stack ?? String(err) });
         })
@@ -151,6 +167,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
           inFlight.delete(job.id);
           pool.poke(); // a slot is free
         });
+      inFlight.set(job.id, done);
     }
   }
 
@@ -159,7 +176,7 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
     if (limit.activeCount + limit.pendingCount >= limit.concurrency) return idle;
     try {
       const next = await opts.backend.nextAvailableAt(opts.name);
-      return next === null ? idle : Math.min(idle, Math.max(100, next - Date.now()));
+      return next === null ? idle : Math.min(idle, Math.max(100, next - now()));
     } catch (err) {
       pool.lastError = `${opts.name} pool: ${(err as Error).message}`;
       return idle;
@@ -191,10 +208,21 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       poked = true;
       wakeUp?.();
     },
-    async stop() {
+    async stop({ waitMs = 0 } = {}) {
       stopping = true;
       wakeUp?.();
       await loop;
+      if (inFlight.size === 0) return 0;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)));
+      await Promise.race([Promise.allSettled([...inFlight.values()]), deadline]);
+      clearTimeout(timer);
+      const left = inFlight.size;
+      if (left > 0) {
+        abandoned = true;
+        if (waitMs > 0) opts.logger.warn('stopped before jobs ended; the next start puts them back in line', { queue: opts.name, jobs: [...inFlight.keys()] });
+      }
+      return left;
     },
     active: () => limit.activeCount,
   };

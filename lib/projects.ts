@@ -1,6 +1,7 @@
 // Projects: folders under the projects root (discovered as `unregistered`) or registered by path.
 // A registered project owns a copy of its type's columns, so customising one board never changes
 // the shared type. Statuses: unregistered, active, dormant, missing, archived.
+import { HUMAN, DONE } from './columns.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -290,7 +291,7 @@ export function validateColumns(db: Db, columns: ColumnInput[]): void {
       if (!optional && typeof c[key] !== 'string') throw new UserError(`columns[${i}].${key} must be a string`, `columns[${i}].${key}`);
     }
   });
-  if (columns.length < 2 || columns[0]!.column_id !== 'human' || columns[columns.length - 1]!.column_id !== 'done') {
+  if (columns.length < 2 || columns[0]!.column_id !== HUMAN || columns[columns.length - 1]!.column_id !== DONE) {
     throw new UserError('a workflow starts with "human" and ends with "done"', 'columns');
   }
   const seen = new Set<string>();
@@ -311,7 +312,7 @@ export function normaliseColumns(db: Db, columns: ColumnInput[]): Column[] {
   return columns.map((c, i) => {
     const middle = i > 0 && i < columns.length - 1;
     const agent = middle ? c.agent_type_id ?? c.column_id : null;
-    const fallbackName = agent ? (db.prepare(`SELECT name FROM agent_types WHERE id = ?`).get(agent) as { name: string }).name : c.column_id === 'human' ? 'Human' : 'Done';
+    const fallbackName = agent ? (db.prepare(`SELECT name FROM agent_types WHERE id = ?`).get(agent) as { name: string }).name : c.column_id === HUMAN ? 'Human' : 'Done';
     return { column_id: c.column_id, name: c.name?.trim() || fallbackName, position: i, agent_type_id: agent };
   });
 }

@@ -16,9 +16,9 @@ import type { Db } from './db/connection.js';
 export const RUN_CAUSES = ['usage_limit', 'rate_limited', 'auth', 'config', 'agent'] as const;
 export type RunCause = (typeof RUN_CAUSES)[number];
 /** Causes that say nothing about the ticket: the run counts toward neither retries nor the breaker. */
-export const NEUTRAL_CAUSES: readonly RunCause[] = ['usage_limit', 'auth', 'config'];
+const NEUTRAL_CAUSES: readonly RunCause[] = ['usage_limit', 'auth', 'config'];
 /** SQL for "this run counts toward a ticket's retries, breaker and run limit" (runs aliased as the table name). */
-export const COUNTED_RUN = `(cause IS NULL OR cause NOT IN ('usage_limit', 'auth', 'config'))`;
+export const COUNTED_RUN = `(cause IS NULL OR cause NOT IN (${NEUTRAL_CAUSES.map((c) => `'${c}'`).join(', ')}))`;
 /** Rate-limited runs in a row that are free: only later ones count against max_retries. */
 export const FREE_RATE_LIMITED_RUNS = 3;
 

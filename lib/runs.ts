@@ -3,9 +3,10 @@
 // only ever taken from a run row and must resolve inside the runs folder, so no request can
 // point the server at another file. Each run gets a secret for its agent's environment, stored
 // here only as a hash: it is how bin/ticket.cjs knows which run (ticket, project, author) it acts for.
+import { HUMAN } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { NotFoundError, UserError } from './errors.js';
 import { markDue } from './heartbeats.js';
 import { addSystemComment, moveTicket } from './tickets.js';
@@ -13,8 +14,10 @@ import { agentsPaused } from './globalPause.js';
 import { budgetBlock, type BudgetScope } from './costs.js';
 import { cliPause, describeCliPause, setCliPause, type CliPause } from './cliPause.js';
 import { recordNotification } from './notifications.js';
-import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type Backoff, type RunCause } from './runCause.js';
+import { COUNTED_RUN, FREE_RATE_LIMITED_RUNS, nextAttemptAt, RUN_CAUSES, type RunCause } from './runCause.js';
 import { effectiveParallelCoding } from './projects.js';
+import { hashRunSecret } from './ticketRules.js';
+import { editsWorkingTree, liveRun, PRIORITY_RANK, type Caps } from './caps.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
@@ -161,10 +164,8 @@ export function newRunId(at = Date.now()): string {
 /** What a run id may look like anywhere it arrives from outside (no dots, no slashes). */
 export const RUN_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/;
 
-/** The form a run secret is stored in. bin/ticket.cjs hashes the secret it is given the same way. */
-export function hashRunSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
-}
+/** The form a run secret is stored in: bin/ticket.cjs hashes the secret it is given with the same function. */
+export { hashRunSecret };
 
 /**
  * Gives a run that is about to start its secret: returns it (for the agent's environment, nowhere
@@ -177,21 +178,7 @@ export function issueRunSecret(db: Db, runId: string): string | null {
   return issued.changes === 1 ? secret : null;
 }
 
-export interface Caps {
-  global: number;
-  perProject: number;
-  /**
-   * agents.parallel_coding, the default of projects without their own setting. A project whose
-   * agents work in its folder (the setting off) runs one agent that edits the working tree at a time.
-   */
-  parallelCoding: boolean;
-  /** budgets.daily_usd: no new run once today's recorded cost reaches it (0 or absent = no budget) */
-  dailyBudgetUsd?: number;
-  /** runs a ticket may get between two stays in human (agents.max_runs_per_ticket) */
-  perTicket: number;
-  /** the waits between runs of one ticket (absent: none) */
-  backoff?: Backoff;
-}
+export type { Caps };
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
@@ -266,7 +253,7 @@ export function reserveRun(
       const why =
         `Run limit: this ticket had ${used} agent runs since it last left human (agents.max_runs_per_ticket is ${args.caps.perTicket}). ` +
         `Agents may be passing it back and forth; read the thread and the runs' transcripts, then move the ticket where it should go.`;
-      moveTicket(store, t.id, 'human', { actor: 'system', comment: why });
+      moveTicket(store, t.id, HUMAN, { actor: 'system', comment: why });
       return { kind: 'capped' };
     }
     const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
@@ -275,13 +262,13 @@ export function reserveRun(
     if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
     // agents sharing the project folder: one that edits the working tree at a time
     const inFolder = args.inFolder === true || !effectiveParallelCoding(t, args.caps.parallelCoding);
-    if (inFolder && editsWorkingTree(db, args.agentTypeId)) {
+    if (inFolder) {
       const busy = db
         .prepare(
-          `SELECT 1 FROM runs r JOIN agent_types a ON a.id = r.agent_type_id
-           WHERE r.project_id = ? AND r.status IN ('queued', 'running') AND a.edits_working_tree = 1 LIMIT 1`,
+          `SELECT 1 FROM runs r WHERE r.project_id = @project AND ${liveRun('r')}
+             AND ${editsWorkingTree('r.agent_type_id')} = 1 AND ${editsWorkingTree('@agentType')} = 1 LIMIT 1`,
         )
-        .get(t.project_id);
+        .get({ project: t.project_id, agentType: args.agentTypeId });
       if (busy) return { kind: 'serial' };
     }
     const prior = db
@@ -295,13 +282,6 @@ export function reserveRun(
     addSystemComment(db, t.id, 'claim', `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`, `${args.agentTypeId}:${id}`);
     return { kind: 'reserved', run: getRun(db, id)! };
   }).immediate();
-}
-
-function editsWorkingTree(db: Db, agentTypeId: string): boolean {
-  const row = db.prepare(`SELECT edits_working_tree FROM agent_types WHERE id = ?`).get(agentTypeId) as
-    | { edits_working_tree: number }
-    | undefined;
-  return row?.edits_working_tree === 1;
 }
 
 interface ReservedTicket {
@@ -417,7 +397,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
       .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
     let sentToHuman: string | null = null;
     // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
-    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== 'human';
+    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== HUMAN;
     if (!halted && stillHere && ticket.project_status !== 'archived') {
       // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
       const here = db
@@ -442,7 +422,7 @@ export function finalizeRun(store: Store, id: string, outcome: RunOutcome, polic
       } else if (breakerRuns >= policy.circuitBreakerMaxRuns) {
         sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${breakerRuns} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
       }
-      if (sentToHuman) moveTicket(store, run.ticket_id, 'human', { actor: 'system', comment: sentToHuman });
+      if (sentToHuman) moveTicket(store, run.ticket_id, HUMAN, { actor: 'system', comment: sentToHuman });
     }
     return { run: getRun(db, id)!, sentToHuman };
   }).immediate();
@@ -498,7 +478,7 @@ export function claimableTickets(db: Db, projectId: number, limit = 200): Claima
        JOIN agent_types a ON a.id = pc.agent_type_id
        WHERE pc.project_id = ? AND t.claimed_by_run IS NULL AND t.archived_at IS NULL
          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.ticket_id = t.id AND r.status IN ('queued', 'running'))
-       ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, t.column_entered_at, t.id
+       ORDER BY ${PRIORITY_RANK}, t.column_entered_at, t.id
        LIMIT ?`,
     )
     .all(projectId, limit) as Claimable[];

@@ -21,7 +21,15 @@ export interface Scheduler {
   lastError: string | null;
 }
 
-export function createScheduler(deps: { db: Db; queue: QueueBackend; logger: Logger; onEnqueued: () => void }): Scheduler {
+export function createScheduler(deps: {
+  db: Db;
+  queue: QueueBackend;
+  logger: Logger;
+  onEnqueued: () => void;
+  /** the clock heartbeats fall due by (ms) @defaultValue Date.now */
+  now?: () => number;
+}): Scheduler {
+  const now = deps.now ?? Date.now;
   let timer: NodeJS.Timeout | null = null;
   let running: Promise<void> | null = null;
   let again = false;
@@ -30,12 +38,12 @@ export function createScheduler(deps: { db: Db; queue: QueueBackend; logger: Log
   const failure = new RepeatedFailure(deps.logger, 'scheduler pass failed');
 
   async function pass(): Promise<void> {
-    const due = dueHeartbeats(deps.db);
+    const due = dueHeartbeats(deps.db, now());
     for (const h of due) {
       const payload = { projectId: h.project_id, wakeSeq: h.wake_seq };
       // enqueue first, then defer: a crash in between costs a duplicate scan, never a lost one
       await deps.queue.enqueue('scan', payload, { key: jobKeys.scan(payload, h.next_check_at) });
-      deferHeartbeat(deps.db, h);
+      deferHeartbeat(deps.db, h, now());
     }
     if (due.length) deps.onEnqueued();
   }
@@ -49,7 +57,7 @@ export function createScheduler(deps: { db: Db; queue: QueueBackend; logger: Log
     } else {
       try {
         const next = nextDueAt(deps.db);
-        wait = next === null ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - Date.now()));
+        wait = next === null ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - now()));
       } catch (err) {
         failures += 1;
         failure.fail(err);

@@ -1,5 +1,6 @@
 // Built-in project types and agent types, and the default prompt files. Seeding only inserts
 // what is missing, so it is safe on every start and never overwrites a user's edits.
+import { HUMAN, DONE } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Db } from './db/connection.js';
@@ -109,7 +110,7 @@ export function seed(db: Db, now = Date.now()): void {
     for (const t of BUILTIN_PROJECT_TYPES) {
       // a type the user already has (and maybe edited) keeps its columns
       if (insertType.run(t.id, t.name, t.description, now).changes === 0) continue;
-      const columns = [['human', 'Human', null], ...t.agents.map((a) => [a, BUILTIN_AGENT_TYPES.find((x) => x.id === a)!.name, a]), ['done', 'Done', null]];
+      const columns = [[HUMAN, 'Human', null], ...t.agents.map((a) => [a, BUILTIN_AGENT_TYPES.find((x) => x.id === a)!.name, a]), [DONE, 'Done', null]];
       columns.forEach(([id, name, agent], i) => insertColumn.run(t.id, id, name, i, agent));
     }
   }).immediate();

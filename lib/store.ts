@@ -12,5 +12,3 @@ export interface Store {
 export function createStore(db: Db, notify: (projectId: number) => void = () => {}): Store {
   return { db, notify };
 }
-
-export const now = (): number => Date.now();

@@ -2,22 +2,23 @@
 // never reused, and every change (create, move, comment, finding) is one transaction that also
 // writes its history row. A move into an agent column marks the project due in that same
 // transaction, so the wake survives even if the in-process notification is lost.
+import { HUMAN, DONE } from './columns.js';
 import { markDue } from './heartbeats.js';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
+import { PRIORITY_RANK } from './caps.js';
+import { FREE_COMMENT_TYPES, LIMITS, SEVERITIES, TICKET_KEY, wakesOnMove } from './ticketRules.js';
 import { getColumns, getProject, type Column } from './projects.js';
 import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const;
 export type Priority = (typeof PRIORITIES)[number];
-export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+export { SEVERITIES, FREE_COMMENT_TYPES, LIMITS };
 export type Severity = (typeof SEVERITIES)[number];
 export const COMMENT_TYPES = ['comment', 'move', 'claim', 'complete', 'finding', 'journal', 'block', 'merge', 'system'] as const;
 export type CommentType = (typeof COMMENT_TYPES)[number];
-/** The types a person or an agent writes with `comment`; the rest come from their own operations. */
-export const FREE_COMMENT_TYPES = ['comment', 'journal', 'block', 'complete'] as const;
-
-export const LIMITS = { title: 500, body: 200_000, comment: 200_000, tag: 50, tags: 20 } as const;
+// the types a person or an agent writes with `comment` (FREE_COMMENT_TYPES), the severities and the
+// limits are shared with bin/ticket.cjs (lib/shared/ticketRules.cjs)
 
 export interface Ticket {
   id: number;
@@ -59,7 +60,6 @@ export interface Comment {
   created_at: number;
 }
 
-const TICKET_KEY = /^([a-z][a-z0-9]{0,9})-(\d+)$/i;
 
 /** Resolves `pd-42` or a numeric id to the ticket row. */
 export function findTicket(db: Db, ref: string | number): (Ticket & { abbreviation: string }) | undefined {
@@ -168,7 +168,7 @@ export function createTicket(store: Store, input: CreateTicketInput): TicketView
   const priority = checkPriority(input.priority);
   const tags = checkTags(input.tags);
   const columns = getColumns(db, project.id);
-  const column = columnOf(columns, input.column ?? 'human');
+  const column = columnOf(columns, input.column ?? HUMAN);
   const now = Date.now();
   const id = db.transaction(() => {
     assertOpen(db, project.id);
@@ -229,8 +229,8 @@ function writeMove(db: Db, ticket: Ticket, target: Column, actor: string, commen
     ticket_id: ticket.id, type: 'move', author: actor, body: comment, severity: null, title: null,
     from_column: ticket.column_id, to_column: target.column_id,
   });
-  // an agent column needs an agent; done needs the merge worker
-  const wake = Boolean(target.agent_type_id) || target.column_id === 'done';
+  // an agent column needs an agent; done needs the merge worker (no agent run moves through here)
+  const wake = wakesOnMove({ to: target.column_id, toAgentColumn: Boolean(target.agent_type_id), byRun: false });
   if (wake) markDue(db, ticket.project_id, now);
   return wake;
 }
@@ -534,7 +534,6 @@ export interface InboxFilter {
 
 // the same expressions as the tickets_inbox_order index, so both lists walk it in their order
 const BACKLOG_EXPR = `(t.parked_by IS 'human')`;
-const PRIORITY_RANK = `(CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END)`;
 const RANKS: Record<Priority, number> = { urgent: 0, high: 1, normal: 2, low: 3 };
 
 /** The WHERE of one inbox list over `tickets t`, answered from the index alone (no table rows read). */
@@ -657,7 +656,7 @@ export function board(
   );
   return getColumns(db, project.id).map((col) => {
     const count = counts.get(col.column_id) ?? 0;
-    const limit = col.column_id === 'done' ? doneLimit : perColumnLimit;
+    const limit = col.column_id === DONE ? doneLimit : perColumnLimit;
     const rows = cards.all(project.abbreviation, project.id, col.column_id, ...f.args, limit) as (Ticket & { abbreviation: string })[];
     const tickets = rows.map(toView);
     return { ...col, count, tickets, truncated: count > tickets.length };

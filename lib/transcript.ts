@@ -118,9 +118,10 @@ export function toolCall(name: string, input: unknown): ToolCall {
   switch (name) {
     case 'Bash':
       return str(i.command) ? { kind: 'command', command: str(i.command), description: str(i.description) } : { kind: 'input' };
-    case 'Edit':
+    case 'Edit': {
       const note = i.replace_all === true ? 'every occurrence' : '';
       return { kind: 'edit', path, hunks: [lineDiff(str(i.old_string), str(i.new_string))], note };
+    }
     case 'MultiEdit': {
       const edits = Array.isArray(i.edits) ? i.edits.filter(isObject) : [];
       const hunks = edits.map((e) => lineDiff(str(e.old_string), str(e.new_string)));

@@ -5,6 +5,7 @@
 // commit) works in the project folder itself; a ticket that already has its branch
 // keeps working there even if parallel coding is turned off. Worktree changes run under the
 // repository's lock, so two agents of one ticket starting at once share one worktree.
+import { DONE } from './columns.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
@@ -192,7 +193,7 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
 
 function finished(store: Store, ticket: Ticket): boolean {
   if (ticket.archived_at !== null) return true;
-  return ticket.column_id === 'done' && getMergeRecord(store.db, ticket.id).merged_at !== null;
+  return ticket.column_id === DONE && getMergeRecord(store.db, ticket.id).merged_at !== null;
 }
 
 async function removeOrphanWorktree(repo: string, folder: string): Promise<RemoveWorktreeResult> {

@@ -36,5 +36,3 @@ export function queryInt(value: unknown, field: string, fallback: number, max: n
   if (!Number.isInteger(n) || n < 0 || n > max) throw new UserError(`${field} must be a whole number from 0 to ${max}`, field);
   return n;
 }
-
-export const HUMAN = 'human';

@@ -1,11 +1,11 @@
 // The agent-run worker: one job per reserved run. The pool's concurrency is the global cap (read
 // on every pass, so a settings change applies at once); a per-project p-limit bounds each project
-// in-process as well. The reservation in the runs table is what makes both caps exact.
+// in-process as well. The reservation in the runs table is what makes both caps exact (lib/caps.ts).
 import pLimit, { type LimitFunction } from 'p-limit';
 import { createPool, type Pool } from '../lib/pool.js';
 import { agentRunPayload } from '../lib/queue/index.js';
 import { getRun } from '../lib/runs.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 export function buildAgentRunWorker(deps: WorkerDeps): Pool {
   const perProject = new Map<number, LimitFunction>();

@@ -2,11 +2,12 @@
 // does the git work, all-or-nothing, one merge per repository at a time). Refusals and conflicts
 // are handled there: the ticket is already in human with a `merge` comment. An unexpected git
 // error is retried; after the last attempt the ticket goes to human with the error, never lost.
+import { HUMAN, DONE } from '../lib/columns.js';
 import { mergeTicket } from '../lib/merge.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { mergePayload } from '../lib/queue/index.js';
 import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 export function buildMergeWorker(deps: WorkerDeps): Pool {
   const { store, paths, logger } = deps;
@@ -23,9 +24,9 @@ export function buildMergeWorker(deps: WorkerDeps): Pool {
       } catch (err) {
         if (job.final) {
           const ticket = findTicket(store.db, data.ticketId);
-          if (ticket?.column_id === 'done') {
+          if (ticket?.column_id === DONE) {
             store.db.transaction(() => {
-              moveTicket(store, ticket.id, 'human', { actor: 'merge', expectFrom: 'done' });
+              moveTicket(store, ticket.id, HUMAN, { actor: 'merge', expectFrom: DONE });
               addSystemComment(store.db, ticket.id, 'merge', `The merge failed ${job.attempt} times with an unexpected error: ${(err as Error).message}. The repository was left as it was. Fix the cause, then move the ticket back to done to merge again.`, 'merge');
             }).immediate();
           }

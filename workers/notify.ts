@@ -5,7 +5,7 @@
 import { activeChannels, getNotification, messageOf, send } from '../lib/notifications.js';
 import { createPool, PermanentError, type Pool } from '../lib/pool.js';
 import { notifyPayload } from '../lib/queue/index.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 export function buildNotifyWorker(deps: WorkerDeps): Pool {
   const { store, logger } = deps;

@@ -5,15 +5,15 @@
 // the heartbeat backs off when there was nothing to do (or only tickets a daily budget holds back).
 import { recordScan, getHeartbeat } from '../lib/heartbeats.js';
 import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js';
-import { effectiveParallelCoding, getProject } from '../lib/projects.js';
+import { effectiveParallelCoding, findProject } from '../lib/projects.js';
 import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
 import { nextLocalMidnight } from '../lib/costs.js';
 import { noteBudgetsReached } from '../lib/budget.js';
-import { backoffOf } from '../lib/runCause.js';
-import { createPool, type Pool } from '../lib/pool.js';
+import { capsFrom } from '../lib/caps.js';
+import { createPool, PermanentError, type Pool } from '../lib/pool.js';
 import { jobKeys, scanPayload, type ScanPayload } from '../lib/queue/index.js';
-import type { WorkerDeps } from './index.js';
+import type { WorkerDeps } from './types.js';
 
 /** Reservations that no other ticket of the scan would get either: the scan stops there. */
 const BLOCKING = new Set(['global-cap', 'project-cap', 'paused', 'budget', 'cli-paused']);
@@ -24,24 +24,19 @@ export interface ScanResult {
   blockedBy: string | null;
 }
 
-export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult> {
+async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult> {
   const { db } = deps.store;
   const cfg = deps.config.get();
-  const project = getProject(db, p.projectId);
+  // a project deleted after its scan was queued: retrying cannot bring it back
+  const project = findProject(db, p.projectId);
+  if (!project) throw new PermanentError(`project not found: ${p.projectId}`);
   const result: ScanResult = { waiting: 0, reserved: [], blockedBy: null };
   if (project.status !== 'active') return result;
   releaseStaleClaims(db, project.id); // before reading the wake sequence: its wake is this scan
   const seq = getHeartbeat(db, project.id)?.wake_seq ?? p.wakeSeq;
   const waiting = claimableTickets(db, project.id);
   result.waiting = waiting.length;
-  const caps = {
-    global: cfg.agents.max_concurrent_global,
-    perProject: cfg.agents.max_concurrent_per_project,
-    parallelCoding: cfg.agents.parallel_coding, // the default; reserveRun reads the project's own setting
-    dailyBudgetUsd: cfg.budgets.daily_usd,
-    perTicket: cfg.agents.max_runs_per_ticket,
-    backoff: backoffOf(cfg.agents),
-  };
+  const caps = capsFrom(cfg);
   // a usage limit: look again when it ends (the engine also wakes waiting projects then)
   let lookAgainAt: number | null = null;
   // with parallel coding on, a folder that is not a repository with a commit still has its agents

@@ -1,5 +1,7 @@
 // Opens tasks.db with the pragmas every connection needs: WAL so readers never block the
 // writer, foreign keys on, and a busy timeout so many ticket.cjs processes can write at once.
+// Every read-then-write section runs as `db.transaction(fn).immediate()` (BEGIN IMMEDIATE), so it
+// takes the write lock before it reads and never races another writer.
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -42,11 +44,6 @@ export function cacheStatements(db: Db): void {
     }
     return statement;
   }) as Db['prepare'];
-}
-
-/** Runs `fn` in a `BEGIN IMMEDIATE` transaction, so read-then-write sections never race another writer. */
-export function immediate<T>(db: Db, fn: () => T): T {
-  return db.transaction(fn).immediate();
 }
 
 /** A storage failure the user can act on; the failed statement's transaction was rolled back. */

@@ -65,7 +65,9 @@ const rowId = (id: string): number | null => (/^\d{1,15}$/.test(id) ? Number(id)
  * liteque's own second one: with two, every write on one made the other drop its page cache and
  * read its pages again, at every step of every job (BENCHMARKS.md, "daemon CPU per run").
  */
-export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): QueueBackend {
+/** `now` is the clock of claims, leases, ends and retries (ms; tests inject one); liteque stamps new jobs by the real one. */
+export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => number } = {}): QueueBackend {
+  const clock = opts.now ?? Date.now;
   const client = drizzle(db);
   migrateDB(client as unknown as Parameters<typeof migrateDB>[0]);
   checkTasksTable(db);
@@ -110,7 +112,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
      * never takes the write lock. A job with no attempts left is marked failed, as liteque does.
      */
     async claim(queue) {
-      const now = Date.now();
+      const now = clock();
       const nowSecs = Math.floor(now / 1000);
       if (!db.prepare(`SELECT id ${CLAIMABLE}`).get(queue, now, nowSecs)) return null;
       return db.transaction((): ClaimedJob | null => {
@@ -137,14 +139,14 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
     },
 
     async extend(job) {
-      const until = Math.ceil((Date.now() + leaseMs) / 1000);
+      const until = Math.ceil((clock() + leaseMs) / 1000);
       const renew = db.prepare(`UPDATE tasks SET expireAt = ? WHERE id = ? AND allocationId = ? AND status = 'running'`);
       return renew.run(until, Number(job.id), job.token).changes === 1;
     },
 
     /** A completed job's row is deleted (liteque's rule), a failed one kept, a retry waits until `retryAt`. */
     async finish(job, end: JobOutcome) {
-      const now = Date.now();
+      const now = clock();
       db.transaction(() => {
         if (end.outcome === 'completed') db.prepare(`DELETE FROM tasks WHERE id = ? AND allocationId = ?`).run(Number(job.id), job.token);
         else {
@@ -164,7 +166,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
     },
 
     async counts() {
-      const done = completedSince(db, Date.now() - 24 * 3600_000);
+      const done = completedSince(db, clock() - 24 * 3600_000);
       const out: QueueCounts[] = [];
       for (const [name, q] of queues) out.push({ queue: name, ...(await q.stats()), completed_24h: done.get(name) ?? 0 });
       return out;
@@ -196,7 +198,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
       if (n === null) return false;
       const sql = `UPDATE tasks SET status = 'pending_retry', numRunsLeft = MAX(numRunsLeft, 1),
         maxNumRuns = maxNumRuns + (numRunsLeft = 0), availableAt = ?, expireAt = NULL WHERE id = ? AND status = 'failed'`;
-      return db.prepare(sql).run(Date.now(), n).changes === 1;
+      return db.prepare(sql).run(clock(), n).changes === 1;
     },
 
     async remove(id) {
@@ -206,7 +208,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
     },
 
     async resetOrphaned() {
-      const at = Date.now();
+      const at = clock();
       return db.transaction(() => {
         const n = db
           .prepare(
@@ -223,7 +225,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number } = {}): Queu
       return row.n;
     },
 
-    async pruneFailed(keepDays, now = Date.now()) {
+    async pruneFailed(keepDays, now = clock()) {
       const cutoff = now - keepDays * 86_400_000;
       return db
         .prepare(

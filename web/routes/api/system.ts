@@ -39,7 +39,7 @@ export function systemApi(ctx: AppContext): Router {
     res.json(await pauseAll(ctx.store, ctx.engine, { stopRunning: optionalBoolean(bodyObject(req), 'stop_running') ?? false }));
   });
   r.post('/resume', (_req, res) => {
-    res.json(resumeAll(ctx.store, ctx.engine, ctx.config.get().agents));
+    res.json(resumeAll(ctx.store, ctx.engine, ctx.config.get()));
   });
   r.get('/config', (_req, res) => {
     res.json({ config: redact(ctx.config.get()), file: redact(ctx.config.fileValues()), restart_fields: RESTART_FIELDS, last_error: ctx.config.lastError });

@@ -8,7 +8,8 @@ import {
 } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
 import { ticketDiff } from '../../../lib/merge.js';
-import { bodyObject, HUMAN, optionalString, queryInt, requiredString } from '../../http.js';
+import { bodyObject, optionalString, queryInt, requiredString } from '../../http.js';
+import { HUMAN } from '../../../lib/columns.js';
 import type { AppContext } from '../../context.js';
 
 export function ticketsApi(ctx: AppContext): Router {

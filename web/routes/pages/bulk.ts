@@ -7,7 +7,7 @@ import { UserError } from '../../../lib/errors.js';
 import { getColumns } from '../../../lib/projects.js';
 import { bulkUpdate, PRIORITIES } from '../../../lib/tickets.js';
 import type { Db } from '../../../lib/db/connection.js';
-import { HUMAN } from '../../http.js';
+import { HUMAN } from '../../../lib/columns.js';
 import { formList, formValues, optional, returnPath, withNotice } from './form.js';
 import type { AppContext } from '../../context.js';
 

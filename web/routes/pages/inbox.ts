@@ -9,7 +9,7 @@
 import { Router, type Request, type Response } from 'express';
 import { getColumns, listProjects } from '../../../lib/projects.js';
 import { addComment, inbox, inboxCount, moveTicket, PRIORITIES, type InboxFilter, type InboxTab } from '../../../lib/tickets.js';
-import { HUMAN } from '../../http.js';
+import { HUMAN } from '../../../lib/columns.js';
 import { formValues, optional, pageNumber, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
 import { bulkBar } from './bulk.js';
 import type { AppContext } from '../../context.js';

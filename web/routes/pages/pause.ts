@@ -17,7 +17,7 @@ export function pausePages(ctx: AppContext): Router {
 
   r.post('/resume', (req, res) => {
     const values = formValues(req);
-    resumeAll(ctx.store, ctx.engine, ctx.config.get().agents);
+    resumeAll(ctx.store, ctx.engine, ctx.config.get());
     res.redirect(303, withNotice(returnPath(values, '/inbox'), 'agents-resumed'));
   });
 

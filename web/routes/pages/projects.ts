@@ -28,7 +28,7 @@ import { listProjectTypes } from '../../../lib/projectTypes.js';
 import { board, BOARD_COLUMN_LIMIT, countTickets, createTicket, listTickets, PRIORITIES } from '../../../lib/tickets.js';
 import { queryString } from '../api/search.js';
 import { UserError } from '../../../lib/errors.js';
-import { HUMAN } from '../../http.js';
+import { HUMAN } from '../../../lib/columns.js';
 import { agentOptions, columnRows, columnsFromForm } from './columnsForm.js';
 import { formValues, optional, pageNumber, required, submit, withNotice, type FormError, type FormValues } from './form.js';
 import { confirmed, renderConfirm } from './confirm.js';

@@ -12,7 +12,7 @@ import { listRunsForTicket, LIVE_STATUSES } from '../../../lib/runs.js';
 import {
   addComment, closeTicket, getMergeRecord, getThread, moveTicket, PRIORITIES, reopenTicket, requireTicket, SEVERITIES, toView, updateTicket,
 } from '../../../lib/tickets.js';
-import { HUMAN } from '../../http.js';
+import { HUMAN } from '../../../lib/columns.js';
 import { formValues, optional, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
 import type { AppContext } from '../../context.js';
 import type { Store } from '../../../lib/store.js';

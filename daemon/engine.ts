@@ -2,27 +2,28 @@
 // runtime, wired for the daemon. Start order matters: recovery MUST finish before any pool takes a
 // job. A wake marks the project due in the database (the durable record) and pokes the scheduler
 // (the fast path), so a ticket entering an agent column reaches a spawn in milliseconds.
-import { AgentRuntime, type KillOptions } from './agentRuntime.js';
-import { agentsPaused } from './globalPause.js';
-import { activeCliPauses, clearCliPauses, nextPauseEnd } from './cliPause.js';
-import { backoffOf, nextAttemptAt } from './runCause.js';
-import { getHeartbeat } from './heartbeats.js';
-import { markDue, markWaitingProjectsDue } from './heartbeats.js';
-import { jobKeys, pruneQueueHistory, type PruneReport, type QueueBackend, type QueueName } from './queue/index.js';
-import { recover } from './recovery.js';
-import { createScheduler } from './scheduler.js';
-import { prepareWorkspace, pruneWorktrees } from './workspace.js';
-import { effectiveParallelCoding, getProject } from './projects.js';
-import { createNotifier, pruneNotifications, type Notifier } from './notifications.js';
-import { noteBudgetsReached } from './budget.js';
+import { AgentRuntime, type KillOptions } from '../lib/agentRuntime.js';
+import { agentsPaused } from '../lib/globalPause.js';
+import { activeCliPauses, clearCliPauses, nextPauseEnd } from '../lib/cliPause.js';
+import { backoffOf, nextAttemptAt } from '../lib/runCause.js';
+import { getHeartbeat } from '../lib/heartbeats.js';
+import { markDue, markWaitingProjectsDue } from '../lib/heartbeats.js';
+import { jobKeys, pruneQueueHistory, type PruneReport, type QueueBackend, type QueueName } from '../lib/queue/index.js';
+import { recover } from '../lib/recovery.js';
+import { capsFrom } from '../lib/caps.js';
+import { createScheduler } from '../lib/scheduler.js';
+import { prepareWorkspace, pruneWorktrees } from '../lib/workspace.js';
+import { effectiveParallelCoding, getProject } from '../lib/projects.js';
+import { createNotifier, pruneNotifications, type Notifier } from '../lib/notifications.js';
+import { noteBudgetsReached } from '../lib/budget.js';
 import { workerBuilders } from '../workers/index.js';
-import type { Config, ConfigStore } from './config.js';
-import type { Logger } from './logger.js';
-import type { Paths } from './paths.js';
-import type { Pool } from './pool.js';
-import type { Run } from './runs.js';
-import type { Workspace } from './workspace.js';
-import type { Store } from './store.js';
+import type { Config, ConfigStore } from '../lib/config.js';
+import type { Logger } from '../lib/logger.js';
+import type { Paths } from '../lib/paths.js';
+import type { Pool } from '../lib/pool.js';
+import type { Run } from '../lib/runs.js';
+import type { Workspace } from '../lib/workspace.js';
+import type { Store } from '../lib/store.js';
 
 export interface EngineDeps {
   store: Store;
@@ -37,7 +38,8 @@ export interface EngineDeps {
 
 export interface Engine {
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops the scheduler and the pools: scan and merge jobs in flight get up to `waitMs` to end; agent runs stay detached. */
+  stop(opts?: { waitMs?: number }): Promise<void>;
   wake(projectId: number): void;
   killRun(runId: string, opts?: KillOptions): Promise<boolean>;
   activeRuns(): ReturnType<AgentRuntime['activeRuns']>;
@@ -49,6 +51,12 @@ export interface Engine {
   /** Turns new notification rows into delivery jobs. */
   readonly notifier: Notifier;
 }
+
+/**
+ * How long a stop waits for scan and merge jobs in flight (a merge may be running the user's git
+ * hooks): well below the 15 s after which bin/daemon.ts exits whatever is left.
+ */
+export const JOB_STOP_WAIT_MS = 10_000;
 
 /** How often old job history and failed jobs are pruned (also once at start). */
 const HOUSEKEEPING_MS = 6 * 3600_000;
@@ -87,14 +95,7 @@ export function createEngine(deps: EngineDeps): Engine {
   /** Marks due the waiting projects that caps and budgets allow to start a run now (none while agents are paused: resuming wakes them). */
   function wakeWaiting(): void {
     if (agentsPaused(store.db) || activeCliPauses(store.db).length) return;
-    const { agents: a, budgets } = deps.config.get();
-    const caps = {
-      global: a.max_concurrent_global,
-      perProject: a.max_concurrent_per_project,
-      parallelCoding: a.parallel_coding, // the default; a project's own setting is read with its row
-      dailyBudgetUsd: budgets.daily_usd,
-    };
-    if (markWaitingProjectsDue(store.db, caps).length) scheduler.poke();
+    if (markWaitingProjectsDue(store.db, capsFrom(deps.config.get())).length) scheduler.poke();
   }
   /**
    * When a ticket's next run must wait (after a failure or a run that did not move it), a scan of its
@@ -192,14 +193,17 @@ export function createEngine(deps: EngineDeps): Engine {
       housekeeping.timer = setInterval(() => void prune(), HOUSEKEEPING_MS);
       housekeeping.timer.unref();
     },
-    stop() {
+    stop({ waitMs = JOB_STOP_WAIT_MS } = {}) {
       stopping ??= (async () => {
         if (housekeeping.timer) clearInterval(housekeeping.timer);
         if (pauseEnd) clearTimeout(pauseEnd);
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
         await notifier.stop();
-        await Promise.all([...pools.values()].map((p) => p.stop().catch(() => {})));
+        // an agent-run job lasts as long as its agent, which outlives the daemon: never waited for
+        const stops = [...pools.entries()].map(([name, p]) => p.stop({ waitMs: name === 'agent-run' ? 0 : waitMs }));
+        const left = await Promise.all(stops.map((s) => s.catch(() => 0)));
+        if (left.some((n) => n > 0)) logger.info('engine stopped', { jobs_left: Object.fromEntries([...pools.keys()].map((k, i) => [k, left[i]])) });
         runtime.stop();
       })();
       return stopping;

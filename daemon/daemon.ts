@@ -5,21 +5,21 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigStore } from './config.js';
+import { ConfigStore } from '../lib/config.js';
 import { createEngine, type Engine } from './engine.js';
-import { prepareHome } from './home.js';
-import { createLogger, type Logger } from './logger.js';
-import { scheduleBackups } from './backups.js';
-import { watchProjects } from './discovery.js';
-import { acquirePidFile, releasePidFile, updatePidFile } from './pidfile.js';
-import { storageError } from './db/connection.js';
-import { UserError } from './errors.js';
-import { packageVersion, pathsFor, type Paths } from './paths.js';
-import { discoverProjects } from './projects.js';
-import { ensureAllHeartbeats } from './heartbeats.js';
-import { HealthMonitor } from './health.js';
-import { createStore, type Store } from './store.js';
-import { openQueueBackend } from './queue/index.js';
+import { prepareHome } from '../lib/home.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { scheduleBackups } from '../lib/backups.js';
+import { watchProjects } from '../lib/discovery.js';
+import { acquirePidFile, releasePidFile, updatePidFile } from '../lib/pidfile.js';
+import { storageError } from '../lib/db/connection.js';
+import { UserError } from '../lib/errors.js';
+import { packageVersion, pathsFor, type Paths } from '../lib/paths.js';
+import { discoverProjects } from '../lib/projects.js';
+import { ensureAllHeartbeats } from '../lib/heartbeats.js';
+import { createStore, type Store } from '../lib/store.js';
+import { HealthMonitor } from '../lib/health.js';
+import { openQueueBackend } from '../lib/queue/index.js';
 import { createApp } from '../web/app.js';
 
 export interface DaemonOptions {
@@ -53,6 +53,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     throw startupError(err, paths, port);
   }
   let cleanup: (() => Promise<void>)[] = [async () => releasePidFile(paths.pidFile)];
+  let log: Logger | null = null;
   try {
     let config: ConfigStore;
     try {
@@ -70,6 +71,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     });
     const cfg = config.get();
     const logger = createLogger({ logsDir: paths.logs, retentionDays: () => config.get().logs.retention_days, console: opts.console ?? true });
+    log = logger;
     config.on('invalid', (message: string) => logger.error('config file rejected; keeping the last good config', { error: message }));
     config.on('change', () => logger.info('config reloaded'));
     config.watch();
@@ -121,14 +123,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     const stop = () => {
       stopping ??= (async () => {
         logger.info('daemon stopping');
-        await runAll(cleanup);
+        await runAll(cleanup, logger);
         cleanup = [];
       })();
       return stopping;
     };
     return { paths, port: boundPort, url: `http://127.0.0.1:${boundPort}`, store, config, engine, logger, stop };
   } catch (err) {
-    await runAll(cleanup);
+    await runAll(cleanup, log);
     throw startupError(err, paths, port);
   }
 }
@@ -153,12 +155,15 @@ function startupError(err: unknown, paths: Paths, port: number | null): unknown 
   return err;
 }
 
-async function runAll(steps: (() => Promise<void>)[]): Promise<void> {
+/** Runs every clean-up step, each even if one before it failed; failures go to the log once it exists. */
+async function runAll(steps: (() => Promise<void>)[], logger: Logger | null): Promise<void> {
   for (const step of steps) {
     try {
       await step();
     } catch (err) {
-      console.error('shutdown step failed:', err);
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      if (logger) logger.error('shutdown step failed', { error });
+      else console.error('shutdown step failed:', error);
     }
   }
 }
