@@ -58,7 +58,7 @@ describe('engine on the redis backend', () => {
   test('the inspector reads Redis: counts, a job page with its attempts, and the API', async () => {
     const stats = await d.api('GET', '/api/queues');
     expect(stats.status).toBe(200);
-    expect(stats.body.queues.map((q: { queue: string }) => q.queue)).toEqual(['scan', 'agent-run', 'merge']);
+    expect(stats.body.queues.map((q: { queue: string }) => q.queue)).toEqual(['scan', 'agent-run', 'merge', 'notify']);
     expect(stats.body.queues.find((q: { queue: string }) => q.queue === 'agent-run').completed_24h).toBe(3);
     const run = d.runs()[0];
     const id = `agent-run.k.run.${run.id}`;
@@ -70,8 +70,8 @@ describe('engine on the redis backend', () => {
     expect(page.status).toBe(200);
     expect(page.html).toContain(`run ${run.id}`);
     const settings = await getPage(d, '/settings');
-    expect(settings.html).toMatch(/<code>queue\.backend<\/code> <span class="tag restart">restart<\/span>/);
-    expect(settings.html).toMatch(/<code>queue\.redis_url<\/code> <span class="tag restart">restart<\/span>/);
+    expect(settings.html).toMatch(/Queue backend <span class="tag restart">restart<\/span><\/label>/);
+    expect(settings.html).toMatch(/Redis URL <span class="tag restart">restart<\/span><\/label>/);
   });
 
   test('Redis restarted under the daemon: a waiting job is kept (AOF on) and the engine carries on', async () => {

@@ -38,7 +38,7 @@ test('every config field has a group, a label in words and a line of help', () =
   const walk = (shape: Record<string, z.ZodType>, prefix: string) => {
     for (const [key, raw] of Object.entries(shape)) {
       let s = raw;
-      while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+      while (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
       const name = prefix ? `${prefix}.${key}` : key;
       if (s instanceof z.ZodObject) walk(s.shape as Record<string, z.ZodType>, name);
       else leaves.push(name);
@@ -72,8 +72,8 @@ test('at 390 px: the groups in order, words and help per field, a bad value refu
   expect(await page.locator('.settings-form legend').allTextContents()).toEqual(['Agents', 'Heartbeat', 'Budgets', 'Notifications', 'AI login', 'Advanced']);
   const agents = page.locator('fieldset', { has: page.locator('legend', { hasText: 'Agents' }) });
   await agents.getByLabel('Global limit').waitFor();
-  expect(await page.locator('.settings-form .field').count()).toBe(Object.keys(FIELD_TEXT).length);
-  expect(await page.locator('.settings-form .field > .help').count()).toBe(Object.keys(FIELD_TEXT).length);
+  expect(await page.locator('.settings-form fieldset .field').count()).toBe(Object.keys(FIELD_TEXT).length);
+  expect(await page.locator('.settings-form fieldset .field > .help').count()).toBe(Object.keys(FIELD_TEXT).length);
   expect(await page.locator('#f-agents-default_timeout_minutes-help').textContent()).toContain("Each agent type's own timeout (on its page) is the one used: it wins over this default.");
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
 

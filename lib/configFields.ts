@@ -191,6 +191,37 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'the days job history is kept',
     'Finished jobs and failed ones are forgotten after this.',
   ),
+  'queue.backend': f(
+    'Advanced',
+    'Queue backend',
+    'the queue backend',
+    'Where the durable job queues live: sqlite (built in, nothing to install) or redis (a Redis server, to scale out). Needs a restart.',
+  ),
+  'queue.redis_url': f(
+    'Advanced',
+    'Redis URL',
+    'the Redis URL',
+    'The Redis server used when the queue backend is redis, like redis://127.0.0.1:6379. Shown masked after saving.',
+  ),
+  'clis.claude.binary': f(
+    'AI login',
+    'Claude Code program',
+    'the Claude Code program',
+    'Overrides the claude program above for Claude Code agent types. Leave empty to use it.',
+  ),
+  'clis.codex.binary': f('AI login', 'Codex program', 'the Codex program', 'The codex CLI for agent types that use Codex. Empty: codex on the PATH.'),
+  'clis.gemini.binary': f(
+    'AI login',
+    'Gemini CLI program',
+    'the Gemini CLI program',
+    'The gemini CLI for agent types that use Gemini CLI. Empty: gemini on the PATH.',
+  ),
+  'clis.opencode.binary': f(
+    'AI login',
+    'OpenCode program',
+    'the OpenCode program',
+    'The opencode CLI for agent types that use OpenCode. Empty: opencode on the PATH.',
+  ),
 };
 
 export function fieldText(name: string): FieldText {
