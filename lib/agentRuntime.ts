@@ -261,7 +261,10 @@ export class AgentRuntime {
         port: this.deps.port(),
       });
       const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
-      const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools: agentType.allowed_tools, promptFile });
+      // an agent that changes the code may run the project's check, exactly as the merge queue runs it
+      const check = agentType.edits_working_tree ? project.check_command : null;
+      const allowedTools = check ? [...agentType.allowed_tools, `Bash(${check})`] : agentType.allowed_tools;
+      const args = agentArgs({ model: agentType.model, permissionMode: agentType.permission_mode, allowedTools, promptFile });
       try {
         spawned = await spawnAgent({
           binary: cfg.claude_binary,
@@ -269,7 +272,7 @@ export class AgentRuntime {
           env,
           cwd: workspace.cwd,
           transcriptPath,
-          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
+          stdin: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous, check }),
         });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;

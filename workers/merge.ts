@@ -2,6 +2,9 @@
 // does the git work, all-or-nothing, one merge per repository at a time). Refusals and conflicts
 // are handled there: the ticket is already in human with a `merge` comment. An unexpected git
 // error is retried; after the last attempt the ticket goes to human with the error, never lost.
+// Two jobs at a time: a project's check may take minutes, and another project's merges need not
+// wait for it (lib/merge.ts still takes one ticket at a time per repository).
+import { commandEnv } from '../lib/checks.js';
 import { mergeTicket } from '../lib/merge.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { mergePayload, QUEUE } from '../lib/queues.js';
@@ -9,16 +12,16 @@ import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
 import type { WorkerDeps } from './index.js';
 
 export function buildMergeWorker(deps: WorkerDeps): Pool {
-  const { store, paths, logger } = deps;
+  const { store, paths, logger, config } = deps;
   return createPool({
     name: QUEUE.merge,
     schema: mergePayload,
     db: store.db,
     logger,
-    concurrency: () => 1,
+    concurrency: () => 2,
     handler: async (data, job) => {
       try {
-        const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger });
+        const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger, checkEnv: commandEnv(config.get()) });
         logger.info('merge', { ticket: data.ticketId, job: job.id, status: outcome.status, commit: outcome.commit, detail: outcome.detail });
       } catch (err) {
         if (job.final) {

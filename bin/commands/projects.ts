@@ -65,15 +65,28 @@ export function projectCommands(y: Argv): Argv {
             choices: ['on', 'off', 'default'],
             describe:
               'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
-          }),
+          })
+          .option('check', { type: 'string', describe: 'command that must pass on a branch (main merged in) before it lands on main; "" removes it' })
+          .option('check-timeout', { type: 'string', describe: 'minutes the check may take before it is killed and counts as failed (1-1440)' })
+          .option('setup', { type: 'string', describe: 'command run once in each new ticket worktree, e.g. "npm ci"; "" removes it' })
+          .option('copy-files', { type: 'string', describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"' }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
-        if (argv.budget === undefined && parallel === undefined) {
-          throw new UserError('name a setting to change: --budget <usd> or --parallel-coding on|off|default');
+        const merging = {
+          ...(argv.check !== undefined && { check_command: argv.check }),
+          ...(argv['check-timeout'] !== undefined && { check_timeout_minutes: argv['check-timeout'] }),
+          ...(argv.setup !== undefined && { setup_command: argv.setup }),
+          ...(argv['copy-files'] !== undefined && { copy_files: argv['copy-files'] }),
+        };
+        if (argv.budget === undefined && parallel === undefined && Object.keys(merging).length === 0) {
+          throw new UserError(
+            'name a setting to change: --budget <usd>, --parallel-coding on|off|default, --check "<command>", --check-timeout <minutes>, --setup "<command>" or --copy-files <files>',
+          );
         }
         const body = {
           ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }),
           ...(parallel !== undefined && { parallel_coding: parallel }),
+          ...merging,
         };
         const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
         const { project, workspace } = res;
@@ -82,6 +95,14 @@ export function projectCommands(y: Argv): Argv {
           const budget = project.daily_budget_usd;
           const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
           say(`${project.abbreviation}: daily budget ${what}`);
+        }
+        if (argv.check !== undefined || argv['check-timeout'] !== undefined) {
+          const check = project.check_command;
+          say(`${project.abbreviation}: ${check ? `check "${check}", timeout ${project.check_timeout_minutes} min: branches land on main only when it passes` : 'no check: done branches merge untested'}`);
+        }
+        if (argv.setup !== undefined || argv['copy-files'] !== undefined) {
+          const files = JSON.parse(project.copy_files) as string[];
+          say(`${project.abbreviation}: new worktrees get ${files.length ? files.join(', ') : 'no copied files'} and ${project.setup_command ? `setup "${project.setup_command}"` : 'no setup command'}`);
         }
         if (parallel !== undefined) {
           const from = workspace.from === 'default' ? 'the default, agents.parallel_coding' : "this project's own setting";

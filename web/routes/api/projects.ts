@@ -1,4 +1,5 @@
-// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, workflow, wake.
+// /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, check and
+// worktree setup, workflow, wake.
 import { Router } from 'express';
 import {
   discoverProjects,
@@ -9,6 +10,7 @@ import {
   PROJECT_STATUSES,
   registerProject,
   setProjectColumns,
+  setProjectMergeSettings,
   setProjectParallelCoding,
   updateProject,
   type ColumnInput,
@@ -69,6 +71,9 @@ export function projectsApi(ctx: AppContext): Router {
     let project = getProject(db, req.params.ref);
     // checked before anything changes: a bad value leaves the project as it was
     const parallel = body.parallel_coding === undefined ? undefined : parseParallelCoding(body.parallel_coding);
+    const merging = { check_command: body.check_command, check_timeout_minutes: body.check_timeout_minutes, setup_command: body.setup_command, copy_files: body.copy_files };
+    // validated as a whole and written in one statement: a bad value changes nothing
+    if (Object.values(merging).some((v) => v !== undefined)) project = setProjectMergeSettings(ctx.store, project.id, merging);
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
       project = (await changeStatus(project.id, body.status, false)).project;
