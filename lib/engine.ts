@@ -12,6 +12,7 @@ import { jobKeys, openQueues, pruneQueueHistory, type PruneReport, type QueueNam
 import { recover } from './recovery.js';
 import { createScheduler } from './scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from './workspace.js';
+import { commandEnv } from './checks.js';
 import { effectiveParallelCoding, getProject } from './projects.js';
 import { workerBuilders, type WorkerName } from '../workers/index.js';
 import type { Config, ConfigStore } from './config.js';
@@ -53,7 +54,8 @@ export function createEngine(deps: EngineDeps): Engine {
   const pools = new Map<WorkerName, Pool>();
   const workspace = (run: Run): Promise<Workspace> => {
     const parallelCoding = effectiveParallelCoding(getProject(store.db, run.project_id), deps.config.get().agents.parallel_coding);
-    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding });
+    const env = commandEnv(deps.config.get());
+    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding, env });
   };
 
   const scheduler = createScheduler({ db: store.db, queues, logger, onEnqueued: () => pools.get('scan')?.poke() });

@@ -366,7 +366,7 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
       const checkedOut = (await listWorktrees(repo)).some((w) => w.branch === `refs/heads/${ticket.branch}` && fs.existsSync(w.path));
       if (!checkedOut && (await branchTip(repo, ticket.branch!))) {
         try {
-          await prepareWorkspace({ store, paths: args.paths, projectId: project.id, ticketId, parallelCoding: true });
+          await prepareWorkspace({ store, paths: args.paths, projectId: project.id, ticketId, parallelCoding: true, env: args.checkEnv });
         } catch (err) {
           if (!(err instanceof GitError)) throw err;
           return refuse(store, ticketId, `Did not test ${ticket.branch}: ${err.stderr.trim() || err.message}. Fix it, then move ${key} back to done.`);

@@ -18,6 +18,7 @@ import { systemApi } from './routes/api/system.js';
 import { queuesApi, runsApi } from './routes/api/runs.js';
 import { costsApi } from './routes/api/costs.js';
 import { searchApi } from './routes/api/search.js';
+import { worktreesApi } from './routes/api/worktrees.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -51,6 +52,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/queues', queuesApi(ctx));
   app.use('/api/costs', costsApi(ctx));
   app.use('/api/search', searchApi(ctx));
+  app.use('/api/worktrees', worktreesApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });
