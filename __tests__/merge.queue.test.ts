@@ -60,6 +60,16 @@ test('a passing check: the tested tree lands on main, the output is kept, the pr
     expect(shown.status).toBe(200);
     expect(shown.body.check_runs[0]).toMatchObject({ status: 'pass', merge_commit: merge });
     expect(shown.body.check_runs[0].tail).toContain('all good');
+    const output = await fetch(`${d.url}/api/tickets/${t.key}/checks/1/output`);
+    expect(output.headers.get('content-type')).toContain('text/plain');
+    expect(await output.text()).toContain('all good');
+    // the ticket page shows the check run and the merge commit; the project page main's last check
+    const html = async (p: string) => (await fetch(`${d.url}${p}`, { headers: { accept: 'text/html' } })).text();
+    const page = await html(`/tickets/${t.key}`);
+    expect(page).toContain('Check 1: pass');
+    expect(page).toContain(`/api/tickets/${t.key}/checks/1/output`);
+    expect(page).toContain(`Landed on main as <code class="merge-commit" title="${merge}">${merge.slice(0, 12)}</code>`);
+    expect(await html('/projects/sh')).toContain(`Main's last check: <strong>pass</strong> on ${t.key}`);
   } finally {
     await d.stop();
   }

@@ -210,8 +210,9 @@ export async function removeTicketWorktree(store: Store, repo: string, ticket: T
 }
 
 /**
- * On daemon start: `git worktree prune` in every registered git project, then removes the
- * worktrees of tickets that are done and merged, archived, or gone from the database. A worktree
+ * On daemon start and on `dispatch worktrees prune`: `git worktree prune` in every registered git
+ * project, then removes the worktrees of tickets that are done and merged, archived (or in an
+ * archived project), or gone from the database. A worktree
  * with uncommitted files is kept and logged, never discarded.
  */
 export async function pruneWorktrees(args: { store: Store; paths: Paths; logger?: Logger }): Promise<void> {
@@ -240,7 +241,7 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
     candidates.set(wt.path, ticket ? { ...ticket, worktree_path: wt.path } : null);
   }
   for (const [folder, ticket] of candidates) {
-    if (ticket && !finished(store, ticket)) continue;
+    if (ticket && !finished(store, project, ticket)) continue;
     const result = ticket
       ? await removeTicketWorktree(store, repo, ticket)
       : await removeOrphanWorktree(repo, folder);
@@ -248,8 +249,9 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
   }
 }
 
-function finished(store: Store, ticket: Ticket): boolean {
-  if (ticket.archived_at !== null) return true;
+/** A ticket whose worktree has served: merged, archived, or in an archived project (read-only for good). */
+function finished(store: Store, project: Project, ticket: Ticket): boolean {
+  if (ticket.archived_at !== null || project.status === 'archived') return true;
   return ticket.column_id === 'done' && getMergeRecord(store.db, ticket.id).merged_at !== null;
 }
 
@@ -306,4 +308,12 @@ export async function listTicketWorktrees(store: Store, paths: Paths, projectId?
     }
   }
   return found;
+}
+
+/** A disk size for people: KB, MB or GB. */
+export function formatBytes(n: number | null): string {
+  if (n === null) return '?';
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }

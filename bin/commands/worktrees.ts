@@ -1,16 +1,9 @@
 // `dispatch worktrees list|prune`: the ticket worktrees under the data home and their disk use;
 // prune removes those of merged, archived or deleted tickets (never one with uncommitted files).
 import type { Argv } from 'yargs';
-import type { WorktreeInfo } from '../../lib/workspace.js';
+import { formatBytes, type WorktreeInfo } from '../../lib/workspace.js';
 import { api } from './client.js';
 import { printJson, printTable, say } from './output.js';
-
-export function formatBytes(n: number | null): string {
-  if (n === null) return '?';
-  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
-}
 
 function table(worktrees: WorktreeInfo[]): void {
   printTable(
