@@ -7,6 +7,8 @@
 // With a project check set, a ticket goes through the merge queue first (mergeChecked): main is
 // merged into its branch in its own worktree, the check runs there, and only the tested commit
 // lands on main, which then merges trivially. The project folder is never touched while it runs.
+// A project with a merge-resolver column takes the same way (without a check), so that a conflict
+// is left in the ticket's worktree for the resolver rather than in the project folder.
 import fs from 'node:fs';
 import {
   abortStaleMerge,
@@ -103,7 +105,10 @@ export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: 
   if (!(await isRepo(project.path))) {
     return refuse(store, ticketId, `Cannot merge ${ticket.branch}: ${project.path} is no longer a git repository. Restore the repository, then move ${key} back to done.`);
   }
-  if (project.check_command) return mergeChecked({ ...args, project, command: project.check_command, key });
+  // with a check, or a merge-resolver column to send conflicts to, main is first merged into the
+  // branch in its worktree (where a resolver can work on a conflict), then the branch lands
+  const resolver = getColumns(store.db, project.id).some((c) => c.agent_type_id === RESOLVER_AGENT);
+  if (project.check_command || resolver) return mergeChecked({ ...args, project, command: project.check_command, key });
   return withRepoLock(project.path, () => mergeLocked({ ...args, repo: project.path, mainBranch: project.main_branch, key }));
 }
 
@@ -353,7 +358,8 @@ interface Candidate {
   tested: string;
 }
 
-type CheckedArgs = { store: Store; paths: Paths; ticketId: number; logger?: Logger; checkEnv?: NodeJS.ProcessEnv; project: Project; command: string; key: string };
+type CheckedArgs = { store: Store; paths: Paths; ticketId: number; logger?: Logger; checkEnv?: NodeJS.ProcessEnv; project: Project; command: string | null; key: string };
+type CheckArgs = CheckedArgs & { command: string };
 
 async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
   const { store, ticketId, project, key } = args;
@@ -374,14 +380,15 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
       }
       const prepared = await withRepoLock(repo, () => prepareCandidate(args));
       if ('status' in prepared) return prepared;
-      const check = await runTicketCheck(args, prepared);
-      if (check.status !== 'pass') return checkFailed(args, check.run, check.status);
+      const command = args.command;
+      const check = command ? await runTicketCheck({ ...args, command }, prepared) : null;
+      if (check && check.status !== 'pass') return checkFailed({ ...args, command: command! }, check.run, check.status);
       const landed = await withRepoLock(repo, async (): Promise<MergeOutcome | null> => {
         const now = requireTicket(store.db, ticketId);
         if (now.column_id !== 'done') return { status: 'not-done', detail: `${key} left done while its check ran` };
         // the tested commit must be exactly what lands: if the branch or main moved meanwhile, test again
         if ((await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip) return null;
-        return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, checkRunId: check.run.id });
+        return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, ...(check && { checkRunId: check.run.id }) });
       });
       if (landed) return landed;
       args.logger?.info('main or the branch moved while the check ran; testing again', { ticket: key, round });
@@ -491,7 +498,7 @@ async function branchConflict(
 }
 
 /** Runs the project's check in the ticket's worktree (no lock held: the project folder is not involved), recorded as a check run. */
-async function runTicketCheck(args: CheckedArgs, c: Candidate): Promise<{ run: CheckRun; status: Exclude<CheckStatus, 'running'> }> {
+async function runTicketCheck(args: CheckArgs, c: Candidate): Promise<{ run: CheckRun; status: Exclude<CheckStatus, 'running'> }> {
   const { store, ticketId, project, key, command, logger } = args;
   const run = startCheckRun(store.db, {
     ticketId, projectId: project.id, command, cwd: c.worktree, outputDir: args.paths.checks, key, testedCommit: c.tested, mainCommit: c.mainTip,
@@ -524,7 +531,7 @@ async function runTicketCheck(args: CheckedArgs, c: Candidate): Promise<{ run: C
  * The check did not pass. A check that could not start goes to human with the reason; a failure
  * or a timeout sends the ticket back to its coding column with a high finding quoting the output.
  */
-function checkFailed(args: CheckedArgs, run: CheckRun, status: Exclude<CheckStatus, 'running' | 'pass'>): MergeOutcome {
+function checkFailed(args: CheckArgs, run: CheckRun, status: Exclude<CheckStatus, 'running' | 'pass'>): MergeOutcome {
   const { store, ticketId, project, key, command } = args;
   const tail = tailOfFile(run.output_path, CHECK_TAIL_LINES);
   if (status === 'error') {
