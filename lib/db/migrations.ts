@@ -363,6 +363,8 @@ CREATE TABLE check_runs (
 );
 CREATE INDEX check_runs_by_project ON check_runs (project_id, started_at);
 CREATE INDEX check_runs_running ON check_runs (status) WHERE status = 'running';
+-- the built-in merge-resolver (seeded from this version on) changes files: it resolves conflicts
+UPDATE agent_types SET edits_working_tree = 1 WHERE builtin = 1 AND id = 'merge-resolver';
 `,
   },
 ];
