@@ -5,7 +5,7 @@ import path from 'node:path';
 import { commitFile, head, initRepo, mergeHeadExists, porcelain, sh } from './helpers/git.js';
 import { comments, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
-async function shop(d: EngineDaemon, columns: string[], check = 'sh check.sh'): Promise<string> {
+async function shop(d: EngineDaemon, columns: string[], check: string | null = 'sh check.sh'): Promise<string> {
   const repo = path.join(d.projectsRoot, 'shop');
   initRepo(repo);
   commitFile(repo, 'check.sh', 'grep -q "price" prices.txt && ! grep -q "<<<<<<<" prices.txt\n', 'the check');
@@ -72,6 +72,26 @@ test('a conflict with a merge-resolver column: the resolver agent resolves it in
     expect(sh(repo, ['rev-parse', `${runs[0].merge_commit}^{tree}`])).toBe(sh(repo, ['rev-parse', `${runs[0].tested_commit}^{tree}`]));
     expect(porcelain(repo)).toBe('');
     expect(mergeHeadExists(repo)).toBe(false);
+  } finally {
+    await d.stop();
+  }
+}, 150_000);
+
+test('a merge-resolver column without a check: the conflict still goes to the resolver, and the resolved branch lands', async () => {
+  const d = await startEngineDaemon();
+  try {
+    const repo = await shop(d, ['coding-agent', 'merge-resolver'], null);
+    const go = path.join(d.root, 'go');
+    const resolver = [{ do: 'write', file: 'prices.txt', content: 'price = 11\n' }, { do: 'commit', message: 'resolve prices' }, { do: 'move', to: 'done' }];
+    const t = await d.ticket('sh', 'coding-agent', { 'coding-agent': raisePrice(go), 'merge-resolver': resolver }, 'raise prices');
+    await waitFor('the agent committed', () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'), 60_000);
+    commitFile(repo, 'prices.txt', 'price = 9\n', 'cut prices on main');
+    fs.writeFileSync(go, '');
+    await waitFor('merged', () => d.ticketRow(t.key).merged_at, 90_000);
+    expect(d.runs(t.key).some((r) => r.agent_type_id === 'merge-resolver')).toBe(true);
+    expect(fs.readFileSync(path.join(repo, 'prices.txt'), 'utf8')).toBe('price = 11\n');
+    expect(checkRuns(d, t.key)).toEqual([]);
+    expect(porcelain(repo)).toBe('');
   } finally {
     await d.stop();
   }
