@@ -66,10 +66,19 @@ export function projectCommands(y: Argv): Argv {
             describe:
               'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
           })
-          .option('check', { type: 'string', describe: 'command that must pass on a branch (main merged in) before it lands on main; "" removes it' })
-          .option('check-timeout', { type: 'string', describe: 'minutes the check may take before it is killed and counts as failed (1-1440)' })
+          .option('check', {
+            type: 'string',
+            describe: 'command that must pass on a branch (main merged in) before it lands on main; "" removes it',
+          })
+          .option('check-timeout', {
+            type: 'string',
+            describe: 'minutes the check may take before it is killed and counts as failed (1-1440)',
+          })
           .option('setup', { type: 'string', describe: 'command run once in each new ticket worktree, e.g. "npm ci"; "" removes it' })
-          .option('copy-files', { type: 'string', describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"' }),
+          .option('copy-files', {
+            type: 'string',
+            describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"',
+          }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
         const merging = {
@@ -80,7 +89,8 @@ export function projectCommands(y: Argv): Argv {
         };
         if (argv.budget === undefined && parallel === undefined && Object.keys(merging).length === 0) {
           throw new UserError(
-            'name a setting to change: --budget <usd>, --parallel-coding on|off|default, --check "<command>", --check-timeout <minutes>, --setup "<command>" or --copy-files <files>',
+            'name a setting to change: --budget <usd>, --parallel-coding on|off|default, --check "<command>", ' +
+              '--check-timeout <minutes>, --setup "<command>" or --copy-files <files>',
           );
         }
         const body = {
@@ -98,11 +108,15 @@ export function projectCommands(y: Argv): Argv {
         }
         if (argv.check !== undefined || argv['check-timeout'] !== undefined) {
           const check = project.check_command;
-          say(`${project.abbreviation}: ${check ? `check "${check}", timeout ${project.check_timeout_minutes} min: branches land on main only when it passes` : 'no check: done branches merge untested'}`);
+          const what = check
+            ? `check "${check}", timeout ${project.check_timeout_minutes} min: branches land on main only when it passes`
+            : 'no check: done branches merge untested';
+          say(`${project.abbreviation}: ${what}`);
         }
         if (argv.setup !== undefined || argv['copy-files'] !== undefined) {
           const files = JSON.parse(project.copy_files) as string[];
-          say(`${project.abbreviation}: new worktrees get ${files.length ? files.join(', ') : 'no copied files'} and ${project.setup_command ? `setup "${project.setup_command}"` : 'no setup command'}`);
+          const setup = project.setup_command ? `setup "${project.setup_command}"` : 'no setup command';
+          say(`${project.abbreviation}: new worktrees get ${files.length ? files.join(', ') : 'no copied files'} and ${setup}`);
         }
         if (parallel !== undefined) {
           const from = workspace.from === 'default' ? 'the default, agents.parallel_coding' : "this project's own setting";

@@ -7,7 +7,13 @@ import { printJson, printTable, say } from './output.js';
 
 function table(worktrees: WorktreeInfo[]): void {
   printTable(
-    worktrees.map((w) => ({ project: w.project, ticket: w.ticket ?? '(deleted)', column: w.column ?? '', size: formatBytes(w.bytes), path: w.path })),
+    worktrees.map((w) => ({
+      project: w.project,
+      ticket: w.ticket ?? '(deleted)',
+      column: w.column ?? '',
+      size: formatBytes(w.bytes),
+      path: w.path,
+    })),
     ['project', 'ticket', 'column', 'size', 'path'],
   );
   const total = worktrees.reduce((n, w) => n + (w.bytes ?? 0), 0);
@@ -21,7 +27,7 @@ export function worktreeCommands(y: Argv): Argv {
       if (argv.json) return printJson(worktrees);
       table(worktrees);
     })
-    .command('prune', 'remove the worktrees of merged, archived and deleted tickets (those with uncommitted files are kept)', {}, async (argv) => {
+    .command('prune', 'remove the worktrees of merged, archived and deleted tickets (ones with uncommitted files stay)', {}, async (argv) => {
       const res = await api<{ removed: WorktreeInfo[]; worktrees: WorktreeInfo[] }>('POST', '/api/worktrees/prune', {});
       if (argv.json) return printJson(res);
       for (const w of res.removed) say(`removed ${w.path} (${w.ticket ?? 'deleted ticket'}, ${formatBytes(w.bytes)})`);
