@@ -132,7 +132,16 @@ export function tailOfFile(file: string, lines = CHECK_TAIL_LINES, maxBytes = 64
 
 export function startCheckRun(
   db: Db,
-  r: { ticketId: number; projectId: number; command: string; cwd: string; outputDir: string; key: string; testedCommit: string; mainCommit: string },
+  r: {
+    ticketId: number;
+    projectId: number;
+    command: string;
+    cwd: string;
+    outputDir: string;
+    key: string;
+    testedCommit: string;
+    mainCommit: string;
+  },
 ): CheckRun {
   return db.transaction(() => {
     const { n } = db.prepare(`SELECT COALESCE(MAX(attempt), 0) + 1 AS n FROM check_runs WHERE ticket_id = ?`).get(r.ticketId) as { n: number };
@@ -155,8 +164,14 @@ export function setCheckPid(db: Db, id: number, pid: number): void {
   db.prepare(`UPDATE check_runs SET pid = ? WHERE id = ?`).run(pid, id);
 }
 
-export function endCheckRun(db: Db, id: number, end: { status: Exclude<CheckStatus, 'running'>; exitCode: number | null; note: string | null }): void {
-  db.prepare(`UPDATE check_runs SET status = ?, exit_code = ?, note = ?, ended_at = ? WHERE id = ? AND status = 'running'`).run(end.status, end.exitCode, end.note, Date.now(), id);
+export function endCheckRun(
+  db: Db,
+  id: number,
+  end: { status: Exclude<CheckStatus, 'running'>; exitCode: number | null; note: string | null },
+): void {
+  db.prepare(`UPDATE check_runs SET status = ?, exit_code = ?, note = ?, ended_at = ? WHERE id = ? AND status = 'running'`).run(
+    end.status, end.exitCode, end.note, Date.now(), id,
+  );
 }
 
 /** The commit that landed on main after this passing check (the merge of the tested branch). */
@@ -172,7 +187,8 @@ export function listCheckRuns(db: Db, ticketId: number): CheckRun[] {
 export function lastCheckRun(db: Db, projectId: number): (CheckRun & { key: string }) | undefined {
   return db
     .prepare(
-      `SELECT c.*, p.abbreviation || '-' || t.number AS key FROM check_runs c JOIN tickets t ON t.id = c.ticket_id JOIN projects p ON p.id = c.project_id
+      `SELECT c.*, p.abbreviation || '-' || t.number AS key
+       FROM check_runs c JOIN tickets t ON t.id = c.ticket_id JOIN projects p ON p.id = c.project_id
        WHERE c.project_id = ? AND c.status != 'running' ORDER BY c.started_at DESC, c.id DESC LIMIT 1`,
     )
     .get(projectId) as (CheckRun & { key: string }) | undefined;

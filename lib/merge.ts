@@ -94,8 +94,17 @@ function refuse(store: Store, ticketId: number, detail: string): MergeOutcome {
 /** The agent type that resolves a conflict between main and a ticket's branch, when the workflow has its column. */
 export const RESOLVER_AGENT = 'merge-resolver';
 
-/** The whole merge of a ticket that reached `done`; safe to run again at any time. `checkEnv`: the check's environment (lib/checks.ts commandEnv). */
-export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: number; logger?: Logger; checkEnv?: NodeJS.ProcessEnv }): Promise<MergeOutcome> {
+/**
+ * The whole merge of a ticket that reached `done`; safe to run again at any time. `checkEnv`: the
+ * environment of the project's check and setup commands (lib/checks.ts commandEnv).
+ */
+export async function mergeTicket(args: {
+  store: Store;
+  paths: Paths;
+  ticketId: number;
+  logger?: Logger;
+  checkEnv?: NodeJS.ProcessEnv;
+}): Promise<MergeOutcome> {
   const { store, ticketId } = args;
   const ticket = requireTicket(store.db, ticketId);
   const key = toView(ticket).key;
@@ -113,7 +122,14 @@ export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: 
 }
 
 /** Records the merge, and on the check run that tested it the commit that landed, in one transaction. */
-function recordLanded(store: Store, ticketId: number, checkRunId: number | undefined, commit: string | null, comment: string, author: string): void {
+function recordLanded(
+  store: Store,
+  ticketId: number,
+  checkRunId: number | undefined,
+  commit: string | null,
+  comment: string,
+  author: string,
+): void {
   store.db
     .transaction(() => {
       recordMerge(store.db, ticketId, commit, comment, author);
@@ -122,7 +138,15 @@ function recordLanded(store: Store, ticketId: number, checkRunId: number | undef
     .immediate();
 }
 
-type LockedArgs = { store: Store; ticketId: number; logger?: Logger; repo: string; mainBranch: string | null; key: string; checkRunId?: number };
+type LockedArgs = {
+  store: Store;
+  ticketId: number;
+  logger?: Logger;
+  repo: string;
+  mainBranch: string | null;
+  key: string;
+  checkRunId?: number;
+};
 
 async function mergeLocked(args: LockedArgs): Promise<MergeOutcome> {
   const { store, ticketId, logger, repo, key } = args;
@@ -358,7 +382,16 @@ interface Candidate {
   tested: string;
 }
 
-type CheckedArgs = { store: Store; paths: Paths; ticketId: number; logger?: Logger; checkEnv?: NodeJS.ProcessEnv; project: Project; command: string | null; key: string };
+type CheckedArgs = {
+  store: Store;
+  paths: Paths;
+  ticketId: number;
+  logger?: Logger;
+  checkEnv?: NodeJS.ProcessEnv;
+  project: Project;
+  command: string | null;
+  key: string;
+};
 type CheckArgs = CheckedArgs & { command: string };
 
 async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
@@ -387,8 +420,10 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
         const now = requireTicket(store.db, ticketId);
         if (now.column_id !== 'done') return { status: 'not-done', detail: `${key} left done while its check ran` };
         // the tested commit must be exactly what lands: if the branch or main moved meanwhile, test again
-        if ((await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip) return null;
-        return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, ...(check && { checkRunId: check.run.id }) });
+        const moved = (await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip;
+        if (moved) return null;
+        const checkRunId = check ? { checkRunId: check.run.id } : {};
+        return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, ...checkRunId });
       });
       if (landed) return landed;
       args.logger?.info('main or the branch moved while the check ran; testing again', { ticket: key, round });
@@ -506,7 +541,12 @@ async function runTicketCheck(args: CheckArgs, c: Candidate): Promise<{ run: Che
   logger?.info('check started', { ticket: key, command, commit: c.tested, attempt: run.attempt });
   const timeoutMs = project.check_timeout_minutes * 60_000;
   const result = await runShell({
-    command, cwd: c.worktree, env: args.checkEnv ?? commandEnv(null), timeoutMs, outputPath: run.output_path, onStart: (pid) => setCheckPid(store.db, run.id, pid),
+    command,
+    cwd: c.worktree,
+    env: args.checkEnv ?? commandEnv(null),
+    timeoutMs,
+    outputPath: run.output_path,
+    onStart: (pid) => setCheckPid(store.db, run.id, pid),
   });
   let status: Exclude<CheckStatus, 'running'>;
   let note: string | null = null;

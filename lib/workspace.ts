@@ -25,7 +25,17 @@ import {
 } from './git.js';
 import { effectiveParallelCoding, getProject, IN_PLACE_MEANING, listProjects, NOT_A_REPO_MEANING, type Project } from './projects.js';
 import { commandEnv, runShell, tailOfFile } from './checks.js';
-import { addSystemComment, clearWorktree, findTicket, getMergeRecord, recordWorkspace, requireTicket, ticketsWithWorktrees, toView, type Ticket } from './tickets.js';
+import {
+  addSystemComment,
+  clearWorktree,
+  findTicket,
+  getMergeRecord,
+  recordWorkspace,
+  requireTicket,
+  ticketsWithWorktrees,
+  toView,
+  type Ticket,
+} from './tickets.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Store } from './store.js';
@@ -137,7 +147,10 @@ export async function prepareWorkspace(args: {
     recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: !existing });
     return { cwd: wanted, branch, worktree: wanted, created: true };
   });
-  if (made.created) await setUpWorktree(args.store, args.paths, getProject(db, args.projectId), args.ticketId, made.worktree!, args.env ?? commandEnv(null));
+  if (made.created) {
+    const env = args.env ?? commandEnv(null);
+    await setUpWorktree(args.store, args.paths, getProject(db, args.projectId), args.ticketId, made.worktree!, env);
+  }
   return { cwd: made.cwd, branch: made.branch, worktree: made.worktree };
 }
 
@@ -145,7 +158,14 @@ export async function prepareWorkspace(args: {
 const SETUP_TIMEOUT_MS = 30 * 60_000;
 
 /** Copies the project's copy_files into a new worktree and runs its setup command there; problems go on the ticket. */
-async function setUpWorktree(store: Store, paths: Paths, project: Project, ticketId: number, worktree: string, env: NodeJS.ProcessEnv): Promise<void> {
+async function setUpWorktree(
+  store: Store,
+  paths: Paths,
+  project: Project,
+  ticketId: number,
+  worktree: string,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
   const problems: string[] = [];
   const root = fs.realpathSync(project.path);
   for (const file of JSON.parse(project.copy_files) as string[]) {
@@ -290,7 +310,8 @@ export function diskUse(folder: string): Promise<number | null> {
 /** The ticket worktrees the daemon made (under `<home>/worktrees/<abbr>/`), per registered git project, with their disk use. */
 export async function listTicketWorktrees(store: Store, paths: Paths, projectId?: number): Promise<WorktreeInfo[]> {
   const found: WorktreeInfo[] = [];
-  for (const project of listProjects(store.db).filter((p) => p.abbreviation && p.status !== 'unregistered' && (projectId === undefined || p.id === projectId))) {
+  const wanted = (p: Project) => p.abbreviation && p.status !== 'unregistered' && (projectId === undefined || p.id === projectId);
+  for (const project of listProjects(store.db).filter(wanted)) {
     if (!(await isRepo(project.path))) continue;
     const ours = path.join(paths.worktrees, project.abbreviation!);
     for (const wt of await listWorktrees(project.path)) {

@@ -62,7 +62,8 @@ export async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<Sca
   const merges = mergeCandidates(db, project.id);
   // the merge queue's order: priority, then time in done (a job's age)
   for (const m of merges) {
-    await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey: jobKeys.merge({ ticketId: m.id }, m.column_entered_at), priority: priorityRank(m.priority) });
+    const idempotencyKey = jobKeys.merge({ ticketId: m.id }, m.column_entered_at);
+    await deps.queues.merge.enqueue({ ticketId: m.id }, { idempotencyKey, priority: priorityRank(m.priority) });
   }
   if (merges.length) deps.pokeMerges();
   // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes

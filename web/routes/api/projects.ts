@@ -71,7 +71,12 @@ export function projectsApi(ctx: AppContext): Router {
     let project = getProject(db, req.params.ref);
     // checked before anything changes: a bad value leaves the project as it was
     const parallel = body.parallel_coding === undefined ? undefined : parseParallelCoding(body.parallel_coding);
-    const merging = { check_command: body.check_command, check_timeout_minutes: body.check_timeout_minutes, setup_command: body.setup_command, copy_files: body.copy_files };
+    const merging = {
+      check_command: body.check_command,
+      check_timeout_minutes: body.check_timeout_minutes,
+      setup_command: body.setup_command,
+      copy_files: body.copy_files,
+    };
     // validated as a whole and written in one statement: a bad value changes nothing
     if (Object.values(merging).some((v) => v !== undefined)) project = setProjectMergeSettings(ctx.store, project.id, merging);
     if (body.status !== undefined) {

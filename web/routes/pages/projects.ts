@@ -229,14 +229,21 @@ export function projectPages(ctx: AppContext): Router {
     const files = JSON.parse(project.copy_files) as string[];
     return {
       check: project.check_command,
-      lastCheck: last ? { key: last.key, status: last.status, at: last.ended_at ?? last.started_at, landed: last.merge_commit, note: last.note } : null,
+      lastCheck: last
+        ? { key: last.key, status: last.status, at: last.ended_at ?? last.started_at, landed: last.merge_commit, note: last.note }
+        : null,
       queue: mergeQueue(db, project.id).map((q) => q.key),
       worktrees: worktrees.length,
       worktreeBytes: worktrees.reduce((n, w) => n + (w.bytes ?? 0), 0),
       worktreeSize: formatBytes(worktrees.reduce((n, w) => n + (w.bytes ?? 0), 0)),
       values: error
         ? values
-        : { check_command: project.check_command ?? '', check_timeout_minutes: String(project.check_timeout_minutes), setup_command: project.setup_command ?? '', copy_files: files.join(', ') },
+        : {
+            check_command: project.check_command ?? '',
+            check_timeout_minutes: String(project.check_timeout_minutes),
+            setup_command: project.setup_command ?? '',
+            copy_files: files.join(', '),
+          },
       error,
     };
   }
