@@ -16,7 +16,7 @@ describe('migrations', () => {
     seed(db);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
     expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual(['content', 'personal', 'research', 'software-dev', 'vps-maintenance']);
-    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(BUILTIN_AGENT_TYPES.length);
     expect(db.prepare(`SELECT column_id FROM project_type_columns WHERE project_type_id = 'software-dev' ORDER BY position`).pluck().all()).toEqual([
       'human', 'coding-agent', 'code-reviewer', 'security-reviewer', 'done',
     ]);
@@ -67,7 +67,7 @@ describe('migrations', () => {
     old.prepare(`INSERT INTO projects (name, path, abbreviation, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'active', 0, 0)`).run();
     expect(migrate(old)).toContain(11);
     const flagged = (db: ReturnType<typeof openDb>) => db.prepare(`SELECT id FROM agent_types WHERE edits_working_tree = 1 ORDER BY id`).pluck().all();
-    expect(flagged(old)).toEqual(['coding-agent', 'deployer', 'editor', 'sysadmin', 'writer']);
+    expect(flagged(old)).toEqual(['coding-agent', 'deployer', 'editor', 'merge-resolver', 'sysadmin', 'writer']);
     expect(old.prepare(`SELECT parallel_coding FROM projects`).pluck().get()).toBeNull();
     const fresh = openDb(path.join(tempDir(), 'tasks.db'));
     migrate(fresh);
@@ -98,7 +98,7 @@ describe('migrations', () => {
     expect(results.flat().sort((a, b) => a - b)).toEqual(migrations.map((m) => m.version).sort((a, b) => a - b));
     const db = openDb(file);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
-    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(9);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(BUILTIN_AGENT_TYPES.length);
     db.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });

@@ -56,7 +56,7 @@ test('install twice: a running daemon, then nothing changes and edits survive; u
   expect(first.stderr).toMatch(/warning: the agent CLI ".*no-such-claude" is not on PATH/);
   expect(first.status).toBe(0);
   expect(first.stdout).toMatch(/systemd is not reachable \(Failed to connect to bus: No medium found\): running the daemon as a plain background process/);
-  expect(first.stdout).toMatch(/9 default prompt\(s\) added, config written/);
+  expect(first.stdout).toMatch(/10 default prompt\(s\) added, config written/);
   expect(first.stdout).toMatch(/1 project folder\(s\), 1 new/);
   const url = /ready at (http:\/\/127\.0\.0\.1:\d+)/.exec(first.stdout)![1]!;
   const pid = readPidFile(path.join(home, 'daemon.pid'))!.pid;

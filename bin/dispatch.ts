@@ -15,6 +15,7 @@ import { terminalSafe } from './commands/output.js';
 import { projectCommands } from './commands/projects.js';
 import { inboxCommand, inboxOptions, ticketCommands } from './commands/tickets.js';
 import { queueCommands, runCommands } from './commands/runs.js';
+import { worktreeCommands } from './commands/worktrees.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { costsCommand } from './commands/costs.js';
 
@@ -33,6 +34,7 @@ export function buildCli(argv: string[]) {
     .command('projects', 'list, register, discover, set up, pause, resume and archive projects', projectCommands)
     .command('ticket', 'file, list, show, comment on and move tickets', ticketCommands)
     .command('runs', 'agent runs and their transcripts', runCommands)
+    .command('worktrees', 'ticket worktrees and their disk use; prune finished ones', worktreeCommands)
     .command('queue', 'the durable job queues', queueCommands)
     .command(costsCommand)
     .command(pauseCommand)

@@ -13,6 +13,7 @@ import { recover } from '../lib/recovery.js';
 import { capsFrom } from '../lib/caps.js';
 import { createScheduler } from '../lib/scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from '../lib/workspace.js';
+import { commandEnv } from '../lib/checks.js';
 import { effectiveParallelCoding, getProject } from '../lib/projects.js';
 import { createNotifier, pruneNotifications, type Notifier } from '../lib/notifications.js';
 import { noteBudgetsReached } from '../lib/budget.js';
@@ -67,7 +68,8 @@ export function createEngine(deps: EngineDeps): Engine {
   const pools = new Map<QueueName, Pool>();
   const workspace = (run: Run): Promise<Workspace> => {
     const parallelCoding = effectiveParallelCoding(getProject(store.db, run.project_id), deps.config.get().agents.parallel_coding);
-    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding });
+    const env = commandEnv(deps.config.get());
+    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding, env });
   };
 
   const scheduler = createScheduler({ db: store.db, queue, logger, onEnqueued: () => pools.get('scan')?.poke() });

@@ -18,7 +18,7 @@ import type { CliAdapter } from './clis/index.js';
  * Variables an agent may inherit from the daemon, besides those its CLI's adapter names (its API key,
  * its config folder). HOME and the CLI's config folders carry its OAuth session.
  */
-const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'XDG_CONFIG_HOME'] as const;
+export const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'XDG_CONFIG_HOME'] as const;
 
 export interface AgentContext {
   dbPath: string;
@@ -75,6 +75,8 @@ export interface TaskInfo {
   project: string;
   /** the previous run in this column, when it ended without moving the ticket */
   previous?: { id: string; result_text: string | null } | null;
+  /** the project's check command, which this agent may run and the merge queue runs before merging */
+  check?: string | null;
 }
 
 export function taskMessage(t: TaskInfo): string {
@@ -83,6 +85,12 @@ export function taskMessage(t: TaskInfo): string {
     `Start with: ticket read ${t.key}`,
     `When you are done, move it with ticket move ${t.key} <column> as your instructions say, or send it to human with a question.`,
   ];
+  if (t.check) {
+    lines.push(
+      `The project's check is: ${t.check}`,
+      'Run it exactly as written, with nothing added, before you hand the ticket on: the branch is merged into main only when this check passes.',
+    );
+  }
   if (t.previous) {
     const said = (t.previous.result_text ?? '').trim();
     const quoted = said.length > PREVIOUS_WORDS_MAX ? `${said.slice(0, PREVIOUS_WORDS_MAX)}…` : said;

@@ -253,13 +253,16 @@ export class AgentRuntime {
       const binary = cliBinary(cfg, adapter.name);
       const setting = binarySetting(adapter.name);
       const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
+      // an agent that changes the code may run the project's check, exactly as the merge queue runs it
+      const check = agentType.edits_working_tree ? project.check_command : null;
+      const allowedTools = check ? [...agentType.allowed_tools, `Bash(${check})`] : agentType.allowed_tools;
       const launch = adapter.launch({
         model: agentType.model,
         permissionMode: agentType.permission_mode,
-        allowedTools: agentType.allowed_tools,
+        allowedTools,
         promptFile,
         prompt,
-        task: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous }),
+        task: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous, check }),
         dataDir: path.dirname(paths.db),
       });
       const ctx = { dbPath: paths.db, ticketKey: key, projectKey: project.abbreviation!, runId: run.id, runSecret, agentType: agentType.id, port: this.deps.port() };

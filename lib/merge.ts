@@ -5,6 +5,11 @@
 // before acting, so a re-run after a crash at any point either does nothing or finishes the job.
 // One merge at a time per repository (the repository lock in lib/git.ts).
 import { HUMAN, DONE } from './columns.js';
+// With a project check set, a ticket goes through the merge queue first (mergeChecked): main is
+// merged into its branch in its own worktree, the check runs there, and only the tested commit
+// lands on main, which then merges trivially. The project folder is never touched while it runs.
+// A project with a merge-resolver column takes the same way (without a check), so that a conflict
+// is left in the ticket's worktree for the resolver rather than in the project folder.
 import fs from 'node:fs';
 import {
   abortStaleMerge,
@@ -25,15 +30,29 @@ import {
   withRepoLock,
 } from './git.js';
 import { ConflictError } from './errors.js';
-import { getProject } from './projects.js';
-import { addSystemComment, getMergeRecord, moveTicket, recordMerge, requireTicket, toView, type Ticket } from './tickets.js';
-import { removeTicketWorktree } from './workspace.js';
+import { getAgentType } from './agentTypes.js';
+import {
+  CHECK_TAIL_LINES,
+  commandEnv,
+  COMMAND_NOT_FOUND,
+  endCheckRun,
+  recordCheckLanded,
+  runShell,
+  setCheckPid,
+  startCheckRun,
+  tailOfFile,
+  type CheckRun,
+  type CheckStatus,
+} from './checks.js';
+import { getColumns, getProject, type Project } from './projects.js';
+import { addFinding, addSystemComment, getMergeRecord, LIMITS, moveTicket, recordMerge, requireTicket, toView, type Ticket } from './tickets.js';
+import { prepareWorkspace, removeTicketWorktree } from './workspace.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Store } from './store.js';
 
 export type MergeOutcome = {
-  status: 'merged' | 'already-merged' | 'no-branch' | 'conflict' | 'refused' | 'not-done';
+  status: 'merged' | 'already-merged' | 'no-branch' | 'conflict' | 'refused' | 'not-done' | 'check-failed';
   detail: string;
   commit?: string;
   files?: string[];
@@ -73,8 +92,20 @@ function refuse(store: Store, ticketId: number, detail: string): MergeOutcome {
   return { status: 'refused', detail };
 }
 
-/** The whole merge of a ticket that reached `done`; safe to run again at any time. */
-export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: number; logger?: Logger }): Promise<MergeOutcome> {
+/** The agent type that resolves a conflict between main and a ticket's branch, when the workflow has its column. */
+export const RESOLVER_AGENT = 'merge-resolver';
+
+/**
+ * The whole merge of a ticket that reached `done`; safe to run again at any time. `checkEnv`: the
+ * environment of the project's check and setup commands (lib/checks.ts commandEnv).
+ */
+export async function mergeTicket(args: {
+  store: Store;
+  paths: Paths;
+  ticketId: number;
+  logger?: Logger;
+  checkEnv?: NodeJS.ProcessEnv;
+}): Promise<MergeOutcome> {
   const { store, ticketId } = args;
   const ticket = requireTicket(store.db, ticketId);
   const key = toView(ticket).key;
@@ -84,10 +115,41 @@ export async function mergeTicket(args: { store: Store; paths: Paths; ticketId: 
   if (!(await isRepo(project.path))) {
     return refuse(store, ticketId, `Cannot merge ${ticket.branch}: ${project.path} is no longer a git repository. Restore the repository, then move ${key} back to done.`);
   }
+  // with a check, or a merge-resolver column to send conflicts to, main is first merged into the
+  // branch in its worktree (where a resolver can work on a conflict), then the branch lands
+  const resolver = getColumns(store.db, project.id).some((c) => c.agent_type_id === RESOLVER_AGENT);
+  if (project.check_command || resolver) return mergeChecked({ ...args, project, command: project.check_command, key });
   return withRepoLock(project.path, () => mergeLocked({ ...args, repo: project.path, mainBranch: project.main_branch, key }));
 }
 
-async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logger; repo: string; mainBranch: string | null; key: string }): Promise<MergeOutcome> {
+/** Records the merge, and on the check run that tested it the commit that landed, in one transaction. */
+function recordLanded(
+  store: Store,
+  ticketId: number,
+  checkRunId: number | undefined,
+  commit: string | null,
+  comment: string,
+  author: string,
+): void {
+  store.db
+    .transaction(() => {
+      recordMerge(store.db, ticketId, commit, comment, author);
+      if (checkRunId !== undefined) recordCheckLanded(store.db, checkRunId, commit);
+    })
+    .immediate();
+}
+
+type LockedArgs = {
+  store: Store;
+  ticketId: number;
+  logger?: Logger;
+  repo: string;
+  mainBranch: string | null;
+  key: string;
+  checkRunId?: number;
+};
+
+async function mergeLocked(args: LockedArgs): Promise<MergeOutcome> {
   const { store, ticketId, logger, repo, key } = args;
   // re-read under the lock: the ticket may have moved while an earlier merge held it
   const ticket = requireTicket(store.db, ticketId);
@@ -136,24 +198,8 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
   const mainTip = (await branchTip(repo, main))!;
   if (await isAncestor(repo, tip, mainTip)) return finishMerged({ ...args, ticket, branch, main, tip, mainTip });
 
-  const head = await currentBranch(repo);
-  if (head !== main) {
-    return refuse(
-      store,
-      ticketId,
-      `Did not merge ${branch}: the project folder ${repo} is on ${head ? `branch "${head}"` : 'a detached HEAD'}, not on "${main}". ` +
-        `Dispatcher merges only into a checked-out ${main} and never switches branches for you. Switch ${repo} to ${main} ("git switch ${main}"), then move ${key} back to done.`,
-    );
-  }
-  const dirty = await statusLines(repo, { untracked: false });
-  if (dirty.length > 0) {
-    return refuse(
-      store,
-      ticketId,
-      `Did not merge ${branch}: the project folder ${repo} has uncommitted changes, and Dispatcher never merges over your work:\n${fileList(dirty)}\n\n` +
-        `Commit or stash them, then move ${key} back to done.`,
-    );
-  }
+  const folderProblem = await mainFolderProblem(repo, main, branch, key);
+  if (folderProblem) return refuse(store, ticketId, folderProblem);
 
   const before = { head: await headCommit(repo), status: await statusLines(repo) };
   const message = `Merge ${branch}: ${ticket.title}`;
@@ -168,10 +214,29 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
   }
   const commit = await headCommit(repo);
   const files = splitZ(await git(repo, ['diff', '--name-only', '-z', `${commit}^1`, commit]));
-  recordMerge(store.db, ticketId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
+  recordLanded(store, ticketId, args.checkRunId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
   logger?.info('merged ticket', { ticket: key, branch, commit });
   const cleanup = await cleanUp(store, repo, ticketId, branch, main);
   return { status: 'merged', detail: `merged ${branch} into ${main} as ${commit}${cleanup}`, commit, files };
+}
+
+/** Why the project folder cannot take a merge into main now (not on main, or changes of the user's), or null. */
+async function mainFolderProblem(repo: string, main: string, branch: string, key: string): Promise<string | null> {
+  const head = await currentBranch(repo);
+  if (head !== main) {
+    return (
+      `Did not merge ${branch}: the project folder ${repo} is on ${head ? `branch "${head}"` : 'a detached HEAD'}, not on "${main}". ` +
+      `Dispatcher merges only into a checked-out ${main} and never switches branches for you. Switch ${repo} to ${main} ("git switch ${main}"), then move ${key} back to done.`
+    );
+  }
+  const dirty = await statusLines(repo, { untracked: false });
+  if (dirty.length > 0) {
+    return (
+      `Did not merge ${branch}: the project folder ${repo} has uncommitted changes, and Dispatcher never merges over your work:\n${fileList(dirty)}\n\n` +
+      `Commit or stash them, then move ${key} back to done.`
+    );
+  }
+  return null;
 }
 
 /**
@@ -181,6 +246,7 @@ async function mergeLocked(args: { store: Store; ticketId: number; logger?: Logg
 async function finishMerged(args: {
   store: Store;
   ticketId: number;
+  checkRunId?: number;
   repo: string;
   key: string;
   ticket: Ticket;
@@ -198,9 +264,9 @@ async function finishMerged(args: {
     commit = await findMergeCommit(repo, mainTip, tip);
     if (commit) {
       files = splitZ(await git(repo, ['diff', '--name-only', '-z', `${commit}^1`, commit]));
-      recordMerge(store.db, ticketId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
+      recordLanded(store, ticketId, args.checkRunId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
     } else {
-      recordMerge(store.db, ticketId, null, `Nothing to merge: every commit of ${branch} is already on ${main}.`, MERGE_AUTHOR);
+      recordLanded(store, ticketId, args.checkRunId, null, `Nothing to merge: every commit of ${branch} is already on ${main}.`, MERGE_AUTHOR);
     }
   }
   const cleanup = await cleanUp(store, repo, ticketId, branch, main);
@@ -247,6 +313,7 @@ async function cleanUp(store: Store, repo: string, ticketId: number, branch: str
 async function recoverFailedMerge(args: {
   store: Store;
   ticketId: number;
+  checkRunId?: number;
   logger?: Logger;
   repo: string;
   key: string;
@@ -286,6 +353,259 @@ async function recoverFailedMerge(args: {
   }
   const reason = args.error instanceof GitError ? args.error.stderr.trim() || args.error.message : String(args.error);
   return refuse(store, ticketId, `Merge of ${branch} into ${main} failed: ${reason}\n\n${state}\n\nFix the cause, then move ${key} back to done.`);
+}
+
+// ---- the merge queue: test the exact tree that will land ----
+
+/** How often main may move under a passing check before the job gives up and is retried. */
+const MAX_CHECK_ROUNDS = 5;
+
+const queueLocks = new Map<string, Promise<unknown>>();
+
+/** One ticket at a time per repository goes through merge-check-land, in the order the jobs come. */
+function withQueueLock<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+  const previous = queueLocks.get(repo) ?? Promise.resolve();
+  const run = previous.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  queueLocks.set(repo, tail);
+  void tail.then(() => {
+    if (queueLocks.get(repo) === tail) queueLocks.delete(repo);
+  });
+  return run;
+}
+
+interface Candidate {
+  worktree: string;
+  branch: string;
+  main: string;
+  mainTip: string;
+  /** the commit the check runs on: the branch with main merged in */
+  tested: string;
+}
+
+type CheckedArgs = {
+  store: Store;
+  paths: Paths;
+  ticketId: number;
+  logger?: Logger;
+  checkEnv?: NodeJS.ProcessEnv;
+  project: Project;
+  command: string | null;
+  key: string;
+};
+type CheckArgs = CheckedArgs & { command: string };
+
+async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
+  const { store, ticketId, project, key } = args;
+  const repo = project.path;
+  return withQueueLock(repo, async () => {
+    for (let round = 1; round <= MAX_CHECK_ROUNDS; round++) {
+      // a worktree that vanished is made again from the branch (and set up) before anything else
+      const ticket = requireTicket(store.db, ticketId);
+      if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
+      const checkedOut = (await listWorktrees(repo)).some((w) => w.branch === `refs/heads/${ticket.branch}` && fs.existsSync(w.path));
+      if (!checkedOut && (await branchTip(repo, ticket.branch!))) {
+        try {
+          await prepareWorkspace({ store, paths: args.paths, projectId: project.id, ticketId, parallelCoding: true, env: args.checkEnv });
+        } catch (err) {
+          if (!(err instanceof GitError)) throw err;
+          return refuse(store, ticketId, `Did not test ${ticket.branch}: ${err.stderr.trim() || err.message}. Fix it, then move ${key} back to done.`);
+        }
+      }
+      const prepared = await withRepoLock(repo, () => prepareCandidate(args));
+      if ('status' in prepared) return prepared;
+      const command = args.command;
+      const check = command ? await runTicketCheck({ ...args, command }, prepared) : null;
+      if (check && check.status !== 'pass') return checkFailed({ ...args, command: command! }, check.run, check.status);
+      const landed = await withRepoLock(repo, async (): Promise<MergeOutcome | null> => {
+        const now = requireTicket(store.db, ticketId);
+        if (now.column_id !== 'done') return { status: 'not-done', detail: `${key} left done while its check ran` };
+        // the tested commit must be exactly what lands: if the branch or main moved meanwhile, test again
+        const moved = (await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip;
+        if (moved) return null;
+        const checkRunId = check ? { checkRunId: check.run.id } : {};
+        return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, ...checkRunId });
+      });
+      if (landed) return landed;
+      args.logger?.info('main or the branch moved while the check ran; testing again', { ticket: key, round });
+    }
+    throw new Error(`main kept moving while ${key}'s check ran (${MAX_CHECK_ROUNDS} rounds); the merge job will try again`);
+  });
+}
+
+/**
+ * Under the repository lock: checks the ticket and both folders, then merges main into the branch
+ * in the ticket's worktree (`git merge --no-ff`, never a rebase). Returns what to test, or the
+ * outcome when there is nothing to test (already merged, refused, a conflict).
+ */
+async function prepareCandidate(args: CheckedArgs): Promise<Candidate | MergeOutcome> {
+  const { store, ticketId, logger, project, key } = args;
+  const repo = project.path;
+  const ticket = requireTicket(store.db, ticketId);
+  if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
+  const branch = ticket.branch!;
+  const stale = await abortStaleMerge(repo, { waitMs: MERGE_TIMEOUT_MS });
+  if (stale.aborted) logger?.warn('aborted a stale merge left by an earlier crash', { repo, ticket: key });
+  if (stale.foreign) {
+    return refuse(store, ticketId, `Did not merge ${branch}: a merge that Dispatcher did not start is in progress in ${repo}. Finish it ("git commit") or abandon it ("git merge --abort") there, then move ${key} back to done.`);
+  }
+  let main: string;
+  try {
+    main = await detectMainBranch(repo, project.main_branch);
+  } catch (err) {
+    if (!(err instanceof GitError)) throw err;
+    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr}. Fix the project's main branch setting (or create the branch), then move ${key} back to done.`);
+  }
+  const tip = await branchTip(repo, branch);
+  if (!tip) {
+    if (getMergeRecord(store.db, ticketId).merged_at !== null) return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
+    return { status: 'no-branch', detail: `branch ${branch} of ${key} does not exist in ${repo}` };
+  }
+  const mainTip = (await branchTip(repo, main))!;
+  if (await isAncestor(repo, tip, mainTip)) return finishMerged({ store, ticketId, repo, key, ticket, branch, main, tip, mainTip });
+  // a check is no use if its result could not land: the project folder must be able to take the merge
+  const folderProblem = await mainFolderProblem(repo, main, branch, key);
+  if (folderProblem) return refuse(store, ticketId, folderProblem);
+  const worktree = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path))?.path;
+  if (!worktree) return refuse(store, ticketId, `Did not test ${branch}: it is not checked out in a worktree of ${repo}. Move ${key} back to done to try again.`);
+
+  if (await mergeInProgress(worktree)) {
+    // main merged into the branch earlier and not committed: a resolver that resolved but did not
+    // commit, or a daemon killed mid-merge. Resolved, it is committed; unresolved, it is a conflict
+    const conflicts = await conflictedFiles(worktree);
+    if (conflicts.length > 0) return branchConflict(args, { worktree, branch, main, conflicts, leftInProgress: true });
+    await git(worktree, ['commit', '--quiet', '--no-edit'], { timeoutMs: MERGE_TIMEOUT_MS });
+  }
+  const pending = await statusLines(worktree);
+  if (pending.length > 0) {
+    return refuse(
+      store,
+      ticketId,
+      `Did not test ${branch}: its worktree ${worktree} has uncommitted changes:\n${fileList(pending)}\n\nCommit them on ${branch} (or discard them) in ${worktree}, then move ${key} back to done.`,
+    );
+  }
+  const head = await headCommit(worktree);
+  if (!(await isAncestor(worktree, mainTip, head))) {
+    try {
+      await git(worktree, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${main} into ${branch}`, mainTip], { timeoutMs: MERGE_TIMEOUT_MS });
+    } catch (err) {
+      const conflicts = await conflictedFiles(worktree).catch(() => [] as string[]);
+      if (conflicts.length > 0) return branchConflict(args, { worktree, branch, main, conflicts, leftInProgress: true });
+      if (await mergeInProgress(worktree)) await git(worktree, ['merge', '--abort']);
+      const reason = err instanceof GitError ? err.stderr.trim() || err.message : String(err);
+      return refuse(store, ticketId, `Could not merge ${main} into ${branch} in ${worktree} to test it: ${reason}\n\nFix the cause, then move ${key} back to done.`);
+    }
+  }
+  return { worktree, branch, main, mainTip, tested: await headCommit(worktree) };
+}
+
+/**
+ * Main does not merge cleanly into the branch. With a merge-resolver column in the workflow the
+ * ticket goes there with the merge left in progress in its worktree, for the resolver to finish;
+ * otherwise the merge is aborted (the worktree is as it was) and the ticket goes to human.
+ */
+async function branchConflict(
+  args: CheckedArgs,
+  c: { worktree: string; branch: string; main: string; conflicts: string[]; leftInProgress: boolean },
+): Promise<MergeOutcome> {
+  const { store, ticketId, project, key } = args;
+  const files = `${c.conflicts.length} file${c.conflicts.length === 1 ? '' : 's'}`;
+  const resolver = getColumns(store.db, project.id).find((col) => col.agent_type_id === RESOLVER_AGENT);
+  if (resolver) {
+    const detail =
+      `Merging ${c.main} into ${c.branch} stopped: ${files} conflict with changes already on ${c.main}:\n${fileList(c.conflicts)}\n\n` +
+      `The merge is in progress in ${c.worktree}. Resolve the conflicts, commit, and move ${key} back to done; its check then runs on the result.`;
+    store.db
+      .transaction(() => {
+        addSystemComment(store.db, ticketId, 'merge', detail, MERGE_AUTHOR);
+        moveTicket(store, ticketId, resolver.column_id, { actor: MERGE_AUTHOR, expectFrom: 'done' });
+      })
+      .immediate();
+    return { status: 'conflict', detail, files: c.conflicts };
+  }
+  if (await mergeInProgress(c.worktree)) await git(c.worktree, ['merge', '--abort']);
+  const detail =
+    `Merging ${c.main} into ${c.branch} to test it stopped: ${files} conflict with changes already on ${c.main}:\n${fileList(c.conflicts)}\n\n` +
+    `The merge was aborted; ${c.worktree} is as it was. Next steps: in ${c.worktree}, run "git merge ${c.main}", resolve the conflicts and commit ` +
+    `(or send the ticket back to its coding agent with these notes), then move ${key} back to done. ` +
+    `A "${RESOLVER_AGENT}" column in the project's workflow would have an agent do this.`;
+  sendToHuman(store, ticketId, detail);
+  return { status: 'conflict', detail, files: c.conflicts };
+}
+
+/** Runs the project's check in the ticket's worktree (no lock held: the project folder is not involved), recorded as a check run. */
+async function runTicketCheck(args: CheckArgs, c: Candidate): Promise<{ run: CheckRun; status: Exclude<CheckStatus, 'running'> }> {
+  const { store, ticketId, project, key, command, logger } = args;
+  const run = startCheckRun(store.db, {
+    ticketId, projectId: project.id, command, cwd: c.worktree, outputDir: args.paths.checks, key, testedCommit: c.tested, mainCommit: c.mainTip,
+  });
+  logger?.info('check started', { ticket: key, command, commit: c.tested, attempt: run.attempt });
+  const timeoutMs = project.check_timeout_minutes * 60_000;
+  const result = await runShell({
+    command,
+    cwd: c.worktree,
+    env: args.checkEnv ?? commandEnv(null),
+    timeoutMs,
+    outputPath: run.output_path,
+    onStart: (pid) => setCheckPid(store.db, run.id, pid),
+  });
+  let status: Exclude<CheckStatus, 'running'>;
+  let note: string | null = null;
+  if (result.spawnError) [status, note] = ['error', `the check could not start: ${result.spawnError}`];
+  else if (result.timedOut) [status, note] = ['timeout', `the check did not finish within ${project.check_timeout_minutes} minute${project.check_timeout_minutes === 1 ? '' : 's'} and was killed`];
+  else if (result.code === 0) status = 'pass';
+  else if (result.code === COMMAND_NOT_FOUND) [status, note] = ['error', `the check could not start: sh exited ${COMMAND_NOT_FOUND} (command not found)`];
+  else [status, note] = ['fail', result.code === null ? 'the check was killed by a signal' : `the check exited ${result.code}`];
+  endCheckRun(store.db, run.id, { status, exitCode: result.code, note });
+  logger?.info('check ended', { ticket: key, status, exitCode: result.code });
+  // whatever the check left in the worktree (build output, reports) goes: the tree stays the tested
+  // commit. It was clean before the check (prepareCandidate), so nothing else is lost; ignored
+  // files (node_modules, caches) stay for the next run
+  await withRepoLock(project.path, async () => {
+    await git(c.worktree, ['reset', '--quiet', '--hard', 'HEAD']);
+    await git(c.worktree, ['clean', '-fdq']);
+  });
+  return { run: { ...run, status, exit_code: result.code, note }, status };
+}
+
+/**
+ * The check did not pass. A check that could not start goes to human with the reason; a failure
+ * or a timeout sends the ticket back to its coding column with a high finding quoting the output.
+ */
+function checkFailed(args: CheckArgs, run: CheckRun, status: Exclude<CheckStatus, 'running' | 'pass'>): MergeOutcome {
+  const { store, ticketId, project, key, command } = args;
+  const tail = tailOfFile(run.output_path, CHECK_TAIL_LINES);
+  if (status === 'error') {
+    const detail =
+      `Did not merge: ${run.note ?? 'the check could not start'}.\n\nCommand: ${command}\nOutput (${run.output_path}):\n${tail}\n\n` +
+      `Fix the project's check (dispatch projects set ${project.abbreviation} --check "…") or install what it needs, then move ${key} back to done.`;
+    sendToHuman(store, ticketId, detail);
+    return { status: 'refused', detail };
+  }
+  const coding = codingColumn(store, project.id);
+  const title = `Check failed: ${command}`.slice(0, LIMITS.title);
+  const body = `${status === 'timeout' ? `Timed out: ${run.note}.` : `${run.note ?? 'The check failed'}.`} Last ${CHECK_TAIL_LINES} lines of its output ` +
+    `(all of it in ${run.output_path}):\n\n\`\`\`\n${tail}\n\`\`\``;
+  store.db
+    .transaction(() => {
+      addFinding(store, ticketId, 'high', title, body.slice(0, LIMITS.comment), MERGE_AUTHOR);
+      moveTicket(store, ticketId, coding, { actor: MERGE_AUTHOR, expectFrom: 'done', comment: `The check did not pass on ${run.tested_commit.slice(0, 12)} (${key}'s branch with main merged in); not merged.` });
+    })
+    .immediate();
+  return { status: 'check-failed', detail: `${command}: ${status}; ${key} went back to ${coding}` };
+}
+
+/** Where a failed check sends a ticket: the workflow's first column whose agent edits files (not the resolver), else human. */
+function codingColumn(store: Store, projectId: number): string {
+  for (const c of getColumns(store.db, projectId)) {
+    if (!c.agent_type_id || c.agent_type_id === RESOLVER_AGENT) continue;
+    try {
+      if (getAgentType(store.db, c.agent_type_id).edits_working_tree) return c.column_id;
+    } catch {
+      // an agent type that was deleted
+    }
+  }
+  return 'human';
 }
 
 /** Patches larger than this are cut at a line boundary and marked `truncated`. */

@@ -13,6 +13,8 @@ export interface Paths {
   config: string;
   prompts: string;
   runs: string;
+  /** each check run's output (lib/checks.ts) */
+  checks: string;
   logs: string;
   backups: string;
   worktrees: string;
@@ -29,6 +31,7 @@ export function pathsFor(home: string): Paths {
     config: path.join(home, 'config.json'),
     prompts: path.join(home, 'prompts'),
     runs: path.join(home, 'artifacts', 'runs'),
+    checks: path.join(home, 'artifacts', 'checks'),
     logs: path.join(home, 'logs'),
     backups: path.join(home, 'backups'),
     worktrees: path.join(home, 'worktrees'),

@@ -30,6 +30,13 @@ export interface Project {
   parallel_coding: number | null;
   /** 1: this project's tickets send no notification (lib/notifications.ts) */
   notifications_muted: number;
+  /** the shell command that must pass on a ticket's branch (main merged in) before it lands; null: none */
+  check_command: string | null;
+  check_timeout_minutes: number;
+  /** run once in each new ticket worktree, after copy_files were copied in */
+  setup_command: string | null;
+  /** JSON list of paths relative to the project folder, copied into each new ticket worktree */
+  copy_files: string;
   created_at: number;
   updated_at: number;
 }
@@ -383,5 +390,57 @@ export function setProjectParallelCoding(store: Store, ref: string | number, val
     markDue(db, project.id, now);
   }).immediate();
   store.notify(project.id);
+  return getProject(db, project.id);
+}
+
+export interface MergeSettingsPatch {
+  check_command?: unknown;
+  check_timeout_minutes?: unknown;
+  setup_command?: unknown;
+  copy_files?: unknown;
+}
+
+const MAX_COMMAND = 2000;
+
+function commandSetting(v: unknown, field: string): string | null {
+  if (v === null) return null;
+  if (typeof v !== 'string' || v.length > MAX_COMMAND || /[\0\r\n]/.test(v)) {
+    throw new UserError(`${field} must be one line of at most ${MAX_COMMAND} characters (empty for none)`, field);
+  }
+  return v.trim() || null;
+}
+
+/** Paths relative to the project folder that stay inside it: `.env`, `config/local.json`. */
+export function parseCopyFiles(v: unknown): string[] {
+  const raw = v === null ? [] : typeof v === 'string' ? v.split(/[\n,]/) : v;
+  if (!Array.isArray(raw) || raw.some((f) => typeof f !== 'string')) throw new UserError('copy_files must be a list of file paths', 'copy_files');
+  const files = (raw as string[]).map((f) => f.trim()).filter(Boolean);
+  if (files.length > 50) throw new UserError('copy_files lists at most 50 files', 'copy_files');
+  for (const f of files) {
+    const norm = path.posix.normalize(f);
+    if (path.isAbsolute(f) || norm === '..' || norm.startsWith('../') || norm === '.' || norm.split('/').includes('.git') || /[\0\r]/.test(f)) {
+      throw new UserError(`copy_files: "${f}" must be a path inside the project folder (relative, no "..", not .git)`, 'copy_files');
+    }
+  }
+  return files;
+}
+
+/** Sets a project's check, check timeout, worktree setup command and files to copy; unset fields keep their value. */
+export function setProjectMergeSettings(store: Store, ref: string | number, patch: MergeSettingsPatch): Project {
+  const { db } = store;
+  const project = getProject(db, ref);
+  if (project.status === 'unregistered') throw new UserError('register the project first', 'check_command');
+  const check = patch.check_command === undefined ? project.check_command : commandSetting(patch.check_command, 'check_command');
+  const setup = patch.setup_command === undefined ? project.setup_command : commandSetting(patch.setup_command, 'setup_command');
+  let timeout = project.check_timeout_minutes;
+  if (patch.check_timeout_minutes !== undefined) {
+    const n = typeof patch.check_timeout_minutes === 'string' && patch.check_timeout_minutes.trim() !== '' ? Number(patch.check_timeout_minutes) : patch.check_timeout_minutes;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1440) throw new UserError('check_timeout_minutes must be a whole number from 1 to 1440', 'check_timeout_minutes');
+    timeout = n;
+  }
+  const copy = patch.copy_files === undefined ? project.copy_files : JSON.stringify(parseCopyFiles(patch.copy_files));
+  db.prepare(`UPDATE projects SET check_command = ?, check_timeout_minutes = ?, setup_command = ?, copy_files = ?, updated_at = ? WHERE id = ?`).run(
+    check, timeout, setup, copy, Date.now(), project.id,
+  );
   return getProject(db, project.id);
 }

@@ -5,6 +5,7 @@
 // projects marked due. Afterwards every ticket is either queued for work again or in human with a
 // comment, and nothing can run twice.
 import { liveRuns, releaseStaleClaims } from './runs.js';
+import { recoverCheckRuns } from './checks.js';
 import { jobKeys, type QueueBackend } from './queue/index.js';
 import type { Db } from './db/connection.js';
 import type { Logger } from './logger.js';
@@ -13,11 +14,14 @@ export interface RecoveryReport {
   jobsReset: number;
   liveRuns: number;
   claimsReleased: number;
+  checksInterrupted: number;
 }
 
 export async function recover(db: Db, queue: QueueBackend, logger: Logger): Promise<RecoveryReport> {
   const jobsReset = await queue.resetOrphaned();
   const claimsReleased = releaseStaleClaims(db);
+  // a check the dead daemon was running ends now; its merge job (reset above) runs it again
+  const checksInterrupted = await recoverCheckRuns(db, logger);
   const runs = liveRuns(db);
   for (const run of runs) {
     const key = jobKeys.agentRun({ runId: run.id });
@@ -25,7 +29,7 @@ export async function recover(db: Db, queue: QueueBackend, logger: Logger): Prom
     // a job for this run existed already; if it had failed for good, give it another attempt so the run is not forgotten
     if ((await queue.get(id))?.status === 'failed') await queue.retry(id);
   }
-  const report = { jobsReset, liveRuns: runs.length, claimsReleased };
-  if (jobsReset || runs.length || claimsReleased) logger.info('recovery', { ...report });
+  const report = { jobsReset, liveRuns: runs.length, claimsReleased, checksInterrupted };
+  if (jobsReset || runs.length || claimsReleased || checksInterrupted) logger.info('recovery', { ...report });
   return report;
 }

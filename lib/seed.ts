@@ -68,6 +68,16 @@ export const BUILTIN_AGENT_TYPES: readonly AgentTypeSeed[] = [
     edits_working_tree: true,
   },
   {
+    id: 'merge-resolver', name: 'Merge Resolver', description: "Resolves conflicts between main and a done ticket's branch", model: 'opus',
+    // its worktree holds a merge of main in progress; it may finish or abandon that merge and nothing else
+    allowed_tools: [
+      TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write', 'Bash(git add:*)', 'Bash(git commit:*)', 'Bash(git merge --continue)',
+      'Bash(git merge --abort)', 'Bash(git status:*)', 'Bash(git diff:*)',
+    ],
+    permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 1,
+    edits_working_tree: true,
+  },
+  {
     id: 'researcher', name: 'Researcher', description: 'Web research and summaries', model: 'haiku',
     // it only adds a report file of its own, never changes the project's files: runs side by side
     allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Write', 'WebFetch', 'WebSearch'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,

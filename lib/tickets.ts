@@ -708,11 +708,12 @@ export function ticketsWithWorktrees(db: Db, projectId: number): Ticket[] {
 }
 
 /** Done tickets whose branch still waits to be merged, with when they entered done (part of the merge job's key). */
-export function mergeCandidates(db: Db, projectId: number): { id: number; column_entered_at: number }[] {
+export function mergeCandidates(db: Db, projectId: number): { id: number; column_entered_at: number; priority: Priority }[] {
   return db
     .prepare(
-      `SELECT id, column_entered_at FROM tickets INDEXED BY tickets_unmerged
-       WHERE project_id = ? AND column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL`,
+      `SELECT id, column_entered_at, priority FROM tickets INDEXED BY tickets_unmerged
+       WHERE project_id = ? AND column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL
+       ORDER BY column_entered_at, id`,
     )
-    .all(projectId) as { id: number; column_entered_at: number }[];
+    .all(projectId) as { id: number; column_entered_at: number; priority: Priority }[];
 }

@@ -6,7 +6,11 @@
 // keeps working there even if parallel coding is turned off. Worktree changes run under the
 // repository's lock, so two agents of one ticket starting at once share one worktree.
 import { DONE } from './columns.js';
+// A new worktree is set up once, outside the lock: the project's copy_files are copied in from
+// the project folder, then its setup command runs there (lib/checks.ts runShell); a failure is
+// written on the ticket and the agent starts anyway (it may be able to fix or work around it).
 import fs from 'node:fs';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import {
   branchExists,
@@ -21,7 +25,18 @@ import {
   withRepoLock,
 } from './git.js';
 import { effectiveParallelCoding, getProject, IN_PLACE_MEANING, listProjects, NOT_A_REPO_MEANING, type Project } from './projects.js';
-import { clearWorktree, findTicket, getMergeRecord, recordWorkspace, requireTicket, ticketsWithWorktrees, toView, type Ticket } from './tickets.js';
+import { commandEnv, runShell, tailOfFile } from './checks.js';
+import {
+  addSystemComment,
+  clearWorktree,
+  findTicket,
+  getMergeRecord,
+  recordWorkspace,
+  requireTicket,
+  ticketsWithWorktrees,
+  toView,
+  type Ticket,
+} from './tickets.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Store } from './store.js';
@@ -82,7 +97,15 @@ export async function workspaceMode(project: Pick<Project, 'path' | 'parallel_co
  * Called before every spawn of an agent for the ticket; idempotent. `parallelCoding` is the
  * project's effective setting (lib/projects.ts effectiveParallelCoding).
  */
-export async function prepareWorkspace(args: { store: Store; paths: Paths; projectId: number; ticketId: number; parallelCoding: boolean }): Promise<Workspace> {
+export async function prepareWorkspace(args: {
+  store: Store;
+  paths: Paths;
+  projectId: number;
+  ticketId: number;
+  parallelCoding: boolean;
+  /** the setup command's environment (lib/checks.ts commandEnv) */
+  env?: NodeJS.ProcessEnv;
+}): Promise<Workspace> {
   const { db } = args.store;
   const project = getProject(db, args.projectId);
   const inPlace: Workspace = { cwd: project.path, branch: null, worktree: null };
@@ -92,7 +115,7 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
   if (!args.parallelCoding && !recorded) return inPlace;
   if (!(await canBranch(project.path))) return inPlace;
   if (!args.parallelCoding && !(await branchExists(project.path, recorded!))) return inPlace;
-  return withRepoLock(project.path, async () => {
+  const made = await withRepoLock(project.path, async (): Promise<Workspace & { created: boolean }> => {
     // re-read under the lock: a racing call may have just created the worktree
     const ticket = requireTicket(db, args.ticketId);
     const { key } = toView(ticket);
@@ -109,7 +132,7 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
       if (checkedOut.path !== ticket.worktree_path || ticket.branch !== branch) {
         recordWorkspace(db, ticket.id, { branch, worktreePath: checkedOut.path, freshBranch: false });
       }
-      return { cwd: checkedOut.path, branch, worktree: checkedOut.path };
+      return { cwd: checkedOut.path, branch, worktree: checkedOut.path, created: false };
     }
 
     // the recorded folder vanished (or never existed): forget stale entries, then (re)create
@@ -123,8 +146,63 @@ export async function prepareWorkspace(args: { store: Store; paths: Paths; proje
       await git(repo, ['worktree', 'add', '-b', branch, wanted, main]);
     }
     recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: !existing });
-    return { cwd: wanted, branch, worktree: wanted };
+    return { cwd: wanted, branch, worktree: wanted, created: true };
   });
+  if (made.created) {
+    const env = args.env ?? commandEnv(null);
+    await setUpWorktree(args.store, args.paths, getProject(db, args.projectId), args.ticketId, made.worktree!, env);
+  }
+  return { cwd: made.cwd, branch: made.branch, worktree: made.worktree };
+}
+
+/** How long a worktree's setup command may run. */
+const SETUP_TIMEOUT_MS = 30 * 60_000;
+
+/** Copies the project's copy_files into a new worktree and runs its setup command there; problems go on the ticket. */
+async function setUpWorktree(
+  store: Store,
+  paths: Paths,
+  project: Project,
+  ticketId: number,
+  worktree: string,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const problems: string[] = [];
+  const root = fs.realpathSync(project.path);
+  for (const file of JSON.parse(project.copy_files) as string[]) {
+    const from = path.join(project.path, file);
+    let real: string;
+    try {
+      real = fs.realpathSync(from);
+    } catch {
+      problems.push(`${file}: not found in ${project.path}`);
+      continue;
+    }
+    if (!real.startsWith(root + path.sep)) {
+      problems.push(`${file}: leads outside the project folder; not copied`);
+      continue;
+    }
+    try {
+      const to = path.join(worktree, file);
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.cpSync(real, to, { recursive: true });
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  const { key } = toView(requireTicket(store.db, ticketId));
+  let output: string | null = null;
+  if (project.setup_command) {
+    output = path.join(paths.checks, `${key}-setup.log`);
+    const r = await runShell({ command: project.setup_command, cwd: worktree, env, timeoutMs: SETUP_TIMEOUT_MS, outputPath: output });
+    if (r.spawnError || r.timedOut || r.code !== 0) {
+      const why = r.spawnError ?? (r.timedOut ? `did not finish within ${SETUP_TIMEOUT_MS / 60_000} minutes and was killed` : `exited ${r.code ?? 'on a signal'}`);
+      problems.push(`setup command "${project.setup_command}" ${why}. Last lines (all of it in ${output}):\n${tailOfFile(output, 20)}`);
+    }
+  }
+  if (problems.length > 0) {
+    addSystemComment(store.db, ticketId, 'system', `Setting up the new worktree ${worktree} went wrong:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+  }
 }
 
 export type RemoveWorktreeResult = { removed: true } | { removed: false; reason: string; files?: string[] };
@@ -153,8 +231,9 @@ export async function removeTicketWorktree(store: Store, repo: string, ticket: T
 }
 
 /**
- * On daemon start: `git worktree prune` in every registered git project, then removes the
- * worktrees of tickets that are done and merged, archived, or gone from the database. A worktree
+ * On daemon start and on `dispatch worktrees prune`: `git worktree prune` in every registered git
+ * project, then removes the worktrees of tickets that are done and merged, archived (or in an
+ * archived project), or gone from the database. A worktree
  * with uncommitted files is kept and logged, never discarded.
  */
 export async function pruneWorktrees(args: { store: Store; paths: Paths; logger?: Logger }): Promise<void> {
@@ -183,7 +262,7 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
     candidates.set(wt.path, ticket ? { ...ticket, worktree_path: wt.path } : null);
   }
   for (const [folder, ticket] of candidates) {
-    if (ticket && !finished(store, ticket)) continue;
+    if (ticket && !finished(store, project, ticket)) continue;
     const result = ticket
       ? await removeTicketWorktree(store, repo, ticket)
       : await removeOrphanWorktree(repo, folder);
@@ -191,8 +270,9 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
   }
 }
 
-function finished(store: Store, ticket: Ticket): boolean {
-  if (ticket.archived_at !== null) return true;
+/** A ticket whose worktree has served: merged, archived, or in an archived project (read-only for good). */
+function finished(store: Store, project: Project, ticket: Ticket): boolean {
+  if (ticket.archived_at !== null || project.status === 'archived') return true;
   return ticket.column_id === DONE && getMergeRecord(store.db, ticket.id).merged_at !== null;
 }
 
@@ -206,4 +286,56 @@ async function removeOrphanWorktree(repo: string, folder: string): Promise<Remov
     if (err instanceof GitError) return { removed: false, reason: err.message };
     throw err;
   }
+}
+
+export interface WorktreeInfo {
+  project: string;
+  ticket: string | null;
+  column: string | null;
+  path: string;
+  branch: string | null;
+  /** disk use of the folder (du), null when it could not be measured */
+  bytes: number | null;
+}
+
+/** Disk use of a folder in bytes, from `du -sk` (which counts hard-linked files once). */
+export function diskUse(folder: string): Promise<number | null> {
+  return new Promise((resolve) => {
+    execFile('du', ['-sk', folder], { timeout: 120_000 }, (err, stdout) => {
+      const kb = Number(String(stdout).split(/\s/)[0]);
+      resolve(err || !Number.isFinite(kb) ? null : kb * 1024);
+    });
+  });
+}
+
+/** The ticket worktrees the daemon made (under `<home>/worktrees/<abbr>/`), per registered git project, with their disk use. */
+export async function listTicketWorktrees(store: Store, paths: Paths, projectId?: number): Promise<WorktreeInfo[]> {
+  const found: WorktreeInfo[] = [];
+  const wanted = (p: Project) => p.abbreviation && p.status !== 'unregistered' && (projectId === undefined || p.id === projectId);
+  for (const project of listProjects(store.db).filter(wanted)) {
+    if (!(await isRepo(project.path))) continue;
+    const ours = path.join(paths.worktrees, project.abbreviation!);
+    for (const wt of await listWorktrees(project.path)) {
+      if (!samePath(path.dirname(wt.path), ours) || !fs.existsSync(wt.path)) continue;
+      const ticket = findTicket(store.db, path.basename(wt.path));
+      const mine = ticket && ticket.project_id === project.id ? ticket : null;
+      found.push({
+        project: project.abbreviation!,
+        ticket: mine ? toView(mine).key : null,
+        column: mine ? mine.column_id : null,
+        path: wt.path,
+        branch: wt.branch?.replace(/^refs\/heads\//, '') ?? null,
+        bytes: await diskUse(wt.path),
+      });
+    }
+  }
+  return found;
+}
+
+/** A disk size for people: KB, MB or GB. */
+export function formatBytes(n: number | null): string {
+  if (n === null) return '?';
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
 }

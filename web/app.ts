@@ -21,6 +21,7 @@ import { searchApi } from './routes/api/search.js';
 import { EventStreams } from './sse.js';
 import { liveEvents } from './live.js';
 import { notificationsApi } from './routes/api/notifications.js';
+import { worktreesApi } from './routes/api/worktrees.js';
 import type { AppContext } from './context.js';
 
 export function createApp(ctx: AppContext): express.Express {
@@ -55,6 +56,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/costs', costsApi(ctx));
   app.use('/api/search', searchApi(ctx));
   app.use('/api/notifications', notificationsApi(ctx));
+  app.use('/api/worktrees', worktreesApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });

@@ -3,6 +3,9 @@
 // are handled there: the ticket is already in human with a `merge` comment. An unexpected git
 // error is retried; after the last attempt the ticket goes to human with the error, never lost.
 import { HUMAN, DONE } from '../lib/columns.js';
+// Two jobs at a time: a project's check may take minutes, and another project's merges need not
+// wait for it (lib/merge.ts still takes one ticket at a time per repository).
+import { commandEnv } from '../lib/checks.js';
 import { mergeTicket } from '../lib/merge.js';
 import { createPool, type Pool } from '../lib/pool.js';
 import { mergePayload } from '../lib/queue/index.js';
@@ -10,16 +13,16 @@ import { addSystemComment, findTicket, moveTicket } from '../lib/tickets.js';
 import type { WorkerDeps } from './types.js';
 
 export function buildMergeWorker(deps: WorkerDeps): Pool {
-  const { store, paths, logger } = deps;
+  const { store, paths, logger, config } = deps;
   return createPool({
     name: 'merge',
     schema: mergePayload,
     backend: deps.queue,
     logger,
-    concurrency: () => 1,
+    concurrency: () => 2,
     handler: async (data, job) => {
       try {
-        const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger });
+        const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger, checkEnv: commandEnv(config.get()) });
         logger.info('merge', { ticket: data.ticketId, job: job.id, status: outcome.status, commit: outcome.commit, detail: outcome.detail });
       } catch (err) {
         if (job.final) {

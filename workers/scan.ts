@@ -8,6 +8,7 @@ import { claimableTickets, releaseStaleClaims, reserveRun } from '../lib/runs.js
 import { effectiveParallelCoding, findProject } from '../lib/projects.js';
 import { canBranch } from '../lib/workspace.js';
 import { mergeCandidates } from '../lib/tickets.js';
+import { priorityRank } from '../lib/checks.js';
 import { nextLocalMidnight } from '../lib/costs.js';
 import { noteBudgetsReached } from '../lib/budget.js';
 import { capsFrom } from '../lib/caps.js';
@@ -55,7 +56,11 @@ async function scanProject(deps: WorkerDeps, p: ScanPayload): Promise<ScanResult
     }
   }
   const merges = mergeCandidates(db, project.id);
-  for (const m of merges) await deps.queue.enqueue('merge', { ticketId: m.id }, { key: jobKeys.merge({ ticketId: m.id }, m.column_entered_at) });
+  // the merge queue's order: priority, then time in done (a job's age)
+  for (const m of merges) {
+    const key = jobKeys.merge({ ticketId: m.id }, m.column_entered_at);
+    await deps.queue.enqueue('merge', { ticketId: m.id }, { key, priority: priorityRank(m.priority) });
+  }
   if (merges.length) deps.pokeMerges();
   // while agents are paused, waiting tickets are no work: the heartbeat backs off, and resuming wakes
   // the project. Tickets held back by a used-up budget are not work either: back off, but look again

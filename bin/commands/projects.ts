@@ -66,17 +66,39 @@ export function projectCommands(y: Argv): Argv {
             describe:
               'on: each ticket on its own branch and worktree; off: agents work in the folder itself; default: agents.parallel_coding',
           })
-          .option('mute', { type: 'boolean', describe: 'no notifications for this project (--no-mute sends them again)' }),
+          .option('check', {
+            type: 'string',
+            describe: 'command that must pass on a branch (main merged in) before it lands on main; "" removes it',
+          })
+          .option('check-timeout', {
+            type: 'string',
+            describe: 'minutes the check may take before it is killed and counts as failed (1-1440)',
+          })
+          .option('setup', { type: 'string', describe: 'command run once in each new ticket worktree, e.g. "npm ci"; "" removes it' })
+          .option('copy-files', {
+            type: 'string',
+            describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"',
+          }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
         const mute = argv.mute;
-        if (argv.budget === undefined && parallel === undefined && mute === undefined) {
-          throw new UserError('name a setting to change: --budget <usd>, --parallel-coding on|off|default, or --mute / --no-mute');
+        const merging = {
+          ...(argv.check !== undefined && { check_command: argv.check }),
+          ...(argv['check-timeout'] !== undefined && { check_timeout_minutes: argv['check-timeout'] }),
+          ...(argv.setup !== undefined && { setup_command: argv.setup }),
+          ...(argv['copy-files'] !== undefined && { copy_files: argv['copy-files'] }),
+        };
+        if (argv.budget === undefined && parallel === undefined && mute === undefined && Object.keys(merging).length === 0) {
+          throw new UserError(
+            'name a setting to change: --budget <usd>, --parallel-coding on|off|default, --check "<command>", ' +
+              '--check-timeout <minutes>, --setup "<command>", --copy-files <files>, or --mute / --no-mute',
+          );
         }
         const body = {
           ...(argv.budget !== undefined && { daily_budget_usd: argv.budget }),
           ...(parallel !== undefined && { parallel_coding: parallel }),
           ...(mute !== undefined && { notifications_muted: mute }),
+          ...merging,
         };
         const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
         const { project, workspace } = res;
@@ -85,6 +107,18 @@ export function projectCommands(y: Argv): Argv {
           const budget = project.daily_budget_usd;
           const what = budget === null ? 'removed (the global budgets.daily_usd still applies)' : `$${budget.toFixed(2)}`;
           say(`${project.abbreviation}: daily budget ${what}`);
+        }
+        if (argv.check !== undefined || argv['check-timeout'] !== undefined) {
+          const check = project.check_command;
+          const what = check
+            ? `check "${check}", timeout ${project.check_timeout_minutes} min: branches land on main only when it passes`
+            : 'no check: done branches merge untested';
+          say(`${project.abbreviation}: ${what}`);
+        }
+        if (argv.setup !== undefined || argv['copy-files'] !== undefined) {
+          const files = JSON.parse(project.copy_files) as string[];
+          const setup = project.setup_command ? `setup "${project.setup_command}"` : 'no setup command';
+          say(`${project.abbreviation}: new worktrees get ${files.length ? files.join(', ') : 'no copied files'} and ${setup}`);
         }
         if (parallel !== undefined) {
           const from = workspace.from === 'default' ? 'the default, agents.parallel_coding' : "this project's own setting";

@@ -365,6 +365,45 @@ END;
 `,
     },
     {
+    version: 14,
+    name: 'the merge queue: a check per project, check runs, worktree setup',
+    sql: `
+-- a shell command (run by sh -c in the ticket's worktree) that must pass before a branch lands on
+-- main; NULL: branches merge as soon as their ticket is done, untested
+ALTER TABLE projects ADD COLUMN check_command TEXT;
+ALTER TABLE projects ADD COLUMN check_timeout_minutes INTEGER NOT NULL DEFAULT 30 CHECK (check_timeout_minutes BETWEEN 1 AND 1440);
+-- run once in a ticket's new worktree (e.g. npm ci), after copy_files (a JSON list of paths
+-- relative to the project folder, e.g. [".env"]) were copied in
+ALTER TABLE projects ADD COLUMN setup_command TEXT;
+ALTER TABLE projects ADD COLUMN copy_files TEXT NOT NULL DEFAULT '[]';
+-- every run of a project's check on a ticket's branch with main merged in: tested_commit is the
+-- exact commit checked, merge_commit the commit that then landed on main (NULL until it did)
+CREATE TABLE check_runs (
+  id INTEGER PRIMARY KEY,
+  ticket_id INTEGER NOT NULL REFERENCES tickets(id) ON DELETE CASCADE,
+  project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  attempt INTEGER NOT NULL,
+  command TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('running', 'pass', 'fail', 'timeout', 'error')),
+  exit_code INTEGER,
+  note TEXT,
+  pid INTEGER,
+  cwd TEXT NOT NULL,
+  output_path TEXT NOT NULL,
+  tested_commit TEXT NOT NULL,
+  main_commit TEXT NOT NULL,
+  merge_commit TEXT,
+  started_at INTEGER NOT NULL,
+  ended_at INTEGER,
+  UNIQUE (ticket_id, attempt)
+);
+CREATE INDEX check_runs_by_project ON check_runs (project_id, started_at);
+CREATE INDEX check_runs_running ON check_runs (status) WHERE status = 'running';
+-- the built-in merge-resolver (seeded from this version on) changes files: it resolves conflicts
+UPDATE agent_types SET edits_working_tree = 1 WHERE builtin = 1 AND id = 'merge-resolver';
+`,
+    },
+    {
     version: 15,
     name: 'the agent CLI of each agent type and of each run',
     sql: `

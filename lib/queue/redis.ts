@@ -149,7 +149,9 @@ export async function openRedisBackend(db: Db, url: string, opts: { leaseMs?: nu
       const jobId = o.key === undefined ? `${queue}.n.${randomUUID()}` : keyedId(queue, o.key);
       const data: Data = { payload: JSON.stringify(payload), runs: MAX_RUNS[queue], refunds: 0, key: o.key ?? null };
       const delay = o.delayMs && o.delayMs > 0 ? o.delayMs : undefined;
-      const job = await q(queue).add(queue, data, { jobId, delay, removeOnComplete: true, removeOnFail: false });
+      // BullMQ's priority 0 means "none" (ahead of every prioritised job): ours are shifted by one
+      const priority = o.priority === undefined ? undefined : Math.min(o.priority + 1, 2_097_152);
+      const job = await q(queue).add(queue, data, { jobId, delay, priority, removeOnComplete: true, removeOnFail: false });
       return job.id ?? jobId;
     },
 

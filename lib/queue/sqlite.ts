@@ -96,7 +96,7 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => 
     leaseMs,
     async enqueue(queue, payload, o = {}) {
       if (o.key !== undefined && !JOB_KEY.test(o.key)) throw new Error(`invalid job key ${JSON.stringify(o.key)}`);
-      const job = await queues.get(queue)!.enqueue(payload, { idempotencyKey: o.key, delayMs: o.delayMs });
+      const job = await queues.get(queue)!.enqueue(payload, { idempotencyKey: o.key, delayMs: o.delayMs, priority: o.priority });
       if (job) return String(job.id);
       // liteque returns nothing when the key is taken: the job holding it
       const held = db.prepare(`SELECT CAST(id AS TEXT) AS id FROM tasks WHERE queue = ? AND idempotencyKey = ?`).get(queue, o.key ?? null) as

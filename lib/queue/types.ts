@@ -53,6 +53,8 @@ export interface EnqueueOptions {
   /** A second job with the same key is not added while the first is waiting, running or kept as failed. */
   key?: string;
   delayMs?: number;
+  /** Lower is taken first (0 = most urgent); equal priorities go oldest first. @defaultValue 0 */
+  priority?: number;
 }
 
 /** A job as the inspector shows it. Times are milliseconds. */

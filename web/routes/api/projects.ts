@@ -1,5 +1,5 @@
 // /api/projects: register, discover, list, show, pause / resume / archive, daily budget, parallel coding, notifications mute,
-// workflow, wake.
+// check and worktree setup, workflow, wake.
 import { setProjectMuted } from '../../../lib/notifications.js';
 import { Router } from 'express';
 import {
@@ -11,6 +11,7 @@ import {
   PROJECT_STATUSES,
   registerProject,
   setProjectColumns,
+  setProjectMergeSettings,
   setProjectParallelCoding,
   updateProject,
   type ColumnInput,
@@ -72,6 +73,14 @@ export function projectsApi(ctx: AppContext): Router {
     // checked before anything changes: a bad value leaves the project as it was
     const parallel = body.parallel_coding === undefined ? undefined : parseParallelCoding(body.parallel_coding);
     const muted = optionalBoolean(body, 'notifications_muted');
+    const merging = {
+      check_command: body.check_command,
+      check_timeout_minutes: body.check_timeout_minutes,
+      setup_command: body.setup_command,
+      copy_files: body.copy_files,
+    };
+    // validated as a whole and written in one statement: a bad value changes nothing
+    if (Object.values(merging).some((v) => v !== undefined)) project = setProjectMergeSettings(ctx.store, project.id, merging);
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
       project = (await changeStatus(project.id, body.status, false)).project;

@@ -1,5 +1,6 @@
 // /api/tickets and /api/inbox: file, list, show, edit, comment, find, move, close, reopen, branch diff,
-// and bulk actions (one transaction for the whole batch, refused whole with every reason).
+// merge queue and check runs, and bulk actions (one transaction for the whole batch, refused whole with every reason).
+import fs from 'node:fs';
 import { Router } from 'express';
 import {
   addComment, addFinding, bulkUpdate, closeTicket, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, reopenTicket,
@@ -8,6 +9,8 @@ import {
 } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
 import { ticketDiff } from '../../../lib/merge.js';
+import { listCheckRuns, ticketMergeStatus } from '../../../lib/checks.js';
+import { NotFoundError } from '../../../lib/errors.js';
 import { bodyObject, optionalString, queryInt, requiredString } from '../../http.js';
 import { HUMAN } from '../../../lib/columns.js';
 import type { AppContext } from '../../context.js';
@@ -50,6 +53,21 @@ export function ticketsApi(ctx: AppContext): Router {
   r.get('/:ref', (req, res) => {
     const ticket = requireTicket(db, req.params.ref);
     res.json({ ticket: toView(ticket), comments: getThread(db, ticket.id), runs: listRunsForTicket(db, ticket.id) });
+  });
+
+  r.get('/:ref/checks', (req, res) => {
+    const ticket = requireTicket(db, req.params.ref);
+    res.json(ticketMergeStatus(db, ticket));
+  });
+
+  /** A check run's whole output, as the text file it was written to (its path comes from the database, never the request). */
+  r.get('/:ref/checks/:attempt/output', (req, res) => {
+    const ticket = requireTicket(db, req.params.ref);
+    const run = listCheckRuns(db, ticket.id).find((r) => String(r.attempt) === req.params.attempt);
+    if (!run || !fs.existsSync(run.output_path)) throw new NotFoundError('check output', `${toView(ticket).key} #${req.params.attempt}`);
+    res.type('text/plain; charset=utf-8');
+    res.setHeader('content-security-policy', "default-src 'none'");
+    fs.createReadStream(run.output_path).pipe(res);
   });
 
   r.get('/:ref/diff', async (req, res) => {

@@ -16,11 +16,13 @@ import {
   parseParallelCoding,
   registerProject,
   setProjectColumns,
+  setProjectMergeSettings,
   setProjectParallelCoding,
   suggestAbbreviation,
   type Project,
 } from '../../../lib/projects.js';
-import { workspaceMode } from '../../../lib/workspace.js';
+import { formatBytes, listTicketWorktrees, workspaceMode } from '../../../lib/workspace.js';
+import { lastCheckRun, mergeQueue } from '../../../lib/checks.js';
 import { archiveProject, archiveQuestion, liveRunCounts, liveRunIds, pauseProject, resumeProject } from '../../../lib/pausing.js';
 import { budgetMessage, parseBudget, setProjectBudget } from '../../../lib/budget.js';
 import { localDayStart, nextLocalMidnight, spentBetween } from '../../../lib/costs.js';
@@ -206,7 +208,7 @@ export function projectPages(ctx: AppContext): Router {
       })),
       priorities: PRIORITIES,
       bulk: bulkBar(db, [project.id], `/projects/${project.abbreviation}${filter ? `?${new URLSearchParams({ filter })}` : ''}`),
-      error: error?.scope === 'budget' || error?.scope === 'parallel' ? null : error,
+      error: error?.scope === 'budget' || error?.scope === 'parallel' || error?.scope === 'merging' ? null : error,
       values,
       filter,
       matching: filter ? columns.reduce((n, c) => n + c.count, 0) : null,
@@ -220,7 +222,34 @@ export function projectPages(ctx: AppContext): Router {
         error: error?.scope === 'parallel' ? error : null,
       },
       muted: project.notifications_muted === 1,
+      merging: await mergingView(project, error?.scope === 'merging' ? error : null, values),
     });
+  }
+
+  /** The board's merge queue and worktree settings: the check, its last result, setup, and the worktrees' disk use. */
+  async function mergingView(project: Project, error: FormError | null, values: FormValues) {
+    const last = lastCheckRun(db, project.id);
+    const worktrees = await listTicketWorktrees(store, ctx.paths, project.id);
+    const files = JSON.parse(project.copy_files) as string[];
+    return {
+      check: project.check_command,
+      lastCheck: last
+        ? { key: last.key, status: last.status, at: last.ended_at ?? last.started_at, landed: last.merge_commit, note: last.note }
+        : null,
+      queue: mergeQueue(db, project.id).map((q) => q.key),
+      worktrees: worktrees.length,
+      worktreeBytes: worktrees.reduce((n, w) => n + (w.bytes ?? 0), 0),
+      worktreeSize: formatBytes(worktrees.reduce((n, w) => n + (w.bytes ?? 0), 0)),
+      values: error
+        ? values
+        : {
+            check_command: project.check_command ?? '',
+            check_timeout_minutes: String(project.check_timeout_minutes),
+            setup_command: project.setup_command ?? '',
+            copy_files: files.join(', '),
+          },
+      error,
+    };
   }
 
   /** The board's daily budget form: the project's budget and today's spend (lib/budget.ts). */
@@ -262,6 +291,24 @@ export function projectPages(ctx: AppContext): Router {
         return withNotice(`/projects/${project.abbreviation}#notifications`, project.notifications_muted ? 'muted' : 'unmuted');
       },
       (error) => renderBoard(res, req.params.abbr, error, values),
+    );
+  });
+
+  r.post('/projects/:abbr/merging', async (req, res) => {
+    const values = formValues(req);
+    await submit(
+      res,
+      () => {
+        const project = setProjectMergeSettings(store, req.params.abbr, {
+          check_command: values.check_command ?? '',
+          check_timeout_minutes: values.check_timeout_minutes ?? '',
+          setup_command: values.setup_command ?? '',
+          copy_files: values.copy_files ?? '',
+        });
+        return withNotice(`/projects/${project.abbreviation}#merging`, 'saved');
+      },
+      (error) => renderBoard(res, req.params.abbr, error, values),
+      'merging',
     );
   });
 

@@ -3,6 +3,7 @@
 // Every form posts here and redirects back (PRG). The diff is rendered capped (DIFF_LINES lines of at most
 // DIFF_LINE_CHARS characters) and the page says when it is.
 import { Router, type Response } from 'express';
+import { ticketMergeStatus } from '../../../lib/checks.js';
 import { renderMarkdown } from '../../../lib/markdown.js';
 import { DIFF_PATCH_LIMIT_BYTES, ticketDiff } from '../../../lib/merge.js';
 import { GitError } from '../../../lib/git.js';
@@ -59,6 +60,24 @@ export function ticketPages(ctx: AppContext): Router {
         cost: run.cost_usd,
         error: run.error,
       }));
+    const status = ticketMergeStatus(db, ticket);
+    const project = getProject(db, ticket.project_id);
+    const merging = {
+      check: project.check_command,
+      queue: status.queue,
+      mergeCommit: status.merge_commit,
+      checks: status.check_runs.reverse().map((c) => ({
+        attempt: c.attempt,
+        status: c.status,
+        note: c.note,
+        startedAt: c.started_at,
+        durationMs: c.duration_ms,
+        tested: c.tested_commit,
+        landed: c.merge_commit,
+        tail: c.tail,
+        output: `/api/tickets/${ticket.key}/checks/${c.attempt}/output`,
+      })),
+    };
     res.render('tickets/show.njk', {
       title: `${ticket.key} ${ticket.title}`,
       section: 'projects',
@@ -87,6 +106,7 @@ export function ticketPages(ctx: AppContext): Router {
       findings,
       runs,
       diff,
+      merging,
       error,
       values,
       self: `/tickets/${ticket.key}`,
