@@ -260,11 +260,6 @@ export function readTranscriptEnd(file: string, cli = 'claude'): TranscriptEnd {
   }
 }
 
-/** The final result of a transcript file, or null while the run has not written its result line. */
-export function readTranscriptResult(file: string, cli = 'claude'): TranscriptSummary | null {
-  return readTranscriptEnd(file, cli).result;
-}
-
 /** One transcript line as readable text lines (for `dispatch runs tail`). */
 export function describeTranscriptLine(line: string, cli = 'claude'): string[] {
   return cliAdapter(cli).parse([line]).map((e) => {

@@ -69,11 +69,6 @@ export function completedSince(db: Db, since: number): Map<string, number> {
   return new Map(rows.map((r) => [r.queue, r.n]));
 }
 
-/** True when the job had an attempt that ended on or after `since`, or one still running. */
-export function attemptedSince(db: Db, jobId: string, since: number): boolean {
-  return !!db.prepare(`SELECT 1 FROM job_events WHERE job_id = ? AND (ended_at IS NULL OR ended_at >= ?) LIMIT 1`).get(jobId, since);
-}
-
 /** Deletes attempt records that ended before `cutoff` (never a running one). */
 export function pruneEvents(db: Db, cutoff: number): number {
   return db.prepare(`DELETE FROM job_events WHERE outcome != 'running' AND ended_at < ?`).run(cutoff).changes;
