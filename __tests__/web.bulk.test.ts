@@ -4,7 +4,6 @@
 // moved with JavaScript on, a priority set with it off, and the bar within a 390 px screen.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
 import { browserPages } from './helpers/browser.js';
 import { startTestDaemon, type RunningDaemon } from './helpers/daemon.js';
 import { csrfOf, getPage, postForm, rawRequest } from './helpers/web.js';
@@ -37,15 +36,6 @@ async function state(keys: string[]) {
     out.push([r.body.ticket.column_id, r.body.ticket.priority, r.body.ticket.archived_at, r.body.comments.length]);
   }
   return out;
-}
-
-async function withoutJs<T>(fn: (page: Page) => Promise<T>): Promise<T> {
-  const context: BrowserContext = await browser.browser.newContext({ javaScriptEnabled: false });
-  try {
-    return await fn(await context.newPage());
-  } finally {
-    await context.close();
-  }
 }
 
 beforeAll(async () => {
@@ -235,7 +225,7 @@ describe('in headless Chromium', () => {
   test('without JavaScript: tick boxes on the list page and set their priority', async () => {
     await project('kitchen', 'kt', 'personal');
     const keys = [await file('kt', 'pans'), await file('kt', 'knives'), await file('kt', 'spoons')];
-    await withoutJs(async (page) => {
+    await browser.withoutJs(async (page) => {
       await page.goto(`${d.url}/projects/kt/tickets`);
       await page.getByLabel('Select kt-1').check();
       await page.getByLabel('Select kt-3').check();

@@ -2,7 +2,6 @@
 // with JavaScript off, Archive and Kill lead to a confirm page and act only on its button; the
 // header pauses every agent and the banner resumes them; an archived board has no write controls.
 // With JavaScript on, the same buttons ask in a dialog, and dismissing it changes nothing.
-import type { BrowserContext, Page } from 'playwright-core';
 import { browserPages } from './helpers/browser.js';
 import { pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
@@ -22,21 +21,12 @@ async function running(key: string) {
   return waitFor(`${key} running`, () => d.runs(key).find((r) => r.status === 'running' && r.pid));
 }
 
-async function withoutJs<T>(fn: (page: Page) => Promise<T>): Promise<T> {
-  const context: BrowserContext = await browser.browser.newContext({ javaScriptEnabled: false });
-  try {
-    return await fn(await context.newPage());
-  } finally {
-    await context.close();
-  }
-}
-
 test('without JavaScript: Archive asks on a page, then stops the agents; the archived board is read-only', async () => {
   await d.project('site', 'research', 'site');
   const t = await d.ticket('site', 'researcher', hanging, 'Audit the sitemap');
   await d.ticket('site', 'human', undefined, 'Pick a theme');
   const run = await running(t.key);
-  await withoutJs(async (page) => {
+  await browser.withoutJs(async (page) => {
     await page.goto(`${d.url}/projects`);
     await page.getByRole('button', { name: 'Archive site' }).click();
     await page.getByRole('heading', { name: 'Archive site? 1 agent is running on it and will be stopped.' }).waitFor();
@@ -65,7 +55,7 @@ test('without JavaScript: Kill on the run page asks on a page first', async () =
   await d.project('tools', 'research', 'tools');
   const t = await d.ticket('tools', 'researcher', hanging);
   const run = await running(t.key);
-  await withoutJs(async (page) => {
+  await browser.withoutJs(async (page) => {
     await page.goto(`${d.url}/runs/${run.id}`);
     await page.getByRole('button', { name: 'Kill this run' }).click();
     await page.getByRole('heading', { name: `Kill run ${run.id}?` }).waitFor();
@@ -80,7 +70,7 @@ test('without JavaScript: Kill on the run page asks on a page first', async () =
 
 test('without JavaScript: the header pauses every agent, the banner shows it on every page and resumes', async () => {
   await d.project('mail', 'research', 'mail');
-  await withoutJs(async (page) => {
+  await browser.withoutJs(async (page) => {
     await page.goto(`${d.url}/queues`);
     await page.locator('.pause-switch summary').click();
     await page.getByRole('button', { name: 'Pause new runs' }).click();

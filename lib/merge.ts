@@ -139,6 +139,55 @@ function recordLanded(
     .immediate();
 }
 
+/**
+ * Under the repository lock, before either way of merging: the ticket is still in done, no merge is
+ * half-done in the repository (one the daemon left is aborted, a person's is refused), main exists,
+ * and the branch has a tip (or was merged and deleted already). Returns what to merge, or the outcome.
+ */
+async function readyToMerge(args: {
+  store: Store;
+  ticketId: number;
+  logger?: Logger;
+  repo: string;
+  key: string;
+  mainBranch: string | null;
+}): Promise<{ ticket: Ticket; branch: string; main: string; tip: string } | MergeOutcome> {
+  const { store, ticketId, logger, repo, key } = args;
+  // re-read under the lock: the ticket may have moved while an earlier merge held it
+  const ticket = requireTicket(store.db, ticketId);
+  if (ticket.column_id !== DONE) return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
+  const branch = ticket.branch!;
+
+  // a merge the daemon left half-done MUST be aborted before anything else, once any git it left
+  // running has ended (that git may still land the merge, which the ancestry check records)
+  const stale = await abortStaleMerge(repo, { waitMs: MERGE_TIMEOUT_MS });
+  if (stale.aborted) logger?.warn('aborted a stale merge left by an earlier crash', { repo, ticket: key });
+  if (stale.foreign) {
+    return refuse(
+      store,
+      ticketId,
+      `Did not merge ${branch}: a merge that Dispatcher did not start is in progress in ${repo}. ` +
+        `Finish it ("git commit") or abandon it ("git merge --abort") there, then move ${key} back to done.`,
+    );
+  }
+
+  let main: string;
+  try {
+    main = await detectMainBranch(repo, args.mainBranch);
+  } catch (err) {
+    if (!(err instanceof GitError)) throw err;
+    const fix = `Fix the project's main branch setting (or create the branch), then move ${key} back to done.`;
+    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr}. ${fix}`);
+  }
+
+  const tip = await branchTip(repo, branch);
+  if (!tip) {
+    if (getMergeRecord(store.db, ticketId).merged_at !== null) return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
+    return { status: 'no-branch', detail: `branch ${branch} of ${key} does not exist in ${repo}` };
+  }
+  return { ticket, branch, main, tip };
+}
+
 type LockedArgs = {
   store: Store;
   ticketId: number;
@@ -151,36 +200,9 @@ type LockedArgs = {
 
 async function mergeLocked(args: LockedArgs): Promise<MergeOutcome> {
   const { store, ticketId, logger, repo, key } = args;
-  // re-read under the lock: the ticket may have moved while an earlier merge held it
-  const ticket = requireTicket(store.db, ticketId);
-  if (ticket.column_id !== DONE) return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
-  const branch = ticket.branch!;
-
-  // a merge the daemon left half-done MUST be aborted before anything else, once any git it left
-  // running has ended (that git may still land the merge, which the ancestry check below records)
-  const stale = await abortStaleMerge(repo, { waitMs: MERGE_TIMEOUT_MS });
-  if (stale.aborted) logger?.warn('aborted a stale merge left by an earlier crash', { repo, ticket: key });
-  if (stale.foreign) {
-    return refuse(
-      store,
-      ticketId,
-      `Did not merge ${branch}: a merge that Dispatcher did not start is in progress in ${repo}. Finish it ("git commit") or abandon it ("git merge --abort") there, then move ${key} back to done.`,
-    );
-  }
-
-  let main: string;
-  try {
-    main = await detectMainBranch(repo, args.mainBranch);
-  } catch (err) {
-    if (!(err instanceof GitError)) throw err;
-    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr}. Fix the project's main branch setting (or create the branch), then move ${key} back to done.`);
-  }
-
-  const tip = await branchTip(repo, branch);
-  if (!tip) {
-    if (getMergeRecord(store.db, ticketId).merged_at !== null) return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
-    return { status: 'no-branch', detail: `branch ${branch} of ${key} does not exist in ${repo}` };
-  }
+  const ready = await readyToMerge({ store, ticketId, logger, repo, key, mainBranch: args.mainBranch });
+  if ('status' in ready) return ready;
+  const { ticket, branch, main, tip } = ready;
 
   const worktree = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path));
   if (worktree) {
@@ -441,26 +463,9 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
 async function prepareCandidate(args: CheckedArgs): Promise<Candidate | MergeOutcome> {
   const { store, ticketId, logger, project, key } = args;
   const repo = project.path;
-  const ticket = requireTicket(store.db, ticketId);
-  if (ticket.column_id !== 'done') return { status: 'not-done', detail: `${key} is in "${ticket.column_id}", not in done` };
-  const branch = ticket.branch!;
-  const stale = await abortStaleMerge(repo, { waitMs: MERGE_TIMEOUT_MS });
-  if (stale.aborted) logger?.warn('aborted a stale merge left by an earlier crash', { repo, ticket: key });
-  if (stale.foreign) {
-    return refuse(store, ticketId, `Did not merge ${branch}: a merge that Dispatcher did not start is in progress in ${repo}. Finish it ("git commit") or abandon it ("git merge --abort") there, then move ${key} back to done.`);
-  }
-  let main: string;
-  try {
-    main = await detectMainBranch(repo, project.main_branch);
-  } catch (err) {
-    if (!(err instanceof GitError)) throw err;
-    return refuse(store, ticketId, `Did not merge ${branch}: ${err.stderr}. Fix the project's main branch setting (or create the branch), then move ${key} back to done.`);
-  }
-  const tip = await branchTip(repo, branch);
-  if (!tip) {
-    if (getMergeRecord(store.db, ticketId).merged_at !== null) return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
-    return { status: 'no-branch', detail: `branch ${branch} of ${key} does not exist in ${repo}` };
-  }
+  const ready = await readyToMerge({ store, ticketId, logger, repo, key, mainBranch: project.main_branch });
+  if ('status' in ready) return ready;
+  const { ticket, branch, main, tip } = ready;
   const mainTip = (await branchTip(repo, main))!;
   if (await isAncestor(repo, tip, mainTip)) return finishMerged({ store, ticketId, repo, key, ticket, branch, main, tip, mainTip });
   // a check is no use if its result could not land: the project folder must be able to take the merge

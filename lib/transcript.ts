@@ -54,6 +54,21 @@ export type ToolCall =
 type Json = Record<string, unknown>;
 
 export const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A JSON-lines event stream, line by line: each non-empty line with its event, or null where the line is no JSON object (shown raw). */
+export function* jsonEvents(lines: readonly string[]): Generator<{ text: string; event: Json | null }> {
+  for (const line of lines) {
+    const text = line.trim();
+    if (!text) continue;
+    let value: unknown = null;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = null;
+    }
+    yield { text, event: isObject(value) ? value : null };
+  }
+}
 export const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 export const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 

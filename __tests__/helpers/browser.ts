@@ -10,6 +10,8 @@ export interface BrowserPages {
   browser: Browser;
   /** The running test expects console errors containing `text` (e.g. a form refused on purpose). */
   expectConsoleError(text: string): void;
+  /** Runs `fn` on a page of a browser context with JavaScript off, closed afterwards. */
+  withoutJs<T>(fn: (page: Page) => Promise<T>): Promise<T>;
 }
 
 /** Registers the hooks; `current.page` is the page of the running test. */
@@ -18,6 +20,14 @@ export function browserPages(): BrowserPages {
   let expected: string[] = [];
   const current = {
     expectConsoleError: (text: string) => void expected.push(text),
+    async withoutJs<T>(fn: (page: Page) => Promise<T>): Promise<T> {
+      const context = await current.browser.newContext({ javaScriptEnabled: false });
+      try {
+        return await fn(await context.newPage());
+      } finally {
+        await context.close();
+      }
+    },
   } as BrowserPages;
   beforeAll(async () => {
     current.browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });

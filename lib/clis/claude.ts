@@ -2,7 +2,7 @@
 // line; the final `result` line is the authority on cost, tokens and errors (`subtype` stays "success"
 // on API errors, so `is_error` decides), and a `rate_limit_event` tells a subscription's limit state.
 import { classifyEnd } from '../runCause.js';
-import { contentText, isObject, num, str, toolCall } from '../transcript.js';
+import { contentText, isObject, jsonEvents, num, str, toolCall } from '../transcript.js';
 import type { RateLimitInfo, TranscriptEnd, TranscriptEntry, TranscriptSummary } from '../transcript.js';
 import type { CliAdapter, LaunchInput } from './index.js';
 
@@ -44,15 +44,10 @@ function blockEntries(message: unknown): TranscriptEntry[] {
 
 /** The entries of one stream-json line (a line carries its own state: no parsing across lines). */
 export function claudeLineEntries(line: string): TranscriptEntry[] {
-  const text = line.trim();
-  if (!text) return [];
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return [{ kind: 'raw', text }];
-  }
-  if (!isObject(value)) return [{ kind: 'raw', text }];
+  const [first] = jsonEvents([line]);
+  if (!first) return [];
+  const value = first.event;
+  if (!value) return [{ kind: 'raw', text: first.text }];
   switch (value.type) {
     case 'system':
       if (value.subtype === 'init') {

@@ -3,7 +3,7 @@
 // with turn.completed (its usage: no cost) or turn.failed (its error message). Codex has no per-command
 // allowlist: its sandbox bounds what commands may change.
 import { resetFromText } from '../runCause.js';
-import { isObject, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 type Json = Record<string, unknown>;
@@ -73,17 +73,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   let tokensIn = 0;
   let tokensOut = 0;
   let turns = 0;
-  for (const line of lines) {
-    const text = line.trim();
-    if (!text) continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch {
-      out.push({ kind: 'raw', text });
-      continue;
-    }
-    if (!isObject(v)) {
+  for (const { text, event: v } of jsonEvents(lines)) {
+    if (!v) {
       out.push({ kind: 'raw', text });
       continue;
     }

@@ -3,7 +3,7 @@
 // run ends) and result (status and token stats: no cost). Its exit code names fatal errors (41 auth,
 // 52 config).
 import { resetFromText } from '../runCause.js';
-import { isObject, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 /** Gemini's tool names read as the Claude Code tools whose readable forms they share. */
@@ -40,18 +40,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   const out: TranscriptEntry[] = [];
   let lastText = '';
   let joining = false;
-  for (const line of lines) {
-    const text = line.trim();
-    if (!text) continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch {
-      out.push({ kind: 'raw', text });
-      joining = false;
-      continue;
-    }
-    if (!isObject(v)) {
+  for (const { text, event: v } of jsonEvents(lines)) {
+    if (!v) {
       out.push({ kind: 'raw', text });
       joining = false;
       continue;

@@ -3,7 +3,7 @@
 // error. There is no final result line: the run's result is the last step that did not end in tool
 // calls, with the tokens and cost of all steps. Permissions come as OPENCODE_PERMISSION (JSON); a
 // permission that would be asked is refused, since `run` has no one to ask.
-import { isObject, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 /** OpenCode's tool names read as the Claude Code tools whose readable forms they share. */
@@ -61,17 +61,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   let tokensOut = 0;
   let cost = 0;
   let steps = 0;
-  for (const line of lines) {
-    const text = line.trim();
-    if (!text) continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(text);
-    } catch {
-      out.push({ kind: 'raw', text });
-      continue;
-    }
-    if (!isObject(v)) {
+  for (const { text, event: v } of jsonEvents(lines)) {
+    if (!v) {
       out.push({ kind: 'raw', text });
       continue;
     }
