@@ -113,6 +113,9 @@ try {
   const db = new Database(path.join(home, 'tasks.db'));
   // as if an agent had worked on shop-6's branch: the merge worker merges it for real once woken
   db.prepare(`UPDATE tickets SET branch = 'ticket/shop-6' WHERE id = (SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = 'shop' AND t.number = 6)`).run();
+  await api('PATCH', '/api/config', {
+    notifications: { webhook_url: 'https://ntfy.sh/dispatch-demo-7f3a', webhook_format: 'ntfy', quiet_hours_start: '22:00', quiet_hours_end: '07:00' },
+  });
   await api('POST', '/api/projects/shop/wake');
   const runsDir = path.join(home, 'artifacts', 'runs');
   fs.mkdirSync(runsDir, { recursive: true });
@@ -163,6 +166,8 @@ try {
     ['queues', '/queues', 'light'],
     ['ticket-diff', '/tickets/shop-6#diff-h', 'light'],
     ['search', '/search?q=coupon*', 'light'],
+    ['costs', '/costs', 'light'],
+    ['settings-notifications', '/settings#g-notifications', 'light'],
     // a 390 px phone
     ['phone-inbox', '/inbox', 'light', 'phone'],
     ['phone-board', '/projects/shop', 'light', 'phone'],
