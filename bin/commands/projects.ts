@@ -78,7 +78,8 @@ export function projectCommands(y: Argv): Argv {
           .option('copy-files', {
             type: 'string',
             describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"',
-          }),
+          })
+          .option('mute', { type: 'boolean', describe: 'no notifications for this project (--no-mute sends them again)' }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
         const mute = argv.mute;
