@@ -1,7 +1,8 @@
 // Notifications through the real daemon and fake agent: a real HTTP receiver on 127.0.0.1 gets
 // exactly one POST when an agent parks a ticket with a question; a receiver answering 500 is
 // retried by the notify queue and its attempts show in the queue inspector; quiet hours hold the
-// jobs; a muted project sends nothing; the Test buttons post; the webhook URL's secret never comes
+// jobs; a muted project sends nothing, not even over the pages' live stream, which carries the
+// notifications of the others; the Test buttons post; the webhook URL's secret never comes
 // back in the page or the API; a fake notify-send on the PATH gets the argv; and in headless
 // Chromium the tab title, the favicon and a Notification follow the inbox. The channel formats,
 // quiet hours and masks are checked as plain functions too.
@@ -13,7 +14,7 @@ import { browserPages } from './helpers/browser.js';
 import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { makeTestHome, tempDir } from './helpers/home.js';
 import { createTicket, moveTicket } from '../lib/tickets.js';
-import { csrfOf, getPage, postForm } from './helpers/web.js';
+import { csrfOf, getPage, openEventStream, postForm, type EventReader, type StreamEvent } from './helpers/web.js';
 import {
   desktopCommand,
   fillPending,
@@ -171,6 +172,19 @@ describe('through the daemon', () => {
     expect(res.status).toBe(201);
     return res.body.ticket.key as string;
   };
+  /** The pages' live stream, read as EventSource reads it, from its first (sync) event on. */
+  const stream = async () => {
+    const s = await openEventStream(d, '/events', { accept: 'text/event-stream' });
+    expect(s.status).toBe(200);
+    await s.next((e) => e.event === 'sync');
+    return s;
+  };
+  const noteFor = (e: StreamEvent, key: string) =>
+    e.event === 'notifications' ? e.data.notifications.find((x: { ticket: string }) => x.ticket === key) : undefined;
+  /** The tickets of every notification the stream sent so far. */
+  const notified = (s: EventReader) => s.events.flatMap((e) => (e.event === 'notifications' ? e.data.notifications : [])).map((x) => x.ticket);
+  const parkedEvent = (s: EventReader, key: string) =>
+    s.next((e) => e.event === 'tickets' && e.data.tickets.some((t: { key: string; column: string }) => t.key === key && t.column === 'human'));
 
   beforeAll(async () => {
     port = await hook.listen();
@@ -245,7 +259,7 @@ describe('through the daemon', () => {
     expect(list.html).toMatch(/notify/);
   }, 150_000);
 
-  test('quiet hours hold webhook and desktop jobs until they end; the browser poll still counts', async () => {
+  test('quiet hours hold webhook and desktop jobs until they end; the live stream still counts but pops nothing up', async () => {
     expect((await d.api('PATCH', '/api/config', { notifications: { webhook_url: hookUrl(), desktop: true } })).status).toBe(200);
     const now = new Date();
     const start = hhmm(new Date(now.getTime() - 3600_000));
@@ -253,45 +267,69 @@ describe('through the daemon', () => {
     expect((await d.api('PATCH', '/api/config', { notifications: { quiet_hours_start: start, quiet_hours_end: end } })).status).toBe(200);
     const before = posts('/hook/').length;
     const calls = desktopCalls().length;
-    const key = await file('ops', 'Asked at night');
-    await park(key, 'A question at night');
-    const n = await decided(key);
-    expect(n.outcome).toBe('queued');
-    const held = d.db().prepare(`SELECT * FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).all(`%"notificationId":${n.id},%`) as any[];
-    expect(held.map((j) => [JSON.parse(j.payload).channel, j.status]).sort()).toEqual([['desktop', 'pending'], ['webhook', 'pending']]);
-    const endsAt = new Date(now);
-    endsAt.setUTCHours(Number(end.slice(0, 2)), Number(end.slice(3)), 0, 0);
-    if (endsAt.getTime() < now.getTime()) endsAt.setUTCDate(endsAt.getUTCDate() + 1);
-    for (const j of held) expect(Math.abs(j.availableAt - endsAt.getTime())).toBeLessThan(5000); // the end of the quiet hours
-    const recent = (await d.api('GET', `/api/notifications/recent?since=${n.id - 1}`)).body;
-    expect(recent.quiet).toBe(true);
-    expect(recent.notifications.map((x: { id: number }) => x.id)).toEqual([n.id]);
-    expect(recent.inbox).toBeGreaterThanOrEqual(3);
-    expect(posts('/hook/')).toHaveLength(before);
-    expect(desktopCalls()).toHaveLength(calls);
-    expect((await d.api('PATCH', '/api/config', { notifications: { quiet_hours_start: '', quiet_hours_end: '' } })).status).toBe(200);
+    const s = await stream();
+    try {
+      const key = await file('ops', 'Asked at night');
+      await park(key, 'A question at night');
+      const n = await decided(key);
+      expect(n.outcome).toBe('queued');
+      const held = d.db().prepare(`SELECT * FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).all(`%"notificationId":${n.id},%`) as any[];
+      expect(held.map((j) => [JSON.parse(j.payload).channel, j.status]).sort()).toEqual([['desktop', 'pending'], ['webhook', 'pending']]);
+      const endsAt = new Date(now);
+      endsAt.setUTCHours(Number(end.slice(0, 2)), Number(end.slice(3)), 0, 0);
+      if (endsAt.getTime() < now.getTime()) endsAt.setUTCDate(endsAt.getUTCDate() + 1);
+      for (const j of held) expect(Math.abs(j.availableAt - endsAt.getTime())).toBeLessThan(5000); // the end of the quiet hours
+      // the page's badge, title and favicon still count it
+      expect((await parkedEvent(s, key)).data.counts.inbox).toBeGreaterThanOrEqual(3);
+      expect(posts('/hook/')).toHaveLength(before);
+      expect(desktopCalls()).toHaveLength(calls);
+      expect((await d.api('PATCH', '/api/config', { notifications: { quiet_hours_start: '', quiet_hours_end: '' } })).status).toBe(200);
+      // the stream is in order: once the next one pops up, the one of the quiet hours was read and not sent
+      const next = await file('ops', 'Asked in the morning');
+      await park(next, 'A question in the morning');
+      await s.next((e) => Boolean(noteFor(e, next)), 60_000);
+      expect(notified(s)).not.toContain(key);
+    } finally {
+      s.close();
+    }
   }, 120_000);
 
-  test('a muted project sends nothing, not even to the browser; unmuted it sends again', async () => {
-    const mute = d.cli(['projects', 'set', 'web', '--mute']);
-    expect([mute.status, mute.stdout.trim()]).toEqual([0, 'web: notifications muted']);
-    expect((await getPage(d, '/projects/web')).html).toMatch(/Notifications: muted[\s\S]*?>Unmute</);
-    const before = hook.got.length;
-    const key = await file('web', 'Muted question');
-    await park(key, 'Muted note');
-    const n = await decided(key);
-    expect(n.outcome).toBe('muted');
-    expect(d.db().prepare(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`)).toEqual({ c: 0 });
-    expect((await d.api('GET', `/api/notifications/recent?since=${n.id - 1}`)).body.notifications).toEqual([]);
+  test('a muted project sends nothing, not even over the pages\' live stream; unmuted it sends again', async () => {
+    const s = await stream();
+    try {
+      const mute = d.cli(['projects', 'set', 'web', '--mute']);
+      expect([mute.status, mute.stdout.trim()]).toEqual([0, 'web: notifications muted']);
+      expect((await getPage(d, '/projects/web')).html).toMatch(/Notifications: muted[\s\S]*?>Unmute</);
+      const before = hook.got.length;
+      const key = await file('web', 'Muted question');
+      await park(key, 'Muted note');
+      const n = await decided(key);
+      expect(n.outcome).toBe('muted');
+      expect(d.db().prepare(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`)).toEqual({ c: 0 });
+      await parkedEvent(s, key); // the badge counts it all the same
 
-    const page = await getPage(d, '/projects/web');
-    const unmute = await postForm(d, '/projects/web/notifications', { _csrf: csrfOf(page.html), muted: '0' });
-    expect(unmute.status).toBe(303);
-    expect(d.db().prepare(`SELECT notifications_muted FROM projects WHERE abbreviation = 'web'`).get()).toEqual({ notifications_muted: 0 });
-    const next = await file('web', 'Loud question');
-    await park(next, 'Loud note');
-    await waitFor('the unmuted POST', () => posts('/hook/').some((r) => JSON.parse(r.body).ticket === next), 60_000);
-    expect(hook.got.slice(before).filter((r) => r.body.includes(key))).toEqual([]);
+      const page = await getPage(d, '/projects/web');
+      const unmute = await postForm(d, '/projects/web/notifications', { _csrf: csrfOf(page.html), muted: '0' });
+      expect(unmute.status).toBe(303);
+      expect(d.db().prepare(`SELECT notifications_muted FROM projects WHERE abbreviation = 'web'`).get()).toEqual({ notifications_muted: 0 });
+      const next = await file('web', 'Loud question');
+      await park(next, 'Loud note <b>as text</b>');
+      await waitFor('the unmuted POST', () => posts('/hook/').some((r) => JSON.parse(r.body).ticket === next), 60_000);
+      expect(hook.got.slice(before).filter((r) => r.body.includes(key))).toEqual([]);
+      // what a page pops up for it, and nothing for the muted one before it (the stream is in order)
+      const shown = noteFor(await s.next((e) => Boolean(noteFor(e, next)), 60_000), next);
+      expect(shown).toEqual({
+        id: notificationOf(next).id,
+        kind: 'inbox',
+        title: `${next} needs you: Loud question`,
+        body: 'the daemon: Loud note <b>as text</b>',
+        ticket: next,
+        url: `/tickets/${next}`,
+      });
+      expect(notified(s)).not.toContain(key);
+    } finally {
+      s.close();
+    }
   }, 120_000);
 
   test('the Test buttons post to the webhook (as typed in the form, nothing saved) and run notify-send', async () => {
@@ -394,37 +432,61 @@ describe('through the daemon', () => {
     expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0 } })).status).toBe(200);
   }, 120_000);
 
-  test('in the browser: the inbox count in the tab title and favicon, and a Notification for a new one', async () => {
+  test('in the browser: the inbox count in the tab title and favicon, and a Notification for a new one, on live and other pages', async () => {
     const { page } = browser;
-    // observes what notify.js shows: a stand-in Notification with the permission granted
+    // observes what notify.js shows: a stand-in Notification with the permission granted; and counts the page's event streams
     await page.addInitScript(() => {
-      const shown: { title: string; body: string }[] = [];
-      (window as unknown as { shown: typeof shown }).shown = shown;
+      const w = window as unknown as { shown: { title: string; body: string }[]; streams: string[]; Notification: unknown };
+      w.shown = [];
+      w.streams = [];
       class Recorded {
         static permission = 'granted';
         static requestPermission = async () => 'granted';
         onclick: (() => void) | null = null;
         constructor(title: string, opts: { body: string }) {
-          shown.push({ title, body: opts.body });
+          w.shown.push({ title, body: opts.body });
         }
       }
-      (window as unknown as { Notification: unknown }).Notification = Recorded;
+      w.Notification = Recorded;
+      const Real = window.EventSource;
+      window.EventSource = class extends Real {
+        constructor(url: string | URL, init?: EventSourceInit) {
+          super(url, init);
+          w.streams.push(String(url));
+        }
+      };
     });
+    const shownFor = (key: string) =>
+      page.waitForFunction(
+        (k) => (window as unknown as { shown: { title: string; body: string }[] }).shown.find((s) => s.title.startsWith(`${k} `)),
+        key,
+        { timeout: 60_000 },
+      );
     await page.goto(`${d.url}/inbox`);
     const count = (await d.api('GET', '/api/inbox')).body.total as number;
     await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count);
     await page.waitForFunction(() => (document.querySelector('link[rel="icon"]') as HTMLLinkElement).href.startsWith('data:image/png'));
     const key = await file('ops', 'Seen in the browser');
     await park(key, 'Look at this in the browser');
-    const shown = await page.waitForFunction(
-      (k) => (window as unknown as { shown: { title: string; body: string }[] }).shown.find((s) => s.title.startsWith(`${k} `)),
-      key,
-      { timeout: 60_000 },
-    );
-    expect(await shown.jsonValue()).toEqual({
+    expect(await (await shownFor(key)).jsonValue()).toEqual({
       title: `${key} needs you: Seen in the browser`,
       body: 'the daemon: Look at this in the browser',
     });
     await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 1, { timeout: 30_000 });
+    expect(await page.evaluate(() => (window as unknown as { streams: string[] }).streams)).toEqual([expect.stringMatching(/^\/events\?since=\d+$/)]);
+
+    // a page that is not a live page follows the same one stream: its count, favicon and pop-ups
+    await page.goto(`${d.url}/settings`);
+    await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 1);
+    const other = await file('ops', 'Seen on Settings');
+    await park(other, 'Look at this on Settings');
+    expect(await (await shownFor(other)).jsonValue()).toEqual({
+      title: `${other} needs you: Seen on Settings`,
+      body: 'the daemon: Look at this on Settings',
+    });
+    await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 2, { timeout: 30_000 });
+    await page.waitForFunction((n) => (document.querySelector('link[rel="icon"]') as HTMLLinkElement).dataset.count === String(n), count + 2);
+    expect(await page.locator('#inbox-count').textContent()).toBe(String(count + 2));
+    expect(await page.evaluate(() => (window as unknown as { streams: string[] }).streams)).toEqual(['/events']);
   }, 120_000);
 });

@@ -293,28 +293,45 @@ describe('live pages in a browser', () => {
     }
   }, 120_000);
 
-  test('a hidden tab lets its stream go and, shown again, catches up from the last event it got', async () => {
-    const key = await file('todo', 'Moved while the tab is hidden');
-    const streams: string[] = [];
-    page.on('request', (r) => {
-      if (new URL(r.url()).pathname === '/events') streams.push(new URL(r.url()).searchParams.get('since')!);
-    });
-    await page.goto(`${d.url}/projects/todo`);
-    await page.evaluate(() => ((window as any).__sameDocument = true));
-    await page.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).waitFor();
-    const setHidden = (hidden: boolean) =>
-      page.evaluate((h) => {
-        Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
-        document.dispatchEvent(new Event('visibilitychange'));
-      }, hidden);
-    await setHidden(true);
-    expect((await d.api('POST', `/api/tickets/${key}/move`, { column: 'done' })).status).toBe(200);
-    expect(await page.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).count()).toBe(1);
-    await setHidden(false);
-    await page.locator(`section.column[data-column="done"] .card[data-key="${key}"]`).waitFor();
-    expect(streams.length).toBe(2);
-    expect(Number(streams[1])).toBeGreaterThanOrEqual(Number(streams[0]));
-    expect(await page.evaluate(() => (window as any).__sameDocument)).toBe(true);
+  test('one hidden tab keeps its stream; another lets its stream go and, shown again, catches up from the last event it got', async () => {
+    const key = await file('todo', 'Moved while the tabs are hidden');
+    // two tabs of one browser profile: the lock is shared between them
+    const context = await browser.browser.newContext();
+    const first = await context.newPage();
+    const other = await context.newPage();
+    try {
+      const streams: string[] = [];
+      let ended = 0;
+      const isEvents = (url: string) => new URL(url).pathname === '/events';
+      other.on('request', (r) => isEvents(r.url()) && streams.push(new URL(r.url()).searchParams.get('since')!));
+      other.on('requestfailed', (r) => isEvents(r.url()) && ended++);
+      other.on('requestfinished', (r) => isEvents(r.url()) && ended++);
+      for (const p of [first, other]) {
+        await p.goto(`${d.url}/projects/todo`);
+        await p.evaluate(() => ((window as any).__sameDocument = true));
+        await p.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).waitFor();
+      }
+      const setHidden = (p: Page, hidden: boolean) =>
+        p.evaluate((h) => {
+          Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }, hidden);
+      // the first tab hidden keeps its stream (the browser's one lock for it); the second lets its own go
+      await setHidden(first, true);
+      await first.waitForFunction(async () => (await navigator.locks.query()).held?.some((l) => l.name === 'dispatcher-hidden-stream'));
+      await setHidden(other, true);
+      await waitFor('the second hidden tab to let its stream go', () => ended === 1, 30_000);
+      expect((await d.api('POST', `/api/tickets/${key}/move`, { column: 'done' })).status).toBe(200);
+      await first.locator(`section.column[data-column="done"] .card[data-key="${key}"]`).waitFor();
+      expect(await other.locator(`section.column[data-column="human"] .card[data-key="${key}"]`).count()).toBe(1);
+      await setHidden(other, false);
+      await other.locator(`section.column[data-column="done"] .card[data-key="${key}"]`).waitFor();
+      expect(streams.length).toBe(2);
+      expect(Number(streams[1])).toBeGreaterThanOrEqual(Number(streams[0]));
+      for (const p of [first, other]) expect(await p.evaluate(() => (window as any).__sameDocument)).toBe(true);
+    } finally {
+      await context.close();
+    }
   }, 120_000);
 
   test('without JavaScript the board, the inbox and a running ticket\'s page refresh themselves', async () => {

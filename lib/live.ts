@@ -8,7 +8,9 @@
 // - a run end releases its claim in the same transaction, but a successful run writes no history
 //   row; so the set of tickets claimed by a live run (a handful, read through the claimed-tickets
 //   index) is compared with the last one seen.
-// An idle poll reads both in one statement (changeMark) and goes further only when it changed.
+// - a notification (a ticket parked in human, a pause) is a row of the append-only `notifications`
+//   table, read the same way: rows after the last id seen.
+// An idle poll reads all three in one statement (changeMark) and goes further only when it changed.
 import type { Db } from './db/connection.js';
 
 /** One ticket as a live page shows it: the fields a card, an inbox row or a ticket's header need. */
@@ -33,8 +35,8 @@ export function historyCursor(db: Db): number {
 }
 
 /**
- * One statement (its own snapshot, no transaction) whose answer changes whenever a history row is
- * added or a ticket starts or stops running: what an idle poll reads, before anything else.
+ * One statement (its own snapshot, no transaction) whose answer changes whenever a history row or a
+ * notification is added or a ticket starts or stops running: what an idle poll reads, before anything else.
  */
 export function changeMark(db: Db): string {
   return (
@@ -42,7 +44,8 @@ export function changeMark(db: Db): string {
       .prepare(
         `SELECT (SELECT coalesce(max(id), 0) FROM comments) || '/' || coalesce((
            SELECT group_concat(t.id || ':' || t.claimed_by_run) FROM tickets t JOIN runs r ON r.id = t.claimed_by_run
-           WHERE t.claimed_by_run IS NOT NULL AND r.status IN ('queued', 'running')), '') AS mark`,
+           WHERE t.claimed_by_run IS NOT NULL AND r.status IN ('queued', 'running')), '')
+           || '/' || (SELECT coalesce(max(id), 0) FROM notifications) AS mark`,
       )
       .get() as { mark: string }
   ).mark;

@@ -3,9 +3,9 @@
 // agent or the daemon, whichever process writes it, and the daemon writes the rows of pauses it
 // causes itself, each in the transaction of its cause. The daemon's notifier (createNotifier) then
 // fills in each row's words from the committed ticket and queues one durable `notify` job per
-// channel (webhook, desktop); the browser reads the rows through a small poll. Delivery never
-// touches the engine's pools: the notify queue has its own, every request and command has a
-// timeout, and a failing endpoint is retried by the queue with a growing backoff.
+// channel (webhook, desktop); open pages get the rows over their live event stream (web/live.ts).
+// Delivery never touches the engine's pools: the notify queue has its own, every request and
+// command has a timeout, and a failing endpoint is retried by the queue with a growing backoff.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -313,52 +313,53 @@ export function activeChannels(cfg: NotificationsConfig): Channel[] {
   return channels;
 }
 
-// ---- the browser's poll ----
+// ---- the browser: the pages' live stream (web/live.ts) ----
 
-export interface RecentNotifications {
-  /** the inbox badge: tickets an agent or the daemon parked in human */
-  inbox: number;
-  /** the newest notification id: the next poll's `since` */
-  latest: number;
-  /** true during quiet hours: the page counts but shows no pop-up */
-  quiet: boolean;
-  browser: boolean;
-  notifications: { id: number; kind: string; title: string; text: string; url: string; created_at: number }[];
+/** A notification as an open page pops it up. */
+export interface BrowserNotification {
+  id: number;
+  kind: NotificationKind;
+  title: string;
+  body: string;
+  /** the ticket's key, or null (a pause) */
+  ticket: string | null;
+  /** the page a click opens */
+  url: string;
+}
+
+/** The id of the newest notification (0 for none): where a page's stream starts popping up from. */
+export function notificationCursor(db: Db): number {
+  return (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM notifications`).get() as { id: number }).id;
 }
 
 /**
- * What a page needs to notify in the browser: the notifications after `since` (none on the first
- * poll, which only learns where to start), skipping muted projects, and the inbox count for the tab
- * title and the favicon.
+ * The notifications after `after`, reading at most `limit` rows, their words filled in first: rows of
+ * muted projects are read past but left out. `cursor` is the last row read, from which the next call goes on.
  */
-export function recentNotifications(
+export function notificationsAfter(
   db: Db,
-  cfg: NotificationsConfig,
-  inboxCount: number,
-  since: number | null,
-  now = Date.now(),
-): RecentNotifications {
+  after: number,
+  limit: number,
+): { notifications: BrowserNotification[]; cursor: number; more: boolean } {
   fillPending(db);
-  const latest = (db.prepare(`SELECT COALESCE(MAX(id), 0) AS id FROM notifications`).get() as { id: number }).id;
-  const rows =
-    since === null
-      ? []
-      : (db
-          .prepare(
-            `SELECT n.* FROM notifications n LEFT JOIN projects p ON p.id = n.project_id
-             WHERE n.id > ? AND COALESCE(p.notifications_muted, 0) = 0 ORDER BY n.id LIMIT 20`,
-          )
-          .all(since) as NotificationRow[]);
-  return {
-    inbox: inboxCount,
-    latest,
-    quiet: quietUntil(cfg, now) !== null,
-    browser: cfg.browser,
-    notifications: rows.map((r) => {
+  const rows = db
+    .prepare(
+      `SELECT n.*, COALESCE(p.notifications_muted, 0) AS muted FROM notifications n LEFT JOIN projects p ON p.id = n.project_id
+       WHERE n.id > ? ORDER BY n.id LIMIT ?`,
+    )
+    .all(after, limit) as (NotificationRow & { muted: number })[];
+  const notifications = rows
+    .filter((r) => !r.muted)
+    .map((r) => {
       const m = messageOf(db, r);
-      return { id: r.id, kind: r.kind, title: m.title, text: m.text, url: m.path, created_at: r.created_at };
-    }),
-  };
+      return { id: r.id, kind: r.kind, title: m.title, body: m.text, ticket: m.ticket, url: m.path };
+    });
+  return { notifications, cursor: rows.at(-1)?.id ?? after, more: rows.length === limit };
+}
+
+/** Whether pages pop notifications up now: browser notifications on and outside the quiet hours (the count shows regardless). */
+export function browserPopUps(cfg: NotificationsConfig, now = Date.now()): boolean {
+  return cfg.browser && quietUntil(cfg, now) === null;
 }
 
 /** Forgets notifications older than `keepDays` that have been handed to the queue (the queue's housekeeping calls it). */

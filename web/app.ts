@@ -20,7 +20,6 @@ import { costsApi } from './routes/api/costs.js';
 import { searchApi } from './routes/api/search.js';
 import { EventStreams } from './sse.js';
 import { liveEvents } from './live.js';
-import { notificationsApi } from './routes/api/notifications.js';
 import { worktreesApi } from './routes/api/worktrees.js';
 import type { AppContext } from './context.js';
 
@@ -55,7 +54,6 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/queues', queuesApi(ctx));
   app.use('/api/costs', costsApi(ctx));
   app.use('/api/search', searchApi(ctx));
-  app.use('/api/notifications', notificationsApi(ctx));
   app.use('/api/worktrees', worktreesApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
@@ -64,7 +62,6 @@ export function createApp(ctx: AppContext): express.Express {
   // the live pages' stream and the live transcripts share one cap on open streams
   const streams = new EventStreams();
   app.use(liveEvents(ctx, streams));
-  app.use('/notifications', notificationsApi(ctx)); // the same JSON for pages, behind the login cookie
   app.use(pages(ctx, csrfToken, streams));
   app.use((req, res) => {
     res.status(404);

@@ -1,16 +1,22 @@
-// GET /events: the ticket changes the live pages (board, inbox, ticket) apply in place: moves,
-// new tickets, claims (a run starts) and run ends, whichever process made them (lib/live.ts says
-// how they are found). One poll for every open page, and only while one is open: every POLL_MS it
-// reads one statement that changes with them (changeMark) and, when it did, the history after the
-// last row seen and the set of running tickets, and sends each changed ticket once, with the inbox
-// badge count. A page says from which history row it was
-// rendered (?since=, or Last-Event-ID when the browser reconnects) and first gets what changed
-// since then plus the tickets running now; more than CATCH_UP_ROWS rows behind, it is told to reload.
+// GET /events: what open pages learn from the daemon, one stream per page: the ticket changes the
+// live pages (board, inbox, ticket) apply in place (moves, new tickets, claims, run ends), the inbox
+// badge count every page's header, tab title and favicon show, and new notifications for the
+// browser's pop-ups (web/public/notify.js), whichever process made them (lib/live.ts says how they
+// are found). One poll for every open page, and only while one is open: every POLL_MS it reads one
+// statement that changes with them (changeMark) and, when it did, the history after the last row
+// seen, the set of running tickets and the notifications after the last one seen, and sends each
+// changed ticket once, with the badge count. A page says from which history row it was rendered
+// (?since=, or Last-Event-ID when the browser reconnects) and first gets what changed since then plus
+// the tickets running now; more than CATCH_UP_ROWS rows behind, it is told to reload. Notifications
+// are not caught up: a page pops up those recorded while it listens, none of a muted project, and
+// none while the browser channel is off or in the quiet hours.
 import { Router, type Request } from 'express';
 import type { Db } from '../lib/db/connection.js';
 import { UserError } from '../lib/errors.js';
 import { changeMark, historyAfter, historyCursor, liveTickets, runningClaims, type LiveTicket } from '../lib/live.js';
+import { browserPopUps, notificationCursor, notificationsAfter, type BrowserNotification } from '../lib/notifications.js';
 import { inboxCount } from '../lib/tickets.js';
+import type { ConfigStore } from '../lib/config.js';
 import type { EventStream, EventStreams } from './sse.js';
 import type { AppContext } from './context.js';
 
@@ -21,6 +27,8 @@ const ROWS_PER_POLL = 1000;
 const CATCH_UP_ROWS = 2000;
 /** Tickets per event, so one burst is several small messages. */
 const TICKETS_PER_EVENT = 200;
+/** Notifications read per poll; the rest of a burst goes out over the next polls. */
+const NOTIFICATIONS_PER_POLL = 50;
 
 /** What every event carries besides its tickets: the header badge (the inbox's `needs` count). */
 interface Counts {
@@ -34,8 +42,13 @@ export class LiveFeed {
   private running = new Map<number, string>();
   private mark = '';
   private lastError = '';
+  /** the last notification read: the next are sent on */
+  private notified = 0;
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly config: ConfigStore,
+  ) {}
 
   /** Adds a page's stream: first what changed since `since` (null: nothing to catch up), then every change. */
   attach(stream: EventStream, since: number | null): void {
@@ -45,6 +58,7 @@ export class LiveFeed {
       this.mark = changeMark(db);
       this.cursor = historyCursor(db);
       this.running = runningClaims(db);
+      this.notified = notificationCursor(db);
     }
     const catchUp = db.transaction(() => {
       // a history this database does not have (a restored backup); read afresh: the poll's cursor may lag a page just rendered
@@ -79,9 +93,11 @@ export class LiveFeed {
       return;
     }
     let batch: { tickets: LiveTicket[]; counts: Counts } | null;
+    let notes: BrowserNotification[] = [];
     let more = false;
+    let mark: string;
     try {
-      const mark = changeMark(db);
+      mark = changeMark(db);
       if (mark === this.mark) return;
       batch = db.transaction(() => {
         const history = historyAfter(db, this.cursor, ROWS_PER_POLL);
@@ -94,19 +110,35 @@ export class LiveFeed {
         this.running = running;
         return changed.size ? { tickets: liveTickets(db, [...changed]), counts: counts(db) } : null;
       })();
-      // only once all is read: after a failed read, or with rows left of a burst, the next poll reads on
-      if (!more) this.mark = mark;
     } catch (err) {
-      // a busy or failing disk: the next poll tries again, from the same place (logged once, not every poll)
-      if ((err as Error).message !== this.lastError) console.error(`[live] ${(this.lastError = (err as Error).message)}`);
-      return;
+      // a busy or failing disk: the next poll tries again, from the same place
+      return this.failed(err);
     }
-    this.lastError = '';
-    if (!batch) return;
-    for (let i = 0; i < batch.tickets.length; i += TICKETS_PER_EVENT) {
+    try {
+      // apart from the history's read: it fills in the words of new rows first (a write)
+      const after = notificationsAfter(db, this.notified, NOTIFICATIONS_PER_POLL);
+      this.notified = after.cursor;
+      more ||= after.more;
+      if (browserPopUps(this.config.get().notifications)) notes = after.notifications;
+      this.lastError = '';
+    } catch (err) {
+      // the tickets read go out; the notifications are read again by the next poll
+      more = true;
+      this.failed(err);
+    }
+    // only once all is read: after a failed read, or with rows left of a burst, the next poll reads on
+    if (!more) this.mark = mark;
+    for (let i = 0; batch && i < batch.tickets.length; i += TICKETS_PER_EVENT) {
       const data = { tickets: batch.tickets.slice(i, i + TICKETS_PER_EVENT), counts: batch.counts };
       for (const c of this.clients) c.send('tickets', data, this.cursor);
     }
+    if (notes.length) for (const c of this.clients) c.send('notifications', { notifications: notes }, this.cursor);
+  }
+
+  /** Logs a failed read once, not every poll. */
+  private failed(err: unknown): void {
+    const message = (err as Error).message;
+    if (message !== this.lastError) console.error(`[live] ${(this.lastError = message)}`);
   }
 }
 
@@ -125,7 +157,7 @@ function sinceOf(req: Request): number | null {
 
 export function liveEvents(ctx: AppContext, streams: EventStreams): Router {
   const r = Router();
-  const feed = new LiveFeed(ctx.store.db);
+  const feed = new LiveFeed(ctx.store.db, ctx.config);
   r.get('/events', (req, res) => {
     const since = sinceOf(req);
     const stream = streams.start(req, res);

@@ -1,10 +1,12 @@
 // Progressive enhancement only: every page works without this file. It adds drag and drop on the
-// board, a board filter that hides cards as you type, live pages (board, inbox, ticket) that apply
-// ticket changes pushed over server-sent events in place (moves, new tickets, run starts and ends,
-// the inbox badge), live transcripts over server-sent events (entries arrive as HTML the server
+// board, a board filter that hides cards as you type, the page's one stream of server-sent events
+// (on every page with the header: the inbox badge, handed on to notify.js with new notifications;
+// live pages (board, inbox, ticket) also apply the ticket changes in place: moves, new tickets, run
+// starts and ends), live transcripts over server-sent events (entries arrive as HTML the server
 // rendered with the page's own template), a quiet refresh of the queues page, a live markdown
 // preview of prompts, confirm dialogs, the inbox's keys and the bulk bar's count and shift-click
-// ranges. Writes reuse the page's own forms and form token. Text from events is only ever set with textContent and attributes, never as HTML.
+// ranges. Writes reuse the page's own forms and form token. Text from events is only ever set with
+// textContent and attributes, never as HTML.
 'use strict';
 
 (function () {
@@ -23,6 +25,9 @@
   const status = document.querySelector('[data-live-status]');
   const liveSince = document.querySelector('meta[name="live-since"]');
   const live = Boolean(liveSince) && 'EventSource' in window;
+  // every page with the header opens the stream, except a live transcript's, whose own stream is its one
+  const streamUrl = document.querySelector('meta[name="live-events"]');
+  const streamed = Boolean(streamUrl) && 'EventSource' in window && !document.querySelector('#transcript[data-events]');
   function busy(region) {
     if (region.contains(document.activeElement) && document.activeElement !== document.body) return true;
     // an open reply form (an inbox row's <details>) would close under the user, ticked boxes would clear
@@ -353,8 +358,13 @@
       status.querySelector('a').setAttribute('href', location.pathname);
     }
   }
+  // notify.js shows the count in the tab title and favicon, and pops the notifications up
+  const tell = (name, detail) => document.dispatchEvent(new CustomEvent(`dispatcher:${name}`, { detail }));
   function apply(data) {
-    if (data.counts) setBadge(data.counts.inbox);
+    if (data.counts) {
+      setBadge(data.counts.inbox);
+      tell('count', data.counts.inbox);
+    }
     for (const t of data.tickets) {
       if (liveBoard) applyCard(t);
       if (inboxList()) applyInbox(t);
@@ -362,8 +372,9 @@
     }
     filterCards();
   }
-  // A hidden tab lets its stream go (a browser holds at most 6 connections to the daemon, live tabs
-  // included) and, shown again, catches up from the last event it got.
+  // A hidden tab lets its stream go (a browser holds at most 6 connections to the daemon), except one:
+  // it keeps the pop-ups and its tab's count coming while the person is elsewhere. Shown again, a
+  // tab catches up from the last event it got.
   let source = null;
   let lastId = live ? liveSince.content : '';
   let lost = false;
@@ -382,40 +393,58 @@
     if (liveTicket && !running.has(liveTicket.dataset.liveTicket)) setRunning(liveTicket.querySelector('.meta .prio'), 'span', null);
   }
   function listen() {
-    source = new EventSource(`/events?since=${encodeURIComponent(lastId)}`);
+    source = new EventSource(lastId ? `${streamUrl.content}?since=${encodeURIComponent(lastId)}` : streamUrl.content);
     const on = (name, fn) => source.addEventListener(name, (e) => {
       if (e.lastEventId) lastId = e.lastEventId;
       fn(e.data ? JSON.parse(e.data) : null);
     });
     on('sync', sync);
     on('tickets', apply);
+    on('notifications', (data) => tell('notifications', data.notifications));
     // too much changed since the page was rendered to catch up: a fresh page, unless the user is typing
+    // (a page that shows no tickets has nothing to catch up, and listens on)
     on('reset', () => {
+      if (!live) return;
       stopped = true;
       source.close();
       if (!Array.from(regions).some(busy) && !document.querySelector('textarea:focus, input:focus')) location.reload();
       else if (status) status.textContent = 'Much has changed since this page was loaded: reload it.';
     });
+    // the status line of a live page says whether its changes arrive (other pages use theirs for other things)
     source.addEventListener('open', () => {
-      if (lost && status) status.textContent = '';
+      if (lost && status && live) status.textContent = '';
       lost = false;
     });
     source.addEventListener('error', () => {
       lost = true;
-      if (!status) return;
+      if (!status || !live) return;
       status.textContent = source.readyState === EventSource.CLOSED
         ? 'Live updates stopped: reload the page.'
         : 'Live updates paused: reconnecting to the daemon…';
     });
   }
-  if (live) {
+  let keepHidden = null;
+  function letGo() {
+    if (!document.hidden || !source || keepHidden) return;
+    source.close();
+    source = null;
+  }
+  if (streamed) {
     listen();
     document.addEventListener('visibilitychange', () => {
       if (stopped) return;
-      if (document.hidden && source) {
-        source.close();
-        source = null;
-      } else if (!document.hidden && !source) listen();
+      if (!document.hidden) {
+        if (keepHidden) keepHidden();
+        keepHidden = null;
+        if (!source) listen();
+      } else if (source && navigator.locks) {
+        // one lock for the whole browser profile: held by the hidden tab that keeps its stream, until it is shown or closed
+        navigator.locks.request('dispatcher-hidden-stream', { ifAvailable: true }, (lock) => {
+          if (!lock) return letGo();
+          if (!document.hidden) return undefined;
+          return new Promise((resolve) => (keepHidden = resolve));
+        });
+      } else letGo();
     });
   }
 

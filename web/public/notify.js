@@ -1,18 +1,15 @@
 // Browser notifications, progressive enhancement only: the tab title and the favicon show how many
 // tickets wait in the inbox, and a new notification (a ticket an agent or the daemon put in the
 // inbox, a pause) pops up through the Notification API once the person allowed it with a click on
-// the Settings page. It polls /notifications/recent every 15 s (the same answer as
-// /api/notifications/recent, under a page path so the login cookie works); this poll is meant to
-// move onto the pages' live event stream. Quiet hours and muted projects pop nothing up; the
-// count still changes.
+// the Settings page. Both come from the page's one event stream, which app.js holds and hands on as
+// `dispatcher:count` and `dispatcher:notifications` events (web/live.ts sends them; it leaves out
+// muted projects, and sends no pop-ups in the quiet hours or with browser notifications off).
 'use strict';
 
 (function () {
-  const POLL_MS = 15000;
   const baseTitle = document.title;
   const icon = document.querySelector('link[rel="icon"]');
   const baseIcon = icon ? icon.href : null;
-  let since = null;
   let shownCount = -1;
 
   function setTitle(n) {
@@ -51,35 +48,24 @@
 
   function popUp(n) {
     if (!('Notification' in window) || Notification.permission !== 'granted') return;
-    const note = new Notification(n.title, { body: n.text, tag: `dispatcher-${n.id}` });
+    // the same tag in every open tab: the browser shows it once
+    const note = new Notification(n.title, { body: n.body, tag: `dispatcher-${n.id}` });
     note.onclick = () => {
       window.focus();
       location.href = n.url;
     };
   }
 
-  async function poll() {
-    try {
-      const url = since === null ? '/notifications/recent' : `/notifications/recent?since=${since}`;
-      const res = await fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } });
-      if (!res.ok || !(res.headers.get('content-type') || '').includes('json')) return;
-      const data = await res.json();
-      if (data.browser && !data.quiet) data.notifications.forEach(popUp);
-      since = data.latest;
-      if (data.inbox !== shownCount) {
-        shownCount = data.inbox;
-        setTitle(data.inbox);
-        setFavicon(data.inbox);
-        const count = document.getElementById('inbox-count');
-        if (count) {
-          count.textContent = String(data.inbox);
-          count.setAttribute('aria-label', `${data.inbox} waiting`);
-        }
-      }
-    } catch (_) {
-      // the daemon is away; the next poll tries again
-    }
+  function showCount(n) {
+    if (n === shownCount) return;
+    shownCount = n;
+    setTitle(n);
+    setFavicon(n);
   }
+  const badge = document.getElementById('inbox-count');
+  if (badge) showCount(Number(badge.textContent));
+  document.addEventListener('dispatcher:count', (e) => showCount(e.detail));
+  document.addEventListener('dispatcher:notifications', (e) => e.detail.forEach(popUp));
 
   // Settings: the permission is asked on a click, never on page load; the test shows one at once
   const status = document.querySelector('[data-browser-notify-status]');
@@ -93,7 +79,7 @@
       const permission = Notification.permission === 'default' ? await Notification.requestPermission() : Notification.permission;
       if (permission !== 'granted') return say('Notifications are blocked for this page in the browser settings.');
       if (button.dataset.browserNotify === 'test') {
-        popUp({ id: 'test', title: 'Dispatcher test', text: 'Browser notifications work.', url: '/settings' });
+        popUp({ id: 'test', title: 'Dispatcher test', body: 'Browser notifications work.', url: '/settings' });
         say('Test shown.');
       } else say('Browser notifications allowed for this page.');
     });
@@ -102,7 +88,4 @@
     const words = { granted: 'Allowed in this browser.', denied: 'Blocked in this browser.' };
     say(words[Notification.permission] || 'Not asked yet.');
   }
-
-  poll();
-  setInterval(poll, POLL_MS);
 })();
