@@ -22,10 +22,11 @@ afterAll(() => {
 
 const installed = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 
-/** A copy of the built package (dist, package.json, node_modules linked) in `dir`. */
+/** A copy of the built package (what package.json's `files` ships, package.json, node_modules linked) in `dir`. */
 function installCopy(dir: string): string {
   fs.mkdirSync(dir, { recursive: true });
-  fs.cpSync(path.join(repoRoot, 'dist'), path.join(dir, 'dist'), { recursive: true });
+  const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { files: string[] };
+  for (const entry of pkg.files) fs.cpSync(path.join(repoRoot, entry), path.join(dir, entry), { recursive: true });
   fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(dir, 'package.json'));
   fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
   return path.join(dir, 'dist', 'bin', 'dispatch.js');

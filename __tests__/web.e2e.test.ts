@@ -36,7 +36,7 @@ test('register a discovered folder, file a ticket from the board, drag it to an 
   await page.waitForURL(/\/projects\/shop/);
   expect((await d.api('GET', '/api/projects/shop')).body.project.status).toBe('active');
 
-  await page.getByText('New ticket').click();
+  await page.getByText('New ticket', { exact: true }).click();
   await page.getByLabel('Title').fill('Checkout button is <b>broken</b>');
   await page.getByLabel('Description').fill('Steps:\n\n1. open cart\n2. click **Pay**');
   await page.getByLabel('Priority').selectOption('urgent');
@@ -86,7 +86,7 @@ test('without JavaScript: file a ticket from the board and answer it from the in
   fs.mkdirSync(path.join(d.projectsRoot, 'nojs'), { recursive: true });
   await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'nojs'), type: 'research', abbreviation: 'nojs' });
   await plain.goto(`${d.url}/projects/nojs`);
-  await plain.getByText('New ticket').click();
+  await plain.getByText('New ticket', { exact: true }).click();
   await plain.getByLabel('Title').fill('Compare three queue libraries');
   await plain.getByLabel('Description').fill('Line one\nLine two');
   await plain.getByRole('button', { name: 'File ticket' }).click();
