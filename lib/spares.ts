@@ -30,6 +30,8 @@ export const SPARE_MIN_FILES = 2000;
 /** How often the pool looks at every project (main moved, a project archived, the setting changed). */
 const SPARE_CHECK_MS = 15_000;
 const READY = '.ready';
+/** How long after a spare was taken the pool makes the next one. */
+const REFILL_DELAY_MS = 2_000;
 
 /** Spare folders this process is making or refreshing now: never cleaned up as leftovers. */
 const making = new Set<string>();
@@ -271,16 +273,25 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
     async take(project, { main, branch, wanted: to }) {
       const repo = project.path;
       const ours = path.join(paths.worktrees, project.abbreviation!);
+      let names: string[];
+      try {
+        names = fs.readdirSync(ours).filter((n) => isSpareName(n) && n.endsWith(READY));
+      } catch {
+        return null;
+      }
+      if (names.length === 0) return null;
+      // only the marker files are read here, no `git worktree list`: each git process costs the wake path milliseconds
       const tip = await branchTip(repo, main);
       const print = setUpPrint(project);
-      for (const dir of await spareFolders(repo, ours)) {
+      for (const dir of names.sort().map((n) => path.join(ours, n.slice(0, -READY.length)))) {
         const mark = readMark(dir);
         if (making.has(dir) || !mark || mark.head !== tip || mark.setup !== print || !fs.existsSync(dir)) continue;
         fs.rmSync(markFile(dir), { force: true }); // claimed: no pass refreshes or removes it now
         try {
           await git(repo, ['worktree', 'move', dir, to]);
           await git(to, ['switch', '-q', '-c', branch]);
-          poke(); // refill in the background
+          // refill in the background, once the ticket's agent has started: a checkout next to its start would slow it
+          setTimeout(poke, REFILL_DELAY_MS).unref();
           return { problems: mark.problems, from: dir };
         } catch (err) {
           logger.warn('could not take a spare worktree; creating one', { project: project.abbreviation, folder: dir, error: (err as Error).message });

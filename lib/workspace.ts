@@ -130,21 +130,21 @@ export async function prepareWorkspace(args: {
       return { cwd: checkedOut.path, branch, worktree: checkedOut.path, created: false };
     }
 
-    // the recorded folder vanished (or never existed): forget stale entries, then (re)create
-    await pruneStaleWorktrees(repo);
-    fs.mkdirSync(path.dirname(wanted), { recursive: true });
     const existing = await branchExists(repo, branch);
-    if (existing) {
-      await git(repo, ['worktree', 'add', wanted, branch]);
-    } else {
-      const main = await detectMainBranch(repo, project.main_branch);
-      const spare = args.spares && !fs.existsSync(wanted) ? await args.spares.take(project, { main, branch, wanted }) : null;
+    const main = existing ? null : await detectMainBranch(repo, project.main_branch);
+    // a new branch in a big repository: a ready spare becomes the worktree (a move and a branch switch)
+    if (main && args.spares && !fs.existsSync(wanted)) {
+      const spare = await args.spares.take(project, { main, branch, wanted });
       if (spare) {
         recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: true });
         return { cwd: wanted, branch, worktree: wanted, created: false, spareProblems: spare.problems };
       }
-      await git(repo, ['worktree', 'add', '-b', branch, wanted, main]);
     }
+    // the recorded folder vanished (or never existed): forget stale entries, then (re)create
+    await pruneStaleWorktrees(repo);
+    fs.mkdirSync(path.dirname(wanted), { recursive: true });
+    if (main) await git(repo, ['worktree', 'add', '-b', branch, wanted, main]);
+    else await git(repo, ['worktree', 'add', wanted, branch]);
     recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: !existing });
     return { cwd: wanted, branch, worktree: wanted, created: true };
   });
