@@ -51,11 +51,12 @@ test('a big repository keeps a ready spare; a new ticket takes it by a move and 
     const repo = await register(d, 'big', 'bg', 2_500);
     const small = await register(d, 'small', 'sm', 20);
     const spare = await readySpare(d, 'bg', head(repo));
-    expect(lines(path.join(spare, 'setup.log'))).toEqual([`set up in ${fs.realpathSync(spare)}`]);
+    const spareReal = fs.realpathSync(spare); // the folder is gone once a ticket took it
+    expect(lines(path.join(spare, 'setup.log'))).toEqual([`set up in ${spareReal}`]);
     expect(fs.readFileSync(path.join(spare, '.env'), 'utf8')).toBe('SECRET=local\n');
     // listed as a spare, not as a ticket's worktree
     const listed = JSON.parse(d.cli(['worktrees', 'list', '--json']).stdout);
-    expect(listed).toEqual([expect.objectContaining({ project: 'bg', ticket: null, spare: true, path: fs.realpathSync(spare), branch: null })]);
+    expect(listed).toEqual([expect.objectContaining({ project: 'bg', ticket: null, spare: true, path: spareReal, branch: null })]);
     expect(d.cli(['worktrees', 'list']).stdout).toContain('(spare)');
 
     const t = await d.ticket('bg', 'coding-agent', { 'coding-agent': [{ do: 'write', file: 'work.txt', content: 'done' }, { do: 'move', to: 'human' }] }, 'first');
@@ -65,7 +66,7 @@ test('a big repository keeps a ready spare; a new ticket takes it by a move and 
     expect(sh(wt, ['rev-parse', '--abbrev-ref', 'HEAD']).trim()).toBe(`ticket/${t.key}`);
     expect(fs.readFileSync(path.join(wt, 'work.txt'), 'utf8')).toBe('done');
     // the setup ran once, in the spare, before the ticket existed: not again in the ticket's worktree
-    expect(lines(path.join(wt, 'setup.log'))).toEqual([`set up in ${fs.realpathSync(spare)}`]);
+    expect(lines(path.join(wt, 'setup.log'))).toEqual([`set up in ${spareReal}`]);
     expect(fs.readFileSync(path.join(wt, '.env'), 'utf8')).toBe('SECRET=local\n');
     expect(d.runs(t.key)).toHaveLength(1);
 

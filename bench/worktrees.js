@@ -4,7 +4,8 @@
 // (a checkout per ticket) and 1 (the pool). Timed from the API request filing the ticket into
 // coding-agent to the agent's process start (performance.timeOrigin, see bench/agent.cjs). With the
 // pool, each sample waits until the spare was made again, as a ticket filed a while after the last
-// one would find it; the agent parks its ticket in human, so main never moves.
+// one would find it; the agent parks its ticket in human, so main never moves. The same daemon then
+// times tickets of a folder that is not a repository: the wake path with no worktree, the floor.
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -49,12 +50,12 @@ export async function worktrees({ samples = Number(process.env.BENCH_WORKTREES_S
         }
         return null;
       };
-      const sample = async (i) => {
+      const sample = async (i, project = 'big') => {
         // the pool makes its spare in the background (within its 15 s look at every project)
-        if (spare) await waitFor('a ready spare', () => fs.existsSync(ready), 300_000, 20);
+        if (spare && project === 'big') await waitFor('a ready spare', () => fs.existsSync(ready), 300_000, 20);
         else await sleep(200);
         const t0 = Date.now();
-        const res = await d.api('POST', '/api/tickets', { project: 'big', title: `new ticket ${i}`, column: 'coding-agent' });
+        const res = await d.api('POST', '/api/tickets', { project, title: `new ticket ${i}`, column: 'coding-agent' });
         if (res.status !== 201) throw new Error(JSON.stringify(res.body));
         const key = res.body.ticket.key;
         const started = await waitFor(`agent of ${key}`, () => agentStart(key), 120_000, 2);
@@ -66,9 +67,18 @@ export async function worktrees({ samples = Number(process.env.BENCH_WORKTREES_S
       for (let i = 1; i <= samples; i++) rows.push(await sample(i));
       report('worktrees', `${mode}: request → agent process start, p50`, percentile(rows, 50), 'ms');
       report('worktrees', `${mode}: request → agent process start, p95`, percentile(rows, 95), 'ms', spare ? TARGET : null);
+      if (spare) {
+        // the same daemon's path with no worktree at all (a folder that is not a repository): the floor on this machine now
+        await d.project('plain', 'pl');
+        await sample(0, 'pl');
+        const floor = [];
+        for (let i = 1; i <= samples; i++) floor.push(await sample(i, 'pl'));
+        report('worktrees', 'no worktree (a plain folder), same daemon: request → agent process start, p50', percentile(floor, 50), 'ms');
+        report('worktrees', 'no worktree (a plain folder), same daemon: request → agent process start, p95', percentile(floor, 95), 'ms');
+      }
     } finally {
       await d.stop();
     }
   }
-  note('without the pool each first run waits for `git worktree add` (a checkout of every file); with it, for `git worktree move` and `git switch -c`');
+  note('without the pool each first run waits for `git worktree add` (a checkout of every file); with it, for `git worktree move` and a new branch HEAD points at');
 }

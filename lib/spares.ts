@@ -2,8 +2,8 @@
 // a new ticket's first run would wait for. So each git project whose main branch has at least
 // SPARE_MIN_FILES files keeps `worktrees.spare` ready worktrees in `<home>/worktrees/<abbr>/.spare-<n>`,
 // detached at main's head, with copy_files copied and the setup command run. A new ticket takes
-// one with `git worktree move` to its own folder and `git switch -c ticket/<key>` there: a rename
-// and a branch switch, no checkout. The pool is refilled in the background, never on the wake path:
+// one with `git worktree move` to its own folder and makes branch `ticket/<key>` there at main's
+// head, HEAD on it: a rename and a branch switch, no checkout. The pool is refilled in the background, never on the wake path:
 // at start, after a spare is taken, and every SPARE_CHECK_MS, which also brings spares to main's new
 // head (a checkout of the few changed files, then setup again) and removes the spares of projects
 // that no longer want any (archived, parallel coding off, `worktrees.spare` lowered).
@@ -289,7 +289,9 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
         fs.rmSync(markFile(dir), { force: true }); // claimed: no pass refreshes or removes it now
         try {
           await git(repo, ['worktree', 'move', dir, to]);
-          await git(to, ['switch', '-q', '-c', branch]);
+          // what `git switch -c` does here (HEAD is at the tip already), without its pass over the index of every file
+          await git(to, ['update-ref', '-m', `branch: created from ${main} for a spare worktree`, `refs/heads/${branch}`, tip!, '']);
+          await git(to, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);
           // refill in the background, once the ticket's agent has started: a checkout next to its start would slow it
           setTimeout(poke, REFILL_DELAY_MS).unref();
           return { problems: mark.problems, from: dir };
