@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark in turn, or the ones named on the command line or in
-// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live.
+// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, results } from './lib.js';
@@ -13,8 +13,9 @@ import { queue } from './queue.js';
 import { usagelimit } from './usagelimit.js';
 import { search } from './search.js';
 import { live } from './live.js';
+import { worktrees } from './worktrees.js';
 
-const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live };
+const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees };
 
 const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
 for (const name of wanted) if (!ALL[name]) {

@@ -14,6 +14,7 @@ import { capsFrom } from '../lib/caps.js';
 import { createScheduler } from '../lib/scheduler.js';
 import { prepareWorkspace, pruneWorktrees } from '../lib/workspace.js';
 import { commandEnv } from '../lib/checks.js';
+import { createSparePool } from '../lib/spares.js';
 import { effectiveParallelCoding, getProject } from '../lib/projects.js';
 import { createNotifier, pruneNotifications, type Notifier } from '../lib/notifications.js';
 import { noteBudgetsReached } from '../lib/budget.js';
@@ -66,10 +67,11 @@ export function createEngine(deps: EngineDeps): Engine {
   const { store, logger } = deps;
   const { queue } = deps;
   const pools = new Map<QueueName, Pool>();
+  const spares = createSparePool({ store, config: deps.config, paths: deps.paths, logger });
   const workspace = (run: Run): Promise<Workspace> => {
     const parallelCoding = effectiveParallelCoding(getProject(store.db, run.project_id), deps.config.get().agents.parallel_coding);
     const env = commandEnv(deps.config.get());
-    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding, env });
+    return prepareWorkspace({ store, paths: deps.paths, projectId: run.project_id, ticketId: run.ticket_id, parallelCoding, env, spares });
   };
 
   const scheduler = createScheduler({ db: store.db, queue, logger, onEnqueued: () => pools.get('scan')?.poke() });
@@ -181,6 +183,7 @@ export function createEngine(deps: EngineDeps): Engine {
     async start() {
       await recover(store.db, queue, logger);
       await pruneWorktrees({ store, paths: deps.paths, logger });
+      spares.start(); // in the background
       runtime.start();
       for (const [name, build] of Object.entries(workerBuilders) as [QueueName, (typeof workerBuilders)[QueueName]][]) {
         const pool = build(workerDeps);
@@ -202,6 +205,7 @@ export function createEngine(deps: EngineDeps): Engine {
         deps.config.off('change', onConfigChange);
         await scheduler.stop();
         await notifier.stop();
+        await spares.stop();
         // an agent-run job lasts as long as its agent, which outlives the daemon: never waited for
         const stops = [...pools.entries()].map(([name, p]) => p.stop({ waitMs: name === 'agent-run' ? 0 : waitMs }));
         const left = await Promise.all(stops.map((s) => s.catch(() => 0)));

@@ -13,6 +13,7 @@ import { git, headCommit } from './git.js';
 import type { Config } from './config.js';
 import type { Db } from './db/connection.js';
 import type { Logger } from './logger.js';
+import type { Project } from './projects.js';
 
 /** How many lines of a failed check's output its finding quotes. */
 export const CHECK_TAIL_LINES = 60;
@@ -288,4 +289,48 @@ export function ticketMergeStatus(db: Db, ticket: { id: number; project_id: numb
   }));
   const { merge_commit } = db.prepare(`SELECT merge_commit FROM tickets WHERE id = ?`).get(ticket.id) as { merge_commit: string | null };
   return { queue: at < 0 ? null : { position: at + 1, length: queue.length }, check_runs: runs, merge_commit };
+}
+
+/** How long a worktree's setup command may run. */
+const SETUP_TIMEOUT_MS = 30 * 60_000;
+
+/**
+ * Readies a fresh checkout of the project (a ticket's new worktree, or a spare one): copies the
+ * project's copy_files in from the project folder, then runs its setup command there with its
+ * output in `logPath`. Returns the problems in words (empty when all went well).
+ */
+export async function setUpFolder(args: { project: Project; folder: string; env: NodeJS.ProcessEnv; logPath: string }): Promise<string[]> {
+  const { project, folder, env } = args;
+  const problems: string[] = [];
+  const root = fs.realpathSync(project.path);
+  for (const file of JSON.parse(project.copy_files) as string[]) {
+    const from = path.join(project.path, file);
+    let real: string;
+    try {
+      real = fs.realpathSync(from);
+    } catch {
+      problems.push(`${file}: not found in ${project.path}`);
+      continue;
+    }
+    if (!real.startsWith(root + path.sep)) {
+      problems.push(`${file}: leads outside the project folder; not copied`);
+      continue;
+    }
+    try {
+      const to = path.join(folder, file);
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.cpSync(real, to, { recursive: true });
+    } catch (err) {
+      problems.push(`${file}: ${(err as Error).message}`);
+    }
+  }
+  if (project.setup_command) {
+    const output = args.logPath;
+    const r = await runShell({ command: project.setup_command, cwd: folder, env, timeoutMs: SETUP_TIMEOUT_MS, outputPath: output });
+    if (r.spawnError || r.timedOut || r.code !== 0) {
+      const why = r.spawnError ?? (r.timedOut ? `did not finish within ${SETUP_TIMEOUT_MS / 60_000} minutes and was killed` : `exited ${r.code ?? 'on a signal'}`);
+      problems.push(`setup command "${project.setup_command}" ${why}. Last lines (all of it in ${output}):\n${tailOfFile(output, 20)}`);
+    }
+  }
+  return problems;
 }

@@ -85,6 +85,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    worktrees: z
+      .object({
+        /** ready worktrees kept per big repository (lib/spares.ts), so a new ticket's first run need not wait for a checkout */
+        spare: z.number().int().min(0).max(10).default(1),
+      })
+      .strict()
+      .prefault({}),
     logs: z
       .object({ retention_days: z.number().int().min(1).max(3650).default(14) })
       .strict()

@@ -59,6 +59,13 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     "On: each ticket is coded on its own branch and worktree, and merged when done. A project's own setting (on its board) " +
       "wins over this one.",
   ),
+  'worktrees.spare': f(
+    'Agents',
+    'Spare worktrees per big repository',
+    'the number of spare worktrees',
+    'Ready worktrees (at the main branch, set up) kept for each repository of 2,000 files or more, so a new ticket starts ' +
+      'without waiting for a checkout. 0 turns this off.',
+  ),
   'agents.retry_backoff_seconds': f(
     'Agents',
     'Wait after a failed run (seconds)',

@@ -364,6 +364,18 @@ export async function pruneStaleWorktrees(repo: string): Promise<void> {
   await git(repo, ['worktree', 'prune']);
 }
 
+/** True when two paths name the same folder (symbolic links resolved; a missing path compared as given). */
+export function samePath(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
 /** True when `ancestor` is reachable from `descendant` (`git merge-base --is-ancestor`). */
 export function isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
   return gitOk(repo, ['merge-base', '--is-ancestor', ancestor, descendant]);

@@ -7,8 +7,10 @@
 // repository's lock, so two agents of one ticket starting at once share one worktree.
 import { DONE } from './columns.js';
 // A new worktree is set up once, outside the lock: the project's copy_files are copied in from
-// the project folder, then its setup command runs there (lib/checks.ts runShell); a failure is
+// the project folder, then its setup command runs there (lib/checks.ts setUpFolder); a failure is
 // written on the ticket and the agent starts anyway (it may be able to fix or work around it).
+// In a big repository a new ticket takes a ready spare worktree instead (lib/spares.ts): set up
+// already, it becomes the ticket's by a rename and a branch switch.
 import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -21,11 +23,13 @@ import {
   isRepo,
   listWorktrees,
   pruneStaleWorktrees,
+  samePath,
   statusLines,
   withRepoLock,
 } from './git.js';
 import { effectiveParallelCoding, getProject, IN_PLACE_MEANING, listProjects, NOT_A_REPO_MEANING, type Project } from './projects.js';
-import { commandEnv, runShell, tailOfFile } from './checks.js';
+import { commandEnv, setUpFolder } from './checks.js';
+import { isSpareName, pruneProjectSpares, type SparePool } from './spares.js';
 import {
   addSystemComment,
   clearWorktree,
@@ -49,17 +53,6 @@ export interface Workspace {
 
 export function ticketBranch(key: string): string {
   return `ticket/${key}`;
-}
-
-function samePath(a: string, b: string): boolean {
-  const real = (p: string) => {
-    try {
-      return fs.realpathSync(p);
-    } catch {
-      return path.resolve(p);
-    }
-  };
-  return real(a) === real(b);
 }
 
 /** A repository with at least one commit: only there can a ticket get its own branch and worktree. */
@@ -105,6 +98,8 @@ export async function prepareWorkspace(args: {
   parallelCoding: boolean;
   /** the setup command's environment (lib/checks.ts commandEnv) */
   env?: NodeJS.ProcessEnv;
+  /** ready worktrees a new ticket takes instead of a checkout (lib/spares.ts) */
+  spares?: SparePool;
 }): Promise<Workspace> {
   const { db } = args.store;
   const project = getProject(db, args.projectId);
@@ -115,7 +110,7 @@ export async function prepareWorkspace(args: {
   if (!args.parallelCoding && !recorded) return inPlace;
   if (!(await canBranch(project.path))) return inPlace;
   if (!args.parallelCoding && !(await branchExists(project.path, recorded!))) return inPlace;
-  const made = await withRepoLock(project.path, async (): Promise<Workspace & { created: boolean }> => {
+  const made = await withRepoLock(project.path, async (): Promise<Workspace & { created: boolean; spareProblems?: string[] }> => {
     // re-read under the lock: a racing call may have just created the worktree
     const ticket = requireTicket(db, args.ticketId);
     const { key } = toView(ticket);
@@ -135,19 +130,25 @@ export async function prepareWorkspace(args: {
       return { cwd: checkedOut.path, branch, worktree: checkedOut.path, created: false };
     }
 
+    const existing = await branchExists(repo, branch);
+    const main = existing ? null : await detectMainBranch(repo, project.main_branch);
+    // a new branch in a big repository: a ready spare becomes the worktree (a move and a branch switch)
+    if (main && args.spares && !fs.existsSync(wanted)) {
+      const spare = await args.spares.take(project, { main, branch, wanted });
+      if (spare) {
+        recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: true });
+        return { cwd: wanted, branch, worktree: wanted, created: false, spareProblems: spare.problems };
+      }
+    }
     // the recorded folder vanished (or never existed): forget stale entries, then (re)create
     await pruneStaleWorktrees(repo);
     fs.mkdirSync(path.dirname(wanted), { recursive: true });
-    const existing = await branchExists(repo, branch);
-    if (existing) {
-      await git(repo, ['worktree', 'add', wanted, branch]);
-    } else {
-      const main = await detectMainBranch(repo, project.main_branch);
-      await git(repo, ['worktree', 'add', '-b', branch, wanted, main]);
-    }
+    if (main) await git(repo, ['worktree', 'add', '-b', branch, wanted, main]);
+    else await git(repo, ['worktree', 'add', wanted, branch]);
     recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: !existing });
     return { cwd: wanted, branch, worktree: wanted, created: true };
   });
+  if (made.spareProblems) noteSetupProblems(args.store, args.ticketId, made.worktree!, made.spareProblems);
   if (made.created) {
     const env = args.env ?? commandEnv(null);
     await setUpWorktree(args.store, args.paths, getProject(db, args.projectId), args.ticketId, made.worktree!, env);
@@ -155,54 +156,15 @@ export async function prepareWorkspace(args: {
   return { cwd: made.cwd, branch: made.branch, worktree: made.worktree };
 }
 
-/** How long a worktree's setup command may run. */
-const SETUP_TIMEOUT_MS = 30 * 60_000;
-
 /** Copies the project's copy_files into a new worktree and runs its setup command there; problems go on the ticket. */
-async function setUpWorktree(
-  store: Store,
-  paths: Paths,
-  project: Project,
-  ticketId: number,
-  worktree: string,
-  env: NodeJS.ProcessEnv,
-): Promise<void> {
-  const problems: string[] = [];
-  const root = fs.realpathSync(project.path);
-  for (const file of JSON.parse(project.copy_files) as string[]) {
-    const from = path.join(project.path, file);
-    let real: string;
-    try {
-      real = fs.realpathSync(from);
-    } catch {
-      problems.push(`${file}: not found in ${project.path}`);
-      continue;
-    }
-    if (!real.startsWith(root + path.sep)) {
-      problems.push(`${file}: leads outside the project folder; not copied`);
-      continue;
-    }
-    try {
-      const to = path.join(worktree, file);
-      fs.mkdirSync(path.dirname(to), { recursive: true });
-      fs.cpSync(real, to, { recursive: true });
-    } catch (err) {
-      problems.push(`${file}: ${(err as Error).message}`);
-    }
-  }
+async function setUpWorktree(store: Store, paths: Paths, project: Project, ticketId: number, worktree: string, env: NodeJS.ProcessEnv): Promise<void> {
   const { key } = toView(requireTicket(store.db, ticketId));
-  let output: string | null = null;
-  if (project.setup_command) {
-    output = path.join(paths.checks, `${key}-setup.log`);
-    const r = await runShell({ command: project.setup_command, cwd: worktree, env, timeoutMs: SETUP_TIMEOUT_MS, outputPath: output });
-    if (r.spawnError || r.timedOut || r.code !== 0) {
-      const why = r.spawnError ?? (r.timedOut ? `did not finish within ${SETUP_TIMEOUT_MS / 60_000} minutes and was killed` : `exited ${r.code ?? 'on a signal'}`);
-      problems.push(`setup command "${project.setup_command}" ${why}. Last lines (all of it in ${output}):\n${tailOfFile(output, 20)}`);
-    }
-  }
-  if (problems.length > 0) {
-    addSystemComment(store.db, ticketId, 'system', `Setting up the new worktree ${worktree} went wrong:\n${problems.map((p) => `- ${p}`).join('\n')}`);
-  }
+  noteSetupProblems(store, ticketId, worktree, await setUpFolder({ project, folder: worktree, env, logPath: path.join(paths.checks, `${key}-setup.log`) }));
+}
+
+function noteSetupProblems(store: Store, ticketId: number, worktree: string, problems: string[]): void {
+  if (problems.length === 0) return;
+  addSystemComment(store.db, ticketId, 'system', `Setting up the new worktree ${worktree} went wrong:\n${problems.map((p) => `- ${p}`).join('\n')}`);
 }
 
 export type RemoveWorktreeResult = { removed: true } | { removed: false; reason: string; files?: string[] };
@@ -255,7 +217,10 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
   const candidates = new Map<string, Ticket | null>();
   for (const t of ticketsWithWorktrees(store.db, project.id)) candidates.set(t.worktree_path!, t);
   // folders under our layout that no ticket records: a deleted ticket, or a crash before recording
+  // spares: half-made ones (a crash while making them), and all of an archived project's
+  await pruneProjectSpares(repo, ours, project.status === 'archived');
   for (const wt of await listWorktrees(repo)) {
+    if (isSpareName(path.basename(wt.path))) continue;
     if (!samePath(path.dirname(wt.path), ours) || [...candidates.keys()].some((p) => samePath(p, wt.path))) continue;
     const found = findTicket(store.db, path.basename(wt.path));
     const ticket = found && found.project_id === project.id ? found : undefined;
@@ -294,6 +259,8 @@ export interface WorktreeInfo {
   column: string | null;
   path: string;
   branch: string | null;
+  /** a ready (or being made) spare of the pool (lib/spares.ts), not a ticket's */
+  spare: boolean;
   /** disk use of the folder (du), null when it could not be measured */
   bytes: number | null;
 }
@@ -308,7 +275,7 @@ export function diskUse(folder: string): Promise<number | null> {
   });
 }
 
-/** The ticket worktrees the daemon made (under `<home>/worktrees/<abbr>/`), per registered git project, with their disk use. */
+/** The worktrees the daemon made (under `<home>/worktrees/<abbr>/`: tickets' and spares), per registered git project, with their disk use. */
 export async function listTicketWorktrees(store: Store, paths: Paths, projectId?: number): Promise<WorktreeInfo[]> {
   const found: WorktreeInfo[] = [];
   const wanted = (p: Project) => p.abbreviation && p.status !== 'unregistered' && (projectId === undefined || p.id === projectId);
@@ -317,7 +284,8 @@ export async function listTicketWorktrees(store: Store, paths: Paths, projectId?
     const ours = path.join(paths.worktrees, project.abbreviation!);
     for (const wt of await listWorktrees(project.path)) {
       if (!samePath(path.dirname(wt.path), ours) || !fs.existsSync(wt.path)) continue;
-      const ticket = findTicket(store.db, path.basename(wt.path));
+      const spare = isSpareName(path.basename(wt.path));
+      const ticket = spare ? undefined : findTicket(store.db, path.basename(wt.path));
       const mine = ticket && ticket.project_id === project.id ? ticket : null;
       found.push({
         project: project.abbreviation!,
@@ -325,6 +293,7 @@ export async function listTicketWorktrees(store: Store, paths: Paths, projectId?
         column: mine ? mine.column_id : null,
         path: wt.path,
         branch: wt.branch?.replace(/^refs\/heads\//, '') ?? null,
+        spare,
         bytes: await diskUse(wt.path),
       });
     }

@@ -1,5 +1,6 @@
-// `dispatch worktrees list|prune`: the ticket worktrees under the data home and their disk use;
-// prune removes those of merged, archived or deleted tickets (never one with uncommitted files).
+// `dispatch worktrees list|prune`: the ticket worktrees and spare ones under the data home and their disk use;
+// prune removes those of merged, archived or deleted tickets (never one with uncommitted files), and
+// half-made spares and those of archived projects.
 import type { Argv } from 'yargs';
 import { formatBytes, type WorktreeInfo } from '../../lib/workspace.js';
 import { api } from './client.js';
@@ -9,7 +10,7 @@ function table(worktrees: WorktreeInfo[]): void {
   printTable(
     worktrees.map((w) => ({
       project: w.project,
-      ticket: w.ticket ?? '(deleted)',
+      ticket: w.spare ? '(spare)' : (w.ticket ?? '(deleted)'),
       column: w.column ?? '',
       size: formatBytes(w.bytes),
       path: w.path,
@@ -22,12 +23,12 @@ function table(worktrees: WorktreeInfo[]): void {
 
 export function worktreeCommands(y: Argv): Argv {
   return y
-    .command('list', 'every ticket worktree and its disk use', {}, async (argv) => {
+    .command('list', 'every ticket worktree and spare worktree, and its disk use', {}, async (argv) => {
       const { worktrees } = await api<{ worktrees: WorktreeInfo[] }>('GET', '/api/worktrees');
       if (argv.json) return printJson(worktrees);
       table(worktrees);
     })
-    .command('prune', 'remove the worktrees of merged, archived and deleted tickets (ones with uncommitted files stay)', {}, async (argv) => {
+    .command('prune', 'remove the worktrees of merged, archived and deleted tickets (ones with uncommitted files stay) and unused spares', {}, async (argv) => {
       const res = await api<{ removed: WorktreeInfo[]; worktrees: WorktreeInfo[] }>('POST', '/api/worktrees/prune', {});
       if (argv.json) return printJson(res);
       for (const w of res.removed) say(`removed ${w.path} (${w.ticket ?? 'deleted ticket'}, ${formatBytes(w.bytes)})`);
