@@ -21,14 +21,20 @@ function writable(d: EngineDaemon): Database.Database {
 }
 
 const lines = (file: string) =>
-  fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { command: string; status: number | null; stdout: string; stderr: string }) : [];
+  fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { command: string; status: number | null; stdout: string; stderr: string })
+    : [];
 
 test('an agent with a shell cannot reach another project, another ticket, another author or the claims', async () => {
   const d = await startEngineDaemon();
   try {
     await d.project('alpha', 'vps-maintenance', 'pa');
     await d.project('beta', 'vps-maintenance', 'pb');
-    const theirs = await d.ticket('pb', 'human', undefined, 'another project\'s ticket');
+    const theirs = await d.ticket('pb', 'human', undefined, "another project's ticket");
     const sibling = await d.ticket('pa', 'human', undefined, 'a sibling ticket');
     const out = path.join(d.root, 'probe.jsonl');
     const envFile = path.join(d.root, 'agent-env.json');
@@ -92,7 +98,10 @@ test('an agent with a shell cannot reach another project, another ticket, anothe
       expect(JSON.stringify(answer.body)).not.toContain('secret_hash');
     }
     // and once the run has ended, its secret opens nothing
-    const late = spawnSync(process.execPath, [ticketBin, 'read', mine.key], { env: { PATH: process.env.PATH, DISPATCH_DB_PATH: env.DISPATCH_DB_PATH, DISPATCH_RUN_SECRET: env.DISPATCH_RUN_SECRET }, encoding: 'utf8' });
+    const late = spawnSync(process.execPath, [ticketBin, 'read', mine.key], {
+      env: { PATH: process.env.PATH, DISPATCH_DB_PATH: env.DISPATCH_DB_PATH, DISPATCH_RUN_SECRET: env.DISPATCH_RUN_SECRET },
+      encoding: 'utf8',
+    });
     expect([late.status, late.stderr]).toEqual([1, `ticket: run ${run.id} has ended (success); its secret no longer works\n`]);
   } finally {
     await killAgents(d);
@@ -113,9 +122,11 @@ test('claims whose run is not live are released by each scan and at start-up; a 
     db.close();
     expect(d.cli(['ticket', 'move', bogus.key, 'researcher']).status).toBe(0);
     await waitFor('the stranded ticket to be worked on', () => d.ticketRow(bogus.key).column_id === 'done', 60_000);
-    expect(comments(d, bogus.key).filter((c) => c.type === 'system').map((c) => c.body)).toEqual([
-      'Released a claim held by "bogus-run", which is not a live run; the ticket can be picked up again.',
-    ]);
+    expect(
+      comments(d, bogus.key)
+        .filter((c) => c.type === 'system')
+        .map((c) => c.body),
+    ).toEqual(['Released a claim held by "bogus-run", which is not a live run; the ticket can be picked up again.']);
 
     // the same left behind while the daemon is down, with the next heartbeat an hour away: start-up repair finds it
     const later = await d.ticket('rs', 'human', { researcher: [{ do: 'move', to: 'done' }] });
@@ -123,7 +134,11 @@ test('claims whose run is not live are released by each scan and at start-up; a 
     const dbFile = path.join(root, 'home', 'tasks.db');
     const offline = openDb(dbFile);
     moveTicket(createStore(offline), later.key, 'researcher', { actor: 'human' });
-    offline.prepare(`UPDATE tickets SET claimed_by_run = 'bogus-run' WHERE project_id = (SELECT id FROM projects WHERE abbreviation = 'rs') AND number = 2`).run();
+    offline
+      .prepare(
+        `UPDATE tickets SET claimed_by_run = 'bogus-run' WHERE project_id = (SELECT id FROM projects WHERE abbreviation = 'rs') AND number = 2`,
+      )
+      .run();
     offline.prepare(`UPDATE heartbeats SET next_check_at = ?`).run(Date.now() + 3_600_000);
     offline.close();
     d = await startEngineDaemon({ root, config: hour });
@@ -140,7 +155,10 @@ test('claims whose run is not live are released by each scan and at start-up; a 
     const next = await d.ticket('rs', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('the next ticket done while the other agent still runs', () => d.ticketRow(next.key).column_id === 'done', 60_000);
     expect(d.runs(held.key).map((r) => [r.id, r.status])).toEqual([[live.id, 'running']]);
-    const badScans = d.db().prepare(`SELECT error FROM job_events WHERE queue = 'scan' AND outcome IN ('retry', 'failed', 'crashed')`).all();
+    const badScans = d
+      .db()
+      .prepare(`SELECT error FROM job_events WHERE queue = 'scan' AND outcome IN ('retry', 'failed', 'crashed')`)
+      .all();
     expect(badScans).toEqual([]);
   } finally {
     await killAgents(d);
@@ -152,18 +170,30 @@ test('two agents passing a ticket back and forth stop at agents.max_runs_per_tic
   const d = await startEngineDaemon({ config: { agents: { max_runs_per_ticket: 4 } } });
   try {
     await d.project('pingpong', 'software-dev', 'pp');
-    const t = await d.ticket('pp', 'coding-agent', { 'coding-agent': [{ do: 'move', to: 'code-reviewer' }], 'code-reviewer': [{ do: 'move', to: 'coding-agent' }] });
+    const t = await d.ticket('pp', 'coding-agent', {
+      'coding-agent': [{ do: 'move', to: 'code-reviewer' }],
+      'code-reviewer': [{ do: 'move', to: 'coding-agent' }],
+    });
     await waitFor('sent to human', () => d.ticketRow(t.key).column_id === 'human' && d.runs(t.key).every((r) => r.ended_at), 90_000);
     expect(d.runs(t.key).map((r) => `${r.agent_type_id} ${r.status}`)).toEqual([
-      'coding-agent success', 'code-reviewer success', 'coding-agent success', 'code-reviewer success',
+      'coding-agent success',
+      'code-reviewer success',
+      'coding-agent success',
+      'code-reviewer success',
     ]);
     const note = comments(d, t.key).at(-1);
     expect(note).toMatchObject({ type: 'move', author: 'system', to_column: 'human' });
     expect(note.body).toMatch(/^Run limit: this ticket had 4 agent runs since it last left human \(agents.max_runs_per_ticket is 4\)/);
-    expect((await d.api('GET', '/api/inbox')).body.tickets.map((i: { key: string; reason: string }) => [i.key, i.reason])).toEqual([[t.key, note.body]]);
+    expect((await d.api('GET', '/api/inbox')).body.tickets.map((i: { key: string; reason: string }) => [i.key, i.reason])).toEqual([
+      [t.key, note.body],
+    ]);
     // a person sending it on gives the agents a new allowance
     expect(d.cli(['ticket', 'move', t.key, 'coding-agent']).status).toBe(0);
-    await waitFor('back in human', () => d.ticketRow(t.key).column_id === 'human' && d.runs(t.key).length === 8 && d.runs(t.key).every((r) => r.ended_at), 90_000);
+    await waitFor(
+      'back in human',
+      () => d.ticketRow(t.key).column_id === 'human' && d.runs(t.key).length === 8 && d.runs(t.key).every((r) => r.ended_at),
+      90_000,
+    );
     // the limit is a validated setting, shown on the settings page
     const bad = await d.api('PATCH', '/api/config', { agents: { max_runs_per_ticket: 0 } });
     expect([bad.status, bad.body.field]).toEqual([400, 'agents.max_runs_per_ticket']);
@@ -187,15 +217,25 @@ test("a person's move wins: the agent that was working on the ticket can no long
       // (without DISPATCH_RUN_ID: the run's end also kills every process that carries it, which would
       // stop this one before it could be refused)
       const { DISPATCH_RUN_ID: _runId, ...secretOnly } = env;
-      for (const args of [['move', key, 'done'], ['move', key, 'researcher'], ['comment', key, 'comment', 'still mine']]) {
+      for (const args of [
+        ['move', key, 'done'],
+        ['move', key, 'researcher'],
+        ['comment', key, 'comment', 'still mine'],
+      ]) {
         const r = spawnSync(process.execPath, [ticketBin, ...args], { env: secretOnly, encoding: 'utf8' });
         expect(r.status).toBe(1);
-        expect(r.stderr).toMatch(new RegExp(`^ticket: (${key} was moved to "human" by human since run ${run.id} started|run ${run.id} has ended)`));
+        expect(r.stderr).toMatch(
+          new RegExp(`^ticket: (${key} was moved to "human" by human since run ${run.id} started|run ${run.id} has ended)`),
+        );
       }
       await waitFor('the agent stopped', () => d.runs(key)[0].ended_at, 30_000);
       expect(d.runs(key).map((r) => r.status)).toEqual(['killed']);
       expect(d.ticketRow(key).column_id).toBe('human');
-      expect(comments(d, key).filter((c) => c.type === 'move').map((c) => `${c.author} ${c.to_column}`)).toEqual(['human researcher', 'human human']);
+      expect(
+        comments(d, key)
+          .filter((c) => c.type === 'move')
+          .map((c) => `${c.author} ${c.to_column}`),
+      ).toEqual(['human researcher', 'human human']);
     }
   } finally {
     await killAgents(d);

@@ -17,7 +17,15 @@ beforeEach(async () => {
   h.addProject('alpha', 'software-dev', 'al');
   const config = new ConfigStore(h.paths.config, { DISPATCH_PROJECTS_ROOT: h.projectsRoot });
   const health = new HealthMonitor({ config, home: h.paths.home, logger: createLogger({ console: false }) }); // not started: no checks run
-  const app = createApp({ store: h.store, config, paths: h.paths, engine: { wake: (id) => h.woken.push(id), killRun: async () => false }, health, version: 'test', startedAt: Date.now() });
+  const app = createApp({
+    store: h.store,
+    config,
+    paths: h.paths,
+    engine: { wake: (id) => h.woken.push(id), killRun: async () => false },
+    health,
+    version: 'test',
+    startedAt: Date.now(),
+  });
   server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   port = (server.address() as AddressInfo).port;
@@ -28,7 +36,11 @@ afterEach(async () => {
 });
 
 /** Raw request, so tests control Host, Origin and Content-Type exactly. */
-function request(method: string, path: string, opts: { body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; json: any }> {
+function request(
+  method: string,
+  path: string,
+  opts: { body?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; json: any }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers: { host: `127.0.0.1:${port}`, ...opts.headers } }, (res) => {
       let text = '';
@@ -52,7 +64,13 @@ const post = (path: string, body: unknown, headers: Record<string, string> = {})
 
 describe('API validation', () => {
   test('files a ticket and wakes the project when it starts in an agent column', async () => {
-    const r = await post('/api/tickets', { project: 'al', title: 'Add payment collection', column: 'coding-agent', priority: 'high', tags: ['billing'] });
+    const r = await post('/api/tickets', {
+      project: 'al',
+      title: 'Add payment collection',
+      column: 'coding-agent',
+      priority: 'high',
+      tags: ['billing'],
+    });
     expect(r.status).toBe(201);
     expect(r.json.ticket).toMatchObject({ key: 'al-1', column_id: 'coding-agent', priority: 'high', tags: ['billing'] });
     expect(h.woken).toContain(r.json.ticket.project_id);
@@ -77,7 +95,10 @@ describe('API validation', () => {
   });
 
   test('bad JSON, a non-object body, unknown tickets and unknown endpoints', async () => {
-    expect(await request('POST', '/api/tickets', { body: '{"title": ', headers: { 'content-type': 'application/json' } })).toEqual({ status: 400, json: { error: 'request body is not valid JSON' } });
+    expect(await request('POST', '/api/tickets', { body: '{"title": ', headers: { 'content-type': 'application/json' } })).toEqual({
+      status: 400,
+      json: { error: 'request body is not valid JSON' },
+    });
     expect((await post('/api/tickets', [1, 2])).status).toBe(400);
     expect((await request('GET', '/api/tickets/al-99')).status).toBe(404);
     expect((await request('GET', '/api/nothing')).status).toBe(404);
@@ -85,10 +106,16 @@ describe('API validation', () => {
   });
 
   test('config edits are validated and an invalid edit changes nothing', async () => {
-    const bad = await request('PATCH', '/api/config', { body: JSON.stringify({ agents: { max_concurrent_global: 0 } }), headers: { 'content-type': 'application/json' } });
+    const bad = await request('PATCH', '/api/config', {
+      body: JSON.stringify({ agents: { max_concurrent_global: 0 } }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.field).toBe('agents.max_concurrent_global');
-    const good = await request('PATCH', '/api/config', { body: JSON.stringify({ agents: { max_concurrent_global: 4 } }), headers: { 'content-type': 'application/json' } });
+    const good = await request('PATCH', '/api/config', {
+      body: JSON.stringify({ agents: { max_concurrent_global: 4 } }),
+      headers: { 'content-type': 'application/json' },
+    });
     expect(good.status).toBe(200);
     expect(good.json.config.agents.max_concurrent_global).toBe(4);
     expect(good.json.config.agents.max_concurrent_per_project).toBe(3);
@@ -122,7 +149,11 @@ describe('DNS rebinding and CSRF', () => {
   });
 
   test('a same-origin write is accepted', async () => {
-    const r = await post('/api/tickets', { project: 'al', title: 'ok' }, { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' });
+    const r = await post(
+      '/api/tickets',
+      { project: 'al', title: 'ok' },
+      { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' },
+    );
     expect(r.status).toBe(201);
   });
 

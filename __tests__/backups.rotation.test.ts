@@ -102,7 +102,9 @@ test('restore validation rejects a damaged copy of our database', async () => {
 test('restore round trip through the CLI: refused while the daemon runs; afterwards later data is gone and the old database kept', async () => {
   const d = await startTestDaemon();
   fs.mkdirSync(path.join(d.projectsRoot, 'shop'));
-  expect((await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'shop'), type: 'personal', abbreviation: 'shop' })).status).toBe(201);
+  expect(
+    (await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'shop'), type: 'personal', abbreviation: 'shop' })).status,
+  ).toBe(201);
   expect((await d.api('POST', '/api/tickets', { project: 'shop', title: 'before the backup' })).status).toBe(201);
   const backedUp = d.cli(['backup', '--json']);
   expect(backedUp.stderr).toBe('');
@@ -133,7 +135,10 @@ test('restore round trip through the CLI: refused while the daemon runs; afterwa
   }
   const previous = /kept at (\S+)/.exec(restored.stdout)![1]!;
   const old = new Database(previous, { readonly: true });
-  expect((old.prepare(`SELECT title FROM tickets ORDER BY id`).all() as { title: string }[]).map((t) => t.title)).toEqual(['before the backup', 'after the backup']);
+  expect((old.prepare(`SELECT title FROM tickets ORDER BY id`).all() as { title: string }[]).map((t) => t.title)).toEqual([
+    'before the backup',
+    'after the backup',
+  ]);
   old.close();
 });
 
@@ -173,7 +178,11 @@ test('restore refuses while an agent left by a stopped daemon is still working',
   h.addProject('busy', 'research', 'bz');
   const ticket = createTicket(h.store, { project: 'bz', title: 'still running', column: 'researcher', createdBy: 'human' });
   // this test process stands in for the detached agent: alive, recorded as the run's pid
-  h.db.prepare(`INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, pid, created_at, started_at) VALUES ('r-live', ?, ?, 'researcher', 'haiku', 'researcher', 'running', ?, ?, ?)`).run(ticket.id, ticket.project_id, process.pid, Date.now(), Date.now());
+  h.db
+    .prepare(
+      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, pid, created_at, started_at) VALUES ('r-live', ?, ?, 'researcher', 'haiku', 'researcher', 'running', ?, ?, ?)`,
+    )
+    .run(ticket.id, ticket.project_id, process.pid, Date.now(), Date.now());
   await expect(restoreDatabase(h.paths, snap)).rejects.toThrow(/1 agent run\(s\) are still working \(pid \d+\)/);
   expect((h.db.prepare(`SELECT COUNT(*) AS n FROM tickets`).get() as { n: number }).n).toBe(1);
   h.db.prepare(`UPDATE runs SET status = 'crashed', ended_at = ? WHERE id = 'r-live'`).run(Date.now());

@@ -13,7 +13,8 @@ const HOUR = 3_600_000;
 const caps = (dailyBudgetUsd = 0): Caps => ({ global: 100, perProject: 100, parallelCoding: true, perTicket: 100, dailyBudgetUsd });
 
 /** A ticket waiting for the researcher of a research project. */
-const waiting = (h: TestHome, project: string) => createTicket(h.store, { project, title: 'find out', column: 'researcher', createdBy: 'human' }).id;
+const waiting = (h: TestHome, project: string) =>
+  createTicket(h.store, { project, title: 'find out', column: 'researcher', createdBy: 'human' }).id;
 
 const reserve = (h: TestHome, ticketId: number, dailyBudgetUsd = 0, now?: number) =>
   reserveRun(h.store, { ticketId, columnId: 'researcher', agentTypeId: 'researcher', model: 'haiku', caps: caps(dailyBudgetUsd), now });
@@ -22,11 +23,17 @@ const reserve = (h: TestHome, ticketId: number, dailyBudgetUsd = 0, now?: number
 function spend(h: TestHome, project: string, costUsd: number | null, extra: { tokensIn?: number; tokensOut?: number } = {}): string {
   const r = reserve(h, waiting(h, project));
   if (r.kind !== 'reserved') throw new Error(`not reserved: ${r.kind}`);
-  finalizeRun(h.store, r.run.id, { status: 'success', exitCode: 0, error: null, costUsd, tokensIn: extra.tokensIn, tokensOut: extra.tokensOut }, { circuitBreakerMaxRuns: 100, maxRetries: 2 });
+  finalizeRun(
+    h.store,
+    r.run.id,
+    { status: 'success', exitCode: 0, error: null, costUsd, tokensIn: extra.tokensIn, tokensOut: extra.tokensOut },
+    { circuitBreakerMaxRuns: 100, maxRetries: 2 },
+  );
   return r.run.id;
 }
 
-const liveRuns = (h: TestHome) => (h.db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
+const liveRuns = (h: TestHome) =>
+  (h.db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number }).n;
 
 describe('local days', () => {
   test('a day starts at local midnight and the next one 23 to 25 hours later, for any instant', () => {
@@ -64,7 +71,9 @@ describe('daily budgets in the reservation', () => {
     expect(liveRuns(h)).toBe(0);
     expect(h.db.prepare(`SELECT claimed_by_run FROM tickets WHERE id = ?`).get(next)).toEqual({ claimed_by_run: null });
     const status = budgetStatus(h.db, 1, Date.now());
-    expect(status.reached.map((b) => b.message)).toEqual(['Daily budget reached: $1.00 of $1.00 spent today; new runs resume at midnight or when you raise the budget']);
+    expect(status.reached.map((b) => b.message)).toEqual([
+      'Daily budget reached: $1.00 of $1.00 spent today; new runs resume at midnight or when you raise the budget',
+    ]);
     // raised: it starts; no budget at all (0): it starts
     expect(reserve(h, next, 1.5).kind).toBe('reserved');
     expect(reserve(h, waiting(h, 'aa'), 0).kind).toBe('reserved');
@@ -107,7 +116,11 @@ describe('daily budgets in the reservation', () => {
     const next = waiting(h, 'aa');
     expect(reserve(h, next, 1, now).kind).toBe('budget');
     expect(reserve(h, next, 1, midnight - 1).kind).toBe('budget');
-    expect(budgetStatus(h.db, 1, now)).toMatchObject({ resumes_at: midnight, spent_today_usd: 2, reached: [{ scope: 'global', limit_usd: 1, spent_usd: 2 }] });
+    expect(budgetStatus(h.db, 1, now)).toMatchObject({
+      resumes_at: midnight,
+      spent_today_usd: 2,
+      reached: [{ scope: 'global', limit_usd: 1, spent_usd: 2 }],
+    });
     expect(budgetStatus(h.db, 1, midnight)).toMatchObject({ spent_today_usd: 0, reached: [] });
     const r = reserve(h, next, 1, midnight);
     expect(r.kind).toBe('reserved');
@@ -118,7 +131,9 @@ describe('daily budgets in the reservation', () => {
     const seq = getHeartbeat(h.db, aa.id)!.wake_seq;
     expect(recordScan(h.db, aa.id, seq, false, backoff, now, midnight)).toMatchObject({ next_check_at: midnight, empty_streak: 1 });
     // and one due sooner than midnight keeps its own time
-    expect(recordScan(h.db, aa.id, seq, true, { ...backoff, base_interval_seconds: 60 }, now, midnight)).toMatchObject({ next_check_at: Math.min(now + 60_000, midnight) });
+    expect(recordScan(h.db, aa.id, seq, true, { ...backoff, base_interval_seconds: 60 }, now, midnight)).toMatchObject({
+      next_check_at: Math.min(now + 60_000, midnight),
+    });
   });
 });
 
@@ -133,7 +148,8 @@ describe('costs report', () => {
     const now = Date.now();
     const today = new Date(localDayStart(now));
     const noon = (daysAgo: number) => new Date(today.getFullYear(), today.getMonth(), today.getDate() - daysAgo, 12).getTime();
-    const endAt = (id: string, at: number, agent = 'researcher') => h.db.prepare(`UPDATE runs SET ended_at = ?, agent_type_id = ? WHERE id = ?`).run(at, agent, id);
+    const endAt = (id: string, at: number, agent = 'researcher') =>
+      h.db.prepare(`UPDATE runs SET ended_at = ?, agent_type_id = ? WHERE id = ?`).run(at, agent, id);
     endAt(spend(h, 'aa', 1.25, { tokensIn: 1000, tokensOut: 100 }), localDayStart(now)); // the first instant of today
     endAt(spend(h, 'bb', null, { tokensIn: 10, tokensOut: 1 }), noon(0), 'writer');
     endAt(spend(h, 'aa', 0.5, { tokensIn: 500, tokensOut: 50 }), localDayStart(now) - 1); // the last instant of yesterday
@@ -146,7 +162,14 @@ describe('costs report', () => {
     expect(r.by_day[29]!.date).toBe(localDate(now));
     expect(r.by_day[29]).toMatchObject({ cost_usd: 1.25, runs: 2, unpriced_runs: 1, tokens_in: 1010, tokens_out: 101 });
     expect(r.by_day[28]).toMatchObject({ date: localDate(noon(1)), cost_usd: 0.5, runs: 1, unpriced_runs: 0 });
-    expect(r.by_day[24]).toMatchObject({ date: localDate(noon(5)), cost_usd: 2, runs: 2, unpriced_runs: 1, tokens_in: 2000, tokens_out: 200 });
+    expect(r.by_day[24]).toMatchObject({
+      date: localDate(noon(5)),
+      cost_usd: 2,
+      runs: 2,
+      unpriced_runs: 1,
+      tokens_in: 2000,
+      tokens_out: 200,
+    });
     expect(r.by_day.filter((d) => d.runs === 0)).toHaveLength(27);
     expect(r.totals).toEqual({ cost_usd: 3.75, runs: 5, unpriced_runs: 2, tokens_in: 3510, tokens_out: 351 });
     expect(r.by_project).toEqual([
@@ -169,6 +192,7 @@ describe('costs report', () => {
     expect(parseBudget('2.50')).toBe(2.5);
     expect(parseBudget('$3')).toBe(3);
     for (const none of [0, '0', '', 'none', null]) expect(parseBudget(none)).toBeNull();
-    for (const bad of [-1, '-1', 'abc', true, Number.NaN, Infinity, '1e3', 2_000_000, {}]) expect(() => parseBudget(bad)).toThrow(/daily_budget_usd must be a number of dollars/);
+    for (const bad of [-1, '-1', 'abc', true, Number.NaN, Infinity, '1e3', 2_000_000, {}])
+      expect(() => parseBudget(bad)).toThrow(/daily_budget_usd must be a number of dollars/);
   });
 });

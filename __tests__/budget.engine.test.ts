@@ -6,7 +6,12 @@
 import { comments, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { getPage } from './helpers/web.js';
 
-const DONE_COSTING = (usd: number) => ({ researcher: [{ do: 'cost', usd }, { do: 'move', to: 'done' }] });
+const DONE_COSTING = (usd: number) => ({
+  researcher: [
+    { do: 'cost', usd },
+    { do: 'move', to: 'done' },
+  ],
+});
 
 /** The project's wake sequence right now: a scan enqueued at this sequence or later saw every ticket filed before. */
 const wakeSeq = (d: EngineDaemon, projectId: number): number =>
@@ -39,7 +44,18 @@ describe('the global daily budget', () => {
 
   test('reached: a waiting ticket does not start, the banner and daemon status give the figures; raised: it starts at once', async () => {
     const p = await d.project('lab', 'research', 'lab');
-    const slow = await d.ticket('lab', 'researcher', { researcher: [{ do: 'sleep', ms: 3000 }, { do: 'cost', usd: 0.05 }, { do: 'move', to: 'done' }] }, 'slow question');
+    const slow = await d.ticket(
+      'lab',
+      'researcher',
+      {
+        researcher: [
+          { do: 'sleep', ms: 3000 },
+          { do: 'cost', usd: 0.05 },
+          { do: 'move', to: 'done' },
+        ],
+      },
+      'slow question',
+    );
     await waitFor('the slow run started', () => d.runs(slow.key).length === 1);
     const first = await d.ticket('lab', 'researcher', DONE_COSTING(1.25), 'costly question');
     await settled(d, first.key);
@@ -96,7 +112,10 @@ describe('a project’s own daily budget', () => {
     await d.project('bb', 'research', 'bb');
     const set = d.cli(['projects', 'set', 'aa', '--budget', '0.5']);
     expect(set).toMatchObject({ status: 0, stdout: 'aa: daily budget $0.50\n' });
-    expect(JSON.parse(d.cli(['projects', 'list', '--json']).stdout).find((p: { abbreviation: string }) => p.abbreviation === 'aa').daily_budget_usd).toBe(0.5);
+    expect(
+      JSON.parse(d.cli(['projects', 'list', '--json']).stdout).find((p: { abbreviation: string }) => p.abbreviation === 'aa')
+        .daily_budget_usd,
+    ).toBe(0.5);
 
     const a1 = await d.ticket('aa', 'researcher', DONE_COSTING(0.75));
     await settled(d, a1.key);
@@ -107,7 +126,8 @@ describe('a project’s own daily budget', () => {
     await scanCompleted(d, aa.id, seq);
     expect(d.runs(a2.key)).toEqual([]);
 
-    const message = 'Daily budget of aa (aa) reached: $0.75 of $0.50 spent today; its new runs resume at midnight or when you raise its budget';
+    const message =
+      'Daily budget of aa (aa) reached: $0.75 of $0.50 spent today; its new runs resume at midnight or when you raise its budget';
     const board = await getPage(d, '/projects/aa');
     expect(board.html).toContain(`${message}.`);
     expect(board.html).toContain('Daily budget: $0.7500 of $0.5000 spent today');

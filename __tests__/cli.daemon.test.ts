@@ -28,7 +28,18 @@ describe('dispatch CLI with a running daemon', () => {
     expect(reg.stderr).toBe('');
     expect(reg.stdout).toMatch(/registered invoices as inv/);
 
-    const filed = d.cli(['ticket', 'new', '--project', 'inv', '--title', 'Add payment collection', '--body', 'to the **invoice** flow', '--priority', 'high']);
+    const filed = d.cli([
+      'ticket',
+      'new',
+      '--project',
+      'inv',
+      '--title',
+      'Add payment collection',
+      '--body',
+      'to the **invoice** flow',
+      '--priority',
+      'high',
+    ]);
     expect(filed.stdout.trim()).toBe('inv-1 filed in human: Add payment collection');
 
     const shown = d.cli(['ticket', 'show', 'inv-1']);
@@ -97,7 +108,11 @@ describe('dispatch CLI with a running daemon', () => {
     expect(d.cli(['daemon', 'status']).stdout).toMatch(new RegExp(`running: pid ${d.child.pid}, http://127.0.0.1:${d.port}`));
     const pkg = JSON.parse(fs.readFileSync(path.join(dispatchBin, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
     expect(d.cli(['--version']).stdout.trim()).toBe(pkg.version);
-    const second = spawnSync(process.execPath, [path.join(dispatchBin, '..', 'daemon.js')], { env: d.env, encoding: 'utf8', timeout: 20_000 });
+    const second = spawnSync(process.execPath, [path.join(dispatchBin, '..', 'daemon.js')], {
+      env: d.env,
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(second.status).toBe(1);
     expect(second.stderr).toMatch(/another daemon is already running on this home \(pid \d+/);
   });

@@ -38,12 +38,21 @@ beforeAll(async () => {
   expect((await d.api('POST', `/api/tickets/${plainKey}/comments`, { type: 'comment', body: `see ${HOSTILE}` })).status).toBe(201);
 
   // an agent writes the escapes itself: a comment, then a failure whose message lands in the run's error and result
-  const script = { researcher: [{ do: 'comment', type: 'journal', body: `journal ${HOSTILE}` }, { do: 'fail', message: `boom ${HOSTILE}` }] };
+  const script = {
+    researcher: [
+      { do: 'comment', type: 'journal', body: `journal ${HOSTILE}` },
+      { do: 'fail', message: `boom ${HOSTILE}` },
+    ],
+  };
   agentKey = (await d.ticket('lab', 'researcher', script, `agent ${HOSTILE}`)).key;
-  const [run] = await waitFor('the agent run to end', () => {
-    const runs = d.runs(agentKey);
-    return runs.length > 0 && runs.every((r) => r.ended_at !== null) && d.ticketRow(agentKey).column_id === 'human' && runs;
-  }, 120_000);
+  const [run] = await waitFor(
+    'the agent run to end',
+    () => {
+      const runs = d.runs(agentKey);
+      return runs.length > 0 && runs.every((r) => r.ended_at !== null) && d.ticketRow(agentKey).column_id === 'human' && runs;
+    },
+    120_000,
+  );
   expect(run.status).toBe('failed');
   expect(run.error).toContain(`${ESC}]0;pwned`);
   runId = run.id;
@@ -56,13 +65,25 @@ afterAll(async () => {
 test('human-readable output keeps the words and drops escape sequences, control characters and bidi overrides', () => {
   const commands: [string[], RegExp[]][] = [
     [['ticket', 'list'], [/Fix login now red evilx end/]],
-    [['ticket', 'show', plainKey], [/Fix login now red evilx end/, /first line \n\tindented line\nlast line/, /see Fix login/]],
-    [['ticket', 'show', agentKey], [/journal Fix login/, /failed \(exit 1\)/]],
+    [
+      ['ticket', 'show', plainKey],
+      [/Fix login now red evilx end/, /first line \n\tindented line\nlast line/, /see Fix login/],
+    ],
+    [
+      ['ticket', 'show', agentKey],
+      [/journal Fix login/, /failed \(exit 1\)/],
+    ],
     [['inbox'], [new RegExp(`${agentKey}\\s+Lab Fix login`)]],
     [['projects', 'list'], [/Lab Fix login now/]],
     [['runs', 'list'], [new RegExp(`${runId}\\s+${agentKey}\\s+researcher\\s+failed`)]],
-    [['runs', 'show', runId], [/error: .*boom Fix login now red evilx end/, /API Error: boom Fix login/]],
-    [['runs', 'tail', runId], [/\$ ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now/]],
+    [
+      ['runs', 'show', runId],
+      [/error: .*boom Fix login now red evilx end/, /API Error: boom Fix login/],
+    ],
+    [
+      ['runs', 'tail', runId],
+      [/\$ ticket comment lab-2 journal 'journal Fix/, /── error after \d+ turns .*API Error: boom Fix login now/],
+    ],
     [['queue', 'stats'], [/agent-run/]],
     [['daemon', 'logs', '--lines', '3'], [/./]],
   ];
@@ -88,7 +109,10 @@ test('--json output stays exact JSON: the same strings back, with C1 and bidi ch
   const tail = d.cli(['runs', 'tail', runId, '--json']);
   expect(tail.status).toBe(0);
   expect(UNSAFE.test(tail.stdout)).toBe(false);
-  const lines = tail.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+  const lines = tail.stdout
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(lines.some((l) => JSON.stringify(l).includes(JSON.stringify(`journal ${HOSTILE}`).slice(1, -1)))).toBe(true);
 });
 

@@ -20,16 +20,28 @@ describe('recorded transcripts read into the common model', () => {
     expect(entries[1]).toMatchObject({ kind: 'tool_use', name: 'shell', call: { kind: 'command', command: 'echo hello-from-tool' } });
     expect(entries[2]).toMatchObject({ kind: 'tool_result', isError: false, content: expect.stringContaining('hello-from-tool') });
     expect(readTranscriptEnd(fixture('codex-mock-0.171.0.jsonl'), 'codex').result).toMatchObject({
-      isError: false, resultText: 'Done: the tool said hello.', tokensIn: 2400, tokensOut: 80, costUsd: null,
+      isError: false,
+      resultText: 'Done: the tool said hello.',
+      tokensIn: 2400,
+      tokensOut: 80,
+      costUsd: null,
     });
   });
 
   test('gemini 0.61.0: init, a shell call and its result, the text, and the stats of the result line', () => {
     expect(kinds('gemini', 'gemini-mock-0.61.0.jsonl')).toEqual(['init', 'tool_use', 'tool_result', 'text', 'result']);
     const entries = parseTranscript(fs.readFileSync(fixture('gemini-mock-0.61.0.jsonl'), 'utf8'), 'gemini');
-    expect(entries[1]).toMatchObject({ name: 'run_shell_command', call: { kind: 'command', command: 'echo hello-from-tool', description: 'Say hello' } });
+    expect(entries[1]).toMatchObject({
+      name: 'run_shell_command',
+      call: { kind: 'command', command: 'echo hello-from-tool', description: 'Say hello' },
+    });
     expect(readTranscriptEnd(fixture('gemini-mock-0.61.0.jsonl'), 'gemini').result).toMatchObject({
-      isError: false, resultText: 'Done: the tool said hello.', tokensIn: 2400, tokensOut: 80, costUsd: null, durationMs: 3467,
+      isError: false,
+      resultText: 'Done: the tool said hello.',
+      tokensIn: 2400,
+      tokensOut: 80,
+      costUsd: null,
+      durationMs: 3467,
     });
   });
 
@@ -48,7 +60,12 @@ describe('recorded transcripts read into the common model', () => {
   test('opencode 1.18.33: the bash call with its output, the text, and the tokens and cost of all steps', () => {
     expect(kinds('opencode', 'opencode-mock-1.18.33.jsonl')).toEqual(['tool_use', 'tool_result', 'text', 'result']);
     expect(readTranscriptEnd(fixture('opencode-mock-1.18.33.jsonl'), 'opencode').result).toMatchObject({
-      isError: false, resultText: 'Done: the tool said hello.', tokensIn: 2400, tokensOut: 80, costUsd: 0, numTurns: 2,
+      isError: false,
+      resultText: 'Done: the tool said hello.',
+      tokensIn: 2400,
+      tokensOut: 80,
+      costUsd: 0,
+      numTurns: 2,
     });
   });
 
@@ -61,9 +78,10 @@ describe('recorded transcripts read into the common model', () => {
 });
 
 describe('failure causes from recorded errors', () => {
-  const classify = (cli: string, name: string, exit: number | null = 1) => cliAdapter(cli).classify(readTranscriptEnd(fixture(name), cli), NOW, exit);
+  const classify = (cli: string, name: string, exit: number | null = 1) =>
+    cliAdapter(cli).classify(readTranscriptEnd(fixture(name), cli), NOW, exit);
 
-  test("codex: a used-up ChatGPT plan is a usage limit until the named time, a 429 is a rate limit, a 401 a login problem", () => {
+  test('codex: a used-up ChatGPT plan is a usage limit until the named time, a 429 is a rate limit, a 401 a login problem', () => {
     const limit = classify('codex', 'codex-usage-limit-0.171.0.jsonl');
     expect(limit.cause).toBe('usage_limit');
     const at = new Date(limit.resetsAt!);
@@ -85,8 +103,12 @@ describe('failure causes from recorded errors', () => {
 
   test('opencode: an error event with a status or a provider login error', () => {
     const end = (error: unknown) => readEnd('opencode', [JSON.stringify({ type: 'error', error })]);
-    expect(cliAdapter('opencode').classify(end({ name: 'APIError', data: { message: 'Too many requests', statusCode: 429 } }), NOW, 1)).toEqual({ cause: 'rate_limited' });
-    expect(cliAdapter('opencode').classify(end({ name: 'ProviderAuthError', data: { message: 'invalid x-api-key' } }), NOW, 1)).toEqual({ cause: 'auth' });
+    expect(
+      cliAdapter('opencode').classify(end({ name: 'APIError', data: { message: 'Too many requests', statusCode: 429 } }), NOW, 1),
+    ).toEqual({ cause: 'rate_limited' });
+    expect(cliAdapter('opencode').classify(end({ name: 'ProviderAuthError', data: { message: 'invalid x-api-key' } }), NOW, 1)).toEqual({
+      cause: 'auth',
+    });
   });
 });
 
@@ -96,29 +118,78 @@ function readEnd(cli: string, lines: string[]) {
 
 describe('launching each CLI', () => {
   const input = {
-    model: 'm', permissionMode: 'default', allowedTools: ['Bash(ticket:*)', 'Read', 'Bash(git log:*)', 'NotebookEdit'],
-    promptFile: '/p/run.prompt.md', prompt: '# Reviewer', task: 'Your ticket is ab-1', dataDir: '/home/x/.dispatch',
+    model: 'm',
+    permissionMode: 'default',
+    allowedTools: ['Bash(ticket:*)', 'Read', 'Bash(git log:*)', 'NotebookEdit'],
+    promptFile: '/p/run.prompt.md',
+    prompt: '# Reviewer',
+    task: 'Your ticket is ab-1',
+    dataDir: '/home/x/.dispatch',
   };
 
   test('claude keeps its argv: the prompt as a file, the task on stdin, the variadic tools last', () => {
     const l = cliAdapter('claude').launch({ ...input, model: 'sonnet' });
-    expect(l.args).toEqual(['-p', '--output-format', 'stream-json', '--verbose', '--model', 'sonnet', '--permission-mode', 'default',
-      '--append-system-prompt-file', '/p/run.prompt.md', '--allowedTools', 'Bash(ticket:*)', 'Read', 'Bash(git log:*)', 'NotebookEdit']);
+    expect(l.args).toEqual([
+      '-p',
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--model',
+      'sonnet',
+      '--permission-mode',
+      'default',
+      '--append-system-prompt-file',
+      '/p/run.prompt.md',
+      '--allowedTools',
+      'Bash(ticket:*)',
+      'Read',
+      'Bash(git log:*)',
+      'NotebookEdit',
+    ]);
     expect(l.stdin).toBe('Your ticket is ab-1');
   });
 
   test('the others read the prompt and the task on stdin; no argument can be taken for the prompt', () => {
     const codex = cliAdapter('codex').launch(input);
-    expect(codex.args).toEqual(['exec', '--json', '--skip-git-repo-check', '--model', 'm', '--sandbox', 'workspace-write', '--add-dir', '/home/x/.dispatch', '-']);
+    expect(codex.args).toEqual([
+      'exec',
+      '--json',
+      '--skip-git-repo-check',
+      '--model',
+      'm',
+      '--sandbox',
+      'workspace-write',
+      '--add-dir',
+      '/home/x/.dispatch',
+      '-',
+    ]);
     expect(cliAdapter('codex').launch({ ...input, permissionMode: 'plan' }).args).toContain('read-only');
     const gemini = cliAdapter('gemini').launch(input);
-    expect(gemini.args).toEqual(['--output-format', 'stream-json', '--model', 'm', '--approval-mode', 'default', '--skip-trust',
-      '--allowed-tools=run_shell_command(ticket)', '--allowed-tools=read_file', '--allowed-tools=read_many_files',
-      '--allowed-tools=run_shell_command(git log)', '--prompt', 'Carry out the task above.']);
+    expect(gemini.args).toEqual([
+      '--output-format',
+      'stream-json',
+      '--model',
+      'm',
+      '--approval-mode',
+      'default',
+      '--skip-trust',
+      '--allowed-tools=run_shell_command(ticket)',
+      '--allowed-tools=read_file',
+      '--allowed-tools=read_many_files',
+      '--allowed-tools=run_shell_command(git log)',
+      '--prompt',
+      'Carry out the task above.',
+    ]);
     const opencode = cliAdapter('opencode').launch(input);
     expect(opencode.args).toEqual(['run', '--format', 'json', '--model', 'm']);
     for (const l of [codex, gemini, opencode]) expect(l.stdin).toBe('# Reviewer\n\n---\n\nYour ticket is ab-1');
-    expect(JSON.parse(opencode.env.OPENCODE_PERMISSION!).bash).toEqual({ '*': 'deny', ticket: 'allow', 'ticket *': 'allow', 'git log': 'allow', 'git log *': 'allow' });
+    expect(JSON.parse(opencode.env.OPENCODE_PERMISSION!).bash).toEqual({
+      '*': 'deny',
+      ticket: 'allow',
+      'ticket *': 'allow',
+      'git log': 'allow',
+      'git log *': 'allow',
+    });
   });
 
   test('what a CLI cannot honour is listed', () => {

@@ -6,7 +6,10 @@
 import { comments, fakeClis, startEngineDaemon, waitFor, type CliName, type EngineDaemon } from './helpers/engine.js';
 
 const FLOW = {
-  'coding-agent': [{ do: 'comment', type: 'journal', body: 'implemented it' }, { do: 'move', to: 'code-reviewer' }],
+  'coding-agent': [
+    { do: 'comment', type: 'journal', body: 'implemented it' },
+    { do: 'move', to: 'code-reviewer' },
+  ],
   'code-reviewer': [{ do: 'move', to: 'security-reviewer', comment: 'looks right' }],
   'security-reviewer': [{ do: 'move', to: 'done', comment: 'no issues' }],
 };
@@ -47,8 +50,15 @@ describe.each(['claude', 'codex', 'gemini', 'opencode'] as const)('the pipeline 
       else expect(r.cost_usd).toBeNull();
       expect(r.result_text).toBe(`Done with ${key}.`);
     }
-    const moves = comments(d, key).filter((c) => c.type === 'move').map((c) => [c.to_column, c.author.split(':')[0]]);
-    expect(moves).toEqual([['coding-agent', 'human'], ['code-reviewer', 'coding-agent'], ['security-reviewer', 'code-reviewer'], ['done', 'security-reviewer']]);
+    const moves = comments(d, key)
+      .filter((c) => c.type === 'move')
+      .map((c) => [c.to_column, c.author.split(':')[0]]);
+    expect(moves).toEqual([
+      ['coding-agent', 'human'],
+      ['code-reviewer', 'coding-agent'],
+      ['security-reviewer', 'code-reviewer'],
+      ['done', 'security-reviewer'],
+    ]);
     expect(comments(d, key).some((c) => c.type === 'journal' && c.body === 'implemented it')).toBe(true);
 
     // the run page renders the CLI's transcript through the common model: the ticket commands and the last words
@@ -61,7 +71,11 @@ describe.each(['claude', 'codex', 'gemini', 'opencode'] as const)('the pipeline 
 });
 
 test('a project can use a different CLI in each column', async () => {
-  const plan: Record<(typeof COLUMNS)[number], CliName> = { 'coding-agent': 'codex', 'code-reviewer': 'gemini', 'security-reviewer': 'opencode' };
+  const plan: Record<(typeof COLUMNS)[number], CliName> = {
+    'coding-agent': 'codex',
+    'code-reviewer': 'gemini',
+    'security-reviewer': 'opencode',
+  };
   for (const a of COLUMNS) await useCli(a, plan[a]);
   const { runs } = await flow('mixed CLIs');
   expect(runs.map((r) => [r.agent_type_id, r.cli, r.status])).toEqual(COLUMNS.map((c) => [c, plan[c], 'success']));
@@ -82,7 +96,9 @@ test('the agent-type page picks the CLI, offers its models and says what of the 
   await useCli('code-reviewer', 'gemini');
   await d.api('PATCH', '/api/agent-types/code-reviewer', { allowed_tools: ['Bash(ticket:*)', 'Read', 'NotebookEdit'] });
   const page = await fetch(`${d.url}/agent-types/code-reviewer`).then((r) => r.text());
-  expect(page).toMatch(/<option value="gemini" data-models="gemini-2\.5-pro,gemini-2\.5-flash,gemini-2\.5-flash-lite" selected>Gemini CLI<\/option>/);
+  expect(page).toMatch(
+    /<option value="gemini" data-models="gemini-2\.5-pro,gemini-2\.5-flash,gemini-2\.5-flash-lite" selected>Gemini CLI<\/option>/,
+  );
   expect(page).toMatch(/<datalist id="at-models" data-cli="gemini"><option value="gemini-2\.5-pro">/);
   expect(page).not.toMatch(/<datalist[^>]*>[^<]*<option value="sonnet">/);
   expect(page).toContain('Gemini CLI cannot honour all of these permissions');
@@ -95,7 +111,8 @@ test("Settings shows each CLI's binary and whether it is found", async () => {
   const patch = await d.api('PATCH', '/api/config', { clis: { opencode: { binary: '/nonexistent/opencode' } } });
   expect(patch.status).toBe(200);
   const page = await fetch(`${d.url}/settings`).then((r) => r.text());
-  const row = (setting: string) => new RegExp(`<tr data-cli-binary="${setting.replace(/\./g, '\\.')}">[\\s\\S]*?</tr>`).exec(page)?.[0] ?? '';
+  const row = (setting: string) =>
+    new RegExp(`<tr data-cli-binary="${setting.replace(/\./g, '\\.')}">[\\s\\S]*?</tr>`).exec(page)?.[0] ?? '';
   expect(row('clis.codex.binary')).toContain(fakeClis.codex.binary);
   expect(row('clis.codex.binary')).toContain('>found<');
   expect(row('clis.opencode.binary')).toContain('/nonexistent/opencode');
@@ -112,14 +129,22 @@ describe.each([
   test(`an agent type that may not run ticket changes (${why}) cannot move its ticket`, async () => {
     await useCli('security-reviewer', cli);
     const allowed = ['Bash(ticket:*)', 'Read'];
-    expect((await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed, ...settings })).status).toBe(200);
+    expect(
+      (await d.api('PATCH', '/api/agent-types/security-reviewer', { permission_mode: 'default', allowed_tools: allowed, ...settings }))
+        .status,
+    ).toBe(200);
     const t = await d.ticket('mx', 'security-reviewer', { 'security-reviewer': [{ do: 'move', to: 'done' }] }, `bound ${cli}`);
     // its move is refused, so the run ends without moving it: the circuit breaker parks it in human
     await waitFor('human', () => d.ticketRow(t.key).column_id === 'human', 120_000).catch((err) => {
       throw new Error(`${err.message}; runs: ${JSON.stringify(d.runs(t.key).map((r) => [r.status, r.error, r.result_text]))}`);
     });
-    const moves = comments(d, t.key).filter((c) => c.type === 'move').map((c) => [c.to_column, c.author.split(':')[0]]);
-    expect(moves).toEqual([['security-reviewer', 'human'], ['human', 'system']]);
+    const moves = comments(d, t.key)
+      .filter((c) => c.type === 'move')
+      .map((c) => [c.to_column, c.author.split(':')[0]]);
+    expect(moves).toEqual([
+      ['security-reviewer', 'human'],
+      ['human', 'system'],
+    ]);
     const run = d.runs(t.key)[0];
     expect(run).toMatchObject({ cli, status: 'success' });
     expect(d.cli(['runs', 'tail', run.id]).stdout).toMatch(/✗/);

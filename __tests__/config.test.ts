@@ -19,7 +19,15 @@ describe('config', () => {
       port: 5757,
       claude_binary: 'claude',
       heartbeat: { base_interval_seconds: 300, max_interval_seconds: 86400, backoff_multiplier: 2 },
-      agents: { max_concurrent_per_project: 3, max_concurrent_global: 10, default_timeout_minutes: 30, circuit_breaker_max_runs: 3, max_runs_per_ticket: 20, parallel_coding: true, env: {} },
+      agents: {
+        max_concurrent_per_project: 3,
+        max_concurrent_global: 10,
+        default_timeout_minutes: 30,
+        circuit_breaker_max_runs: 3,
+        max_runs_per_ticket: 20,
+        parallel_coding: true,
+        env: {},
+      },
       ai: { auth_method: 'oauth' },
       logs: { retention_days: 14 },
       backups: { interval_hours: 24, keep: 7 },
@@ -76,17 +84,36 @@ describe('config', () => {
   });
 
   const CODE_LOADING = [
-    ...['NODE_OPTIONS', 'NODE_PATH', 'LD_PRELOAD', 'LD_AUDIT', 'ld_preload', 'DYLD_INSERT_LIBRARIES', 'PYTHONPATH', 'PYTHONSTARTUP', 'PERL5LIB'],
+    ...[
+      'NODE_OPTIONS',
+      'NODE_PATH',
+      'LD_PRELOAD',
+      'LD_AUDIT',
+      'ld_preload',
+      'DYLD_INSERT_LIBRARIES',
+      'PYTHONPATH',
+      'PYTHONSTARTUP',
+      'PERL5LIB',
+    ],
     ...['RUBYOPT', 'BASH_ENV', 'ENV', 'PATH', 'SHELL', 'GIT_SSH_COMMAND', 'GIT_CONFIG_KEY_0', 'GIT_EXTERNAL_DIFF', 'JAVA_TOOL_OPTIONS'],
   ];
   test.each(CODE_LOADING)('agents.env refuses %s, naming it', (name) => {
     const raw = { agents: { env: { [name]: 'x' } } };
-    expect(() => parseConfig(raw)).toThrow(`config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`);
+    expect(() => parseConfig(raw)).toThrow(
+      `config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`,
+    );
     expect(fieldOf(raw)).toBe('agents.env');
   });
 
   test('agents.env keeps ordinary variables', () => {
-    const env = { IS_SANDBOX: '1', GIT_AUTHOR_NAME: 'Agent', NODE_ENV: 'test', PYTHONUNBUFFERED: '1', MY_PATH: '/x', ANTHROPIC_MODEL: 'opus' };
+    const env = {
+      IS_SANDBOX: '1',
+      GIT_AUTHOR_NAME: 'Agent',
+      NODE_ENV: 'test',
+      PYTHONUNBUFFERED: '1',
+      MY_PATH: '/x',
+      ANTHROPIC_MODEL: 'opus',
+    };
     expect(parseConfig({ agents: { env } }).agents.env).toEqual(env);
   });
 

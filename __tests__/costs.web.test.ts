@@ -15,7 +15,8 @@ let d: RunningDaemon;
 const now = Date.now();
 const today = new Date(localDayStart(now));
 /** An instant on the local day `daysAgo` days back: today's first seconds (always past), else noon. */
-const on = (daysAgo: number) => (daysAgo === 0 ? localDayStart(now) + 1000 : new Date(today.getFullYear(), today.getMonth(), today.getDate() - daysAgo, 12).getTime());
+const on = (daysAgo: number) =>
+  daysAgo === 0 ? localDayStart(now) + 1000 : new Date(today.getFullYear(), today.getMonth(), today.getDate() - daysAgo, 12).getTime();
 
 beforeAll(async () => {
   d = await startTestDaemon({ config: { budgets: { daily_usd: 1 } } });
@@ -46,7 +47,14 @@ describe('costs', () => {
     const c = res.body;
     expect(c.days).toBe(30);
     expect(c.by_day).toHaveLength(30);
-    expect(c.by_day[29]).toMatchObject({ date: localDate(now), cost_usd: 1.25, runs: 3, unpriced_runs: 1, tokens_in: 1500, tokens_out: 150 });
+    expect(c.by_day[29]).toMatchObject({
+      date: localDate(now),
+      cost_usd: 1.25,
+      runs: 3,
+      unpriced_runs: 1,
+      tokens_in: 1500,
+      tokens_out: 150,
+    });
     expect(c.by_day[26]).toMatchObject({ date: localDate(on(3)), cost_usd: 2.25, runs: 1, unpriced_runs: 0 });
     expect(c.by_day[19]).toMatchObject({ date: localDate(on(10)), cost_usd: 0, runs: 1, unpriced_runs: 1 });
     expect(c.totals).toEqual({ cost_usd: 3.5, runs: 5, unpriced_runs: 2, tokens_in: 5500, tokens_out: 550 });
@@ -66,7 +74,10 @@ describe('costs', () => {
     expect(bb.totals).toMatchObject({ cost_usd: 9.5, runs: 3, unpriced_runs: 1 });
 
     for (const bad of ['0', 'abc', '1000', '2.5', '-1']) {
-      expect(await d.api('GET', `/api/costs?days=${bad}`)).toEqual({ status: 400, body: { error: 'days must be a whole number from 1 to 366', field: 'days' } });
+      expect(await d.api('GET', `/api/costs?days=${bad}`)).toEqual({
+        status: 400,
+        body: { error: 'days must be a whole number from 1 to 366', field: 'days' },
+      });
     }
     expect((await d.api('GET', '/api/costs?project=zz')).status).toBe(404);
   });
@@ -117,7 +128,10 @@ describe('costs', () => {
     expect((await d.api('GET', '/api/projects/bb')).body.project.daily_budget_usd).toBe(0.4);
 
     expect((await d.api('PATCH', '/api/projects/bb', { daily_budget_usd: 0 })).body.project.daily_budget_usd).toBeNull();
-    expect(await d.api('PATCH', '/api/projects/bb', { daily_budget_usd: -2 })).toMatchObject({ status: 400, body: { field: 'daily_budget_usd' } });
+    expect(await d.api('PATCH', '/api/projects/bb', { daily_budget_usd: -2 })).toMatchObject({
+      status: 400,
+      body: { field: 'daily_budget_usd' },
+    });
     expect((await getPage(d, '/settings')).html).toContain('id="f-budgets-daily_usd"');
   });
 
@@ -127,7 +141,10 @@ describe('costs', () => {
     const c = JSON.parse(json.stdout);
     expect(c.totals).toEqual({ cost_usd: 3.5, runs: 5, unpriced_runs: 2, tokens_in: 5500, tokens_out: 550 });
     expect(c.by_day).toHaveLength(30);
-    expect(JSON.parse(d.cli(['costs', '--days', '60', '--project', 'bb', '--json']).stdout).totals).toMatchObject({ cost_usd: 9.5, runs: 3 });
+    expect(JSON.parse(d.cli(['costs', '--days', '60', '--project', 'bb', '--json']).stdout).totals).toMatchObject({
+      cost_usd: 9.5,
+      runs: 3,
+    });
 
     const text = d.cli(['costs', '--days', '7']);
     expect(text.status).toBe(0);
@@ -151,7 +168,9 @@ describe('in a browser', () => {
       await page.goto(`${d.url}${p}`);
       const banner = page.locator('[data-budget-banner]');
       await banner.waitFor();
-      expect(await banner.innerText()).toContain('Daily budget reached: $1.25 of $1.00 spent today; new runs resume at midnight or when you raise the budget.');
+      expect(await banner.innerText()).toContain(
+        'Daily budget reached: $1.25 of $1.00 spent today; new runs resume at midnight or when you raise the budget.',
+      );
     }
     await page.locator('[data-budget-banner]').getByRole('link', { name: 'Costs' }).click();
     await page.waitForURL(/\/costs$/);

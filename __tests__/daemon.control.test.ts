@@ -47,7 +47,13 @@ test('the daemon started by `dispatch daemon start` has a minimal environment: a
   const scratch = tempDir('pd-environ-');
   // the agent: a shell script that reads its parent's (the daemon's) environment and its own
   const agent = path.join(scratch, 'claude');
-  const script = ['#!/bin/sh', `echo $PPID > ${scratch}/daemon.pid`, `cat /proc/$PPID/environ > ${scratch}/daemon.environ`, `env > ${scratch}/agent.env`, ''];
+  const script = [
+    '#!/bin/sh',
+    `echo $PPID > ${scratch}/daemon.pid`,
+    `cat /proc/$PPID/environ > ${scratch}/daemon.environ`,
+    `env > ${scratch}/agent.env`,
+    '',
+  ];
   fs.writeFileSync(agent, script.join('\n'), { mode: 0o755 });
   const { root, home, env } = setup({
     DISPATCH_CLAUDE_BIN: agent,
@@ -64,7 +70,18 @@ test('the daemon started by `dispatch daemon start` has a minimal environment: a
     const own = environ(pid);
     expect(own.join('\n')).not.toContain(SECRET);
     expect(own.map((v) => v.split('=')[0]).sort()).toEqual(
-      ['DISPATCH_CLAUDE_BIN', 'DISPATCH_HOME', 'DISPATCH_PORT', 'DISPATCH_PROJECTS_ROOT', 'DISPATCH_STATUS_FD', 'HOME', 'LANG', 'LC_TIME', 'PATH', 'TZ'].sort(),
+      [
+        'DISPATCH_CLAUDE_BIN',
+        'DISPATCH_HOME',
+        'DISPATCH_PORT',
+        'DISPATCH_PROJECTS_ROOT',
+        'DISPATCH_STATUS_FD',
+        'HOME',
+        'LANG',
+        'LC_TIME',
+        'PATH',
+        'TZ',
+      ].sort(),
     );
 
     const dir = path.join(env.DISPATCH_PROJECTS_ROOT!, 'lab');
@@ -92,12 +109,16 @@ test('`dispatch daemon start` right after kill -9 starts a new daemon while the 
   try {
     let out = '';
     holder.stdout!.on('data', (b) => (out += b));
-    const first = await waitFor('first daemon up', async () => {
-      const pid = Number(out.trim());
-      if (!pid || !fs.existsSync(path.join(home, 'daemon.pid'))) return null;
-      const info = pidFile(home);
-      return info.pid === pid && info.port && (await api(info.port, 'GET', '/api/health')).status === 200 ? info : null;
-    }, 60_000);
+    const first = await waitFor(
+      'first daemon up',
+      async () => {
+        const pid = Number(out.trim());
+        if (!pid || !fs.existsSync(path.join(home, 'daemon.pid'))) return null;
+        const info = pidFile(home);
+        return info.pid === pid && info.port && (await api(info.port, 'GET', '/api/health')).status === 200 ? info : null;
+      },
+      60_000,
+    );
     process.kill(first.pid, 'SIGKILL');
     await waitFor('a zombie', () => procStat(first.pid)?.state === 'Z');
     expect(pidAlive(first.pid)).toBe(false);
@@ -139,7 +160,9 @@ describe('a start that fails says why in one line', () => {
     const port = (squatter.address() as net.AddressInfo).port;
     try {
       const message = failedStart({ ...env, DISPATCH_PORT: String(port) });
-      expect(message).toBe(`dispatch: the daemon could not start: port ${port} on 127.0.0.1 is already in use by another program: set "port" in ${home}/config.json (or DISPATCH_PORT) to a free one`);
+      expect(message).toBe(
+        `dispatch: the daemon could not start: port ${port} on 127.0.0.1 is already in use by another program: set "port" in ${home}/config.json (or DISPATCH_PORT) to a free one`,
+      );
       expect(fs.existsSync(path.join(home, 'daemon.pid'))).toBe(false);
     } finally {
       squatter.close();
@@ -151,31 +174,43 @@ describe('a start that fails says why in one line', () => {
     const { root, home, env } = setup();
     try {
       fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ agents: { max_concurrent_global: -1 } }));
-      expect(failedStart(env)).toMatch(new RegExp(`^dispatch: the daemon could not start: the config file ${home}/config.json is invalid: agents\\.max_concurrent_global: .+`));
+      expect(failedStart(env)).toMatch(
+        new RegExp(
+          `^dispatch: the daemon could not start: the config file ${home}/config.json is invalid: agents\\.max_concurrent_global: .+`,
+        ),
+      );
       fs.writeFileSync(path.join(home, 'config.json'), '{"port": 57');
-      expect(failedStart(env)).toMatch(new RegExp(`^dispatch: the daemon could not start: the config file ${home}/config.json is not valid JSON: .+`));
+      expect(failedStart(env)).toMatch(
+        new RegExp(`^dispatch: the daemon could not start: the config file ${home}/config.json is not valid JSON: .+`),
+      );
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
 
-  (tmpfsPrefix ? test : test.skip)('a full disk under the data home', () => {
-    const { root, home, env } = setup();
-    mountTmpfs(home, '8m');
-    try {
-      // a home that worked before: its daemon ran and stopped, then the disk filled up
-      expect(cli(env, ['daemon', 'start']).status).toBe(0);
-      expect(cli(env, ['daemon', 'stop']).status).toBe(0);
-      fillDisk(path.join(home, 'filler'));
-      expect(failedStart(env)).toBe(`dispatch: the daemon could not start: the disk holding ${home} is full: free some space, then start the daemon again`);
-      expect(fs.existsSync(path.join(home, 'daemon.pid'))).toBe(false); // no empty lock left behind
-      fs.rmSync(path.join(home, 'filler'));
-      expect(cli(env, ['daemon', 'start']).status).toBe(0);
-      expect(cli(env, ['daemon', 'stop']).status).toBe(0);
-    } finally {
-      cli(env, ['daemon', 'stop']);
-      unmountTmpfs(home);
-      fs.rmSync(root, { recursive: true, force: true });
-    }
-  }, 120_000);
+  (tmpfsPrefix ? test : test.skip)(
+    'a full disk under the data home',
+    () => {
+      const { root, home, env } = setup();
+      mountTmpfs(home, '8m');
+      try {
+        // a home that worked before: its daemon ran and stopped, then the disk filled up
+        expect(cli(env, ['daemon', 'start']).status).toBe(0);
+        expect(cli(env, ['daemon', 'stop']).status).toBe(0);
+        fillDisk(path.join(home, 'filler'));
+        expect(failedStart(env)).toBe(
+          `dispatch: the daemon could not start: the disk holding ${home} is full: free some space, then start the daemon again`,
+        );
+        expect(fs.existsSync(path.join(home, 'daemon.pid'))).toBe(false); // no empty lock left behind
+        fs.rmSync(path.join(home, 'filler'));
+        expect(cli(env, ['daemon', 'start']).status).toBe(0);
+        expect(cli(env, ['daemon', 'stop']).status).toBe(0);
+      } finally {
+        cli(env, ['daemon', 'stop']);
+        unmountTmpfs(home);
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });

@@ -37,22 +37,39 @@ test('SIGTERM during a merge: the daemon waits for the merge job to end and reco
     const hook = path.join(repo, '.git', 'hooks', 'pre-commit');
     fs.mkdirSync(path.dirname(hook), { recursive: true });
     const wait = `i=0; while [ ! -f '${go}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`;
-    fs.writeFileSync(hook, `#!/bin/sh\nif [ -f "$(git rev-parse --git-dir)/MERGE_HEAD" ]; then touch '${entered}'; ${wait}; fi\n`, { mode: 0o755 });
+    fs.writeFileSync(hook, `#!/bin/sh\nif [ -f "$(git rev-parse --git-dir)/MERGE_HEAD" ]; then touch '${entered}'; ${wait}; fi\n`, {
+      mode: 0o755,
+    });
     await d.project('shop', 'software-dev', 'sh');
-    const script = { 'coding-agent': [{ do: 'write', file: 'feature.txt', content: 'feature\n' }, { do: 'commit', message: 'add the feature' }, { do: 'move', to: 'done' }] };
+    const script = {
+      'coding-agent': [
+        { do: 'write', file: 'feature.txt', content: 'feature\n' },
+        { do: 'commit', message: 'add the feature' },
+        { do: 'move', to: 'done' },
+      ],
+    };
     const t = await d.ticket('sh', 'coding-agent', script, 'a feature');
     await waitFor('the merge to reach the commit hook', () => fs.existsSync(entered), 60_000, 100);
 
     const exit = new Promise<number | null>((resolve) => d.child.once('exit', (code) => resolve(code)));
     d.child.kill('SIGTERM');
-    const logFile = () => path.join(d.home, 'logs', fs.readdirSync(path.join(d.home, 'logs')).find((f) => /^daemon-.*\.log$/.test(f))!);
+    const logFile = () =>
+      path.join(
+        d.home,
+        'logs',
+        fs.readdirSync(path.join(d.home, 'logs')).find((f) => /^daemon-.*\.log$/.test(f))!,
+      );
     await waitFor('the daemon to begin stopping', () => /"message":"daemon stopping"/.test(fs.readFileSync(logFile(), 'utf8')), 30_000, 50);
     fs.writeFileSync(go, ''); // the merge may finish now, while the daemon is stopping
     expect(await exit).toBe(0);
 
     // the merge ended inside the stop and was recorded: main has the merge, the ticket is merged, nothing is left running
     expect(d.ticketRow(t.key).merged_at).toBeTruthy();
-    expect(comments(d, t.key).filter((c) => c.type === 'merge').at(-1).body).toContain('feature.txt');
+    expect(
+      comments(d, t.key)
+        .filter((c) => c.type === 'merge')
+        .at(-1).body,
+    ).toContain('feature.txt');
     expect(head(repo)).not.toBe(before);
     expect(fs.readFileSync(path.join(repo, 'feature.txt'), 'utf8')).toBe('feature\n');
     expect([porcelain(repo), mergeHeadExists(repo)]).toEqual(['', false]);

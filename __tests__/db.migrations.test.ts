@@ -15,11 +15,17 @@ describe('migrations', () => {
     expect(migrate(db)).toEqual(migrations.map((m) => m.version).sort((a, b) => a - b));
     seed(db);
     expect(schemaVersion(db)).toBe(LATEST_VERSION);
-    expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual(['content', 'personal', 'research', 'software-dev', 'vps-maintenance']);
-    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(BUILTIN_AGENT_TYPES.length);
-    expect(db.prepare(`SELECT column_id FROM project_type_columns WHERE project_type_id = 'software-dev' ORDER BY position`).pluck().all()).toEqual([
-      'human', 'coding-agent', 'code-reviewer', 'security-reviewer', 'done',
+    expect(db.prepare('SELECT id FROM project_types ORDER BY id').pluck().all()).toEqual([
+      'content',
+      'personal',
+      'research',
+      'software-dev',
+      'vps-maintenance',
     ]);
+    expect(db.prepare('SELECT COUNT(*) FROM agent_types').pluck().get()).toBe(BUILTIN_AGENT_TYPES.length);
+    expect(
+      db.prepare(`SELECT column_id FROM project_type_columns WHERE project_type_id = 'software-dev' ORDER BY position`).pluck().all(),
+    ).toEqual(['human', 'coding-agent', 'code-reviewer', 'security-reviewer', 'done']);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     db.close();
@@ -58,15 +64,19 @@ describe('migrations', () => {
 
   test('migration 11: built-ins that edit files get the flag, as a fresh seed gives it; a user type and the projects keep their defaults', () => {
     const old = openDb(path.join(tempDir(), 'tasks.db'));
-    migrate(old, migrations.filter((m) => m.version < 11));
-    const insert = old.prepare(
-      `INSERT INTO agent_types (id, name, model, builtin, created_at, updated_at) VALUES (?, ?, 'opus', ?, 0, 0)`,
+    migrate(
+      old,
+      migrations.filter((m) => m.version < 11),
     );
+    const insert = old.prepare(`INSERT INTO agent_types (id, name, model, builtin, created_at, updated_at) VALUES (?, ?, 'opus', ?, 0, 0)`);
     for (const a of BUILTIN_AGENT_TYPES) insert.run(a.id, a.name, 1);
     insert.run('mine', 'Mine', 0);
-    old.prepare(`INSERT INTO projects (name, path, abbreviation, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'active', 0, 0)`).run();
+    old
+      .prepare(`INSERT INTO projects (name, path, abbreviation, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'active', 0, 0)`)
+      .run();
     expect(migrate(old)).toContain(11);
-    const flagged = (db: ReturnType<typeof openDb>) => db.prepare(`SELECT id FROM agent_types WHERE edits_working_tree = 1 ORDER BY id`).pluck().all();
+    const flagged = (db: ReturnType<typeof openDb>) =>
+      db.prepare(`SELECT id FROM agent_types WHERE edits_working_tree = 1 ORDER BY id`).pluck().all();
     expect(flagged(old)).toEqual(['coding-agent', 'deployer', 'editor', 'merge-resolver', 'sysadmin', 'writer']);
     expect(old.prepare(`SELECT parallel_coding FROM projects`).pluck().get()).toBeNull();
     const fresh = openDb(path.join(tempDir(), 'tasks.db'));
@@ -124,11 +134,20 @@ describe('migrations', () => {
 
   test('who parked a ticket in human: filled in from the history by version 12, then kept by every move into human', () => {
     const db = openDb(path.join(tempDir(), 'tasks.db'));
-    migrate(db, migrations.filter((m) => m.version < 12));
+    migrate(
+      db,
+      migrations.filter((m) => m.version < 12),
+    );
     seed(db);
-    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`).run();
-    const ticket = db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, ?, 't', ?, 'human', 0, 0, 0)`);
-    const comment = db.prepare(`INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, '', ?, ?, 0)`);
+    db.prepare(
+      `INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`,
+    ).run();
+    const ticket = db.prepare(
+      `INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, ?, 't', ?, 'human', 0, 0, 0)`,
+    );
+    const comment = db.prepare(
+      `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, '', ?, ?, 0)`,
+    );
     ticket.run(1, 'human'); // created there by the person, no history (filled in from created_by)
     ticket.run(2, 'human'); // parked by an agent
     comment.run(2, 'move', 'human', null, 'agent');
@@ -137,12 +156,19 @@ describe('migrations', () => {
     comment.run(3, 'move', 'agent:run-2', 'agent', 'human');
     comment.run(3, 'move', 'human', 'human', 'agent');
     comment.run(3, 'move', 'human', 'agent', 'human');
-    expect(migrate(db)).toEqual(migrations.filter((m) => m.version >= 12).map((m) => m.version).sort((a, b) => a - b));
+    expect(migrate(db)).toEqual(
+      migrations
+        .filter((m) => m.version >= 12)
+        .map((m) => m.version)
+        .sort((a, b) => a - b),
+    );
     const parkedBy = () => db.prepare(`SELECT parked_by FROM tickets ORDER BY number`).pluck().all();
     expect(parkedBy()).toEqual(['human', 'agent:run-1', 'human']);
     // written the way ticket.cjs and the removed-column note write it, not through lib/tickets.ts
     comment.run(1, 'move', 'agent:run-3', 'agent', 'human');
-    db.prepare(`INSERT INTO comments (ticket_id, type, author, body, to_column, created_at) VALUES (3, 'system', 'system', 'column removed', 'human', 0)`).run();
+    db.prepare(
+      `INSERT INTO comments (ticket_id, type, author, body, to_column, created_at) VALUES (3, 'system', 'system', 'column removed', 'human', 0)`,
+    ).run();
     comment.run(2, 'move', 'human', 'human', 'agent');
     expect(parkedBy()).toEqual(['agent:run-3', 'agent:run-1', 'system']);
     db.close();
@@ -153,8 +179,12 @@ describe('migrations', () => {
     const db = openDb(path.join(dir, 'tasks.db'));
     migrate(db);
     seed(db);
-    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`).run();
-    db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, 1, 't', 'human', 'me', 0, 0, 0)`).run();
+    db.prepare(
+      `INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', 'personal', 'active', 0, 0)`,
+    ).run();
+    db.prepare(
+      `INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at) VALUES (1, 1, 't', 'human', 'me', 0, 0, 0)`,
+    ).run();
     db.prepare(`INSERT INTO comments (ticket_id, type, author, body, created_at) VALUES (1, 'comment', 'me', 'hi', 0)`).run();
     expect(() => db.prepare(`UPDATE comments SET body = 'changed'`).run()).toThrow(/append-only/);
     expect(() => db.prepare(`DELETE FROM comments`).run()).toThrow(/append-only/);

@@ -28,27 +28,51 @@ test('through a running daemon: added, removed and returning folders', async () 
     };
     const folder = path.join(d.projectsRoot, 'garden');
     fs.mkdirSync(folder);
-    await until(() => statusOf('garden'), (s) => s === 'unregistered', 'the new folder');
+    await until(
+      () => statusOf('garden'),
+      (s) => s === 'unregistered',
+      'the new folder',
+    );
 
     expect((await d.api('POST', '/api/projects', { path: folder, type: 'personal', abbreviation: 'gdn' })).status).toBe(201);
     expect((await d.api('POST', '/api/tickets', { project: 'gdn', title: 'plant tomatoes' })).status).toBe(201);
 
     fs.rmSync(folder, { recursive: true });
-    await until(() => statusOf('garden'), (s) => s === 'missing', 'the vanished folder');
+    await until(
+      () => statusOf('garden'),
+      (s) => s === 'missing',
+      'the vanished folder',
+    );
     const kept = await d.api('GET', '/api/tickets/gdn-1');
     expect(kept.status).toBe(200);
     expect(kept.body.ticket.title).toBe('plant tomatoes');
 
     fs.mkdirSync(folder);
-    await until(() => statusOf('garden'), (s) => s === 'active', 'the returning folder');
+    await until(
+      () => statusOf('garden'),
+      (s) => s === 'active',
+      'the returning folder',
+    );
 
     // an unregistered folder that vanishes and returns comes back unregistered
     fs.mkdirSync(path.join(d.projectsRoot, 'scratch'));
-    await until(() => statusOf('scratch'), (s) => s === 'unregistered', 'scratch');
+    await until(
+      () => statusOf('scratch'),
+      (s) => s === 'unregistered',
+      'scratch',
+    );
     fs.rmSync(path.join(d.projectsRoot, 'scratch'), { recursive: true });
-    await until(() => statusOf('scratch'), (s) => s === 'missing', 'scratch gone');
+    await until(
+      () => statusOf('scratch'),
+      (s) => s === 'missing',
+      'scratch gone',
+    );
     fs.mkdirSync(path.join(d.projectsRoot, 'scratch'));
-    await until(() => statusOf('scratch'), (s) => s === 'unregistered', 'scratch back');
+    await until(
+      () => statusOf('scratch'),
+      (s) => s === 'unregistered',
+      'scratch back',
+    );
   } finally {
     expect(await d.stop()).toBe(0);
   }
@@ -58,14 +82,33 @@ test('a projects root that does not exist yet is picked up by the periodic re-sc
   const h = makeTestHome();
   const root = path.join(h.root, 'later');
   const changes: string[][] = [];
-  const watcher = watchProjects({ db: h.db, root, excluded: [h.paths.home], logger: createLogger({ console: false }), rescanMs: 200, debounceMs: 50, onChange: (r) => changes.push(r.added) });
+  const watcher = watchProjects({
+    db: h.db,
+    root,
+    excluded: [h.paths.home],
+    logger: createLogger({ console: false }),
+    rescanMs: 200,
+    debounceMs: 50,
+    onChange: (r) => changes.push(r.added),
+  });
   try {
     expect(listProjects(h.db)).toEqual([]);
     fs.mkdirSync(path.join(root, 'one'), { recursive: true });
-    await until(() => listProjects(h.db).map((p) => p.name), (names) => names.includes('one'), 'the first folder');
+    await until(
+      () => listProjects(h.db).map((p) => p.name),
+      (names) => names.includes('one'),
+      'the first folder',
+    );
     fs.mkdirSync(path.join(root, 'two'));
     fs.mkdirSync(path.join(root, '.hidden'));
-    await until(() => listProjects(h.db).map((p) => p.name).sort(), (names) => names.join() === 'one,two', 'the second folder');
+    await until(
+      () =>
+        listProjects(h.db)
+          .map((p) => p.name)
+          .sort(),
+      (names) => names.join() === 'one,two',
+      'the second folder',
+    );
     expect(changes.flat()).toEqual([path.join(root, 'one'), path.join(root, 'two')]);
     // running it again changes nothing
     expect(watcher.scan()).toEqual({ added: [], missing: [], returned: [] });

@@ -33,9 +33,9 @@ afterEach(async () => {
   h.cleanup();
 });
 
-const row = (id: string) => h.db.prepare(`SELECT status, availableAt, numRunsLeft FROM tasks WHERE id = ?`).get(Number(id)) as
-  | { status: string; availableAt: number | null; numRunsLeft: number }
-  | undefined;
+const row = (id: string) =>
+  h.db.prepare(`SELECT status, availableAt, numRunsLeft FROM tasks WHERE id = ?`).get(Number(id)) as
+    { status: string; availableAt: number | null; numRunsLeft: number } | undefined;
 const SECOND = 1000;
 
 /** Enqueues a scan job; `id` as the inspector shows it. */
@@ -67,7 +67,7 @@ describe('the sqlite backend: claim and finish', () => {
     const job = (await enqueueScan({ projectId: 1, wakeSeq: 0 }))!;
     const first = (await claimAt(clock))!;
     expect([first.id, first.attempt, row(job.id)!.status]).toEqual([job.id, 1, 'running']);
-    expect((await claimAt(clock + 59 * SECOND))).toBeNull();
+    expect(await claimAt(clock + 59 * SECOND)).toBeNull();
     // the lease is kept in whole seconds: it has surely run out a second after its 60 s
     const again = (await claimAt(clock + 62 * SECOND))!;
     expect([again.id, again.attempt]).toEqual([job.id, 2]);
@@ -85,14 +85,14 @@ describe('the sqlite backend: claim and finish', () => {
       expect(claimed.attempt).toBe(attempt);
       await finishAt(claimed, { outcome: 'retry', error: 'not yet', retryAt: clock + 5 * SECOND }, clock);
       expect(row(job.id)).toMatchObject({ status: 'pending_retry', availableAt: clock + 5 * SECOND });
-      expect((await claimAt(clock + 5 * SECOND - 1))).toBeNull();
+      expect(await claimAt(clock + 5 * SECOND - 1)).toBeNull();
       clock += 5 * SECOND;
     }
     const last = (await claimAt(clock))!;
     expect([last.attempt, last.final]).toEqual([max, true]);
     await finishAt(last, { outcome: 'failed', error: 'gave up' }, clock);
     expect(row(job.id)!.status).toBe('failed');
-    expect((await claimAt(clock + 3600 * SECOND))).toBeNull();
+    expect(await claimAt(clock + 3600 * SECOND)).toBeNull();
 
     const done = (await enqueueScan({ projectId: 2, wakeSeq: 0 }))!;
     await finishAt((await claimAt(clock))!, { outcome: 'completed' }, clock);

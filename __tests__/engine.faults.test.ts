@@ -8,11 +8,15 @@ import Database from 'better-sqlite3';
 import { repoRoot } from './helpers/daemon.js';
 import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor } from './helpers/engine.js';
 
-
 test('caps hold with 50 tickets across 5 projects, and every ticket gets done', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_global: 4, max_concurrent_per_project: 2 } } });
   try {
-    const script = { researcher: [{ do: 'sleep', ms: 150 }, { do: 'move', to: 'done' }] };
+    const script = {
+      researcher: [
+        { do: 'sleep', ms: 150 },
+        { do: 'move', to: 'done' },
+      ],
+    };
     const keys: string[] = [];
     for (let p = 0; p < 5; p++) {
       await d.project(`lab${p}`, 'research', `lab${p}`);
@@ -25,11 +29,22 @@ test('caps hold with 50 tickets across 5 projects, and every ticket gets done', 
     expect(runs.every((r) => r.status === 'success')).toBe(true);
     expect(maxOverlap(runs)).toBeLessThanOrEqual(4);
     expect(maxOverlap(runs)).toBeGreaterThanOrEqual(2); // it did run in parallel
-    for (const pid of new Set(runs.map((r) => r.project_id))) expect(maxOverlap(runs.filter((r) => r.project_id === pid))).toBeLessThanOrEqual(2);
+    for (const pid of new Set(runs.map((r) => r.project_id)))
+      expect(maxOverlap(runs.filter((r) => r.project_id === pid))).toBeLessThanOrEqual(2);
     // raising the cap in settings takes effect without a restart
     expect((await d.api('PATCH', '/api/config', { agents: { max_concurrent_global: 6, max_concurrent_per_project: 6 } })).status).toBe(200);
     const more: string[] = [];
-    for (let i = 0; i < 12; i++) more.push((await d.ticket('lab0', 'researcher', { researcher: [{ do: 'sleep', ms: 400 }, { do: 'move', to: 'done' }] })).key);
+    for (let i = 0; i < 12; i++)
+      more.push(
+        (
+          await d.ticket('lab0', 'researcher', {
+            researcher: [
+              { do: 'sleep', ms: 400 },
+              { do: 'move', to: 'done' },
+            ],
+          })
+        ).key,
+      );
     await waitFor('more done', () => more.every((k) => d.ticketRow(k).column_id === 'done'), 60_000, 200);
     await waitFor('runs finalized', () => d.runs().every((r) => r.ended_at !== null));
     const later = d.runs().slice(50);
@@ -44,7 +59,12 @@ test('with parallel coding off a project runs one coding agent at a time', async
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_per_project: 3, parallel_coding: false } } });
   try {
     await d.project('app', 'software-dev', 'app');
-    const script = { 'coding-agent': [{ do: 'sleep', ms: 200 }, { do: 'move', to: 'human' }] };
+    const script = {
+      'coding-agent': [
+        { do: 'sleep', ms: 200 },
+        { do: 'move', to: 'human' },
+      ],
+    };
     const keys = [];
     for (let i = 0; i < 4; i++) keys.push((await d.ticket('app', 'coding-agent', script)).key);
     await waitFor('all back', () => keys.every((k) => d.ticketRow(k).column_id === 'human'), 60_000);
@@ -56,16 +76,22 @@ test('with parallel coding off a project runs one coding agent at a time', async
 });
 
 test('an empty heartbeat doubles its interval up to the cap, and work resets it', async () => {
-  const d = await startEngineDaemon({ config: { heartbeat: { base_interval_seconds: 1, max_interval_seconds: 4, backoff_multiplier: 2 } } });
+  const d = await startEngineDaemon({
+    config: { heartbeat: { base_interval_seconds: 1, max_interval_seconds: 4, backoff_multiplier: 2 } },
+  });
   try {
     const project = await d.project('quiet', 'research', 'qt');
     const hb = () => d.db().prepare(`SELECT * FROM heartbeats WHERE project_id = ?`).get(project.id) as any;
     const seen = new Set<number>();
-    await waitFor('backoff to the cap', () => {
-      const h = hb();
-      if (h.last_check_at) seen.add(h.interval_seconds);
-      return h.interval_seconds === 4 && h.empty_streak >= 2;
-    }, 20_000);
+    await waitFor(
+      'backoff to the cap',
+      () => {
+        const h = hb();
+        if (h.last_check_at) seen.add(h.interval_seconds);
+        return h.interval_seconds === 4 && h.empty_streak >= 2;
+      },
+      20_000,
+    );
     expect([...seen].sort()).toEqual([2, 4]);
     expect(hb().next_check_at - hb().last_check_at).toBe(4000);
     await d.ticket('qt', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
@@ -76,7 +102,9 @@ test('an empty heartbeat doubles its interval up to the cap, and work resets it'
 });
 
 test('a wake starts the agent at once, long before the next heartbeat', async () => {
-  const d = await startEngineDaemon({ config: { heartbeat: { base_interval_seconds: 3600, max_interval_seconds: 86400, backoff_multiplier: 2 } } });
+  const d = await startEngineDaemon({
+    config: { heartbeat: { base_interval_seconds: 3600, max_interval_seconds: 86400, backoff_multiplier: 2 } },
+  });
   try {
     await d.project('fast', 'research', 'fs');
     // let the first scan run so the next heartbeat is an hour away
@@ -84,7 +112,8 @@ test('a wake starts the agent at once, long before the next heartbeat', async ()
     const t = await d.ticket('fs', 'researcher', { researcher: [{ do: 'move', to: 'done' }] });
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done', 10_000);
     // a person's move through the dispatch CLI (another process) wakes it through the API
-    const heartbeat = () => d.db().prepare(`SELECT next_check_at, wake_seq FROM heartbeats`).get() as { next_check_at: number; wake_seq: number };
+    const heartbeat = () =>
+      d.db().prepare(`SELECT next_check_at, wake_seq FROM heartbeats`).get() as { next_check_at: number; wake_seq: number };
     // the done move's ping and the run's end each make a scan; once they are through, the next
     // heartbeat is an hour away
     const before = await waitFor('the next heartbeat an hour away', () => {
@@ -169,7 +198,12 @@ test('agents get only the allowlisted environment, plus DISPATCH_* and the auth 
   });
   try {
     await d.project('envs', 'research', 'ev');
-    const t = await d.ticket('ev', 'researcher', { researcher: [{ do: 'env', file: envFile }, { do: 'move', to: 'done' }] });
+    const t = await d.ticket('ev', 'researcher', {
+      researcher: [
+        { do: 'env', file: envFile },
+        { do: 'move', to: 'done' },
+      ],
+    });
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done');
     const env = JSON.parse(fs.readFileSync(envFile, 'utf8'));
     expect(env.ANTHROPIC_API_KEY).toBeUndefined(); // oauth: the daemon's key must not leak
@@ -177,13 +211,36 @@ test('agents get only the allowlisted environment, plus DISPATCH_* and the auth 
     expect(env.GITHUB_TOKEN).toBeUndefined();
     expect(env.HOME).toBe(d.env.HOME);
     expect(env.IS_SANDBOX).toBe('1');
-    expect(env).toMatchObject({ DISPATCH_TICKET_ID: t.key, DISPATCH_PROJECT_ID: 'ev', DISPATCH_AGENT_TYPE: 'researcher', DISPATCH_PORT: String(d.port) });
+    expect(env).toMatchObject({
+      DISPATCH_TICKET_ID: t.key,
+      DISPATCH_PROJECT_ID: 'ev',
+      DISPATCH_AGENT_TYPE: 'researcher',
+      DISPATCH_PORT: String(d.port),
+    });
     expect(env.DISPATCH_AUTHOR).toBeUndefined(); // the author comes from the run DISPATCH_RUN_SECRET proves
     expect(env.DISPATCH_RUN_ID).toBe(d.runs(t.key)[0].id);
     expect(env.DISPATCH_RUN_SECRET).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(env.DISPATCH_DB_PATH).toBe(path.join(d.home, 'tasks.db'));
     expect(env.PATH.split(':')[0]).toMatch(/bin\/agent-path$/);
-    const allowed = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'CLAUDE_CONFIG_DIR', 'XDG_CONFIG_HOME', 'IS_SANDBOX', 'PWD', 'SHLVL', '_', 'OLDPWD']);
+    const allowed = new Set([
+      'PATH',
+      'HOME',
+      'USER',
+      'LOGNAME',
+      'LANG',
+      'LC_ALL',
+      'TERM',
+      'SHELL',
+      'TMPDIR',
+      'TZ',
+      'CLAUDE_CONFIG_DIR',
+      'XDG_CONFIG_HOME',
+      'IS_SANDBOX',
+      'PWD',
+      'SHLVL',
+      '_',
+      'OLDPWD',
+    ]);
     for (const k of Object.keys(env)) if (!k.startsWith('DISPATCH_')) expect(allowed.has(k) ? k : `unexpected ${k}`).toBe(k);
     // the api_key method passes the configured key, and only that one
     expect((await d.api('PATCH', '/api/config', { ai: { auth_method: 'api_key', api_key: 'sk-configured' } })).status).toBe(200);
@@ -196,7 +253,10 @@ test('agents get only the allowlisted environment, plus DISPATCH_* and the auth 
 });
 
 test('a missing agent binary or prompt fails the run with a clear message, is not retried, and pauses new runs', async () => {
-  const d = await startEngineDaemon({ env: { DISPATCH_CLAUDE_BIN: '/nonexistent/claude' }, config: { agents: { circuit_breaker_max_runs: 5 } } });
+  const d = await startEngineDaemon({
+    env: { DISPATCH_CLAUDE_BIN: '/nonexistent/claude' },
+    config: { agents: { circuit_breaker_max_runs: 5 } },
+  });
   try {
     await d.project('broken', 'research', 'br');
     const t = await d.ticket('br', 'researcher', undefined);
@@ -205,7 +265,10 @@ test('a missing agent binary or prompt fails the run with a clear message, is no
     expect(d.runs(t.key)[0].cause).toBe('config');
     // not the ticket's fault: it waits unclaimed in its column while new runs are paused
     expect(d.ticketRow(t.key)).toMatchObject({ column_id: 'researcher', claimed_by_run: null });
-    expect((await d.api('GET', '/api/health')).body.agent_cli_paused[0]).toMatchObject({ cause: 'config', fix: 'claude_binary /nonexistent/claude not found' });
+    expect((await d.api('GET', '/api/health')).body.agent_cli_paused[0]).toMatchObject({
+      cause: 'config',
+      fix: 'claude_binary /nonexistent/claude not found',
+    });
     expect((await d.api('POST', `/api/tickets/${t.key}/move`, { column: 'human' })).status).toBe(200);
     fs.rmSync(path.join(d.home, 'prompts', 'writer.md'));
     await d.project('words', 'content', 'wd');
@@ -229,11 +292,30 @@ test('kill -9 of the daemon while three agents run: restart adopts them and fina
   try {
     for (let p = 0; p < 3; p++) {
       await d.project(`crash${p}`, 'research', `cr${p}`);
-      keys.push((await d.ticket(`cr${p}`, 'researcher', { researcher: [{ do: 'sleep', ms: 5000 }, { do: 'move', to: 'done' }] })).key);
+      keys.push(
+        (
+          await d.ticket(`cr${p}`, 'researcher', {
+            researcher: [
+              { do: 'sleep', ms: 5000 },
+              { do: 'move', to: 'done' },
+            ],
+          })
+        ).key,
+      );
     }
     // a fourth ticket whose agent will die while the daemon is down
     await d.project('crash3', 'research', 'cr3');
-    const dead = (await d.ticket('cr3', 'researcher', { researcher: [[{ do: 'sleep', ms: 1500 }, { do: 'crash', code: 9 }], [{ do: 'move', to: 'done' }]] })).key;
+    const dead = (
+      await d.ticket('cr3', 'researcher', {
+        researcher: [
+          [
+            { do: 'sleep', ms: 1500 },
+            { do: 'crash', code: 9 },
+          ],
+          [{ do: 'move', to: 'done' }],
+        ],
+      })
+    ).key;
     await waitFor('4 running', () => d.runs().filter((r) => r.status === 'running').length === 4);
     const pids = d.runs().map((r) => r.pid);
     await d.stop('SIGKILL');
@@ -251,7 +333,11 @@ test('kill -9 of the daemon while three agents run: restart adopts them and fina
     expect(d.runs(dead)[0].error).toMatch(/ended while the daemon was down/);
     const finals = d.db().prepare(`SELECT COUNT(*) AS n FROM comments WHERE type = 'claim'`).get() as { n: number };
     expect(finals.n).toBe(5);
-    await waitFor('no agent-run job left running', () => (d.db().prepare(`SELECT COUNT(*) AS n FROM tasks WHERE queue = 'agent-run' AND status = 'running'`).get() as { n: number }).n === 0);
+    await waitFor(
+      'no agent-run job left running',
+      () =>
+        (d.db().prepare(`SELECT COUNT(*) AS n FROM tasks WHERE queue = 'agent-run' AND status = 'running'`).get() as { n: number }).n === 0,
+    );
   } finally {
     await d.stop();
   }
@@ -267,7 +353,12 @@ test('SIGTERM stops the daemon gracefully, leaves agents running, and the next d
   const root = d.root;
   try {
     await d.project('calm', 'research', 'cm');
-    const t = await d.ticket('cm', 'researcher', { researcher: [{ do: 'sleep', ms: 3000 }, { do: 'move', to: 'done' }] });
+    const t = await d.ticket('cm', 'researcher', {
+      researcher: [
+        { do: 'sleep', ms: 3000 },
+        { do: 'move', to: 'done' },
+      ],
+    });
     const run = await waitFor('running', () => d.runs(t.key).find((r) => r.status === 'running'));
     expect(await d.stop('SIGTERM')).toBe(0);
     expect(fs.existsSync(path.join(d.home, 'daemon.pid'))).toBe(false);

@@ -4,7 +4,10 @@
 import { comments, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 
 const FLOW = {
-  'coding-agent': [{ do: 'comment', type: 'journal', body: 'implemented it' }, { do: 'move', to: 'code-reviewer' }],
+  'coding-agent': [
+    { do: 'comment', type: 'journal', body: 'implemented it' },
+    { do: 'move', to: 'code-reviewer' },
+  ],
   'code-reviewer': [{ do: 'move', to: 'security-reviewer', comment: 'looks right' }],
   'security-reviewer': [{ do: 'move', to: 'done', comment: 'no issues' }],
 };
@@ -34,7 +37,9 @@ describe('engine pipeline', () => {
       expect(r.cost_usd).toBeGreaterThan(0);
       expect(r.transcript_path).toContain(`${r.id}.log`);
     }
-    const moves = comments(d, t.key).filter((c) => c.type === 'move').map((c) => [c.from_column, c.to_column, c.author.split(':')[0]]);
+    const moves = comments(d, t.key)
+      .filter((c) => c.type === 'move')
+      .map((c) => [c.from_column, c.to_column, c.author.split(':')[0]]);
     expect(moves).toEqual([
       [null, 'coding-agent', 'human'],
       ['coding-agent', 'code-reviewer', 'coding-agent'],
@@ -47,9 +52,18 @@ describe('engine pipeline', () => {
 
   test('a reviewer sends the ticket back with a finding and it returns', async () => {
     const script = {
-      'coding-agent': [[{ do: 'move', to: 'code-reviewer' }], [{ do: 'comment', type: 'journal', body: 'fixed the finding' }, { do: 'move', to: 'code-reviewer' }]],
+      'coding-agent': [
+        [{ do: 'move', to: 'code-reviewer' }],
+        [
+          { do: 'comment', type: 'journal', body: 'fixed the finding' },
+          { do: 'move', to: 'code-reviewer' },
+        ],
+      ],
       'code-reviewer': [
-        [{ do: 'finding', severity: 'high', title: 'SQL built by string concatenation', body: 'use parameters' }, { do: 'move', to: 'coding-agent', comment: 'see finding' }],
+        [
+          { do: 'finding', severity: 'high', title: 'SQL built by string concatenation', body: 'use parameters' },
+          { do: 'move', to: 'coding-agent', comment: 'see finding' },
+        ],
         [{ do: 'move', to: 'security-reviewer' }],
       ],
       'security-reviewer': [{ do: 'move', to: 'done' }],
@@ -57,9 +71,19 @@ describe('engine pipeline', () => {
     const t = await d.ticket('sh', 'coding-agent', script, 'invoice export');
     await waitFor('done', () => d.ticketRow(t.key).column_id === 'done');
     await waitFor('runs finalized', () => d.runs(t.key).every((r) => r.status === 'success'));
-    expect(d.runs(t.key).map((r) => r.agent_type_id)).toEqual(['coding-agent', 'code-reviewer', 'coding-agent', 'code-reviewer', 'security-reviewer']);
+    expect(d.runs(t.key).map((r) => r.agent_type_id)).toEqual([
+      'coding-agent',
+      'code-reviewer',
+      'coding-agent',
+      'code-reviewer',
+      'security-reviewer',
+    ]);
     const finding = comments(d, t.key).find((c) => c.type === 'finding');
-    expect(finding).toMatchObject({ severity: 'high', title: 'SQL built by string concatenation', author: expect.stringMatching(/^code-reviewer:/) });
+    expect(finding).toMatchObject({
+      severity: 'high',
+      title: 'SQL built by string concatenation',
+      author: expect.stringMatching(/^code-reviewer:/),
+    });
   });
 
   test('an agent that never moves its ticket trips the circuit breaker into human', async () => {
@@ -68,7 +92,9 @@ describe('engine pipeline', () => {
     const runs = d.runs(t.key);
     expect(runs).toHaveLength(3);
     expect(runs.every((r) => r.status === 'success')).toBe(true);
-    const last = comments(d, t.key).filter((c) => c.type === 'move').at(-1);
+    const last = comments(d, t.key)
+      .filter((c) => c.type === 'move')
+      .at(-1);
     expect(last).toMatchObject({ to_column: 'human', author: 'system' });
     expect(last.body).toMatch(/Circuit breaker: code-reviewer ran 3 times/);
     expect(d.ticketRow(t.key).claimed_by_run).toBeNull();
@@ -94,7 +120,12 @@ describe('engine pipeline', () => {
   test('an agent that crashes without a result is a failed run with its exit code', async () => {
     await d.api('PATCH', '/api/agent-types/researcher', { max_retries: 0 });
     await d.project('notes', 'research', 'nt');
-    const t = await d.ticket('nt', 'researcher', { researcher: [{ do: 'garbage', bytes: 5000 }, { do: 'crash', code: 7 }] });
+    const t = await d.ticket('nt', 'researcher', {
+      researcher: [
+        { do: 'garbage', bytes: 5000 },
+        { do: 'crash', code: 7 },
+      ],
+    });
     await waitFor('human', () => d.ticketRow(t.key).column_id === 'human');
     const [run] = d.runs(t.key);
     expect(run).toMatchObject({ status: 'failed', exit_code: 7, error: 'exited with code 7 and no result' });

@@ -14,7 +14,10 @@ import { openSqliteBackend } from '../lib/queue/sqlite.js';
 import { openRedisBackend } from '../lib/queue/redis.js';
 
 const FLOW = {
-  'coding-agent': [{ do: 'comment', type: 'journal', body: 'implemented it' }, { do: 'move', to: 'code-reviewer' }],
+  'coding-agent': [
+    { do: 'comment', type: 'journal', body: 'implemented it' },
+    { do: 'move', to: 'code-reviewer' },
+  ],
   'code-reviewer': [{ do: 'move', to: 'security-reviewer', comment: 'looks right' }],
   'security-reviewer': [{ do: 'move', to: 'done', comment: 'no issues' }],
 };
@@ -49,7 +52,9 @@ describe('engine on the redis backend', () => {
     }[];
     expect(events.map((e) => e.job_id)).toEqual(runs.map((r) => `agent-run.k.run.${r.id}`));
     expect(events.every((e) => e.outcome === 'completed')).toBe(true);
-    const scans = d.db().prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND job_id LIKE 'scan.%'`).get() as { n: number };
+    const scans = d.db().prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND job_id LIKE 'scan.%'`).get() as {
+      n: number;
+    };
     expect(scans.n).toBeGreaterThan(0);
     // nothing went through the embedded queue
     expect((d.db().prepare(`SELECT COUNT(*) AS n FROM tasks`).get() as { n: number }).n).toBe(0);

@@ -24,7 +24,17 @@ beforeAll(async () => {
   createTicket(h.store, { project: 'al', title: 'target', createdBy: 'human' });
   const config = new ConfigStore(h.paths.config, {});
   const health = new HealthMonitor({ config, home: h.paths.home, logger: createLogger({ console: false }) }); // not started: no checks run
-  server = http.createServer(createApp({ store: h.store, config, paths: h.paths, engine: { wake: () => {}, killRun: async () => false }, health, version: 'test', startedAt: Date.now() }));
+  server = http.createServer(
+    createApp({
+      store: h.store,
+      config,
+      paths: h.paths,
+      engine: { wake: () => {}, killRun: async () => false },
+      health,
+      version: 'test',
+      startedAt: Date.now(),
+    }),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -35,9 +45,27 @@ afterAll(async () => {
 
 const nasty = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 300 }),
-  fc.constantFrom("'); DROP TABLE tickets; --", '<script>alert(1)</script>', '../../etc/passwd', '\u0000\u0001\u001b[2J', '\uD800', 'a'.repeat(600), '{{ 7*7 }}', '%00', '\r\nSet-Cookie: x=1'),
+  fc.constantFrom(
+    "'); DROP TABLE tickets; --",
+    '<script>alert(1)</script>',
+    '../../etc/passwd',
+    '\u0000\u0001\u001b[2J',
+    '\uD800',
+    'a'.repeat(600),
+    '{{ 7*7 }}',
+    '%00',
+    '\r\nSet-Cookie: x=1',
+  ),
 );
-const jsonValue = fc.oneof(nasty, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(nasty, { maxLength: 3 }), fc.dictionary(nasty, nasty, { maxKeys: 3 }));
+const jsonValue = fc.oneof(
+  nasty,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(nasty, { maxLength: 3 }),
+  fc.dictionary(nasty, nasty, { maxKeys: 3 }),
+);
 
 async function send(method: string, path: string, body: string, contentType = 'application/json') {
   const res = await fetch(base + path, { method, headers: { 'content-type': contentType }, body });
@@ -73,8 +101,20 @@ describe('API under arbitrary input', () => {
   test('raw bytes, wrong types and path junk never produce a 5xx', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom('/api/tickets', '/api/projects', '/api/tickets/al-1/comments', '/api/tickets/al-1/move', '/api/tickets/al-1/findings', '/api/agent-types', '/api/project-types', '/api/config'),
-        fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), jsonValue.map((v) => JSON.stringify(v))),
+        fc.constantFrom(
+          '/api/tickets',
+          '/api/projects',
+          '/api/tickets/al-1/comments',
+          '/api/tickets/al-1/move',
+          '/api/tickets/al-1/findings',
+          '/api/agent-types',
+          '/api/project-types',
+          '/api/config',
+        ),
+        fc.oneof(
+          fc.string({ unit: 'binary', maxLength: 200 }),
+          jsonValue.map((v) => JSON.stringify(v)),
+        ),
         fc.constantFrom('POST', 'PATCH', 'PUT'),
         async (path, body, method) => {
           const r = await send(method, path, body);

@@ -28,7 +28,9 @@ beforeEach(() => {
 function installSlowHook(): void {
   const hook = path.join(p.path, '.git', 'hooks', 'pre-commit');
   fs.mkdirSync(path.dirname(hook), { recursive: true });
-  fs.writeFileSync(hook, `#!/bin/sh\ntouch '${marker}'\ni=0\nwhile [ ! -f '${go}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n`, { mode: 0o755 });
+  fs.writeFileSync(hook, `#!/bin/sh\ntouch '${marker}'\ni=0\nwhile [ ! -f '${go}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n`, {
+    mode: 0o755,
+  });
 }
 afterEach(() => {
   fs.writeFileSync(go, '');
@@ -54,7 +56,11 @@ function startMergeProcess(ticketId: number, detached: boolean): ChildProcess {
     const paths = pathsFor(process.argv[1]);
     const result = await mergeTicket({ store: createStore(openDb(paths.db)), paths, ticketId: Number(process.argv[2]) });
     console.log(JSON.stringify(result));`;
-  return spawn(process.execPath, ['--input-type=module', '-e', script, h.paths.home, String(ticketId)], { detached, stdio: 'ignore', env: process.env });
+  return spawn(process.execPath, ['--input-type=module', '-e', script, h.paths.home, String(ticketId)], {
+    detached,
+    stdio: 'ignore',
+    env: process.env,
+  });
 }
 
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -65,7 +71,8 @@ async function until(what: string, check: () => boolean): Promise<void> {
   }
 }
 
-const exited = (child: ChildProcess) => new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
 
 test('the daemon and its git killed with SIGKILL mid-merge: the next run aborts the dead merge and merges cleanly', async () => {
   const id = await finishedTicket();
@@ -118,7 +125,8 @@ test('the daemon killed with SIGKILL while git finishes the merge on its own: th
   expect(porcelain(p.path)).toBe('');
 });
 
-const raceTitle = 'the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human';
+const raceTitle =
+  'the daemon killed with SIGKILL mid-hook and its merge re-run while the orphaned git still commits: the merge is recorded, never sent to human';
 test(raceTitle, async () => {
   const { id, before } = await killedInCommitHook();
   // the orphaned `git commit` still sits in the hook, holding index.lock, when the restarted daemon merges again
@@ -126,18 +134,27 @@ test(raceTitle, async () => {
   expect(mergeHeadExists(p.path)).toBe(true);
   const rerun = mergeTicket({ store: h.store, paths: h.paths, ticketId: id });
   // give a re-run that does not wait for the orphan the time to reach the hook itself (then both commits race)
-  await until('the re-run to reach the hook, or 3 s', (() => {
-    const deadline = Date.now() + 3000;
-    return () => fs.existsSync(marker) || Date.now() > deadline;
-  })());
+  await until(
+    'the re-run to reach the hook, or 3 s',
+    (() => {
+      const deadline = Date.now() + 3000;
+      return () => fs.existsSync(marker) || Date.now() > deadline;
+    })(),
+  );
   fs.writeFileSync(go, '');
   const r = await rerun;
   const mergeCommit = head(p.path);
   expect(r).toMatchObject({ status: 'already-merged', commit: mergeCommit, files: ['feature.txt'] });
-  expect(sh(p.path, ['rev-list', '--merges', `${before}..main`]).trim().split('\n')).toEqual([mergeCommit]);
+  expect(
+    sh(p.path, ['rev-list', '--merges', `${before}..main`])
+      .trim()
+      .split('\n'),
+  ).toEqual([mergeCommit]);
   expect(getMergeRecord(h.db, id).merge_commit).toBe(mergeCommit);
   expect(requireTicket(h.db, id)).toMatchObject({ column_id: 'done', worktree_path: null });
-  const mergeComments = getThread(h.db, id).filter((c) => c.type === 'merge').map((c) => c.body);
+  const mergeComments = getThread(h.db, id)
+    .filter((c) => c.type === 'merge')
+    .map((c) => c.body);
   expect(mergeComments).toEqual([expect.stringMatching(new RegExp(`^Merged ticket/ap-1 into main as ${mergeCommit}`))]);
   expect(mergeHeadExists(p.path)).toBe(false);
   expect(porcelain(p.path)).toBe('');

@@ -85,11 +85,20 @@ describe('migration 3', () => {
     const db = openDb(path.join(dir, 'tasks.db'));
     db.exec(migrations[0]!.sql);
     db.pragma('user_version = 1');
-    db.prepare(`INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', NULL, 'active', 0, 0)`).run();
-    db.prepare(`INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at, branch) VALUES (1, 1, 't', 'done', 'me', 0, 0, 0, 'ticket/p-1')`).run();
+    db.prepare(
+      `INSERT INTO projects (name, path, abbreviation, project_type_id, status, created_at, updated_at) VALUES ('p', '/p', 'p', NULL, 'active', 0, 0)`,
+    ).run();
+    db.prepare(
+      `INSERT INTO tickets (project_id, number, title, column_id, created_by, created_at, updated_at, column_entered_at, branch) VALUES (1, 1, 't', 'done', 'me', 0, 0, 0, 'ticket/p-1')`,
+    ).run();
     expect(migrate(db)).toContain(3);
     expect(schemaVersion(db)).toBe(migrations.at(-1)!.version);
-    expect(db.prepare(`SELECT title, branch, merged_at, merge_commit FROM tickets`).get()).toEqual({ title: 't', branch: 'ticket/p-1', merged_at: null, merge_commit: null });
+    expect(db.prepare(`SELECT title, branch, merged_at, merge_commit FROM tickets`).get()).toEqual({
+      title: 't',
+      branch: 'ticket/p-1',
+      merged_at: null,
+      merge_commit: null,
+    });
     db.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -118,7 +127,13 @@ describe('GET /api/tickets/:ref/diff through the daemon', () => {
     const db = openDb(path.join(d.home, 'tasks.db'));
     try {
       const store = createStore(db);
-      const ws = await prepareWorkspace({ store, paths: pathsFor(d.home), projectId: reg.body.project.id, ticketId: withBranch.body.ticket.id, parallelCoding: true });
+      const ws = await prepareWorkspace({
+        store,
+        paths: pathsFor(d.home),
+        projectId: reg.body.project.id,
+        ticketId: withBranch.body.ticket.id,
+        parallelCoding: true,
+      });
       commitFile(ws.cwd, 'cart.ts', 'export const cart = [];\n', 'add cart');
     } finally {
       db.close();
@@ -126,7 +141,13 @@ describe('GET /api/tickets/:ref/diff through the daemon', () => {
 
     const res = await d.api('GET', '/api/tickets/sh-1/diff');
     expect(res.status).toBe(200);
-    expect(res.body.diff).toMatchObject({ branch: 'ticket/sh-1', main: 'main', base: head(folder), truncated: false, files: [{ path: 'cart.ts', status: 'A' }] });
+    expect(res.body.diff).toMatchObject({
+      branch: 'ticket/sh-1',
+      main: 'main',
+      base: head(folder),
+      truncated: false,
+      files: [{ path: 'cart.ts', status: 'A' }],
+    });
     expect(res.body.diff.stat).toContain('cart.ts');
     expect(res.body.diff.patch).toContain('+export const cart = [];');
 

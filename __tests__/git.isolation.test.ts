@@ -14,7 +14,8 @@ const IN_PLACE = 'agents commit on whatever branch the folder has checked out';
 const NOT_A_REPO = 'Not a git repository: agents work in the folder itself; there is no branch, diff or merge';
 const real = (p: string) => fs.realpathSync(p);
 /** The ticket is back in human and its agent has ended. */
-const settled = (key: string) => d.ticketRow(key).column_id === 'human' && d.runs(key).every((r) => r.status !== 'queued' && r.status !== 'running');
+const settled = (key: string) =>
+  d.ticketRow(key).column_id === 'human' && d.runs(key).every((r) => r.status !== 'queued' && r.status !== 'running');
 
 let d: EngineDaemon;
 beforeAll(async () => {
@@ -26,13 +27,31 @@ afterAll(async () => {
 });
 
 const live = (abbr: string) =>
-  (d.db().prepare(`SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.abbreviation = ? AND r.status IN ('queued', 'running')`).get(abbr) as { n: number }).n;
+  (
+    d
+      .db()
+      .prepare(
+        `SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.abbreviation = ? AND r.status IN ('queued', 'running')`,
+      )
+      .get(abbr) as { n: number }
+  ).n;
 const running = (abbr: string) =>
-  (d.db().prepare(`SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.abbreviation = ? AND r.status = 'running'`).get(abbr) as { n: number }).n;
+  (
+    d
+      .db()
+      .prepare(`SELECT COUNT(*) AS n FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.abbreviation = ? AND r.status = 'running'`)
+      .get(abbr) as { n: number }
+  ).n;
 
 /** Wakes the project and waits until a scan has looked at it since. */
 async function scanned(abbr: string): Promise<void> {
-  const last = () => (d.db().prepare(`SELECT h.last_check_at FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = ?`).get(abbr) as { last_check_at: number | null }).last_check_at ?? 0;
+  const last = () =>
+    (
+      d
+        .db()
+        .prepare(`SELECT h.last_check_at FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = ?`)
+        .get(abbr) as { last_check_at: number | null }
+    ).last_check_at ?? 0;
   const since = Date.now();
   expect((await d.api('POST', `/api/projects/${abbr}/wake`)).status).toBe(202);
   await waitFor(`a scan of ${abbr}`, () => last() >= since, 30_000);
@@ -41,7 +60,12 @@ async function scanned(abbr: string): Promise<void> {
 /** Files two tickets whose agents wait for one file, and says whether they ran one at a time. */
 async function twoAgents(abbr: string, column: string): Promise<{ together: boolean; keys: string[] }> {
   const go = path.join(d.root, `go-${abbr}`);
-  const script = { [column]: [{ do: 'wait', file: go }, { do: 'move', to: 'human' }] };
+  const script = {
+    [column]: [
+      { do: 'wait', file: go },
+      { do: 'move', to: 'human' },
+    ],
+  };
   const keys = [(await d.ticket(abbr, column, script, 'first')).key, (await d.ticket(abbr, column, script, 'second')).key];
   await waitFor('an agent at work', () => running(abbr) >= 1, 60_000);
   await scanned(abbr);
@@ -54,7 +78,7 @@ async function twoAgents(abbr: string, column: string): Promise<{ together: bool
   return { together, keys };
 }
 
-test('by default a git project\'s ticket is coded on ticket/<key> in its own worktree; the user\'s checkout, branch and files are untouched', async () => {
+test("by default a git project's ticket is coded on ticket/<key> in its own worktree; the user's checkout, branch and files are untouched", async () => {
   const repo = path.join(d.projectsRoot, 'shop');
   initRepo(repo);
   sh(repo, ['checkout', '-q', '-b', 'wip']);
@@ -62,7 +86,13 @@ test('by default a git project\'s ticket is coded on ticket/<key> in its own wor
   fs.writeFileSync(path.join(repo, 'draft.txt'), 'not saved yet\n');
   const before = { head: head(repo), status: porcelain(repo), branches: branches(repo) };
   await d.project('shop', 'software-dev', 'sh');
-  const flow = { 'coding-agent': [{ do: 'write', file: 'feature.txt', content: 'feature\n' }, { do: 'commit', message: 'add the feature' }, { do: 'move', to: 'human' }] };
+  const flow = {
+    'coding-agent': [
+      { do: 'write', file: 'feature.txt', content: 'feature\n' },
+      { do: 'commit', message: 'add the feature' },
+      { do: 'move', to: 'human' },
+    ],
+  };
   const t = await d.ticket('sh', 'coding-agent', flow, 'a feature');
   await waitFor('the agent done', () => settled(t.key), 60_000);
 
@@ -104,7 +134,13 @@ test('a project set to parallel coding off works in its folder on the branch it 
   const page = (await getPage(d, '/projects/nt')).html;
   expect(page).toContain(`Parallel coding: off: ${IN_PLACE}`);
 
-  const flow = { 'coding-agent': [{ do: 'write', file: 'notes.txt', content: 'notes\n' }, { do: 'commit', message: 'add notes' }, { do: 'move', to: 'human' }] };
+  const flow = {
+    'coding-agent': [
+      { do: 'write', file: 'notes.txt', content: 'notes\n' },
+      { do: 'commit', message: 'add notes' },
+      { do: 'move', to: 'human' },
+    ],
+  };
   const t = await d.ticket('nt', 'coding-agent', flow, 'notes');
   await waitFor('the agent done', () => settled(t.key), 60_000);
   const [run] = d.runs(t.key);
@@ -130,7 +166,11 @@ test('a project set to parallel coding off works in its folder on the branch it 
   expect((await d.api('GET', '/api/projects/nt')).body.project.parallel_coding).toBeNull();
   const form = await postForm(d, '/projects/nt/parallel-coding', { _csrf: csrfOf(page), parallel_coding: 'off' });
   expect(form.status).toBe(303);
-  expect((await d.api('GET', '/api/projects/nt')).body.workspace).toMatchObject({ parallel_coding: false, from: 'project', in_folder: true });
+  expect((await d.api('GET', '/api/projects/nt')).body.workspace).toMatchObject({
+    parallel_coding: false,
+    from: 'project',
+    in_folder: true,
+  });
   const refused = await postForm(d, '/projects/nt/parallel-coding', { _csrf: csrfOf(page), parallel_coding: 'both' });
   expect(refused.status).toBe(400);
   expect(refused.html).toContain('parallel_coding must be on, off or default');
@@ -143,19 +183,33 @@ test('a folder that is not a repository, or has no commit, says so on its page, 
   await d.project('fresh', 'software-dev', 'fr');
   for (const abbr of ['pl', 'fr']) {
     expect((await getPage(d, `/projects/${abbr}`)).html).toContain(NOT_A_REPO);
-    expect((await d.api('GET', `/api/projects/${abbr}`)).body.workspace).toMatchObject({ parallel_coding: true, git: false, in_folder: true, summary: NOT_A_REPO });
+    expect((await d.api('GET', `/api/projects/${abbr}`)).body.workspace).toMatchObject({
+      parallel_coding: true,
+      git: false,
+      in_folder: true,
+      summary: NOT_A_REPO,
+    });
   }
   // parallel coding is on, but there is no worktree to give each ticket: they share the folder
   const { keys, together } = await twoAgents('pl', 'coding-agent');
   expect(together).toBe(false);
-  expect(keys.map((k) => real(d.runs(k)[0].cwd))).toEqual([real(path.join(d.projectsRoot, 'plain')), real(path.join(d.projectsRoot, 'plain'))]);
+  expect(keys.map((k) => real(d.runs(k)[0].cwd))).toEqual([
+    real(path.join(d.projectsRoot, 'plain')),
+    real(path.join(d.projectsRoot, 'plain')),
+  ]);
 }, 180_000);
 
 test('the one-at-a-time rule follows the agent type\'s "edits the working tree" flag, not its id', async () => {
   initRepo(path.join(d.projectsRoot, 'tools'));
   await d.project('tools', 'software-dev', 'tl');
   expect((await d.api('PATCH', '/api/projects/tl', { parallel_coding: false })).status).toBe(200);
-  const created = await d.api('POST', '/api/agent-types', { id: 'fixer', name: 'Fixer', model: 'sonnet', allowed_tools: ['Bash(ticket:*)', 'Read'], edits_working_tree: true });
+  const created = await d.api('POST', '/api/agent-types', {
+    id: 'fixer',
+    name: 'Fixer',
+    model: 'sonnet',
+    allowed_tools: ['Bash(ticket:*)', 'Read'],
+    edits_working_tree: true,
+  });
   expect(created.status).toBe(201);
   expect(created.body.agent_type.edits_working_tree).toBe(true);
   const columns = ['human', 'fixer', 'coding-agent', 'done'].map((column_id) => ({ column_id }));
@@ -167,7 +221,9 @@ test('the one-at-a-time rule follows the agent type\'s "edits the working tree" 
   // the coding agent with the flag off (through the API; the page shows it unticked): both at once
   const patched = await d.api('PATCH', '/api/agent-types/coding-agent', { edits_working_tree: false });
   expect(patched.body.agent_type.edits_working_tree).toBe(false);
-  expect((await getPage(d, '/agent-types/coding-agent')).html).toMatch(/<input type="checkbox" id="at-edits" name="edits_working_tree" value="on" aria-describedby/);
+  expect((await getPage(d, '/agent-types/coding-agent')).html).toMatch(
+    /<input type="checkbox" id="at-edits" name="edits_working_tree" value="on" aria-describedby/,
+  );
   expect((await twoAgents('tl', 'coding-agent')).together).toBe(true);
   expect((await d.api('PATCH', '/api/agent-types/coding-agent', { edits_working_tree: 'sometimes' })).status).toBe(400);
 }, 240_000);

@@ -59,12 +59,18 @@ describe('mergeTicket', () => {
     expect(rb).toMatchObject({ status: 'merged', files: ['b.txt', 'docs/b.md'] });
 
     // both merge commits on main's first-parent line, each bringing in the agent's own commit
-    expect(firstParentSubjects().slice(0, 3)).toEqual(['Merge ticket/ap-2: Add feature B', 'Merge ticket/ap-1: Add feature A', 'shared file']);
+    expect(firstParentSubjects().slice(0, 3)).toEqual([
+      'Merge ticket/ap-2: Add feature B',
+      'Merge ticket/ap-1: Add feature A',
+      'shared file',
+    ]);
     expect(sh(p.path, ['rev-parse', `${rb.commit}^1`]).trim()).toBe(ra.commit);
     expect(sh(p.path, ['rev-parse', `${ra.commit}^1`]).trim()).toBe(before);
     expect(sh(p.path, ['rev-parse', `${ra.commit}^2`]).trim()).toBe(agentCommitA);
     expect(sh(p.path, ['rev-parse', `${rb.commit}^2`]).trim()).toBe(agentCommitB);
-    expect(sh(p.path, ['log', '--format=%s', 'main']).split('\n')).toEqual(expect.arrayContaining(['ap-1: edit a.txt', 'ap-2: edit b.txt', 'ap-2: edit docs/b.md']));
+    expect(sh(p.path, ['log', '--format=%s', 'main']).split('\n')).toEqual(
+      expect.arrayContaining(['ap-1: edit a.txt', 'ap-2: edit b.txt', 'ap-2: edit docs/b.md']),
+    );
     expect(head(p.path)).toBe(rb.commit);
     expect(fs.readFileSync(path.join(p.path, 'docs/b.md'), 'utf8')).toBe('B2\n');
     expect(porcelain(p.path)).toBe('');
@@ -72,7 +78,10 @@ describe('mergeTicket', () => {
     expect(branches(p.path)).toEqual(['main']);
     expect(worktreePaths(p.path)).toEqual([p.path]);
     expect(fs.existsSync(a.worktree)).toBe(false);
-    for (const [t, r] of [[a, ra], [b, rb]] as const) {
+    for (const [t, r] of [
+      [a, ra],
+      [b, rb],
+    ] as const) {
       const row = requireTicket(h.db, t.id);
       expect(row).toMatchObject({ column_id: 'done', worktree_path: null, branch: `ticket/${t.key}` });
       expect(getMergeRecord(h.db, t.id)).toEqual({ merged_at: expect.any(Number), merge_commit: r.commit });
@@ -137,7 +146,9 @@ describe('mergeTicket', () => {
     expect(sh(p.path, ['stash', 'list'])).toBe('');
     expect(branches(p.path)).toEqual(['main', 'ticket/ap-1']);
     expect(requireTicket(h.db, a.id).column_id).toBe('human');
-    expect(mergeComments(a.id)[0]!.body).toMatch(/uncommitted changes[\s\S]*README\.md[\s\S]*Commit or stash them, then move ap-1 back to done/);
+    expect(mergeComments(a.id)[0]!.body).toMatch(
+      /uncommitted changes[\s\S]*README\.md[\s\S]*Commit or stash them, then move ap-1 back to done/,
+    );
   });
 
   test('untracked files alone do not block a merge, and are kept', async () => {
@@ -240,7 +251,7 @@ describe('mergeTicket', () => {
     expect(porcelain(p.path)).toBe('');
   });
 
-  test('a crash that left MERGE_HEAD and git\'s index.lock is recovered', async () => {
+  test("a crash that left MERGE_HEAD and git's index.lock is recovered", async () => {
     const a = await finishedTicket('Feature', { 'a.txt': 'A\n' });
     sh(p.path, ['merge', '--no-ff', '--no-commit', '-m', 'Merge ticket/ap-1: Feature', 'ticket/ap-1']);
     fs.writeFileSync(path.join(p.path, '.git', 'index.lock'), '');
@@ -329,7 +340,11 @@ describe('mergeTicket', () => {
     const tickets = await Promise.all(['a', 'b', 'c', 'd'].map((n) => finishedTicket(n, { [`${n}.txt`]: `${n}\n` })));
     const results = await Promise.all(tickets.map((x) => merge(x.id)));
     expect(results.map((r) => r.status)).toEqual(['merged', 'merged', 'merged', 'merged']);
-    expect(firstParentSubjects().filter((s) => s.startsWith('Merge ')).sort()).toEqual(['Merge ticket/ap-2: a', 'Merge ticket/ap-3: b', 'Merge ticket/ap-4: c', 'Merge ticket/ap-5: d']);
+    expect(
+      firstParentSubjects()
+        .filter((s) => s.startsWith('Merge '))
+        .sort(),
+    ).toEqual(['Merge ticket/ap-2: a', 'Merge ticket/ap-3: b', 'Merge ticket/ap-4: c', 'Merge ticket/ap-5: d']);
     expect(porcelain(p.path)).toBe('');
   });
 

@@ -8,7 +8,11 @@ import { branches, commitFile, head, initRepo, mergeHeadExists, porcelain, sh } 
 import { comments, startEngineDaemon, waitFor } from './helpers/engine.js';
 
 const code = (file: string, content: string, message: string) => ({
-  'coding-agent': [{ do: 'write', file, content }, { do: 'commit', message }, { do: 'move', to: 'code-reviewer' }],
+  'coding-agent': [
+    { do: 'write', file, content },
+    { do: 'commit', message },
+    { do: 'move', to: 'code-reviewer' },
+  ],
   'code-reviewer': [{ do: 'move', to: 'security-reviewer' }],
   'security-reviewer': [{ do: 'move', to: 'done', comment: 'approved' }],
 });
@@ -25,7 +29,8 @@ test('three tickets in one repository: the two that do not conflict merge, the t
     const a = await d.ticket('sh', 'coding-agent', code('invoice.txt', 'invoice\n', 'add invoices'), 'invoices');
     const b = await d.ticket('sh', 'coding-agent', code('prices.txt', 'price = 12\n', 'raise prices'), 'raise prices');
     const c = await d.ticket('sh', 'coding-agent', code('prices.txt', 'price = 9\n', 'cut prices'), 'cut prices');
-    const settled = (k: string) => d.ticketRow(k).merged_at || (d.ticketRow(k).column_id === 'human' && comments(d, k).some((x) => x.type === 'merge'));
+    const settled = (k: string) =>
+      d.ticketRow(k).merged_at || (d.ticketRow(k).column_id === 'human' && comments(d, k).some((x) => x.type === 'merge'));
     await waitFor('all three settled', () => [a, b, c].every((t) => settled(t.key)), 50_000, 100);
     expect(d.ticketRow(a.key).merged_at).toBeTruthy();
     const [won, lost] = d.ticketRow(b.key).merged_at ? [b, c] : [c, b];
@@ -34,8 +39,12 @@ test('three tickets in one repository: the two that do not conflict merge, the t
     const price = won === b ? 'price = 12\n' : 'price = 9\n';
 
     // main has both merges, each a real merge commit whose second parent is the agent's commit
-    const log = sh(repo, ['log', '--first-parent', '--format=%s', `${before}..main`]).trim().split('\n');
-    expect(log.sort()).toEqual([`Merge ticket/${a.key}: invoices`, `Merge ticket/${won.key}: ${won === b ? 'raise prices' : 'cut prices'}`].sort());
+    const log = sh(repo, ['log', '--first-parent', '--format=%s', `${before}..main`])
+      .trim()
+      .split('\n');
+    expect(log.sort()).toEqual(
+      [`Merge ticket/${a.key}: invoices`, `Merge ticket/${won.key}: ${won === b ? 'raise prices' : 'cut prices'}`].sort(),
+    );
     const history = sh(repo, ['log', '--format=%s', 'main']);
     expect(history).toContain('add invoices');
     expect(history).toContain(won === b ? 'raise prices' : 'cut prices');
@@ -52,7 +61,9 @@ test('three tickets in one repository: the two that do not conflict merge, the t
     const merged = comments(d, a.key).find((x) => x.type === 'merge');
     expect(merged.body).toMatch(/[0-9a-f]{7,}/);
     expect(merged.body).toContain('invoice.txt');
-    const conflict = comments(d, lost.key).filter((x) => x.type === 'merge').at(-1);
+    const conflict = comments(d, lost.key)
+      .filter((x) => x.type === 'merge')
+      .at(-1);
     expect(conflict.body).toContain('prices.txt');
     const inbox = await d.api('GET', '/api/inbox');
     expect(inbox.body.tickets.map((t: { key: string }) => t.key)).toContain(lost.key);
@@ -77,7 +88,12 @@ test('parallel coding off, a folder that is not a repository, and a repository w
     initRepo(path.join(d.projectsRoot, 'fresh'), { empty: true });
     await d.project('plain', 'software-dev', 'pl');
     await d.project('fresh', 'software-dev', 'fr');
-    const flow = { 'coding-agent': [{ do: 'write', file: 'notes.txt', content: 'hi\n' }, { do: 'move', to: 'done' }] };
+    const flow = {
+      'coding-agent': [
+        { do: 'write', file: 'notes.txt', content: 'hi\n' },
+        { do: 'move', to: 'done' },
+      ],
+    };
     const p = await d.ticket('pl', 'coding-agent', flow);
     const f = await d.ticket('fr', 'coding-agent', flow);
     await waitFor('both done', () => d.ticketRow(p.key).column_id === 'done' && d.ticketRow(f.key).column_id === 'done', 30_000);

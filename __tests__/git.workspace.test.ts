@@ -191,7 +191,7 @@ describe('prepareWorkspace', () => {
     expect(fs.existsSync(path.join(ws.cwd, 'README.md'))).toBe(true);
   });
 
-  test('a ticket branch checked out in the project folder itself is refused with a clear error, never used as the agents\' folder', async () => {
+  test("a ticket branch checked out in the project folder itself is refused with a clear error, never used as the agents' folder", async () => {
     const p = gitProject();
     const t = ticket(p);
     const ws = await prepare(p, t.id);
@@ -234,7 +234,9 @@ describe('pruneWorktrees', () => {
     const merged = ticket(p, 'merged');
     const archived = ticket(p, 'archived');
     const dirty = ticket(p, 'dirty archived');
-    const ws = Object.fromEntries(await Promise.all([active, merged, archived, dirty].map(async (t) => [t.key, await prepare(p, t.id)] as const)));
+    const ws = Object.fromEntries(
+      await Promise.all([active, merged, archived, dirty].map(async (t) => [t.key, await prepare(p, t.id)] as const)),
+    );
 
     moveTicket(h.store, merged.id, 'done', { actor: 'human' });
     recordMerge(h.db, merged.id, head(p.path), 'merged', 'merge');
@@ -251,7 +253,9 @@ describe('pruneWorktrees', () => {
     const logger = { warn: (msg: string) => warnings.push(msg) } as never;
     await pruneWorktrees({ store: h.store, paths: h.paths, logger });
 
-    const left = worktreePaths(p.path).map((w) => fs.realpathSync(w)).sort();
+    const left = worktreePaths(p.path)
+      .map((w) => fs.realpathSync(w))
+      .sort();
     expect(left).toEqual([p.path, ws[active.key]!.cwd, ws[dirty.key]!.cwd].map((w) => fs.realpathSync(w)).sort());
     expect(fs.existsSync(ws[merged.key]!.cwd)).toBe(false);
     expect(fs.existsSync(ws[archived.key]!.cwd)).toBe(false);
@@ -266,7 +270,11 @@ describe('pruneWorktrees', () => {
 
     // a second run changes nothing
     await pruneWorktrees({ store: h.store, paths: h.paths, logger });
-    expect(worktreePaths(p.path).map((w) => fs.realpathSync(w)).sort()).toEqual(left);
+    expect(
+      worktreePaths(p.path)
+        .map((w) => fs.realpathSync(w))
+        .sort(),
+    ).toEqual(left);
   });
 
   test('skips projects that are not repositories', async () => {

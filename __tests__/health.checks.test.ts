@@ -22,10 +22,14 @@ const report = async (daemon: RunningDaemon): Promise<HealthReport> => (await da
 const check = (r: HealthReport, id: HealthCheck['id']) => r.checks.find((c) => c.id === id)!;
 /** The first report whose claude_binary check satisfies `ok` (checks run in the background). */
 const reportWhere = (daemon: RunningDaemon, what: string, ok: (r: HealthReport) => boolean, timeoutMs = 60_000) =>
-  waitFor(what, async () => {
-    const r = await report(daemon);
-    return r.checked_at !== null && ok(r) ? r : null;
-  }, timeoutMs);
+  waitFor(
+    what,
+    async () => {
+      const r = await report(daemon);
+      return r.checked_at !== null && ok(r) ? r : null;
+    },
+    timeoutMs,
+  );
 const PAGES = ['/inbox', '/projects', '/runs', '/costs', '/queues', '/agent-types', '/settings'];
 
 test('a missing claude_binary: a banner on every page and in dispatch daemon status (text and --json), until the setting fixes it', async () => {
@@ -54,7 +58,9 @@ test('a missing claude_binary: a banner on every page and in dispatch daemon sta
 
   const status = d.cli(['daemon', 'status']);
   expect(status.status).toBe(0);
-  expect(status.stdout).toContain(`health check failed: claude_binary ${missing} does not exist (fix: install the claude CLI, or set claude_binary`);
+  expect(status.stdout).toContain(
+    `health check failed: claude_binary ${missing} does not exist (fix: install the claude CLI, or set claude_binary`,
+  );
   const json = JSON.parse(d.cli(['daemon', 'status', '--json']).stdout);
   expect(json.health.problems[0]).toEqual(check(r, 'claude_binary'));
 
@@ -91,7 +97,10 @@ test('a claude_binary that cannot be executed, exits non-zero or hangs on --vers
   const refused = await d.api('PATCH', '/api/config', { claude_binary: plain });
   expect(refused).toEqual({
     status: 400,
-    body: { error: `claude_binary: ${plain} is not executable; not saved (send "save_anyway": true to save it all the same)`, field: 'claude_binary' },
+    body: {
+      error: `claude_binary: ${plain} is not executable; not saved (send "save_anyway": true to save it all the same)`,
+      field: 'claude_binary',
+    },
   });
   expect((await d.api('PATCH', '/api/config', { claude_binary: plain, save_anyway: true })).status).toBe(200);
   const notExecutable = (await d.api('POST', '/api/health/check')).body as HealthReport;
@@ -113,7 +122,10 @@ test('a claude_binary that cannot be executed, exits non-zero or hangs on --vers
   expect((await d.api('GET', '/api/health')).status).toBe(200);
   expect((await getPage(d, '/inbox')).status).toBe(200);
   const hung = await reportWhere(d, 'the hang reported', (x) => check(x, 'claude_binary').message.includes(hanging));
-  expect(check(hung, 'claude_binary')).toMatchObject({ level: 'error', message: `claude_binary ${hanging} did not answer --version within 10 s` });
+  expect(check(hung, 'claude_binary')).toMatchObject({
+    level: 'error',
+    message: `claude_binary ${hanging} did not answer --version within 10 s`,
+  });
   await waitFor('the hanging process killed', () => {
     try {
       process.kill(pid, 0);
@@ -122,7 +134,9 @@ test('a claude_binary that cannot be executed, exits non-zero or hangs on --vers
       return true;
     }
   });
-  expect(d.cli(['daemon', 'status']).stdout).toContain(`health check failed: claude_binary ${hanging} did not answer --version within 10 s`);
+  expect(d.cli(['daemon', 'status']).stdout).toContain(
+    `health check failed: claude_binary ${hanging} did not answer --version within 10 s`,
+  );
 }, 120_000);
 
 test('the settings page and the API refuse a claude_binary or projects_root that points at nothing, unless saved anyway', async () => {
@@ -146,7 +160,11 @@ test('the settings page and the API refuse a claude_binary or projects_root that
   expect(saved.location).toBe('/settings?done=saved');
   expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ claude_binary: missing, agents: { max_concurrent_global: 7 } });
   // saved anyway, so reported: the save ran the checks again
-  await reportWhere(d, 'the missing binary reported', (x) => check(x, 'claude_binary').message === `claude_binary ${missing} does not exist`);
+  await reportWhere(
+    d,
+    'the missing binary reported',
+    (x) => check(x, 'claude_binary').message === `claude_binary ${missing} does not exist`,
+  );
   expect((await getPage(d, '/projects')).html).toContain(`Health check failed: claude_binary ${missing} does not exist`);
   // an unchanged value is not checked again: other fields still save
   expect((await d.api('PATCH', '/api/config', { claude_binary: missing, board: { done_limit: 40 } })).status).toBe(200);
@@ -155,7 +173,10 @@ test('the settings page and the API refuse a claude_binary or projects_root that
   const api = await d.api('PATCH', '/api/config', { projects_root: gone });
   expect(api).toEqual({
     status: 400,
-    body: { error: `projects_root: ${gone} does not exist; not saved (send "save_anyway": true to save it all the same)`, field: 'projects_root' },
+    body: {
+      error: `projects_root: ${gone} does not exist; not saved (send "save_anyway": true to save it all the same)`,
+      field: 'projects_root',
+    },
   });
   expect((await d.api('PATCH', '/api/config', { projects_root: file })).body).toEqual({
     error: `projects_root: ${file} is not a folder; not saved (send "save_anyway": true to save it all the same)`,
@@ -183,7 +204,9 @@ test('a projects_root that disappears is reported on the pages and by dispatch d
     fix: 'create it, or set projects_root in Settings (or DISPATCH_PROJECTS_ROOT) to the folder holding your projects',
   });
   expect((await getPage(d, '/projects')).html).toContain(`Health check failed: projects_root ${d.projectsRoot} does not exist`);
-  expect(d.cli(['daemon', 'status']).stdout).toContain(`health check failed: projects_root ${d.projectsRoot} does not exist (fix: create it`);
+  expect(d.cli(['daemon', 'status']).stdout).toContain(
+    `health check failed: projects_root ${d.projectsRoot} does not exist (fix: create it`,
+  );
 
   fs.mkdirSync(d.projectsRoot);
   const back = (await d.api('POST', '/api/health/check')).body as HealthReport;
@@ -211,37 +234,44 @@ test('the periodic round asks an unchanged binary that answered well no second t
   fs.renameSync(binary + '.new', binary);
   const changed = await runHealthChecks({ config, home: dir, known: again.version });
   expect(asked()).toBe(2);
-  expect(changed.checks[0]).toMatchObject({ level: 'error', message: `claude_binary ${binary} exited with code 2 on --version: 2.1.328 (Claude Code)` });
+  expect(changed.checks[0]).toMatchObject({
+    level: 'error',
+    message: `claude_binary ${binary} exited with code 2 on --version: 2.1.328 (Claude Code)`,
+  });
   // and one whose last answer was bad is asked every time
   await runHealthChecks({ config, home: dir, known: changed.version });
   expect(asked()).toBe(3);
 }, 60_000);
 
-(tmpfsPrefix ? test : test.skip)('a small disk under the data home is a warning; a full one, an error: nothing can be saved', async () => {
-  const root = tempDir();
-  const home = path.join(root, 'home');
-  mountTmpfs(home, '16m');
-  try {
-    const config = { ...defaultConfig(), claude_binary: fakeClaude, projects_root: root };
-    const byId = (checks: HealthCheck[]) => Object.fromEntries(checks.map((c) => [c.id, c]));
-    const small = byId((await runHealthChecks({ config, home })).checks);
-    expect(small.disk_space!.level).toBe('warn');
-    expect(small.disk_space!.message).toMatch(new RegExp(`^only 1[56] MB free on the disk holding ${home}$`));
-    expect(small.disk_space!.fix).toBe('free some space (at least 1.0 GB): the database, logs and transcripts live there');
-    expect(small.data_home!.level).toBe('ok');
-    expect(small.claude_binary!.level).toBe('ok');
+(tmpfsPrefix ? test : test.skip)(
+  'a small disk under the data home is a warning; a full one, an error: nothing can be saved',
+  async () => {
+    const root = tempDir();
+    const home = path.join(root, 'home');
+    mountTmpfs(home, '16m');
+    try {
+      const config = { ...defaultConfig(), claude_binary: fakeClaude, projects_root: root };
+      const byId = (checks: HealthCheck[]) => Object.fromEntries(checks.map((c) => [c.id, c]));
+      const small = byId((await runHealthChecks({ config, home })).checks);
+      expect(small.disk_space!.level).toBe('warn');
+      expect(small.disk_space!.message).toMatch(new RegExp(`^only 1[56] MB free on the disk holding ${home}$`));
+      expect(small.disk_space!.fix).toBe('free some space (at least 1.0 GB): the database, logs and transcripts live there');
+      expect(small.data_home!.level).toBe('ok');
+      expect(small.claude_binary!.level).toBe('ok');
 
-    fillDisk(path.join(home, 'filler'));
-    const full = byId((await runHealthChecks({ config, home })).checks);
-    expect(full.data_home).toEqual({
-      id: 'data_home',
-      level: 'error',
-      message: `the data home ${home} cannot be written (ENOSPC): nothing can be saved`,
-      fix: 'free some space on its disk',
-    });
-    expect(full.disk_space).toMatchObject({ level: 'warn', message: `only 0 KB free on the disk holding ${home}` });
-    expect(fs.readdirSync(home)).toEqual(['filler']);
-  } finally {
-    unmountTmpfs(home);
-  }
-}, 60_000);
+      fillDisk(path.join(home, 'filler'));
+      const full = byId((await runHealthChecks({ config, home })).checks);
+      expect(full.data_home).toEqual({
+        id: 'data_home',
+        level: 'error',
+        message: `the data home ${home} cannot be written (ENOSPC): nothing can be saved`,
+        fix: 'free some space on its disk',
+      });
+      expect(full.disk_space).toMatchObject({ level: 'warn', message: `only 0 KB free on the disk holding ${home}` });
+      expect(fs.readdirSync(home)).toEqual(['filler']);
+    } finally {
+      unmountTmpfs(home);
+    }
+  },
+  60_000,
+);

@@ -12,9 +12,19 @@ import { makeTestHome, type TestHome } from './helpers/home.js';
 
 const pushDueOut = (h: TestHome) => h.db.prepare(`UPDATE heartbeats SET next_check_at = ?`).run(Date.now() + 3_600_000);
 const dueIds = (h: TestHome) =>
-  (h.db.prepare(`SELECT project_id FROM heartbeats WHERE next_check_at <= ? ORDER BY project_id`).all(Date.now()) as { project_id: number }[]).map((r) => r.project_id);
+  (
+    h.db.prepare(`SELECT project_id FROM heartbeats WHERE next_check_at <= ? ORDER BY project_id`).all(Date.now()) as {
+      project_id: number;
+    }[]
+  ).map((r) => r.project_id);
 const reserve = (h: TestHome, ticketId: number, columnId: string, agentTypeId: string, parallelCoding = true) =>
-  reserveRun(h.store, { ticketId, columnId, agentTypeId, model: 'opus', caps: { global: 100, perProject: 100, parallelCoding, perTicket: 100 } });
+  reserveRun(h.store, {
+    ticketId,
+    columnId,
+    agentTypeId,
+    model: 'opus',
+    caps: { global: 100, perProject: 100, parallelCoding, perTicket: 100 },
+  });
 
 describe('markWaitingProjectsDue', () => {
   let h: TestHome;
@@ -53,8 +63,19 @@ describe('markWaitingProjectsDue', () => {
 
   test('the serial rule follows the agent type\'s "edits the working tree" flag and the project\'s own parallel coding', () => {
     const a = h.addProject('aa', 'software-dev', 'aa').id;
-    createAgentType(h.db, h.paths.prompts, 'fixer', { name: 'Fixer', model: 'sonnet', allowed_tools: ['Bash(ticket:*)', 'Read'], edits_working_tree: true });
-    setProjectColumns(h.store, 'aa', [{ column_id: 'human' }, { column_id: 'fixer' }, { column_id: 'coding-agent' }, { column_id: 'code-reviewer' }, { column_id: 'done' }]);
+    createAgentType(h.db, h.paths.prompts, 'fixer', {
+      name: 'Fixer',
+      model: 'sonnet',
+      allowed_tools: ['Bash(ticket:*)', 'Read'],
+      edits_working_tree: true,
+    });
+    setProjectColumns(h.store, 'aa', [
+      { column_id: 'human' },
+      { column_id: 'fixer' },
+      { column_id: 'coding-agent' },
+      { column_id: 'code-reviewer' },
+      { column_id: 'done' },
+    ]);
     const file = (title: string, column: string) => createTicket(h.store, { project: 'aa', title, column, createdBy: 'human' });
     const [f1, f2] = [file('fix one', 'fixer'), file('fix two', 'fixer')];
     const [c1, c2] = [file('code one', 'coding-agent'), file('code two', 'coding-agent')];
@@ -86,7 +107,9 @@ describe('markWaitingProjectsDue', () => {
 
   test('a project set to work in its folder is serialized even when the global default is on', () => {
     h.addProject('aa', 'software-dev', 'aa');
-    const [c1, c2] = ['one', 'two'].map((title) => createTicket(h.store, { project: 'aa', title, column: 'coding-agent', createdBy: 'human' }));
+    const [c1, c2] = ['one', 'two'].map((title) =>
+      createTicket(h.store, { project: 'aa', title, column: 'coding-agent', createdBy: 'human' }),
+    );
     setProjectParallelCoding(h.store, 'aa', false);
     expect(reserve(h, c1.id, 'coding-agent', 'coding-agent', true).kind).toBe('reserved');
     expect(reserve(h, c2.id, 'coding-agent', 'coding-agent', true).kind).toBe('serial');
@@ -95,7 +118,10 @@ describe('markWaitingProjectsDue', () => {
     // a folder found not to be a repository works in place whatever the setting
     setProjectParallelCoding(h.store, 'aa', null);
     const caps = { global: 100, perProject: 100, parallelCoding: true, perTicket: 100 };
-    expect(reserveRun(h.store, { ticketId: c2.id, columnId: 'coding-agent', agentTypeId: 'coding-agent', model: 'opus', caps, inFolder: true }).kind).toBe('serial');
+    expect(
+      reserveRun(h.store, { ticketId: c2.id, columnId: 'coding-agent', agentTypeId: 'coding-agent', model: 'opus', caps, inFolder: true })
+        .kind,
+    ).toBe('serial');
     expect(reserve(h, c2.id, 'coding-agent', 'coding-agent', true).kind).toBe('reserved');
   });
 });

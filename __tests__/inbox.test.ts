@@ -170,7 +170,13 @@ describe('dispatch inbox', () => {
     expect(needs.stdout).not.toContain('Last error');
 
     const backlog = d.cli(['inbox', '--backlog']);
-    expect(backlog.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0])).toEqual(['web-1', 'web-5', 'ops-2']);
+    expect(
+      backlog.stdout
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.split(/\s+/)[0]),
+    ).toEqual(['web-1', 'web-5', 'ops-2']);
     const filtered = d.cli(['inbox', '--project', 'web', '--priority', 'normal', '--json']);
     expect(JSON.parse(filtered.stdout).map((t: { key: string }) => t.key)).toEqual(['web-4']);
     expect(d.cli(['inbox', '--project', 'ops', '--priority', 'urgent']).stdout.trim()).toBe('nothing matches the filter');

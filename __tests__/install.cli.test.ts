@@ -21,15 +21,23 @@ function dispatch(...args: string[]) {
 }
 
 function fingerprint(): Record<string, string> {
-  const files = [path.join(home, 'config.json'), unitFile, ...fs.readdirSync(path.join(home, 'prompts')).map((f) => path.join(home, 'prompts', f))];
-  return Object.fromEntries(files.map((f) => [f, `${crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex')} ${fs.statSync(f).mtimeMs}`]));
+  const files = [
+    path.join(home, 'config.json'),
+    unitFile,
+    ...fs.readdirSync(path.join(home, 'prompts')).map((f) => path.join(home, 'prompts', f)),
+  ];
+  return Object.fromEntries(
+    files.map((f) => [f, `${crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex')} ${fs.statSync(f).mtimeMs}`]),
+  );
 }
 
 beforeEach(() => {
   root = tempDir('pd-install-cli-');
   const bin = path.join(root, 'bin');
   fs.mkdirSync(bin);
-  fs.writeFileSync(path.join(bin, 'systemctl'), '#!/bin/sh\necho "Failed to connect to bus: No medium found" >&2\nexit 1\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(bin, 'systemctl'), '#!/bin/sh\necho "Failed to connect to bus: No medium found" >&2\nexit 1\n', {
+    mode: 0o755,
+  });
   fs.mkdirSync(path.join(root, 'dev', 'blog'), { recursive: true });
   fs.mkdirSync(path.join(root, 'userhome'));
   home = path.join(root, 'home');
@@ -55,7 +63,9 @@ test('install twice: a running daemon, then nothing changes and edits survive; u
   const first = dispatch('install', '--no-open');
   expect(first.stderr).toMatch(/warning: the agent CLI ".*no-such-claude" is not on PATH/);
   expect(first.status).toBe(0);
-  expect(first.stdout).toMatch(/systemd is not reachable \(Failed to connect to bus: No medium found\): running the daemon as a plain background process/);
+  expect(first.stdout).toMatch(
+    /systemd is not reachable \(Failed to connect to bus: No medium found\): running the daemon as a plain background process/,
+  );
   expect(first.stdout).toMatch(/10 default prompt\(s\) added, config written/);
   expect(first.stdout).toMatch(/1 project folder\(s\), 1 new/);
   const url = /ready at (http:\/\/127\.0\.0\.1:\d+)/.exec(first.stdout)![1]!;
@@ -80,7 +90,9 @@ test('install twice: a running daemon, then nothing changes and edits survive; u
   // no TTY and no flag: refuse, touch nothing
   const refused = dispatch('uninstall');
   expect(refused.status).toBe(1);
-  expect(refused.stderr).toMatch(/not deleting .* without confirmation: run "dispatch uninstall --yes" .* or "dispatch uninstall --keep-data"/);
+  expect(refused.stderr).toMatch(
+    /not deleting .* without confirmation: run "dispatch uninstall --yes" .* or "dispatch uninstall --keep-data"/,
+  );
   expect(isAlive(pid)).toBe(true);
   expect(fs.existsSync(unitFile)).toBe(true);
 

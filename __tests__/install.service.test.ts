@@ -28,7 +28,10 @@ function setup() {
   fs.mkdirSync(paths.home, { recursive: true });
   fs.mkdirSync(path.join(root, 'dev', 'shop'), { recursive: true });
   // a config of the user's own: install must keep it (port 0: any free port)
-  fs.writeFileSync(paths.config, JSON.stringify({ port: 0, projects_root: path.join(root, 'dev'), claude_binary: path.join(root, 'bin', 'claude') }));
+  fs.writeFileSync(
+    paths.config,
+    JSON.stringify({ port: 0, projects_root: path.join(root, 'dev'), claude_binary: path.join(root, 'bin', 'claude') }),
+  );
   const bin = path.join(root, 'bin');
   fs.mkdirSync(bin);
   for (const name of ['claude', 'xdg-open']) fs.writeFileSync(path.join(bin, name), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
@@ -80,7 +83,11 @@ test('install enables and starts the unit, verifies its pid, opens the browser; 
   fake.calls.length = 0;
   const removed = await uninstall({ paths, ui, deleteData: false, platform: 'linux', userHome, uid: 1000, runner: fake });
   expect(removed).toMatchObject({ serviceRemoved: true, stoppedPid: pid, dataDeleted: false });
-  expect(fake.lines()).toEqual(['systemctl --user show-environment', 'systemctl --user disable --now projectdispatcher.service', 'systemctl --user daemon-reload']);
+  expect(fake.lines()).toEqual([
+    'systemctl --user show-environment',
+    'systemctl --user disable --now projectdispatcher.service',
+    'systemctl --user daemon-reload',
+  ]);
   expect(fs.existsSync(unitFile)).toBe(false);
   expect(isAlive(pid!)).toBe(false);
   expect(fs.existsSync(paths.db)).toBe(true);
@@ -115,14 +122,16 @@ test('--no-start writes files and the unit but runs nothing', async () => {
 test('another program answering /api/health on the port does not pass for our daemon', async () => {
   const { paths, userHome, env } = setup();
   const http = await import('node:http');
-  const impostor = http.createServer((_req, res) => res.end(JSON.stringify({ ok: true, pid: process.pid, version: '9.9.9', home: '/somewhere/else' })));
+  const impostor = http.createServer((_req, res) =>
+    res.end(JSON.stringify({ ok: true, pid: process.pid, version: '9.9.9', home: '/somewhere/else' })),
+  );
   await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', () => r()));
   const port = (impostor.address() as { port: number }).port;
   fs.writeFileSync(paths.config, JSON.stringify({ port, projects_root: path.join(root, 'dev') }));
   try {
-    await expect(install({ paths, ui, env, platform: 'linux', userHome, uid: 1000, runner: fake, timeoutMs: 3_000, open: false })).rejects.toThrow(
-      new RegExp(`port ${port} is held by another Project Dispatcher \\(pid ${process.pid}, home /somewhere/else\\)`),
-    );
+    await expect(
+      install({ paths, ui, env, platform: 'linux', userHome, uid: 1000, runner: fake, timeoutMs: 3_000, open: false }),
+    ).rejects.toThrow(new RegExp(`port ${port} is held by another Project Dispatcher \\(pid ${process.pid}, home /somewhere/else\\)`));
   } finally {
     impostor.close();
     impostor.closeAllConnections();
@@ -182,7 +191,9 @@ test('uninstall never deletes a folder that holds the user home or the projects,
   expect(() => assertDeletableHome(pathsFor(userHome), userHome, null)).toThrow(/holds your home folder or projects/);
   expect(() => assertDeletableHome(pathsFor(root), userHome, null)).toThrow(/holds your home folder or projects/);
   fs.writeFileSync(path.join(userHome, 'Development', 'config.json'), '{}');
-  expect(() => assertDeletableHome(pathsFor(path.join(userHome, 'Development')), userHome, path.join(userHome, 'Development'))).toThrow(/holds your home folder or projects/);
+  expect(() => assertDeletableHome(pathsFor(path.join(userHome, 'Development')), userHome, path.join(userHome, 'Development'))).toThrow(
+    /holds your home folder or projects/,
+  );
   const notOurs = path.join(root, 'photos');
   fs.mkdirSync(notOurs);
   expect(() => assertDeletableHome(pathsFor(notOurs), userHome, null)).toThrow(/not a Project Dispatcher data home/);

@@ -49,5 +49,12 @@ test('the import reader sees every form of import the sources use', () => {
     "import {\n  x,\n} from '../web/http.js';",
     "import fs from 'node:fs';",
   ].join('\n');
-  expect(specifiers(text)).toEqual(['../web/app.js', '../workers/index.js', '../daemon/engine.js', '../bin/ticket.cjs', './side.js', '../web/http.js']);
+  expect(specifiers(text)).toEqual([
+    '../web/app.js',
+    '../workers/index.js',
+    '../daemon/engine.js',
+    '../bin/ticket.cjs',
+    './side.js',
+    '../web/http.js',
+  ]);
 });

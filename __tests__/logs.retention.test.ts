@@ -5,7 +5,8 @@ import path from 'node:path';
 import { followLogs, pruneLogs } from '../lib/logger.js';
 import { tempDir } from './helpers/home.js';
 
-const day = (d: Date) => `daemon-${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}.log`;
+const day = (d: Date) =>
+  `daemon-${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}.log`;
 
 test('files older than the retention are deleted; today and the kept days stay; other files are untouched', () => {
   const dir = tempDir('pd-logs-');
@@ -60,14 +61,17 @@ test('--follow from where the tail ended: a new day that appeared in between is 
   }
 });
 
-test('dispatch daemon logs --follow prints the last lines, then the next day\'s lines as they come', async () => {
+test("dispatch daemon logs --follow prints the last lines, then the next day's lines as they come", async () => {
   const { spawn } = await import('node:child_process');
   const { daemonEnv, dispatchBin } = await import('./helpers/daemon.js');
   const root = tempDir('pd-follow-cli-');
   const env = daemonEnv(root);
   const logs = path.join(env.DISPATCH_HOME!, 'logs');
   fs.mkdirSync(logs, { recursive: true });
-  fs.writeFileSync(path.join(logs, 'daemon-2026-11-24.log'), '{"timestamp":"2026-11-24T23:59:58Z","level":"info","message":"late","ticket":"pd-1"}\n');
+  fs.writeFileSync(
+    path.join(logs, 'daemon-2026-11-24.log'),
+    '{"timestamp":"2026-11-24T23:59:58Z","level":"info","message":"late","ticket":"pd-1"}\n',
+  );
   const child = spawn(process.execPath, [dispatchBin, 'daemon', 'logs', '--follow'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
@@ -81,7 +85,10 @@ test('dispatch daemon logs --follow prints the last lines, then the next day\'s 
     };
     await waitFor(/late ticket=pd-1/);
     // no pause here: the new day's file may appear before the follower's first poll
-    fs.writeFileSync(path.join(logs, 'daemon-2026-11-25.log'), '{"timestamp":"2026-11-25T00:00:01Z","level":"info","message":"early","run":"r9"}\n');
+    fs.writeFileSync(
+      path.join(logs, 'daemon-2026-11-25.log'),
+      '{"timestamp":"2026-11-25T00:00:01Z","level":"info","message":"early","run":"r9"}\n',
+    );
     await waitFor(/2026-11-25T00:00:01Z info {2}early run=r9/);
   } finally {
     child.kill();

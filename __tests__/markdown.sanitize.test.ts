@@ -62,7 +62,8 @@ test('nesting up to the cap and long ordinary texts still render as markdown', (
   const deeper = '> '.repeat(MAX_MARKDOWN_DEPTH + 1) + 'quoted';
   expect(renderMarkdown(deeper)).toBe(plain(deeper));
   // a long agent journal: sections of prose with the usual inline markup, a list, a table and code
-  const prose = 'The daemon reads the ticket, runs the *agent*, records `tokens` and cost; see [the docs](https://example.com/docs). '.repeat(4);
+  const prose =
+    'The daemon reads the ticket, runs the *agent*, records `tokens` and cost; see [the docs](https://example.com/docs). '.repeat(4);
   const table = '| a | b |\n|---|---|\n| 1 | 2 |\n\n';
   const section = `## Step\n\n${prose}\n\n${prose}\n\n- one **bold** item\n- two\n\n${table}\`\`\`js\nconst a = 1;\n\`\`\`\n\n`;
   const count = Math.floor(190_000 / section.length);

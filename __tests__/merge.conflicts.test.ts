@@ -11,17 +11,25 @@ async function shop(d: EngineDaemon, columns: string[], check: string | null = '
   commitFile(repo, 'check.sh', 'grep -q "price" prices.txt && ! grep -q "<<<<<<<" prices.txt\n', 'the check');
   commitFile(repo, 'prices.txt', 'price = 10\n', 'prices');
   await d.project('shop', 'software-dev', 'sh');
-  expect((await d.api('PUT', '/api/projects/sh/columns', { columns: ['human', ...columns, 'done'].map((column_id) => ({ column_id })) })).status).toBe(200);
+  expect(
+    (await d.api('PUT', '/api/projects/sh/columns', { columns: ['human', ...columns, 'done'].map((column_id) => ({ column_id })) })).status,
+  ).toBe(200);
   expect((await d.api('PATCH', '/api/projects/sh', { check_command: check })).status).toBe(200);
   return repo;
 }
 
 /** A coding agent that changes the price, then waits until the test has moved main under it. */
 function raisePrice(go: string) {
-  return [{ do: 'write', file: 'prices.txt', content: 'price = 12\n' }, { do: 'commit', message: 'raise prices' }, { do: 'wait', file: go }, { do: 'move', to: 'done' }];
+  return [
+    { do: 'write', file: 'prices.txt', content: 'price = 12\n' },
+    { do: 'commit', message: 'raise prices' },
+    { do: 'wait', file: go },
+    { do: 'move', to: 'done' },
+  ];
 }
 
-const checkRuns = (d: EngineDaemon, key: string): any[] => d.db().prepare(`SELECT * FROM check_runs WHERE ticket_id = ? ORDER BY attempt`).all(d.ticketRow(key).id);
+const checkRuns = (d: EngineDaemon, key: string): any[] =>
+  d.db().prepare(`SELECT * FROM check_runs WHERE ticket_id = ? ORDER BY attempt`).all(d.ticketRow(key).id);
 
 test('a conflict between main and the branch with no resolver column: the ticket goes to human, the merge aborted, main untouched', async () => {
   const d = await startEngineDaemon();
@@ -29,11 +37,17 @@ test('a conflict between main and the branch with no resolver column: the ticket
     const repo = await shop(d, ['coding-agent']);
     const go = path.join(d.root, 'go');
     const t = await d.ticket('sh', 'coding-agent', { 'coding-agent': raisePrice(go) }, 'raise prices');
-    await waitFor('the agent committed', () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'), 60_000);
+    await waitFor(
+      'the agent committed',
+      () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'),
+      60_000,
+    );
     const moved = commitFile(repo, 'prices.txt', 'price = 9\n', 'cut prices on main');
     fs.writeFileSync(go, '');
     await waitFor('in human', () => d.ticketRow(t.key).column_id === 'human', 60_000);
-    const note = comments(d, t.key).filter((c) => c.type === 'merge').at(-1);
+    const note = comments(d, t.key)
+      .filter((c) => c.type === 'merge')
+      .at(-1);
     expect(note.body).toContain('prices.txt');
     expect(note.body).toContain('merge-resolver');
     expect(head(repo, 'main')).toBe(moved);
@@ -51,13 +65,23 @@ test('a conflict with a merge-resolver column: the resolver agent resolves it in
   try {
     const repo = await shop(d, ['coding-agent', 'merge-resolver']);
     const go = path.join(d.root, 'go');
-    const resolver = [{ do: 'write', file: 'prices.txt', content: 'price = 11\n' }, { do: 'commit', message: 'resolve prices' }, { do: 'move', to: 'done', comment: 'resolved' }];
+    const resolver = [
+      { do: 'write', file: 'prices.txt', content: 'price = 11\n' },
+      { do: 'commit', message: 'resolve prices' },
+      { do: 'move', to: 'done', comment: 'resolved' },
+    ];
     const t = await d.ticket('sh', 'coding-agent', { 'coding-agent': raisePrice(go), 'merge-resolver': resolver }, 'raise prices');
-    await waitFor('the agent committed', () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'), 60_000);
+    await waitFor(
+      'the agent committed',
+      () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'),
+      60_000,
+    );
     commitFile(repo, 'prices.txt', 'price = 9\n', 'cut prices on main');
     fs.writeFileSync(go, '');
     await waitFor('merged', () => d.ticketRow(t.key).merged_at, 90_000);
-    const moves = comments(d, t.key).filter((c) => c.type === 'move').map((c) => `${c.from_column}>${c.to_column}:${c.author.split(':')[0]}`);
+    const moves = comments(d, t.key)
+      .filter((c) => c.type === 'move')
+      .map((c) => `${c.from_column}>${c.to_column}:${c.author.split(':')[0]}`);
     expect(moves).toEqual(expect.arrayContaining(['done>merge-resolver:merge', 'merge-resolver>done:merge-resolver']));
     const resolverRun = d.runs(t.key).find((r) => r.agent_type_id === 'merge-resolver');
     expect(resolverRun.cwd).toContain(path.join('worktrees', 'sh', t.key));
@@ -82,9 +106,17 @@ test('a merge-resolver column without a check: the conflict still goes to the re
   try {
     const repo = await shop(d, ['coding-agent', 'merge-resolver'], null);
     const go = path.join(d.root, 'go');
-    const resolver = [{ do: 'write', file: 'prices.txt', content: 'price = 11\n' }, { do: 'commit', message: 'resolve prices' }, { do: 'move', to: 'done' }];
+    const resolver = [
+      { do: 'write', file: 'prices.txt', content: 'price = 11\n' },
+      { do: 'commit', message: 'resolve prices' },
+      { do: 'move', to: 'done' },
+    ];
     const t = await d.ticket('sh', 'coding-agent', { 'coding-agent': raisePrice(go), 'merge-resolver': resolver }, 'raise prices');
-    await waitFor('the agent committed', () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'), 60_000);
+    await waitFor(
+      'the agent committed',
+      () => d.ticketRow(t.key).branch && sh(repo, ['log', '--format=%s', `ticket/${t.key}`]).includes('raise prices'),
+      60_000,
+    );
     commitFile(repo, 'prices.txt', 'price = 9\n', 'cut prices on main');
     fs.writeFileSync(go, '');
     await waitFor('merged', () => d.ticketRow(t.key).merged_at, 90_000);
@@ -108,7 +140,13 @@ test('the daemon killed mid-check: main is untouched, the check is killed and ru
   try {
     const repo = await shop(d, ['coding-agent'], check);
     const before = head(repo, 'main');
-    const t = await d.ticket('sh', 'coding-agent', { 'coding-agent': [{ do: 'write', file: 'prices.txt', content: 'price = 12\n' }, { do: 'commit', message: 'raise' }, { do: 'move', to: 'done' }] });
+    const t = await d.ticket('sh', 'coding-agent', {
+      'coding-agent': [
+        { do: 'write', file: 'prices.txt', content: 'price = 12\n' },
+        { do: 'commit', message: 'raise' },
+        { do: 'move', to: 'done' },
+      ],
+    });
     await waitFor('the check started', () => fs.existsSync(started), 60_000);
     const firstPid = Number(fs.readFileSync(pids, 'utf8').trim());
     await d.stop('SIGKILL');
@@ -128,7 +166,11 @@ test('the daemon killed mid-check: main is untouched, the check is killed and ru
     expect(runs[0].note).toContain('the daemon stopped while this check ran');
     expect(runs[1].tested_commit).toBe(runs[0].tested_commit);
     // exactly one merge landed, and the debris the checks wrote never did
-    expect(sh(repo, ['rev-list', '--first-parent', `${before}..main`]).trim().split('\n')).toHaveLength(1);
+    expect(
+      sh(repo, ['rev-list', '--first-parent', `${before}..main`])
+        .trim()
+        .split('\n'),
+    ).toHaveLength(1);
     expect(sh(repo, ['ls-tree', '--name-only', 'main'])).not.toContain('debris.out');
   } finally {
     fs.writeFileSync(go, '');

@@ -23,13 +23,19 @@ test('20 tickets, a third break the check: main never receives a commit whose ch
     expect((await d.api('PUT', '/api/projects/sh/columns', { columns })).status).toBe(200);
     expect((await d.api('PATCH', '/api/projects/sh', { check_command: 'sh check.sh' })).status).toBe(200);
 
-    const write = (file: string, content: string) => [{ do: 'write', file, content }, { do: 'commit', message: `${file}: ${content.trim()}` }, { do: 'move', to: 'done' }];
+    const write = (file: string, content: string) => [
+      { do: 'write', file, content },
+      { do: 'commit', message: `${file}: ${content.trim()}` },
+      { do: 'move', to: 'done' },
+    ];
     const keys: string[] = [];
     const breakers: string[] = [];
     for (let i = 0; i < 20; i++) {
       const file = `t${i}.txt`;
       const breaks = i % 3 === 0;
-      const script = breaks ? { 'coding-agent': [write(file, 'BROKEN\n'), write(file, `ok ${i}\n`)] } : { 'coding-agent': write(file, `ok ${i}\n`) };
+      const script = breaks
+        ? { 'coding-agent': [write(file, 'BROKEN\n'), write(file, `ok ${i}\n`)] }
+        : { 'coding-agent': write(file, `ok ${i}\n`) };
       const t = await d.ticket('sh', 'coding-agent', script, `ticket ${i}`);
       keys.push(t.key);
       if (breaks) breakers.push(t.key);
@@ -40,10 +46,14 @@ test('20 tickets, a third break the check: main never receives a commit whose ch
     const runs = d.db().prepare(`SELECT c.*, t.number FROM check_runs c JOIN tickets t ON t.id = c.ticket_id`).all() as any[];
     const failedKeys = new Set(runs.filter((r) => r.status === 'fail').map((r) => `sh-${r.number}`));
     expect([...failedKeys].sort()).toEqual([...breakers].sort());
-    const passedTrees = new Set(runs.filter((r) => r.status === 'pass').map((r) => sh(repo, ['rev-parse', `${r.tested_commit}^{tree}`]).trim()));
+    const passedTrees = new Set(
+      runs.filter((r) => r.status === 'pass').map((r) => sh(repo, ['rev-parse', `${r.tested_commit}^{tree}`]).trim()),
+    );
 
     // every commit main received: the check passes on it, and its tree is one a check run passed
-    const landed = sh(repo, ['rev-list', '--first-parent', `${base}..main`]).trim().split('\n');
+    const landed = sh(repo, ['rev-list', '--first-parent', `${base}..main`])
+      .trim()
+      .split('\n');
     expect(landed).toHaveLength(20);
     for (const commit of landed) {
       expect(passedTrees.has(sh(repo, ['rev-parse', `${commit}^{tree}`]).trim())).toBe(true);

@@ -29,7 +29,11 @@ async function shopWithCheck(d: EngineDaemon, check = 'sh check.sh', name = 'sho
   return repo;
 }
 
-const code = (file: string, content: string) => [{ do: 'write', file, content }, { do: 'commit', message: `write ${file}` }, { do: 'move', to: 'done' }];
+const code = (file: string, content: string) => [
+  { do: 'write', file, content },
+  { do: 'commit', message: `write ${file}` },
+  { do: 'move', to: 'done' },
+];
 
 function checkRuns(d: EngineDaemon, key: string): any[] {
   return d.db().prepare(`SELECT * FROM check_runs WHERE ticket_id = ? ORDER BY attempt`).all(d.ticketRow(key).id);
@@ -82,7 +86,11 @@ test('a failing check sends the ticket back to coding with a high finding; the f
     const script = {
       'coding-agent': [
         code('prices.txt', 'BROKEN\n'),
-        [{ do: 'write', file: 'prices.txt', content: 'price = 10\n' }, { do: 'commit', message: 'fix prices' }, { do: 'move', to: 'done' }],
+        [
+          { do: 'write', file: 'prices.txt', content: 'price = 10\n' },
+          { do: 'commit', message: 'fix prices' },
+          { do: 'move', to: 'done' },
+        ],
       ],
     };
     const t = await d.ticket('sh', 'coding-agent', script, 'prices');
@@ -115,7 +123,9 @@ test('a check that cannot start (command not found) sends the ticket to human wi
     await waitFor('in human', () => d.ticketRow(t.key).column_id === 'human', 60_000);
     const [run] = checkRuns(d, t.key);
     expect(run).toMatchObject({ status: 'error', exit_code: 127 });
-    const note = comments(d, t.key).filter((c) => c.type === 'merge').at(-1);
+    const note = comments(d, t.key)
+      .filter((c) => c.type === 'merge')
+      .at(-1);
     expect(note.body).toContain('command not found');
     expect(note.body).toContain('no-such-check-command');
     expect(head(repo, 'main')).toBe(before);
@@ -153,7 +163,14 @@ test('two tickets in the queue: the second is tested on top of the first, one ch
   try {
     const repo = await shopWithCheck(d, 'sleep 1; sh check.sh');
     const go = path.join(d.root, 'go');
-    const held = (file: string) => ({ 'coding-agent': [{ do: 'write', file, content: `${file}\n` }, { do: 'commit', message: file }, { do: 'wait', file: go }, { do: 'move', to: 'done' }] });
+    const held = (file: string) => ({
+      'coding-agent': [
+        { do: 'write', file, content: `${file}\n` },
+        { do: 'commit', message: file },
+        { do: 'wait', file: go },
+        { do: 'move', to: 'done' },
+      ],
+    });
     const a = await d.ticket('sh', 'coding-agent', held('a.txt'), 'a');
     const b = await d.ticket('sh', 'coding-agent', held('b.txt'), 'b');
     await waitFor('both agents at work', () => d.runs().filter((r) => r.status === 'running').length === 2, 60_000);
@@ -179,10 +196,21 @@ test('the coding agent may run the check exactly as configured, and its task mes
     await shopWithCheck(d);
     const out = path.join(d.root, 'calls.jsonl');
     const task = path.join(d.root, 'task.txt');
-    const script = { 'coding-agent': [{ do: 'task', file: task }, { do: 'sh', command: 'sh check.sh', out }, { do: 'sh', command: 'sh check.sh --extra', out }, { do: 'move', to: 'human' }] };
+    const script = {
+      'coding-agent': [
+        { do: 'task', file: task },
+        { do: 'sh', command: 'sh check.sh', out },
+        { do: 'sh', command: 'sh check.sh --extra', out },
+        { do: 'move', to: 'human' },
+      ],
+    };
     const t = await d.ticket('sh', 'coding-agent', script, 'run the check');
     await waitFor('parked', () => d.ticketRow(t.key).column_id === 'human', 60_000);
-    const calls = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const calls = fs
+      .readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(calls[0]).toMatchObject({ command: 'sh check.sh', status: 0 });
     expect(calls[0].stdout).toContain('all good');
     // exact pattern: anything else is refused

@@ -24,7 +24,20 @@ test('a new worktree gets copy_files and its setup command once; a failing setup
     expect(set.status).toBe(0);
     expect(set.stdout).toContain('new worktrees get .env and setup');
     const go = path.join(d.root, 'go');
-    const t = await d.ticket('wb', 'coding-agent', { 'coding-agent': [[{ do: 'wait', file: go }, { do: 'move', to: 'human' }], [{ do: 'move', to: 'human' }]] }, 'uses env');
+    const t = await d.ticket(
+      'wb',
+      'coding-agent',
+      {
+        'coding-agent': [
+          [
+            { do: 'wait', file: go },
+            { do: 'move', to: 'human' },
+          ],
+          [{ do: 'move', to: 'human' }],
+        ],
+      },
+      'uses env',
+    );
     await waitFor('the agent runs', () => d.runs(t.key).some((r) => r.status === 'running'), 60_000);
     const wt = d.ticketRow(t.key).worktree_path;
     expect(fs.readFileSync(path.join(wt, '.env'), 'utf8')).toBe('SECRET=local\n');
@@ -58,7 +71,17 @@ test('dispatch worktrees list shows each worktree with its size; prune removes t
   const d = await startEngineDaemon();
   try {
     const repo = await repoProject(d, 'app', 'ap');
-    const t = await d.ticket('ap', 'coding-agent', { 'coding-agent': [{ do: 'write', file: 'big.bin', content: 'x'.repeat(150_000) }, { do: 'move', to: 'human' }] }, 'big');
+    const t = await d.ticket(
+      'ap',
+      'coding-agent',
+      {
+        'coding-agent': [
+          { do: 'write', file: 'big.bin', content: 'x'.repeat(150_000) },
+          { do: 'move', to: 'human' },
+        ],
+      },
+      'big',
+    );
     await waitFor('parked', () => d.ticketRow(t.key).column_id === 'human', 60_000);
     const wt = d.ticketRow(t.key).worktree_path;
     const list = d.cli(['worktrees', 'list', '--json']);

@@ -83,7 +83,9 @@ describe('channels, quiet hours and masks as functions', () => {
     expect(headers.title).toBe(`=?UTF-8?B?${Buffer.from(m.title).toString('base64')}?=`); // not Latin-1: encoded for ntfy
     expect(headers.click).toBe('http://127.0.0.1:5757/tickets/pd-1');
     const slack = JSON.parse(webhookRequest('slack', 'https://hooks.slack.test/x', m, 'http://h').init.body as string);
-    expect(slack).toEqual({ text: '*pd-1 needs you: Café*\ncoding-agent: which &lt;currency&gt;?\n<http://h/tickets/pd-1|Open in Dispatcher>' });
+    expect(slack).toEqual({
+      text: '*pd-1 needs you: Café*\ncoding-agent: which &lt;currency&gt;?\n<http://h/tickets/pd-1|Open in Dispatcher>',
+    });
   });
 
   test('quiet hours across midnight and within a day, in local time', () => {
@@ -134,7 +136,15 @@ test('the record: a row for each move into human by an agent or the daemon, none
     const rows = () => h.db.prepare(`SELECT kind, author, title, body, queued_at FROM notifications ORDER BY id`).all();
     expect(rows()).toEqual([{ kind: 'inbox', author: 'coding-agent:run-1', title: null, body: null, queued_at: null }]);
     fillPending(h.db);
-    expect(rows()).toEqual([{ kind: 'inbox', author: 'coding-agent:run-1', title: 'shop-1 needs you: Pay by card', body: 'coding-agent: Which provider?\nStripe or Adyen.', queued_at: null }]);
+    expect(rows()).toEqual([
+      {
+        kind: 'inbox',
+        author: 'coding-agent:run-1',
+        title: 'shop-1 needs you: Pay by card',
+        body: 'coding-agent: Which provider?\nStripe or Adyen.',
+        queued_at: null,
+      },
+    ]);
     expect(pruneNotifications(h.db, 1, Date.now() + 2 * 86_400_000)).toBe(0); // not handed to the queue yet: kept
     h.db.prepare(`UPDATE notifications SET queued_at = ?`).run(Date.now());
     expect(pruneNotifications(h.db, 1)).toBe(0);
@@ -153,16 +163,31 @@ describe('through the daemon', () => {
   const hookUrl = () => `http://127.0.0.1:${port}/hook/topic-SECRET-42`;
   const posts = (prefix: string) => hook.got.filter((r) => r.path.startsWith(prefix));
   const desktopCalls = (): string[][] =>
-    fs.existsSync(argvFile) ? fs.readFileSync(argvFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]) : [];
-  const row = (sql: string, ...args: unknown[]) => d.db().prepare(sql).get(...args) as any;
+    fs.existsSync(argvFile)
+      ? fs
+          .readFileSync(argvFile, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as string[])
+      : [];
+  const row = (sql: string, ...args: unknown[]) =>
+    d
+      .db()
+      .prepare(sql)
+      .get(...args) as any;
   const notificationOf = (key: string) => {
     const t = d.ticketRow(key);
     return row(`SELECT * FROM notifications WHERE ticket_id = ? ORDER BY id DESC LIMIT 1`, t.id);
   };
   /** Waits until the daemon has decided on the ticket's newest notification (queued, muted or none). */
-  const decided = (key: string) => waitFor(`${key}'s notification decided`, () => notificationOf(key)?.queued_at && notificationOf(key), 30_000);
+  const decided = (key: string) =>
+    waitFor(`${key}'s notification decided`, () => notificationOf(key)?.queued_at && notificationOf(key), 30_000);
   const jobEvents = (notificationId: number, channel: string) =>
-    d.db().prepare(`SELECT * FROM job_events WHERE queue = 'notify' AND payload = ? ORDER BY id`).all(JSON.stringify({ notificationId, channel })) as any[];
+    d
+      .db()
+      .prepare(`SELECT * FROM job_events WHERE queue = 'notify' AND payload = ? ORDER BY id`)
+      .all(JSON.stringify({ notificationId, channel })) as any[];
   const park = async (key: string, note: string) => {
     const res = await d.api('POST', `/api/tickets/${key}/move`, { column: 'human', actor: 'system', comment: note });
     expect(res.status).toBe(200);
@@ -182,9 +207,12 @@ describe('through the daemon', () => {
   const noteFor = (e: StreamEvent, key: string) =>
     e.event === 'notifications' ? e.data.notifications.find((x: { ticket: string }) => x.ticket === key) : undefined;
   /** The tickets of every notification the stream sent so far. */
-  const notified = (s: EventReader) => s.events.flatMap((e) => (e.event === 'notifications' ? e.data.notifications : [])).map((x) => x.ticket);
+  const notified = (s: EventReader) =>
+    s.events.flatMap((e) => (e.event === 'notifications' ? e.data.notifications : [])).map((x) => x.ticket);
   const parkedEvent = (s: EventReader, key: string) =>
-    s.next((e) => e.event === 'tickets' && e.data.tickets.some((t: { key: string; column: string }) => t.key === key && t.column === 'human'));
+    s.next(
+      (e) => e.event === 'tickets' && e.data.tickets.some((t: { key: string; column: string }) => t.key === key && t.column === 'human'),
+    );
 
   beforeAll(async () => {
     port = await hook.listen();
@@ -213,11 +241,21 @@ describe('through the daemon', () => {
     expect((await d.api('POST', '/api/projects/ops/resume', {})).status).toBe(200);
     const question = { do: 'comment', type: 'block', body: 'Which currency?\nUSD or EUR, the spec says both.' };
     const { key } = await d.ticket('ops', 'coding-agent', { 'coding-agent': [question, { do: 'move', to: 'human' }] }, 'Export invoices');
-    await waitFor('the agent to park it', () => d.ticketRow(key).column_id === 'human' && d.runs(key).every((r) => r.status !== 'running'), 60_000);
+    await waitFor(
+      'the agent to park it',
+      () => d.ticketRow(key).column_id === 'human' && d.runs(key).every((r) => r.status !== 'running'),
+      60_000,
+    );
     expect((await d.api('POST', '/api/projects/ops/pause', {})).status).toBe(200);
     const n = await decided(key);
     expect(n.outcome).toBe('queued');
-    await waitFor('both deliveries done', () => jobEvents(n.id, 'webhook').some((e) => e.outcome === 'completed') && jobEvents(n.id, 'desktop').some((e) => e.outcome === 'completed'), 60_000);
+    await waitFor(
+      'both deliveries done',
+      () =>
+        jobEvents(n.id, 'webhook').some((e) => e.outcome === 'completed') &&
+        jobEvents(n.id, 'desktop').some((e) => e.outcome === 'completed'),
+      60_000,
+    );
     const got = posts('/hook/');
     expect(got).toHaveLength(1);
     const body = JSON.parse(got[0]!.body);
@@ -240,11 +278,19 @@ describe('through the daemon', () => {
     const key = await file('ops', 'Flaky export');
     await park(key, 'Gave up after 3 failed runs');
     const n = await decided(key);
-    const events = await waitFor('the third attempt to succeed', () => {
-      const e = jobEvents(n.id, 'webhook');
-      return e.some((x) => x.outcome === 'completed') && e;
-    }, 90_000);
-    expect(events.map((e) => [e.attempt, e.outcome])).toEqual([[1, 'retry'], [2, 'retry'], [3, 'completed']]);
+    const events = await waitFor(
+      'the third attempt to succeed',
+      () => {
+        const e = jobEvents(n.id, 'webhook');
+        return e.some((x) => x.outcome === 'completed') && e;
+      },
+      90_000,
+    );
+    expect(events.map((e) => [e.attempt, e.outcome])).toEqual([
+      [1, 'retry'],
+      [2, 'retry'],
+      [3, 'completed'],
+    ]);
     expect(events[0].error).toMatch(/^the webhook at http:\/\/127\.0\.0\.1:\d+\/•••• answered 500/);
     expect(events[1].started_at - events[0].ended_at).toBeGreaterThanOrEqual(1500); // a wait, not a hammering
     expect(posts('/fail/')).toHaveLength(3);
@@ -273,8 +319,14 @@ describe('through the daemon', () => {
       await park(key, 'A question at night');
       const n = await decided(key);
       expect(n.outcome).toBe('queued');
-      const held = d.db().prepare(`SELECT * FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).all(`%"notificationId":${n.id},%`) as any[];
-      expect(held.map((j) => [JSON.parse(j.payload).channel, j.status]).sort()).toEqual([['desktop', 'pending'], ['webhook', 'pending']]);
+      const held = d
+        .db()
+        .prepare(`SELECT * FROM tasks WHERE queue = 'notify' AND payload LIKE ?`)
+        .all(`%"notificationId":${n.id},%`) as any[];
+      expect(held.map((j) => [JSON.parse(j.payload).channel, j.status]).sort()).toEqual([
+        ['desktop', 'pending'],
+        ['webhook', 'pending'],
+      ]);
       const endsAt = new Date(now);
       endsAt.setUTCHours(Number(end.slice(0, 2)), Number(end.slice(3)), 0, 0);
       if (endsAt.getTime() < now.getTime()) endsAt.setUTCDate(endsAt.getUTCDate() + 1);
@@ -294,7 +346,7 @@ describe('through the daemon', () => {
     }
   }, 120_000);
 
-  test('a muted project sends nothing, not even over the pages\' live stream; unmuted it sends again', async () => {
+  test("a muted project sends nothing, not even over the pages' live stream; unmuted it sends again", async () => {
     const s = await stream();
     try {
       const mute = d.cli(['projects', 'set', 'web', '--mute']);
@@ -305,13 +357,17 @@ describe('through the daemon', () => {
       await park(key, 'Muted note');
       const n = await decided(key);
       expect(n.outcome).toBe('muted');
-      expect(d.db().prepare(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`)).toEqual({ c: 0 });
+      expect(
+        d.db().prepare(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`),
+      ).toEqual({ c: 0 });
       await parkedEvent(s, key); // the badge counts it all the same
 
       const page = await getPage(d, '/projects/web');
       const unmute = await postForm(d, '/projects/web/notifications', { _csrf: csrfOf(page.html), muted: '0' });
       expect(unmute.status).toBe(303);
-      expect(d.db().prepare(`SELECT notifications_muted FROM projects WHERE abbreviation = 'web'`).get()).toEqual({ notifications_muted: 0 });
+      expect(d.db().prepare(`SELECT notifications_muted FROM projects WHERE abbreviation = 'web'`).get()).toEqual({
+        notifications_muted: 0,
+      });
       const next = await file('web', 'Loud question');
       await park(next, 'Loud note <b>as text</b>');
       await waitFor('the unmuted POST', () => posts('/hook/').some((r) => JSON.parse(r.body).ticket === next), 60_000);
@@ -370,7 +426,9 @@ describe('through the daemon', () => {
       'notifications.desktop': 'on',
     });
     expect(desktop.html).toContain('Test sent: notify-send showed it.');
-    expect(desktopCalls().slice(calls)).toEqual([['--app-name=Dispatcher', '--', 'Dispatcher test', 'Notifications from Dispatcher reach you here.']]);
+    expect(desktopCalls().slice(calls)).toEqual([
+      ['--app-name=Dispatcher', '--', 'Dispatcher test', 'Notifications from Dispatcher reach you here.'],
+    ]);
   }, 60_000);
 
   test('the webhook secret is never in the settings page or the API after saving, and a masked field keeps it', async () => {
@@ -419,14 +477,35 @@ describe('through the daemon', () => {
     expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0.5 } })).status).toBe(200);
     expect((await d.api('POST', '/api/projects/ops/resume', {})).status).toBe(200);
     const before = posts('/hook/').length;
-    const { key } = await d.ticket('ops', 'coding-agent', { 'coding-agent': [{ do: 'cost', usd: 1 }, { do: 'move', to: 'code-reviewer' }] }, 'Costly work');
-    const paused = await waitFor('the budget notification', () => posts('/hook/').slice(before).find((r) => JSON.parse(r.body).event === 'paused'), 60_000);
+    const { key } = await d.ticket(
+      'ops',
+      'coding-agent',
+      {
+        'coding-agent': [
+          { do: 'cost', usd: 1 },
+          { do: 'move', to: 'code-reviewer' },
+        ],
+      },
+      'Costly work',
+    );
+    const paused = await waitFor(
+      'the budget notification',
+      () =>
+        posts('/hook/')
+          .slice(before)
+          .find((r) => JSON.parse(r.body).event === 'paused'),
+      60_000,
+    );
     expect(JSON.parse(paused.body)).toMatchObject({ title: 'Agents paused: daily budget', ticket: null, url: `${d.url}/inbox` });
     expect(JSON.parse(paused.body).text).toMatch(/^Daily budget reached: \$1\.\d\d of \$0\.50 spent today; new runs resume at midnight/);
     expect(d.ticketRow(key).column_id).toBe('code-reviewer');
     // more scans under the same budget today add no second one
     for (let i = 0; i < 3; i++) expect((await d.api('POST', '/api/projects/ops/wake', {})).status).toBe(202);
-    await waitFor('the wakes scanned', () => row(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'scan' AND status IN ('pending', 'running')`).c === 0, 30_000);
+    await waitFor(
+      'the wakes scanned',
+      () => row(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'scan' AND status IN ('pending', 'running')`).c === 0,
+      30_000,
+    );
     expect(row(`SELECT COUNT(*) AS c FROM notifications WHERE kind = 'paused'`).c).toBe(1);
     expect((await d.api('POST', '/api/projects/ops/pause', {})).status).toBe(200);
     expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0 } })).status).toBe(200);
@@ -473,7 +552,9 @@ describe('through the daemon', () => {
       body: 'the daemon: Look at this in the browser',
     });
     await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 1, { timeout: 30_000 });
-    expect(await page.evaluate(() => (window as unknown as { streams: string[] }).streams)).toEqual([expect.stringMatching(/^\/events\?since=\d+$/)]);
+    expect(await page.evaluate(() => (window as unknown as { streams: string[] }).streams)).toEqual([
+      expect.stringMatching(/^\/events\?since=\d+$/),
+    ]);
 
     // a page that is not a live page follows the same one stream: its count, favicon and pop-ups
     await page.goto(`${d.url}/settings`);
@@ -485,7 +566,10 @@ describe('through the daemon', () => {
       body: 'the daemon: Look at this on Settings',
     });
     await page.waitForFunction((n) => document.title.startsWith(`(${n}) `), count + 2, { timeout: 30_000 });
-    await page.waitForFunction((n) => (document.querySelector('link[rel="icon"]') as HTMLLinkElement).dataset.count === String(n), count + 2);
+    await page.waitForFunction(
+      (n) => (document.querySelector('link[rel="icon"]') as HTMLLinkElement).dataset.count === String(n),
+      count + 2,
+    );
     expect(await page.locator('#inbox-count').textContent()).toBe(String(count + 2));
     expect(await page.evaluate(() => (window as unknown as { streams: string[] }).streams)).toEqual(['/events']);
   }, 120_000);

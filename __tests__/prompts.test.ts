@@ -80,7 +80,11 @@ describe.each(BUILTIN_AGENT_TYPES.map((a) => [a.id, a] as const))('prompt %s', (
     try {
       h.addProject('sample', 'personal', 'pd');
       const columns = columnsFor(id);
-      setProjectColumns(h.store, 'pd', columns.map((c) => ({ column_id: c })));
+      setProjectColumns(
+        h.store,
+        'pd',
+        columns.map((c) => ({ column_id: c })),
+      );
       for (let i = 0; i < 42; i++) createTicket(h.store, { project: 'pd', title: `t${i}`, createdBy: 'test' });
       const env = { PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}`, DISPATCH_DB_PATH: h.paths.db };
       const failures: string[] = [];
@@ -95,11 +99,15 @@ describe.each(BUILTIN_AGENT_TYPES.map((a) => [a.id, a] as const))('prompt %s', (
         if (words.length < 3) continue; // prose naming a command
         const key = ref && /^[a-z]+-\d+$/.test(ref) ? 'pd-42' : ref;
         // each command from a fresh run of this agent on pd-42 in its column (a move ends a run's rights)
-        if (runId) finalizeRun(h.store, runId, { status: 'success', exitCode: 0, error: null }, { circuitBreakerMaxRuns: 1000, maxRetries: 0 });
+        if (runId)
+          finalizeRun(h.store, runId, { status: 'success', exitCode: 0, error: null }, { circuitBreakerMaxRuns: 1000, maxRetries: 0 });
         if (requireTicket(h.db, 'pd-42').column_id !== id) moveTicket(h.store, 'pd-42', id, { actor: 'test' });
         const run = startRun(h, 'pd-42');
         runId = run.run.id;
-        const r = spawnSync('ticket', [sub!, key!, ...words.slice(3)], { env: { ...env, DISPATCH_RUN_SECRET: run.secret }, encoding: 'utf8' });
+        const r = spawnSync('ticket', [sub!, key!, ...words.slice(3)], {
+          env: { ...env, DISPATCH_RUN_SECRET: run.secret },
+          encoding: 'utf8',
+        });
         if (r.status !== 0) failures.push(`${command}: ${r.stderr.trim()}`);
       }
       expect(failures).toEqual([]);

@@ -23,7 +23,9 @@ describe('pruneQueueHistory', () => {
 
   /** Dates a job's attempts (and a failed job's last change) back to `at`. */
   function backdate(id: string, at: number): void {
-    home.db.prepare(`UPDATE job_events SET started_at = ?, ended_at = CASE WHEN ended_at IS NULL THEN NULL ELSE ? END WHERE job_id = ?`).run(at, at + 1000, id);
+    home.db
+      .prepare(`UPDATE job_events SET started_at = ?, ended_at = CASE WHEN ended_at IS NULL THEN NULL ELSE ? END WHERE job_id = ?`)
+      .run(at, at + 1000, id);
     home.db.prepare(`UPDATE tasks SET availableAt = ?, createdAt = ? WHERE id = ?`).run(at + 1000, Math.floor(at / 1000), Number(id));
   }
 
@@ -81,7 +83,9 @@ describe('pruneQueueHistory', () => {
     backdate(id, now - DAY);
     home.db.prepare(`UPDATE tasks SET createdAt = ? WHERE id = ?`).run(Math.floor((now - 20 * DAY) / 1000), Number(id));
     home.db
-      .prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, 'merge', 1, 'failed', '{}', 'boom', ?, ?)`)
+      .prepare(
+        `INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, 'merge', 1, 'failed', '{}', 'boom', ?, ?)`,
+      )
       .run(id, now - 20 * DAY, now - 20 * DAY + 1000);
 
     expect(await pruneQueueHistory(queue, home.db, 14, now)).toEqual({ at: now, events: 1, failed_jobs: 0 });

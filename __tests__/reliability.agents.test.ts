@@ -16,8 +16,15 @@ beforeAll(async () => {
   scratch = tempDir('pd-agents-');
   // the agent binary: a wrapper that, for project "mute", exits at once without writing anything
   const wrapper = path.join(scratch, 'claude');
-  fs.writeFileSync(wrapper, `#!/bin/sh\ncase "$DISPATCH_TICKET_ID" in mute-*) exit 7;; esac\nexec "${process.execPath}" "${fakeClaude}" "$@"\n`, { mode: 0o755 });
-  d = await startEngineDaemon({ env: { DISPATCH_CLAUDE_BIN: wrapper }, config: { agents: { max_concurrent_global: 6, max_concurrent_per_project: 3 } } });
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/sh\ncase "$DISPATCH_TICKET_ID" in mute-*) exit 7;; esac\nexec "${process.execPath}" "${fakeClaude}" "$@"\n`,
+    { mode: 0o755 },
+  );
+  d = await startEngineDaemon({
+    env: { DISPATCH_CLAUDE_BIN: wrapper },
+    config: { agents: { max_concurrent_global: 6, max_concurrent_per_project: 3 } },
+  });
   daemonPid = d.child.pid!;
   expect((await d.api('PATCH', '/api/agent-types/researcher', { max_retries: 0 })).status).toBe(200);
   await d.project('lab', 'research', 'lab');
@@ -45,7 +52,12 @@ async function settled(key: string, column: string) {
 }
 
 test('an agent that crashes without a result fails the run and the ticket reaches human with the reason', async () => {
-  const t = await d.ticket('lab', 'researcher', { researcher: [{ do: 'comment', type: 'journal', body: 'starting' }, { do: 'crash', code: 2 }] });
+  const t = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'comment', type: 'journal', body: 'starting' },
+      { do: 'crash', code: 2 },
+    ],
+  });
   const [run] = await settled(t.key, 'human');
   expect(run).toMatchObject({ status: 'failed', exit_code: 2, error: 'exited with code 2 and no result' });
   expect(comments(d, t.key).some((c) => c.type === 'system' && c.body.includes(`run ${run.id} failed (exit code 2)`))).toBe(true);
@@ -62,8 +74,19 @@ test('an agent that exits before writing anything fails with a clear error and a
 }, 180_000);
 
 test('garbage on stdout does not confuse the judgement: noise then a result succeeds, noise then a crash fails', async () => {
-  const ok = await d.ticket('lab', 'researcher', { researcher: [{ do: 'garbage', bytes: 5000 }, { do: 'garbage', bytes: 3 }, { do: 'move', to: 'done' }] });
-  const bad = await d.ticket('lab', 'researcher', { researcher: [{ do: 'garbage', bytes: 5000 }, { do: 'crash', code: 0 }] });
+  const ok = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'garbage', bytes: 5000 },
+      { do: 'garbage', bytes: 3 },
+      { do: 'move', to: 'done' },
+    ],
+  });
+  const bad = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'garbage', bytes: 5000 },
+      { do: 'crash', code: 0 },
+    ],
+  });
   const [good] = await settled(ok.key, 'done');
   expect(good).toMatchObject({ status: 'success', exit_code: 0, result_text: `Done with ${ok.key}.` });
   const [broken] = await settled(bad.key, 'human');
@@ -71,15 +94,27 @@ test('garbage on stdout does not confuse the judgement: noise then a result succ
 }, 180_000);
 
 test('20 MB of noise then a valid result: judged from the result line while the daemon stays responsive', async () => {
-  const t = await d.ticket('lab', 'researcher', { researcher: [{ do: 'garbage', bytes: 20_000_000 }, { do: 'garbage', bytes: 20_000 }, { do: 'sleep', ms: 300 }, { do: 'move', to: 'done' }] });
+  const t = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'garbage', bytes: 20_000_000 },
+      { do: 'garbage', bytes: 20_000 },
+      { do: 'sleep', ms: 300 },
+      { do: 'move', to: 'done' },
+    ],
+  });
   let answered = 0;
-  await waitFor('done while answering', async () => {
-    const [health, board] = await Promise.all([d.api('GET', '/api/health'), d.api('GET', `/api/tickets/${t.key}`)]);
-    expect(health.status).toBe(200);
-    expect(board.status).toBe(200);
-    answered++;
-    return d.ticketRow(t.key).column_id === 'done';
-  }, 90_000, 100);
+  await waitFor(
+    'done while answering',
+    async () => {
+      const [health, board] = await Promise.all([d.api('GET', '/api/health'), d.api('GET', `/api/tickets/${t.key}`)]);
+      expect(health.status).toBe(200);
+      expect(board.status).toBe(200);
+      answered++;
+      return d.ticketRow(t.key).column_id === 'done';
+    },
+    90_000,
+    100,
+  );
   const [run] = await settled(t.key, 'done');
   expect(answered).toBeGreaterThan(0);
   expect(run.status).toBe('success');
@@ -101,8 +136,18 @@ test('20 MB of noise then a valid result: judged from the result line while the 
 test('children an agent forks and abandons are reaped when it exits, whether it succeeds or crashes', async () => {
   const okPid = path.join(scratch, 'ok.pid');
   const crashPid = path.join(scratch, 'crash.pid');
-  const ok = await d.ticket('lab', 'researcher', { researcher: [{ do: 'orphan', pidfile: okPid }, { do: 'move', to: 'done' }] });
-  const bad = await d.ticket('lab', 'researcher', { researcher: [{ do: 'orphan', pidfile: crashPid }, { do: 'crash', code: 3 }] });
+  const ok = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'orphan', pidfile: okPid },
+      { do: 'move', to: 'done' },
+    ],
+  });
+  const bad = await d.ticket('lab', 'researcher', {
+    researcher: [
+      { do: 'orphan', pidfile: crashPid },
+      { do: 'crash', code: 3 },
+    ],
+  });
   await settled(ok.key, 'done');
   await settled(bad.key, 'human');
   for (const file of [okPid, crashPid]) {

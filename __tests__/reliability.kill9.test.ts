@@ -24,7 +24,6 @@ function prng(seed: number): () => number {
   };
 }
 
-
 const nap = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run nothing twice (seed ${SEED})`, async () => {
@@ -38,7 +37,12 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
     pick([
       { researcher: [sleep(), { do: 'comment', type: 'journal', body: 'read the sources' }, { do: 'move', to: 'done' }] },
       { researcher: [sleep(), { do: 'move', to: 'human', comment: 'which region do you mean?' }] },
-      { researcher: [[sleep(), { do: 'fail', message: '529 overloaded' }], [sleep(), { do: 'move', to: 'done' }]] },
+      {
+        researcher: [
+          [sleep(), { do: 'fail', message: '529 overloaded' }],
+          [sleep(), { do: 'move', to: 'done' }],
+        ],
+      },
     ]);
   const software = () => ({
     'coding-agent': [sleep(), { do: 'comment', type: 'journal', body: 'implemented' }, { do: 'move', to: 'code-reviewer' }],
@@ -48,7 +52,10 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
   const file = async (n: number) => {
     for (let i = 0; i < n; i++) {
       const kind = pick(['r0', 'r1', 'sw']);
-      const t = kind === 'sw' ? await d.ticket('sw', 'coding-agent', software(), `feature ${created.length}`) : await d.ticket(kind, 'researcher', research(), `question ${created.length}`);
+      const t =
+        kind === 'sw'
+          ? await d.ticket('sw', 'coding-agent', software(), `feature ${created.length}`)
+          : await d.ticket(kind, 'researcher', research(), `question ${created.length}`);
       created.push(t.key);
     }
   };
@@ -74,7 +81,11 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
     const db = d.db();
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     // no ticket lost or duplicated
-    const tickets = db.prepare(`SELECT p.abbreviation || '-' || t.number AS key, t.title, t.column_id, t.claimed_by_run FROM tickets t JOIN projects p ON p.id = t.project_id`).all() as any[];
+    const tickets = db
+      .prepare(
+        `SELECT p.abbreviation || '-' || t.number AS key, t.title, t.column_id, t.claimed_by_run FROM tickets t JOIN projects p ON p.id = t.project_id`,
+      )
+      .all() as any[];
     expect(tickets.map((t) => t.key).sort()).toEqual([...created].sort());
     expect(new Set(tickets.map((t) => t.title)).size).toBe(created.length);
     for (const t of tickets) {
@@ -91,7 +102,10 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
     // every run was reserved once (one claim comment) and finalized once: a failure writes exactly
     // one system comment naming the run, a success none, and the log says "finished" at most once
     const claims = db.prepare(`SELECT body FROM comments WHERE type = 'claim'`).all() as { body: string }[];
-    const logs = fs.readdirSync(path.join(d.home, 'logs')).map((f) => fs.readFileSync(path.join(d.home, 'logs', f), 'utf8')).join('\n');
+    const logs = fs
+      .readdirSync(path.join(d.home, 'logs'))
+      .map((f) => fs.readFileSync(path.join(d.home, 'logs', f), 'utf8'))
+      .join('\n');
     const finished = new Map<string, number>();
     for (const line of logs.split('\n')) {
       const m = /"message":"agent run finished".*?"run":"([^"]+)"|"run":"([^"]+)".*?"message":"agent run finished"/.exec(line);
@@ -110,13 +124,15 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
     for (const list of byTicket.values()) expect(maxOverlap(list)).toBe(1);
     // the caps held at every instant, across all restarts
     expect(maxOverlap(runs)).toBeLessThanOrEqual(CAPS.max_concurrent_global);
-    for (const pid of new Set(runs.map((r) => r.project_id))) expect(maxOverlap(runs.filter((r) => r.project_id === pid))).toBeLessThanOrEqual(CAPS.max_concurrent_per_project);
+    for (const pid of new Set(runs.map((r) => r.project_id)))
+      expect(maxOverlap(runs.filter((r) => r.project_id === pid))).toBeLessThanOrEqual(CAPS.max_concurrent_per_project);
     expect(maxOverlap(runs)).toBeGreaterThan(1); // the pipeline was busy: runs did overlap
     expect(db.prepare(`SELECT COUNT(*) FROM tasks WHERE status = 'running'`).pluck().get()).toBe(0);
     const byStatus = runs.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {});
-    console.log(`kill -9: ${created.length} tickets settled, ${runs.length} runs finalized once each ${JSON.stringify(byStatus)}, peak ${maxOverlap(runs)} live runs`);
+    console.log(
+      `kill -9: ${created.length} tickets settled, ${runs.length} runs finalized once each ${JSON.stringify(byStatus)}, peak ${maxOverlap(runs)} live runs`,
+    );
   } finally {
     await d.stop();
   }
 }, 900_000); // no timed assertion: a loaded machine only makes the rounds slower
-

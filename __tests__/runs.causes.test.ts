@@ -18,8 +18,16 @@ const finished = (runs: any[]) => runs.length > 0 && runs.every((r) => r.status 
 describe('run causes from the CLI output', () => {
   test('the recorded usage-limit transcripts of both CLI versions are usage limits with their reset time', () => {
     const now = Date.UTC(2026, 10, 30, 5, 0);
-    expect(classifyEnd(readTranscriptEnd(fixture('claude-usage-limit-2.1.197.jsonl')), now)).toEqual({ cause: 'usage_limit', resetsAt: 1796022937_000, limitType: 'five_hour' });
-    expect(classifyEnd(readTranscriptEnd(fixture('claude-usage-limit-2.1.328.jsonl')), now)).toEqual({ cause: 'usage_limit', resetsAt: 1796024996_000, limitType: 'five_hour' });
+    expect(classifyEnd(readTranscriptEnd(fixture('claude-usage-limit-2.1.197.jsonl')), now)).toEqual({
+      cause: 'usage_limit',
+      resetsAt: 1796022937_000,
+      limitType: 'five_hour',
+    });
+    expect(classifyEnd(readTranscriptEnd(fixture('claude-usage-limit-2.1.328.jsonl')), now)).toEqual({
+      cause: 'usage_limit',
+      resetsAt: 1796024996_000,
+      limitType: 'five_hour',
+    });
     expect(classifyEnd(readTranscriptEnd(fixture('claude-429-apikey.jsonl')), now)).toEqual({ cause: 'rate_limited' });
   });
 
@@ -30,11 +38,18 @@ describe('run causes from the CLI output', () => {
     expect(resetFromText('resets 4:05am (UTC)', now)).toBe(Date.UTC(2026, 11, 1, 4, 5));
     expect(resetFromText('resets 12:30pm (UTC)', now)).toBe(Date.UTC(2026, 10, 30, 12, 30));
     const result = { isError: true, resultText: "You've hit your 5-hour limit · resets 7:49am (UTC)", apiErrorStatus: 429 } as never;
-    expect(classifyEnd({ result, rateLimit: null }, now)).toEqual({ cause: 'usage_limit', resetsAt: Date.UTC(2026, 10, 30, 7, 49), limitType: 'unknown' });
+    expect(classifyEnd({ result, rateLimit: null }, now)).toEqual({
+      cause: 'usage_limit',
+      resetsAt: Date.UTC(2026, 10, 30, 7, 49),
+      limitType: 'unknown',
+    });
   });
 
   test('529, 5xx, 401 and an agent error each get their cause', () => {
-    const end = (apiErrorStatus: number | null, resultText = 'API Error') => ({ result: { isError: true, resultText, apiErrorStatus } as never, rateLimit: null });
+    const end = (apiErrorStatus: number | null, resultText = 'API Error') => ({
+      result: { isError: true, resultText, apiErrorStatus } as never,
+      rateLimit: null,
+    });
     expect(classifyEnd(end(529), 0).cause).toBe('rate_limited');
     expect(classifyEnd(end(503), 0).cause).toBe('rate_limited');
     expect(classifyEnd(end(401), 0).cause).toBe('auth');
@@ -65,9 +80,14 @@ describe('run causes from the CLI output', () => {
     // ids, times and the reset clock vary; everything else (keys, their order, values) must be the recorded CLI's
     const VARYING = new Set(['uuid', 'session_id', 'id', 'request_id', 'timestamp', 'duration_ms', 'resetsAt']);
     const normalize = (line: string) =>
-      JSON.stringify(JSON.parse(line), (k, v) => (VARYING.has(k) ? '<varies>' : typeof v === 'string' ? v.replace(/resets \d{1,2}:\d\d[ap]m/, 'resets <clock>') : v));
+      JSON.stringify(JSON.parse(line), (k, v) =>
+        VARYING.has(k) ? '<varies>' : typeof v === 'string' ? v.replace(/resets \d{1,2}:\d\d[ap]m/, 'resets <clock>') : v,
+      );
     const got = r.stdout.trim().split('\n');
-    const want = fs.readFileSync(fixture(`claude-usage-limit-${version}.jsonl`), 'utf8').trim().split('\n');
+    const want = fs
+      .readFileSync(fixture(`claude-usage-limit-${version}.jsonl`), 'utf8')
+      .trim()
+      .split('\n');
     expect(got).toHaveLength(want.length);
     expect(got.slice(1).map(normalize)).toEqual(want.slice(1).map(normalize));
     expect(JSON.parse(got[1]!).rate_limit_info.resetsAt).toBe(resetsAt);
@@ -123,7 +143,11 @@ describe('a usage limit pauses dispatching until its reset', () => {
     d = await startEngineDaemon({ root: d.root, config });
     expect((await cliPauses(d))[0]).toMatchObject({ cause: 'usage_limit', until: resetsAt * 1000 + 1000 });
 
-    await waitFor('all three done', () => [urgent, normal, low].every((t) => d!.ticketRow(t.key).column_id === 'done') && finished(d!.runs()), 60_000);
+    await waitFor(
+      'all three done',
+      () => [urgent, normal, low].every((t) => d!.ticketRow(t.key).column_id === 'done') && finished(d!.runs()),
+      60_000,
+    );
     const runs = d.runs();
     // one spawn hit the limit; none started until the pause was over; then one each, most urgent first
     expect(runs).toHaveLength(4);
@@ -171,7 +195,9 @@ describe('retries and pauses by cause', () => {
   test('529: retried after a growing backoff, and the free retries do not count against max_retries', async () => {
     const counter = path.join(tempDir(), 'calls');
     d = await startEngineDaemon({
-      config: { agents: { retry_backoff_seconds: 1, env: { FAKE_CLAUDE_API: JSON.stringify({ answer: 'overloaded', times: 2, counter }) } } },
+      config: {
+        agents: { retry_backoff_seconds: 1, env: { FAKE_CLAUDE_API: JSON.stringify({ answer: 'overloaded', times: 2, counter }) } },
+      },
     });
     await d.project('busy', 'research', 'bu');
     expect((await d.api('PATCH', '/api/agent-types/researcher', { max_retries: 0 })).status).toBe(200);

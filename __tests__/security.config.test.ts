@@ -26,7 +26,9 @@ test('agents.env refuses code-loading variables from the settings page, PATCH /a
       expect(api.body.error).toBe(`config: agents.env: ${name} changes which code programs load or run, so agents cannot be given it`);
       const page = await postForm(d, '/settings', { _csrf: csrf, 'agents.env': `IS_SANDBOX=1\n${name}=--require ./evil.cjs` });
       expect([name, page.status]).toEqual([name, 400]);
-      expect(page.html).toContain(`<span class="field-error">${name} changes which code programs load or run, so agents cannot be given it</span>`);
+      expect(page.html).toContain(
+        `<span class="field-error">${name} changes which code programs load or run, so agents cannot be given it</span>`,
+      );
     }
     expect(fs.readFileSync(file, 'utf8')).toBe(before);
     // ordinary variables, git identity included, are still welcome
@@ -44,7 +46,12 @@ test('agents.env refuses code-loading variables from the settings page, PATCH /a
     // and the next agent runs without it
     await d.project('envs', 'research', 'ev');
     const envFile = path.join(d.root, 'agent-env.json');
-    const t = await d.ticket('ev', 'researcher', { researcher: [{ do: 'env', file: envFile }, { do: 'move', to: 'done' }] });
+    const t = await d.ticket('ev', 'researcher', {
+      researcher: [
+        { do: 'env', file: envFile },
+        { do: 'move', to: 'done' },
+      ],
+    });
     await waitFor('agent ran', () => d.ticketRow(t.key).column_id === 'done', 60_000);
     const env = JSON.parse(fs.readFileSync(envFile, 'utf8'));
     expect(env.LD_PRELOAD).toBeUndefined();

@@ -31,10 +31,43 @@ afterAll(async () => {
   console.log(`bad input: ${tried} inputs tried ${JSON.stringify(counts)}`);
 });
 
-const SQL = ["'); DROP TABLE tickets; --", "1' OR '1'='1", 'x"; DELETE FROM comments WHERE 1=1; --', "Robert'); UPDATE runs SET status='success';--"];
-const HTML = ['<script>alert(document.cookie)</script>', '<img src=x onerror=alert(1)>', '"><svg/onload=fetch(`//evil`)>', '{{ 7*7 }}{% raw %}', '<!--', ']]>'];
-const TRAVERSAL = ['../../etc/passwd', '..\\..\\windows', '%2e%2e%2f', '..%2F..%2F', '/etc/passwd', 'a/../../b', '....//', '.', '..', '~root', '\u0000.md'];
-const CONTROL = ['\u0000', '\u0001\u0002\u0007', '\u001b[2J\u001b[31m', '\r\nSet-Cookie: x=1', '\u2028\u2029', '\u202e', '\ufeff', '\t\v\f'];
+const SQL = [
+  "'); DROP TABLE tickets; --",
+  "1' OR '1'='1",
+  'x"; DELETE FROM comments WHERE 1=1; --',
+  "Robert'); UPDATE runs SET status='success';--",
+];
+const HTML = [
+  '<script>alert(document.cookie)</script>',
+  '<img src=x onerror=alert(1)>',
+  '"><svg/onload=fetch(`//evil`)>',
+  '{{ 7*7 }}{% raw %}',
+  '<!--',
+  ']]>',
+];
+const TRAVERSAL = [
+  '../../etc/passwd',
+  '..\\..\\windows',
+  '%2e%2e%2f',
+  '..%2F..%2F',
+  '/etc/passwd',
+  'a/../../b',
+  '....//',
+  '.',
+  '..',
+  '~root',
+  '\u0000.md',
+];
+const CONTROL = [
+  '\u0000',
+  '\u0001\u0002\u0007',
+  '\u001b[2J\u001b[31m',
+  '\r\nSet-Cookie: x=1',
+  '\u2028\u2029',
+  '\u202e',
+  '\ufeff',
+  '\t\v\f',
+];
 /** Well-formed text of every kind: what a person or an agent could legitimately write. */
 const text = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 200 }),
@@ -42,15 +75,35 @@ const text = fc.oneof(
   fc.constantFrom(...SQL, ...HTML, ...TRAVERSAL, ...CONTROL),
   fc.integer({ min: 1_000, max: 190_000 }).map((n) => 'Ω<'.repeat(n / 2)),
 );
-const name = fc.oneof(fc.constantFrom(...TRAVERSAL, ...SQL, ...HTML), fc.string({ unit: fc.constantFrom('.', '/', '\\', '%', '2', 'e', 'f', 'a', '-', '\u0000'), minLength: 1, maxLength: 24 }));
+const name = fc.oneof(
+  fc.constantFrom(...TRAVERSAL, ...SQL, ...HTML),
+  fc.string({ unit: fc.constantFrom('.', '/', '\\', '%', '2', 'e', 'f', 'a', '-', '\u0000'), minLength: 1, maxLength: 24 }),
+);
 
-function raw(method: string, urlPath: string, body?: Buffer | string, contentType = 'application/json'): Promise<{ status: number; type: string; text: string }> {
+function raw(
+  method: string,
+  urlPath: string,
+  body?: Buffer | string,
+  contentType = 'application/json',
+): Promise<{ status: number; type: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: body === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: d.port,
+        method,
+        path: urlPath,
+        agent: false,
+        headers: body === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, type: String(res.headers['content-type']), text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -104,11 +157,33 @@ test('API: raw bytes (invalid UTF-8, truncated JSON, lone surrogates) never prod
   let stored = 0;
   await fc.assert(
     fc.asyncProperty(
-      fc.constantFrom('/api/tickets', '/api/tickets/fz-1/comments', '/api/tickets/fz-1/move', '/api/tickets/bulk', '/api/projects', '/api/config', '/api/agent-types', '/api/agent-types/researcher/prompt'),
+      fc.constantFrom(
+        '/api/tickets',
+        '/api/tickets/fz-1/comments',
+        '/api/tickets/fz-1/move',
+        '/api/tickets/bulk',
+        '/api/projects',
+        '/api/config',
+        '/api/agent-types',
+        '/api/agent-types/researcher/prompt',
+      ),
       fc.oneof(
         fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
-        fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => Buffer.concat([Buffer.from('{"project":"fz","title":"'), Buffer.from(b).map((x) => x | 0x80), Buffer.from('"}')])),
-        fc.constantFrom('{"project":"fz","title":"\\ud800"}', '{"project":"fz","title":"a\\u0000b"}', '{"title":', '\u0000', '[]', 'null', '"x"', '{"__proto__":{"admin":true},"project":"fz","title":"p"}').map((s) => Buffer.from(s)),
+        fc
+          .uint8Array({ minLength: 1, maxLength: 40 })
+          .map((b) => Buffer.concat([Buffer.from('{"project":"fz","title":"'), Buffer.from(b).map((x) => x | 0x80), Buffer.from('"}')])),
+        fc
+          .constantFrom(
+            '{"project":"fz","title":"\\ud800"}',
+            '{"project":"fz","title":"a\\u0000b"}',
+            '{"title":',
+            '\u0000',
+            '[]',
+            'null',
+            '"x"',
+            '{"__proto__":{"admin":true},"project":"fz","title":"p"}',
+          )
+          .map((s) => Buffer.from(s)),
       ),
       fc.constantFrom('POST', 'PATCH', 'PUT'),
       async (urlPath, body, method) => {
@@ -162,7 +237,11 @@ test('API: traversal and junk in every name (agent type, prompt, run, project, t
 }, 240_000);
 
 test('API: a JSON body cannot reach Object.prototype through a config patch', async () => {
-  for (const body of ['{"__proto__":{"polluted":true}}', '{"agents":{"__proto__":{"polluted":true}}}', '{"constructor":{"prototype":{"polluted":true}}}']) {
+  for (const body of [
+    '{"__proto__":{"polluted":true}}',
+    '{"agents":{"__proto__":{"polluted":true}}}',
+    '{"constructor":{"prototype":{"polluted":true}}}',
+  ]) {
     count('api prototype keys');
     const r = await raw('PATCH', '/api/config', body);
     expect([body, r.status]).toEqual([body, 400]);
@@ -178,7 +257,12 @@ test('API: a JSON body cannot reach Object.prototype through a config patch', as
 let agentSecret = '';
 function ticketCjs(args: string[], extra: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_RUN_SECRET: agentSecret, ...extra };
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'),
+      DISPATCH_RUN_SECRET: agentSecret,
+      ...extra,
+    };
     for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
     const child = spawn(process.execPath, [ticketBin, ...args], { env });
     let stdout = '';
@@ -220,19 +304,27 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
     { numRuns: 25, seed: 31 },
   );
   await fc.assert(
-    fc.asyncProperty(name.filter((s) => !s.includes('\u0000')), fc.constantFrom('ref', 'column', 'project', 'severity', 'type'), async (n, where) => {
-      count('ticket.cjs names');
-      const before = comments();
-      const r =
-        where === 'ref' ? await ticketCjs(['comment', n, 'comment', 'x'])
-        : where === 'column' ? await ticketCjs(['move', key, n])
-        : where === 'project' ? await ticketCjs(['read', key], { DISPATCH_RUN_SECRET: undefined, DISPATCH_PROJECT_ID: n })
-        : where === 'severity' ? await ticketCjs(['finding', key, n, 'title', 'body'])
-        : await ticketCjs(['comment', key, n, 'body']);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/^ticket: [^\n]+\n$/);
-      expect(comments()).toBe(before);
-    }),
+    fc.asyncProperty(
+      name.filter((s) => !s.includes('\u0000')),
+      fc.constantFrom('ref', 'column', 'project', 'severity', 'type'),
+      async (n, where) => {
+        count('ticket.cjs names');
+        const before = comments();
+        const r =
+          where === 'ref'
+            ? await ticketCjs(['comment', n, 'comment', 'x'])
+            : where === 'column'
+              ? await ticketCjs(['move', key, n])
+              : where === 'project'
+                ? await ticketCjs(['read', key], { DISPATCH_RUN_SECRET: undefined, DISPATCH_PROJECT_ID: n })
+                : where === 'severity'
+                  ? await ticketCjs(['finding', key, n, 'title', 'body'])
+                  : await ticketCjs(['comment', key, n, 'body']);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/^ticket: [^\n]+\n$/);
+        expect(comments()).toBe(before);
+      },
+    ),
     { numRuns: 25, seed: 37 },
   );
 }, 240_000);
@@ -240,31 +332,46 @@ test('ticket.cjs: text is stored verbatim and the API returns it verbatim; bad r
 test('dispatch CLI: text is filed verbatim, junk refs and options exit 1 with a message, never a stack trace', async () => {
   const cli = (args: string[]) => spawnSync(process.execPath, [dispatchBin, ...args], { env: d.env, encoding: 'utf8', timeout: 60_000 });
   await fc.assert(
-    fc.property(argText.filter((s) => s.trim() !== '' && Buffer.byteLength(s) < 60_000), argText.filter((s) => Buffer.byteLength(s) < 60_000), (title, body) => {
-      count('dispatch text');
-      const r = cli(['ticket', 'new', '--project', 'fz', `--title=${title}`, `--body=${body}`, '--json']);
-      if (r.status !== 0) {
-        expect(r.status).toBe(1);
-        expect(r.stderr).toMatch(/^dispatch: /);
-        expect(r.stderr).not.toMatch(/\n\s+at /);
-        return;
-      }
-      const t = JSON.parse(r.stdout).ticket ?? JSON.parse(r.stdout);
-      const stored = d.db().prepare(`SELECT title, body FROM tickets WHERE id = ?`).get(t.id) as { title: string; body: string };
-      expect(stored).toEqual({ title: title.trim(), body });
-    }),
+    fc.property(
+      argText.filter((s) => s.trim() !== '' && Buffer.byteLength(s) < 60_000),
+      argText.filter((s) => Buffer.byteLength(s) < 60_000),
+      (title, body) => {
+        count('dispatch text');
+        const r = cli(['ticket', 'new', '--project', 'fz', `--title=${title}`, `--body=${body}`, '--json']);
+        if (r.status !== 0) {
+          expect(r.status).toBe(1);
+          expect(r.stderr).toMatch(/^dispatch: /);
+          expect(r.stderr).not.toMatch(/\n\s+at /);
+          return;
+        }
+        const t = JSON.parse(r.stdout).ticket ?? JSON.parse(r.stdout);
+        const stored = d.db().prepare(`SELECT title, body FROM tickets WHERE id = ?`).get(t.id) as { title: string; body: string };
+        expect(stored).toEqual({ title: title.trim(), body });
+      },
+    ),
     { numRuns: 6, seed: 41 },
   );
   await fc.assert(
-    fc.property(name.filter((s) => !s.includes('\u0000') && !s.startsWith('-')), fc.constantFrom('show', 'move', 'runs', 'project'), (n, what) => {
-      count('dispatch names');
-      const args = what === 'show' ? ['ticket', 'show', n] : what === 'move' ? ['ticket', 'move', 'fz-1', n] : what === 'runs' ? ['runs', 'show', n] : ['ticket', 'list', '--project', n];
-      const r = cli(args);
-      expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(/^dispatch: /);
-      expect(r.stderr).not.toMatch(/\n\s+at /);
-      expect(r.stderr).not.toContain('root:x:0:0');
-    }),
+    fc.property(
+      name.filter((s) => !s.includes('\u0000') && !s.startsWith('-')),
+      fc.constantFrom('show', 'move', 'runs', 'project'),
+      (n, what) => {
+        count('dispatch names');
+        const args =
+          what === 'show'
+            ? ['ticket', 'show', n]
+            : what === 'move'
+              ? ['ticket', 'move', 'fz-1', n]
+              : what === 'runs'
+                ? ['runs', 'show', n]
+                : ['ticket', 'list', '--project', n];
+        const r = cli(args);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/^dispatch: /);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+        expect(r.stderr).not.toContain('root:x:0:0');
+      },
+    ),
     { numRuns: 6, seed: 43 },
   );
 }, 240_000);

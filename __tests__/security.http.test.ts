@@ -20,13 +20,22 @@ interface Answer {
 }
 
 /** A raw request: the test sets Host, Origin, Content-Type and the body bytes exactly. */
-function raw(port: number, method: string, urlPath: string, headers: Record<string, string | number> = {}, body?: string | Buffer): Promise<Answer> {
+function raw(
+  port: number,
+  method: string,
+  urlPath: string,
+  headers: Record<string, string | number> = {},
+  body?: string | Buffer,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${port}`, ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -77,17 +86,62 @@ describe('another origin', () => {
       ['POST', '/api/projects/st/wake', '{}'],
     ];
     const variants: { name: string; headers: (body: string) => Record<string, string | number>; body: (b: string) => string }[] = [
-      { name: 'form text/plain', headers: () => ({ origin: evil, 'content-type': 'text/plain', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' }), body: (b) => b },
-      { name: 'form urlencoded', headers: () => ({ origin: evil, 'content-type': 'application/x-www-form-urlencoded' }), body: () => 'project=st&title=pwned&column=done' },
-      { name: 'form multipart', headers: () => ({ origin: evil, 'content-type': 'multipart/form-data; boundary=x' }), body: () => '--x\r\nContent-Disposition: form-data; name="title"\r\n\r\npwned\r\n--x--\r\n' },
-      { name: 'no-cors fetch, text/plain, no Sec-Fetch headers', headers: () => ({ origin: evil, 'content-type': 'text/plain;charset=UTF-8' }), body: (b) => b },
+      {
+        name: 'form text/plain',
+        headers: () => ({ origin: evil, 'content-type': 'text/plain', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' }),
+        body: (b) => b,
+      },
+      {
+        name: 'form urlencoded',
+        headers: () => ({ origin: evil, 'content-type': 'application/x-www-form-urlencoded' }),
+        body: () => 'project=st&title=pwned&column=done',
+      },
+      {
+        name: 'form multipart',
+        headers: () => ({ origin: evil, 'content-type': 'multipart/form-data; boundary=x' }),
+        body: () => '--x\r\nContent-Disposition: form-data; name="title"\r\n\r\npwned\r\n--x--\r\n',
+      },
+      {
+        name: 'no-cors fetch, text/plain, no Sec-Fetch headers',
+        headers: () => ({ origin: evil, 'content-type': 'text/plain;charset=UTF-8' }),
+        body: (b) => b,
+      },
       { name: 'JSON from another origin', headers: () => ({ origin: evil, 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'Origin null (sandboxed iframe, file://)', headers: () => ({ origin: 'null', 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'another port on localhost', headers: () => ({ origin: `http://localhost:${port + 1}`, 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'Sec-Fetch-Site cross-site without Origin', headers: () => ({ 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'Sec-Fetch-Site same-site', headers: () => ({ 'sec-fetch-site': 'same-site', 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'DNS rebinding (Host and Origin both the attacker name)', headers: () => ({ host: `evil.example:${port}`, origin: `http://evil.example:${port}`, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' }), body: (b) => b },
-      { name: 'DNS rebinding without Origin', headers: () => ({ host: `rebind.127.0.0.1.nip.io:${port}`, 'content-type': 'application/json' }), body: (b) => b },
+      {
+        name: 'Origin null (sandboxed iframe, file://)',
+        headers: () => ({ origin: 'null', 'content-type': 'application/json' }),
+        body: (b) => b,
+      },
+      {
+        name: 'another port on localhost',
+        headers: () => ({ origin: `http://localhost:${port + 1}`, 'content-type': 'application/json' }),
+        body: (b) => b,
+      },
+      {
+        name: 'Sec-Fetch-Site cross-site without Origin',
+        headers: () => ({ 'sec-fetch-site': 'cross-site', 'content-type': 'application/json' }),
+        body: (b) => b,
+      },
+      {
+        name: 'Sec-Fetch-Site same-site',
+        headers: () => ({ 'sec-fetch-site': 'same-site', 'content-type': 'application/json' }),
+        body: (b) => b,
+      },
+      {
+        name: 'DNS rebinding (Host and Origin both the attacker name)',
+        headers: () => ({
+          host: `evil.example:${port}`,
+          origin: `http://evil.example:${port}`,
+          'sec-fetch-site': 'same-origin',
+          'content-type': 'application/json',
+        }),
+        body: (b) => b,
+      },
+      {
+        name: 'DNS rebinding without Origin',
+        headers: () => ({ host: `rebind.127.0.0.1.nip.io:${port}`, 'content-type': 'application/json' }),
+        body: (b) => b,
+      },
     ];
     let tried = 0;
     for (const [method, urlPath, json] of targets) {
@@ -107,14 +161,27 @@ describe('another origin', () => {
   }, 180_000);
 
   test('cannot read anything: no CORS header on any answer or preflight, rebinding Host refused', async () => {
-    const reads = ['/api/health', '/api/projects', `/api/tickets/${ticketKey}`, '/api/config', `/api/runs/${runId}/transcript`, '/api/inbox', '/api/queues', '/'];
+    const reads = [
+      '/api/health',
+      '/api/projects',
+      `/api/tickets/${ticketKey}`,
+      '/api/config',
+      `/api/runs/${runId}/transcript`,
+      '/api/inbox',
+      '/api/queues',
+      '/',
+    ];
     for (const urlPath of reads) {
       for (const origin of ['http://evil.example', 'null', `http://127.0.0.1:${port}`]) {
         const r = await raw(port, 'GET', urlPath, { origin, 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' });
         expect(r.headers['access-control-allow-origin']).toBeUndefined();
         expect(r.headers['access-control-allow-credentials']).toBeUndefined();
       }
-      const preflight = await raw(port, 'OPTIONS', urlPath, { origin: 'http://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' });
+      const preflight = await raw(port, 'OPTIONS', urlPath, {
+        origin: 'http://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      });
       expect(preflight.headers['access-control-allow-origin']).toBeUndefined();
       expect(preflight.headers['access-control-allow-methods']).toBeUndefined();
       expect(preflight.headers['access-control-allow-headers']).toBeUndefined();
@@ -168,11 +235,31 @@ describe('files outside the data home', () => {
 
   test('crafted run ids, agent type ids and refs never reach a file outside the data home', async () => {
     const rel = path.relative(path.join(d.home, 'artifacts', 'runs'), secret);
-    const ids = [rel, `..%2F..%2Fsecret.txt`, '..%2f..%2f..%2fetc%2fpasswd', '%2e%2e', '....//....//etc/passwd', '..\\..\\secret.txt', '%00', 'a'.repeat(5000), '/etc/passwd', 'secret.txt%00.log'];
+    const ids = [
+      rel,
+      `..%2F..%2Fsecret.txt`,
+      '..%2f..%2f..%2fetc%2fpasswd',
+      '%2e%2e',
+      '....//....//etc/passwd',
+      '..\\..\\secret.txt',
+      '%00',
+      'a'.repeat(5000),
+      '/etc/passwd',
+      'secret.txt%00.log',
+    ];
     let tried = 0;
     for (const id of ids) {
       const enc = id.includes('%') ? id : encodeURIComponent(id);
-      for (const url of [`/api/runs/${enc}`, `/api/runs/${enc}/transcript`, `/api/runs/${enc}/kill`, `/api/agent-types/${enc}`, `/api/tickets/${enc}`, `/api/projects/${enc}`, `/api/projects/${enc}/board`, `/api/queues/jobs/${enc}`]) {
+      for (const url of [
+        `/api/runs/${enc}`,
+        `/api/runs/${enc}/transcript`,
+        `/api/runs/${enc}/kill`,
+        `/api/agent-types/${enc}`,
+        `/api/tickets/${enc}`,
+        `/api/projects/${enc}`,
+        `/api/projects/${enc}/board`,
+        `/api/queues/jobs/${enc}`,
+      ]) {
         const method = url.endsWith('/kill') ? 'POST' : 'GET';
         const r = await raw(d.port, method, url);
         tried++;
@@ -180,9 +267,21 @@ describe('files outside the data home', () => {
         expect(r.text).not.toContain('TOP-SECRET');
         expect(r.text).not.toContain('root:x:0:0');
       }
-      const put = await raw(d.port, 'PUT', `/api/agent-types/${enc}/prompt`, { 'content-type': 'application/json' }, JSON.stringify({ prompt: 'overwritten' }));
+      const put = await raw(
+        d.port,
+        'PUT',
+        `/api/agent-types/${enc}/prompt`,
+        { 'content-type': 'application/json' },
+        JSON.stringify({ prompt: 'overwritten' }),
+      );
       expect(put.status).toBeGreaterThanOrEqual(400);
-      const created = await raw(d.port, 'POST', '/api/agent-types', { 'content-type': 'application/json' }, JSON.stringify({ id, name: 'x', prompt: 'overwritten' }));
+      const created = await raw(
+        d.port,
+        'POST',
+        '/api/agent-types',
+        { 'content-type': 'application/json' },
+        JSON.stringify({ id, name: 'x', prompt: 'overwritten' }),
+      );
       expect(created.status).toBe(400);
       tried += 2;
     }
@@ -226,7 +325,7 @@ describe('files outside the data home', () => {
   }, 180_000);
 });
 
-test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need it and work with it', async () => {
+test("api_token: the API, the dispatch CLI and ticket.cjs's wake ping all need it and work with it", async () => {
   const token = 'tunnel-token-0123456789';
   const d = await startEngineDaemon({ config: { api_token: token } });
   // observes the wake pings ticket.cjs sends, passing them through to the daemon unchanged
@@ -247,7 +346,12 @@ test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need 
   try {
     const auth = { authorization: `Bearer ${token}` };
     expect((await raw(d.port, 'GET', '/api/health')).status).toBe(200); // health stays open for `dispatch daemon status`
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: token },
+      { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` },
+    ]) {
       const r = await raw(d.port, 'GET', '/api/projects', headers);
       expect(r.status).toBe(401);
       expect(JSON.parse(r.text).error).toMatch(/token/);
@@ -263,20 +367,38 @@ test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need 
     expect(cli.status).toBe(0);
     // three agents at work, each moving its own ticket into done with ticket.cjs, which pings the daemon
     // with DISPATCH_API_TOKEN when it has one (spawned asynchronously: the observing proxy lives in this process)
-    const file = (title: string, body = '') => raw(d.port, 'POST', '/api/tickets', { ...auth, 'content-type': 'application/json' }, JSON.stringify({ project: 'tk', title, column: 'researcher', body }));
+    const file = (title: string, body = '') =>
+      raw(
+        d.port,
+        'POST',
+        '/api/tickets',
+        { ...auth, 'content-type': 'application/json' },
+        JSON.stringify({ project: 'tk', title, column: 'researcher', body }),
+      );
     const agents: Record<string, string>[] = [];
     for (let i = 1; i <= 3; i++) {
       const envFile = path.join(d.root, `agent-env-${i}.json`);
       const script = '```fake-claude\n' + JSON.stringify({ researcher: [{ do: 'env', file: envFile }, { do: 'hang' }] }) + '\n```\n';
       expect((await file(`agent ${i}`, script)).status).toBe(201);
-      agents.push(await waitFor('agent env written', () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && JSON.parse(fs.readFileSync(envFile, 'utf8'))));
+      agents.push(
+        await waitFor(
+          'agent env written',
+          () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && JSON.parse(fs.readFileSync(envFile, 'utf8')),
+        ),
+      );
     }
     // agents get the token, so their own pings work
     expect(agents.map((e) => e.DISPATCH_API_TOKEN)).toEqual([token, token, token]);
     const move = (agent: Record<string, string>, env: NodeJS.ProcessEnv) =>
       new Promise<number | null>((resolve) => {
         const child = spawn(process.execPath, [ticketBin, 'move', agent.DISPATCH_TICKET_ID!, 'done', 'moved'], {
-          env: { PATH: process.env.PATH, DISPATCH_RUN_SECRET: agent.DISPATCH_RUN_SECRET, DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'), DISPATCH_PORT: String(proxyPort), ...env },
+          env: {
+            PATH: process.env.PATH,
+            DISPATCH_RUN_SECRET: agent.DISPATCH_RUN_SECRET,
+            DISPATCH_DB_PATH: path.join(d.home, 'tasks.db'),
+            DISPATCH_PORT: String(proxyPort),
+            ...env,
+          },
           stdio: 'ignore',
         });
         child.on('close', resolve);
@@ -291,7 +413,8 @@ test('api_token: the API, the dispatch CLI and ticket.cjs\'s wake ping all need 
     ]);
     expect(seen.every((s) => /^\/api\/projects\/\d+\/wake$/.test(s.path))).toBe(true);
     const active = JSON.parse((await raw(d.port, 'GET', '/api/runs/active', auth)).text).runs as { id: string }[];
-    for (const r of active) expect((await raw(d.port, 'POST', `/api/runs/${r.id}/kill`, { ...auth, 'content-type': 'application/json' }, '{}')).status).toBe(200);
+    for (const r of active)
+      expect((await raw(d.port, 'POST', `/api/runs/${r.id}/kill`, { ...auth, 'content-type': 'application/json' }, '{}')).status).toBe(200);
     const t = await d.ticket('tk', 'researcher', undefined).catch(() => null);
     expect(t).toBeNull(); // the test helper sends no token: refused
     // the configured token is never echoed back

@@ -107,7 +107,10 @@ test('malformed workflow columns answer 400 naming the entry, and change nothing
   const projectBefore = (await d.api('GET', '/api/projects/inp')).body.columns;
   const typeBefore = (await d.api('GET', '/api/project-types/personal')).body.project_type;
   for (const [columns, field] of cases) {
-    for (const [method, url] of [['PUT', '/api/projects/inp/columns'], ['PUT', '/api/project-types/personal']] as const) {
+    for (const [method, url] of [
+      ['PUT', '/api/projects/inp/columns'],
+      ['PUT', '/api/project-types/personal'],
+    ] as const) {
       const r = await d.api(method, url, { columns });
       expect([url, JSON.stringify(columns), r.status, r.body.field]).toEqual([url, JSON.stringify(columns), 400, field]);
       expect(r.body.error).toMatch(/must be (an object with a column_id|a string)/);
@@ -160,7 +163,28 @@ describe('main branch', () => {
       ...['main', 'master', 'feature/x', 'release/2.0', 'a.b', 'a-b_c', 'über', 'a@b', 'x/y/z', 'foo.lock.bar', '@x', 'v1.2.3'],
       ...['', '@', '@{-1}', 'a/.b', 'a..b', 'a?', 'a*', 'a[', '/a', 'a/b.lock', 'tab\there', 'del\u007f', ...BAD_BRANCHES],
     ];
-    const alphabet = fc.constantFrom('a', 'b', '1', '.', '/', '-', '_', '@', '{', '}', '~', '^', ':', '?', '*', '[', '\\', ' ', 'lock', 'é');
+    const alphabet = fc.constantFrom(
+      'a',
+      'b',
+      '1',
+      '.',
+      '/',
+      '-',
+      '_',
+      '@',
+      '{',
+      '}',
+      '~',
+      '^',
+      ':',
+      '?',
+      '*',
+      '[',
+      '\\',
+      ' ',
+      'lock',
+      'é',
+    );
     const arbitraryName = fc.array(alphabet, { minLength: 1, maxLength: 8 }).map((parts) => parts.join(''));
     const random = fc.sample(arbitraryName, { numRuns: 300, seed: 20261201 });
     const names = [...chosen, ...random];

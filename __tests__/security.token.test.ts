@@ -69,7 +69,13 @@ describe('with api_token set', () => {
       const r = await raw(d, 'POST', p, FORM, form({ _csrf: csrf, project: 'shop', title: 'pwned', column: 'coding-agent' }));
       expect([p, [401, 415].includes(r.status)]).toEqual([p, true]); // no token, and not JSON either
     }
-    const patch = await raw(d, 'PATCH', '/API/config', { 'content-type': 'application/json' }, JSON.stringify({ agents: { env: { X: '1' } } }));
+    const patch = await raw(
+      d,
+      'PATCH',
+      '/API/config',
+      { 'content-type': 'application/json' },
+      JSON.stringify({ agents: { env: { X: '1' } } }),
+    );
     expect(patch.status).toBe(401);
     expect(await tickets()).toBe(1);
     expect(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).toBe(configBefore);
@@ -182,7 +188,11 @@ test('without api_token, API writes are JSON-only in every letter case: a page f
   const d = await startTestDaemon();
   try {
     fs.mkdirSync(path.join(d.projectsRoot, 'open'));
-    const registered = await d.api('POST', '/api/projects', { path: path.join(d.projectsRoot, 'open'), type: 'personal', abbreviation: 'op' });
+    const registered = await d.api('POST', '/api/projects', {
+      path: path.join(d.projectsRoot, 'open'),
+      type: 'personal',
+      abbreviation: 'op',
+    });
     expect(registered.status).toBe(201);
     const csrf = csrfOf((await raw(d, 'GET', '/inbox', { accept: 'text/html' })).text);
     for (const p of ['/API/tickets', '/Api/Tickets', '/api/TICKETS/', '/api/tickets']) {
@@ -209,7 +219,11 @@ describe('in a browser, with api_token set', () => {
   beforeAll(async () => {
     d = await startTestDaemon({ config: { api_token: TOKEN, ...WAITING_AGENTS }, env: { DISPATCH_CLAUDE_BIN: fakeClaude } });
     fs.mkdirSync(path.join(d.projectsRoot, 'web'));
-    const registered = await api(d, 'POST', '/api/projects', { path: path.join(d.projectsRoot, 'web'), type: 'personal', abbreviation: 'web' });
+    const registered = await api(d, 'POST', '/api/projects', {
+      path: path.join(d.projectsRoot, 'web'),
+      type: 'personal',
+      abbreviation: 'web',
+    });
     expect(registered.status).toBe(201);
     expect((await api(d, 'POST', '/api/tickets', { project: 'web', title: 'Drag me' })).status).toBe(201);
   }, 60_000);

@@ -1,5 +1,13 @@
 // The generated systemd unit and LaunchAgent plist, and the exact command lines for each action.
-import { daemonEnvironment, homeInServiceFile, launchAgentPlist, serviceCommand, serviceFilePath, systemdUnit, type ServiceSpec } from '../lib/service.js';
+import {
+  daemonEnvironment,
+  homeInServiceFile,
+  launchAgentPlist,
+  serviceCommand,
+  serviceFilePath,
+  systemdUnit,
+  type ServiceSpec,
+} from '../lib/service.js';
 
 const SECRET = 'pd-secret-7f3a9c';
 /** The installing user's shell: what the daemon needs, and credentials it must not keep. */
@@ -24,7 +32,14 @@ const spec: ServiceSpec = {
 };
 
 test("the daemon's environment keeps only what it and its agents use, never the caller's credentials", () => {
-  expect(spec.env).toEqual({ DISPATCH_HOME: home, HOME: '/home/ana', LANG: 'de_DE.UTF-8', LC_TIME: 'C', PATH: '/home/ana/.local/bin:/usr/bin:/bin', USER: 'ana' });
+  expect(spec.env).toEqual({
+    DISPATCH_HOME: home,
+    HOME: '/home/ana',
+    LANG: 'de_DE.UTF-8',
+    LC_TIME: 'C',
+    PATH: '/home/ana/.local/bin:/usr/bin:/bin',
+    USER: 'ana',
+  });
   expect(daemonEnvironment({}, home)).toMatchObject({ DISPATCH_HOME: home, PATH: '/usr/local/bin:/usr/bin:/bin' });
 });
 
@@ -56,7 +71,9 @@ test('systemd specials in paths are escaped, and the home reads back unchanged',
 
 test('service files written by earlier versions still name their home', () => {
   expect(homeInServiceFile('[Service]\nExecStart="/usr/bin/node" "/d.js"\nEnvironment="DISPATCH_HOME=/h/100%%"\n')).toBe('/h/100%');
-  expect(homeInServiceFile('<key>EnvironmentVariables</key>\n<dict>\n<key>DISPATCH_HOME</key>\n<string>/Users/a/R&amp;D</string>')).toBe('/Users/a/R&D');
+  expect(homeInServiceFile('<key>EnvironmentVariables</key>\n<dict>\n<key>DISPATCH_HOME</key>\n<string>/Users/a/R&amp;D</string>')).toBe(
+    '/Users/a/R&D',
+  );
 });
 
 test('the LaunchAgent keeps the daemon alive after a crash only, with the home and PATH set through env -i', () => {
@@ -84,7 +101,15 @@ test('the exact command lines', () => {
   expect(serviceCommand('systemd', 'reload', o)).toEqual(['systemctl', '--user', 'daemon-reload']);
   expect(serviceCommand('systemd', 'enableNow', o)).toEqual(['systemctl', '--user', 'enable', '--now', 'projectdispatcher.service']);
   expect(serviceCommand('systemd', 'disable', o)).toEqual(['systemctl', '--user', 'disable', '--now', 'projectdispatcher.service']);
-  expect(serviceCommand('systemd', 'mainPid', o)).toEqual(['systemctl', '--user', 'show', '--property', 'MainPID', '--value', 'projectdispatcher.service']);
+  expect(serviceCommand('systemd', 'mainPid', o)).toEqual([
+    'systemctl',
+    '--user',
+    'show',
+    '--property',
+    'MainPID',
+    '--value',
+    'projectdispatcher.service',
+  ]);
   expect(serviceCommand('launchd', 'enable', o)).toEqual(['launchctl', 'bootstrap', 'gui/501', o.file]);
   expect(serviceCommand('launchd', 'start', o)).toEqual(['launchctl', 'kickstart', 'gui/501/com.projectdispatcher.daemon']);
   expect(serviceCommand('launchd', 'restart', o)).toEqual(['launchctl', 'kickstart', '-k', 'gui/501/com.projectdispatcher.daemon']);

@@ -12,23 +12,35 @@ import { getPage, postForm, token } from './helpers/web.js';
 
 /** The daemon's own failure comments (lib/runs.ts describeFailure) and its moves to human. */
 function failureNotes(d: EngineDaemon, key: string): unknown[] {
-  return comments(d, key).filter((c) => (c.type === 'system' && /failed|crashed|timed out|Gave up|Circuit breaker|stopped by the user/.test(c.body)) || c.to_column === 'human');
+  return comments(d, key).filter(
+    (c) =>
+      (c.type === 'system' && /failed|crashed|timed out|Gave up|Circuit breaker|stopped by the user/.test(c.body)) ||
+      c.to_column === 'human',
+  );
 }
 
 /** Resolves once a scan of the project enqueued after its latest wake has finished (job_events keeps every attempt). */
 function scannedAfterLatestWake(d: EngineDaemon, abbr: string): Promise<unknown> {
-  const h = d.db().prepare(`SELECT h.project_id, h.wake_seq FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = ?`).get(abbr) as { project_id: number; wake_seq: number };
+  const h = d
+    .db()
+    .prepare(`SELECT h.project_id, h.wake_seq FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = ?`)
+    .get(abbr) as { project_id: number; wake_seq: number };
   return waitFor(`a scan of ${abbr}`, () =>
     d
       .db()
-      .prepare(`SELECT 1 FROM job_events WHERE queue = 'scan' AND outcome = 'completed' AND json_extract(payload, '$.projectId') = ? AND json_extract(payload, '$.wakeSeq') >= ?`)
+      .prepare(
+        `SELECT 1 FROM job_events WHERE queue = 'scan' AND outcome = 'completed' AND json_extract(payload, '$.projectId') = ? AND json_extract(payload, '$.wakeSeq') >= ?`,
+      )
       .get(h.project_id, h.wake_seq),
   );
 }
 
 /** The ticket reached done and its last run has been finalized. */
 const settledInDone = (d: EngineDaemon, key: string) =>
-  waitFor(`${key} done`, () => d.ticketRow(key).column_id === 'done' && d.runs(key).every((r) => r.status !== 'queued' && r.status !== 'running'));
+  waitFor(
+    `${key} done`,
+    () => d.ticketRow(key).column_id === 'done' && d.runs(key).every((r) => r.status !== 'queued' && r.status !== 'running'),
+  );
 
 function ticketCli(d: EngineDaemon, project: string, args: string[]) {
   const r = spawnSync(process.execPath, [ticketBin, ...args], {
@@ -50,7 +62,9 @@ describe('pausing a project', () => {
 
   test('pause and stop ends the agent process; the ticket stays unclaimed in its column, and resume runs it again', async () => {
     await d.project('web', 'research', 'web');
-    const script = { researcher: [[{ do: 'hang' }], [{ do: 'comment', type: 'journal', body: 'looked, not done yet' }], [{ do: 'move', to: 'done' }]] };
+    const script = {
+      researcher: [[{ do: 'hang' }], [{ do: 'comment', type: 'journal', body: 'looked, not done yet' }], [{ do: 'move', to: 'done' }]],
+    };
     const t = await d.ticket('web', 'researcher', script, 'Compare CDNs');
     const run = await waitFor('the agent running', () => d.runs(t.key).find((r) => r.status === 'running' && r.pid));
     expect(pidAlive(run.pid)).toBe(true);
@@ -63,9 +77,11 @@ describe('pausing a project', () => {
     expect(d.runs(t.key)).toEqual([expect.objectContaining({ id: run.id, status: 'killed', error: 'the project web was paused' })]);
     expect(d.ticketRow(t.key)).toMatchObject({ column_id: 'researcher', claimed_by_run: null });
     expect(failureNotes(d, t.key)).toEqual([]);
-    expect(comments(d, t.key).filter((c) => c.type === 'system').map((c) => c.body)).toEqual([
-      `The researcher run ${run.id} was stopped: the project web was paused. The ticket stays in researcher, unclaimed.`,
-    ]);
+    expect(
+      comments(d, t.key)
+        .filter((c) => c.type === 'system')
+        .map((c) => c.body),
+    ).toEqual([`The researcher run ${run.id} was stopped: the project web was paused. The ticket stays in researcher, unclaimed.`]);
     // paused: a wake schedules nothing
     expect((await d.api('POST', '/api/projects/web/wake')).status).toBe(202);
     expect(d.runs(t.key)).toHaveLength(1);
@@ -79,7 +95,13 @@ describe('pausing a project', () => {
   test('a plain pause lets the running agent finish; the next agent starts only on resume', async () => {
     await d.project('docs', 'software-dev', 'docs');
     const go = path.join(d.root, 'docs-go');
-    const t = await d.ticket('docs', 'coding-agent', { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'code-reviewer' }], 'code-reviewer': [{ do: 'move', to: 'done' }] });
+    const t = await d.ticket('docs', 'coding-agent', {
+      'coding-agent': [
+        { do: 'wait', file: go },
+        { do: 'move', to: 'code-reviewer' },
+      ],
+      'code-reviewer': [{ do: 'move', to: 'done' }],
+    });
     const run = await waitFor('the agent running', () => d.runs(t.key).find((r) => r.status === 'running' && r.pid));
     const paused = d.cli(['projects', 'pause', 'docs']);
     expect(paused).toMatchObject({ status: 0, stderr: '' });
@@ -97,7 +119,10 @@ describe('pausing a project', () => {
 
     expect(d.cli(['projects', 'resume', 'docs'])).toMatchObject({ status: 0, stdout: 'resumed docs\n' });
     await settledInDone(d, t.key);
-    expect(d.runs(t.key).map((r) => [r.agent_type_id, r.status])).toEqual([['coding-agent', 'success'], ['code-reviewer', 'success']]);
+    expect(d.runs(t.key).map((r) => [r.agent_type_id, r.status])).toEqual([
+      ['coding-agent', 'success'],
+      ['code-reviewer', 'success'],
+    ]);
     expect(d.runs(t.key)[1].created_at).toBeGreaterThanOrEqual(since);
   });
 
@@ -157,7 +182,11 @@ describe('archiving a project', () => {
       await d.api('POST', `/api/tickets/${parked.key}/findings`, { severity: 'low', title: 'x' }),
       await d.api('PATCH', `/api/tickets/${parked.key}`, { title: 'renamed' }),
     ];
-    for (const r of refused) expect(r).toEqual({ status: 409, body: { error: 'project shop is archived: its tickets cannot be changed; restore the project first', field: 'project' } });
+    for (const r of refused)
+      expect(r).toEqual({
+        status: 409,
+        body: { error: 'project shop is archived: its tickets cannot be changed; restore the project first', field: 'project' },
+      });
     for (const args of [
       ['ticket', 'new', '--project', 'shop', '--title', 'cli ticket'],
       ['ticket', 'comment', parked.key, 'from the cli'],
@@ -169,7 +198,11 @@ describe('archiving a project', () => {
     }
     // ticket.cjs: the stopped agent's run has ended, so nothing it could prove allows a write; without a
     // run secret ticket.cjs only reads (each refusal is one line, and the row counts below stay put)
-    for (const args of [['comment', t.key, 'journal', 'still here'], ['move', t.key, 'done'], ['finding', t.key, 'high', 'late']]) {
+    for (const args of [
+      ['comment', t.key, 'journal', 'still here'],
+      ['move', t.key, 'done'],
+      ['finding', t.key, 'high', 'late'],
+    ]) {
       const r = ticketCli(d, 'shop', args);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^ticket: [^\n]+\n$/);
@@ -188,7 +221,8 @@ describe('archiving a project', () => {
     // the archived board and ticket pages offer no write controls and no running marker
     const board = (await getPage(d, '/projects/shop')).html;
     expect(board).toContain('This project is archived: its board is read-only');
-    for (const gone of ['New ticket', 'draggable', 'Move shop-', 'running-flag', '/move"', 'data-board=']) expect(board).not.toContain(gone);
+    for (const gone of ['New ticket', 'draggable', 'Move shop-', 'running-flag', '/move"', 'data-board='])
+      expect(board).not.toContain(gone);
     expect(board).toContain('Price check');
     const ticketPage = (await getPage(d, `/tickets/${t.key}`)).html;
     expect(ticketPage).toContain('this ticket is read-only');
@@ -206,9 +240,14 @@ describe('archiving a project', () => {
     const run = await waitFor('the agent running', () => d.runs(t.key).find((r) => r.status === 'running' && r.pid));
     const refused = d.cli(['projects', 'archive', 'blog']);
     expect(refused.status).toBe(1);
-    expect(refused.stderr).toBe('dispatch: Archive blog? 1 agent is running on it and will be stopped. Not archived without confirmation: run "dispatch projects archive blog --yes"\n');
+    expect(refused.stderr).toBe(
+      'dispatch: Archive blog? 1 agent is running on it and will be stopped. Not archived without confirmation: run "dispatch projects archive blog --yes"\n',
+    );
     expect(pidAlive(run.pid)).toBe(true);
-    expect(d.cli(['projects', 'archive', 'blog', '--yes'])).toMatchObject({ status: 0, stdout: 'archived blog; stopped 1 running agent\n' });
+    expect(d.cli(['projects', 'archive', 'blog', '--yes'])).toMatchObject({
+      status: 0,
+      stdout: 'archived blog; stopped 1 running agent\n',
+    });
     expect(pidAlive(run.pid)).toBe(false);
     expect(d.ticketRow(t.key)).toMatchObject({ column_id: 'researcher', claimed_by_run: null });
     expect((await d.api('PATCH', '/api/projects/blog', { status: 'active' })).body.project.status).toBe('active');
@@ -224,7 +263,15 @@ describe('the global pause', () => {
       expect((await d.api('GET', '/api/health')).body.agents_paused).toBeNull();
       // another origin can neither pause through the API nor through the header's form
       const evil = { origin: 'http://evil.example' };
-      expect((await fetch(`${d.url}/api/pause`, { method: 'POST', headers: { ...evil, 'content-type': 'application/json' }, body: '{"stop_running":true}' })).status).toBe(403);
+      expect(
+        (
+          await fetch(`${d.url}/api/pause`, {
+            method: 'POST',
+            headers: { ...evil, 'content-type': 'application/json' },
+            body: '{"stop_running":true}',
+          })
+        ).status,
+      ).toBe(403);
       expect((await postForm(d, '/pause', { _csrf: await token(d), stop_running: '1' }, evil)).status).toBe(403);
       expect((await d.api('GET', '/api/health')).body.agents_paused).toBeNull();
       const paused = d.cli(['pause']);
@@ -249,7 +296,13 @@ describe('the global pause', () => {
       await scannedAfterLatestWake(d, 'ops');
       expect(d.runs(t.key)).toEqual([]);
       // and the heartbeat backs off instead of spinning: the scan found nothing it may start
-      expect(d.db().prepare(`SELECT empty_streak FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = 'ops'`).pluck().get()).toBeGreaterThan(0);
+      expect(
+        d
+          .db()
+          .prepare(`SELECT empty_streak FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.abbreviation = 'ops'`)
+          .pluck()
+          .get(),
+      ).toBeGreaterThan(0);
 
       expect(d.cli(['resume'])).toMatchObject({ status: 0, stdout: 'agents resumed\n' });
       expect((await d.api('GET', '/api/health')).body.agents_paused).toBeNull();

@@ -18,8 +18,8 @@ let secret: string;
 beforeEach(() => {
   h = makeTestHome();
   h.addProject('alpha', 'software-dev', 'pd');
-  createTicket(h.store, { project: 'pd', title: 'the run\'s ticket', column: 'coding-agent', createdBy: 'human' });
-  createTicket(h.store, { project: 'pd', title: 'a person\'s ticket', column: 'human', createdBy: 'human' });
+  createTicket(h.store, { project: 'pd', title: "the run's ticket", column: 'coding-agent', createdBy: 'human' });
+  createTicket(h.store, { project: 'pd', title: "a person's ticket", column: 'human', createdBy: 'human' });
   ({ secret } = startRun(h, 'pd-1'));
 });
 afterEach(() => h.cleanup());
@@ -104,10 +104,14 @@ test('the data home: without DISPATCH_DB_PATH ticket.cjs opens tasks.db where li
   const fakeHomeDir = tempDir('pd-rules-home-');
   // lib's answer comes from a child process too, so HOME (which os.homedir() reads) is the same for both
   const libHome = (env: NodeJS.ProcessEnv) =>
-    spawnSync(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(distPaths)}).then((m) => process.stdout.write(m.resolveHome()))`], {
-      env,
-      encoding: 'utf8',
-    }).stdout;
+    spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `import(${JSON.stringify(distPaths)}).then((m) => process.stdout.write(m.resolveHome()))`],
+      {
+        env,
+        encoding: 'utf8',
+      },
+    ).stdout;
   try {
     const cases: NodeJS.ProcessEnv[] = [
       { HOME: fakeHomeDir },

@@ -20,10 +20,20 @@ beforeEach(() => {
   h = makeTestHome();
   projectId = h.addProject('alpha', 'software-dev', 'pd').id;
   h.addProject('other', 'personal', 'ot');
-  createTicket(h.store, { project: 'pd', title: 'Add payment collection', body: 'to the invoice flow', column: 'coding-agent', createdBy: 'human' });
-  createTicket(h.store, { project: 'pd', title: 'Someone else\'s ticket', column: 'human', createdBy: 'human' });
+  createTicket(h.store, {
+    project: 'pd',
+    title: 'Add payment collection',
+    body: 'to the invoice flow',
+    column: 'coding-agent',
+    createdBy: 'human',
+  });
+  createTicket(h.store, { project: 'pd', title: "Someone else's ticket", column: 'human', createdBy: 'human' });
   createTicket(h.store, { project: 'ot', title: 'not yours', createdBy: 'human' });
-  ({ secret, author, run: { id: runId } } = startRun(h, 'pd-1'));
+  ({
+    secret,
+    author,
+    run: { id: runId },
+  } = startRun(h, 'pd-1'));
 });
 afterEach(() => h.cleanup());
 
@@ -35,7 +45,12 @@ function ticket(args: string[], extra: NodeJS.ProcessEnv = {}, input?: string) {
   const e = env(extra);
   for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
   const r = spawnSync(process.execPath, [ticketBin, ...args], { env: e, encoding: 'utf8', input });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: r.status === 0 && /^[[{]/.test(r.stdout) ? JSON.parse(r.stdout) : null };
+  return {
+    status: r.status,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    json: r.status === 0 && /^[[{]/.test(r.stdout) ? JSON.parse(r.stdout) : null,
+  };
 }
 
 const file = (title: string, column: string) => createTicket(h.store, { project: 'pd', title, column, createdBy: 'human' }).key;
@@ -53,7 +68,11 @@ function refused(args: string[], message: RegExp, extra: NodeJS.ProcessEnv = {})
 describe('ticket.cjs', () => {
   test('a live run of an archived project cannot write: the archive check sits inside each write', () => {
     h.db.prepare(`UPDATE projects SET status = 'archived' WHERE id = ?`).run(projectId);
-    for (const args of [['comment', 'pd-1', 'journal', 'still here'], ['move', 'pd-1', 'done'], ['finding', 'pd-1', 'high', 'late', 'body']]) {
+    for (const args of [
+      ['comment', 'pd-1', 'journal', 'still here'],
+      ['move', 'pd-1', 'done'],
+      ['finding', 'pd-1', 'high', 'late', 'body'],
+    ]) {
       refused(args, /^ticket: project pd is archived: its tickets cannot be changed\n$/);
     }
     expect(ticket(['read', 'pd-1']).status).toBe(0);
@@ -62,7 +81,13 @@ describe('ticket.cjs', () => {
   test('read and thread, by key and by numeric id; other tickets of the project can be read', () => {
     const r = ticket(['read', 'pd-1']);
     expect(r.status).toBe(0);
-    expect(r.json.ticket).toMatchObject({ key: 'pd-1', title: 'Add payment collection', body: 'to the invoice flow', column: 'coding-agent', claimed_by_run: runId });
+    expect(r.json.ticket).toMatchObject({
+      key: 'pd-1',
+      title: 'Add payment collection',
+      body: 'to the invoice flow',
+      column: 'coding-agent',
+      claimed_by_run: runId,
+    });
     expect(r.json.comments.map((c: { type: string }) => c.type)).toEqual(['move', 'claim']);
     const id = requireTicket(h.db, 'pd-1').id;
     expect(ticket(['read', String(id)]).json.ticket.key).toBe('pd-1');
@@ -71,11 +96,21 @@ describe('ticket.cjs', () => {
   });
 
   test('comment, finding and move write history as the proven run, whatever the environment claims', () => {
-    const forged = { DISPATCH_AUTHOR: 'human', DISPATCH_PROJECT_ID: 'ot', DISPATCH_RUN_ID: 'run-forged', DISPATCH_AGENT_TYPE: 'security-reviewer' };
+    const forged = {
+      DISPATCH_AUTHOR: 'human',
+      DISPATCH_PROJECT_ID: 'ot',
+      DISPATCH_RUN_ID: 'run-forged',
+      DISPATCH_AGENT_TYPE: 'security-reviewer',
+    };
     expect(ticket(['comment', 'pd-1', 'journal', 'started', 'work'], forged).json).toMatchObject({ ok: true, type: 'journal' });
-    expect(ticket(['finding', 'pd-1', 'high', 'Missing CSRF check', 'POST /pay has none'], forged).json).toMatchObject({ severity: 'high' });
+    expect(ticket(['finding', 'pd-1', 'high', 'Missing CSRF check', 'POST /pay has none'], forged).json).toMatchObject({
+      severity: 'high',
+    });
     const seq = getHeartbeat(h.db, projectId)!.wake_seq;
-    expect(ticket(['move', 'pd-1', 'code-reviewer', 'ready for review'], forged).json).toMatchObject({ from: 'coding-agent', to: 'code-reviewer' });
+    expect(ticket(['move', 'pd-1', 'code-reviewer', 'ready for review'], forged).json).toMatchObject({
+      from: 'coding-agent',
+      to: 'code-reviewer',
+    });
     // into an agent column by the run holding the claim: its end wakes the project, not this move
     expect(getHeartbeat(h.db, projectId)!.wake_seq).toBe(seq);
     const thread = getThread(h.db, requireTicket(h.db, 'pd-1').id);
@@ -149,12 +184,16 @@ describe('ticket.cjs', () => {
     expect(requireTicket(h.db, 'pd-1').column_id).toBe('coding-agent');
   });
 
-  test('without a run secret: reads of DISPATCH_PROJECT_ID\'s project only, and no writes', () => {
+  test("without a run secret: reads of DISPATCH_PROJECT_ID's project only, and no writes", () => {
     const person = { DISPATCH_RUN_SECRET: undefined, DISPATCH_PROJECT_ID: 'pd' };
     expect(ticket(['read', 'pd-2'], person).json.ticket.key).toBe('pd-2');
     expect(ticket(['thread', 'pd-1'], person).json).toHaveLength(2);
     refused(['read', 'ot-1'], /belongs to another project/, person);
-    refused(['comment', 'pd-2', 'comment', 'x'], /comment needs an agent run's DISPATCH_RUN_SECRET; to change a ticket yourself use `dispatch ticket comment/, person);
+    refused(
+      ['comment', 'pd-2', 'comment', 'x'],
+      /comment needs an agent run's DISPATCH_RUN_SECRET; to change a ticket yourself use `dispatch ticket comment/,
+      person,
+    );
     refused(['move', 'pd-2', 'done'], /move needs an agent run's DISPATCH_RUN_SECRET; .*dispatch ticket move/, person);
     refused(['finding', 'pd-2', 'low', 't', 'b'], /finding needs an agent run's DISPATCH_RUN_SECRET/, person);
     refused(['read', 'pd-1'], /DISPATCH_PROJECT_ID is not set/, { DISPATCH_RUN_SECRET: undefined });
@@ -191,10 +230,10 @@ describe('ticket.cjs', () => {
     const port = String((server.address() as AddressInfo).port);
     const move = (key: string, to: string, runSecret: string) =>
       new Promise<number | null>((resolve) => {
-        spawn(process.execPath, [ticketBin, 'move', key, to], { env: env({ DISPATCH_PORT: port, DISPATCH_RUN_SECRET: runSecret, DISPATCH_API_TOKEN: 'tok' }), stdio: 'ignore' }).on(
-          'exit',
-          resolve,
-        );
+        spawn(process.execPath, [ticketBin, 'move', key, to], {
+          env: env({ DISPATCH_PORT: port, DISPATCH_RUN_SECRET: runSecret, DISPATCH_API_TOKEN: 'tok' }),
+          stdio: 'ignore',
+        }).on('exit', resolve);
       });
     try {
       const seq = getHeartbeat(h.db, projectId)!.wake_seq;
@@ -216,7 +255,10 @@ describe('ticket.cjs', () => {
   });
 
   test("the agents' `ticket` launcher runs ticket.cjs", () => {
-    const r = spawnSync('ticket', ['read', 'pd-1'], { env: { ...env(), PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}` }, encoding: 'utf8' });
+    const r = spawnSync('ticket', ['read', 'pd-1'], {
+      env: { ...env(), PATH: `${path.join(repoRoot, 'bin', 'agent-path')}:${process.env.PATH}` },
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout).ticket.key).toBe('pd-1');
   });

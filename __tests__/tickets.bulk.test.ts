@@ -3,7 +3,15 @@
 // on its ticket exactly as a single move does (ticket.cjs refuses the running agent afterwards).
 import { spawnSync } from 'node:child_process';
 import {
-  bulkUpdate, closeTicket, countTickets, createTicket, getThread, inbox, moveTicket, reopenTicket, requireTicket,
+  bulkUpdate,
+  closeTicket,
+  countTickets,
+  createTicket,
+  getThread,
+  inbox,
+  moveTicket,
+  reopenTicket,
+  requireTicket,
 } from '../lib/tickets.js';
 import { liveRunChecks } from '../lib/runs.js';
 import { pauseProject, archiveProject } from '../lib/pausing.js';
@@ -129,8 +137,11 @@ describe('bulkUpdate', () => {
       [{ keys: [], action: 'close', actor: 'human' }, 'select at least one ticket', 'keys'],
       [{ keys: Array(501).fill(key), action: 'close', actor: 'human' }, 'at most 500 tickets at once', 'keys'],
       [{ keys: [key], action: 'move', actor: 'human' }, 'column is required to move tickets', 'column'],
-      [{ keys: [key], action: 'priority', priority: 'asap', actor: 'human' }, 'priority must be one of low, normal, high, urgent',
-        'priority'],
+      [
+        { keys: [key], action: 'priority', priority: 'asap', actor: 'human' },
+        'priority must be one of low, normal, high, urgent',
+        'priority',
+      ],
       [{ keys: [key], action: 'priority', actor: 'human' }, 'priority is required', 'priority'],
     ];
     const before = snapshot();
@@ -155,11 +166,19 @@ describe('bulkUpdate', () => {
     const moved = file('al', 'moved by the person', { column: 'coding-agent' });
     const closed = file('al', 'closed by the person', { column: 'coding-agent' });
     const runs = [startRun(h, moved), startRun(h, closed)];
-    expect(liveRunChecks(h.db, runs.map((r) => r.run.id)).map((c) => c.off_column)).toEqual([0, 0]);
+    expect(
+      liveRunChecks(
+        h.db,
+        runs.map((r) => r.run.id),
+      ).map((c) => c.off_column),
+    ).toEqual([0, 0]);
     bulkUpdate(h.store, { keys: [moved], action: 'move', column: 'human', actor: 'human' });
     bulkUpdate(h.store, { keys: [closed], action: 'close', actor: 'human' });
     // the runtime's watch stops runs whose ticket is off their column, naming who moved it
-    const checks = liveRunChecks(h.db, runs.map((r) => r.run.id));
+    const checks = liveRunChecks(
+      h.db,
+      runs.map((r) => r.run.id),
+    );
     expect(checks.map((c) => [c.off_column, c.ticket_column])).toEqual([
       [1, 'human'],
       [1, 'coding-agent'],

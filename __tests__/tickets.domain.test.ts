@@ -102,7 +102,9 @@ describe('tickets', () => {
     expect(requireTicket(h.db, t.key).column_id).toBe('human');
     expect(getThread(h.db, t.id).at(-1)).toMatchObject({ type: 'system', from_column: 'security-reviewer' });
     expect(() => setProjectColumns(h.store, 'al', [{ column_id: 'coding-agent' }, { column_id: 'done' }])).toThrow(/starts with "human"/);
-    expect(() => setProjectColumns(h.store, 'al', [{ column_id: 'human' }, { column_id: 'robot' }, { column_id: 'done' }])).toThrow(/unknown agent type "robot"/);
+    expect(() => setProjectColumns(h.store, 'al', [{ column_id: 'human' }, { column_id: 'robot' }, { column_id: 'done' }])).toThrow(
+      /unknown agent type "robot"/,
+    );
   });
 
   test('discovery: new folders unregistered, vanished ones missing, returning ones restored', () => {

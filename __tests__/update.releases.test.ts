@@ -61,7 +61,7 @@ function update(bin: string, root: string): { status: number; stdout: string; st
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('a newer version tag on the checkout\'s remote: says so and prints the upgrade command', () => {
+test("a newer version tag on the checkout's remote: says so and prints the upgrade command", () => {
   const root = scratch();
   const bare = releaseRepo(root, ['v0.0.9', `v${installed}`, 'nightly', 'a:v99.1.0', 'v99.0.5', 'v100.0.0-beta.1']);
   const { bin, dir } = checkoutInstall(root, bare);
@@ -98,7 +98,9 @@ test('a remote that cannot be reached, or no remote at all: one clear line, exit
   const r = update(bin, root);
   expect(r.status).toBe(1);
   expect(r.stdout).toBe('');
-  const unreachable = new RegExp(`^dispatch: cannot read the releases of ${gone} \\(remote "origin" of ${dir}\\): .*${gone}.*; are you offline\\?\\n$`);
+  const unreachable = new RegExp(
+    `^dispatch: cannot read the releases of ${gone} \\(remote "origin" of ${dir}\\): .*${gone}.*; are you offline\\?\\n$`,
+  );
   expect(r.stderr).toMatch(unreachable);
 
   sh(dir, ['remote', 'remove', 'origin']);
@@ -129,8 +131,13 @@ test('version order and tag parsing', () => {
   expect(compareVersions('1.0.0', '1.0.0')).toBe(0);
   expect(compareVersions('1.0.0-beta.1', '1.0.0')).toBe(-1);
   expect(compareVersions('0.1.0', '0.2.0')).toBe(-1);
-  const listing = ['a\trefs/tags/v1.2.0', 'b\trefs/tags/v1.10.0^{}', 'c\trefs/tags/2.0.0-rc.1', 'd\trefs/tags/release-3', 'e\trefs/heads/v9.9.9']
-    .join('\n');
+  const listing = [
+    'a\trefs/tags/v1.2.0',
+    'b\trefs/tags/v1.10.0^{}',
+    'c\trefs/tags/2.0.0-rc.1',
+    'd\trefs/tags/release-3',
+    'e\trefs/heads/v9.9.9',
+  ].join('\n');
   expect(latestTag(listing, '1.0.0')).toBe('v1.10.0');
   expect(latestTag(listing, '2.0.0-beta.1')).toBe('2.0.0-rc.1');
   expect(latestTag('', '1.0.0')).toBeNull();

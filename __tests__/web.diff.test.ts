@@ -51,14 +51,20 @@ async function ticketOnBranch(title: string, work: () => Promise<void>): Promise
 function setTicket(key: string, fields: Record<string, string | number | null>): void {
   const db = openHomeDb(d);
   try {
-    const sets = Object.keys(fields).map((k) => `${k} = ?`).join(', ');
-    db.prepare(`UPDATE tickets SET ${sets} WHERE project_id = (SELECT id FROM projects WHERE abbreviation = 'ap') AND number = ?`).run(...Object.values(fields), Number(key.split('-')[1]));
+    const sets = Object.keys(fields)
+      .map((k) => `${k} = ?`)
+      .join(', ');
+    db.prepare(`UPDATE tickets SET ${sets} WHERE project_id = (SELECT id FROM projects WHERE abbreviation = 'ap') AND number = ?`).run(
+      ...Object.values(fields),
+      Number(key.split('-')[1]),
+    );
   } finally {
     db.close();
   }
 }
 
-const lines = (html: string, kind: string) => [...html.matchAll(new RegExp(`<span class="dl dl-${kind}">([^<]*)\\n</span>`, 'g'))].map((m) => m[1]);
+const lines = (html: string, kind: string) =>
+  [...html.matchAll(new RegExp(`<span class="dl dl-${kind}">([^<]*)\\n</span>`, 'g'))].map((m) => m[1]);
 
 test('the diff lists files, stat and an escaped patch with added and removed lines marked; merged as shows after the merge', async () => {
   const key = await ticketOnBranch('Add a banner', async () => {

@@ -45,7 +45,12 @@ test('register a discovered folder, file a ticket from the board, drag it to an 
   const card = page.locator('.card', { hasText: 'Checkout button is <b>broken</b>' });
   await card.waitFor();
   const stored = (await d.api('GET', '/api/tickets/shop-1')).body.ticket;
-  expect(stored).toMatchObject({ title: 'Checkout button is <b>broken</b>', priority: 'urgent', column_id: 'human', body: 'Steps:\n\n1. open cart\n2. click **Pay**' });
+  expect(stored).toMatchObject({
+    title: 'Checkout button is <b>broken</b>',
+    priority: 'urgent',
+    column_id: 'human',
+    body: 'Steps:\n\n1. open cart\n2. click **Pay**',
+  });
 
   await card.dragTo(page.locator('section.column[data-column="coding-agent"]'));
   await page.locator('section.column[data-column="coding-agent"] .card[data-key="shop-1"]').waitFor();
@@ -77,7 +82,12 @@ test('reply from the inbox and send the ticket to an agent', async () => {
   expect(await page.locator('.inbox-item', { hasText: 'Tone for the launch post?' }).count()).toBe(0);
   const shown = (await d.api('GET', '/api/tickets/blog-1')).body;
   expect(shown.ticket.column_id).toBe('writer');
-  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({ type: 'move', body: 'Casual, short sentences.', to_column: 'writer', author: 'human' });
+  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({
+    type: 'move',
+    body: 'Casual, short sentences.',
+    to_column: 'writer',
+    author: 'human',
+  });
 });
 
 test('without JavaScript: file a ticket from the board and answer it from the inbox', async () => {
@@ -91,7 +101,11 @@ test('without JavaScript: file a ticket from the board and answer it from the in
   await plain.getByLabel('Description').fill('Line one\nLine two');
   await plain.getByRole('button', { name: 'File ticket' }).click();
   await plain.waitForURL(/done=filed/);
-  expect((await d.api('GET', '/api/tickets/nojs-1')).body.ticket).toMatchObject({ title: 'Compare three queue libraries', body: 'Line one\nLine two', column_id: 'human' });
+  expect((await d.api('GET', '/api/tickets/nojs-1')).body.ticket).toMatchObject({
+    title: 'Compare three queue libraries',
+    body: 'Line one\nLine two',
+    column_id: 'human',
+  });
 
   // filed by the person, so it waits in the inbox's backlog
   await plain.goto(`${d.url}/inbox?tab=backlog`);
@@ -103,7 +117,10 @@ test('without JavaScript: file a ticket from the board and answer it from the in
   await plain.waitForURL(/done=moved/);
   const shown = (await d.api('GET', '/api/tickets/nojs-1')).body;
   expect(shown.ticket.column_id).toBe('researcher');
-  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({ type: 'move', body: 'Include liteque.' });
+  expect(shown.comments.filter((c: { type: string }) => c.type === 'move').at(-1)).toMatchObject({
+    type: 'move',
+    body: 'Include liteque.',
+  });
 
   // a refused form comes back as the page with the message, not a blank or JSON page
   await plain.goto(`${d.url}/tickets/nojs-1`);

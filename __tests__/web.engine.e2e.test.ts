@@ -38,8 +38,16 @@ test('retry a failed job in the queue inspector, watch its new attempt, then del
   await page.waitForURL(/\/queues\?done=retried$/);
   await page.getByRole('status').filter({ hasText: 'Job queued again.' }).waitFor();
 
-  await waitFor('the second attempt ended', () => jobEventRows(d, id).filter((e) => e.outcome === 'failed').length === 2 && jobRow(d, id)?.status === 'failed', 20_000, 100);
-  await page.getByRole('link', { name: `#${id}` }).first().click();
+  await waitFor(
+    'the second attempt ended',
+    () => jobEventRows(d, id).filter((e) => e.outcome === 'failed').length === 2 && jobRow(d, id)?.status === 'failed',
+    20_000,
+    100,
+  );
+  await page
+    .getByRole('link', { name: `#${id}` })
+    .first()
+    .click();
   await page.waitForURL(new RegExp(`/queues/jobs/${id}$`));
   await page.locator('.facts', { hasText: '2 / 2' }).waitFor();
   const attempts = page.locator('table.attempts tbody tr');
@@ -71,7 +79,11 @@ test('a real agent run: the transcript grows in the open page, then shows the re
     ],
   };
   const t = await d.ticket('ll', 'researcher', script, 'Survey the field');
-  const run = await waitFor('the agent wrote its first note', () => comments(d, t.key).some((c) => c.body === 'first finding noted') && d.runs(t.key)[0], 20_000);
+  const run = await waitFor(
+    'the agent wrote its first note',
+    () => comments(d, t.key).some((c) => c.body === 'first finding noted') && d.runs(t.key)[0],
+    20_000,
+  );
   await page.goto(`${d.url}/runs/${run.id}`);
   await page.locator('.facts .status-running').waitFor();
   await page.locator('.tx-tool', { hasText: 'first finding noted' }).waitFor();

@@ -77,7 +77,7 @@ function moveInDb(key: string, to: string, author: string, before: (db: Database
 }
 
 describe('the /events stream', () => {
-  test('a move through the API arrives as the ticket\'s new state, with the inbox count', async () => {
+  test("a move through the API arrives as the ticket's new state, with the inbox count", async () => {
     const s = await events();
     expect(s.status).toBe(200);
     expect(s.headers['content-type']).toContain('text/event-stream');
@@ -85,8 +85,15 @@ describe('the /events stream', () => {
     const key = await file('todo', 'Water the plants');
     const created = await ticketEvent(s, key);
     expect(created.t).toEqual({
-      key, project: 'todo', column: 'human', columnName: 'Human', title: 'Water the plants', priority: 'normal',
-      running: null, inbox: 'backlog', gone: false,
+      key,
+      project: 'todo',
+      column: 'human',
+      columnName: 'Human',
+      title: 'Water the plants',
+      priority: 'normal',
+      running: null,
+      inbox: 'backlog',
+      gone: false,
     });
     expect(created.e.event).toBe('tickets');
     expect(created.e.data.counts).toEqual({ inbox: (await d.api('GET', '/api/inbox')).body.total });
@@ -127,9 +134,10 @@ describe('the /events stream', () => {
       const id = (db.prepare(byKey).get(key) as { id: number }).id;
       const now = Date.now();
       db.transaction(() => {
-        db.prepare(`INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, created_at, started_at)
-                    SELECT 'run-live-claim', id, project_id, 'coding-agent', 'sonnet', column_id, 'running', ?, ? FROM tickets WHERE id = ?`)
-          .run(now, now, id);
+        db.prepare(
+          `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, created_at, started_at)
+                    SELECT 'run-live-claim', id, project_id, 'coding-agent', 'sonnet', column_id, 'running', ?, ? FROM tickets WHERE id = ?`,
+        ).run(now, now, id);
         db.prepare(`UPDATE tickets SET claimed_by_run = 'run-live-claim', claimed_at = ? WHERE id = ?`).run(now, id);
       })();
       expect((await ticketEvent(s, key, (t) => t.running !== null)).t.running).toBe('run-live-claim');
@@ -226,7 +234,7 @@ describe('the /events stream with api_token', () => {
 });
 
 describe('live pages in a browser', () => {
-  test('a board moves cards in place: a move through the API, a new ticket, an agent\'s claim, its move and its run\'s end', async () => {
+  test("a board moves cards in place: a move through the API, a new ticket, an agent's claim, its move and its run's end", async () => {
     const moved = await file('app', 'Moved by the API');
     const hostile = '<img src=x onerror="window.__hacked=1">Fix <b>this</b>';
     await page.goto(`${d.url}/projects/app`);
@@ -240,12 +248,19 @@ describe('live pages in a browser', () => {
     expect(await column('human').locator(`.card[data-key="${moved}"]`).count()).toBe(0);
     await column('done').locator('.column-head .count', { hasText: '1' }).waitFor();
     // the ← button now posts the move back from done
-    await column('done').getByRole('button', { name: `Move ${moved} to Security Reviewer` }).waitFor();
+    await column('done')
+      .getByRole('button', { name: `Move ${moved} to Security Reviewer` })
+      .waitFor();
 
     // an agent takes a new ticket (its claim shows the running marker), then moves it to human
     // through ticket.cjs in its own process, and its run ends
     const go = path.join(d.root, 'go-board');
-    const script = { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Which colour?' }] };
+    const script = {
+      'coding-agent': [
+        { do: 'wait', file: go },
+        { do: 'move', to: 'human', comment: 'Which colour?' },
+      ],
+    };
     const { key } = await d.ticket('app', 'coding-agent', script, hostile);
     const card = column('coding-agent').locator(`.card[data-key="${key}"]`);
     await card.locator('.running-flag a[href^="/runs/"]').waitFor();
@@ -270,7 +285,12 @@ describe('live pages in a browser', () => {
     try {
       await ticketPage.goto(`${d.url}/tickets/${watched}`);
       const go = path.join(d.root, 'go-inbox');
-      const script = { 'coding-agent': [{ do: 'wait', file: go }, { do: 'move', to: 'human', comment: 'Staging or production?' }] };
+      const script = {
+        'coding-agent': [
+          { do: 'wait', file: go },
+          { do: 'move', to: 'human', comment: 'Staging or production?' },
+        ],
+      };
       const { key } = await d.ticket('app', 'coding-agent', script, 'Deploy where?');
       await waitFor('the agent to start', () => d.runs(key).some((r) => r.status === 'running'), 60_000);
       fs.writeFileSync(go, '');
@@ -334,11 +354,14 @@ describe('live pages in a browser', () => {
     }
   }, 120_000);
 
-  test('without JavaScript the board, the inbox and a running ticket\'s page refresh themselves', async () => {
+  test("without JavaScript the board, the inbox and a running ticket's page refresh themselves", async () => {
     const context = await browser.browser.newContext({ javaScriptEnabled: false });
     try {
       const plain = await context.newPage();
-      for (const [url, seconds] of [['/projects/app', '30'], ['/inbox', '60']] as const) {
+      for (const [url, seconds] of [
+        ['/projects/app', '30'],
+        ['/inbox', '60'],
+      ] as const) {
         await plain.goto(`${d.url}${url}`);
         expect([url, await plain.locator('meta[http-equiv="refresh"]').getAttribute('content')]).toEqual([url, seconds]);
       }

@@ -92,7 +92,12 @@ describe('forms store what they say', () => {
     const list = await d.api('GET', '/api/projects?status=unregistered');
     const folder = list.body.projects.find((p: { name: string }) => p.name === 'new-site');
     expect(folder).toBeDefined();
-    const res = await postForm(d, '/projects/register', { _csrf: csrf, project_id: String(folder.id), type: 'content', abbreviation: 'ns' });
+    const res = await postForm(d, '/projects/register', {
+      _csrf: csrf,
+      project_id: String(folder.id),
+      type: 'content',
+      abbreviation: 'ns',
+    });
     expect(res.status).toBe(303);
     expect(res.location).toBe('/projects/ns?done=registered');
     const shown = await d.api('GET', '/api/projects/ns');
@@ -103,8 +108,15 @@ describe('forms store what they say', () => {
   test('a bad abbreviation re-renders the projects page with 400 and the message', async () => {
     fs.mkdirSync(path.join(d.projectsRoot, 'bad-abbr'), { recursive: true });
     await postForm(d, '/projects/discover', { _csrf: csrf });
-    const folder = (await d.api('GET', '/api/projects?status=unregistered')).body.projects.find((p: { name: string }) => p.name === 'bad-abbr');
-    const res = await postForm(d, '/projects/register', { _csrf: csrf, project_id: String(folder.id), type: 'content', abbreviation: '9Bad!' });
+    const folder = (await d.api('GET', '/api/projects?status=unregistered')).body.projects.find(
+      (p: { name: string }) => p.name === 'bad-abbr',
+    );
+    const res = await postForm(d, '/projects/register', {
+      _csrf: csrf,
+      project_id: String(folder.id),
+      type: 'content',
+      abbreviation: '9Bad!',
+    });
     expect(res.status).toBe(400);
     expect(res.html).toContain('abbreviation must be 1-10 lowercase letters');
     expect(res.html).toContain('Unregistered folders');
@@ -123,7 +135,13 @@ describe('forms store what they say', () => {
   });
 
   test('the board files a ticket with body, priority and starting column', async () => {
-    const res = await postForm(d, '/projects/al/tickets', { _csrf: csrf, title: 'Add CSV export', body: 'Export **all** rows', priority: 'high', column: 'coding-agent' });
+    const res = await postForm(d, '/projects/al/tickets', {
+      _csrf: csrf,
+      title: 'Add CSV export',
+      body: 'Export **all** rows',
+      priority: 'high',
+      column: 'coding-agent',
+    });
     expect(res.status).toBe(303);
     const list = await d.api('GET', '/api/tickets?project=al&column=coding-agent');
     const t = list.body.tickets.find((x: { title: string }) => x.title === 'Add CSV export');
@@ -149,7 +167,13 @@ describe('forms store what they say', () => {
     expect(res.location).toBe('/inbox?done=moved');
     const shown = (await d.api('GET', `/api/tickets/${key}`)).body;
     expect(shown.ticket.column_id).toBe('coding-agent');
-    expect(shown.comments.at(-1)).toMatchObject({ type: 'move', from_column: 'human', to_column: 'coding-agent', body: 'Use SQLite', author: 'human' });
+    expect(shown.comments.at(-1)).toMatchObject({
+      type: 'move',
+      from_column: 'human',
+      to_column: 'coding-agent',
+      body: 'Use SQLite',
+      author: 'human',
+    });
   });
 
   test('an inbox reply without a column adds a comment and leaves the ticket in the inbox', async () => {
@@ -171,7 +195,12 @@ describe('forms store what they say', () => {
 
   test('move buttons move; a stale move (the ticket already left) is refused with 400', async () => {
     const key = await fileTicket('al', 'Move me');
-    const res = await postForm(d, `/tickets/${key}/move`, { _csrf: csrf, column: 'coding-agent', from: 'human', return_to: '/projects/al' });
+    const res = await postForm(d, `/tickets/${key}/move`, {
+      _csrf: csrf,
+      column: 'coding-agent',
+      from: 'human',
+      return_to: '/projects/al',
+    });
     expect(res.location).toBe('/projects/al?done=moved');
     expect((await d.api('GET', `/api/tickets/${key}`)).body.ticket.column_id).toBe('coding-agent');
     const stale = await postForm(d, `/tickets/${key}/move`, { _csrf: csrf, column: 'done', from: 'human' });
@@ -188,8 +217,14 @@ describe('forms store what they say', () => {
 
   test('the ticket page edits title, priority and body and replies', async () => {
     const key = await fileTicket('al', 'Old title');
-    expect((await postForm(d, `/tickets/${key}/edit`, { _csrf: csrf, title: 'New title', priority: 'urgent', body: 'new body' })).status).toBe(303);
-    expect((await d.api('GET', `/api/tickets/${key}`)).body.ticket).toMatchObject({ title: 'New title', priority: 'urgent', body: 'new body' });
+    expect(
+      (await postForm(d, `/tickets/${key}/edit`, { _csrf: csrf, title: 'New title', priority: 'urgent', body: 'new body' })).status,
+    ).toBe(303);
+    expect((await d.api('GET', `/api/tickets/${key}`)).body.ticket).toMatchObject({
+      title: 'New title',
+      priority: 'urgent',
+      body: 'new body',
+    });
     const bad = await postForm(d, `/tickets/${key}/edit`, { _csrf: csrf, title: 'x', priority: 'whenever' });
     expect(bad.status).toBe(400);
     expect(bad.html).toContain('priority must be one of');
@@ -225,7 +260,11 @@ describe('forms store what they say', () => {
   test('the workflow editor removes a column (its tickets go to human with a note) and reorders', async () => {
     await registerFolder('flow', 'fl');
     const key = await fileTicket('fl', 'In security review', { column: 'security-reviewer' });
-    const cols = (await d.api('GET', '/api/projects/fl')).body.columns as { column_id: string; name: string; agent_type_id: string | null }[];
+    const cols = (await d.api('GET', '/api/projects/fl')).body.columns as {
+      column_id: string;
+      name: string;
+      agent_type_id: string | null;
+    }[];
     const fields: Record<string, string> = { _csrf: csrf };
     cols.forEach((c, i) => {
       fields[`c${i}_id`] = c.column_id;
@@ -260,7 +299,9 @@ describe('forms store what they say', () => {
     fields.new_agent = 'editor';
     fields.new_pos = '2';
     expect((await postForm(d, '/project-types/research', fields)).status).toBe(303);
-    const after = (await d.api('GET', '/api/project-types/research')).body.project_type.columns.map((c: { column_id: string }) => c.column_id);
+    const after = (await d.api('GET', '/api/project-types/research')).body.project_type.columns.map(
+      (c: { column_id: string }) => c.column_id,
+    );
     expect(after).toEqual(['human', 'researcher', 'editor', 'done']);
     expect((await postForm(d, '/project-types', { _csrf: csrf, id: 'ops', name: 'Ops' })).status).toBe(303);
     expect((await d.api('GET', '/api/project-types/ops')).body.project_type.columns).toHaveLength(2);
@@ -271,8 +312,21 @@ describe('forms store what they say', () => {
 
   test('agent type form saves the prompt file and settings; preview saves nothing', async () => {
     const file = path.join(d.home, 'prompts', 'writer.md');
-    const base = { _csrf: csrf, name: 'Writer', description: 'Writes', model: 'haiku', permission_mode: 'acceptEdits', timeout_minutes: '45', max_retries: '1', allowed_tools: 'Read\nBash(node:*)\n' };
-    const preview = await postForm(d, '/agent-types/writer', { ...base, intent: 'preview', prompt: '# Draft heading\n\n<script>x()</script>' });
+    const base = {
+      _csrf: csrf,
+      name: 'Writer',
+      description: 'Writes',
+      model: 'haiku',
+      permission_mode: 'acceptEdits',
+      timeout_minutes: '45',
+      max_retries: '1',
+      allowed_tools: 'Read\nBash(node:*)\n',
+    };
+    const preview = await postForm(d, '/agent-types/writer', {
+      ...base,
+      intent: 'preview',
+      prompt: '# Draft heading\n\n<script>x()</script>',
+    });
     expect(preview.status).toBe(200);
     expect(preview.html).toContain('<h1>Draft heading</h1>');
     expect(preview.html).not.toContain('<script>x()');
@@ -290,7 +344,13 @@ describe('forms store what they say', () => {
   });
 
   test('creating an agent type writes its prompt file', async () => {
-    const res = await postForm(d, '/agent-types', { _csrf: csrf, id: 'translator', name: 'Translator', model: 'sonnet', permission_mode: 'acceptEdits' });
+    const res = await postForm(d, '/agent-types', {
+      _csrf: csrf,
+      id: 'translator',
+      name: 'Translator',
+      model: 'sonnet',
+      permission_mode: 'acceptEdits',
+    });
     expect(res.location).toBe('/agent-types/translator?done=created');
     expect(fs.existsSync(path.join(d.home, 'prompts', 'translator.md'))).toBe(true);
     expect((await d.api('GET', '/api/agent-types/translator')).body.agent_type.name).toBe('Translator');
@@ -306,15 +366,25 @@ describe('forms store what they say', () => {
     const flat = (o: Record<string, unknown>, prefix: string) => {
       for (const [k, v] of Object.entries(o)) {
         const name = prefix ? `${prefix}.${k}` : k;
-        if (k === 'env') form[name] = Object.entries(v as Record<string, string>).map(([a, b]) => `${a}=${b}`).join('\n');
+        if (k === 'env')
+          form[name] = Object.entries(v as Record<string, string>)
+            .map(([a, b]) => `${a}=${b}`)
+            .join('\n');
         else if (v && typeof v === 'object') flat(v as Record<string, unknown>, name);
-        else if (typeof v === 'boolean') { if (v) form[name] = 'on'; }
-        else if (name !== 'ai.api_key' && name !== 'api_token') form[name] = String(v);
+        else if (typeof v === 'boolean') {
+          if (v) form[name] = 'on';
+        } else if (name !== 'ai.api_key' && name !== 'api_token') form[name] = String(v);
       }
     };
     flat(values, '');
     expect(Object.keys(fields)).toEqual(expect.arrayContaining(Object.keys(form).filter((k) => k !== '_csrf')));
-    const ok = await postForm(d, '/settings', { ...form, 'agents.max_concurrent_global': '7', 'agents.parallel_coding': 'on', 'agents.env': 'IS_SANDBOX=1\nFOO=a=b', api_token: '' });
+    const ok = await postForm(d, '/settings', {
+      ...form,
+      'agents.max_concurrent_global': '7',
+      'agents.parallel_coding': 'on',
+      'agents.env': 'IS_SANDBOX=1\nFOO=a=b',
+      api_token: '',
+    });
     expect(ok.status).toBe(303);
     const file = JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8'));
     expect(file.agents).toMatchObject({ max_concurrent_global: 7, parallel_coding: true, env: { IS_SANDBOX: '1', FOO: 'a=b' } });
@@ -337,7 +407,10 @@ describe('forms store what they say', () => {
     expect(html).not.toContain('sk-secret-123');
     expect((await postForm(d, '/settings', { ...form, 'ai.api_key': '' })).status).toBe(303);
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).ai.api_key).toBe('sk-secret-123');
-    expect((await postForm(d, '/settings', { _csrf: csrf, 'ai.auth_method': 'oauth', 'ai.api_key__clear': 'on', 'board.done_limit': '2' })).status).toBe(303);
+    expect(
+      (await postForm(d, '/settings', { _csrf: csrf, 'ai.auth_method': 'oauth', 'ai.api_key__clear': 'on', 'board.done_limit': '2' }))
+        .status,
+    ).toBe(303);
     expect(JSON.parse(fs.readFileSync(path.join(d.home, 'config.json'), 'utf8')).ai).toMatchObject({ auth_method: 'oauth', api_key: '' });
   });
 });
@@ -345,14 +418,19 @@ describe('forms store what they say', () => {
 describe('escaping and sanitizing', () => {
   test('script-looking titles, bodies and comments render inert everywhere', async () => {
     const evil = '<script>alert(1)</script><img src=x onerror=alert(2)>';
-    const key = await fileTicket('al', evil, { body: `# Body\n\n${evil}\n\n[click](javascript:alert(3)) <a href="JAVASCRIPT:alert(4)">x</a> <svg onload=alert(5)>` });
+    const key = await fileTicket('al', evil, {
+      body: `# Body\n\n${evil}\n\n[click](javascript:alert(3)) <a href="JAVASCRIPT:alert(4)">x</a> <svg onload=alert(5)>`,
+    });
     await d.api('POST', `/api/tickets/${key}/comments`, { type: 'block', body: `${evil} [y](javascript:alert(6))` });
     await d.api('POST', `/api/tickets/${key}/findings`, { severity: 'high', title: evil, body: evil });
     for (const url of ['/inbox?tab=backlog', '/projects/al', `/tickets/${key}`, '/projects/al/tickets']) {
       const html = (await getPage(d, url)).html;
       expect([url, html.includes('<script>alert')]).toEqual([url, false]);
       // an attribute named on… on any real tag (quoted attribute values are skipped over)
-      expect([url, /<[a-z][\w-]*(?:\s+[\w-]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*\s+on\w+\s*=/i.exec(html)?.[0] ?? null]).toEqual([url, null]);
+      expect([url, /<[a-z][\w-]*(?:\s+[\w-]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>"']+))?)*\s+on\w+\s*=/i.exec(html)?.[0] ?? null]).toEqual([
+        url,
+        null,
+      ]);
       expect([url, /href\s*=\s*["']?\s*javascript:/i.test(html)]).toEqual([url, false]);
       expect([url, html.includes('&lt;script&gt;alert(1)&lt;/script&gt;')]).toEqual([url, true]);
     }
@@ -403,7 +481,7 @@ describe('runs and transcripts', () => {
     const file = insertRun(d, { id: 'run-sample-1', ticketKey: key, status: 'success', costUsd: 0.105228 })!;
     writeTranscript(file, fs.readFileSync(sampleTranscript, 'utf8'));
     const html = (await getPage(d, '/runs/run-sample-1')).html;
-    expect(html).toContain("I&#39;ll record progress on abc-7.");
+    expect(html).toContain('I&#39;ll record progress on abc-7.');
     expect(html).toContain('<span class="tx-label">Bash <span class="tx-desc">· Comment on the ticket</span></span>');
     expect(html).toContain('<span class="tx-prompt" aria-hidden="true">$ </span>node ticket.cjs comment abc-7');
     expect(html).toMatch(/tx-result is-error[\s\S]*No such file or directory/);
@@ -443,7 +521,10 @@ describe('runs and transcripts', () => {
     const key = await fileTicket('al', 'Huge transcript');
     const file = insertRun(d, { id: 'run-huge', ticketKey: key, status: 'success' })!;
     const line = JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: 'x'.repeat(2000) }] } }) + '\n';
-    writeTranscript(file, `${JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: 'FIRST LINE MARKER' }] } })}\n${line.repeat(1500)}`);
+    writeTranscript(
+      file,
+      `${JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: 'FIRST LINE MARKER' }] } })}\n${line.repeat(1500)}`,
+    );
     const html = (await getPage(d, '/runs/run-huge')).html;
     expect(html).toContain('only the newest part is shown');
     expect(html).not.toContain('FIRST LINE MARKER');
@@ -460,10 +541,20 @@ describe('runs and transcripts', () => {
     const secret = path.join(d.root, 'secret.txt');
     fs.writeFileSync(secret, JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: 'TOP SECRET' }] } }) + '\n');
     insertRun(d, { id: 'run-outside', ticketKey: key, status: 'success', transcriptPath: secret });
-    insertRun(d, { id: 'run-dotdot', ticketKey: key, status: 'success', transcriptPath: path.join(d.home, 'artifacts', 'runs', '..', '..', '..', 'secret.txt') });
+    insertRun(d, {
+      id: 'run-dotdot',
+      ticketKey: key,
+      status: 'success',
+      transcriptPath: path.join(d.home, 'artifacts', 'runs', '..', '..', '..', 'secret.txt'),
+    });
     fs.mkdirSync(path.join(d.home, 'artifacts', 'runs'), { recursive: true });
     fs.symlinkSync(secret, path.join(d.home, 'artifacts', 'runs', 'link.log'));
-    insertRun(d, { id: 'run-symlink', ticketKey: key, status: 'success', transcriptPath: path.join(d.home, 'artifacts', 'runs', 'link.log') });
+    insertRun(d, {
+      id: 'run-symlink',
+      ticketKey: key,
+      status: 'success',
+      transcriptPath: path.join(d.home, 'artifacts', 'runs', 'link.log'),
+    });
     for (const id of ['run-outside', 'run-dotdot', 'run-symlink']) {
       const page = await getPage(d, `/runs/${id}`);
       expect([id, page.status]).toEqual([id, 400]);
@@ -526,7 +617,14 @@ describe('runs and transcripts', () => {
     const key = await fileTicket('al', 'Many runs');
     const db = openHomeDb(d);
     db.close();
-    for (let i = 0; i < 55; i++) insertRun(d, { id: `run-page-${String(i).padStart(2, '0')}`, ticketKey: key, status: 'failed', transcriptPath: null, createdAt: 1_000_000 + i });
+    for (let i = 0; i < 55; i++)
+      insertRun(d, {
+        id: `run-page-${String(i).padStart(2, '0')}`,
+        ticketKey: key,
+        status: 'failed',
+        transcriptPath: null,
+        createdAt: 1_000_000 + i,
+      });
     const first = (await getPage(d, '/runs?status=failed')).html;
     expect(first).toContain('run-page-54');
     expect(first).not.toContain('run-page-04');

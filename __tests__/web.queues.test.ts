@@ -35,7 +35,13 @@ interface Element {
   attrs: Record<string, string>;
   text: string;
 }
-const decode = (v: string) => v.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+const decode = (v: string) =>
+  v
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 function elements(html: string, tag: string): Element[] {
   const re = new RegExp(`<${tag}\\b([^>]*)>(?:([\\s\\S]*?)</${tag}>)?`, 'gi');
   return [...html.matchAll(re)].map((m) => ({
@@ -70,7 +76,10 @@ describe('the inspector page', () => {
 
   test('the list filters by queue and state and pages by 50 without a total count', async () => {
     const ids: number[] = [];
-    for (let i = 1; i <= 60; i++) ids.push(insertJob(d, { queue: 'merge', payload: { ticketId: 10_000 + i }, status: 'pending', availableAt: FAR, runsLeft: 4, maxRuns: 4 }));
+    for (let i = 1; i <= 60; i++)
+      ids.push(
+        insertJob(d, { queue: 'merge', payload: { ticketId: 10_000 + i }, status: 'pending', availableAt: FAR, runsLeft: 4, maxRuns: 4 }),
+      );
     const first = await getPage(d, '/queues?queue=merge&state=pending');
     expect(first.status).toBe(200);
     const listed = (html: string) => [...html.matchAll(/<tr id="job-(\d+)">/g)].map((m) => Number(m[1]));
@@ -105,7 +114,14 @@ describe('a job page', () => {
   test('shows a queued job with its data and links what it is about', async () => {
     await d.project('jobsite', 'research', 'js');
     const project = (await d.api('GET', '/api/projects/js')).body.project;
-    const id = insertJob(d, { queue: 'scan', payload: { projectId: project.id, wakeSeq: 3 }, status: 'pending', availableAt: FAR, runsLeft: 3, maxRuns: 3 });
+    const id = insertJob(d, {
+      queue: 'scan',
+      payload: { projectId: project.id, wakeSeq: 3 },
+      status: 'pending',
+      availableAt: FAR,
+      runsLeft: 3,
+      maxRuns: 3,
+    });
     const page = await getPage(d, `/queues/jobs/${id}`);
     expect(page.status).toBe(200);
     const t = text(page.html);
@@ -119,7 +135,14 @@ describe('a job page', () => {
 
   test('a completed job (its row deleted by liteque) is shown from its recorded attempts', async () => {
     const id = 900_001;
-    insertJobEvent(d, { jobId: id, queue: 'agent-run', attempt: 1, outcome: 'retry', error: 'spawn failed: EAGAIN', payload: { runId: 'run-gone' } });
+    insertJobEvent(d, {
+      jobId: id,
+      queue: 'agent-run',
+      attempt: 1,
+      outcome: 'retry',
+      error: 'spawn failed: EAGAIN',
+      payload: { runId: 'run-gone' },
+    });
     insertJobEvent(d, { jobId: id, queue: 'agent-run', attempt: 2, outcome: 'completed', payload: { runId: 'run-gone' } });
     const page = await getPage(d, `/queues/jobs/${id}`);
     expect(page.status).toBe(200);
@@ -154,7 +177,12 @@ describe('retry and delete', () => {
     expect(res.status).toBe(303);
     expect(res.location).toBe('/queues?queue=scan&state=failed&done=retried');
     // the attempt is recorded just before liteque marks the row, so wait for both
-    await waitFor('the second attempt ended', () => jobEventRows(d, id).length === 2 && jobEventRows(d, id)[1]!.outcome === 'failed' && jobRow(d, id)?.status === 'failed', 20_000, 100);
+    await waitFor(
+      'the second attempt ended',
+      () => jobEventRows(d, id).length === 2 && jobEventRows(d, id)[1]!.outcome === 'failed' && jobRow(d, id)?.status === 'failed',
+      20_000,
+      100,
+    );
     expect(jobRow(d, id)).toMatchObject({ status: 'failed', numRunsLeft: 0, maxNumRuns: 2 });
     expect(jobEventRows(d, id)).toEqual([
       { attempt: 1, outcome: 'failed', error: 'project not found: 987654' },

@@ -58,10 +58,18 @@ test('each kind of refusal is a sentence about its field', () => {
   expect(sentence({ budgets: { daily_usd: 'five' } })).toBe('The daily budget must be a number');
   expect(sentence({ agents: { parallel_coding: 'yes' } })).toBe('Parallel coding must be on or off');
   expect(sentence({ ai: { auth_method: 'password' } })).toBe('The login method must be one of: oauth, api_key, custom');
-  expect(sentence({ heartbeat: { base_interval_seconds: 600, max_interval_seconds: 60 } })).toBe('The longest interval must be at least the check interval');
-  expect(sentence({ notifications: { quiet_hours_start: '25:00', quiet_hours_end: '07:00' } })).toBe('The start of the quiet hours must be a time like 22:00, or empty');
-  expect(sentence({ notifications: { quiet_hours_start: '22:00' } })).toBe('Quiet hours need both a start and an end, and the two must differ');
-  expect(sentence({ agents: { env: { LD_PRELOAD: 'x' } } })).toBe('LD_PRELOAD changes which code programs load or run, so agents cannot be given it');
+  expect(sentence({ heartbeat: { base_interval_seconds: 600, max_interval_seconds: 60 } })).toBe(
+    'The longest interval must be at least the check interval',
+  );
+  expect(sentence({ notifications: { quiet_hours_start: '25:00', quiet_hours_end: '07:00' } })).toBe(
+    'The start of the quiet hours must be a time like 22:00, or empty',
+  );
+  expect(sentence({ notifications: { quiet_hours_start: '22:00' } })).toBe(
+    'Quiet hours need both a start and an end, and the two must differ',
+  );
+  expect(sentence({ agents: { env: { LD_PRELOAD: 'x' } } })).toBe(
+    'LD_PRELOAD changes which code programs load or run, so agents cannot be given it',
+  );
   expect(sentence({ nope: 1 })).toBe('There is no setting called "nope"');
 });
 
@@ -69,12 +77,21 @@ test('at 390 px: the groups in order, words and help per field, a bad value refu
   const { page } = browser;
   await page.setViewportSize(PHONE);
   await page.goto(`${d.url}/settings`);
-  expect(await page.locator('.settings-form legend').allTextContents()).toEqual(['Agents', 'Heartbeat', 'Budgets', 'Notifications', 'AI login', 'Advanced']);
+  expect(await page.locator('.settings-form legend').allTextContents()).toEqual([
+    'Agents',
+    'Heartbeat',
+    'Budgets',
+    'Notifications',
+    'AI login',
+    'Advanced',
+  ]);
   const agents = page.locator('fieldset', { has: page.locator('legend', { hasText: 'Agents' }) });
   await agents.getByLabel('Global limit').waitFor();
   expect(await page.locator('.settings-form fieldset .field').count()).toBe(Object.keys(FIELD_TEXT).length);
   expect(await page.locator('.settings-form fieldset .field > .help').count()).toBe(Object.keys(FIELD_TEXT).length);
-  expect(await page.locator('#f-agents-default_timeout_minutes-help').textContent()).toContain("Each agent type's own timeout (on its page) is the one used: it wins over this default.");
+  expect(await page.locator('#f-agents-default_timeout_minutes-help').textContent()).toContain(
+    "Each agent type's own timeout (on its page) is the one used: it wins over this default.",
+  );
   expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
 
   const before = fs.existsSync(path.join(d.home, 'config.json')) ? fs.readFileSync(path.join(d.home, 'config.json'), 'utf8') : null;

@@ -59,7 +59,17 @@ test('a big repository keeps a ready spare; a new ticket takes it by a move and 
     expect(listed).toEqual([expect.objectContaining({ project: 'bg', ticket: null, spare: true, path: spareReal, branch: null })]);
     expect(d.cli(['worktrees', 'list']).stdout).toContain('(spare)');
 
-    const t = await d.ticket('bg', 'coding-agent', { 'coding-agent': [{ do: 'write', file: 'work.txt', content: 'done' }, { do: 'move', to: 'human' }] }, 'first');
+    const t = await d.ticket(
+      'bg',
+      'coding-agent',
+      {
+        'coding-agent': [
+          { do: 'write', file: 'work.txt', content: 'done' },
+          { do: 'move', to: 'human' },
+        ],
+      },
+      'first',
+    );
     await waitFor('parked', () => d.ticketRow(t.key).column_id === 'human', 90_000);
     const wt = path.join(d.home, 'worktrees', 'bg', t.key);
     expect(d.ticketRow(t.key)).toMatchObject({ worktree_path: wt, branch: `ticket/${t.key}` });

@@ -27,9 +27,14 @@ if (Date.now() < limitUntil * 1000) {
   const info = { status: 'rejected', resetsAt: limitUntil, rateLimitType: 'five_hour', isUsingOverage: false };
   process.stdout.write(JSON.stringify({ type: 'rate_limit_event', rate_limit_info: info }) + '\n');
   const text = "You've hit your session limit";
-  process.stdout.write(JSON.stringify({ type: 'result', subtype: 'success', is_error: true, api_error_status: 429, result: text, total_cost_usd: 0 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ type: 'result', subtype: 'success', is_error: true, api_error_status: 429, result: text, total_cost_usd: 0 }) + '\n',
+  );
   if (env.BENCH_AGENT_LOG) {
-    fs.appendFileSync(env.BENCH_AGENT_LOG, `${env.DISPATCH_RUN_ID} ${key} ${env.DISPATCH_AGENT_TYPE} ${performance.timeOrigin.toFixed(1)} ${firstLine} ${Date.now()} limited\n`);
+    fs.appendFileSync(
+      env.BENCH_AGENT_LOG,
+      `${env.DISPATCH_RUN_ID} ${key} ${env.DISPATCH_AGENT_TYPE} ${performance.timeOrigin.toFixed(1)} ${firstLine} ${Date.now()} limited\n`,
+    );
   }
   process.exit(1);
 }
@@ -37,9 +42,21 @@ if (Date.now() < limitUntil * 1000) {
 process.argv = [process.argv[0], env.DISPATCH_TICKET_BIN, 'move', key, to];
 process.once('beforeExit', () => {
   const ok = !process.exitCode;
-  process.stdout.write(JSON.stringify({ type: 'result', subtype: 'success', is_error: !ok, result: ok ? `moved ${key} to ${to}` : `could not move ${key}`, usage: { input_tokens: 1, output_tokens: 1 }, total_cost_usd: 0 }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      type: 'result',
+      subtype: 'success',
+      is_error: !ok,
+      result: ok ? `moved ${key} to ${to}` : `could not move ${key}`,
+      usage: { input_tokens: 1, output_tokens: 1 },
+      total_cost_usd: 0,
+    }) + '\n',
+  );
   if (env.BENCH_AGENT_LOG) {
-    fs.appendFileSync(env.BENCH_AGENT_LOG, `${env.DISPATCH_RUN_ID} ${key} ${env.DISPATCH_AGENT_TYPE} ${performance.timeOrigin.toFixed(1)} ${firstLine} ${Date.now()}\n`);
+    fs.appendFileSync(
+      env.BENCH_AGENT_LOG,
+      `${env.DISPATCH_RUN_ID} ${key} ${env.DISPATCH_AGENT_TYPE} ${performance.timeOrigin.toFixed(1)} ${firstLine} ${Date.now()}\n`,
+    );
   }
 });
 require(env.DISPATCH_TICKET_BIN);

@@ -25,8 +25,13 @@ export function emptyScans(seconds, h) {
   }
 }
 
-export async function idle({ seconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60), projects = Number(process.env.BENCH_PROJECTS ?? 100) } = {}) {
-  console.log(`\nidle daemon (${projects} active projects, no tickets; background over ${seconds} s, then one empty scan of every project)`);
+export async function idle({
+  seconds = Number(process.env.BENCH_IDLE_SECONDS ?? 60),
+  projects = Number(process.env.BENCH_PROJECTS ?? 100),
+} = {}) {
+  console.log(
+    `\nidle daemon (${projects} active projects, no tickets; background over ${seconds} s, then one empty scan of every project)`,
+  );
   const root = tempRoot('pd-bench-idle-');
   seedHome(root, { projects, status: 'active' });
   const d = await startDaemon(root);
@@ -52,7 +57,8 @@ export async function idle({ seconds = Number(process.env.BENCH_IDLE_SECONDS ?? 
     const wake = await d.api('POST', '/api/projects/p1/wake');
     if (wake.status !== 202) throw new Error(`wake answered ${wake.status}`);
     await settle(d);
-    const scans = db.prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND outcome = 'completed'`).get().n - completedBefore;
+    const scans =
+      db.prepare(`SELECT COUNT(*) AS n FROM job_events WHERE queue = 'scan' AND outcome = 'completed'`).get().n - completedBefore;
     db.close();
     if (scans < projects) throw new Error(`expected ${projects} scans, saw ${scans}`);
     const perScan = (cpuSchedSeconds(d.pid) - cpu1) / scans;

@@ -17,7 +17,9 @@ export function seedInbox(paths, projectIds, backlog, needs) {
     `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
      VALUES (?, ?, ?, ?, 'human', ?, '[]', 'human', ?, ?, ?)`,
   );
-  const comment = db.prepare(`INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+  const comment = db.prepare(
+    `INSERT INTO comments (ticket_id, type, author, body, from_column, to_column, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
   const numbers = new Map(projectIds.map((id) => [id, 0]));
   let clock = Date.now() - 30 * 86400_000;
   const file = (i) => {
@@ -34,7 +36,15 @@ export function seedInbox(paths, projectIds, backlog, needs) {
     for (let i = 0; i < needs; i++) {
       const id = file(backlog + i);
       comment.run(id, 'move', 'human', 'created', null, 'coding-agent', clock);
-      comment.run(id, 'block', `coding-agent:run-${i}`, 'Which currency should the export use?\nThe spec names two.', null, null, clock + 1);
+      comment.run(
+        id,
+        'block',
+        `coding-agent:run-${i}`,
+        'Which currency should the export use?\nThe spec names two.',
+        null,
+        null,
+        clock + 1,
+      );
       comment.run(id, 'move', `coding-agent:run-${i}`, '', 'coding-agent', 'human', clock + 2);
     }
     for (const [id, n] of numbers) db.prepare(`UPDATE projects SET next_ticket_number = ? WHERE id = ?`).run(n + 1, id);

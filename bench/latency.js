@@ -46,17 +46,30 @@ export async function latency({ samples = Number(process.env.BENCH_LATENCY_SAMPL
       await waitFor('run finalized', () => live.get().n === 0, 30_000, 5);
       const [abbr, n] = key.split('-');
       const committed = entered.get(abbr, Number(n)).at;
-      return { total: started.processStart - t0, fromCommit: started.processStart - committed, firstLine: started.firstLine - t0, filer: filerDone - t0 };
+      return {
+        total: started.processStart - t0,
+        fromCommit: started.processStart - committed,
+        firstLine: started.firstLine - t0,
+        filer: filerDone - t0,
+      };
     };
 
     const paths = {
       api: async () => {
-        const res = await d.api('POST', '/api/tickets', { project: project.abbreviation, title: 'latency via api', column: 'coding-agent' });
+        const res = await d.api('POST', '/api/tickets', {
+          project: project.abbreviation,
+          title: 'latency via api',
+          column: 'coding-agent',
+        });
         if (res.status !== 201) throw new Error(JSON.stringify(res.body));
         return res.body.ticket.key;
       },
       cli: async () => {
-        const r = spawnSync(process.execPath, [dispatchBin, 'ticket', 'new', '-p', project.abbreviation, '-t', 'latency via cli', '-c', 'coding-agent', '--json'], { env: d.env, encoding: 'utf8' });
+        const r = spawnSync(
+          process.execPath,
+          [dispatchBin, 'ticket', 'new', '-p', project.abbreviation, '-t', 'latency via cli', '-c', 'coding-agent', '--json'],
+          { env: d.env, encoding: 'utf8' },
+        );
         if (r.status !== 0) throw new Error(`dispatch ticket new failed: ${r.stderr}`);
         return JSON.parse(r.stdout).key;
       },
@@ -72,12 +85,32 @@ export async function latency({ samples = Number(process.env.BENCH_LATENCY_SAMPL
       report('latency', `${name}: filer start → agent process start, p95`, percentile(total, 95), 'ms', TARGET);
       report('latency', `${name}: commit → agent process start, p50`, percentile(fromCommit, 50), 'ms');
       report('latency', `${name}: commit → agent process start, p95`, percentile(fromCommit, 95), 'ms', TARGET);
-      report('latency', `${name}: filer's own wall time (request or process), p50`, percentile(rows.map((r) => r.filer), 50), 'ms');
-      report('latency', `${name}: filer start → agent's first JS line, p95`, percentile(rows.map((r) => r.firstLine), 95), 'ms');
+      report(
+        'latency',
+        `${name}: filer's own wall time (request or process), p50`,
+        percentile(
+          rows.map((r) => r.filer),
+          50,
+        ),
+        'ms',
+      );
+      report(
+        'latency',
+        `${name}: filer start → agent's first JS line, p95`,
+        percentile(
+          rows.map((r) => r.firstLine),
+          95,
+        ),
+        'ms',
+      );
       await sleep(50);
     }
-    note(`"commit → agent process start" is the daemon's part: from the ticket's history row entering coding-agent to the agent's performance.timeOrigin`);
-    note(`"filer start" includes the filer's own process start (dispatch CLI: Node + yargs); the first JS line adds the agent's own Node start`);
+    note(
+      `"commit → agent process start" is the daemon's part: from the ticket's history row entering coding-agent to the agent's performance.timeOrigin`,
+    );
+    note(
+      `"filer start" includes the filer's own process start (dispatch CLI: Node + yargs); the first JS line adds the agent's own Node start`,
+    );
     db.close();
   } finally {
     await d.stop();

@@ -57,7 +57,10 @@ export function prepareRoot(root, config) {
 export function request(port, method, urlPath, body) {
   const payload = body === undefined ? null : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const headers = { connection: 'close', ...(payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) };
+    const headers = {
+      connection: 'close',
+      ...(payload === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+    };
     const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, agent: false, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
@@ -218,7 +221,9 @@ export function report(bench, name, value, unit, target = null, note = '') {
   results.push(r);
   const targetText = target ? `target ${target.op} ${target.value} ${unit}` : '(info)';
   const verdict = met === null ? '' : met ? 'MET' : 'MISSED';
-  console.log(`  ${name.padEnd(58)} ${fmt(value, value >= 100 ? 0 : value >= 10 ? 1 : 2).padStart(9)} ${unit.padEnd(10)} ${targetText.padEnd(24)} ${verdict}${note ? `  ${note}` : ''}`);
+  console.log(
+    `  ${name.padEnd(58)} ${fmt(value, value >= 100 ? 0 : value >= 10 ? 1 : 2).padStart(9)} ${unit.padEnd(10)} ${targetText.padEnd(24)} ${verdict}${note ? `  ${note}` : ''}`,
+  );
   return r;
 }
 
@@ -235,7 +240,16 @@ export function machine() {
   } catch {
     // os.cpus() is close enough
   }
-  return { nproc, cpu: cpus[0]?.model ?? 'unknown', node: process.version, loadavg: os.loadavg().map((l) => l.toFixed(2)).join(' '), memGB: (os.totalmem() / 2 ** 30).toFixed(1) };
+  return {
+    nproc,
+    cpu: cpus[0]?.model ?? 'unknown',
+    node: process.version,
+    loadavg: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
+    memGB: (os.totalmem() / 2 ** 30).toFixed(1),
+  };
 }
 
 /** CPU seconds of every thread of a process in nanosecond resolution, from /proc/<pid>/task/<tid>/schedstat. */

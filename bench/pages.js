@@ -39,7 +39,13 @@ export async function pages({
       const { times, last } = await timeGets(d.url + p.path, requests);
       report('pages', `${p.name}, p50`, percentile(times, 50), 'ms');
       report('pages', `${p.name}, p95`, percentile(times, 95), 'ms', p.info ? null : TIME);
-      report('pages', `${p.name}, size`, last.bytes / 1024, 'KB', p.html && p.path.startsWith('/projects') ? { op: '<', value: 200 } : null);
+      report(
+        'pages',
+        `${p.name}, size`,
+        last.bytes / 1024,
+        'KB',
+        p.html && p.path.startsWith('/projects') ? { op: '<', value: 200 } : null,
+      );
     }
   } finally {
     await d.stop();

@@ -36,12 +36,20 @@ export async function pipeline() {
   const split = process.env.BENCH_PIPELINE_PIN === '0' ? null : cpuSplit();
   if (split) await pipelineRun({ tickets: Number(process.env.BENCH_PIPELINE_PINNED_TICKETS ?? 100), projects, parallelCoding, split });
   else note('no CPU of its own for the daemon (one CPU, no taskset, or BENCH_PIPELINE_PIN=0): the shared run carries the CPU target');
-  await pipelineRun({ tickets: Number(process.env.BENCH_PIPELINE_TICKETS ?? 1000), projects, parallelCoding, split: null, cpuTarget: !split });
+  await pipelineRun({
+    tickets: Number(process.env.BENCH_PIPELINE_TICKETS ?? 1000),
+    projects,
+    parallelCoding,
+    split: null,
+    cpuTarget: !split,
+  });
 }
 
 async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget = true }) {
   const where = split ? `daemon on CPU ${split.daemon}, agents on CPU ${split.agents}` : 'daemon and agents sharing every CPU';
-  console.log(`\npipeline throughput (${tickets} tickets across ${projects} projects, 3 agent columns, caps ${GLOBAL_CAP}/${PROJECT_CAP}, parallel_coding ${parallelCoding ? 'on' : 'off'}; ${where})`);
+  console.log(
+    `\npipeline throughput (${tickets} tickets across ${projects} projects, 3 agent columns, caps ${GLOBAL_CAP}/${PROJECT_CAP}, parallel_coding ${parallelCoding ? 'on' : 'off'}; ${where})`,
+  );
   const root = tempRoot('pd-bench-pipeline-');
   const log = path.join(root, 'agents.log');
   fs.writeFileSync(log, '');
@@ -52,7 +60,13 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
   }
   const d = await startDaemon(root, {
     config: {
-      agents: { max_concurrent_global: GLOBAL_CAP, max_concurrent_per_project: PROJECT_CAP, parallel_coding: parallelCoding, circuit_breaker_max_runs: 3, env: { BENCH_AGENT_LOG: log } },
+      agents: {
+        max_concurrent_global: GLOBAL_CAP,
+        max_concurrent_per_project: PROJECT_CAP,
+        parallel_coding: parallelCoding,
+        circuit_breaker_max_runs: 3,
+        env: { BENCH_AGENT_LOG: log },
+      },
     },
     env: { DISPATCH_CLAUDE_BIN: agentBin },
     cpus: split?.daemon ?? null,
@@ -74,12 +88,16 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     const rw = new Database(d.dbPath);
     rw.pragma('busy_timeout = 10000');
     rw.transaction(() => {
-      const number = rw.prepare(`UPDATE projects SET next_ticket_number = next_ticket_number + 1 WHERE abbreviation = ? RETURNING id, next_ticket_number - 1 AS n`);
+      const number = rw.prepare(
+        `UPDATE projects SET next_ticket_number = next_ticket_number + 1 WHERE abbreviation = ? RETURNING id, next_ticket_number - 1 AS n`,
+      );
       const ticket = rw.prepare(
         `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
          VALUES (?, ?, ?, '', 'coding-agent', 'normal', '[]', 'human', ?, ?, ?)`,
       );
-      const history = rw.prepare(`INSERT INTO comments (ticket_id, type, author, body, to_column, created_at) VALUES (?, 'move', 'human', 'created', 'coding-agent', ?)`);
+      const history = rw.prepare(
+        `INSERT INTO comments (ticket_id, type, author, body, to_column, created_at) VALUES (?, 'move', 'human', 'created', 'coding-agent', ?)`,
+      );
       for (let i = 0; i < tickets; i++) {
         const p = number.get(keys[i % projects]);
         const now = Date.now();
@@ -98,7 +116,13 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     const sampler = (async () => {
       while (sampling) {
         const t = Date.now();
-        const ok = await Promise.race([d.api('GET', '/api/health').then((r) => r.status === 200, () => false), sleep(5000).then(() => false)]);
+        const ok = await Promise.race([
+          d.api('GET', '/api/health').then(
+            (r) => r.status === 200,
+            () => false,
+          ),
+          sleep(5000).then(() => false),
+        ]);
         health.push(ok ? Date.now() - t : Infinity);
         await sleep(2000);
       }
@@ -111,7 +135,8 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
         const n = doneCount.get().n;
         const ended = endedCount.get().n;
         if (ended !== lastProgress.n) lastProgress = { n: ended, at: Date.now() };
-        else if (Date.now() - lastProgress.at > 60_000) throw new Error(`no run ended for 60 s (${ended} runs ended, ${n}/${tickets} tickets done):\n${d.output().slice(-3000)}`);
+        else if (Date.now() - lastProgress.at > 60_000)
+          throw new Error(`no run ended for 60 s (${ended} runs ended, ${n}/${tickets} tickets done):\n${d.output().slice(-3000)}`);
         return n === tickets && liveCount.get().n === 0;
       },
       3_600_000,
@@ -157,7 +182,13 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     report('pipeline', `agent runs per minute${tag}`, (runs.length / elapsedMs) * 60_000, 'runs/min');
     report('pipeline', `runs not successful (must be 0)${tag}`, bad.length, 'runs', { op: '<=', value: 0 });
     report('pipeline', `runs recorded (expected ${tickets * 3})${tag}`, runs.length, 'runs');
-    report('pipeline', `daemon work: CPU per run (all threads, /proc schedstat)${tag}`, (cpu * 1000) / runs.length, 'ms', cpuTarget ? { op: '<', value: 30 } : null);
+    report(
+      'pipeline',
+      `daemon work: CPU per run (all threads, /proc schedstat)${tag}`,
+      (cpu * 1000) / runs.length,
+      'ms',
+      cpuTarget ? { op: '<', value: 30 } : null,
+    );
     report('pipeline', `wall: reserve→agent start + agent exit→finalized, p50${tag}`, percentile(overhead, 50), 'ms');
     report('pipeline', `wall: the same, p95${tag}`, percentile(overhead, 95), 'ms');
     report('pipeline', `  of which reservation → agent process start, p50${tag}`, percentile(reserveToSpawn, 50), 'ms');
@@ -167,8 +198,13 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     report('pipeline', `GET /api/health during the run, p50 (${health.length} samples)${tag}`, percentile(answered, 50), 'ms');
     report('pipeline', `GET /api/health during the run: no answer within 5 s${tag}`, health.length - answered.length, 'samples');
     report('pipeline', `max live runs at once (cap ${GLOBAL_CAP})${tag}`, globalOverlap, 'runs', { op: '<=', value: GLOBAL_CAP });
-    report('pipeline', `max live runs in one project at once (cap ${PROJECT_CAP})${tag}`, projectOverlap, 'runs', { op: '<=', value: PROJECT_CAP });
-    note(`tickets written and the scheduler woken in ${(filedMs / 1000).toFixed(1)} s of the ${(elapsedMs / 1000).toFixed(1)} s; each run is one Node process start of the agent (its own cost, not counted as daemon work)`);
+    report('pipeline', `max live runs in one project at once (cap ${PROJECT_CAP})${tag}`, projectOverlap, 'runs', {
+      op: '<=',
+      value: PROJECT_CAP,
+    });
+    note(
+      `tickets written and the scheduler woken in ${(filedMs / 1000).toFixed(1)} s of the ${(elapsedMs / 1000).toFixed(1)} s; each run is one Node process start of the agent (its own cost, not counted as daemon work)`,
+    );
     note('the wall figures include waiting for a CPU: with 10 agents starting Node at once, every process queues for one');
     db.close();
   } finally {

@@ -43,7 +43,14 @@ export async function queue({
   const enqueueMs = Date.now() - t;
   report('queue', 'enqueue rate (one transaction per job)', (jobs / enqueueMs) * 1000, 'jobs/s');
 
-  const pool = createPool({ name: 'scan', schema: scanPayload, backend: queue, logger: quiet, concurrency: () => 2, handler: async () => {} });
+  const pool = createPool({
+    name: 'scan',
+    schema: scanPayload,
+    backend: queue,
+    logger: quiet,
+    concurrency: () => 2,
+    handler: async () => {},
+  });
   const remaining = db.prepare(`SELECT COUNT(*) AS n FROM tasks`);
   t = Date.now();
   pool.start();
@@ -52,7 +59,9 @@ export async function queue({
   const drainMs = Date.now() - t;
   await pool.stop();
   report('queue', 'drain rate (dequeue, job_events start/end, finalize)', (jobs / drainMs) * 1000, 'jobs/s');
-  note(`enqueue took ${(enqueueMs / 1000).toFixed(1)} s, drain ${(drainMs / 1000).toFixed(1)} s; job_events now holds ${db.prepare('SELECT COUNT(*) AS n FROM job_events').get().n} rows`);
+  note(
+    `enqueue took ${(enqueueMs / 1000).toFixed(1)} s, drain ${(drainMs / 1000).toFixed(1)} s; job_events now holds ${db.prepare('SELECT COUNT(*) AS n FROM job_events').get().n} rows`,
+  );
 
   // failed jobs stay for the inspector; completed job events are what a long drain leaves behind
   db.prepare(

@@ -17,11 +17,12 @@ import { worktrees } from './worktrees.js';
 
 const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees };
 
-const wanted = (process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean));
-for (const name of wanted) if (!ALL[name]) {
-  console.error(`unknown benchmark "${name}"; choose from ${Object.keys(ALL).join(', ')}`);
-  process.exit(2);
-}
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+for (const name of wanted)
+  if (!ALL[name]) {
+    console.error(`unknown benchmark "${name}"; choose from ${Object.keys(ALL).join(', ')}`);
+    process.exit(2);
+  }
 const m = machine();
 console.log(`machine: ${m.nproc} cpus (${m.cpu}), ${m.memGB} GB, node ${m.node}, load average at start ${m.loadavg}`);
 const started = Date.now();
@@ -33,6 +34,9 @@ for (const [name, fn] of Object.entries(ALL)) {
 }
 const end = machine();
 const missed = results.filter((r) => r.met === false);
-console.log(`\n${results.filter((r) => r.met !== null).length} targets checked, ${missed.length} missed; ${((Date.now() - started) / 1000).toFixed(0)} s in all; load average at end ${end.loadavg}`);
-for (const r of missed) console.log(`  MISSED: ${r.bench}: ${r.name} = ${r.value.toFixed(1)} ${r.unit} (target ${r.target.op} ${r.target.value})`);
+console.log(
+  `\n${results.filter((r) => r.met !== null).length} targets checked, ${missed.length} missed; ${((Date.now() - started) / 1000).toFixed(0)} s in all; load average at end ${end.loadavg}`,
+);
+for (const r of missed)
+  console.log(`  MISSED: ${r.bench}: ${r.name} = ${r.value.toFixed(1)} ${r.unit} (target ${r.target.op} ${r.target.value})`);
 process.exitCode = missed.length ? 1 : 0;

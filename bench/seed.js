@@ -44,13 +44,17 @@ export function seedHome(root, { config, projects = 100, bigTickets = 0, tickets
       const r = n % 100;
       const column = r < 6 ? 'human' : r < 9 ? AGENT_COLUMNS[r - 6] : 'done';
       const title = `${WORDS[n % WORDS.length]} ${WORDS[(n * 7) % WORDS.length]} for ticket ${n}`;
-      const body = `## What\n${title}.\n\n## Why\nA realistic body of a few hundred characters, so the database has the weight of a real one. `.repeat(3);
+      const body =
+        `## What\n${title}.\n\n## Why\nA realistic body of a few hundred characters, so the database has the weight of a real one. `.repeat(
+          3,
+        );
       const priority = ['low', 'normal', 'normal', 'high', 'urgent'][n % 5];
       const id = Number(insertTicket.run(projectId, n, title, body, column, priority, clock, clock, clock).lastInsertRowid);
       insertComment.run(id, 'move', 'human', 'created', null, 'coding-agent', clock);
       insertComment.run(id, 'journal', 'coding-agent:seed', 'implemented the change and ran the tests', null, null, clock + 1000);
       insertComment.run(id, 'move', 'coding-agent:seed', '', 'coding-agent', column, clock + 2000);
-      if (column === 'human') insertComment.run(id, 'block', 'coding-agent:seed', 'Which currency should the export use?', null, null, clock + 3000);
+      if (column === 'human')
+        insertComment.run(id, 'block', 'coding-agent:seed', 'Which currency should the export use?', null, null, clock + 3000);
     }
     db.prepare(`UPDATE projects SET next_ticket_number = ? WHERE id = ?`).run(count + 1, projectId);
   };

@@ -48,12 +48,14 @@ export async function ticketcli({ runs = Number(process.env.BENCH_TICKETCLI_RUNS
   };
   const cases = {
     "node -e ''": () => time(['-e', '']),
-    "node -e \"require('better-sqlite3')\"": () => time(['-e', "require('better-sqlite3')"], { cwd: path.dirname(ticketBin) }),
+    'node -e "require(\'better-sqlite3\')"': () => time(['-e', "require('better-sqlite3')"], { cwd: path.dirname(ticketBin) }),
     // the floor of any SQLite-backed command: load the addon, open the database, run one query
     'better-sqlite3 open + one query': () =>
-      time(['-e', "new (require('better-sqlite3'))(process.env.DISPATCH_DB_PATH, { fileMustExist: true }).prepare('SELECT 1').get()"], { cwd: path.dirname(ticketBin) }),
+      time(['-e', "new (require('better-sqlite3'))(process.env.DISPATCH_DB_PATH, { fileMustExist: true }).prepare('SELECT 1').get()"], {
+        cwd: path.dirname(ticketBin),
+      }),
     // the floor of the dispatch CLI: Node loading yargs, its argument parser
-    "node -e \"import('yargs')\"": () => time(['--input-type=module', '-e', "await import('yargs')"], { cwd: repoRoot }),
+    'node -e "import(\'yargs\')"': () => time(['--input-type=module', '-e', "await import('yargs')"], { cwd: repoRoot }),
     'dispatch --version': () => time([dispatchBin, '--version']),
     'ticket.cjs read': () => time([ticketBin, 'read', 'p0-1'], { env: { DISPATCH_RUN_SECRET: reader.secret } }),
     'ticket.cjs move': () => {
@@ -68,11 +70,31 @@ export async function ticketcli({ runs = Number(process.env.BENCH_TICKETCLI_RUNS
   for (const [k, list] of Object.entries(times)) report('ticketcli', `${k}, median wall time`, percentile(list, 50), 'ms');
   report('ticketcli', "ticket.cjs read / node -e '' (medians)", percentile(times['ticket.cjs read'], 50) / base, 'x', RATIO);
   report('ticketcli', "ticket.cjs move / node -e '' (medians)", percentile(times['ticket.cjs move'], 50) / base, 'x', RATIO);
-  report('ticketcli', "require('better-sqlite3') alone / node -e ''", percentile(times["node -e \"require('better-sqlite3')\""], 50) / base, 'x');
-  report('ticketcli', "better-sqlite3 open + one query / node -e '' (the floor)", percentile(times['better-sqlite3 open + one query'], 50) / base, 'x');
-  report('ticketcli', 'ticket.cjs read above that floor (medians)', percentile(times['ticket.cjs read'], 50) - percentile(times['better-sqlite3 open + one query'], 50), 'ms');
+  report(
+    'ticketcli',
+    "require('better-sqlite3') alone / node -e ''",
+    percentile(times['node -e "require(\'better-sqlite3\')"'], 50) / base,
+    'x',
+  );
+  report(
+    'ticketcli',
+    "better-sqlite3 open + one query / node -e '' (the floor)",
+    percentile(times['better-sqlite3 open + one query'], 50) / base,
+    'x',
+  );
+  report(
+    'ticketcli',
+    'ticket.cjs read above that floor (medians)',
+    percentile(times['ticket.cjs read'], 50) - percentile(times['better-sqlite3 open + one query'], 50),
+    'ms',
+  );
   report('ticketcli', "dispatch --version / node -e ''", percentile(times['dispatch --version'], 50) / base, 'x');
-  report('ticketcli', "node -e \"import('yargs')\" / node -e '' (the CLI's floor)", percentile(times["node -e \"import('yargs')\""], 50) / base, 'x');
+  report(
+    'ticketcli',
+    "node -e \"import('yargs')\" / node -e '' (the CLI's floor)",
+    percentile(times['node -e "import(\'yargs\')"'], 50) / base,
+    'x',
+  );
   note('move runs without DISPATCH_PORT here (no daemon to ping); a move into done adds one local HTTP request');
   db.close();
 }

@@ -30,10 +30,14 @@ export async function usagelimit({ tickets = Number(process.env.BENCH_LIMIT_TICK
     await waitFor('the pause', async () => (await d.api('GET', '/api/health')).body.agent_cli_paused.length === 1, 30_000, 20);
     for (let i = 0; i < tickets; i++) await file(list[i % projects], `waiting ${i}`);
     const spawns = () =>
-      fs.readFileSync(log, 'utf8').split('\n').filter(Boolean).map((l) => {
-        const f = l.split(' ');
-        return { start: Number(f[3]), limited: f[6] === 'limited' };
-      });
+      fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const f = l.split(' ');
+          return { start: Number(f[3]), limited: f[6] === 'limited' };
+        });
     const filedAt = Date.now();
     if (filedAt >= resetS * 1000) throw new Error('filing took past the reset; raise the reset delay');
     await sleep(resetS * 1000 - Date.now() - 50);
@@ -41,11 +45,20 @@ export async function usagelimit({ tickets = Number(process.env.BENCH_LIMIT_TICK
     const db = new Database(d.dbPath, { readonly: true });
     const done = db.prepare(`SELECT COUNT(*) AS n FROM tickets WHERE column_id = 'done'`);
     await waitFor('every ticket done', () => done.get().n === tickets + 1, 300_000, 50);
-    const after = spawns().filter((s) => !s.limited).map((s) => s.start - resetS * 1000).sort((a, b) => a - b);
+    const after = spawns()
+      .filter((s) => !s.limited)
+      .map((s) => s.start - resetS * 1000)
+      .sort((a, b) => a - b);
     // dispatched = the run reserved and its ticket claimed (the runs row); the agent's Node start follows
-    const reserved = db.prepare(`SELECT created_at FROM runs WHERE created_at >= ? ORDER BY created_at`).all(resetS * 1000).map((r) => r.created_at - resetS * 1000);
+    const reserved = db
+      .prepare(`SELECT created_at FROM runs WHERE created_at >= ? ORDER BY created_at`)
+      .all(resetS * 1000)
+      .map((r) => r.created_at - resetS * 1000);
     const limitedRuns = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE cause = 'usage_limit'`).get().n;
-    report('usagelimit', `agent spawns while the limit held (after the one that hit it)`, beforeReset - 1, 'spawns', { op: '<=', value: 0 });
+    report('usagelimit', `agent spawns while the limit held (after the one that hit it)`, beforeReset - 1, 'spawns', {
+      op: '<=',
+      value: 0,
+    });
     report('usagelimit', `runs that hit the limit`, limitedRuns, 'runs', { op: '<=', value: 1 });
     report('usagelimit', `reset → first run reserved`, reserved[0], 'ms');
     report('usagelimit', `reset → 10th run reserved (the global cap filled)`, reserved[9], 'ms', { op: '<', value: 1000 });

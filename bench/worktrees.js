@@ -15,7 +15,8 @@ const TARGET = { op: '<', value: 200 };
 
 /** A repository of `files` files of about 3.7 KB in one commit (20,000 of them: 74 MB, as the repository that was measured). */
 function bigRepo(dir, files) {
-  const git = (...args) => execFileSync('git', ['-C', dir, '-c', 'user.name=Bench', '-c', 'user.email=bench@example.invalid', ...args], { stdio: 'ignore' });
+  const git = (...args) =>
+    execFileSync('git', ['-C', dir, '-c', 'user.name=Bench', '-c', 'user.email=bench@example.invalid', ...args], { stdio: 'ignore' });
   fs.mkdirSync(dir, { recursive: true });
   git('init', '-q', '-b', 'main');
   const body = 'x'.repeat(3_700);
@@ -28,7 +29,10 @@ function bigRepo(dir, files) {
   git('commit', '-q', '-m', `${files} files`);
 }
 
-export async function worktrees({ samples = Number(process.env.BENCH_WORKTREES_SAMPLES ?? 10), files = Number(process.env.BENCH_WORKTREES_FILES ?? 20_000) } = {}) {
+export async function worktrees({
+  samples = Number(process.env.BENCH_WORKTREES_SAMPLES ?? 10),
+  files = Number(process.env.BENCH_WORKTREES_FILES ?? 20_000),
+} = {}) {
   console.log(`\nwake-to-spawn of a new ticket in a ${files}-file repository, without and with a spare worktree (${samples} samples each)`);
   for (const spare of [0, 1]) {
     const mode = spare ? 'with the pool' : 'without the pool';
@@ -59,7 +63,12 @@ export async function worktrees({ samples = Number(process.env.BENCH_WORKTREES_S
         if (res.status !== 201) throw new Error(JSON.stringify(res.body));
         const key = res.body.ticket.key;
         const started = await waitFor(`agent of ${key}`, () => agentStart(key), 120_000, 2);
-        await waitFor(`${key} parked`, async () => (await d.api('GET', `/api/tickets/${key}`)).body?.ticket?.column_id === 'human', 60_000, 20);
+        await waitFor(
+          `${key} parked`,
+          async () => (await d.api('GET', `/api/tickets/${key}`)).body?.ticket?.column_id === 'human',
+          60_000,
+          20,
+        );
         return started - t0;
       };
       await sample(0); // warm-up, not counted
@@ -80,5 +89,7 @@ export async function worktrees({ samples = Number(process.env.BENCH_WORKTREES_S
       await d.stop();
     }
   }
-  note('without the pool each first run waits for `git worktree add` (a checkout of every file); with it, for `git worktree move` and a new branch HEAD points at');
+  note(
+    'without the pool each first run waits for `git worktree add` (a checkout of every file); with it, for `git worktree move` and a new branch HEAD points at',
+  );
 }

@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('uncaughtException', (err) => daemon.logger.error('uncaught exception', { error: err.stack ?? String(err) }));
-  process.on('unhandledRejection', (err) => daemon.logger.error('unhandled rejection', { error: err instanceof Error ? err.stack : String(err) }));
+  process.on('unhandledRejection', (err) =>
+    daemon.logger.error('unhandled rejection', { error: err instanceof Error ? err.stack : String(err) }),
+  );
 }
 
 main().catch((err: unknown) => {

@@ -66,6 +66,8 @@ for (const stream of [process.stdout, process.stderr]) {
 buildCli(hideBin(process.argv))
   .parseAsync()
   .catch((err: unknown) => {
-    process.stderr.write(`dispatch: ${err instanceof UserError ? terminalSafe(err.message) : err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(
+      `dispatch: ${err instanceof UserError ? terminalSafe(err.message) : err instanceof Error ? err.stack : String(err)}\n`,
+    );
     process.exit(1);
   });

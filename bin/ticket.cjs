@@ -103,7 +103,7 @@ function provenRun(db) {
  */
 function refuseInsideAgent(db) {
   const pids = [];
-  for (let pid = process.ppid; pid > 1 && pids.length < 64; ) {
+  for (let pid = process.ppid; pid > 1 && pids.length < 64;) {
     pids.push(pid);
     let stat;
     try {
@@ -160,8 +160,10 @@ function checkRights(db, run, ticket) {
   const own = `${run.abbreviation}-${run.ticket_number}`;
   if (ticket.id !== run.ticket_id) fail(`run ${run.id} may change only its own ticket ${own}, not ${keyOf(ticket)}`);
   const now = db
-    .prepare(`SELECT r.status, t.column_id, t.claimed_by_run, t.archived_at
-              FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?`)
+    .prepare(
+      `SELECT r.status, t.column_id, t.claimed_by_run, t.archived_at
+              FROM runs r JOIN tickets t ON t.id = r.ticket_id WHERE r.id = ?`,
+    )
     .get(run.id);
   if (!LIVE.includes(now.status)) fail(`run ${run.id} has ended (${now.status}); its secret no longer works`);
   if (now.claimed_by_run !== run.id) fail(`run ${run.id} no longer holds the claim on ${own}; it may not change it`);
@@ -199,7 +201,9 @@ const view = (t) => ({
 
 const thread = (db, id) =>
   db
-    .prepare('SELECT id, type, author, body, severity, title, from_column, to_column, created_at FROM comments WHERE ticket_id = ? ORDER BY id')
+    .prepare(
+      'SELECT id, type, author, body, severity, title, from_column, to_column, created_at FROM comments WHERE ticket_id = ? ORDER BY id',
+    )
     .all(id)
     .map((c) => ({ ...c, created_at: new Date(c.created_at).toISOString() }));
 
@@ -223,10 +227,13 @@ function ping(projectId) {
     // no keep-alive: an open socket would hold this process (and the agent waiting on it) for seconds
     const headers = { 'content-type': 'application/json', 'content-length': 2, connection: 'close' };
     if (process.env.DISPATCH_API_TOKEN) headers.authorization = `Bearer ${process.env.DISPATCH_API_TOKEN}`;
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/api/projects/${projectId}/wake`, headers, agent: false, timeout: 1000 }, (res) => {
-      res.resume();
-      res.on('end', resolve);
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method: 'POST', path: `/api/projects/${projectId}/wake`, headers, agent: false, timeout: 1000 },
+      (res) => {
+        res.resume();
+        res.on('end', resolve);
+      },
+    );
     req.on('error', resolve);
     req.on('timeout', () => {
       req.destroy();
@@ -302,7 +309,9 @@ async function main(argv) {
       const comment = text(args.slice(2).join(' ') || undefined, 'comment', LIMITS.comment, false);
       const moved = write(() => {
         const current = db.prepare('SELECT column_id FROM tickets WHERE id = ?').get(ticket.id);
-        const columns = db.prepare('SELECT column_id, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position').all(ticket.project_id);
+        const columns = db
+          .prepare('SELECT column_id, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position')
+          .all(ticket.project_id);
         const ids = columns.map((c) => c.column_id);
         const target = columns.find((c) => c.column_id === to);
         if (!ids.includes(to)) fail(`unknown column "${to}"; this project's columns are ${ids.join(', ')}`);

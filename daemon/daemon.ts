@@ -70,7 +70,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       db.close();
     });
     const cfg = config.get();
-    const logger = createLogger({ logsDir: paths.logs, retentionDays: () => config.get().logs.retention_days, console: opts.console ?? true });
+    const logger = createLogger({
+      logsDir: paths.logs,
+      retentionDays: () => config.get().logs.retention_days,
+      console: opts.console ?? true,
+    });
     log = logger;
     config.on('invalid', (message: string) => logger.error('config file rejected; keeping the last good config', { error: message }));
     config.on('change', () => logger.info('config reloaded'));
@@ -143,7 +147,8 @@ function startupError(err: unknown, paths: Paths, port: number | null): unknown 
   if (code === 'EADDRINUSE') {
     return new UserError(`port ${port} on 127.0.0.1 is already in use by another program: ${setPort} (or DISPATCH_PORT) to a free one`);
   }
-  if (code === 'EACCES' && syscall === 'listen') return new UserError(`not allowed to listen on port ${port}: ${setPort} to one above 1023`);
+  if (code === 'EACCES' && syscall === 'listen')
+    return new UserError(`not allowed to listen on port ${port}: ${setPort} to one above 1023`);
   if (code === 'ENOSPC' || code === 'SQLITE_FULL') {
     return new UserError(`the disk holding ${paths.home} is full: free some space, then start the daemon again`);
   }

@@ -108,18 +108,15 @@ export function createEngine(deps: EngineDeps): Engine {
   function scheduleNextAttempt(run: Run): void {
     try {
       const t = store.db.prepare(`SELECT id, column_id, column_entered_at, archived_at FROM tickets WHERE id = ?`).get(run.ticket_id) as
-        | { id: number; column_id: string; column_entered_at: number; archived_at: number | null }
-        | undefined;
+        { id: number; column_id: string; column_entered_at: number; archived_at: number | null } | undefined;
       if (!t || t.column_id !== run.column_id || t.archived_at !== null) return;
       const at = nextAttemptAt(store.db, t, backoffOf(deps.config.get().agents));
       if (at === null || at <= Date.now()) return;
       const payload = { projectId: run.project_id, wakeSeq: getHeartbeat(store.db, run.project_id)?.wake_seq ?? 0 };
-      void queue
-        .enqueue('scan', payload, { key: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() })
-        .then(
-          () => pools.get('scan')?.poke(),
-          (err: unknown) => logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message }),
-        );
+      void queue.enqueue('scan', payload, { key: jobKeys.scanAfterWait(run.id), delayMs: at - Date.now() }).then(
+        () => pools.get('scan')?.poke(),
+        (err: unknown) => logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message }),
+      );
     } catch (err) {
       logger.error('could not queue the next attempt', { run: run.id, error: (err as Error).message });
     }
@@ -163,13 +160,18 @@ export function createEngine(deps: EngineDeps): Engine {
   };
   const notifier = createNotifier({ db: store.db, queue, config: deps.config, logger, onQueued: () => pools.get('notify')?.poke() });
 
-  let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = { last: null, last_error: null, timer: null };
+  let housekeeping: { last: PruneReport | null; last_error: string | null; timer: NodeJS.Timeout | null } = {
+    last: null,
+    last_error: null,
+    timer: null,
+  };
   const prune = async () => {
     try {
       const report = await pruneQueueHistory(queue, store.db, deps.config.get().queue.keep_days);
       pruneNotifications(store.db, deps.config.get().queue.keep_days);
       housekeeping = { ...housekeeping, last: report, last_error: null };
-      if (report.events || report.failed_jobs) logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
+      if (report.events || report.failed_jobs)
+        logger.info('queue history pruned', { events: report.events, failed_jobs: report.failed_jobs });
     } catch (err) {
       housekeeping.last_error = err instanceof Error ? err.message : String(err);
       logger.error('queue housekeeping failed', { error: housekeeping.last_error });
@@ -209,7 +211,8 @@ export function createEngine(deps: EngineDeps): Engine {
         // an agent-run job lasts as long as its agent, which outlives the daemon: never waited for
         const stops = [...pools.entries()].map(([name, p]) => p.stop({ waitMs: name === 'agent-run' ? 0 : waitMs }));
         const left = await Promise.all(stops.map((s) => s.catch(() => 0)));
-        if (left.some((n) => n > 0)) logger.info('engine stopped', { jobs_left: Object.fromEntries([...pools.keys()].map((k, i) => [k, left[i]])) });
+        if (left.some((n) => n > 0))
+          logger.info('engine stopped', { jobs_left: Object.fromEntries([...pools.keys()].map((k, i) => [k, left[i]])) });
         runtime.stop();
       })();
       return stopping;

@@ -123,7 +123,14 @@ export interface Spawned {
 }
 
 /** Starts the agent. Rejects (without leaving a process) when the binary cannot be started. */
-export function spawnAgent(opts: { binary: string; args: string[]; env: NodeJS.ProcessEnv; cwd: string; transcriptPath: string; stdin: string }): Promise<Spawned> {
+export function spawnAgent(opts: {
+  binary: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  transcriptPath: string;
+  stdin: string;
+}): Promise<Spawned> {
   fs.mkdirSync(path.dirname(opts.transcriptPath), { recursive: true });
   const out = fs.openSync(opts.transcriptPath, 'a', 0o600);
   return new Promise<Spawned>((resolve, reject) => {
@@ -136,7 +143,9 @@ export function spawnAgent(opts: { binary: string; args: string[]; env: NodeJS.P
       return;
     }
     fs.closeSync(out);
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.once('exit', (code, signal) => res({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.once('exit', (code, signal) => res({ code, signal })),
+    );
     child.once('error', (err) => reject(err));
     child.once('spawn', () => {
       child.stdin!.on('error', () => {}); // an agent that exits without reading its task must not crash us

@@ -6,17 +6,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { getAgentType, readPrompt } from './agentTypes.js';
+import { agentEnv, checkTicketTool, isAgentAlive, killTree, RunProcesses, spawnAgent, taskMessage, trackRuns } from './agentProcess.js';
 import {
-  agentEnv,
-  checkTicketTool,
-  isAgentAlive,
-  killTree,
-  RunProcesses,
-  spawnAgent,
-  taskMessage,
-  trackRuns,
-} from './agentProcess.js';
-import { finalizeRun, getRun, issueRunSecret, liveRunChecks, markRunStarted, RUN_STATUS, type FinalStatus, type Finalized, type Run, type RunOutcome } from './runs.js';
+  finalizeRun,
+  getRun,
+  issueRunSecret,
+  liveRunChecks,
+  markRunStarted,
+  RUN_STATUS,
+  type FinalStatus,
+  type Finalized,
+  type Run,
+  type RunOutcome,
+} from './runs.js';
 import { readTranscriptEnd } from './transcript.js';
 import { lastRunWithoutMove } from './runCause.js';
 import { binarySetting, cliAdapter, cliBinary } from './clis/index.js';
@@ -123,7 +125,13 @@ export class AgentRuntime {
   }
 
   activeRuns(): { id: string; pid: number | null; ticket_id: number; agent_type_id: string; started_at: number | null }[] {
-    return [...this.active.values()].map((a) => ({ id: a.run.id, pid: a.pid, ticket_id: a.run.ticket_id, agent_type_id: a.run.agent_type_id, started_at: a.run.started_at }));
+    return [...this.active.values()].map((a) => ({
+      id: a.run.id,
+      pid: a.pid,
+      ticket_id: a.run.ticket_id,
+      agent_type_id: a.run.agent_type_id,
+      started_at: a.run.started_at,
+    }));
   }
 
   /**
@@ -197,11 +205,19 @@ export class AgentRuntime {
           entry.selfMoved = true;
           entry.timers.push(
             setTimeout(() => {
-              void this.stopRun(entry, RUN_STATUS.success, `the agent moved the ticket to ${c.ticket_column} but did not exit within ${SELF_MOVE_GRACE_MS / 1000} s; stopped`);
+              void this.stopRun(
+                entry,
+                RUN_STATUS.success,
+                `the agent moved the ticket to ${c.ticket_column} but did not exit within ${SELF_MOVE_GRACE_MS / 1000} s; stopped`,
+              );
             }, SELF_MOVE_GRACE_MS),
           );
         } else if (c.off_column) {
-          void this.stopRun(entry, RUN_STATUS.killed, `the ticket was moved to ${c.ticket_column} by ${c.moved_by ?? 'someone'} while the agent ran`);
+          void this.stopRun(
+            entry,
+            RUN_STATUS.killed,
+            `the ticket was moved to ${c.ticket_column} by ${c.moved_by ?? 'someone'} while the agent ran`,
+          );
         }
       }
     } catch (err) {
@@ -252,7 +268,11 @@ export class AgentRuntime {
       const adapter = cliAdapter(run.cli);
       const binary = cliBinary(cfg, adapter.name);
       const setting = binarySetting(adapter.name);
-      const previous = lastRunWithoutMove(db, { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at }, run.id);
+      const previous = lastRunWithoutMove(
+        db,
+        { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at },
+        run.id,
+      );
       // an agent that changes the code may run the project's check, exactly as the merge queue runs it
       const check = agentType.edits_working_tree ? project.check_command : null;
       const allowedTools = check ? [...agentType.allowed_tools, `Bash(${check})`] : agentType.allowed_tools;
@@ -265,7 +285,15 @@ export class AgentRuntime {
         task: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous, check }),
         dataDir: path.dirname(paths.db),
       });
-      const ctx = { dbPath: paths.db, ticketKey: key, projectKey: project.abbreviation!, runId: run.id, runSecret, agentType: agentType.id, port: this.deps.port() };
+      const ctx = {
+        dbPath: paths.db,
+        ticketKey: key,
+        projectKey: project.abbreviation!,
+        runId: run.id,
+        runSecret,
+        agentType: agentType.id,
+        port: this.deps.port(),
+      };
       const env = agentEnv(cfg, this.deps.env ?? process.env, ctx, adapter, launch.env);
       try {
         spawned = await spawnAgent({ binary, args: launch.args, env, cwd: workspace.cwd, transcriptPath, stdin: launch.stdin });
@@ -329,7 +357,8 @@ export class AgentRuntime {
     if (stop) {
       status = stop.status;
       error = stop.status === RUN_STATUS.success ? null : stop.why;
-      if (stop.status === RUN_STATUS.success) this.deps.logger.info('agent stopped after moving its ticket', { run: entry.run.id, reason: stop.why });
+      if (stop.status === RUN_STATUS.success)
+        this.deps.logger.info('agent stopped after moving its ticket', { run: entry.run.id, reason: stop.why });
     } else if (adopted && code === null) {
       // not our child: the exit code is lost, the transcript is all we know
       status = result ? (result.isError ? RUN_STATUS.failed : RUN_STATUS.success) : RUN_STATUS.crashed;
@@ -359,7 +388,11 @@ export class AgentRuntime {
       } else if (c.cause === 'auth') {
         pause = { cause: 'auth', until: null, fix: adapter.authFix };
       } else if (c.cause === 'config') {
-        pause = { cause: 'config', until: null, fix: `${adapter.name} reported a setup problem: ${(result?.resultText ?? error ?? '').split('\n')[0]!.slice(0, 200)}` };
+        pause = {
+          cause: 'config',
+          until: null,
+          fix: `${adapter.name} reported a setup problem: ${(result?.resultText ?? error ?? '').split('\n')[0]!.slice(0, 200)}`,
+        };
       }
     }
     await this.finalize(entry.run, {
@@ -398,7 +431,12 @@ export class AgentRuntime {
         break;
       } catch (err) {
         if (!storageError(err) || !this.started) throw err;
-        logger.error('could not record the end of a run; will retry', { run: run.id, status: outcome.status, error: (err as Error).message, retry_in_ms: waitMs });
+        logger.error('could not record the end of a run; will retry', {
+          run: run.id,
+          status: outcome.status,
+          error: (err as Error).message,
+          retry_in_ms: waitMs,
+        });
         await new Promise((r) => setTimeout(r, waitMs).unref());
       }
     }

@@ -100,7 +100,8 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
       if (fallback === undefined) throw new UserError(`${field} is required`, field);
       return fallback;
     }
-    if (typeof v !== 'string' || (!v.trim() && field !== 'description') || v.length > max) throw new UserError(`${field} must be a non-empty string of at most ${max} characters`, field);
+    if (typeof v !== 'string' || (!v.trim() && field !== 'description') || v.length > max)
+      throw new UserError(`${field} must be a non-empty string of at most ${max} characters`, field);
     return v.trim();
   };
   const int = (v: unknown, field: string, fallback: number | undefined, min: number, max: number): number => {
@@ -109,13 +110,15 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
       return fallback;
     }
     const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new UserError(`${field} must be a whole number from ${min} to ${max}`, field);
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max)
+      throw new UserError(`${field} must be a whole number from ${min} to ${max}`, field);
     return n;
   };
   let tools = base?.allowed_tools ?? [];
   if (input.allowed_tools !== undefined) {
     const raw = typeof input.allowed_tools === 'string' ? input.allowed_tools.split('\n') : input.allowed_tools;
-    if (!Array.isArray(raw) || raw.some((t) => typeof t !== 'string' || t.length > 300)) throw new UserError('allowed_tools must be a list of tool patterns', 'allowed_tools');
+    if (!Array.isArray(raw) || raw.some((t) => typeof t !== 'string' || t.length > 300))
+      throw new UserError('allowed_tools must be a list of tool patterns', 'allowed_tools');
     tools = (raw as string[]).map((t) => t.trim()).filter(Boolean);
   }
   const cli = input.cli === undefined || input.cli === '' ? (base?.cli ?? 'claude') : input.cli;
@@ -123,8 +126,9 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
   const adapter = cliAdapter(cli);
   const model = str(input.model, 'model', base?.model, 100);
   if (!adapter.modelPattern.test(model)) throw new UserError(`model for ${adapter.label} must be ${adapter.modelHint}`, 'model');
-  const mode = input.permission_mode === undefined ? base?.permission_mode ?? 'acceptEdits' : input.permission_mode;
-  if (!PERMISSION_MODES.includes(mode as (typeof PERMISSION_MODES)[number])) throw new UserError(`permission_mode must be one of ${PERMISSION_MODES.join(', ')}`, 'permission_mode');
+  const mode = input.permission_mode === undefined ? (base?.permission_mode ?? 'acceptEdits') : input.permission_mode;
+  if (!PERMISSION_MODES.includes(mode as (typeof PERMISSION_MODES)[number]))
+    throw new UserError(`permission_mode must be one of ${PERMISSION_MODES.join(', ')}`, 'permission_mode');
   return {
     name: str(input.name, 'name', base?.name),
     description: str(input.description, 'description', base?.description ?? '', 1000),
@@ -135,7 +139,9 @@ function validated(input: AgentTypeInput, base: AgentType | null): Omit<AgentTyp
     timeout_minutes: int(input.timeout_minutes, 'timeout_minutes', base?.timeout_minutes ?? 30, 1, 7 * 24 * 60),
     max_retries: int(input.max_retries, 'max_retries', base?.max_retries ?? 2, 0, 20),
     edits_working_tree:
-      input.edits_working_tree === undefined ? (base?.edits_working_tree ?? false) : parseSwitch(input.edits_working_tree, 'edits_working_tree'),
+      input.edits_working_tree === undefined
+        ? (base?.edits_working_tree ?? false)
+        : parseSwitch(input.edits_working_tree, 'edits_working_tree'),
   };
 }
 
@@ -155,8 +161,17 @@ export function updateAgentType(db: Db, id: string, input: AgentTypeInput): Agen
     `UPDATE agent_types SET name = ?, description = ?, model = ?, cli = ?, allowed_tools = ?, permission_mode = ?, timeout_minutes = ?, max_retries = ?,
        edits_working_tree = ?, updated_at = ? WHERE id = ?`,
   ).run(
-    v.name, v.description, v.model, v.cli, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
-    v.edits_working_tree ? 1 : 0, Date.now(), id,
+    v.name,
+    v.description,
+    v.model,
+    v.cli,
+    JSON.stringify(v.allowed_tools),
+    v.permission_mode,
+    v.timeout_minutes,
+    v.max_retries,
+    v.edits_working_tree ? 1 : 0,
+    Date.now(),
+    id,
   );
   return getAgentType(db, id);
 }
@@ -175,9 +190,20 @@ export function createAgentType(db: Db, promptsDir: string, id: string, input: A
        (id, name, description, model, cli, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`,
   ).run(
-    id, v.name, v.description, v.model, v.cli, JSON.stringify(v.allowed_tools), v.permission_mode, v.timeout_minutes, v.max_retries,
-    v.edits_working_tree ? 1 : 0, now, now,
+    id,
+    v.name,
+    v.description,
+    v.model,
+    v.cli,
+    JSON.stringify(v.allowed_tools),
+    v.permission_mode,
+    v.timeout_minutes,
+    v.max_retries,
+    v.edits_working_tree ? 1 : 0,
+    now,
+    now,
   );
-  if (readPrompt(promptsDir, id) === null) writePrompt(promptsDir, id, typeof input.prompt === 'string' ? input.prompt : `# ${v.name}\n\nDescribe this agent's role here.\n`);
+  if (readPrompt(promptsDir, id) === null)
+    writePrompt(promptsDir, id, typeof input.prompt === 'string' ? input.prompt : `# ${v.name}\n\nDescribe this agent's role here.\n`);
   return getAgentType(db, id);
 }

@@ -70,7 +70,12 @@ async function snapshot(db: Db, target: string): Promise<void> {
   }
 }
 
-export async function backupDatabase(db: Db, dir: string, keep: number, at = new Date()): Promise<{ backup: BackupInfo; removed: string[] }> {
+export async function backupDatabase(
+  db: Db,
+  dir: string,
+  keep: number,
+  at = new Date(),
+): Promise<{ backup: BackupInfo; removed: string[] }> {
   let stamp = at;
   while (fs.existsSync(path.join(dir, snapshotName(stamp)))) stamp = new Date(stamp.getTime() + 1);
   const file = path.join(dir, snapshotName(stamp));
@@ -129,7 +134,10 @@ export function scheduleBackups(deps: { db: Db; dir: string; config: ConfigStore
       })
       .catch((err: unknown) => {
         retryAt = Date.now() + Math.min(intervalMs(), RETRY_MS);
-        logger.error('database backup failed', { error: err instanceof Error ? err.message : String(err), retry_at: new Date(retryAt).toISOString() });
+        logger.error('database backup failed', {
+          error: err instanceof Error ? err.message : String(err),
+          retry_at: new Date(retryAt).toISOString(),
+        });
       })
       .finally(() => {
         running = null;
@@ -186,10 +194,18 @@ export function validateBackup(file: string): number {
     const { db } = opened;
     const version = db.pragma('user_version', { simple: true }) as number;
     const latest = LATEST_VERSION;
-    const tables = new Set((db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name));
+    const tables = new Set(
+      (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all() as { name: string }[]).map((t) => t.name),
+    );
     const missing = OUR_TABLES.filter((t) => !tables.has(t));
-    if (version < 1 || missing.length) throw new UserError(`${file} is not a Project Dispatcher database (schema version ${version}${missing.length ? `, no ${missing.join(', ')} table` : ''})`);
-    if (version > latest) throw new UserError(`${file} was made by a newer Project Dispatcher (schema version ${version}; this one knows ${latest}): upgrade first`);
+    if (version < 1 || missing.length)
+      throw new UserError(
+        `${file} is not a Project Dispatcher database (schema version ${version}${missing.length ? `, no ${missing.join(', ')} table` : ''})`,
+      );
+    if (version > latest)
+      throw new UserError(
+        `${file} was made by a newer Project Dispatcher (schema version ${version}; this one knows ${latest}): upgrade first`,
+      );
     const check = db.pragma('integrity_check', { simple: true });
     if (check !== 'ok') throw new UserError(`${file} is damaged: integrity check says ${String(check)}`);
     return version;
@@ -221,7 +237,10 @@ export async function restoreDatabase(paths: Paths, file: string): Promise<{ ver
     try {
       // agents outlive the daemon and write through ticket.cjs: swapping the file under them would lose their work
       const working = liveRuns(current).filter((r) => r.pid !== null && isAgentAlive(r.pid, r.proc_start));
-      if (working.length) throw new UserError(`${working.length} agent run(s) are still working (${working.map((r) => `pid ${r.pid}`).join(', ')}); wait for them or kill them, then restore`);
+      if (working.length)
+        throw new UserError(
+          `${working.length} agent run(s) are still working (${working.map((r) => `pid ${r.pid}`).join(', ')}); wait for them or kill them, then restore`,
+        );
       await snapshot(current, previous);
     } finally {
       current.close();

@@ -43,7 +43,8 @@ export function capsFrom(config: Pick<Config, 'agents' | 'budgets'>): Caps {
 }
 
 /** A run that holds a slot under the caps (over `runs`, unaliased or aliased `r`: give the prefix). */
-export const liveRun = (alias = ''): string => `${alias ? `${alias}.` : ''}status IN (${LIVE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
+export const liveRun = (alias = ''): string =>
+  `${alias ? `${alias}.` : ''}status IN (${LIVE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 
 /**
  * A ticket's priority as a number, most urgent first (over `tickets t`). The same expression as the

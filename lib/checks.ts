@@ -144,17 +144,23 @@ export function startCheckRun(
     mainCommit: string;
   },
 ): CheckRun {
-  return db.transaction(() => {
-    const { n } = db.prepare(`SELECT COALESCE(MAX(attempt), 0) + 1 AS n FROM check_runs WHERE ticket_id = ?`).get(r.ticketId) as { n: number };
-    const output = path.join(r.outputDir, `${r.key}-check-${n}.log`);
-    const id = Number(
-      db.prepare(
-        `INSERT INTO check_runs (ticket_id, project_id, attempt, command, status, cwd, output_path, tested_commit, main_commit, started_at)
+  return db
+    .transaction(() => {
+      const { n } = db.prepare(`SELECT COALESCE(MAX(attempt), 0) + 1 AS n FROM check_runs WHERE ticket_id = ?`).get(r.ticketId) as {
+        n: number;
+      };
+      const output = path.join(r.outputDir, `${r.key}-check-${n}.log`);
+      const id = Number(
+        db
+          .prepare(
+            `INSERT INTO check_runs (ticket_id, project_id, attempt, command, status, cwd, output_path, tested_commit, main_commit, started_at)
          VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
-      ).run(r.ticketId, r.projectId, n, r.command, r.cwd, output, r.testedCommit, r.mainCommit, Date.now()).lastInsertRowid,
-    );
-    return getCheckRun(db, id)!;
-  }).immediate();
+          )
+          .run(r.ticketId, r.projectId, n, r.command, r.cwd, output, r.testedCommit, r.mainCommit, Date.now()).lastInsertRowid,
+      );
+      return getCheckRun(db, id)!;
+    })
+    .immediate();
 }
 
 export function getCheckRun(db: Db, id: number): CheckRun | undefined {
@@ -171,7 +177,11 @@ export function endCheckRun(
   end: { status: Exclude<CheckStatus, 'running'>; exitCode: number | null; note: string | null },
 ): void {
   db.prepare(`UPDATE check_runs SET status = ?, exit_code = ?, note = ?, ended_at = ? WHERE id = ? AND status = 'running'`).run(
-    end.status, end.exitCode, end.note, Date.now(), id,
+    end.status,
+    end.exitCode,
+    end.note,
+    Date.now(),
+    id,
   );
 }
 
@@ -328,7 +338,9 @@ export async function setUpFolder(args: { project: Project; folder: string; env:
     const output = args.logPath;
     const r = await runShell({ command: project.setup_command, cwd: folder, env, timeoutMs: SETUP_TIMEOUT_MS, outputPath: output });
     if (r.spawnError || r.timedOut || r.code !== 0) {
-      const why = r.spawnError ?? (r.timedOut ? `did not finish within ${SETUP_TIMEOUT_MS / 60_000} minutes and was killed` : `exited ${r.code ?? 'on a signal'}`);
+      const why =
+        r.spawnError ??
+        (r.timedOut ? `did not finish within ${SETUP_TIMEOUT_MS / 60_000} minutes and was killed` : `exited ${r.code ?? 'on a signal'}`);
       problems.push(`setup command "${project.setup_command}" ${why}. Last lines (all of it in ${output}):\n${tailOfFile(output, 20)}`);
     }
   }

@@ -70,7 +70,9 @@ export function clearCliPauses(db: Db, opts: { causes?: readonly CliPause['cause
 
 /** The earliest time a pause in force ends by itself, or null. */
 export function nextPauseEnd(db: Db, now = Date.now()): number | null {
-  const ends = activeCliPauses(db, now).map((p) => p.until).filter((u): u is number => u !== null);
+  const ends = activeCliPauses(db, now)
+    .map((p) => p.until)
+    .filter((u): u is number => u !== null);
   return ends.length ? Math.min(...ends) : null;
 }
 

@@ -20,14 +20,56 @@ const CLOCK = /^$|^([01]\d|2[0-3]):[0-5]\d$/;
  * agent type allows. PATH is the daemon's own (the `ticket` tool comes first on it).
  */
 const CODE_LOADING_VARIABLES = new Set([
-  'PATH', 'SHELL', 'ENV', 'BASH_ENV', 'ZDOTDIR', 'SHELLOPTS', 'BASHOPTS', 'PROMPT_COMMAND', 'PS4', 'GCONV_PATH',
-  'NODE_OPTIONS', 'NODE_PATH', 'NODE_REPL_EXTERNAL_MODULE',
-  'PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PYTHONUSERBASE', 'PYTHONWARNINGS', 'PYTHONBREAKPOINT',
-  'PERL5LIB', 'PERLLIB', 'PERL5OPT', 'PERL5DB', 'RUBYOPT', 'RUBYLIB',
-  'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'CLASSPATH',
-  'EDITOR', 'VISUAL', 'PAGER', 'MANPAGER', 'LESSOPEN', 'LESSCLOSE', 'BROWSER', 'SSH_ASKPASS', 'SUDO_ASKPASS',
-  'GIT_EXEC_PATH', 'GIT_SSH', 'GIT_SSH_COMMAND', 'GIT_ASKPASS', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'GIT_PAGER',
-  'GIT_EXTERNAL_DIFF', 'GIT_PROXY_COMMAND', 'GIT_TEMPLATE_DIR', 'GIT_DIR', 'GIT_COMMON_DIR',
+  'PATH',
+  'SHELL',
+  'ENV',
+  'BASH_ENV',
+  'ZDOTDIR',
+  'SHELLOPTS',
+  'BASHOPTS',
+  'PROMPT_COMMAND',
+  'PS4',
+  'GCONV_PATH',
+  'NODE_OPTIONS',
+  'NODE_PATH',
+  'NODE_REPL_EXTERNAL_MODULE',
+  'PYTHONPATH',
+  'PYTHONHOME',
+  'PYTHONSTARTUP',
+  'PYTHONUSERBASE',
+  'PYTHONWARNINGS',
+  'PYTHONBREAKPOINT',
+  'PERL5LIB',
+  'PERLLIB',
+  'PERL5OPT',
+  'PERL5DB',
+  'RUBYOPT',
+  'RUBYLIB',
+  'JAVA_TOOL_OPTIONS',
+  '_JAVA_OPTIONS',
+  'JDK_JAVA_OPTIONS',
+  'CLASSPATH',
+  'EDITOR',
+  'VISUAL',
+  'PAGER',
+  'MANPAGER',
+  'LESSOPEN',
+  'LESSCLOSE',
+  'BROWSER',
+  'SSH_ASKPASS',
+  'SUDO_ASKPASS',
+  'GIT_EXEC_PATH',
+  'GIT_SSH',
+  'GIT_SSH_COMMAND',
+  'GIT_ASKPASS',
+  'GIT_EDITOR',
+  'GIT_SEQUENCE_EDITOR',
+  'GIT_PAGER',
+  'GIT_EXTERNAL_DIFF',
+  'GIT_PROXY_COMMAND',
+  'GIT_TEMPLATE_DIR',
+  'GIT_DIR',
+  'GIT_COMMON_DIR',
 ]);
 const CODE_LOADING_PREFIXES = ['LD_', 'DYLD_', 'GIT_CONFIG', 'BASH_FUNC_'];
 
@@ -37,7 +79,10 @@ export function isCodeLoadingVariable(name: string): boolean {
   return CODE_LOADING_VARIABLES.has(upper) || CODE_LOADING_PREFIXES.some((p) => upper.startsWith(p));
 }
 
-const cliSettings = z.object({ binary: z.string().min(1).optional() }).strict().default({});
+const cliSettings = z
+  .object({ binary: z.string().min(1).optional() })
+  .strict()
+  .default({});
 
 export const configSchema = z
   .object({
@@ -57,7 +102,12 @@ export const configSchema = z
     heartbeat: z
       .object({
         base_interval_seconds: z.number().int().min(1).max(86400).default(300),
-        max_interval_seconds: z.number().int().min(1).max(7 * 86400).default(86400),
+        max_interval_seconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(7 * 86400)
+          .default(86400),
         backoff_multiplier: z.number().min(1).max(10).default(2),
       })
       .strict()
@@ -98,7 +148,11 @@ export const configSchema = z
       .prefault({}),
     backups: z
       .object({
-        interval_hours: z.number().min(0.01).max(24 * 30).default(24),
+        interval_hours: z
+          .number()
+          .min(0.01)
+          .max(24 * 30)
+          .default(24),
         keep: z.number().int().min(1).max(1000).default(7),
       })
       .strict()
@@ -189,7 +243,11 @@ export interface ConfigIssue {
 
 /** A refused config: the message names the field path (the API, the CLI, the log); `issue` is the refusal itself. */
 export class ConfigFieldError extends UserError {
-  constructor(message: string, field: string, readonly issue: ConfigIssue) {
+  constructor(
+    message: string,
+    field: string,
+    readonly issue: ConfigIssue,
+  ) {
     super(message, field);
     this.name = 'ConfigFieldError';
   }
@@ -222,7 +280,8 @@ function withEnv(config: Config, env: NodeJS.ProcessEnv): Config {
   const out = structuredClone(config) as z.infer<typeof configSchema>;
   if (env.DISPATCH_PORT) {
     const port = Number(env.DISPATCH_PORT);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`DISPATCH_PORT: not a port number: ${env.DISPATCH_PORT}`, 'port');
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UserError(`DISPATCH_PORT: not a port number: ${env.DISPATCH_PORT}`, 'port');
     out.port = port;
   }
   if (env.DISPATCH_CLAUDE_BIN) {
@@ -265,7 +324,10 @@ export class ConfigStore extends EventEmitter {
   lastError: string | null = null;
   private watcher: fs.FSWatcher | null = null;
 
-  constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    readonly file: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
     super();
     this.lastGood = parseConfig(readConfigFile(file));
     this.current = withEnv(this.lastGood, env);

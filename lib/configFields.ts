@@ -57,7 +57,7 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'Parallel coding',
     'parallel coding',
     "On: each ticket is coded on its own branch and worktree, and merged when done. A project's own setting (on its board) " +
-      "wins over this one.",
+      'wins over this one.',
   ),
   'worktrees.spare': f(
     'Agents',
@@ -158,7 +158,7 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'AI login',
     'How agents log in',
     'the login method',
-    'oauth: the claude CLI\'s own login; api_key: the key below; custom: the key and an endpoint below.',
+    "oauth: the claude CLI's own login; api_key: the key below; custom: the key and an endpoint below.",
   ),
   'ai.api_key': f(
     'AI login',
@@ -216,7 +216,12 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'the Claude Code program',
     'Overrides the claude program above for Claude Code agent types. Leave empty to use it.',
   ),
-  'clis.codex.binary': f('AI login', 'Codex program', 'the Codex program', 'The codex CLI for agent types that use Codex. Empty: codex on the PATH.'),
+  'clis.codex.binary': f(
+    'AI login',
+    'Codex program',
+    'the Codex program',
+    'The codex CLI for agent types that use Codex. Empty: codex on the PATH.',
+  ),
   'clis.gemini.binary': f(
     'AI login',
     'Gemini CLI program',

@@ -23,7 +23,6 @@ import {
   type Runner,
 } from './service.js';
 
-
 export const daemonScript = path.join(packageRoot, 'dist', 'bin', 'daemon.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -69,7 +68,8 @@ export async function waitForHealthy(paths: Paths, opts: WaitOptions = {}): Prom
     if (info?.port && isAlive(info.pid)) {
       const h = await fetchHealth(info.port);
       const expected = opts.expectedPid?.() ?? null;
-      if (h && h.pid === info.pid && h.home === paths.home && (expected === null || expected === h.pid)) return { pid: h.pid, port: info.port };
+      if (h && h.pid === info.pid && h.home === paths.home && (expected === null || expected === h.pid))
+        return { pid: h.pid, port: info.port };
     }
     if (opts.gaveUp?.()) break;
     opts.onWait?.(Date.now() - started);
@@ -91,8 +91,10 @@ async function diagnose(paths: Paths, waitedMs: number): Promise<string> {
   const seconds = Math.max(1, Math.round(waitedMs / 1000));
   if (port) {
     const h = await fetchHealth(port);
-    if (h && h.home !== paths.home) return `port ${port} is held by another Project Dispatcher (pid ${h.pid}, home ${h.home}); set "port" in ${paths.config} or stop that one`;
-    if (!h && (await portAnswers(port))) return `port ${port} is held by another program, so the daemon cannot listen there; set "port" in ${paths.config}`;
+    if (h && h.home !== paths.home)
+      return `port ${port} is held by another Project Dispatcher (pid ${h.pid}, home ${h.home}); set "port" in ${paths.config} or stop that one`;
+    if (!h && (await portAnswers(port)))
+      return `port ${port} is held by another program, so the daemon cannot listen there; set "port" in ${paths.config}`;
   }
   return `the daemon did not answer http://127.0.0.1:${port ?? '?'}/api/health within ${seconds} s; see ${path.join(paths.logs, 'daemon.out')} and "dispatch daemon logs"`;
 }
@@ -220,7 +222,12 @@ export interface Control {
 export function serviceFor(opts: ControlOptions = {}): Service | null {
   const kind = serviceKindFor(opts.platform ?? process.platform);
   if (!kind) return null;
-  return new Service({ kind, userHome: opts.userHome ?? os.homedir(), uid: opts.uid ?? process.getuid?.() ?? 0, runner: opts.runner ?? systemRunner });
+  return new Service({
+    kind,
+    userHome: opts.userHome ?? os.homedir(),
+    uid: opts.uid ?? process.getuid?.() ?? 0,
+    runner: opts.runner ?? systemRunner,
+  });
 }
 
 export function controlFor(paths: Paths, opts: ControlOptions = {}): Control {
@@ -228,7 +235,8 @@ export function controlFor(paths: Paths, opts: ControlOptions = {}): Control {
   if (!service) return { managed: null, note: `no service manager support on ${opts.platform ?? process.platform}` };
   const home = service.installedHome();
   if (home === null) return { managed: null, note: 'the service is not installed (run "dispatch install")' };
-  if (path.resolve(home) !== path.resolve(paths.home)) return { managed: null, note: `the installed service serves another home (${home})` };
+  if (path.resolve(home) !== path.resolve(paths.home))
+    return { managed: null, note: `the installed service serves another home (${home})` };
   const available = service.available();
   if (!available.ok) return { managed: null, note: `${service.kind} is not reachable (${available.reason})` };
   return { managed: service, note: '' };

@@ -3,7 +3,10 @@
 
 export class UserError extends Error {
   readonly status: number = 400;
-  constructor(message: string, readonly field?: string) {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
     super(message);
     this.name = 'UserError';
   }

@@ -8,10 +8,27 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /** Variables that would point git at another repository than the `-C` folder. */
-const REDIRECTING_ENV = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE', 'GIT_PREFIX'];
+const REDIRECTING_ENV = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_PREFIX',
+];
 
 function gitEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_PAGER: 'cat', PAGER: 'cat', GIT_EDITOR: 'true', GIT_MERGE_AUTOEDIT: 'no', LC_ALL: 'C' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_PAGER: 'cat',
+    PAGER: 'cat',
+    GIT_EDITOR: 'true',
+    GIT_MERGE_AUTOEDIT: 'no',
+    LC_ALL: 'C',
+  };
   for (const key of REDIRECTING_ENV) delete env[key];
   return env;
 }
@@ -43,12 +60,17 @@ const MAX_OUTPUT = 64 * 1024 * 1024;
 export function git(dir: string, args: string[], opts: GitOptions = {}): Promise<string> {
   const full = ['-C', dir, ...args];
   return new Promise((resolve, reject) => {
-    execFile('git', full, { env: gitEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: MAX_OUTPUT, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (!err) return resolve(stdout);
-      const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
-      const killed = (err as { killed?: boolean }).killed ? `killed after ${opts.timeoutMs ?? 120_000} ms. ` : '';
-      reject(new GitError(args, code, killed + (stderr || err.message), stdout));
-    });
+    execFile(
+      'git',
+      full,
+      { env: gitEnv(), timeout: opts.timeoutMs ?? 120_000, maxBuffer: MAX_OUTPUT, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
+        const killed = (err as { killed?: boolean }).killed ? `killed after ${opts.timeoutMs ?? 120_000} ms. ` : '';
+        reject(new GitError(args, code, killed + (stderr || err.message), stdout));
+      },
+    );
   });
 }
 
@@ -67,7 +89,12 @@ export async function gitOk(dir: string, args: string[]): Promise<boolean> {
  * Runs git and keeps at most `maxBytes` of stdout, stopping git once the cap is reached, so a huge
  * diff never lands in memory. The kept text ends at a line boundary.
  */
-export function gitCapped(dir: string, args: string[], maxBytes: number, opts: GitOptions = {}): Promise<{ text: string; truncated: boolean }> {
+export function gitCapped(
+  dir: string,
+  args: string[],
+  maxBytes: number,
+  opts: GitOptions = {},
+): Promise<{ text: string; truncated: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn('git', ['-C', dir, ...args], { env: gitEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
@@ -192,12 +219,22 @@ export async function headCommit(repo: string): Promise<string> {
 export async function detectMainBranch(repo: string, configured?: string | null): Promise<string> {
   if (configured) {
     if (await branchExists(repo, configured)) return configured;
-    throw new GitError(['show-ref', `refs/heads/${configured}`], null, `the project's main branch "${configured}" does not exist in ${repo}`, '');
+    throw new GitError(
+      ['show-ref', `refs/heads/${configured}`],
+      null,
+      `the project's main branch "${configured}" does not exist in ${repo}`,
+      '',
+    );
   }
   for (const candidate of ['main', 'master']) if (await branchExists(repo, candidate)) return candidate;
   const head = await currentBranch(repo);
   if (head) return head;
-  throw new GitError(['symbolic-ref', 'HEAD'], null, `no main branch found in ${repo}: no "main" or "master" branch and HEAD is detached`, '');
+  throw new GitError(
+    ['symbolic-ref', 'HEAD'],
+    null,
+    `no main branch found in ${repo}: no "main" or "master" branch and HEAD is detached`,
+    '',
+  );
 }
 
 /** `git status --porcelain` lines (untracked files included unless told otherwise). */
@@ -280,7 +317,11 @@ async function mergeOwner(repo: string): Promise<'none' | 'ours' | 'foreign'> {
   const mergeHeadFile = await gitPath(repo, 'MERGE_HEAD');
   let mergeHeads: string[];
   try {
-    mergeHeads = fs.readFileSync(mergeHeadFile, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    mergeHeads = fs
+      .readFileSync(mergeHeadFile, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   } catch {
     return 'none';
   }
@@ -290,7 +331,9 @@ async function mergeOwner(repo: string): Promise<'none' | 'ours' | 'foreign'> {
   } catch {
     // a crash can leave MERGE_HEAD without MERGE_MSG
   }
-  const ticketTips = new Set(splitZ(await git(repo, ['for-each-ref', '--format=%(objectname)%00', 'refs/heads/ticket/'])).map((s) => s.trim()));
+  const ticketTips = new Set(
+    splitZ(await git(repo, ['for-each-ref', '--format=%(objectname)%00', 'refs/heads/ticket/'])).map((s) => s.trim()),
+  );
   return message.startsWith('Merge ticket/') || (mergeHeads.length > 0 && mergeHeads.every((h) => ticketTips.has(h))) ? 'ours' : 'foreign';
 }
 

@@ -156,7 +156,11 @@ function askVersion(file: string, env: NodeJS.ProcessEnv, signal?: AbortSignal):
   });
 }
 
-const firstLine = (text: string) => text.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+const firstLine = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => l.trim())
+    .find(Boolean) ?? '';
 
 /** A binary's answer to --version, kept with what identifies the file that gave it. */
 export interface VersionAnswer {

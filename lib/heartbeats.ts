@@ -39,13 +39,17 @@ export interface Backoff {
 /** Active projects whose next check is due. */
 export function dueHeartbeats(db: Db, at = Date.now()): Heartbeat[] {
   return db
-    .prepare(`SELECT h.* FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active' AND h.next_check_at <= ? ORDER BY h.next_check_at`)
+    .prepare(
+      `SELECT h.* FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active' AND h.next_check_at <= ? ORDER BY h.next_check_at`,
+    )
     .all(at) as Heartbeat[];
 }
 
 /** The earliest next check of any active project, or null when there is none. */
 export function nextDueAt(db: Db): number | null {
-  const row = db.prepare(`SELECT MIN(h.next_check_at) AS at FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active'`).get() as { at: number | null };
+  const row = db
+    .prepare(`SELECT MIN(h.next_check_at) AS at FROM heartbeats h JOIN projects p ON p.id = h.project_id WHERE p.status = 'active'`)
+    .get() as { at: number | null };
   return row.at;
 }
 
@@ -55,7 +59,11 @@ export function nextDueAt(db: Db): number | null {
  * the wake sequence: a wake that arrived meanwhile keeps the project due.
  */
 export function deferHeartbeat(db: Db, h: Heartbeat, at = Date.now()): void {
-  db.prepare(`UPDATE heartbeats SET next_check_at = ? WHERE project_id = ? AND wake_seq = ?`).run(at + h.interval_seconds * 1000, h.project_id, h.wake_seq);
+  db.prepare(`UPDATE heartbeats SET next_check_at = ? WHERE project_id = ? AND wake_seq = ?`).run(
+    at + h.interval_seconds * 1000,
+    h.project_id,
+    h.wake_seq,
+  );
 }
 
 /**
@@ -73,22 +81,28 @@ export function recordScan(
   at = Date.now(),
   notAfter: number | null = null,
 ): Heartbeat | null {
-  return db.transaction(() => {
-    const h = getHeartbeat(db, projectId);
-    if (!h) return null;
-    const streak = foundWork ? 0 : h.empty_streak + 1;
-    const interval = foundWork ? b.base_interval_seconds : Math.min(b.max_interval_seconds, Math.round(b.base_interval_seconds * b.backoff_multiplier ** streak));
-    // notAfter: a scan held back by a daily budget must look again when the day turns
-    const next = notAfter === null ? at + interval * 1000 : Math.min(at + interval * 1000, notAfter);
-    const changed = db
-      .prepare(`UPDATE heartbeats SET interval_seconds = ?, empty_streak = ?, next_check_at = ?, last_check_at = ? WHERE project_id = ? AND wake_seq = ?`)
-      .run(interval, streak, next, at, projectId, wakeSeq).changes;
-    if (changed === 0) {
-      db.prepare(`UPDATE heartbeats SET last_check_at = ? WHERE project_id = ?`).run(at, projectId);
-      return null;
-    }
-    return getHeartbeat(db, projectId)!;
-  }).immediate();
+  return db
+    .transaction(() => {
+      const h = getHeartbeat(db, projectId);
+      if (!h) return null;
+      const streak = foundWork ? 0 : h.empty_streak + 1;
+      const interval = foundWork
+        ? b.base_interval_seconds
+        : Math.min(b.max_interval_seconds, Math.round(b.base_interval_seconds * b.backoff_multiplier ** streak));
+      // notAfter: a scan held back by a daily budget must look again when the day turns
+      const next = notAfter === null ? at + interval * 1000 : Math.min(at + interval * 1000, notAfter);
+      const changed = db
+        .prepare(
+          `UPDATE heartbeats SET interval_seconds = ?, empty_streak = ?, next_check_at = ?, last_check_at = ? WHERE project_id = ? AND wake_seq = ?`,
+        )
+        .run(interval, streak, next, at, projectId, wakeSeq).changes;
+      if (changed === 0) {
+        db.prepare(`UPDATE heartbeats SET last_check_at = ? WHERE project_id = ?`).run(at, projectId);
+        return null;
+      }
+      return getHeartbeat(db, projectId)!;
+    })
+    .immediate();
 }
 
 /**
@@ -105,21 +119,22 @@ export function markWaitingProjectsDue(
   caps: WakeCaps,
   at = Date.now(),
 ): number[] {
-  return db.transaction(() => {
-    const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE ${liveRun()}`).get() as { n: number }).n;
-    const free = caps.global - live;
-    if (free <= 0) return [];
-    // a project whose daily budget is used up cannot start a run: waking it would only cost a scan
-    const blocked = budgetBlockedProjects(db, caps.dailyBudgetUsd ?? 0, at);
-    if (blocked === 'all') return [];
-    const ids = (
-      db
-        .prepare(
-          // live runs counted once per project (not once per waiting ticket), then from the agent
-          // columns of active projects to their tickets (CROSS JOIN keeps that order): starting from
-          // the tickets read every ticket ever filed (10 ms a finalize at 15,000 tickets), and
-          // counting per ticket cost 20 ms a finalize with 1,000 tickets waiting
-          `WITH live AS (
+  return db
+    .transaction(() => {
+      const live = (db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE ${liveRun()}`).get() as { n: number }).n;
+      const free = caps.global - live;
+      if (free <= 0) return [];
+      // a project whose daily budget is used up cannot start a run: waking it would only cost a scan
+      const blocked = budgetBlockedProjects(db, caps.dailyBudgetUsd ?? 0, at);
+      if (blocked === 'all') return [];
+      const ids = (
+        db
+          .prepare(
+            // live runs counted once per project (not once per waiting ticket), then from the agent
+            // columns of active projects to their tickets (CROSS JOIN keeps that order): starting from
+            // the tickets read every ticket ever filed (10 ms a finalize at 15,000 tickets), and
+            // counting per ticket cost 20 ms a finalize with 1,000 tickets waiting
+            `WITH live AS (
              SELECT r.project_id, COUNT(*) AS n, SUM(${editsWorkingTree('r.agent_type_id')}) AS editing
              FROM runs r WHERE ${liveRun('r')} GROUP BY r.project_id)
            SELECT p.id FROM projects p
@@ -133,14 +148,15 @@ export function markWaitingProjectsDue(
            GROUP BY p.id
            ORDER BY MIN(${PRIORITY_RANK}), MIN(t.column_entered_at), p.id
            LIMIT @free`,
-        )
-        .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as {
-        id: number;
-      }[]
-    ).map((r) => r.id);
-    for (const id of ids) markDue(db, id, at);
-    return ids;
-  }).immediate();
+          )
+          .all({ perProject: caps.perProject, parallel: caps.parallelCoding ? 1 : 0, free, blocked: JSON.stringify(blocked) }) as {
+          id: number;
+        }[]
+      ).map((r) => r.id);
+      for (const id of ids) markDue(db, id, at);
+      return ids;
+    })
+    .immediate();
 }
 
 /** Start-up repair: every active project has a heartbeat row, or it would never be scanned. */

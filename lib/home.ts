@@ -16,7 +16,8 @@ export interface PreparedHome {
 }
 
 export function prepareHome(paths: Paths): PreparedHome {
-  for (const dir of [paths.home, paths.prompts, paths.runs, paths.logs, paths.backups, paths.worktrees]) fs.mkdirSync(dir, { recursive: true });
+  for (const dir of [paths.home, paths.prompts, paths.runs, paths.logs, paths.backups, paths.worktrees])
+    fs.mkdirSync(dir, { recursive: true });
   let configWritten = false;
   if (!fs.existsSync(paths.config)) {
     const { projects_root, ...rest } = defaultConfig();

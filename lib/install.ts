@@ -8,7 +8,16 @@ import path from 'node:path';
 import { ConfigStore } from './config.js';
 import { cliBinary } from './clis/index.js';
 import { packageVersion } from './paths.js';
-import { controlFor, daemonScript, serviceFor, serviceHint, startDaemonProcess, stopDaemonProcess, waitForHealthy, type ControlOptions } from './daemonControl.js';
+import {
+  controlFor,
+  daemonScript,
+  serviceFor,
+  serviceHint,
+  startDaemonProcess,
+  stopDaemonProcess,
+  waitForHealthy,
+  type ControlOptions,
+} from './daemonControl.js';
 import { UserError } from './errors.js';
 import { findExecutable } from './health.js';
 import { prepareHome } from './home.js';
@@ -59,7 +68,10 @@ export interface InstallReport {
 export function satisfiesMinimum(version: string, range: string): boolean {
   const want = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(range.trim());
   if (!want) return true;
-  const have = version.replace(/^v/, '').split('.').map((n) => parseInt(n, 10) || 0);
+  const have = version
+    .replace(/^v/, '')
+    .split('.')
+    .map((n) => parseInt(n, 10) || 0);
   for (let i = 0; i < 3; i++) {
     const w = Number(want[i + 1] ?? 0);
     const h = have[i] ?? 0;
@@ -86,7 +98,8 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   const platform = opts.platform ?? process.platform;
   const nodeVersion = opts.nodeVersion ?? process.versions.node;
   const range = requiredNode();
-  if (!satisfiesMinimum(nodeVersion, range)) throw new UserError(`Node.js ${nodeVersion} is too old: Project Dispatcher needs Node.js ${range}`);
+  if (!satisfiesMinimum(nodeVersion, range))
+    throw new UserError(`Node.js ${nodeVersion} is too old: Project Dispatcher needs Node.js ${range}`);
   ui.say(`Project Dispatcher ${packageVersion()} (Node.js ${nodeVersion})`);
 
   const prepared = prepareHome(paths);
@@ -95,12 +108,16 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   try {
     config = new ConfigStore(paths.config, env).get();
     discovered = discoverProjects(prepared.db, config.projects_root, [paths.home]);
-    ui.say(`data home ${paths.home}: database ${prepared.migrated.length ? `migrated to version ${prepared.migrated.at(-1)}` : 'up to date'}, ` +
-      `${prepared.promptsWritten.length} default prompt(s) added, config ${prepared.configWritten ? 'written' : 'kept'}`);
+    ui.say(
+      `data home ${paths.home}: database ${prepared.migrated.length ? `migrated to version ${prepared.migrated.at(-1)}` : 'up to date'}, ` +
+        `${prepared.promptsWritten.length} default prompt(s) added, config ${prepared.configWritten ? 'written' : 'kept'}`,
+    );
     const folders = listProjects(prepared.db).filter((p) => p.status !== 'missing' && p.status !== 'archived').length;
-    ui.say(fs.existsSync(config.projects_root)
-      ? `projects root ${config.projects_root}: ${folders} project folder(s), ${discovered.added.length} new`
-      : `projects root ${config.projects_root} does not exist yet; folders created there will show up as projects`);
+    ui.say(
+      fs.existsSync(config.projects_root)
+        ? `projects root ${config.projects_root}: ${folders} project folder(s), ${discovered.added.length} new`
+        : `projects root ${config.projects_root} does not exist yet; folders created there will show up as projects`,
+    );
   } finally {
     prepared.db.close();
   }
@@ -108,8 +125,10 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
   const claudeBinary = cliBinary(config, 'claude');
   const agentBinary = findExecutable(claudeBinary, env.PATH);
   if (!agentBinary) {
-    ui.warn(`the agent CLI "${claudeBinary}" is not on PATH: the daemon works, but agents cannot run until it is installed ` +
-      `(or "claude_binary" in ${paths.config} points at it)`);
+    ui.warn(
+      `the agent CLI "${claudeBinary}" is not on PATH: the daemon works, but agents cannot run until it is installed ` +
+        `(or "claude_binary" in ${paths.config} points at it)`,
+    );
   }
 
   const report: InstallReport = {
@@ -136,11 +155,16 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
     };
     report.serviceFile = service.file;
     const previousHome = service.installedHome();
-    if (previousHome !== null && path.resolve(previousHome) !== path.resolve(paths.home)) ui.warn(`the service served ${previousHome}; it now serves ${paths.home} (one service per user)`);
+    if (previousHome !== null && path.resolve(previousHome) !== path.resolve(paths.home))
+      ui.warn(`the service served ${previousHome}; it now serves ${paths.home} (one service per user)`);
     report.serviceFileChanged = service.writeFile(spec);
-    ui.say(`${service.kind === 'systemd' ? 'systemd user unit' : 'LaunchAgent'} ${service.file} ${report.serviceFileChanged ? 'written' : 'up to date'}`);
+    ui.say(
+      `${service.kind === 'systemd' ? 'systemd user unit' : 'LaunchAgent'} ${service.file} ${report.serviceFileChanged ? 'written' : 'up to date'}`,
+    );
     if (packageRoot.includes(`${path.sep}_npx${path.sep}`)) {
-      ui.warn('this copy runs from npx\'s cache, which npm may clean: install it for good ("npm link" in a checkout, or "npm install -g" of a tarball made by "npm pack"), then run "dispatch install" again');
+      ui.warn(
+        'this copy runs from npx\'s cache, which npm may clean: install it for good ("npm link" in a checkout, or "npm install -g" of a tarball made by "npm pack"), then run "dispatch install" again',
+      );
     }
   }
 
@@ -164,7 +188,10 @@ export async function install(opts: InstallOptions): Promise<InstallReport> {
     report.mode = 'service';
     ui.say(`the service is running the daemon (pid ${running.pid}); it restarts on a crash and at login`);
   } else {
-    if (service) ui.say(`${control.note}: running the daemon as a plain background process instead (no restart on crash or at login); manage it with "dispatch daemon start|stop|status"`);
+    if (service)
+      ui.say(
+        `${control.note}: running the daemon as a plain background process instead (no restart on crash or at login); manage it with "dispatch daemon start|stop|status"`,
+      );
     const live = liveDaemon(paths.pidFile);
     if (live) {
       running = await waitForHealthy(paths, waitOpts);
@@ -198,11 +225,15 @@ export interface UninstallOptions extends ControlOptions {
 export function assertDeletableHome(paths: Paths, userHome: string, projectsRoot: string | null): void {
   const home = path.resolve(paths.home);
   const guarded = [path.parse(home).root, path.resolve(userHome), ...(projectsRoot ? [path.resolve(projectsRoot)] : [])];
-  if (guarded.some((g) => g === home || g.startsWith(home + path.sep))) throw new UserError(`refusing to delete ${home}: it holds your home folder or projects, not only Project Dispatcher's data`);
-  if (!fs.existsSync(paths.db) && !fs.existsSync(paths.config)) throw new UserError(`refusing to delete ${home}: it has no tasks.db or config.json, so it is not a Project Dispatcher data home`);
+  if (guarded.some((g) => g === home || g.startsWith(home + path.sep)))
+    throw new UserError(`refusing to delete ${home}: it holds your home folder or projects, not only Project Dispatcher's data`);
+  if (!fs.existsSync(paths.db) && !fs.existsSync(paths.config))
+    throw new UserError(`refusing to delete ${home}: it has no tasks.db or config.json, so it is not a Project Dispatcher data home`);
 }
 
-export async function uninstall(opts: UninstallOptions): Promise<{ serviceRemoved: boolean; stoppedPid: number | null; dataDeleted: boolean }> {
+export async function uninstall(
+  opts: UninstallOptions,
+): Promise<{ serviceRemoved: boolean; stoppedPid: number | null; dataDeleted: boolean }> {
   const { paths, ui } = opts;
   let projectsRoot: string | null = null;
   try {

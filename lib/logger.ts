@@ -127,7 +127,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
       }),
     );
-    const retention = typeof opts.retentionDays === 'function' ? opts.retentionDays : () => (opts.retentionDays as number | undefined) ?? 14;
+    const retention =
+      typeof opts.retentionDays === 'function' ? opts.retentionDays : () => (opts.retentionDays as number | undefined) ?? 14;
     pruneLogs(dir, retention());
     pruner = setInterval(() => pruneLogs(dir, retention()), PRUNE_EVERY_MS);
     pruner.unref();
@@ -217,7 +218,11 @@ export class RepeatedFailure {
 /** The daily log files, oldest first. */
 export function logFiles(dir: string): string[] {
   try {
-    return fs.readdirSync(dir).filter((f) => LOG_FILE.test(f)).sort().map((f) => path.join(dir, f));
+    return fs
+      .readdirSync(dir)
+      .filter((f) => LOG_FILE.test(f))
+      .sort()
+      .map((f) => path.join(dir, f));
   } catch {
     return [];
   }
@@ -243,7 +248,11 @@ export function pruneLogs(dir: string, retentionDays: number, now = new Date()):
  * When a newer day's file appears, the rest of the old one is read first, then the new one from
  * its start, so no line is lost at midnight.
  */
-export function followLogs(dir: string, onLine: (line: string) => void, opts: { from?: { file: string; offset: number } | null; pollMs?: number } = {}): { stop(): void } {
+export function followLogs(
+  dir: string,
+  onLine: (line: string) => void,
+  opts: { from?: { file: string; offset: number } | null; pollMs?: number } = {},
+): { stop(): void } {
   // the caller's starting point (where its own read ended) MUST be used when given: a new day's
   // file created between that read and this call would otherwise be skipped
   const start = opts.from === undefined ? (logFiles(dir).at(-1) ?? null) : (opts.from?.file ?? null);

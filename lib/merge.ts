@@ -45,7 +45,17 @@ import {
   type CheckStatus,
 } from './checks.js';
 import { getColumns, getProject, type Project } from './projects.js';
-import { addFinding, addSystemComment, getMergeRecord, LIMITS, moveTicket, recordMerge, requireTicket, toView, type Ticket } from './tickets.js';
+import {
+  addFinding,
+  addSystemComment,
+  getMergeRecord,
+  LIMITS,
+  moveTicket,
+  recordMerge,
+  requireTicket,
+  toView,
+  type Ticket,
+} from './tickets.js';
 import { prepareWorkspace, removeTicketWorktree } from './workspace.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
@@ -113,7 +123,11 @@ export async function mergeTicket(args: {
   if (!ticket.branch) return { status: 'no-branch', detail: `${key} has no branch: its agents worked in the project folder` };
   const project = getProject(store.db, ticket.project_id);
   if (!(await isRepo(project.path))) {
-    return refuse(store, ticketId, `Cannot merge ${ticket.branch}: ${project.path} is no longer a git repository. Restore the repository, then move ${key} back to done.`);
+    return refuse(
+      store,
+      ticketId,
+      `Cannot merge ${ticket.branch}: ${project.path} is no longer a git repository. Restore the repository, then move ${key} back to done.`,
+    );
   }
   // with a check, or a merge-resolver column to send conflicts to, main is first merged into the
   // branch in its worktree (where a resolver can work on a conflict), then the branch lands
@@ -182,7 +196,8 @@ async function readyToMerge(args: {
 
   const tip = await branchTip(repo, branch);
   if (!tip) {
-    if (getMergeRecord(store.db, ticketId).merged_at !== null) return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
+    if (getMergeRecord(store.db, ticketId).merged_at !== null)
+      return { status: 'already-merged', detail: `${branch} was merged and deleted earlier` };
     return { status: 'no-branch', detail: `branch ${branch} of ${key} does not exist in ${repo}` };
   }
   return { ticket, branch, main, tip };
@@ -236,7 +251,14 @@ async function mergeLocked(args: LockedArgs): Promise<MergeOutcome> {
   }
   const commit = await headCommit(repo);
   const files = splitZ(await git(repo, ['diff', '--name-only', '-z', `${commit}^1`, commit]));
-  recordLanded(store, ticketId, args.checkRunId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
+  recordLanded(
+    store,
+    ticketId,
+    args.checkRunId,
+    commit,
+    `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`,
+    MERGE_AUTHOR,
+  );
   logger?.info('merged ticket', { ticket: key, branch, commit });
   const cleanup = await cleanUp(store, repo, ticketId, branch, main);
   return { status: 'merged', detail: `merged ${branch} into ${main} as ${commit}${cleanup}`, commit, files };
@@ -279,20 +301,41 @@ async function finishMerged(args: {
 }): Promise<MergeOutcome> {
   const { store, ticketId, repo, branch, main, tip, mainTip } = args;
   const record = getMergeRecord(store.db, ticketId);
-  const recorded = record.merged_at !== null && (record.merge_commit === null ? record.merged_at >= args.ticket.column_entered_at : await isAncestor(repo, tip, record.merge_commit));
+  const recorded =
+    record.merged_at !== null &&
+    (record.merge_commit === null ? record.merged_at >= args.ticket.column_entered_at : await isAncestor(repo, tip, record.merge_commit));
   let commit = record.merge_commit ?? undefined;
   let files: string[] | undefined;
   if (!recorded) {
     commit = await findMergeCommit(repo, mainTip, tip);
     if (commit) {
       files = splitZ(await git(repo, ['diff', '--name-only', '-z', `${commit}^1`, commit]));
-      recordLanded(store, ticketId, args.checkRunId, commit, `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`, MERGE_AUTHOR);
+      recordLanded(
+        store,
+        ticketId,
+        args.checkRunId,
+        commit,
+        `Merged ${branch} into ${main} as ${commit}.\n\nFiles changed (${files.length}):\n${fileList(files)}`,
+        MERGE_AUTHOR,
+      );
     } else {
-      recordLanded(store, ticketId, args.checkRunId, null, `Nothing to merge: every commit of ${branch} is already on ${main}.`, MERGE_AUTHOR);
+      recordLanded(
+        store,
+        ticketId,
+        args.checkRunId,
+        null,
+        `Nothing to merge: every commit of ${branch} is already on ${main}.`,
+        MERGE_AUTHOR,
+      );
     }
   }
   const cleanup = await cleanUp(store, repo, ticketId, branch, main);
-  return { status: 'already-merged', detail: `${branch} is already merged into ${main}${cleanup}`, ...(commit ? { commit } : {}), ...(files ? { files } : {}) };
+  return {
+    status: 'already-merged',
+    detail: `${branch} is already merged into ${main}${cleanup}`,
+    ...(commit ? { commit } : {}),
+    ...(files ? { files } : {}),
+  };
 }
 
 /** The merge commit on main's first-parent line that brought `tip` in, if there is one. */
@@ -314,7 +357,13 @@ async function cleanUp(store: Store, repo: string, ticketId: number, branch: str
   const removal = await removeTicketWorktree(store, repo, requireTicket(store.db, ticketId));
   if (!removal.removed) {
     const why = `${removal.reason}${removal.files ? `:\n${fileList(removal.files)}` : ''}`;
-    addSystemComment(store.db, ticketId, 'system', `Merged, but kept the worktree and branch ${branch}: ${why}\n\nDelete them yourself once you no longer need those files.`, MERGE_AUTHOR);
+    addSystemComment(
+      store.db,
+      ticketId,
+      'system',
+      `Merged, but kept the worktree and branch ${branch}: ${why}\n\nDelete them yourself once you no longer need those files.`,
+      MERGE_AUTHOR,
+    );
     return `; kept the worktree and branch: ${removal.reason}`;
   }
   const tip = await branchTip(repo, branch);
@@ -374,7 +423,11 @@ async function recoverFailedMerge(args: {
     return { status: 'conflict', detail, files: conflicts };
   }
   const reason = args.error instanceof GitError ? args.error.stderr.trim() || args.error.message : String(args.error);
-  return refuse(store, ticketId, `Merge of ${branch} into ${main} failed: ${reason}\n\n${state}\n\nFix the cause, then move ${key} back to done.`);
+  return refuse(
+    store,
+    ticketId,
+    `Merge of ${branch} into ${main} failed: ${reason}\n\n${state}\n\nFix the cause, then move ${key} back to done.`,
+  );
 }
 
 // ---- the merge queue: test the exact tree that will land ----
@@ -431,7 +484,11 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
           await prepareWorkspace({ store, paths: args.paths, projectId: project.id, ticketId, parallelCoding: true, env: args.checkEnv });
         } catch (err) {
           if (!(err instanceof GitError)) throw err;
-          return refuse(store, ticketId, `Did not test ${ticket.branch}: ${err.stderr.trim() || err.message}. Fix it, then move ${key} back to done.`);
+          return refuse(
+            store,
+            ticketId,
+            `Did not test ${ticket.branch}: ${err.stderr.trim() || err.message}. Fix it, then move ${key} back to done.`,
+          );
         }
       }
       const prepared = await withRepoLock(repo, () => prepareCandidate(args));
@@ -443,7 +500,8 @@ async function mergeChecked(args: CheckedArgs): Promise<MergeOutcome> {
         const now = requireTicket(store.db, ticketId);
         if (now.column_id !== 'done') return { status: 'not-done', detail: `${key} left done while its check ran` };
         // the tested commit must be exactly what lands: if the branch or main moved meanwhile, test again
-        const moved = (await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip;
+        const moved =
+          (await branchTip(repo, prepared.branch)) !== prepared.tested || (await branchTip(repo, prepared.main)) !== prepared.mainTip;
         if (moved) return null;
         const checkRunId = check ? { checkRunId: check.run.id } : {};
         return mergeLocked({ store, ticketId, logger: args.logger, repo, mainBranch: project.main_branch, key, ...checkRunId });
@@ -472,7 +530,12 @@ async function prepareCandidate(args: CheckedArgs): Promise<Candidate | MergeOut
   const folderProblem = await mainFolderProblem(repo, main, branch, key);
   if (folderProblem) return refuse(store, ticketId, folderProblem);
   const worktree = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path))?.path;
-  if (!worktree) return refuse(store, ticketId, `Did not test ${branch}: it is not checked out in a worktree of ${repo}. Move ${key} back to done to try again.`);
+  if (!worktree)
+    return refuse(
+      store,
+      ticketId,
+      `Did not test ${branch}: it is not checked out in a worktree of ${repo}. Move ${key} back to done to try again.`,
+    );
 
   if (await mergeInProgress(worktree)) {
     // main merged into the branch earlier and not committed: a resolver that resolved but did not
@@ -492,13 +555,19 @@ async function prepareCandidate(args: CheckedArgs): Promise<Candidate | MergeOut
   const head = await headCommit(worktree);
   if (!(await isAncestor(worktree, mainTip, head))) {
     try {
-      await git(worktree, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${main} into ${branch}`, mainTip], { timeoutMs: MERGE_TIMEOUT_MS });
+      await git(worktree, ['merge', '--no-ff', '--no-edit', '-m', `Merge ${main} into ${branch}`, mainTip], {
+        timeoutMs: MERGE_TIMEOUT_MS,
+      });
     } catch (err) {
       const conflicts = await conflictedFiles(worktree).catch(() => [] as string[]);
       if (conflicts.length > 0) return branchConflict(args, { worktree, branch, main, conflicts, leftInProgress: true });
       if (await mergeInProgress(worktree)) await git(worktree, ['merge', '--abort']);
       const reason = err instanceof GitError ? err.stderr.trim() || err.message : String(err);
-      return refuse(store, ticketId, `Could not merge ${main} into ${branch} in ${worktree} to test it: ${reason}\n\nFix the cause, then move ${key} back to done.`);
+      return refuse(
+        store,
+        ticketId,
+        `Could not merge ${main} into ${branch} in ${worktree} to test it: ${reason}\n\nFix the cause, then move ${key} back to done.`,
+      );
     }
   }
   return { worktree, branch, main, mainTip, tested: await headCommit(worktree) };
@@ -542,7 +611,14 @@ async function branchConflict(
 async function runTicketCheck(args: CheckArgs, c: Candidate): Promise<{ run: CheckRun; status: Exclude<CheckStatus, 'running'> }> {
   const { store, ticketId, project, key, command, logger } = args;
   const run = startCheckRun(store.db, {
-    ticketId, projectId: project.id, command, cwd: c.worktree, outputDir: args.paths.checks, key, testedCommit: c.tested, mainCommit: c.mainTip,
+    ticketId,
+    projectId: project.id,
+    command,
+    cwd: c.worktree,
+    outputDir: args.paths.checks,
+    key,
+    testedCommit: c.tested,
+    mainCommit: c.mainTip,
   });
   logger?.info('check started', { ticket: key, command, commit: c.tested, attempt: run.attempt });
   const timeoutMs = project.check_timeout_minutes * 60_000;
@@ -557,9 +633,14 @@ async function runTicketCheck(args: CheckArgs, c: Candidate): Promise<{ run: Che
   let status: Exclude<CheckStatus, 'running'>;
   let note: string | null = null;
   if (result.spawnError) [status, note] = ['error', `the check could not start: ${result.spawnError}`];
-  else if (result.timedOut) [status, note] = ['timeout', `the check did not finish within ${project.check_timeout_minutes} minute${project.check_timeout_minutes === 1 ? '' : 's'} and was killed`];
+  else if (result.timedOut)
+    [status, note] = [
+      'timeout',
+      `the check did not finish within ${project.check_timeout_minutes} minute${project.check_timeout_minutes === 1 ? '' : 's'} and was killed`,
+    ];
   else if (result.code === 0) status = 'pass';
-  else if (result.code === COMMAND_NOT_FOUND) [status, note] = ['error', `the check could not start: sh exited ${COMMAND_NOT_FOUND} (command not found)`];
+  else if (result.code === COMMAND_NOT_FOUND)
+    [status, note] = ['error', `the check could not start: sh exited ${COMMAND_NOT_FOUND} (command not found)`];
   else [status, note] = ['fail', result.code === null ? 'the check was killed by a signal' : `the check exited ${result.code}`];
   endCheckRun(store.db, run.id, { status, exitCode: result.code, note });
   logger?.info('check ended', { ticket: key, status, exitCode: result.code });
@@ -589,12 +670,17 @@ function checkFailed(args: CheckArgs, run: CheckRun, status: Exclude<CheckStatus
   }
   const coding = codingColumn(store, project.id);
   const title = `Check failed: ${command}`.slice(0, LIMITS.title);
-  const body = `${status === 'timeout' ? `Timed out: ${run.note}.` : `${run.note ?? 'The check failed'}.`} Last ${CHECK_TAIL_LINES} lines of its output ` +
+  const body =
+    `${status === 'timeout' ? `Timed out: ${run.note}.` : `${run.note ?? 'The check failed'}.`} Last ${CHECK_TAIL_LINES} lines of its output ` +
     `(all of it in ${run.output_path}):\n\n\`\`\`\n${tail}\n\`\`\``;
   store.db
     .transaction(() => {
       addFinding(store, ticketId, 'high', title, body.slice(0, LIMITS.comment), MERGE_AUTHOR);
-      moveTicket(store, ticketId, coding, { actor: MERGE_AUTHOR, expectFrom: 'done', comment: `The check did not pass on ${run.tested_commit.slice(0, 12)} (${key}'s branch with main merged in); not merged.` });
+      moveTicket(store, ticketId, coding, {
+        actor: MERGE_AUTHOR,
+        expectFrom: 'done',
+        comment: `The check did not pass on ${run.tested_commit.slice(0, 12)} (${key}'s branch with main merged in); not merged.`,
+      });
     })
     .immediate();
   return { status: 'check-failed', detail: `${command}: ${status}; ${key} went back to ${coding}` };
@@ -666,7 +752,7 @@ export async function ticketDiff(args: { store: Store; ticketId: number }): Prom
   const diff = ['-c', 'core.quotePath=false', 'diff', '--no-color', '--no-ext-diff'];
   const nameStatus = splitZ(await git(repo, [...diff, '--name-status', '-z', base, head]));
   const files: { path: string; status: string }[] = [];
-  for (let i = 0; i < nameStatus.length; ) {
+  for (let i = 0; i < nameStatus.length;) {
     const status = nameStatus[i]!.charAt(0);
     const twoPaths = status === 'R' || status === 'C';
     files.push({ path: nameStatus[twoPaths ? i + 2 : i + 1]!, status });

@@ -104,8 +104,7 @@ export function fillPending(db: Db): void {
   db.transaction(() => {
     for (const r of rows) {
       const t = ticketOf.get({ ticket: r.ticket_id, comment: r.comment_id ?? 0 }) as
-        | { number: number; title: string; abbreviation: string | null; note: string | null }
-        | undefined;
+        { number: number; title: string; abbreviation: string | null; note: string | null } | undefined;
       if (!t) {
         set.run('A ticket needs you', '', r.id);
         continue;

@@ -23,7 +23,9 @@ export interface RunControls {
 /** Ids of the live (queued or running) runs of one project, or of every project. */
 export function liveRunIds(db: Db, projectId?: number): string[] {
   return db
-    .prepare(`SELECT id FROM runs WHERE status IN ('queued', 'running') AND (@project IS NULL OR project_id = @project) ORDER BY created_at`)
+    .prepare(
+      `SELECT id FROM runs WHERE status IN ('queued', 'running') AND (@project IS NULL OR project_id = @project) ORDER BY created_at`,
+    )
     .pluck()
     .all({ project: projectId ?? null }) as string[];
 }
@@ -50,7 +52,12 @@ export interface StatusChange {
 }
 
 /** Pauses a project: no new runs; with `stopRunning` its running agents are stopped too. */
-export async function pauseProject(store: Store, engine: RunControls, ref: string | number, opts: { stopRunning: boolean }): Promise<StatusChange> {
+export async function pauseProject(
+  store: Store,
+  engine: RunControls,
+  ref: string | number,
+  opts: { stopRunning: boolean },
+): Promise<StatusChange> {
   const project = setProjectStatus(store, ref, 'dormant');
   const why = `the project ${project.abbreviation} was paused`;
   const stopped = opts.stopRunning ? await stopRuns(engine, liveRunIds(store.db, project.id), why) : 0;
@@ -100,10 +107,12 @@ export async function pauseAll(store: Store, engine: RunControls, opts: { stopRu
  * Retry), and wakes, at once, the projects with tickets waiting that the caps let start.
  */
 export function resumeAll(store: Store, engine: RunControls, config: Config): PauseState {
-  store.db.transaction(() => {
-    setGlobalPause(store.db, false);
-    clearCliPauses(store.db);
-  }).immediate();
+  store.db
+    .transaction(() => {
+      setGlobalPause(store.db, false);
+      clearCliPauses(store.db);
+    })
+    .immediate();
   for (const id of markWaitingProjectsDue(store.db, capsFrom(config))) engine.wake(id);
   return { ...pauseState(store.db), stopped: 0 };
 }

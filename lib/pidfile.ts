@@ -124,7 +124,10 @@ export function acquirePidFile(file: string): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = liveDaemon(file);
-    if (holder) throw new UserError(`another daemon is already running on this home (pid ${holder.pid}${holder.port ? `, port ${holder.port}` : ''}); stop it with "dispatch daemon stop"`);
+    if (holder)
+      throw new UserError(
+        `another daemon is already running on this home (pid ${holder.pid}${holder.port ? `, port ${holder.port}` : ''}); stop it with "dispatch daemon stop"`,
+      );
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
   throw new UserError(`could not take the pid file ${file}`);

@@ -106,12 +106,15 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
 
   /** Renews the job's lease until the attempt ends. */
   function heartbeat(job: ClaimedJob): () => void {
-    const timer = setInterval(() => {
-      opts.backend.extend(job).then(
-        (held) => held || opts.logger.warn('job lease lost', { queue: opts.name, job: job.id }),
-        (err: unknown) => opts.logger.warn('job lease not renewed', { queue: opts.name, job: job.id, error: (err as Error).message }),
-      );
-    }, Math.max(1000, Math.floor(opts.backend.leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        opts.backend.extend(job).then(
+          (held) => held || opts.logger.warn('job lease lost', { queue: opts.name, job: job.id }),
+          (err: unknown) => opts.logger.warn('job lease not renewed', { queue: opts.name, job: job.id, error: (err as Error).message }),
+        );
+      },
+      Math.max(1000, Math.floor(opts.backend.leaseMs / 3)),
+    );
     timer.unref();
     return () => clearInterval(timer);
   }
@@ -220,7 +223,11 @@ export function createPool<T>(opts: PoolOptions<T>): Pool {
       const left = inFlight.size;
       if (left > 0) {
         abandoned = true;
-        if (waitMs > 0) opts.logger.warn('stopped before jobs ended; the next start puts them back in line', { queue: opts.name, jobs: [...inFlight.keys()] });
+        if (waitMs > 0)
+          opts.logger.warn('stopped before jobs ended; the next start puts them back in line', {
+            queue: opts.name,
+            jobs: [...inFlight.keys()],
+          });
       }
       return left;
     },

@@ -15,8 +15,15 @@ export interface ProjectType {
 const TYPE_ID = /^[a-z][a-z0-9-]{0,39}$/;
 
 export function listProjectTypes(db: Db): ProjectType[] {
-  const types = db.prepare(`SELECT id, name, description, builtin FROM project_types ORDER BY builtin DESC, id`).all() as { id: string; name: string; description: string; builtin: number }[];
-  const cols = db.prepare(`SELECT column_id, name, position, agent_type_id FROM project_type_columns WHERE project_type_id = ? ORDER BY position`);
+  const types = db.prepare(`SELECT id, name, description, builtin FROM project_types ORDER BY builtin DESC, id`).all() as {
+    id: string;
+    name: string;
+    description: string;
+    builtin: number;
+  }[];
+  const cols = db.prepare(
+    `SELECT column_id, name, position, agent_type_id FROM project_type_columns WHERE project_type_id = ? ORDER BY position`,
+  );
   return types.map((t) => ({ ...t, builtin: t.builtin === 1, columns: cols.all(t.id) as Column[] }));
 }
 
@@ -27,12 +34,18 @@ export function getProjectType(db: Db, id: string): ProjectType {
 }
 
 /** Creates or replaces a project type's columns (validated like a project's workflow). */
-export function saveProjectType(db: Db, id: string, input: { name?: unknown; description?: unknown; columns: ColumnInput[] }, create: boolean): ProjectType {
+export function saveProjectType(
+  db: Db,
+  id: string,
+  input: { name?: unknown; description?: unknown; columns: ColumnInput[] },
+  create: boolean,
+): ProjectType {
   if (!TYPE_ID.test(id)) throw new UserError('project type id must be lowercase letters, digits and dashes', 'id');
   const exists = db.prepare(`SELECT 1 FROM project_types WHERE id = ?`).get(id);
   if (create && exists) throw new ConflictError(`project type "${id}" already exists`, 'id');
   if (!create && !exists) throw new NotFoundError('project type', id);
-  if (input.name !== undefined && (typeof input.name !== 'string' || !input.name.trim())) throw new UserError('name must be a non-empty string', 'name');
+  if (input.name !== undefined && (typeof input.name !== 'string' || !input.name.trim()))
+    throw new UserError('name must be a non-empty string', 'name');
   const columns = normaliseColumns(db, input.columns);
   db.transaction(() => {
     if (create) {
@@ -50,7 +63,9 @@ export function saveProjectType(db: Db, id: string, input: { name?: unknown; des
       );
     }
     db.prepare(`DELETE FROM project_type_columns WHERE project_type_id = ?`).run(id);
-    const insert = db.prepare(`INSERT INTO project_type_columns (project_type_id, column_id, name, position, agent_type_id) VALUES (?, ?, ?, ?, ?)`);
+    const insert = db.prepare(
+      `INSERT INTO project_type_columns (project_type_id, column_id, name, position, agent_type_id) VALUES (?, ?, ?, ?, ?)`,
+    );
     for (const c of columns) insert.run(id, c.column_id, c.name, c.position, c.agent_type_id);
   }).immediate();
   return getProjectType(db, id);

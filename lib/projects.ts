@@ -60,7 +60,8 @@ export function findProject(db: Db, ref: string | number): Project | undefined {
   const key = String(ref).trim();
   if (/^\d+$/.test(key)) return db.prepare(`SELECT * FROM projects WHERE id = ?`).get(Number(key)) as Project | undefined;
   return (db.prepare(`SELECT * FROM projects WHERE abbreviation = ? OR path = ?`).get(key.toLowerCase(), key) ??
-    db.prepare(`SELECT * FROM projects WHERE name = ? AND (SELECT COUNT(*) FROM projects WHERE name = ?) = 1`).get(key, key)) as Project | undefined;
+    db.prepare(`SELECT * FROM projects WHERE name = ? AND (SELECT COUNT(*) FROM projects WHERE name = ?) = 1`).get(key, key)) as
+    Project | undefined;
 }
 
 export function getProject(db: Db, ref: string | number): Project {
@@ -70,12 +71,17 @@ export function getProject(db: Db, ref: string | number): Project {
 }
 
 export function getColumns(db: Db, projectId: number): Column[] {
-  return db.prepare(`SELECT column_id, name, position, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position`).all(projectId) as Column[];
+  return db
+    .prepare(`SELECT column_id, name, position, agent_type_id FROM project_columns WHERE project_id = ? ORDER BY position`)
+    .all(projectId) as Column[];
 }
 
 /** Proposes an abbreviation from a folder name: initials of its words, or its first letters. */
 export function suggestAbbreviation(db: Db, name: string): string {
-  const words = name.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+  const words = name
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
   let base = words.length > 1 ? words.map((w) => w[0]).join('') : (words[0] ?? 'p').slice(0, 3);
   if (!/^[a-z]/.test(base)) base = `p${base}`;
   base = base.slice(0, 8);
@@ -133,7 +139,8 @@ function checkProjectFolder(folder: string, dataHome: string): void {
   };
   if (path.parse(real).root === real) refuse(`the filesystem root cannot be a project: register a project's own folder`);
   if (real === realpathOr(os.homedir())) refuse(`your home folder cannot be a project: register a project's own folder inside it`);
-  if (real === home || within(real, home)) refuse(`${folder} is the dispatcher's data home (${home}) or inside it, so it cannot be a project`);
+  if (real === home || within(real, home))
+    refuse(`${folder} is the dispatcher's data home (${home}) or inside it, so it cannot be a project`);
   if (within(home, real)) {
     refuse(`${folder} contains the dispatcher's data home (${home}), so it cannot be a project: agents there could change its files`);
   }
@@ -169,34 +176,40 @@ export function registerProject(store: Store, input: RegisterInput, baseInterval
   checkProjectFolder(folder, dataHome);
   checkMainBranch(input.mainBranch);
   const now = Date.now();
-  const project = db.transaction(() => {
-    const existing = db.prepare(`SELECT * FROM projects WHERE path = ?`).get(folder) as Project | undefined;
-    if (existing && existing.status !== 'unregistered') throw new ConflictError(`already registered as ${existing.abbreviation}: ${folder}`, 'path');
-    const abbreviation = input.abbreviation ?? suggestAbbreviation(db, path.basename(folder));
-    const clash = db.prepare(`SELECT path FROM projects WHERE abbreviation = ? AND path != ?`).get(abbreviation, folder) as { path: string } | undefined;
-    if (clash) throw new ConflictError(`abbreviation "${abbreviation}" is taken by ${clash.path}`, 'abbreviation');
-    const name = input.name?.trim() || path.basename(folder);
-    let id: number;
-    if (existing) {
-      db.prepare(
-        `UPDATE projects SET name = ?, abbreviation = ?, project_type_id = ?, status = 'active', previous_status = NULL, main_branch = ?, updated_at = ? WHERE id = ?`,
-      ).run(name, abbreviation, input.type, input.mainBranch ?? null, now, existing.id);
-      id = existing.id;
-    } else {
-      id = Number(
+  const project = db
+    .transaction(() => {
+      const existing = db.prepare(`SELECT * FROM projects WHERE path = ?`).get(folder) as Project | undefined;
+      if (existing && existing.status !== 'unregistered')
+        throw new ConflictError(`already registered as ${existing.abbreviation}: ${folder}`, 'path');
+      const abbreviation = input.abbreviation ?? suggestAbbreviation(db, path.basename(folder));
+      const clash = db.prepare(`SELECT path FROM projects WHERE abbreviation = ? AND path != ?`).get(abbreviation, folder) as
+        { path: string } | undefined;
+      if (clash) throw new ConflictError(`abbreviation "${abbreviation}" is taken by ${clash.path}`, 'abbreviation');
+      const name = input.name?.trim() || path.basename(folder);
+      let id: number;
+      if (existing) {
         db.prepare(
-          `INSERT INTO projects (name, path, abbreviation, project_type_id, status, main_branch, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)`,
-        ).run(name, folder, abbreviation, input.type, input.mainBranch ?? null, now, now).lastInsertRowid,
-      );
-    }
-    db.prepare(`DELETE FROM project_columns WHERE project_id = ?`).run(id);
-    db.prepare(
-      `INSERT INTO project_columns (project_id, column_id, name, position, agent_type_id)
+          `UPDATE projects SET name = ?, abbreviation = ?, project_type_id = ?, status = 'active', previous_status = NULL, main_branch = ?, updated_at = ? WHERE id = ?`,
+        ).run(name, abbreviation, input.type, input.mainBranch ?? null, now, existing.id);
+        id = existing.id;
+      } else {
+        id = Number(
+          db
+            .prepare(
+              `INSERT INTO projects (name, path, abbreviation, project_type_id, status, main_branch, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)`,
+            )
+            .run(name, folder, abbreviation, input.type, input.mainBranch ?? null, now, now).lastInsertRowid,
+        );
+      }
+      db.prepare(`DELETE FROM project_columns WHERE project_id = ?`).run(id);
+      db.prepare(
+        `INSERT INTO project_columns (project_id, column_id, name, position, agent_type_id)
        SELECT ?, column_id, name, position, agent_type_id FROM project_type_columns WHERE project_type_id = ?`,
-    ).run(id, input.type);
-    ensureHeartbeat(db, id, baseIntervalSeconds, now);
-    return getProject(db, id);
-  }).immediate();
+      ).run(id, input.type);
+      ensureHeartbeat(db, id, baseIntervalSeconds, now);
+      return getProject(db, id);
+    })
+    .immediate();
   store.notify(project.id);
   return project;
 }
@@ -217,7 +230,10 @@ export function discoverProjects(db: Db, projectsRoot: string, excluded: string[
   const root = path.resolve(projectsRoot);
   let names: string[] = [];
   try {
-    names = fs.readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
+    names = fs
+      .readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
@@ -233,18 +249,23 @@ export function discoverProjects(db: Db, projectsRoot: string, excluded: string[
   const now = Date.now();
   db.transaction(() => {
     for (const folder of present) {
-      const inserted = db.prepare(
-        `INSERT OR IGNORE INTO projects (name, path, status, created_at, updated_at) VALUES (?, ?, 'unregistered', ?, ?)`,
-      ).run(path.basename(folder), folder, now, now);
+      const inserted = db
+        .prepare(`INSERT OR IGNORE INTO projects (name, path, status, created_at, updated_at) VALUES (?, ?, 'unregistered', ?, ?)`)
+        .run(path.basename(folder), folder, now, now);
       if (inserted.changes) result.added.push(folder);
     }
-    const known = db.prepare(`SELECT id, path, status, previous_status FROM projects`).all() as Pick<Project, 'id' | 'path' | 'status' | 'previous_status'>[];
+    const known = db.prepare(`SELECT id, path, status, previous_status FROM projects`).all() as Pick<
+      Project,
+      'id' | 'path' | 'status' | 'previous_status'
+    >[];
     for (const p of known) {
       if (goneNow(p)) {
         db.prepare(`UPDATE projects SET previous_status = status, status = 'missing', updated_at = ? WHERE id = ?`).run(now, p.id);
         result.missing.push(p.path);
       } else if (backNow(p)) {
-        db.prepare(`UPDATE projects SET status = COALESCE(previous_status, 'unregistered'), previous_status = NULL, updated_at = ? WHERE id = ?`).run(now, p.id);
+        db.prepare(
+          `UPDATE projects SET status = COALESCE(previous_status, 'unregistered'), previous_status = NULL, updated_at = ? WHERE id = ?`,
+        ).run(now, p.id);
         // tickets may have been sent to its agent columns while it was gone: look at it now
         if ((p.previous_status ?? 'unregistered') === 'active') markDue(db, p.id, now);
         result.returned.push(p.path);
@@ -303,13 +324,15 @@ export function validateColumns(db: Db, columns: ColumnInput[]): void {
   }
   const seen = new Set<string>();
   columns.forEach((c, i) => {
-    if (!COLUMN_ID.test(c.column_id)) throw new UserError(`bad column id "${c.column_id}": lowercase letters, digits and dashes`, `columns[${i}].column_id`);
+    if (!COLUMN_ID.test(c.column_id))
+      throw new UserError(`bad column id "${c.column_id}": lowercase letters, digits and dashes`, `columns[${i}].column_id`);
     if (seen.has(c.column_id)) throw new UserError(`column "${c.column_id}" appears twice`, `columns[${i}].column_id`);
     seen.add(c.column_id);
     const middle = i > 0 && i < columns.length - 1;
     if (middle) {
       const agent = c.agent_type_id ?? c.column_id;
-      if (!db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(agent)) throw new UserError(`unknown agent type "${agent}"`, `columns[${i}].agent_type_id`);
+      if (!db.prepare(`SELECT 1 FROM agent_types WHERE id = ?`).get(agent))
+        throw new UserError(`unknown agent type "${agent}"`, `columns[${i}].agent_type_id`);
     }
   });
 }
@@ -318,8 +341,12 @@ export function normaliseColumns(db: Db, columns: ColumnInput[]): Column[] {
   validateColumns(db, columns);
   return columns.map((c, i) => {
     const middle = i > 0 && i < columns.length - 1;
-    const agent = middle ? c.agent_type_id ?? c.column_id : null;
-    const fallbackName = agent ? (db.prepare(`SELECT name FROM agent_types WHERE id = ?`).get(agent) as { name: string }).name : c.column_id === HUMAN ? 'Human' : 'Done';
+    const agent = middle ? (c.agent_type_id ?? c.column_id) : null;
+    const fallbackName = agent
+      ? (db.prepare(`SELECT name FROM agent_types WHERE id = ?`).get(agent) as { name: string }).name
+      : c.column_id === HUMAN
+        ? 'Human'
+        : 'Done';
     return { column_id: c.column_id, name: c.name?.trim() || fallbackName, position: i, agent_type_id: agent };
   });
 }
@@ -335,7 +362,10 @@ export function setProjectColumns(store: Store, ref: string | number, input: Col
   const keep = new Set(columns.map((c) => c.column_id));
   const now = Date.now();
   db.transaction(() => {
-    const orphans = db.prepare(`SELECT id, column_id FROM tickets WHERE project_id = ?`).all(project.id) as { id: number; column_id: string }[];
+    const orphans = db.prepare(`SELECT id, column_id FROM tickets WHERE project_id = ?`).all(project.id) as {
+      id: number;
+      column_id: string;
+    }[];
     for (const t of orphans.filter((t) => !keep.has(t.column_id))) {
       db.prepare(`UPDATE tickets SET column_id = 'human', column_entered_at = ?, updated_at = ? WHERE id = ?`).run(now, now, t.id);
       db.prepare(
@@ -413,12 +443,20 @@ function commandSetting(v: unknown, field: string): string | null {
 /** Paths relative to the project folder that stay inside it: `.env`, `config/local.json`. */
 export function parseCopyFiles(v: unknown): string[] {
   const raw = v === null ? [] : typeof v === 'string' ? v.split(/[\n,]/) : v;
-  if (!Array.isArray(raw) || raw.some((f) => typeof f !== 'string')) throw new UserError('copy_files must be a list of file paths', 'copy_files');
+  if (!Array.isArray(raw) || raw.some((f) => typeof f !== 'string'))
+    throw new UserError('copy_files must be a list of file paths', 'copy_files');
   const files = (raw as string[]).map((f) => f.trim()).filter(Boolean);
   if (files.length > 50) throw new UserError('copy_files lists at most 50 files', 'copy_files');
   for (const f of files) {
     const norm = path.posix.normalize(f);
-    if (path.isAbsolute(f) || norm === '..' || norm.startsWith('../') || norm === '.' || norm.split('/').includes('.git') || /[\0\r]/.test(f)) {
+    if (
+      path.isAbsolute(f) ||
+      norm === '..' ||
+      norm.startsWith('../') ||
+      norm === '.' ||
+      norm.split('/').includes('.git') ||
+      /[\0\r]/.test(f)
+    ) {
       throw new UserError(`copy_files: "${f}" must be a path inside the project folder (relative, no "..", not .git)`, 'copy_files');
     }
   }
@@ -434,13 +472,17 @@ export function setProjectMergeSettings(store: Store, ref: string | number, patc
   const setup = patch.setup_command === undefined ? project.setup_command : commandSetting(patch.setup_command, 'setup_command');
   let timeout = project.check_timeout_minutes;
   if (patch.check_timeout_minutes !== undefined) {
-    const n = typeof patch.check_timeout_minutes === 'string' && patch.check_timeout_minutes.trim() !== '' ? Number(patch.check_timeout_minutes) : patch.check_timeout_minutes;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1440) throw new UserError('check_timeout_minutes must be a whole number from 1 to 1440', 'check_timeout_minutes');
+    const n =
+      typeof patch.check_timeout_minutes === 'string' && patch.check_timeout_minutes.trim() !== ''
+        ? Number(patch.check_timeout_minutes)
+        : patch.check_timeout_minutes;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1440)
+      throw new UserError('check_timeout_minutes must be a whole number from 1 to 1440', 'check_timeout_minutes');
     timeout = n;
   }
   const copy = patch.copy_files === undefined ? project.copy_files : JSON.stringify(parseCopyFiles(patch.copy_files));
-  db.prepare(`UPDATE projects SET check_command = ?, check_timeout_minutes = ?, setup_command = ?, copy_files = ?, updated_at = ? WHERE id = ?`).run(
-    check, timeout, setup, copy, Date.now(), project.id,
-  );
+  db.prepare(
+    `UPDATE projects SET check_command = ?, check_timeout_minutes = ?, setup_command = ?, copy_files = ?, updated_at = ? WHERE id = ?`,
+  ).run(check, timeout, setup, copy, Date.now(), project.id);
   return getProject(db, project.id);
 }

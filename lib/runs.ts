@@ -23,7 +23,9 @@ import type { Store } from './store.js';
 
 /** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
 const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
-const RUN_COLUMNS_R = RUN_COLUMNS.split(', ').map((c) => `r.${c}`).join(', ');
+const RUN_COLUMNS_R = RUN_COLUMNS.split(', ')
+  .map((c) => `r.${c}`)
+  .join(', ');
 
 export const RUN_STATUS = {
   queued: 'queued',
@@ -111,7 +113,8 @@ export function transcriptFile(runsDir: string, run: Pick<Run, 'id' | 'transcrip
   } catch {
     return null;
   }
-  if (!inside(real, fs.realpathSync(root))) throw new UserError(`run ${run.id}: transcript path is outside the runs folder`, 'transcript_path');
+  if (!inside(real, fs.realpathSync(root)))
+    throw new UserError(`run ${run.id}: transcript path is outside the runs folder`, 'transcript_path');
   return real;
 }
 
@@ -135,7 +138,8 @@ export interface RunListItem extends Run {
 
 /** Recent runs across projects, newest first, with their ticket's key and title. */
 export function listRuns(db: Db, filter: RunListFilter = {}): RunListItem[] {
-  if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status)) throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
+  if (filter.status !== undefined && !RUN_STATUSES.includes(filter.status))
+    throw new UserError(`status must be one of ${RUN_STATUSES.join(', ')}`, 'status');
   if (filter.cause !== undefined && !RUN_CAUSES.includes(filter.cause)) {
     throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
   }
@@ -228,60 +232,72 @@ export function reserveRun(
   },
 ): Reservation {
   const { db } = store;
-  return db.transaction((): Reservation => {
-    const t = db
-      .prepare(
-        `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at,
+  return db
+    .transaction((): Reservation => {
+      const t = db
+        .prepare(
+          `SELECT t.id, t.project_id, t.column_id, t.claimed_by_run, t.archived_at, t.column_entered_at,
            p.status AS project_status, p.daily_budget_usd, p.parallel_coding
          FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
-      )
-      .get(args.ticketId) as ReservedTicket | undefined;
-    if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active') return { kind: 'stale' };
-    if (agentsPaused(db)) return { kind: 'paused' };
-    const now = args.now ?? Date.now();
-    const cli = (db.prepare(`SELECT cli FROM agent_types WHERE id = ?`).get(args.agentTypeId) as { cli: string } | undefined)?.cli ?? 'claude';
-    const held = cliPause(db, cli, now);
-    if (held) return { kind: 'cli-paused', pause: held };
-    const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
-    if (over) return { kind: 'budget', scope: over };
-    // a live run whose claim was cleared under it: a second one would break the one-live-run index
-    if (db.prepare(`SELECT 1 FROM runs WHERE ticket_id = ? AND status IN ('queued', 'running')`).get(t.id)) return { kind: 'stale' };
-    const waitUntil = args.caps.backoff ? nextAttemptAt(db, t, args.caps.backoff) : null;
-    if (waitUntil !== null && waitUntil > now) return { kind: 'backoff', until: waitUntil };
-    const used = runsSinceHuman(db, t.id);
-    if (used >= args.caps.perTicket) {
-      const why =
-        `Run limit: this ticket had ${used} agent runs since it last left human (agents.max_runs_per_ticket is ${args.caps.perTicket}). ` +
-        `Agents may be passing it back and forth; read the thread and the runs' transcripts, then move the ticket where it should go.`;
-      moveTicket(store, t.id, HUMAN, { actor: 'system', comment: why });
-      return { kind: 'capped' };
-    }
-    const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
-    if (live.n >= args.caps.global) return { kind: 'global-cap' };
-    const mine = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`).get(t.project_id) as { n: number };
-    if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
-    // agents sharing the project folder: one that edits the working tree at a time
-    const inFolder = args.inFolder === true || !effectiveParallelCoding(t, args.caps.parallelCoding);
-    if (inFolder) {
-      const busy = db
-        .prepare(
-          `SELECT 1 FROM runs r WHERE r.project_id = @project AND ${liveRun('r')}
-             AND ${editsWorkingTree('r.agent_type_id')} = 1 AND ${editsWorkingTree('@agentType')} = 1 LIMIT 1`,
         )
-        .get({ project: t.project_id, agentType: args.agentTypeId });
-      if (busy) return { kind: 'serial' };
-    }
-    const prior = db
-      .prepare(`SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ?`)
-      .get(t.id, t.column_id, t.column_entered_at) as { n: number };
-    const id = newRunId(now);
-    db.prepare(
-      `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, cli, model, column_id, attempt, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
-    ).run(id, t.id, t.project_id, args.agentTypeId, cli, args.model, t.column_id, prior.n + 1, now);
-    db.prepare(`UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ?`).run(id, now, t.id);
-    addSystemComment(db, t.id, 'claim', `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`, `${args.agentTypeId}:${id}`);
-    return { kind: 'reserved', run: getRun(db, id)! };
-  }).immediate();
+        .get(args.ticketId) as ReservedTicket | undefined;
+      if (!t || t.column_id !== args.columnId || t.claimed_by_run !== null || t.archived_at !== null || t.project_status !== 'active')
+        return { kind: 'stale' };
+      if (agentsPaused(db)) return { kind: 'paused' };
+      const now = args.now ?? Date.now();
+      const cli =
+        (db.prepare(`SELECT cli FROM agent_types WHERE id = ?`).get(args.agentTypeId) as { cli: string } | undefined)?.cli ?? 'claude';
+      const held = cliPause(db, cli, now);
+      if (held) return { kind: 'cli-paused', pause: held };
+      const over = budgetBlock(db, t.project_id, t.daily_budget_usd, args.caps.dailyBudgetUsd ?? 0, now);
+      if (over) return { kind: 'budget', scope: over };
+      // a live run whose claim was cleared under it: a second one would break the one-live-run index
+      if (db.prepare(`SELECT 1 FROM runs WHERE ticket_id = ? AND status IN ('queued', 'running')`).get(t.id)) return { kind: 'stale' };
+      const waitUntil = args.caps.backoff ? nextAttemptAt(db, t, args.caps.backoff) : null;
+      if (waitUntil !== null && waitUntil > now) return { kind: 'backoff', until: waitUntil };
+      const used = runsSinceHuman(db, t.id);
+      if (used >= args.caps.perTicket) {
+        const why =
+          `Run limit: this ticket had ${used} agent runs since it last left human (agents.max_runs_per_ticket is ${args.caps.perTicket}). ` +
+          `Agents may be passing it back and forth; read the thread and the runs' transcripts, then move the ticket where it should go.`;
+        moveTicket(store, t.id, HUMAN, { actor: 'system', comment: why });
+        return { kind: 'capped' };
+      }
+      const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE status IN ('queued', 'running')`).get() as { n: number };
+      if (live.n >= args.caps.global) return { kind: 'global-cap' };
+      const mine = db
+        .prepare(`SELECT COUNT(*) AS n FROM runs WHERE project_id = ? AND status IN ('queued', 'running')`)
+        .get(t.project_id) as { n: number };
+      if (mine.n >= args.caps.perProject) return { kind: 'project-cap' };
+      // agents sharing the project folder: one that edits the working tree at a time
+      const inFolder = args.inFolder === true || !effectiveParallelCoding(t, args.caps.parallelCoding);
+      if (inFolder) {
+        const busy = db
+          .prepare(
+            `SELECT 1 FROM runs r WHERE r.project_id = @project AND ${liveRun('r')}
+             AND ${editsWorkingTree('r.agent_type_id')} = 1 AND ${editsWorkingTree('@agentType')} = 1 LIMIT 1`,
+          )
+          .get({ project: t.project_id, agentType: args.agentTypeId });
+        if (busy) return { kind: 'serial' };
+      }
+      const prior = db
+        .prepare(`SELECT COUNT(*) AS n FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ?`)
+        .get(t.id, t.column_id, t.column_entered_at) as { n: number };
+      const id = newRunId(now);
+      db.prepare(
+        `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, cli, model, column_id, attempt, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)`,
+      ).run(id, t.id, t.project_id, args.agentTypeId, cli, args.model, t.column_id, prior.n + 1, now);
+      db.prepare(`UPDATE tickets SET claimed_by_run = ?, claimed_at = ? WHERE id = ?`).run(id, now, t.id);
+      addSystemComment(
+        db,
+        t.id,
+        'claim',
+        `${args.agentTypeId} run ${id} claimed the ticket (attempt ${prior.n + 1})`,
+        `${args.agentTypeId}:${id}`,
+      );
+      return { kind: 'reserved', run: getRun(db, id)! };
+    })
+    .immediate();
 }
 
 interface ReservedTicket {
@@ -296,10 +312,16 @@ interface ReservedTicket {
   parallel_coding: number | null;
 }
 
-export function markRunStarted(db: Db, id: string, s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null }): boolean {
+export function markRunStarted(
+  db: Db,
+  id: string,
+  s: { pid: number; procStart: string | null; transcriptPath: string; cwd: string; jobId: string | null },
+): boolean {
   return (
     db
-      .prepare(`UPDATE runs SET status = 'running', pid = ?, proc_start = ?, transcript_path = ?, cwd = ?, job_id = COALESCE(?, job_id), started_at = ? WHERE id = ? AND status = 'queued'`)
+      .prepare(
+        `UPDATE runs SET status = 'running', pid = ?, proc_start = ?, transcript_path = ?, cwd = ?, job_id = COALESCE(?, job_id), started_at = ? WHERE id = ? AND status = 'queued'`,
+      )
       .run(s.pid, s.procStart, s.transcriptPath, s.cwd, s.jobId, Date.now(), id).changes === 1
   );
 }
@@ -343,89 +365,91 @@ export interface Finalized {
  */
 export function finalizeRun(store: Store, id: string, outcome: RunOutcome, policy: Policy): Finalized | null {
   const { db } = store;
-  return db.transaction((): Finalized | null => {
-    const changed = db
-      .prepare(
-        `UPDATE runs SET status = ?, exit_code = ?, error = ?, cause = ?, result_text = COALESCE(?, result_text), tokens_in = COALESCE(?, tokens_in),
+  return db
+    .transaction((): Finalized | null => {
+      const changed = db
+        .prepare(
+          `UPDATE runs SET status = ?, exit_code = ?, error = ?, cause = ?, result_text = COALESCE(?, result_text), tokens_in = COALESCE(?, tokens_in),
            tokens_out = COALESCE(?, tokens_out), cost_usd = COALESCE(?, cost_usd), transcript_path = COALESCE(?, transcript_path), ended_at = ?
          WHERE id = ? AND status IN ('queued', 'running')`,
-      )
-      .run(
-        outcome.status,
-        outcome.exitCode,
-        outcome.error,
-        outcome.cause ?? null,
-        outcome.resultText ?? null,
-        outcome.tokensIn ?? null,
-        outcome.tokensOut ?? null,
-        outcome.costUsd ?? null,
-        outcome.transcriptPath ?? null,
-        Date.now(),
-        id,
-      ).changes;
-    if (changed === 0) return null;
-    const run = getRun(db, id)!;
-    db.prepare(`UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ? AND claimed_by_run = ?`).run(run.ticket_id, id);
-    const failed = FAILURE_STATUSES.includes(outcome.status);
-    // a usage limit, a login or a setup problem is not the ticket's: it stays in its column, unclaimed,
-    // and the run counts toward neither the retries nor the breaker
-    const neutral = failed && outcome.pause !== undefined;
-    if (neutral) {
-      const pause: CliPause = { ...outcome.pause!, cli: run.cli, runId: id, since: Date.now() };
-      setCliPause(db, pause);
-      recordNotification(db, {
-        kind: 'paused',
-        title: 'Agents paused',
-        body: describeCliPause(pause),
-        dedupeKey: `pause:${pause.cli}:${pause.cause}:${pause.until ?? pause.since}`,
-      });
-      const note =
-        `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +
-        `(${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;
-      addSystemComment(db, run.ticket_id, 'system', note, 'system');
-    } else if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
-    const halted = neutral || (outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true);
-    if (halted && !neutral) {
-      const note = `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`;
-      addSystemComment(db, run.ticket_id, 'system', note, 'system');
-    }
-    const ticket = db
-      .prepare(
-        `SELECT t.column_id, t.column_entered_at, t.archived_at, p.status AS project_status
-         FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
-      )
-      .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
-    let sentToHuman: string | null = null;
-    // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
-    const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== HUMAN;
-    if (!halted && stillHere && ticket.project_status !== 'archived') {
-      // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
-      const here = db
-        .prepare(
-          `SELECT status, cause FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' AND ${COUNTED_RUN}
-           ORDER BY created_at, id`,
         )
-        .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus; cause: RunCause | null }[];
-      // rate-limited runs in a row count against max_retries only once their backoff is spent
-      let failuresInARow = 0;
-      let rateLimited = 0;
-      for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) {
-        if (here[i]!.cause === 'rate_limited' && ++rateLimited <= FREE_RATE_LIMITED_RUNS) continue;
-        failuresInARow++;
+        .run(
+          outcome.status,
+          outcome.exitCode,
+          outcome.error,
+          outcome.cause ?? null,
+          outcome.resultText ?? null,
+          outcome.tokensIn ?? null,
+          outcome.tokensOut ?? null,
+          outcome.costUsd ?? null,
+          outcome.transcriptPath ?? null,
+          Date.now(),
+          id,
+        ).changes;
+      if (changed === 0) return null;
+      const run = getRun(db, id)!;
+      db.prepare(`UPDATE tickets SET claimed_by_run = NULL, claimed_at = NULL WHERE id = ? AND claimed_by_run = ?`).run(run.ticket_id, id);
+      const failed = FAILURE_STATUSES.includes(outcome.status);
+      // a usage limit, a login or a setup problem is not the ticket's: it stays in its column, unclaimed,
+      // and the run counts toward neither the retries nor the breaker
+      const neutral = failed && outcome.pause !== undefined;
+      if (neutral) {
+        const pause: CliPause = { ...outcome.pause!, cli: run.cli, runId: id, since: Date.now() };
+        setCliPause(db, pause);
+        recordNotification(db, {
+          kind: 'paused',
+          title: 'Agents paused',
+          body: describeCliPause(pause),
+          dedupeKey: `pause:${pause.cli}:${pause.cause}:${pause.until ?? pause.since}`,
+        });
+        const note =
+          `The ${run.agent_type_id} run ${id} did not start work: ${outcome.error ?? pause.cause}. Dispatching is paused ` +
+          `(${describeCliPause(pause)}); the ticket stays in ${run.column_id} and this run counts as no retry.`;
+        addSystemComment(db, run.ticket_id, 'system', note, 'system');
+      } else if (failed) addSystemComment(db, run.ticket_id, 'system', describeFailure(run, outcome), 'system');
+      const halted = neutral || (outcome.status === RUN_STATUS.killed && outcome.keepInColumn === true);
+      if (halted && !neutral) {
+        const note = `The ${run.agent_type_id} run ${id} was stopped: ${outcome.error ?? 'paused'}. The ticket stays in ${run.column_id}, unclaimed.`;
+        addSystemComment(db, run.ticket_id, 'system', note, 'system');
       }
-      // the breaker is about agents that run without moving the ticket: an overloaded API is not that
-      const breakerRuns = here.filter((r) => r.cause !== 'rate_limited').length;
-      if (outcome.status === RUN_STATUS.killed) {
-        sentToHuman = `The ${run.agent_type_id} run ${id} was stopped by the user; the ticket waits here so it is not started again.`;
-      } else if (failed && failuresInARow > policy.maxRetries) {
-        sentToHuman = `Gave up after ${failuresInARow} failed ${run.agent_type_id} runs in a row (max_retries is ${policy.maxRetries}). Last error: ${outcome.error ?? 'none recorded'}`;
-      } else if (breakerRuns >= policy.circuitBreakerMaxRuns) {
-        sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${breakerRuns} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
+      const ticket = db
+        .prepare(
+          `SELECT t.column_id, t.column_entered_at, t.archived_at, p.status AS project_status
+         FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`,
+        )
+        .get(run.ticket_id) as { column_id: string; column_entered_at: number; archived_at: number | null; project_status: string };
+      let sentToHuman: string | null = null;
+      // an archived project's tickets stay where they are (lib/tickets.ts refuses moves there)
+      const stillHere = ticket.column_id === run.column_id && ticket.archived_at === null && run.column_id !== HUMAN;
+      if (!halted && stillHere && ticket.project_status !== 'archived') {
+        // killed runs are not counted: a user's kill or a move away parks or moves the ticket, and a pause keeps it here
+        const here = db
+          .prepare(
+            `SELECT status, cause FROM runs WHERE ticket_id = ? AND column_id = ? AND created_at >= ? AND status != 'killed' AND ${COUNTED_RUN}
+           ORDER BY created_at, id`,
+          )
+          .all(run.ticket_id, run.column_id, ticket.column_entered_at) as { status: RunStatus; cause: RunCause | null }[];
+        // rate-limited runs in a row count against max_retries only once their backoff is spent
+        let failuresInARow = 0;
+        let rateLimited = 0;
+        for (let i = here.length - 1; i >= 0 && FAILURE_STATUSES.includes(here[i]!.status); i--) {
+          if (here[i]!.cause === 'rate_limited' && ++rateLimited <= FREE_RATE_LIMITED_RUNS) continue;
+          failuresInARow++;
+        }
+        // the breaker is about agents that run without moving the ticket: an overloaded API is not that
+        const breakerRuns = here.filter((r) => r.cause !== 'rate_limited').length;
+        if (outcome.status === RUN_STATUS.killed) {
+          sentToHuman = `The ${run.agent_type_id} run ${id} was stopped by the user; the ticket waits here so it is not started again.`;
+        } else if (failed && failuresInARow > policy.maxRetries) {
+          sentToHuman = `Gave up after ${failuresInARow} failed ${run.agent_type_id} runs in a row (max_retries is ${policy.maxRetries}). Last error: ${outcome.error ?? 'none recorded'}`;
+        } else if (breakerRuns >= policy.circuitBreakerMaxRuns) {
+          sentToHuman = `Circuit breaker: ${run.agent_type_id} ran ${breakerRuns} times on this ticket without moving it (limit ${policy.circuitBreakerMaxRuns}). Look at the runs' transcripts, then move the ticket where it should go.`;
+        }
+        if (sentToHuman) moveTicket(store, run.ticket_id, HUMAN, { actor: 'system', comment: sentToHuman });
       }
-      if (sentToHuman) moveTicket(store, run.ticket_id, HUMAN, { actor: 'system', comment: sentToHuman });
-    }
-    return { run: getRun(db, id)!, sentToHuman };
-  }).immediate();
+      return { run: getRun(db, id)!, sentToHuman };
+    })
+    .immediate();
 }
 
 function describeFailure(run: Run, o: RunOutcome): string {
@@ -502,24 +526,30 @@ export function releaseStaleClaims(db: Db, projectId?: number): number {
     projectId === undefined
       ? db.prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t WHERE t.claimed_by_run IS NOT NULL AND ${notLive}`).all()
       : db
-          .prepare(`SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t
-                    WHERE t.project_id = ? AND t.claimed_by_run IS NOT NULL AND ${notLive}`)
+          .prepare(
+            `SELECT t.id, t.project_id, t.claimed_by_run FROM tickets t
+                    WHERE t.project_id = ? AND t.claimed_by_run IS NOT NULL AND ${notLive}`,
+          )
           .all(projectId)
   ) as StaleClaim[];
   if (stale.length === 0) return 0;
-  return db.transaction(() => {
-    let released = 0;
-    for (const s of stale) {
-      const changed = db
-        .prepare(`UPDATE tickets AS t SET claimed_by_run = NULL, claimed_at = NULL WHERE t.id = ? AND t.claimed_by_run = ? AND ${notLive}`)
-        .run(s.id, s.claimed_by_run).changes;
-      if (changed === 0) continue;
-      released++;
-      const holder = s.claimed_by_run.length > 100 ? `${s.claimed_by_run.slice(0, 100)}…` : s.claimed_by_run;
-      const note = `Released a claim held by "${holder}", which is not a live run; the ticket can be picked up again.`;
-      addSystemComment(db, s.id, 'system', note);
-      markDue(db, s.project_id);
-    }
-    return released;
-  }).immediate();
+  return db
+    .transaction(() => {
+      let released = 0;
+      for (const s of stale) {
+        const changed = db
+          .prepare(
+            `UPDATE tickets AS t SET claimed_by_run = NULL, claimed_at = NULL WHERE t.id = ? AND t.claimed_by_run = ? AND ${notLive}`,
+          )
+          .run(s.id, s.claimed_by_run).changes;
+        if (changed === 0) continue;
+        released++;
+        const holder = s.claimed_by_run.length > 100 ? `${s.claimed_by_run.slice(0, 100)}…` : s.claimed_by_run;
+        const note = `Released a claim held by "${holder}", which is not a live run; the ticket can be picked up again.`;
+        addSystemComment(db, s.id, 'system', note);
+        markDue(db, s.project_id);
+      }
+      return released;
+    })
+    .immediate();
 }

@@ -27,60 +27,136 @@ const GIT_READ = ['Bash(git diff:*)', 'Bash(git log:*)', 'Bash(git status:*)', '
 
 export const BUILTIN_AGENT_TYPES: readonly AgentTypeSeed[] = [
   {
-    id: 'coding-agent', name: 'Coding Agent', description: 'Makes the change a ticket asks for and commits it', model: 'opus',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write', ...GIT_READ, 'Bash(git add:*)', 'Bash(git commit:*)', 'Bash(npm test:*)', 'Bash(npm run:*)'],
-    permission_mode: 'acceptEdits', timeout_minutes: 60, max_retries: 2,
+    id: 'coding-agent',
+    name: 'Coding Agent',
+    description: 'Makes the change a ticket asks for and commits it',
+    model: 'opus',
+    allowed_tools: [
+      TICKET_TOOL_PATTERN,
+      ...READ_ONLY,
+      'Edit',
+      'Write',
+      ...GIT_READ,
+      'Bash(git add:*)',
+      'Bash(git commit:*)',
+      'Bash(npm test:*)',
+      'Bash(npm run:*)',
+    ],
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 60,
+    max_retries: 2,
     edits_working_tree: true,
   },
   {
-    id: 'code-reviewer', name: 'Code Reviewer', description: "Reviews the coding agent's diff", model: 'opus',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ], permission_mode: 'default', timeout_minutes: 30, max_retries: 2,
+    id: 'code-reviewer',
+    name: 'Code Reviewer',
+    description: "Reviews the coding agent's diff",
+    model: 'opus',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ],
+    permission_mode: 'default',
+    timeout_minutes: 30,
+    max_retries: 2,
     edits_working_tree: false,
   },
   {
-    id: 'security-reviewer', name: 'Security Reviewer', description: 'Reviews for security issues, approves for merge', model: 'opus',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ], permission_mode: 'default', timeout_minutes: 30, max_retries: 2,
+    id: 'security-reviewer',
+    name: 'Security Reviewer',
+    description: 'Reviews for security issues, approves for merge',
+    model: 'opus',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, ...GIT_READ],
+    permission_mode: 'default',
+    timeout_minutes: 30,
+    max_retries: 2,
     edits_working_tree: false,
   },
   {
-    id: 'sysadmin', name: 'Sysadmin', description: 'VPS and host operations', model: 'sonnet',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 1,
+    id: 'sysadmin',
+    name: 'Sysadmin',
+    description: 'VPS and host operations',
+    model: 'sonnet',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash'],
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 30,
+    max_retries: 1,
     edits_working_tree: true,
   },
   {
-    id: 'security-auditor', name: 'Security Auditor', description: 'Deeper security audits of hosts and configs', model: 'sonnet',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY], permission_mode: 'default', timeout_minutes: 30, max_retries: 1,
+    id: 'security-auditor',
+    name: 'Security Auditor',
+    description: 'Deeper security audits of hosts and configs',
+    model: 'sonnet',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY],
+    permission_mode: 'default',
+    timeout_minutes: 30,
+    max_retries: 1,
     edits_working_tree: false,
   },
   {
-    id: 'writer', name: 'Writer', description: 'Drafts written content', model: 'sonnet',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    id: 'writer',
+    name: 'Writer',
+    description: 'Drafts written content',
+    model: 'sonnet',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'],
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 30,
+    max_retries: 2,
     edits_working_tree: true,
   },
   {
-    id: 'editor', name: 'Editor', description: "Edits the writer's drafts", model: 'sonnet',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    id: 'editor',
+    name: 'Editor',
+    description: "Edits the writer's drafts",
+    model: 'sonnet',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write'],
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 30,
+    max_retries: 2,
     edits_working_tree: true,
   },
   {
-    id: 'deployer', name: 'Deployer', description: 'Packages and deploys', model: 'sonnet',
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash(git:*)', 'Bash(npm:*)'], permission_mode: 'default', timeout_minutes: 30, max_retries: 1,
+    id: 'deployer',
+    name: 'Deployer',
+    description: 'Packages and deploys',
+    model: 'sonnet',
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Bash(git:*)', 'Bash(npm:*)'],
+    permission_mode: 'default',
+    timeout_minutes: 30,
+    max_retries: 1,
     edits_working_tree: true,
   },
   {
-    id: 'merge-resolver', name: 'Merge Resolver', description: "Resolves conflicts between main and a done ticket's branch", model: 'opus',
+    id: 'merge-resolver',
+    name: 'Merge Resolver',
+    description: "Resolves conflicts between main and a done ticket's branch",
+    model: 'opus',
     // its worktree holds a merge of main in progress; it may finish or abandon that merge and nothing else
     allowed_tools: [
-      TICKET_TOOL_PATTERN, ...READ_ONLY, 'Edit', 'Write', 'Bash(git add:*)', 'Bash(git commit:*)', 'Bash(git merge --continue)',
-      'Bash(git merge --abort)', 'Bash(git status:*)', 'Bash(git diff:*)',
+      TICKET_TOOL_PATTERN,
+      ...READ_ONLY,
+      'Edit',
+      'Write',
+      'Bash(git add:*)',
+      'Bash(git commit:*)',
+      'Bash(git merge --continue)',
+      'Bash(git merge --abort)',
+      'Bash(git status:*)',
+      'Bash(git diff:*)',
     ],
-    permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 1,
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 30,
+    max_retries: 1,
     edits_working_tree: true,
   },
   {
-    id: 'researcher', name: 'Researcher', description: 'Web research and summaries', model: 'haiku',
+    id: 'researcher',
+    name: 'Researcher',
+    description: 'Web research and summaries',
+    model: 'haiku',
     // it only adds a report file of its own, never changes the project's files: runs side by side
-    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Write', 'WebFetch', 'WebSearch'], permission_mode: 'acceptEdits', timeout_minutes: 30, max_retries: 2,
+    allowed_tools: [TICKET_TOOL_PATTERN, ...READ_ONLY, 'Write', 'WebFetch', 'WebSearch'],
+    permission_mode: 'acceptEdits',
+    timeout_minutes: 30,
+    max_retries: 2,
     edits_working_tree: false,
   },
 ];
@@ -94,7 +170,12 @@ export interface ProjectTypeSeed {
 }
 
 export const BUILTIN_PROJECT_TYPES: readonly ProjectTypeSeed[] = [
-  { id: 'software-dev', name: 'Software development', description: 'Code, review, security review, merge', agents: ['coding-agent', 'code-reviewer', 'security-reviewer'] },
+  {
+    id: 'software-dev',
+    name: 'Software development',
+    description: 'Code, review, security review, merge',
+    agents: ['coding-agent', 'code-reviewer', 'security-reviewer'],
+  },
   { id: 'content', name: 'Content', description: 'Write and edit', agents: ['writer', 'editor'] },
   { id: 'vps-maintenance', name: 'VPS maintenance', description: 'Operate and audit a host', agents: ['sysadmin', 'security-auditor'] },
   { id: 'research', name: 'Research', description: 'Research and summarise', agents: ['researcher'] },
@@ -107,9 +188,7 @@ export function seed(db: Db, now = Date.now()): void {
        (id, name, description, model, allowed_tools, permission_mode, timeout_minutes, max_retries, edits_working_tree, builtin, created_at, updated_at)
      VALUES (@id, @name, @description, @model, @allowed_tools, @permission_mode, @timeout_minutes, @max_retries, @edits_working_tree, 1, @now, @now)`,
   );
-  const insertType = db.prepare(
-    `INSERT OR IGNORE INTO project_types (id, name, description, builtin, created_at) VALUES (?, ?, ?, 1, ?)`,
-  );
+  const insertType = db.prepare(`INSERT OR IGNORE INTO project_types (id, name, description, builtin, created_at) VALUES (?, ?, ?, 1, ?)`);
   const insertColumn = db.prepare(
     `INSERT OR IGNORE INTO project_type_columns (project_type_id, column_id, name, position, agent_type_id) VALUES (?, ?, ?, ?, ?)`,
   );
@@ -120,7 +199,11 @@ export function seed(db: Db, now = Date.now()): void {
     for (const t of BUILTIN_PROJECT_TYPES) {
       // a type the user already has (and maybe edited) keeps its columns
       if (insertType.run(t.id, t.name, t.description, now).changes === 0) continue;
-      const columns = [[HUMAN, 'Human', null], ...t.agents.map((a) => [a, BUILTIN_AGENT_TYPES.find((x) => x.id === a)!.name, a]), [DONE, 'Done', null]];
+      const columns = [
+        [HUMAN, 'Human', null],
+        ...t.agents.map((a) => [a, BUILTIN_AGENT_TYPES.find((x) => x.id === a)!.name, a]),
+        [DONE, 'Done', null],
+      ];
       columns.forEach(([id, name, agent], i) => insertColumn.run(t.id, id, name, i, agent));
     }
   }).immediate();

@@ -62,8 +62,20 @@ export const systemRunner: Runner = {
  * XDG_RUNTIME_DIR / DBUS_SESSION_BUS_ADDRESS (the daemon never calls systemctl or launchctl).
  */
 const DAEMON_ENV: readonly string[] = [
-  'HOME', 'USER', 'LOGNAME', 'SHELL', 'PATH', 'TMPDIR', 'LANG', 'LANGUAGE', 'TZ', 'XDG_CONFIG_HOME', 'CLAUDE_CONFIG_DIR',
-  'DISPATCH_PORT', 'DISPATCH_CLAUDE_BIN', 'DISPATCH_PROJECTS_ROOT',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'PATH',
+  'TMPDIR',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'XDG_CONFIG_HOME',
+  'CLAUDE_CONFIG_DIR',
+  'DISPATCH_PORT',
+  'DISPATCH_CLAUDE_BIN',
+  'DISPATCH_PROJECTS_ROOT',
 ];
 
 /** The daemon's whole environment, taken from `from` (sorted by name, so a service file is stable). */
@@ -156,7 +168,9 @@ export function launchAgentPlist(spec: ServiceSpec): string {
   <string>${LAUNCHD_LABEL}</string>
   <key>ProgramArguments</key>
   <array>
-${serviceArgv(spec).map((a) => `    <string>${xml(a)}</string>`).join('\n')}
+${serviceArgv(spec)
+  .map((a) => `    <string>${xml(a)}</string>`)
+  .join('\n')}
   </array>
   <key>RunAtLoad</key>
   <true/>
@@ -190,7 +204,12 @@ export function homeInServiceFile(text: string): string | null {
   const oldUnit = /^Environment="DISPATCH_HOME=((?:[^"\\]|\\.)*)"$/m.exec(text);
   if (oldUnit) return oldUnit[1]!.replace(/%%/g, '%').replace(/\\(.)/g, '$1');
   const plist = /<string>DISPATCH_HOME=([^<]*)<\/string>/.exec(text) ?? /<key>DISPATCH_HOME<\/key>\s*<string>([^<]*)<\/string>/.exec(text);
-  if (plist) return plist[1]!.replace(/&quot;/g, '"').replace(/&gt;/g, '>').replace(/&lt;/g, '<').replace(/&amp;/g, '&');
+  if (plist)
+    return plist[1]!
+      .replace(/&quot;/g, '"')
+      .replace(/&gt;/g, '>')
+      .replace(/&lt;/g, '<')
+      .replace(/&amp;/g, '&');
   return null;
 }
 

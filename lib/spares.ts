@@ -212,7 +212,12 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
       return { stale: old, missing: add, names: kept.length };
     });
     if (stale.length || missing.length) {
-      logger.info('readying spare worktrees', { project: project.abbreviation, refresh: stale.length, new: missing.length, ready: names - stale.length });
+      logger.info('readying spare worktrees', {
+        project: project.abbreviation,
+        refresh: stale.length,
+        new: missing.length,
+        ready: names - stale.length,
+      });
     }
     const current = getProject(store.db, project.id);
     for (const [dir, fresh] of [...stale.map((d) => [d, false] as const), ...missing.map((d) => [d, true] as const)]) {
@@ -296,7 +301,11 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
           setTimeout(poke, REFILL_DELAY_MS).unref();
           return { problems: mark.problems, from: dir };
         } catch (err) {
-          logger.warn('could not take a spare worktree; creating one', { project: project.abbreviation, folder: dir, error: (err as Error).message });
+          logger.warn('could not take a spare worktree; creating one', {
+            project: project.abbreviation,
+            folder: dir,
+            error: (err as Error).message,
+          });
           for (const left of [dir, to]) if (fs.existsSync(left)) await removeSpare(repo, left);
           return null;
         }

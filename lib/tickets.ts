@@ -60,14 +60,13 @@ export interface Comment {
   created_at: number;
 }
 
-
 /** Resolves `pd-42` or a numeric id to the ticket row. */
 export function findTicket(db: Db, ref: string | number): (Ticket & { abbreviation: string }) | undefined {
   const key = String(ref).trim();
   if (/^\d+$/.test(key)) {
-    return db.prepare(`SELECT t.*, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`).get(Number(key)) as
-      | (Ticket & { abbreviation: string })
-      | undefined;
+    return db
+      .prepare(`SELECT t.*, p.abbreviation FROM tickets t JOIN projects p ON p.id = t.project_id WHERE t.id = ?`)
+      .get(Number(key)) as (Ticket & { abbreviation: string }) | undefined;
   }
   const m = TICKET_KEY.exec(key);
   if (!m) return undefined;
@@ -133,7 +132,8 @@ function columnOf(columns: Column[], id: string, field = 'column'): Column {
  * the write's transaction where there is one.
  */
 function assertOpen(db: Db, projectId: number): void {
-  const p = db.prepare(`SELECT abbreviation, status FROM projects WHERE id = ?`).get(projectId) as { abbreviation: string; status: string } | undefined;
+  const p = db.prepare(`SELECT abbreviation, status FROM projects WHERE id = ?`).get(projectId) as
+    { abbreviation: string; status: string } | undefined;
   if (p?.status !== 'archived') return;
   throw new ConflictError(`project ${p.abbreviation} is archived: its tickets cannot be changed; restore the project first`, 'project');
 }
@@ -170,23 +170,37 @@ export function createTicket(store: Store, input: CreateTicketInput): TicketView
   const columns = getColumns(db, project.id);
   const column = columnOf(columns, input.column ?? HUMAN);
   const now = Date.now();
-  const id = db.transaction(() => {
-    assertOpen(db, project.id);
-    const { number } = db
-      .prepare(`UPDATE projects SET next_ticket_number = next_ticket_number + 1, updated_at = ? WHERE id = ? RETURNING next_ticket_number - 1 AS number`)
-      .get(now, project.id) as { number: number };
-    const ticketId = Number(
-      db
+  const id = db
+    .transaction(() => {
+      assertOpen(db, project.id);
+      const { number } = db
         .prepare(
-          `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `UPDATE projects SET next_ticket_number = next_ticket_number + 1, updated_at = ? WHERE id = ? RETURNING next_ticket_number - 1 AS number`,
         )
-        .run(project.id, number, title, body, column.column_id, priority, JSON.stringify(tags), input.createdBy, now, now, now).lastInsertRowid,
-    );
-    insertComment(db, { ticket_id: ticketId, type: 'move', author: input.createdBy, body: 'created', severity: null, title: null, from_column: null, to_column: column.column_id });
-    if (column.agent_type_id) markDue(db, project.id, now);
-    return ticketId;
-  }).immediate();
+        .get(now, project.id) as { number: number };
+      const ticketId = Number(
+        db
+          .prepare(
+            `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(project.id, number, title, body, column.column_id, priority, JSON.stringify(tags), input.createdBy, now, now, now)
+          .lastInsertRowid,
+      );
+      insertComment(db, {
+        ticket_id: ticketId,
+        type: 'move',
+        author: input.createdBy,
+        body: 'created',
+        severity: null,
+        title: null,
+        from_column: null,
+        to_column: column.column_id,
+      });
+      if (column.agent_type_id) markDue(db, project.id, now);
+      return ticketId;
+    })
+    .immediate();
   if (column.agent_type_id) store.notify(project.id);
   return toView(requireTicket(db, id));
 }
@@ -197,21 +211,32 @@ export interface MoveResult {
   to: string;
 }
 
-export function moveTicket(store: Store, ref: string | number, to: string, opts: { actor: string; comment?: string; expectFrom?: string }): MoveResult {
+export function moveTicket(
+  store: Store,
+  ref: string | number,
+  to: string,
+  opts: { actor: string; comment?: string; expectFrom?: string },
+): MoveResult {
   const { db } = store;
   const comment = checkText(opts.comment, 'comment', LIMITS.comment, false);
-  const result = db.transaction(() => {
-    const ticket = requireTicket(db, ref);
-    assertOpen(db, ticket.project_id);
-    const columns = getColumns(db, ticket.project_id);
-    const target = columnOf(columns, to);
-    if (opts.expectFrom !== undefined && ticket.column_id !== opts.expectFrom) {
-      throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is in "${ticket.column_id}", not "${opts.expectFrom}"`, 'column');
-    }
-    if (ticket.column_id === target.column_id) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already in "${to}"`, 'column');
-    const wake = writeMove(db, ticket, target, opts.actor, comment);
-    return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
-  }).immediate();
+  const result = db
+    .transaction(() => {
+      const ticket = requireTicket(db, ref);
+      assertOpen(db, ticket.project_id);
+      const columns = getColumns(db, ticket.project_id);
+      const target = columnOf(columns, to);
+      if (opts.expectFrom !== undefined && ticket.column_id !== opts.expectFrom) {
+        throw new UserError(
+          `ticket ${ticket.abbreviation}-${ticket.number} is in "${ticket.column_id}", not "${opts.expectFrom}"`,
+          'column',
+        );
+      }
+      if (ticket.column_id === target.column_id)
+        throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already in "${to}"`, 'column');
+      const wake = writeMove(db, ticket, target, opts.actor, comment);
+      return { id: ticket.id, from: ticket.column_id, to: target.column_id, projectId: ticket.project_id, wake };
+    })
+    .immediate();
   if (result.wake) store.notify(result.projectId);
   return { ticket: toView(requireTicket(db, result.id)), from: result.from, to: result.to };
 }
@@ -223,11 +248,21 @@ export function moveTicket(store: Store, ref: string | number, to: string, opts:
  */
 function writeMove(db: Db, ticket: Ticket, target: Column, actor: string, comment: string): boolean {
   const now = Date.now();
-  db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`)
-    .run(target.column_id, now, now, ticket.id);
+  db.prepare(`UPDATE tickets SET column_id = ?, column_entered_at = ?, updated_at = ? WHERE id = ?`).run(
+    target.column_id,
+    now,
+    now,
+    ticket.id,
+  );
   insertComment(db, {
-    ticket_id: ticket.id, type: 'move', author: actor, body: comment, severity: null, title: null,
-    from_column: ticket.column_id, to_column: target.column_id,
+    ticket_id: ticket.id,
+    type: 'move',
+    author: actor,
+    body: comment,
+    severity: null,
+    title: null,
+    from_column: ticket.column_id,
+    to_column: target.column_id,
   });
   // an agent column needs an agent; done needs the merge worker (no agent run moves through here)
   const wake = wakesOnMove({ to: target.column_id, toAgentColumn: Boolean(target.agent_type_id), byRun: false });
@@ -254,31 +289,35 @@ function historyNote(ticketId: number, author: string, body: string): Omit<Comme
 export function closeTicket(store: Store, ref: string | number, opts: { actor: string; comment?: string }): TicketView {
   const { db } = store;
   const comment = checkText(opts.comment, 'comment', LIMITS.comment, false);
-  const id = db.transaction(() => {
-    const ticket = requireTicket(db, ref);
-    assertOpen(db, ticket.project_id);
-    if (ticket.archived_at !== null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already closed`, 'ticket');
-    writeClose(db, ticket, opts.actor, comment);
-    return ticket.id;
-  }).immediate();
+  const id = db
+    .transaction(() => {
+      const ticket = requireTicket(db, ref);
+      assertOpen(db, ticket.project_id);
+      if (ticket.archived_at !== null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is already closed`, 'ticket');
+      writeClose(db, ticket, opts.actor, comment);
+      return ticket.id;
+    })
+    .immediate();
   return toView(requireTicket(db, id));
 }
 
 /** Brings a closed ticket back to the column it was closed in; an agent column wakes its project. */
 export function reopenTicket(store: Store, ref: string | number, opts: { actor: string }): TicketView {
   const { db } = store;
-  const result = db.transaction(() => {
-    const ticket = requireTicket(db, ref);
-    assertOpen(db, ticket.project_id);
-    if (ticket.archived_at === null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is not closed`, 'ticket');
-    const column = getColumns(db, ticket.project_id).find((c) => c.column_id === ticket.column_id);
-    const now = Date.now();
-    db.prepare(`UPDATE tickets SET archived_at = NULL, updated_at = ? WHERE id = ?`).run(now, ticket.id);
-    insertComment(db, historyNote(ticket.id, opts.actor, 'Reopened.'));
-    const wake = Boolean(column?.agent_type_id) || ticket.column_id === 'done';
-    if (wake) markDue(db, ticket.project_id, now);
-    return { id: ticket.id, projectId: ticket.project_id, wake };
-  }).immediate();
+  const result = db
+    .transaction(() => {
+      const ticket = requireTicket(db, ref);
+      assertOpen(db, ticket.project_id);
+      if (ticket.archived_at === null) throw new UserError(`ticket ${ticket.abbreviation}-${ticket.number} is not closed`, 'ticket');
+      const column = getColumns(db, ticket.project_id).find((c) => c.column_id === ticket.column_id);
+      const now = Date.now();
+      db.prepare(`UPDATE tickets SET archived_at = NULL, updated_at = ? WHERE id = ?`).run(now, ticket.id);
+      insertComment(db, historyNote(ticket.id, opts.actor, 'Reopened.'));
+      const wake = Boolean(column?.agent_type_id) || ticket.column_id === 'done';
+      if (wake) markDue(db, ticket.project_id, now);
+      return { id: ticket.id, projectId: ticket.project_id, wake };
+    })
+    .immediate();
   if (result.wake) store.notify(result.projectId);
   return toView(requireTicket(db, result.id));
 }
@@ -332,72 +371,74 @@ export function bulkUpdate(store: Store, input: BulkInput): BulkResult {
     }
     priority = checkPriority(input.priority);
   }
-  const result = db.transaction(() => {
-    const problems: string[] = [];
-    let archivedProject = false;
-    let wrongColumn = false;
-    const seen = new Set<number>();
-    const found: { ticket: Ticket & { abbreviation: string }; key: string; target?: Column }[] = [];
-    const columnsOf = new Map<number, Column[]>();
-    for (const ref of keys as (string | number)[]) {
-      const ticket = findTicket(db, ref);
-      if (!ticket) {
-        problems.push(`${String(ref).slice(0, 40)} does not exist`);
-        continue;
-      }
-      if (seen.has(ticket.id)) continue;
-      seen.add(ticket.id);
-      const key = `${ticket.abbreviation}-${ticket.number}`;
-      const project = db.prepare(`SELECT status FROM projects WHERE id = ?`).pluck().get(ticket.project_id) as string;
-      if (project === 'archived') {
-        archivedProject = true;
-        problems.push(`${key} is in the archived project ${ticket.abbreviation}`);
-        continue;
-      }
-      if (ticket.archived_at !== null) {
-        problems.push(`${key} is closed`);
-        continue;
-      }
-      let target: Column | undefined;
-      if (column !== undefined) {
-        if (!columnsOf.has(ticket.project_id)) columnsOf.set(ticket.project_id, getColumns(db, ticket.project_id));
-        const columns = columnsOf.get(ticket.project_id)!;
-        target = columns.find((c) => c.column_id === column);
-        if (!target) {
-          wrongColumn = true;
-          problems.push(`${key}'s project has no column "${column}" (its columns are ${columns.map((c) => c.column_id).join(', ')})`);
+  const result = db
+    .transaction(() => {
+      const problems: string[] = [];
+      let archivedProject = false;
+      let wrongColumn = false;
+      const seen = new Set<number>();
+      const found: { ticket: Ticket & { abbreviation: string }; key: string; target?: Column }[] = [];
+      const columnsOf = new Map<number, Column[]>();
+      for (const ref of keys as (string | number)[]) {
+        const ticket = findTicket(db, ref);
+        if (!ticket) {
+          problems.push(`${String(ref).slice(0, 40)} does not exist`);
           continue;
         }
+        if (seen.has(ticket.id)) continue;
+        seen.add(ticket.id);
+        const key = `${ticket.abbreviation}-${ticket.number}`;
+        const project = db.prepare(`SELECT status FROM projects WHERE id = ?`).pluck().get(ticket.project_id) as string;
+        if (project === 'archived') {
+          archivedProject = true;
+          problems.push(`${key} is in the archived project ${ticket.abbreviation}`);
+          continue;
+        }
+        if (ticket.archived_at !== null) {
+          problems.push(`${key} is closed`);
+          continue;
+        }
+        let target: Column | undefined;
+        if (column !== undefined) {
+          if (!columnsOf.has(ticket.project_id)) columnsOf.set(ticket.project_id, getColumns(db, ticket.project_id));
+          const columns = columnsOf.get(ticket.project_id)!;
+          target = columns.find((c) => c.column_id === column);
+          if (!target) {
+            wrongColumn = true;
+            problems.push(`${key}'s project has no column "${column}" (its columns are ${columns.map((c) => c.column_id).join(', ')})`);
+            continue;
+          }
+        }
+        found.push({ ticket, key, target });
       }
-      found.push({ ticket, key, target });
-    }
-    if (problems.length) {
-      const message = `nothing was changed: ${problems.join('; ')}`;
-      throw archivedProject ? new ConflictError(message, 'keys') : new UserError(message, wrongColumn ? 'column' : 'keys');
-    }
-    const changed: string[] = [];
-    const unchanged: string[] = [];
-    const wake = new Set<number>();
-    for (const { ticket, key, target } of found) {
-      if (action === 'move') {
-        if (ticket.column_id === target!.column_id) unchanged.push(key);
-        else {
-          if (writeMove(db, ticket, target!, input.actor, '')) wake.add(ticket.project_id);
+      if (problems.length) {
+        const message = `nothing was changed: ${problems.join('; ')}`;
+        throw archivedProject ? new ConflictError(message, 'keys') : new UserError(message, wrongColumn ? 'column' : 'keys');
+      }
+      const changed: string[] = [];
+      const unchanged: string[] = [];
+      const wake = new Set<number>();
+      for (const { ticket, key, target } of found) {
+        if (action === 'move') {
+          if (ticket.column_id === target!.column_id) unchanged.push(key);
+          else {
+            if (writeMove(db, ticket, target!, input.actor, '')) wake.add(ticket.project_id);
+            changed.push(key);
+          }
+        } else if (action === 'priority') {
+          if (ticket.priority === priority) unchanged.push(key);
+          else {
+            db.prepare(`UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?`).run(priority, Date.now(), ticket.id);
+            changed.push(key);
+          }
+        } else {
+          writeClose(db, ticket, input.actor, '');
           changed.push(key);
         }
-      } else if (action === 'priority') {
-        if (ticket.priority === priority) unchanged.push(key);
-        else {
-          db.prepare(`UPDATE tickets SET priority = ?, updated_at = ? WHERE id = ?`).run(priority, Date.now(), ticket.id);
-          changed.push(key);
-        }
-      } else {
-        writeClose(db, ticket, input.actor, '');
-        changed.push(key);
       }
-    }
-    return { changed, unchanged, wake: [...wake] };
-  }).immediate();
+      return { changed, unchanged, wake: [...wake] };
+    })
+    .immediate();
   for (const projectId of result.wake) store.notify(projectId);
   return { action, changed: result.changed, unchanged: result.unchanged };
 }
@@ -409,16 +450,33 @@ export function addComment(store: Store, ref: string | number, type: string, bod
   }
   const text = checkText(body, 'body', LIMITS.comment, true);
   const ticket = requireTicket(db, ref);
-  const id = db.transaction(() => {
-    assertOpen(db, ticket.project_id);
-    db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
-    return insertComment(db, { ticket_id: ticket.id, type: type as CommentType, author, body: text, severity: null, title: null, from_column: null, to_column: null });
-  }).immediate();
+  const id = db
+    .transaction(() => {
+      assertOpen(db, ticket.project_id);
+      db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
+      return insertComment(db, {
+        ticket_id: ticket.id,
+        type: type as CommentType,
+        author,
+        body: text,
+        severity: null,
+        title: null,
+        from_column: null,
+        to_column: null,
+      });
+    })
+    .immediate();
   return db.prepare(`SELECT * FROM comments WHERE id = ?`).get(id) as Comment;
 }
 
 /** History written by the daemon itself (`system`, `merge`, `claim`, `complete` of a run). */
-export function addSystemComment(db: Db, ticketId: number, type: 'system' | 'merge' | 'claim' | 'complete', body: string, author = 'system'): void {
+export function addSystemComment(
+  db: Db,
+  ticketId: number,
+  type: 'system' | 'merge' | 'claim' | 'complete',
+  body: string,
+  author = 'system',
+): void {
   insertComment(db, { ticket_id: ticketId, type, author, body, severity: null, title: null, from_column: null, to_column: null });
 }
 
@@ -428,15 +486,30 @@ export function addFinding(store: Store, ref: string | number, severity: string,
   const t = checkText(title, 'title', LIMITS.title, true);
   const b = checkText(body, 'body', LIMITS.comment, false);
   const ticket = requireTicket(db, ref);
-  const id = db.transaction(() => {
-    assertOpen(db, ticket.project_id);
-    db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
-    return insertComment(db, { ticket_id: ticket.id, type: 'finding', author, body: b, severity: severity as Severity, title: t, from_column: null, to_column: null });
-  }).immediate();
+  const id = db
+    .transaction(() => {
+      assertOpen(db, ticket.project_id);
+      db.prepare(`UPDATE tickets SET updated_at = ? WHERE id = ?`).run(Date.now(), ticket.id);
+      return insertComment(db, {
+        ticket_id: ticket.id,
+        type: 'finding',
+        author,
+        body: b,
+        severity: severity as Severity,
+        title: t,
+        from_column: null,
+        to_column: null,
+      });
+    })
+    .immediate();
   return db.prepare(`SELECT * FROM comments WHERE id = ?`).get(id) as Comment;
 }
 
-export function updateTicket(store: Store, ref: string | number, patch: { title?: unknown; body?: unknown; priority?: unknown; tags?: unknown }): TicketView {
+export function updateTicket(
+  store: Store,
+  ref: string | number,
+  patch: { title?: unknown; body?: unknown; priority?: unknown; tags?: unknown },
+): TicketView {
   const { db } = store;
   const ticket = requireTicket(db, ref);
   const title = patch.title === undefined ? ticket.title : checkText(patch.title, 'title', LIMITS.title, true).trim();
@@ -445,7 +518,14 @@ export function updateTicket(store: Store, ref: string | number, patch: { title?
   const tags = patch.tags === undefined ? ticket.tags : JSON.stringify(checkTags(patch.tags));
   db.transaction(() => {
     assertOpen(db, ticket.project_id);
-    db.prepare(`UPDATE tickets SET title = ?, body = ?, priority = ?, tags = ?, updated_at = ? WHERE id = ?`).run(title, body, priority, tags, Date.now(), ticket.id);
+    db.prepare(`UPDATE tickets SET title = ?, body = ?, priority = ?, tags = ?, updated_at = ? WHERE id = ?`).run(
+      title,
+      body,
+      priority,
+      tags,
+      Date.now(),
+      ticket.id,
+    );
   }).immediate();
   return toView(requireTicket(db, ticket.id));
 }
@@ -595,7 +675,11 @@ export function inbox(db: Db, filter: InboxFilter = {}): InboxItem[] {
     project_name: r.project_name,
     parked_by: r.parked_by,
     reason: r.reason,
-    note: (r.reason ?? '').split('\n').map((l) => l.trim()).find(Boolean) ?? '',
+    note:
+      (r.reason ?? '')
+        .split('\n')
+        .map((l) => l.trim())
+        .find(Boolean) ?? '',
     reason_type: r.reason_type,
     reason_author: r.reason_author,
   }));

@@ -76,7 +76,9 @@ export const num = (v: unknown): number | null => (typeof v === 'number' && Numb
 export function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return content === undefined ? '' : JSON.stringify(content);
-  return content.map((b) => (isObject(b) && b.type === 'text' ? str(b.text) : isObject(b) ? `[${str(b.type) || 'block'}]` : String(b))).join('\n');
+  return content
+    .map((b) => (isObject(b) && b.type === 'text' ? str(b.text) : isObject(b) ? `[${str(b.type) || 'block'}]` : String(b)))
+    .join('\n');
 }
 
 /** Diffs larger than this (lines of old times lines of new) are shown as all removed, then all added. */
@@ -222,7 +224,12 @@ export interface TranscriptChunk {
  * A partial last line is left for the next read (unless `includePartial`, for a finished run),
  * so a live tail never shows half a JSON line.
  */
-export async function readTranscriptChunk(file: string, offset: number, maxBytes: number, includePartial = false): Promise<TranscriptChunk> {
+export async function readTranscriptChunk(
+  file: string,
+  offset: number,
+  maxBytes: number,
+  includePartial = false,
+): Promise<TranscriptChunk> {
   const handle = await open(file, 'r');
   try {
     const size = (await handle.stat()).size;
@@ -277,24 +284,26 @@ export function readTranscriptEnd(file: string, cli = 'claude'): TranscriptEnd {
 
 /** One transcript line as readable text lines (for `dispatch runs tail`). */
 export function describeTranscriptLine(line: string, cli = 'claude'): string[] {
-  return cliAdapter(cli).parse([line]).map((e) => {
-    switch (e.kind) {
-      case 'init':
-        return `── session · ${[e.model, e.permissionMode, e.cwd].filter(Boolean).join(' · ')}`;
-      case 'text':
-        return `assistant: ${e.text}`;
-      case 'thinking':
-        return `thinking: ${e.text}`;
-      case 'tool_use':
-        return toolCallLine(e.name, e.call, e.input);
-      case 'tool_result':
-        return `  ${e.isError ? '✗' : '→'} ${e.content.length > 500 ? `${e.content.slice(0, 500)}…` : e.content}`;
-      case 'retry':
-        return `   (API retry ${e.attempt}/${e.maxRetries}: ${e.error})`;
-      case 'result':
-        return `── ${e.summary.isError ? 'error' : 'result'} after ${e.summary.numTurns ?? '?'} turns${e.summary.costUsd !== null ? ` · $${e.summary.costUsd.toFixed(4)}` : ''}: ${e.summary.resultText}`;
-      case 'raw':
-        return e.text.length > 300 ? `${e.text.slice(0, 300)}… (${e.text.length} characters)` : e.text;
-    }
-  });
+  return cliAdapter(cli)
+    .parse([line])
+    .map((e) => {
+      switch (e.kind) {
+        case 'init':
+          return `── session · ${[e.model, e.permissionMode, e.cwd].filter(Boolean).join(' · ')}`;
+        case 'text':
+          return `assistant: ${e.text}`;
+        case 'thinking':
+          return `thinking: ${e.text}`;
+        case 'tool_use':
+          return toolCallLine(e.name, e.call, e.input);
+        case 'tool_result':
+          return `  ${e.isError ? '✗' : '→'} ${e.content.length > 500 ? `${e.content.slice(0, 500)}…` : e.content}`;
+        case 'retry':
+          return `   (API retry ${e.attempt}/${e.maxRetries}: ${e.error})`;
+        case 'result':
+          return `── ${e.summary.isError ? 'error' : 'result'} after ${e.summary.numTurns ?? '?'} turns${e.summary.costUsd !== null ? ` · $${e.summary.costUsd.toFixed(4)}` : ''}: ${e.summary.resultText}`;
+        case 'raw':
+          return e.text.length > 300 ? `${e.text.slice(0, 300)}… (${e.text.length} characters)` : e.text;
+      }
+    });
 }

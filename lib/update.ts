@@ -62,7 +62,7 @@ export async function releaseSource(root: string): Promise<ReleaseSource | null>
         ? `${root} is a git checkout without a remote, so it has no releases to compare with; ` +
             'add the repository it came from ("git remote add origin <url>")'
         : `${root} has several git remotes (${remotes.join(', ')}) and none is "origin" or the branch's upstream; ` +
-            'set the branch\'s upstream to the one releases come from',
+            "set the branch's upstream to the one releases come from",
     );
   }
   return { root, remote, url: (await git(root, ['remote', 'get-url', remote])).trim() };
@@ -91,12 +91,22 @@ export async function checkForUpdate(current: string, root: string): Promise<Upd
     listing = await git(root, ['ls-remote', '--tags', source.remote], { timeoutMs: LS_REMOTE_TIMEOUT_MS });
   } catch (err) {
     if (!(err instanceof GitError)) throw err;
-    const reason = err.stderr.split('\n').map((l) => l.replace(/^(fatal|error): /, '').trim()).find(Boolean) ?? err.message;
+    const reason =
+      err.stderr
+        .split('\n')
+        .map((l) => l.replace(/^(fatal|error): /, '').trim())
+        .find(Boolean) ?? err.message;
     throw new UserError(`cannot read the releases of ${source.url} (remote "${source.remote}" of ${root}): ${reason}; are you offline?`);
   }
   const latest = latestTag(listing, current);
   const newer = latest !== null && compareVersions(latest, current) > 0;
-  const steps = [`cd ${shellQuote(root)}`, `git fetch --tags ${shellQuote(source.remote)}`, `git checkout ${latest}`, 'npm install', 'npm run build'];
+  const steps = [
+    `cd ${shellQuote(root)}`,
+    `git fetch --tags ${shellQuote(source.remote)}`,
+    `git checkout ${latest}`,
+    'npm install',
+    'npm run build',
+  ];
   const command = newer ? [...steps, 'dispatch daemon restart'].join(' && ') : null;
   return { source, current, latest, newer, command };
 }

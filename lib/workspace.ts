@@ -121,7 +121,12 @@ export async function prepareWorkspace(args: {
     const checkedOut = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path));
     if (checkedOut && samePath(checkedOut.path, repo)) {
       // agents never work in the user's own checkout, and git allows a branch in one place only
-      throw new GitError(['worktree', 'add', wanted, branch], null, `branch ${branch} is checked out in the project folder ${repo}; switch that folder to another branch so ${key}'s agents can work in their own worktree`, '');
+      throw new GitError(
+        ['worktree', 'add', wanted, branch],
+        null,
+        `branch ${branch} is checked out in the project folder ${repo}; switch that folder to another branch so ${key}'s agents can work in their own worktree`,
+        '',
+      );
     }
     if (checkedOut) {
       if (checkedOut.path !== ticket.worktree_path || ticket.branch !== branch) {
@@ -157,14 +162,31 @@ export async function prepareWorkspace(args: {
 }
 
 /** Copies the project's copy_files into a new worktree and runs its setup command there; problems go on the ticket. */
-async function setUpWorktree(store: Store, paths: Paths, project: Project, ticketId: number, worktree: string, env: NodeJS.ProcessEnv): Promise<void> {
+async function setUpWorktree(
+  store: Store,
+  paths: Paths,
+  project: Project,
+  ticketId: number,
+  worktree: string,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
   const { key } = toView(requireTicket(store.db, ticketId));
-  noteSetupProblems(store, ticketId, worktree, await setUpFolder({ project, folder: worktree, env, logPath: path.join(paths.checks, `${key}-setup.log`) }));
+  noteSetupProblems(
+    store,
+    ticketId,
+    worktree,
+    await setUpFolder({ project, folder: worktree, env, logPath: path.join(paths.checks, `${key}-setup.log`) }),
+  );
 }
 
 function noteSetupProblems(store: Store, ticketId: number, worktree: string, problems: string[]): void {
   if (problems.length === 0) return;
-  addSystemComment(store.db, ticketId, 'system', `Setting up the new worktree ${worktree} went wrong:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+  addSystemComment(
+    store.db,
+    ticketId,
+    'system',
+    `Setting up the new worktree ${worktree} went wrong:\n${problems.map((p) => `- ${p}`).join('\n')}`,
+  );
 }
 
 export type RemoveWorktreeResult = { removed: true } | { removed: false; reason: string; files?: string[] };
@@ -228,10 +250,9 @@ async function pruneProject(store: Store, paths: Paths, project: Project, logger
   }
   for (const [folder, ticket] of candidates) {
     if (ticket && !finished(store, project, ticket)) continue;
-    const result = ticket
-      ? await removeTicketWorktree(store, repo, ticket)
-      : await removeOrphanWorktree(repo, folder);
-    if (!result.removed) logger?.warn('kept a finished ticket\'s worktree', { project: project.abbreviation, folder, reason: result.reason });
+    const result = ticket ? await removeTicketWorktree(store, repo, ticket) : await removeOrphanWorktree(repo, folder);
+    if (!result.removed)
+      logger?.warn("kept a finished ticket's worktree", { project: project.abbreviation, folder, reason: result.reason });
   }
 }
 

@@ -92,8 +92,7 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
     if (err.type === 'entity.parse.failed') message = 'request body is not valid JSON';
     else if (err.type === undefined && typeof (err as { code?: unknown }).code === 'string') {
       message = `request body could not be decoded as its Content-Encoding says: ${err.message}`;
-    }
-    else message = err.message;
+    } else message = err.message;
   } else {
     console.error(`[http] ${req.method} ${req.path}:`, err);
   }
@@ -101,10 +100,12 @@ function errorHandler(err: unknown, req: Request, res: Response, _next: NextFunc
   if (isApiPath(req.path) || !req.accepts('html')) {
     res.status(status).json(field ? { error: message, field } : { error: message });
   } else {
-    res.status(status).render('error.njk', { title: status === 404 ? 'Not found' : 'Error', status, message }, (renderErr: Error | null, html?: string) => {
-      if (renderErr) res.type('text/plain').send(`${status}: ${message}`);
-      else res.type('html').send(html);
-    });
+    res
+      .status(status)
+      .render('error.njk', { title: status === 404 ? 'Not found' : 'Error', status, message }, (renderErr: Error | null, html?: string) => {
+        if (renderErr) res.type('text/plain').send(`${status}: ${message}`);
+        else res.type('html').send(html);
+      });
   }
 }
 

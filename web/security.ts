@@ -29,7 +29,11 @@ export function isAllowedHost(hostHeader: string | undefined): boolean {
 function isSameOrigin(origin: string, hostHeader: string | undefined): boolean {
   try {
     const url = new URL(origin);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOSTS.has(url.hostname.toLowerCase()) && url.host.toLowerCase() === (hostHeader ?? '').toLowerCase();
+    return (
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
+      LOOPBACK_HOSTS.has(url.hostname.toLowerCase()) &&
+      url.host.toLowerCase() === (hostHeader ?? '').toLowerCase()
+    );
   } catch {
     return false;
   }
@@ -44,7 +48,8 @@ function refuse(req: Request, res: Response, status: number, message: string): v
 }
 
 export function hostGuard(req: Request, res: Response, next: NextFunction): void {
-  if (!isAllowedHost(req.headers.host)) return refuse(req, res, 421, 'Host not allowed: this server answers only to localhost, 127.0.0.1 and [::1]');
+  if (!isAllowedHost(req.headers.host))
+    return refuse(req, res, 421, 'Host not allowed: this server answers only to localhost, 127.0.0.1 and [::1]');
   next();
 }
 
@@ -59,7 +64,8 @@ export function originGuard(req: Request, res: Response, next: NextFunction): vo
   if (isApiPath(req.path)) {
     const length = Number(req.headers['content-length'] ?? 0);
     const chunked = req.headers['transfer-encoding'] !== undefined;
-    if ((length > 0 || chunked) && !req.is('application/json')) return refuse(req, res, 415, 'API requests must send Content-Type: application/json');
+    if ((length > 0 || chunked) && !req.is('application/json'))
+      return refuse(req, res, 415, 'API requests must send Content-Type: application/json');
   }
   next();
 }

@@ -31,7 +31,10 @@ export class EventStreams {
   /** Starts an event stream on `res`; when `max` are open already, answers 503 and returns null. */
   start(req: Request, res: Response): EventStream | null {
     if (this.open >= this.max) {
-      res.status(503).set('Retry-After', '10').json({ error: `too many live pages open (at most ${this.max}); close some and reload` });
+      res
+        .status(503)
+        .set('Retry-After', '10')
+        .json({ error: `too many live pages open (at most ${this.max}); close some and reload` });
       return null;
     }
     this.open++;

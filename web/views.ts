@@ -7,7 +7,10 @@ import { viewsDir } from '../lib/paths.js';
 import { formatUsd } from '../lib/costs.js';
 
 export function setupViews(app: express.Express): nunjucks.Environment {
-  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir, { noCache: false }), { autoescape: true, throwOnUndefined: false });
+  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(viewsDir, { noCache: false }), {
+    autoescape: true,
+    throwOnUndefined: false,
+  });
   env.addFilter('isotime', (ms: unknown) => (typeof ms === 'number' ? new Date(ms).toISOString() : ''));
   env.addFilter('datetime', (ms: unknown) => (typeof ms === 'number' ? formatDate(ms) : '—'));
   env.addFilter('ago', (ms: unknown) => (typeof ms === 'number' ? relative(ms, Date.now()) : '—'));

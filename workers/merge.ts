@@ -23,15 +23,29 @@ export function buildMergeWorker(deps: WorkerDeps): Pool {
     handler: async (data, job) => {
       try {
         const outcome = await mergeTicket({ store, paths, ticketId: data.ticketId, logger, checkEnv: commandEnv(config.get()) });
-        logger.info('merge', { ticket: data.ticketId, job: job.id, status: outcome.status, commit: outcome.commit, detail: outcome.detail });
+        logger.info('merge', {
+          ticket: data.ticketId,
+          job: job.id,
+          status: outcome.status,
+          commit: outcome.commit,
+          detail: outcome.detail,
+        });
       } catch (err) {
         if (job.final) {
           const ticket = findTicket(store.db, data.ticketId);
           if (ticket?.column_id === DONE) {
-            store.db.transaction(() => {
-              moveTicket(store, ticket.id, HUMAN, { actor: 'merge', expectFrom: DONE });
-              addSystemComment(store.db, ticket.id, 'merge', `The merge failed ${job.attempt} times with an unexpected error: ${(err as Error).message}. The repository was left as it was. Fix the cause, then move the ticket back to done to merge again.`, 'merge');
-            }).immediate();
+            store.db
+              .transaction(() => {
+                moveTicket(store, ticket.id, HUMAN, { actor: 'merge', expectFrom: DONE });
+                addSystemComment(
+                  store.db,
+                  ticket.id,
+                  'merge',
+                  `The merge failed ${job.attempt} times with an unexpected error: ${(err as Error).message}. The repository was left as it was. Fix the cause, then move the ticket back to done to merge again.`,
+                  'merge',
+                );
+              })
+              .immediate();
           }
         }
         throw err;

@@ -30,7 +30,11 @@ export interface EngineDaemon extends RunningDaemon {
 export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<string, unknown> } = {}): Promise<EngineDaemon> {
   const agents = { retry_backoff_seconds: 0, no_move_wait_seconds: 0, ...(opts.config?.agents as Record<string, unknown> | undefined) };
   // the other CLIs run their fakes too; claude's binary comes from DISPATCH_CLAUDE_BIN
-  const clis = { codex: { binary: fakeClis.codex.binary }, gemini: { binary: fakeClis.gemini.binary }, opencode: { binary: fakeClis.opencode.binary } };
+  const clis = {
+    codex: { binary: fakeClis.codex.binary },
+    gemini: { binary: fakeClis.gemini.binary },
+    opencode: { binary: fakeClis.opencode.binary },
+  };
   const config = { ...opts.config, agents, clis: { ...clis, ...(opts.config?.clis as Record<string, unknown> | undefined) } };
   const d = (await startTestDaemon({ ...opts, config, env: { DISPATCH_CLAUDE_BIN: fakeClaude, ...opts.env } })) as EngineDaemon;
   let handle: Database.Database | null = null;
@@ -49,7 +53,8 @@ export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<
     return res.body.project;
   };
   d.ticket = async (project, column, script, title = 'a ticket', priority = 'normal') => {
-    const body = script === undefined ? 'no script' : `Scripted for the fake agent.\n\n\`\`\`fake-claude\n${JSON.stringify(script)}\n\`\`\`\n`;
+    const body =
+      script === undefined ? 'no script' : `Scripted for the fake agent.\n\n\`\`\`fake-claude\n${JSON.stringify(script)}\n\`\`\`\n`;
     const res = await d.api('POST', '/api/tickets', { project, title, body, column, priority });
     if (res.status !== 201) throw new Error(`ticket failed: ${JSON.stringify(res.body)}`);
     return res.body.ticket;
@@ -61,7 +66,10 @@ export async function startEngineDaemon(opts: DaemonOptions & { config?: Record<
   };
   d.ticketRow = (key) => {
     const [abbr, n] = key.split('-');
-    return d.db().prepare(`SELECT t.* FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(n));
+    return d
+      .db()
+      .prepare(`SELECT t.* FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`)
+      .get(abbr, Number(n));
   };
   return d;
 }
@@ -105,10 +113,20 @@ export const WAITING_AGENTS = { agents: { env: { FAKE_CLAUDE_SCRIPT: JSON.string
  * Files a ticket whose agent writes its environment to a file and then waits until killed; returns
  * the ticket and that environment (its DISPATCH_RUN_SECRET lets a test act as the agent).
  */
-export async function agentAtWork(d: EngineDaemon, project: string, column: string, title: string): Promise<{ key: string; env: Record<string, string> }> {
+export async function agentAtWork(
+  d: EngineDaemon,
+  project: string,
+  column: string,
+  title: string,
+): Promise<{ key: string; env: Record<string, string> }> {
   const envFile = path.join(d.root, `agent-${project}-${title.replace(/\W+/g, '-')}.env.json`);
   const { key } = await d.ticket(project, column, { [column]: [{ do: 'env', file: envFile }, { do: 'hang' }] }, title);
-  const env = await waitFor(`${title}'s agent`, () => fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && (JSON.parse(fs.readFileSync(envFile, 'utf8')) as Record<string, string>), 60_000);
+  const env = await waitFor(
+    `${title}'s agent`,
+    () =>
+      fs.existsSync(envFile) && fs.statSync(envFile).size > 0 && (JSON.parse(fs.readFileSync(envFile, 'utf8')) as Record<string, string>),
+    60_000,
+  );
   return { key, env };
 }
 

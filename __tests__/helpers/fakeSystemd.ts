@@ -87,7 +87,10 @@ export class FakeSystemd implements Runner {
       env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
     }
     fs.mkdirSync(path.dirname(this.outFile), { recursive: true });
-    const r = spawnSync('sh', ['-c', 'out=$1; shift; "$@" >>"$out" 2>&1 & echo $!', 'sh', this.outFile, ...argv], { env, encoding: 'utf8' });
+    const r = spawnSync('sh', ['-c', 'out=$1; shift; "$@" >>"$out" 2>&1 & echo $!', 'sh', this.outFile, ...argv], {
+      env,
+      encoding: 'utf8',
+    });
     this.pid = Number(r.stdout.trim());
   }
 

@@ -26,7 +26,12 @@ export function csrfOf(html: string): string {
   return m[1]!;
 }
 
-export async function postForm(d: RunningDaemon, urlPath: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}): Promise<Page> {
+export async function postForm(
+  d: RunningDaemon,
+  urlPath: string,
+  fields: Record<string, string | string[]>,
+  headers: Record<string, string> = {},
+): Promise<Page> {
   const body = new URLSearchParams();
   for (const [k, v] of Object.entries(fields)) for (const one of Array.isArray(v) ? v : [v]) body.append(k, one);
   const res = await fetch(d.url + urlPath, {
@@ -52,7 +57,14 @@ export function rawRequest(
   headers: Record<string, string> = {},
   body?: string | Buffer,
 ): Promise<RawAnswer> {
-  const options = { host: '127.0.0.1', port: d.port, method, path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } };
+  const options = {
+    host: '127.0.0.1',
+    port: d.port,
+    method,
+    path: urlPath,
+    agent: false,
+    headers: { host: `127.0.0.1:${d.port}`, ...headers },
+  };
   return new Promise((resolve, reject) => {
     const req = http.request(options, (res) => {
       const chunks: Buffer[] = [];
@@ -110,7 +122,11 @@ export function insertRun(d: RunningDaemon, run: RunRowInput): string | null {
   const db = openHomeDb(d);
   try {
     const [abbr, num] = run.ticketKey.split('-');
-    const t = db.prepare(`SELECT t.id, t.project_id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`).get(abbr, Number(num)) as {
+    const t = db
+      .prepare(
+        `SELECT t.id, t.project_id, t.column_id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?`,
+      )
+      .get(abbr, Number(num)) as {
       id: number;
       project_id: number;
       column_id: string;
@@ -121,8 +137,19 @@ export function insertRun(d: RunningDaemon, run: RunRowInput): string | null {
       `INSERT INTO runs (id, ticket_id, project_id, agent_type_id, model, column_id, status, transcript_path, cost_usd, tokens_in, tokens_out, created_at, started_at, ended_at)
        VALUES (?, ?, ?, ?, 'sonnet', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
-      run.id, t.id, t.project_id, run.agent ?? 'coding-agent', t.column_id, run.status, transcript, run.costUsd ?? null, run.tokensIn ?? null, run.tokensOut ?? null,
-      now, now, run.status === 'running' ? null : now + 757,
+      run.id,
+      t.id,
+      t.project_id,
+      run.agent ?? 'coding-agent',
+      t.column_id,
+      run.status,
+      transcript,
+      run.costUsd ?? null,
+      run.tokensIn ?? null,
+      run.tokensOut ?? null,
+      now,
+      now,
+      run.status === 'running' ? null : now + 757,
     );
     return transcript;
   } finally {
@@ -164,9 +191,19 @@ export function insertJob(d: RunningDaemon, job: JobInput): number {
     const payload = typeof job.payload === 'string' ? job.payload : JSON.stringify(job.payload);
     return Number(
       db
-        .prepare(`INSERT INTO tasks (queue, payload, createdAt, status, expireAt, allocationId, numRunsLeft, maxNumRuns, availableAt) VALUES (?, ?, ?, ?, ?, 'test', ?, ?, ?)`)
-        .run(job.queue, payload, Math.floor(now / 1000), job.status ?? 'pending', job.status === 'running' ? Math.floor(now / 1000) + 3600 : null, job.runsLeft ?? 1, job.maxRuns ?? 1, job.availableAt ?? now)
-        .lastInsertRowid,
+        .prepare(
+          `INSERT INTO tasks (queue, payload, createdAt, status, expireAt, allocationId, numRunsLeft, maxNumRuns, availableAt) VALUES (?, ?, ?, ?, ?, 'test', ?, ?, ?)`,
+        )
+        .run(
+          job.queue,
+          payload,
+          Math.floor(now / 1000),
+          job.status ?? 'pending',
+          job.status === 'running' ? Math.floor(now / 1000) + 3600 : null,
+          job.runsLeft ?? 1,
+          job.maxRuns ?? 1,
+          job.availableAt ?? now,
+        ).lastInsertRowid,
     );
   } finally {
     db.close();
@@ -174,11 +211,16 @@ export function insertJob(d: RunningDaemon, job: JobInput): number {
 }
 
 /** Records an attempt of a job the way the pools do (job_events outlive completed jobs). */
-export function insertJobEvent(d: RunningDaemon, e: { jobId: number; queue: string; attempt: number; outcome: string; error?: string | null; payload?: unknown }): void {
+export function insertJobEvent(
+  d: RunningDaemon,
+  e: { jobId: number; queue: string; attempt: number; outcome: string; error?: string | null; payload?: unknown },
+): void {
   const db = openHomeDb(d);
   try {
     const now = Date.now();
-    db.prepare(`INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    db.prepare(
+      `INSERT INTO job_events (job_id, queue, attempt, outcome, payload, error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
       String(e.jobId),
       e.queue,
       e.attempt,
@@ -196,7 +238,8 @@ export function insertJobEvent(d: RunningDaemon, e: { jobId: number; queue: stri
 export function jobRow(d: RunningDaemon, id: number): { status: string; numRunsLeft: number; maxNumRuns: number } | undefined {
   const db = openHomeDb(d);
   try {
-    return db.prepare(`SELECT status, numRunsLeft, maxNumRuns FROM tasks WHERE id = ?`).get(id) as { status: string; numRunsLeft: number; maxNumRuns: number } | undefined;
+    return db.prepare(`SELECT status, numRunsLeft, maxNumRuns FROM tasks WHERE id = ?`).get(id) as
+      { status: string; numRunsLeft: number; maxNumRuns: number } | undefined;
   } finally {
     db.close();
   }
@@ -205,7 +248,11 @@ export function jobRow(d: RunningDaemon, id: number): { status: string; numRunsL
 export function jobEventRows(d: RunningDaemon, id: number): { attempt: number; outcome: string; error: string | null }[] {
   const db = openHomeDb(d);
   try {
-    return db.prepare(`SELECT attempt, outcome, error FROM job_events WHERE job_id = ? ORDER BY id`).all(String(id)) as { attempt: number; outcome: string; error: string | null }[];
+    return db.prepare(`SELECT attempt, outcome, error FROM job_events WHERE job_id = ? ORDER BY id`).all(String(id)) as {
+      attempt: number;
+      outcome: string;
+      error: string | null;
+    }[];
   } finally {
     db.close();
   }
@@ -245,7 +292,14 @@ export interface EventReader {
 
 /** Opens a server-sent event stream with exactly the given headers (as rawRequest) and parses its events as they arrive. */
 export function openEventStream(d: RunningDaemon, urlPath: string, headers: Record<string, string> = {}): Promise<EventReader> {
-  const options = { host: '127.0.0.1', port: d.port, method: 'GET', path: urlPath, agent: false, headers: { host: `127.0.0.1:${d.port}`, ...headers } };
+  const options = {
+    host: '127.0.0.1',
+    port: d.port,
+    method: 'GET',
+    path: urlPath,
+    agent: false,
+    headers: { host: `127.0.0.1:${d.port}`, ...headers },
+  };
   return new Promise((resolve, reject) => {
     const req = http.request(options, (res) => {
       const events: StreamEvent[] = [];

@@ -18,7 +18,9 @@ export const backupCommand: CommandModule<object, { json: boolean }> = {
       ? await api<{ backup: BackupInfo; removed: string[] }>('POST', '/api/backups', {})
       : await offlineBackup(paths);
     if (argv.json) return printJson(result);
-    say(`backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`);
+    say(
+      `backed up to ${result.backup.file} (${Math.ceil(result.backup.size / 1024)} KiB)${result.removed.length ? `; removed ${result.removed.length} old backup(s)` : ''}`,
+    );
   },
 };
 
@@ -31,7 +33,8 @@ async function offlineBackup(paths: ReturnType<typeof localPaths>) {
 export const restoreCommand: CommandModule<object, { file: string }> = {
   command: 'restore <file>',
   describe: 'replace the database with a backup (the daemon must be stopped; the current one is kept)',
-  builder: (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'a file in backups/ (a bare name is looked up there)' }),
+  builder: (y) =>
+    y.positional('file', { type: 'string', demandOption: true, describe: 'a file in backups/ (a bare name is looked up there)' }),
   handler: async (argv) => {
     const paths = localPaths();
     const file = fs.existsSync(argv.file) ? path.resolve(argv.file) : path.join(paths.backups, argv.file);

@@ -47,7 +47,9 @@ export async function api<T = Record<string, unknown>>(method: string, path: str
   try {
     res = await request(target.baseUrl + path, method, headers, payload);
   } catch (err) {
-    throw new UserError(`cannot reach the daemon at ${target.baseUrl}: ${(err as Error).message}; is it running? try "dispatch daemon status"`);
+    throw new UserError(
+      `cannot reach the daemon at ${target.baseUrl}: ${(err as Error).message}; is it running? try "dispatch daemon status"`,
+    );
   }
   let data: unknown;
   try {
@@ -62,7 +64,12 @@ export async function api<T = Record<string, unknown>>(method: string, path: str
   return data as T;
 }
 
-function request(url: string, method: string, headers: Record<string, string>, payload: string | undefined): Promise<{ status: number; text: string }> {
+function request(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  payload: string | undefined,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: false, timeout: 30_000 }, (res) => {
       const chunks: Buffer[] = [];

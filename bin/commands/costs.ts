@@ -21,7 +21,9 @@ const COLUMNS = ['runs', 'cost', 'tokens in', 'tokens out', 'no cost'];
 /** Today's spend and budgets in a few lines (also printed by `dispatch daemon status`). */
 export function budgetLines(b: BudgetStatus): string[] {
   const spent = money(b.spent_today_usd);
-  const lines = [b.global ? `budget: ${spent} of ${money(b.global.limit_usd)} spent today` : `budget: ${spent} spent today (no daily budget)`];
+  const lines = [
+    b.global ? `budget: ${spent} of ${money(b.global.limit_usd)} spent today` : `budget: ${spent} spent today (no daily budget)`,
+  ];
   for (const p of b.projects.filter((f) => !f.reached)) {
     lines.push(`budget of ${p.project?.abbreviation ?? p.project?.name}: ${money(p.spent_usd)} of ${money(p.limit_usd)} spent today`);
   }
@@ -49,10 +51,22 @@ export const costsCommand: CommandModule<{ json: boolean }, { days: number; proj
     for (const line of budgetLines(data.budget)) say(line);
     if (t.runs === 0) return;
     say('');
-    printTable([...data.by_day].reverse().filter((d) => d.runs > 0).map((d) => ({ day: d.date, ...figures(d) })), ['day', ...COLUMNS]);
+    printTable(
+      [...data.by_day]
+        .reverse()
+        .filter((d) => d.runs > 0)
+        .map((d) => ({ day: d.date, ...figures(d) })),
+      ['day', ...COLUMNS],
+    );
     say('');
-    printTable(data.by_project.map((p) => ({ project: p.abbreviation ?? p.name, ...figures(p) })), ['project', ...COLUMNS]);
+    printTable(
+      data.by_project.map((p) => ({ project: p.abbreviation ?? p.name, ...figures(p) })),
+      ['project', ...COLUMNS],
+    );
     say('');
-    printTable(data.by_agent_type.map((a) => ({ 'agent type': a.agent_type_id, ...figures(a) })), ['agent type', ...COLUMNS]);
+    printTable(
+      data.by_agent_type.map((a) => ({ 'agent type': a.agent_type_id, ...figures(a) })),
+      ['agent type', ...COLUMNS],
+    );
   },
 };

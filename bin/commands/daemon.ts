@@ -22,7 +22,9 @@ export function daemonCommands(y: Argv): Argv {
       const service = controlFor(paths);
       const waiting = waitingIndicator('starting the daemon');
       const { pid, port } = await startDaemon(paths, service, { onWait: waiting.tick }).finally(waiting.done);
-      console.log(`daemon started (pid ${pid}${service.managed ? `, by the ${service.managed.kind} service` : ''})\nopen http://127.0.0.1:${port}`);
+      console.log(
+        `daemon started (pid ${pid}${service.managed ? `, by the ${service.managed.kind} service` : ''})\nopen http://127.0.0.1:${port}`,
+      );
     })
     .command('stop', 'stop the daemon (agents keep running and are adopted on the next start)', {}, async () => {
       const { controlFor, stopDaemon } = await control();
@@ -43,9 +45,20 @@ export function daemonCommands(y: Argv): Argv {
       const service = controlFor(paths);
       const h = pidFile.state === 'running' && pidFile.port ? await fetchHealth(pidFile.port) : null;
       const running = Boolean(h && h.pid === pidFile.pid);
-      const budget = running ? await api<CostsAnswer>('GET', '/api/costs?days=1').then((c) => c.budget, () => null) : null;
+      const budget = running
+        ? await api<CostsAnswer>('GET', '/api/costs?days=1').then(
+            (c) => c.budget,
+            () => null,
+          )
+        : null;
       // the checks' results come only with the api_token, when one is set: ask again through the client, which sends it
-      const checks = running ? (h?.health ?? (await api<Health>('GET', '/api/health').then((a) => a.health, () => undefined))) : undefined;
+      const checks = running
+        ? (h?.health ??
+          (await api<Health>('GET', '/api/health').then(
+            (a) => a.health,
+            () => undefined,
+          )))
+        : undefined;
       const status = {
         running,
         pid: pidFile.pid,
@@ -60,14 +73,25 @@ export function daemonCommands(y: Argv): Argv {
         health: checks ?? null,
       };
       if (argv.json) printJson(status);
-      else if (running) console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
-      else if (pidFile.state === 'stale') console.log(`not running (home ${paths.home}); stale pid file: pid ${pidFile.pid} is gone (cleared on the next start)`);
-      else console.log(`not running (home ${paths.home})${pidFile.state === 'running' ? `; pid ${pidFile.pid} is alive but not answering` : ''}`);
-      if (!argv.json) console.log(service.managed ? `managed by the ${service.managed.kind} user service` : `managed as a plain process: ${service.note}`);
+      else if (running)
+        console.log(`running: pid ${status.pid}, http://127.0.0.1:${status.port}, version ${status.version}, home ${paths.home}`);
+      else if (pidFile.state === 'stale')
+        console.log(`not running (home ${paths.home}); stale pid file: pid ${pidFile.pid} is gone (cleared on the next start)`);
+      else
+        console.log(
+          `not running (home ${paths.home})${pidFile.state === 'running' ? `; pid ${pidFile.pid} is alive but not answering` : ''}`,
+        );
+      if (!argv.json)
+        console.log(
+          service.managed ? `managed by the ${service.managed.kind} user service` : `managed as a plain process: ${service.note}`,
+        );
       if (!argv.json && budget) for (const line of budgetLines(budget)) console.log(terminalSafe(line));
       if (!argv.json) {
         for (const p of status.agent_cli_paused) {
-          const hint = p.until === null ? '; fix it, then "dispatch resume" (or change the setting)' : '; resumes by itself ("dispatch resume" tries at once)';
+          const hint =
+            p.until === null
+              ? '; fix it, then "dispatch resume" (or change the setting)'
+              : '; resumes by itself ("dispatch resume" tries at once)';
           console.log(terminalSafe(`${p.message}${hint}`));
         }
       }
@@ -87,7 +111,14 @@ export function daemonCommands(y: Argv): Argv {
       (c) =>
         c
           .option('follow', { alias: 'f', type: 'boolean', default: false, describe: 'keep printing new lines (across day rollovers)' })
-          .option('lines', { alias: 'n', type: 'number', default: 50, requiresArg: true, coerce: wholeNumber('lines'), describe: 'how many lines to print' }),
+          .option('lines', {
+            alias: 'n',
+            type: 'number',
+            default: 50,
+            requiresArg: true,
+            coerce: wholeNumber('lines'),
+            describe: 'how many lines to print',
+          }),
       async (argv) => {
         const { followLogs, logFiles } = await import('../../lib/logger.js');
         const paths = localPaths();
@@ -97,7 +128,9 @@ export function daemonCommands(y: Argv): Argv {
         const complete = text.slice(0, text.lastIndexOf('\n') + 1);
         for (const line of complete.split('\n').filter(Boolean).slice(-Math.max(1, argv.lines))) console.log(formatLogLine(line));
         if (!argv.follow) return;
-        followLogs(paths.logs, (line) => console.log(formatLogLine(line)), { from: latest ? { file: latest, offset: Buffer.byteLength(complete) } : null });
+        followLogs(paths.logs, (line) => console.log(formatLogLine(line)), {
+          from: latest ? { file: latest, offset: Buffer.byteLength(complete) } : null,
+        });
         await new Promise<never>(() => {}); // until Ctrl-C
       },
     )
@@ -111,7 +144,9 @@ function formatLogLine(line: string): string {
 function formatLogRecord(line: string): string {
   try {
     const { timestamp, level, message, ...meta } = JSON.parse(line) as Record<string, unknown>;
-    const extra = Object.entries(meta).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
+    const extra = Object.entries(meta)
+      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+      .join(' ');
     return `${String(timestamp)} ${String(level).padEnd(5)} ${String(message)}${extra ? ` ${extra}` : ''}`;
   } catch {
     return line;

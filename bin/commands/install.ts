@@ -17,7 +17,13 @@ export const installCommand: CommandModule<object, { start: boolean; open: boole
     y
       .option('start', { type: 'boolean', default: true, describe: 'start the daemon (--no-start only prepares files)' })
       .option('open', { type: 'boolean', default: true, describe: 'open the UI in a browser when one is available' })
-      .option('timeout', { type: 'number', default: 30, requiresArg: true, coerce: wholeNumber('timeout'), describe: 'seconds to wait for the daemon to answer' }),
+      .option('timeout', {
+        type: 'number',
+        default: 30,
+        requiresArg: true,
+        coerce: wholeNumber('timeout'),
+        describe: 'seconds to wait for the daemon to answer',
+      }),
   handler: async (argv) => {
     const waiting = waitingIndicator('waiting for the daemon to answer /api/health');
     const { install } = await import('../../lib/install.js');
@@ -65,9 +71,13 @@ export const uninstallCommand: CommandModule<object, { yes: boolean; 'keep-data'
     if (argv['keep-data'] || !fs.existsSync(paths.home)) deleteData = false;
     else if (argv.yes) deleteData = true;
     else if (process.stdin.isTTY && process.stdout.isTTY) {
-      deleteData = await confirm(`Delete all Project Dispatcher data in ${paths.home} (tickets, history, prompts, config, backups)? [y/N] `);
+      deleteData = await confirm(
+        `Delete all Project Dispatcher data in ${paths.home} (tickets, history, prompts, config, backups)? [y/N] `,
+      );
     } else {
-      throw new UserError(`not deleting ${paths.home} without confirmation: run "dispatch uninstall --yes" to delete it, or "dispatch uninstall --keep-data" to keep it`);
+      throw new UserError(
+        `not deleting ${paths.home} without confirmation: run "dispatch uninstall --yes" to delete it, or "dispatch uninstall --keep-data" to keep it`,
+      );
     }
     const { uninstall } = await import('../../lib/install.js');
     await uninstall({ paths, deleteData, ui: { say, warn: (line) => process.stderr.write(`warning: ${line}\n`) } });

@@ -43,7 +43,11 @@ export function printTable(rows: Record<string, unknown>[], columns: string[]): 
   }
   const cells = rows.map((r) => columns.map((c) => terminalSafe(String(r[c] ?? ''), { oneLine: true }).replace(/\s+/g, ' ')));
   const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...cells.map((row) => row[i]!.length))));
-  const line = (values: string[]) => values.map((v, i) => (v.length > widths[i]! ? v.slice(0, widths[i]! - 1) + '…' : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => (v.length > widths[i]! ? v.slice(0, widths[i]! - 1) + '…' : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   process.stdout.write(line(columns.map((c) => c.toUpperCase())) + '\n');
   for (const row of cells) process.stdout.write(line(row) + '\n');
 }

@@ -9,12 +9,20 @@ export const pauseCommand: CommandModule<{ json: boolean }, { json: boolean; 'st
   command: 'pause',
   describe: 'pause all agents: no new run starts anywhere; --stop-running also stops the running ones',
   builder: (y) =>
-    y.option('stop-running', { type: 'boolean', default: false, describe: 'also stop every running agent (their tickets stay in their columns)' }),
+    y.option('stop-running', {
+      type: 'boolean',
+      default: false,
+      describe: 'also stop every running agent (their tickets stay in their columns)',
+    }),
   handler: async (argv) => {
     const state = await api<PauseState>('POST', '/api/pause', { stop_running: argv['stop-running'] });
     if (argv.json) return printJson(state);
     const agents = (n: number) => `${n} running agent${n === 1 ? '' : 's'}`;
-    const running = argv['stop-running'] ? `; stopped ${agents(state.stopped)}` : state.running ? `; ${agents(state.running)} finish their work` : '';
+    const running = argv['stop-running']
+      ? `; stopped ${agents(state.stopped)}`
+      : state.running
+        ? `; ${agents(state.running)} finish their work`
+        : '';
     say(`all agents paused since ${when(state.paused?.since ?? null)}${running}; "dispatch resume" starts them again`);
   },
 };

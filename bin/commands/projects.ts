@@ -42,7 +42,9 @@ export function projectCommands(y: Argv): Argv {
           main_branch: argv['main-branch'],
         });
         if (argv.json) return printJson(project);
-        say(`registered ${project.name} as ${project.abbreviation} (${project.project_type_id}): tickets read ${project.abbreviation}-1, ${project.abbreviation}-2, …`);
+        say(
+          `registered ${project.name} as ${project.abbreviation} (${project.project_type_id}): tickets read ${project.abbreviation}-1, ${project.abbreviation}-2, …`,
+        );
       },
     )
     .command('discover', 'find new folders under the projects root', {}, async (argv) => {
@@ -137,7 +139,9 @@ export function projectCommands(y: Argv): Argv {
           .option('stop-running', { type: 'boolean', default: false, describe: 'also stop the running agents' }),
       async (argv) => {
         const stopRunning = argv['stop-running'];
-        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/pause`, { stop_running: stopRunning });
+        const res = await api<{ project: Project; stopped: number }>('POST', `/api/projects/${enc(argv.project)}/pause`, {
+          stop_running: stopRunning,
+        });
         if (argv.json) return printJson(res);
         say(`paused ${res.project.abbreviation}${stopRunning ? `; stopped ${agents(res.stopped)}` : '; running agents finish their work'}`);
       },

@@ -37,7 +37,16 @@ export function runCommands(y: Argv): Argv {
         const data = await api<{ runs: RunListItem[] }>('GET', `/api/runs?${q}`);
         if (argv.json) return printJson(data);
         printTable(
-          data.runs.map((r) => ({ run: r.id, ticket: r.ticket_key, agent: r.agent_type_id, status: r.status, cause: r.cause ?? '', started: when(r.started_at ?? r.created_at), took: duration(r), cost: r.cost_usd != null ? `$${r.cost_usd.toFixed(4)}` : '' })),
+          data.runs.map((r) => ({
+            run: r.id,
+            ticket: r.ticket_key,
+            agent: r.agent_type_id,
+            status: r.status,
+            cause: r.cause ?? '',
+            started: when(r.started_at ?? r.created_at),
+            took: duration(r),
+            cost: r.cost_usd != null ? `$${r.cost_usd.toFixed(4)}` : '',
+          })),
           ['run', 'ticket', 'agent', 'status', 'cause', 'started', 'took', 'cost'],
         );
       },
@@ -50,7 +59,9 @@ export function runCommands(y: Argv): Argv {
         const { run } = await api<{ run: Run }>('GET', `/api/runs/${enc(argv.run)}`);
         if (argv.json) return printJson(run);
         say(`${run.id}  ${run.agent_type_id} (${run.model}) in ${run.column_id}, attempt ${run.attempt}`);
-        say(`status: ${run.status}${run.cause ? ` (${run.cause})` : ''}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`);
+        say(
+          `status: ${run.status}${run.cause ? ` (${run.cause})` : ''}${run.exit_code != null ? `   exit code: ${run.exit_code}` : ''}${run.pid ? `   pid: ${run.pid}` : ''}`,
+        );
         say(`started: ${when(run.started_at)}   ended: ${when(run.ended_at)}   took: ${duration(run)}`);
         if (run.tokens_in != null) say(`tokens: ${run.tokens_in} in, ${run.tokens_out} out   cost: $${(run.cost_usd ?? 0).toFixed(4)}`);
         if (run.cwd) say(`working directory: ${run.cwd}`);
@@ -66,7 +77,10 @@ export function runCommands(y: Argv): Argv {
       async (argv) => {
         let offset = 0;
         for (;;) {
-          const chunk = await api<{ cli?: string; text: string; next_offset: number; done: boolean }>('GET', `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`);
+          const chunk = await api<{ cli?: string; text: string; next_offset: number; done: boolean }>(
+            'GET',
+            `/api/runs/${enc(argv.run)}/transcript?offset=${offset}`,
+          );
           for (const line of chunk.text.split('\n')) {
             if (!line) continue;
             // --json passes the transcript's lines through; one that is not JSON (an agent's noise) is printed as a JSON string
@@ -96,7 +110,10 @@ export function runCommands(y: Argv): Argv {
 export function queueCommands(y: Argv): Argv {
   return y
     .command('stats', 'jobs per queue and state', {}, async (argv) => {
-      const data = await api<{ queues: QueueCounts[]; engine: { pools: { name: string; active: number; last_error: string | null }[] } }>('GET', '/api/queues');
+      const data = await api<{ queues: QueueCounts[]; engine: { pools: { name: string; active: number; last_error: string | null }[] } }>(
+        'GET',
+        '/api/queues',
+      );
       if (argv.json) return printJson(data);
       printTable(
         data.queues.map((q) => ({ ...q, active: data.engine.pools.find((p) => p.name === q.queue)?.active ?? 0 })),

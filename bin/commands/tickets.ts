@@ -63,7 +63,14 @@ export function ticketCommands(y: Argv): Argv {
         const { tickets } = await api<{ tickets: TicketView[] }>('GET', `/api/tickets?${q}`);
         if (argv.json) return printJson(tickets);
         printTable(
-          tickets.map((t) => ({ id: t.key, column: t.column_id, priority: t.priority, title: t.title, updated: when(t.updated_at), running: t.claimed_by_run ? 'yes' : '' })),
+          tickets.map((t) => ({
+            id: t.key,
+            column: t.column_id,
+            priority: t.priority,
+            title: t.title,
+            updated: when(t.updated_at),
+            running: t.claimed_by_run ? 'yes' : '',
+          })),
           ['id', 'column', 'priority', 'title', 'updated', 'running'],
         );
       },
@@ -76,7 +83,9 @@ export function ticketCommands(y: Argv): Argv {
         const data = await api<{ ticket: TicketView; comments: Comment[]; runs: Run[] }>('GET', `/api/tickets/${enc(argv.id)}`);
         if (argv.json) return printJson(data);
         const { ticket: t, comments, runs } = data;
-        say(`${t.key}  ${terminalSafe(t.title, { oneLine: true })}\ncolumn: ${t.column_id}   priority: ${t.priority}${t.tags.length ? `   tags: ${t.tags.join(', ')}` : ''}${t.branch ? `   branch: ${t.branch}` : ''}`);
+        say(
+          `${t.key}  ${terminalSafe(t.title, { oneLine: true })}\ncolumn: ${t.column_id}   priority: ${t.priority}${t.tags.length ? `   tags: ${t.tags.join(', ')}` : ''}${t.branch ? `   branch: ${t.branch}` : ''}`,
+        );
         say(`created ${when(t.created_at)} by ${t.created_by}${t.claimed_by_run ? `   running: ${t.claimed_by_run}` : ''}`);
         if (t.body) say(`\n${t.body}`);
         say('\nhistory:');
@@ -85,7 +94,9 @@ export function ticketCommands(y: Argv): Argv {
           say('\nruns:');
           for (const r of runs) {
             const cost = r.cost_usd != null ? `  $${r.cost_usd.toFixed(4)}` : '';
-            say(`  ${r.id}  ${r.agent_type_id}  ${r.status}${r.exit_code != null ? ` (exit ${r.exit_code})` : ''}  ${when(r.started_at ?? r.created_at)}${cost}`);
+            say(
+              `  ${r.id}  ${r.agent_type_id}  ${r.status}${r.exit_code != null ? ` (exit ${r.exit_code})` : ''}  ${when(r.started_at ?? r.created_at)}${cost}`,
+            );
           }
         }
       },
@@ -99,7 +110,10 @@ export function ticketCommands(y: Argv): Argv {
           .positional('text', { type: 'string', array: true, demandOption: true })
           .option('type', { choices: ['comment', 'journal', 'block', 'complete'] as const, default: 'comment' as const }),
       async (argv) => {
-        const { comment } = await api<{ comment: Comment }>('POST', `/api/tickets/${enc(argv.id)}/comments`, { type: argv.type, body: (argv.text as string[]).join(' ') });
+        const { comment } = await api<{ comment: Comment }>('POST', `/api/tickets/${enc(argv.id)}/comments`, {
+          type: argv.type,
+          body: (argv.text as string[]).join(' '),
+        });
         if (argv.json) return printJson(comment);
         say(`commented on ${argv.id}`);
       },
@@ -107,9 +121,16 @@ export function ticketCommands(y: Argv): Argv {
     .command(
       'move <id> <column>',
       'move a ticket to another column',
-      (c) => c.positional('id', { type: 'string', demandOption: true }).positional('column', { type: 'string', demandOption: true }).option('comment', { alias: 'm', type: 'string' }),
+      (c) =>
+        c
+          .positional('id', { type: 'string', demandOption: true })
+          .positional('column', { type: 'string', demandOption: true })
+          .option('comment', { alias: 'm', type: 'string' }),
       async (argv) => {
-        const result = await api<{ ticket: TicketView; from: string; to: string }>('POST', `/api/tickets/${enc(argv.id)}/move`, { column: argv.column, comment: argv.comment });
+        const result = await api<{ ticket: TicketView; from: string; to: string }>('POST', `/api/tickets/${enc(argv.id)}/move`, {
+          column: argv.column,
+          comment: argv.comment,
+        });
         if (argv.json) return printJson(result);
         say(`${result.ticket.key}: ${result.from} → ${result.to}`);
       },

@@ -28,11 +28,16 @@ export function worktreeCommands(y: Argv): Argv {
       if (argv.json) return printJson(worktrees);
       table(worktrees);
     })
-    .command('prune', 'remove the worktrees of merged, archived and deleted tickets (ones with uncommitted files stay) and unused spares', {}, async (argv) => {
-      const res = await api<{ removed: WorktreeInfo[]; worktrees: WorktreeInfo[] }>('POST', '/api/worktrees/prune', {});
-      if (argv.json) return printJson(res);
-      for (const w of res.removed) say(`removed ${w.path} (${w.ticket ?? 'deleted ticket'}, ${formatBytes(w.bytes)})`);
-      say(`${res.removed.length} removed; ${res.worktrees.length} left`);
-    })
+    .command(
+      'prune',
+      'remove the worktrees of merged, archived and deleted tickets (ones with uncommitted files stay) and unused spares',
+      {},
+      async (argv) => {
+        const res = await api<{ removed: WorktreeInfo[]; worktrees: WorktreeInfo[] }>('POST', '/api/worktrees/prune', {});
+        if (argv.json) return printJson(res);
+        for (const w of res.removed) say(`removed ${w.path} (${w.ticket ?? 'deleted ticket'}, ${formatBytes(w.bytes)})`);
+        say(`${res.removed.length} removed; ${res.worktrees.length} left`);
+      },
+    )
     .demandCommand(1, 'name a worktrees command: list or prune');
 }

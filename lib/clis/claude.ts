@@ -11,7 +11,9 @@ type Json = Record<string, unknown>;
 function summaryOf(line: Json): TranscriptSummary {
   const usage = isObject(line.usage) ? line.usage : {};
   // input counts what the model read: fresh input plus cache writes and cache reads
-  const inputs = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((k) => num(usage[k])).filter((v): v is number => v !== null);
+  const inputs = ['input_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens']
+    .map((k) => num(usage[k]))
+    .filter((v): v is number => v !== null);
   return {
     isError: line.is_error === true,
     resultText: str(line.result),
@@ -36,8 +38,8 @@ function blockEntries(message: unknown): TranscriptEntry[] {
     else if (b.type === 'tool_use') {
       const name = str(b.name) || 'tool';
       out.push({ kind: 'tool_use', id: str(b.id), name, input: JSON.stringify(b.input ?? {}, null, 2), call: toolCall(name, b.input) });
-    }
-    else if (b.type === 'tool_result') out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
+    } else if (b.type === 'tool_result')
+      out.push({ kind: 'tool_result', toolUseId: str(b.tool_use_id), content: contentText(b.content), isError: b.is_error === true });
   }
   return out;
 }

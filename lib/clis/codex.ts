@@ -3,7 +3,16 @@
 // with turn.completed (its usage: no cost) or turn.failed (its error message). Codex has no per-command
 // allowlist: its sandbox bounds what commands may change.
 import { resetFromText } from '../runCause.js';
-import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import {
+  isObject,
+  jsonEvents,
+  num,
+  str,
+  toolCall,
+  type TranscriptEnd,
+  type TranscriptEntry,
+  type TranscriptSummary,
+} from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 type Json = Record<string, unknown>;
@@ -31,7 +40,11 @@ function itemEntries(item: Json, completed: boolean): TranscriptEntry[] {
   if (!completed) return [];
   const id = str(item.id);
   const use = (name: string, input: unknown, call = toolCall(name, input)): TranscriptEntry => ({
-    kind: 'tool_use', id, name, input: JSON.stringify(input ?? {}, null, 2), call,
+    kind: 'tool_use',
+    id,
+    name,
+    input: JSON.stringify(input ?? {}, null, 2),
+    call,
   });
   const opened = (name: string, input: unknown, call?: ReturnType<typeof toolCall>) => [use(name, input, call)];
   switch (item.type) {
@@ -56,7 +69,10 @@ function itemEntries(item: Json, completed: boolean): TranscriptEntry[] {
     case 'mcp_tool_call': {
       const head = opened(`${str(item.server)}.${str(item.tool)}`, item.arguments);
       const error = isObject(item.error) ? str(item.error.message) : '';
-      return [...head, { kind: 'tool_result', toolUseId: id, content: error || JSON.stringify(item.result ?? ''), isError: item.status === 'failed' }];
+      return [
+        ...head,
+        { kind: 'tool_result', toolUseId: id, content: error || JSON.stringify(item.result ?? ''), isError: item.status === 'failed' },
+      ];
     }
     case 'web_search':
       return [use('WebSearch', { query: str(item.query) })];
@@ -101,7 +117,13 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   return out;
 }
 
-function summary(isError: boolean, resultText: string, tokensIn: number | null, tokensOut: number | null, turns: number): TranscriptSummary {
+function summary(
+  isError: boolean,
+  resultText: string,
+  tokensIn: number | null,
+  tokensOut: number | null,
+  turns: number,
+): TranscriptSummary {
   const apiErrorStatus = isError ? statusIn(resultText) : null;
   return { isError, resultText, costUsd: null, tokensIn, tokensOut, numTurns: turns, durationMs: null, apiErrorStatus };
 }
@@ -142,9 +164,12 @@ export const codex: CliAdapter = {
   launch: (c) => ({ args: launchArgs(c), stdin: promptThenTask(c.prompt, c.task), env: {} }),
   unmapped: ({ permissionMode, allowedTools }) => {
     const out: string[] = [];
-    if (allowedTools.length) out.push('allowed tools: Codex has no per-tool or per-command allowlist; its sandbox decides what commands may change');
+    if (allowedTools.length)
+      out.push('allowed tools: Codex has no per-tool or per-command allowlist; its sandbox decides what commands may change');
     if (!['plan', 'bypassPermissions'].includes(permissionMode)) {
-      out.push(`permission mode ${permissionMode}: runs in the workspace-write sandbox (the working folder and the data folder are writable)`);
+      out.push(
+        `permission mode ${permissionMode}: runs in the workspace-write sandbox (the working folder and the data folder are writable)`,
+      );
     }
     return out;
   },

@@ -3,21 +3,52 @@
 // run ends) and result (status and token stats: no cost). Its exit code names fatal errors (41 auth,
 // 52 config).
 import { resetFromText } from '../runCause.js';
-import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import {
+  isObject,
+  jsonEvents,
+  num,
+  str,
+  toolCall,
+  type TranscriptEnd,
+  type TranscriptEntry,
+  type TranscriptSummary,
+} from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 /** Gemini's tool names read as the Claude Code tools whose readable forms they share. */
 const TOOL_NAMES: Record<string, string> = {
-  run_shell_command: 'Bash', write_file: 'Write', replace: 'Edit', read_file: 'Read', read_many_files: 'Read', glob: 'Glob',
-  grep_search: 'Grep', search_file_content: 'Grep', list_directory: 'LS', web_fetch: 'WebFetch', google_web_search: 'WebSearch',
+  run_shell_command: 'Bash',
+  write_file: 'Write',
+  replace: 'Edit',
+  read_file: 'Read',
+  read_many_files: 'Read',
+  glob: 'Glob',
+  grep_search: 'Grep',
+  search_file_content: 'Grep',
+  list_directory: 'LS',
+  web_fetch: 'WebFetch',
+  google_web_search: 'WebSearch',
 };
 /** Ours → Gemini's: a Claude Code tool name (or Bash(prefix:*) pattern) as a Gemini allowed-tools entry. */
 const ALLOWED: Record<string, string[]> = {
-  Bash: ['run_shell_command'], Read: ['read_file', 'read_many_files'], Write: ['write_file'], Edit: ['replace'], MultiEdit: ['replace'],
-  Glob: ['glob'], Grep: ['grep_search'], LS: ['list_directory'], WebFetch: ['web_fetch'], WebSearch: ['google_web_search'],
+  Bash: ['run_shell_command'],
+  Read: ['read_file', 'read_many_files'],
+  Write: ['write_file'],
+  Edit: ['replace'],
+  MultiEdit: ['replace'],
+  Glob: ['glob'],
+  Grep: ['grep_search'],
+  LS: ['list_directory'],
+  WebFetch: ['web_fetch'],
+  WebSearch: ['google_web_search'],
 };
 const APPROVAL: Record<string, string> = {
-  plan: 'plan', default: 'default', dontAsk: 'default', acceptEdits: 'auto_edit', auto: 'yolo', bypassPermissions: 'yolo',
+  plan: 'plan',
+  default: 'default',
+  dontAsk: 'default',
+  acceptEdits: 'auto_edit',
+  auto: 'yolo',
+  bypassPermissions: 'yolo',
 };
 
 /** `Bash(git log:*)` → `run_shell_command(git log)`; null when the pattern has no Gemini form. */
@@ -28,7 +59,15 @@ function allowedTool(pattern: string): string[] | null {
 }
 
 function launchArgs(c: LaunchInput): string[] {
-  const args = ['--output-format', 'stream-json', '--model', c.model, '--approval-mode', APPROVAL[c.permissionMode] ?? 'default', '--skip-trust'];
+  const args = [
+    '--output-format',
+    'stream-json',
+    '--model',
+    c.model,
+    '--approval-mode',
+    APPROVAL[c.permissionMode] ?? 'default',
+    '--skip-trust',
+  ];
   // one `--allowed-tools=<tool>` per tool: the `=` form takes exactly one value, so nothing is swallowed
   for (const t of c.allowedTools.flatMap((p) => allowedTool(p) ?? [])) args.push(`--allowed-tools=${t}`);
   // -p switches to headless mode and is appended to the input read on stdin (the prompt and the task)
@@ -84,8 +123,14 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
         const type = error && str(error.type) !== 'unknown' ? str(error.type) : '';
         const resultText = error ? `${type ? `${type}: ` : ''}${str(error.message)}` : lastText;
         const summary: TranscriptSummary = {
-          isError, resultText, costUsd: null, tokensIn: num(stats.input_tokens), tokensOut: num(stats.output_tokens), numTurns: null,
-          durationMs: num(stats.duration_ms), apiErrorStatus: isError ? statusIn(resultText) : null,
+          isError,
+          resultText,
+          costUsd: null,
+          tokensIn: num(stats.input_tokens),
+          tokensOut: num(stats.output_tokens),
+          numTurns: null,
+          durationMs: num(stats.duration_ms),
+          apiErrorStatus: isError ? statusIn(resultText) : null,
         };
         out.push({ kind: 'result', summary });
         break;
@@ -96,7 +141,8 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
 }
 
 const QUOTA_TEXT = /exhausted your daily quota|TerminalQuotaError|INSUFFICIENT_G1_CREDITS_BALANCE|usage limit/i;
-const AUTH_TEXT = /FatalAuthenticationError|UNAUTHENTICATED|PERMISSION_DENIED|API key not valid|GEMINI_API_KEY|Manual authorization is required/i;
+const AUTH_TEXT =
+  /FatalAuthenticationError|UNAUTHENTICATED|PERMISSION_DENIED|API key not valid|GEMINI_API_KEY|Manual authorization is required/i;
 
 export const gemini: CliAdapter = {
   name: 'gemini',
@@ -106,8 +152,13 @@ export const gemini: CliAdapter = {
   modelPattern: /^[a-z0-9][a-z0-9._-]*$/i,
   modelHint: 'a Gemini model name such as gemini-2.5-pro',
   inheritedEnv: [
-    'GEMINI_API_KEY', 'GOOGLE_API_KEY', 'GOOGLE_CLOUD_PROJECT', 'GOOGLE_CLOUD_LOCATION', 'GOOGLE_GENAI_USE_VERTEXAI',
-    'GOOGLE_APPLICATION_CREDENTIALS', 'GEMINI_CLI_HOME',
+    'GEMINI_API_KEY',
+    'GOOGLE_API_KEY',
+    'GOOGLE_CLOUD_PROJECT',
+    'GOOGLE_CLOUD_LOCATION',
+    'GOOGLE_GENAI_USE_VERTEXAI',
+    'GOOGLE_APPLICATION_CREDENTIALS',
+    'GEMINI_CLI_HOME',
   ],
   authFix: 'not logged in: run gemini once to log in, or set GEMINI_API_KEY for the daemon',
   launch: (c) => ({ args: launchArgs(c), stdin: promptThenTask(c.prompt, c.task), env: {} }),

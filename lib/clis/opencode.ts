@@ -3,12 +3,28 @@
 // error. There is no final result line: the run's result is the last step that did not end in tool
 // calls, with the tokens and cost of all steps. Permissions come as OPENCODE_PERMISSION (JSON); a
 // permission that would be asked is refused, since `run` has no one to ask.
-import { isObject, jsonEvents, num, str, toolCall, type TranscriptEnd, type TranscriptEntry, type TranscriptSummary } from '../transcript.js';
+import {
+  isObject,
+  jsonEvents,
+  num,
+  str,
+  toolCall,
+  type TranscriptEnd,
+  type TranscriptEntry,
+  type TranscriptSummary,
+} from '../transcript.js';
 import { promptThenTask, statusIn, type CliAdapter, type LaunchInput } from './index.js';
 
 /** OpenCode's tool names read as the Claude Code tools whose readable forms they share. */
 const TOOL_NAMES: Record<string, string> = {
-  bash: 'Bash', edit: 'Edit', write: 'Write', read: 'Read', glob: 'Glob', grep: 'Grep', list: 'LS', webfetch: 'WebFetch',
+  bash: 'Bash',
+  edit: 'Edit',
+  write: 'Write',
+  read: 'Read',
+  glob: 'Glob',
+  grep: 'Grep',
+  list: 'LS',
+  webfetch: 'WebFetch',
 };
 const KEYS: Record<string, string> = { filePath: 'file_path', oldString: 'old_string', newString: 'new_string', replaceAll: 'replace_all' };
 
@@ -111,8 +127,14 @@ function parse(lines: readonly string[]): TranscriptEntry[] {
   function summary(isError: boolean, resultText: string): TranscriptSummary {
     const counted = <T>(v: T): T | null => (steps ? v : null);
     return {
-      isError, resultText, costUsd: counted(cost), tokensIn: counted(tokensIn), tokensOut: counted(tokensOut),
-      numTurns: steps || null, durationMs: null, apiErrorStatus: null,
+      isError,
+      resultText,
+      costUsd: counted(cost),
+      tokensIn: counted(tokensIn),
+      tokensOut: counted(tokensOut),
+      numTurns: steps || null,
+      durationMs: null,
+      apiErrorStatus: null,
     };
   }
 }
@@ -131,7 +153,8 @@ export const opencode: CliAdapter = {
   authFix: 'not logged in: run opencode auth login, or set the provider API key for the daemon',
   launch,
   unmapped: ({ permissionMode, allowedTools }) => {
-    const known = (t: string) => /^Bash(\(.+\))?$/.test(t) || ['Read', 'Edit', 'Write', 'MultiEdit', 'Glob', 'Grep', 'LS', 'WebFetch'].includes(t);
+    const known = (t: string) =>
+      /^Bash(\(.+\))?$/.test(t) || ['Read', 'Edit', 'Write', 'MultiEdit', 'Glob', 'Grep', 'LS', 'WebFetch'].includes(t);
     const out = allowedTools.filter((t) => !known(t)).map((t) => `allowed tool ${t}: OpenCode has no such tool`);
     if (permissionMode === 'auto') out.push('permission mode auto: OpenCode has no classifier mode; only the listed tools are allowed');
     out.push('OpenCode always lets the agent read files (read, glob, grep, list)');
@@ -146,9 +169,11 @@ export const opencode: CliAdapter = {
   classify: (end, now) => {
     const text = end.result?.isError ? end.result.resultText : '';
     const status = end.result?.apiErrorStatus ?? null;
-    if ((status === 429 || status === null) && LIMIT_TEXT.test(text)) return { cause: 'usage_limit', resetsAt: now + 3600_000, limitType: 'unknown' };
+    if ((status === 429 || status === null) && LIMIT_TEXT.test(text))
+      return { cause: 'usage_limit', resetsAt: now + 3600_000, limitType: 'unknown' };
     if (status === 401 || status === 403 || AUTH_TEXT.test(text)) return { cause: 'auth' };
-    if (status === 429 || (status !== null && status >= 500 && status <= 599) || /rate limit|overloaded/i.test(text)) return { cause: 'rate_limited' };
+    if (status === 429 || (status !== null && status >= 500 && status <= 599) || /rate limit|overloaded/i.test(text))
+      return { cause: 'rate_limited' };
     return { cause: 'agent' };
   },
 };

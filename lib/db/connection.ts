@@ -48,7 +48,10 @@ export function cacheStatements(db: Db): void {
 
 /** A storage failure the user can act on; the failed statement's transaction was rolled back. */
 export class StorageError extends UserError {
-  constructor(override readonly status: number, message: string) {
+  constructor(
+    override readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'StorageError';
   }
@@ -62,9 +65,16 @@ export class StorageError extends UserError {
 export function storageError(err: unknown): StorageError | null {
   if (!(err instanceof Database.SqliteError)) return null;
   const code = err.code;
-  if (code === 'SQLITE_FULL') return new StorageError(507, 'the disk holding the data home is full: free some space and retry (nothing was saved)');
-  if (code.startsWith('SQLITE_READONLY')) return new StorageError(503, `the database is read-only (${code}): check the data home's permissions and free space, then retry (nothing was saved)`);
-  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new StorageError(503, 'the database is busy: retry in a moment (nothing was saved)');
-  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN')) return new StorageError(503, `the database could not be written (${code}): check the disk holding the data home (nothing was saved)`);
+  if (code === 'SQLITE_FULL')
+    return new StorageError(507, 'the disk holding the data home is full: free some space and retry (nothing was saved)');
+  if (code.startsWith('SQLITE_READONLY'))
+    return new StorageError(
+      503,
+      `the database is read-only (${code}): check the data home's permissions and free space, then retry (nothing was saved)`,
+    );
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))
+    return new StorageError(503, 'the database is busy: retry in a moment (nothing was saved)');
+  if (code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN'))
+    return new StorageError(503, `the database could not be written (${code}): check the disk holding the data home (nothing was saved)`);
   return null;
 }

@@ -363,8 +363,8 @@ BEGIN
     SELECT 'inbox', t.id, t.project_id, NEW.id, NEW.author, NEW.created_at FROM tickets t WHERE t.id = NEW.ticket_id;
 END;
 `,
-    },
-    {
+  },
+  {
     version: 14,
     name: 'the merge queue: a check per project, check runs, worktree setup',
     sql: `
@@ -402,8 +402,8 @@ CREATE INDEX check_runs_running ON check_runs (status) WHERE status = 'running';
 -- the built-in merge-resolver (seeded from this version on) changes files: it resolves conflicts
 UPDATE agent_types SET edits_working_tree = 1 WHERE builtin = 1 AND id = 'merge-resolver';
 `,
-    },
-    {
+  },
+  {
     version: 15,
     name: 'the agent CLI of each agent type and of each run',
     sql: `

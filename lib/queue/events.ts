@@ -25,8 +25,12 @@ export function openEvent(db: Db, jobId: string, queue: QueueName, attempt: numb
 }
 
 export function closeEvent(db: Db, eventId: number, outcome: 'completed' | 'retry' | 'failed', error: string | null, now = Date.now()) {
-  db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`)
-    .run(outcome, error, now, eventId);
+  db.prepare(`UPDATE job_events SET outcome = ?, error = ?, ended_at = ? WHERE id = ? AND outcome = 'running'`).run(
+    outcome,
+    error,
+    now,
+    eventId,
+  );
 }
 
 /** Closes every open attempt as crashed (startup recovery: no attempt of a dead daemon is still running). */

@@ -99,9 +99,9 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => 
       const job = await queues.get(queue)!.enqueue(payload, { idempotencyKey: o.key, delayMs: o.delayMs, priority: o.priority });
       if (job) return String(job.id);
       // liteque returns nothing when the key is taken: the job holding it
-      const held = db.prepare(`SELECT CAST(id AS TEXT) AS id FROM tasks WHERE queue = ? AND idempotencyKey = ?`).get(queue, o.key ?? null) as
-        | { id: string }
-        | undefined;
+      const held = db
+        .prepare(`SELECT CAST(id AS TEXT) AS id FROM tasks WHERE queue = ? AND idempotencyKey = ?`)
+        .get(queue, o.key ?? null) as { id: string } | undefined;
       if (!held) throw new Error(`liteque refused a job for ${queue} and no job holds its key`);
       return held.id;
     },
@@ -115,27 +115,26 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => 
       const now = clock();
       const nowSecs = Math.floor(now / 1000);
       if (!db.prepare(`SELECT id ${CLAIMABLE}`).get(queue, now, nowSecs)) return null;
-      return db.transaction((): ClaimedJob | null => {
-        for (;;) {
-          const job = db.prepare(`SELECT id, payload, numRunsLeft, maxNumRuns ${CLAIMABLE}`).get(queue, now, nowSecs) as
-            | { id: number; payload: string; numRunsLeft: number; maxNumRuns: number }
-            | undefined;
-          if (!job) return null;
-          if (job.numRunsLeft <= 0) {
-            db.prepare(`UPDATE tasks SET status = 'failed', expireAt = NULL WHERE id = ?`).run(job.id);
-            continue;
+      return db
+        .transaction((): ClaimedJob | null => {
+          for (;;) {
+            const job = db.prepare(`SELECT id, payload, numRunsLeft, maxNumRuns ${CLAIMABLE}`).get(queue, now, nowSecs) as
+              { id: number; payload: string; numRunsLeft: number; maxNumRuns: number } | undefined;
+            if (!job) return null;
+            if (job.numRunsLeft <= 0) {
+              db.prepare(`UPDATE tasks SET status = 'failed', expireAt = NULL WHERE id = ?`).run(job.id);
+              continue;
+            }
+            const token = randomUUID();
+            db.prepare(
+              `UPDATE tasks SET status = 'running', numRunsLeft = numRunsLeft - 1, allocationId = ?, expireAt = ? WHERE id = ?`,
+            ).run(token, Math.ceil((now + leaseMs) / 1000), job.id);
+            const attempt = job.maxNumRuns - job.numRunsLeft + 1;
+            const eventId = openEvent(db, String(job.id), queue, attempt, job.payload, now);
+            return { id: String(job.id), queue, payload: job.payload, token, attempt, final: job.numRunsLeft - 1 <= 0, eventId };
           }
-          const token = randomUUID();
-          db.prepare(`UPDATE tasks SET status = 'running', numRunsLeft = numRunsLeft - 1, allocationId = ?, expireAt = ? WHERE id = ?`).run(
-            token,
-            Math.ceil((now + leaseMs) / 1000),
-            job.id,
-          );
-          const attempt = job.maxNumRuns - job.numRunsLeft + 1;
-          const eventId = openEvent(db, String(job.id), queue, attempt, job.payload, now);
-          return { id: String(job.id), queue, payload: job.payload, token, attempt, final: job.numRunsLeft - 1 <= 0, eventId };
-        }
-      }).immediate();
+        })
+        .immediate();
     },
 
     async extend(job) {
@@ -151,8 +150,12 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => 
         if (end.outcome === 'completed') db.prepare(`DELETE FROM tasks WHERE id = ? AND allocationId = ?`).run(Number(job.id), job.token);
         else {
           const [status, availableAt] = end.outcome === 'failed' ? ['failed', now] : ['pending_retry', end.retryAt];
-          db.prepare(`UPDATE tasks SET status = ?, expireAt = NULL, availableAt = ? WHERE id = ? AND allocationId = ?`)
-            .run(status, availableAt, Number(job.id), job.token);
+          db.prepare(`UPDATE tasks SET status = ?, expireAt = NULL, availableAt = ? WHERE id = ? AND allocationId = ?`).run(
+            status,
+            availableAt,
+            Number(job.id),
+            job.token,
+          );
         }
         closeEvent(db, job.eventId, end.outcome, end.outcome === 'completed' ? null : end.error, now);
       }).immediate();
@@ -209,19 +212,23 @@ export function openSqliteBackend(db: Db, opts: { leaseMs?: number; now?: () => 
 
     async resetOrphaned() {
       const at = clock();
-      return db.transaction(() => {
-        const n = db
-          .prepare(
-            `UPDATE tasks SET status = 'pending_retry', expireAt = NULL, availableAt = ?, numRunsLeft = numRunsLeft + 1 WHERE status = 'running'`,
-          )
-          .run(at).changes;
-        crashOpenEvents(db, at);
-        return n;
-      }).immediate();
+      return db
+        .transaction(() => {
+          const n = db
+            .prepare(
+              `UPDATE tasks SET status = 'pending_retry', expireAt = NULL, availableAt = ?, numRunsLeft = numRunsLeft + 1 WHERE status = 'running'`,
+            )
+            .run(at).changes;
+          crashOpenEvents(db, at);
+          return n;
+        })
+        .immediate();
     },
 
     async unfinished() {
-      const row = db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status IN ('pending', 'pending_retry', 'running')`).get() as { n: number };
+      const row = db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status IN ('pending', 'pending_retry', 'running')`).get() as {
+        n: number;
+      };
       return row.n;
     },
 

@@ -87,9 +87,7 @@ export interface ClaimedJob {
 }
 
 export type JobOutcome =
-  | { outcome: 'completed' }
-  | { outcome: 'failed'; error: string }
-  | { outcome: 'retry'; error: string; retryAt: number };
+  { outcome: 'completed' } | { outcome: 'failed'; error: string } | { outcome: 'retry'; error: string; retryAt: number };
 
 export interface QueueCounts {
   queue: QueueName;

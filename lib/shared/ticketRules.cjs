@@ -49,4 +49,16 @@ function hashRunSecret(secret) {
   return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
 }
 
-module.exports = { TICKET_KEY, LIMITS, FREE_COMMENT_TYPES, SEVERITIES, HUMAN, DONE, LIVE_RUN_STATUSES, MARK_DUE_SQL, wakesOnMove, resolveHome, hashRunSecret };
+module.exports = {
+  TICKET_KEY,
+  LIMITS,
+  FREE_COMMENT_TYPES,
+  SEVERITIES,
+  HUMAN,
+  DONE,
+  LIVE_RUN_STATUSES,
+  MARK_DUE_SQL,
+  wakesOnMove,
+  resolveHome,
+  hashRunSecret,
+};

@@ -14,7 +14,12 @@
 
   function post(url, fields) {
     const body = new URLSearchParams({ _csrf: csrf(), ...fields });
-    return fetch(url, { method: 'POST', body, credentials: 'same-origin', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    return fetch(url, {
+      method: 'POST',
+      body,
+      credentials: 'same-origin',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
   }
 
   // --- refresh of [data-live-region] blocks from a fresh copy of the page, left alone while the
@@ -334,8 +339,8 @@
   }
   function applyInbox(t) {
     const list = inboxList().dataset;
-    const wanted = t.inbox === list.tab && (!list.project || list.project === t.project)
-      && (!list.priority || list.priority === t.priority);
+    const wanted =
+      t.inbox === list.tab && (!list.project || list.project === t.project) && (!list.priority || list.priority === t.priority);
     const row = inboxList().querySelector(`.inbox-item[data-key="${CSS.escape(t.key)}"]`);
     if (!wanted && !row) return;
     if (!wanted) row.remove();
@@ -394,10 +399,11 @@
   }
   function listen() {
     source = new EventSource(lastId ? `${streamUrl.content}?since=${encodeURIComponent(lastId)}` : streamUrl.content);
-    const on = (name, fn) => source.addEventListener(name, (e) => {
-      if (e.lastEventId) lastId = e.lastEventId;
-      fn(e.data ? JSON.parse(e.data) : null);
-    });
+    const on = (name, fn) =>
+      source.addEventListener(name, (e) => {
+        if (e.lastEventId) lastId = e.lastEventId;
+        fn(e.data ? JSON.parse(e.data) : null);
+      });
     on('sync', sync);
     on('tickets', apply);
     on('notifications', (data) => tell('notifications', data.notifications));
@@ -418,9 +424,10 @@
     source.addEventListener('error', () => {
       lost = true;
       if (!status || !live) return;
-      status.textContent = source.readyState === EventSource.CLOSED
-        ? 'Live updates stopped: reload the page.'
-        : 'Live updates paused: reconnecting to the daemon…';
+      status.textContent =
+        source.readyState === EventSource.CLOSED
+          ? 'Live updates stopped: reload the page.'
+          : 'Live updates paused: reconnecting to the daemon…';
     });
   }
   let keepHidden = null;

@@ -50,11 +50,20 @@ export function projectTypesApi(ctx: AppContext): Router {
   r.get('/:id', (req, res) => res.json({ project_type: getProjectType(db, req.params.id) }));
   r.post('/', (req, res) => {
     const body = bodyObject(req);
-    res.status(201).json({ project_type: saveProjectType(db, requiredString(body, 'id'), { name: body.name, description: body.description, columns: columnsOf(body) }, true) });
+    res.status(201).json({
+      project_type: saveProjectType(
+        db,
+        requiredString(body, 'id'),
+        { name: body.name, description: body.description, columns: columnsOf(body) },
+        true,
+      ),
+    });
   });
   r.put('/:id', (req, res) => {
     const body = bodyObject(req);
-    res.json({ project_type: saveProjectType(db, req.params.id, { name: body.name, description: body.description, columns: columnsOf(body) }, false) });
+    res.json({
+      project_type: saveProjectType(db, req.params.id, { name: body.name, description: body.description, columns: columnsOf(body) }, false),
+    });
   });
   return r;
 }

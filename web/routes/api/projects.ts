@@ -32,7 +32,8 @@ export function projectsApi(ctx: AppContext): Router {
 
   r.get('/', (req, res) => {
     const status = req.query.status;
-    if (status !== undefined && !PROJECT_STATUSES.includes(status as ProjectStatus)) throw new UserError(`status must be one of ${PROJECT_STATUSES.join(', ')}`, 'status');
+    if (status !== undefined && !PROJECT_STATUSES.includes(status as ProjectStatus))
+      throw new UserError(`status must be one of ${PROJECT_STATUSES.join(', ')}`, 'status');
     res.json({ projects: listProjects(db, { status: status as ProjectStatus | undefined }) });
   });
 
@@ -40,7 +41,13 @@ export function projectsApi(ctx: AppContext): Router {
     const body = bodyObject(req);
     const project = registerProject(
       ctx.store,
-      { path: requiredString(body, 'path'), type: requiredString(body, 'type'), abbreviation: optionalString(body, 'abbreviation'), name: optionalString(body, 'name'), mainBranch: optionalString(body, 'main_branch') },
+      {
+        path: requiredString(body, 'path'),
+        type: requiredString(body, 'type'),
+        abbreviation: optionalString(body, 'abbreviation'),
+        name: optionalString(body, 'name'),
+        mainBranch: optionalString(body, 'main_branch'),
+      },
       ctx.config.get().heartbeat.base_interval_seconds,
       ctx.paths.home,
     );
@@ -82,11 +89,15 @@ export function projectsApi(ctx: AppContext): Router {
     // validated as a whole and written in one statement: a bad value changes nothing
     if (Object.values(merging).some((v) => v !== undefined)) project = setProjectMergeSettings(ctx.store, project.id, merging);
     if (body.status !== undefined) {
-      if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived') throw new UserError('status must be active, dormant or archived', 'status');
+      if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived')
+        throw new UserError('status must be active, dormant or archived', 'status');
       project = (await changeStatus(project.id, body.status, false)).project;
     }
     if (body.name !== undefined || body.main_branch !== undefined) {
-      project = updateProject(db, project.id, { name: optionalString(body, 'name'), main_branch: body.main_branch === null ? null : optionalString(body, 'main_branch') });
+      project = updateProject(db, project.id, {
+        name: optionalString(body, 'name'),
+        main_branch: body.main_branch === null ? null : optionalString(body, 'main_branch'),
+      });
     }
     if (body.daily_budget_usd !== undefined) {
       setProjectBudget(ctx.store, project.id, parseBudget(body.daily_budget_usd));

@@ -11,14 +11,14 @@ import type { AppContext } from '../../context.js';
 
 const TRANSCRIPT_CHUNK = 1024 * 1024;
 
-
 export function runsApi(ctx: AppContext): Router {
   const r = Router();
   const db = ctx.store.db;
 
   r.get('/', (req, res) => {
     const status = req.query.status;
-    if (status !== undefined && !Object.values(RUN_STATUS).includes(status as RunStatus)) throw new UserError(`status must be one of ${Object.values(RUN_STATUS).join(', ')}`, 'status');
+    if (status !== undefined && !Object.values(RUN_STATUS).includes(status as RunStatus))
+      throw new UserError(`status must be one of ${Object.values(RUN_STATUS).join(', ')}`, 'status');
     let ticketId: number | undefined;
     if (typeof req.query.ticket === 'string') {
       const ticket = findTicket(db, req.query.ticket);
@@ -26,8 +26,17 @@ export function runsApi(ctx: AppContext): Router {
       ticketId = ticket.id;
     }
     const cause = req.query.cause;
-    if (cause !== undefined && (typeof cause !== 'string' || !RUN_CAUSES.includes(cause as RunCause))) throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
-    res.json({ runs: listRuns(db, { ticketId, status: status as RunStatus | undefined, cause: cause as RunCause | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }) });
+    if (cause !== undefined && (typeof cause !== 'string' || !RUN_CAUSES.includes(cause as RunCause)))
+      throw new UserError(`cause must be one of ${RUN_CAUSES.join(', ')}`, 'cause');
+    res.json({
+      runs: listRuns(db, {
+        ticketId,
+        status: status as RunStatus | undefined,
+        cause: cause as RunCause | undefined,
+        limit: queryInt(req.query.limit, 'limit', 50, 500),
+        offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000),
+      }),
+    });
   });
 
   r.get('/active', (_req, res) => res.json({ runs: ctx.engine.activeRuns() }));
@@ -42,7 +51,15 @@ export function runsApi(ctx: AppContext): Router {
     const file = transcriptFile(ctx.paths.runs, run);
     const live = LIVE_STATUSES.includes(run.status);
     const chunk = file ? await readTranscriptChunk(file, offset, TRANSCRIPT_CHUNK, !live) : { text: '', end: offset, skipped: 0 };
-    res.json({ run_id: run.id, status: run.status, cli: run.cli, text: chunk.text, next_offset: chunk.end, skipped: chunk.skipped, done: !live });
+    res.json({
+      run_id: run.id,
+      status: run.status,
+      cli: run.cli,
+      text: chunk.text,
+      next_offset: chunk.end,
+      skipped: chunk.skipped,
+      done: !live,
+    });
   });
 
   r.post('/:id/kill', async (req, res) => {
@@ -63,14 +80,23 @@ export function queuesApi(ctx: AppContext): Router {
     return raw;
   };
 
-  r.get('/', async (_req, res) => res.json({ queues: await backend().counts(), recent: recentJobEvents(db, 20), engine: ctx.engine.health() }));
+  r.get('/', async (_req, res) =>
+    res.json({ queues: await backend().counts(), recent: recentJobEvents(db, 20), engine: ctx.engine.health() }),
+  );
 
   r.get('/jobs', async (req, res) => {
     const { queue, status } = req.query;
-    if (queue !== undefined && !QUEUE_NAMES.includes(queue as QueueName)) throw new UserError(`queue must be one of ${QUEUE_NAMES.join(', ')}`, 'queue');
-    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus)) throw new UserError(`status must be one of ${JOB_STATUSES.join(', ')}`, 'status');
+    if (queue !== undefined && !QUEUE_NAMES.includes(queue as QueueName))
+      throw new UserError(`queue must be one of ${QUEUE_NAMES.join(', ')}`, 'queue');
+    if (status !== undefined && !JOB_STATUSES.includes(status as JobStatus))
+      throw new UserError(`status must be one of ${JOB_STATUSES.join(', ')}`, 'status');
     res.json({
-      jobs: await backend().list({ queue: queue as QueueName | undefined, status: status as JobStatus | undefined, limit: queryInt(req.query.limit, 'limit', 50, 500), offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000) }),
+      jobs: await backend().list({
+        queue: queue as QueueName | undefined,
+        status: status as JobStatus | undefined,
+        limit: queryInt(req.query.limit, 'limit', 50, 500),
+        offset: queryInt(req.query.offset, 'offset', 0, 1_000_000_000),
+      }),
     });
   });
 

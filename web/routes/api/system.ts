@@ -42,7 +42,12 @@ export function systemApi(ctx: AppContext): Router {
     res.json(resumeAll(ctx.store, ctx.engine, ctx.config.get()));
   });
   r.get('/config', (_req, res) => {
-    res.json({ config: redact(ctx.config.get()), file: redact(ctx.config.fileValues()), restart_fields: RESTART_FIELDS, last_error: ctx.config.lastError });
+    res.json({
+      config: redact(ctx.config.get()),
+      file: redact(ctx.config.fileValues()),
+      restart_fields: RESTART_FIELDS,
+      last_error: ctx.config.lastError,
+    });
   });
   r.patch('/config', (req, res) => {
     const body = bodyObject(req);
@@ -57,9 +62,9 @@ export function systemApi(ctx: AppContext): Router {
 }
 
 /** Secrets never leave the daemon in full (a webhook or Redis URL keeps its host, so the person knows which service it is). */
-function redact<T extends { ai: { api_key: string }; api_token: string; notifications: { webhook_url: string }; queue: { redis_url: string } }>(
-  config: T,
-): T {
+function redact<
+  T extends { ai: { api_key: string }; api_token: string; notifications: { webhook_url: string }; queue: { redis_url: string } },
+>(config: T): T {
   return {
     ...config,
     ai: { ...config.ai, api_key: config.ai.api_key ? '********' : '' },

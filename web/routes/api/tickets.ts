@@ -3,9 +3,22 @@
 import fs from 'node:fs';
 import { Router } from 'express';
 import {
-  addComment, addFinding, bulkUpdate, closeTicket, createTicket, getThread, inbox, inboxCount, listTickets, moveTicket, reopenTicket,
-  requireTicket, toView, updateTicket,
-  type InboxFilter, type InboxTab,
+  addComment,
+  addFinding,
+  bulkUpdate,
+  closeTicket,
+  createTicket,
+  getThread,
+  inbox,
+  inboxCount,
+  listTickets,
+  moveTicket,
+  reopenTicket,
+  requireTicket,
+  toView,
+  updateTicket,
+  type InboxFilter,
+  type InboxTab,
 } from '../../../lib/tickets.js';
 import { listRunsForTicket } from '../../../lib/runs.js';
 import { ticketDiff } from '../../../lib/merge.js';
@@ -82,24 +95,44 @@ export function ticketsApi(ctx: AppContext): Router {
 
   r.patch('/:ref', (req, res) => {
     const body = bodyObject(req);
-    res.json({ ticket: updateTicket(store, req.params.ref, { title: body.title, body: body.body, priority: body.priority, tags: body.tags }) });
+    res.json({
+      ticket: updateTicket(store, req.params.ref, { title: body.title, body: body.body, priority: body.priority, tags: body.tags }),
+    });
   });
 
   r.post('/:ref/comments', (req, res) => {
     const body = bodyObject(req);
-    const comment = addComment(store, req.params.ref, optionalString(body, 'type') ?? 'comment', body.body, optionalString(body, 'author') ?? HUMAN);
+    const comment = addComment(
+      store,
+      req.params.ref,
+      optionalString(body, 'type') ?? 'comment',
+      body.body,
+      optionalString(body, 'author') ?? HUMAN,
+    );
     res.status(201).json({ comment });
   });
 
   r.post('/:ref/findings', (req, res) => {
     const body = bodyObject(req);
-    const finding = addFinding(store, req.params.ref, requiredString(body, 'severity'), body.title, body.body, optionalString(body, 'author') ?? HUMAN);
+    const finding = addFinding(
+      store,
+      req.params.ref,
+      requiredString(body, 'severity'),
+      body.title,
+      body.body,
+      optionalString(body, 'author') ?? HUMAN,
+    );
     res.status(201).json({ comment: finding });
   });
 
   r.post('/:ref/move', (req, res) => {
     const body = bodyObject(req);
-    res.json(moveTicket(store, req.params.ref, requiredString(body, 'column'), { actor: optionalString(body, 'actor') ?? HUMAN, comment: optionalString(body, 'comment') }));
+    res.json(
+      moveTicket(store, req.params.ref, requiredString(body, 'column'), {
+        actor: optionalString(body, 'actor') ?? HUMAN,
+        comment: optionalString(body, 'comment'),
+      }),
+    );
   });
 
   r.post('/:ref/close', (req, res) => {

@@ -4,7 +4,15 @@
 // re-renders the page with the sanitized markdown of the unsaved text; the JS live preview asks
 // /agent-types/<id>/preview for the same fragment.
 import { Router, type Response } from 'express';
-import { createAgentType, getAgentType, listAgentTypes, PERMISSION_MODES, readPrompt, updateAgentType, writePrompt } from '../../../lib/agentTypes.js';
+import {
+  createAgentType,
+  getAgentType,
+  listAgentTypes,
+  PERMISSION_MODES,
+  readPrompt,
+  updateAgentType,
+  writePrompt,
+} from '../../../lib/agentTypes.js';
 import { renderMarkdown } from '../../../lib/markdown.js';
 import { allAdapters, cliAdapter, isCliName } from '../../../lib/clis/index.js';
 import { formValues, required, submit, withNotice, type FormError, type FormValues } from './form.js';
@@ -22,7 +30,18 @@ export function agentTypePages(ctx: AppContext): Router {
     res.render('agent-types/index.njk', {
       title: 'Agent types',
       section: 'agent-types',
-      agents: listAgentTypes(db).map((a) => ({ id: a.id, name: a.name, description: a.description, cli: cliAdapter(a.cli).label, model: a.model, permissionMode: a.permission_mode, timeout: a.timeout_minutes, retries: a.max_retries, builtin: a.builtin, toolCount: a.allowed_tools.length })),
+      agents: listAgentTypes(db).map((a) => ({
+        id: a.id,
+        name: a.name,
+        description: a.description,
+        cli: cliAdapter(a.cli).label,
+        model: a.model,
+        permissionMode: a.permission_mode,
+        timeout: a.timeout_minutes,
+        retries: a.max_retries,
+        builtin: a.builtin,
+        toolCount: a.allowed_tools.length,
+      })),
       permissionModes: PERMISSION_MODES,
       clis: cliChoices(),
       error,
@@ -51,13 +70,23 @@ export function agentTypePages(ctx: AppContext): Router {
     );
   });
 
-  function renderOne(res: Response, id: string, opts: { error?: FormError | null; values?: FormValues; preview?: string | null } = {}): void {
+  function renderOne(
+    res: Response,
+    id: string,
+    opts: { error?: FormError | null; values?: FormValues; preview?: string | null } = {},
+  ): void {
     const a = getAgentType(db, id);
     const values = opts.values ?? {};
     const prompt = values.prompt ?? readPrompt(prompts, a.id);
     const cli = cliAdapter(isCliName(values.cli) ? values.cli : a.cli);
     const permissionMode = values.permission_mode ?? a.permission_mode;
-    const tools = values.allowed_tools === undefined ? a.allowed_tools : values.allowed_tools.split('\n').map((t) => t.trim()).filter(Boolean);
+    const tools =
+      values.allowed_tools === undefined
+        ? a.allowed_tools
+        : values.allowed_tools
+            .split('\n')
+            .map((t) => t.trim())
+            .filter(Boolean);
     res.render('agent-types/show.njk', {
       title: a.name,
       section: 'agent-types',

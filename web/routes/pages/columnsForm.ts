@@ -18,7 +18,14 @@ export interface ColumnRow {
 }
 
 export function columnRows(columns: readonly Column[]): ColumnRow[] {
-  return columns.map((c, i) => ({ index: i, id: c.column_id, name: c.name, agent: c.agent_type_id, position: i + 1, fixed: c.column_id === 'human' || c.column_id === 'done' }));
+  return columns.map((c, i) => ({
+    index: i,
+    id: c.column_id,
+    name: c.name,
+    agent: c.agent_type_id,
+    position: i + 1,
+    fixed: c.column_id === 'human' || c.column_id === 'done',
+  }));
 }
 
 export function agentOptions(agents: readonly AgentType[]): { id: string; name: string }[] {
@@ -30,11 +37,20 @@ export function columnsFromForm(values: FormValues): ColumnInput[] {
   for (let i = 0; i < MAX_ROWS && values[`c${i}_id`] !== undefined; i++) {
     if (values[`c${i}_remove`] === 'on') continue;
     const id = values[`c${i}_id`]!.trim();
-    rows.push({ pos: positionOf(values[`c${i}_pos`], i), order: i, col: { column_id: id, name: values[`c${i}_name`], agent_type_id: agentOf(id, values[`c${i}_agent`]) } });
+    rows.push({
+      pos: positionOf(values[`c${i}_pos`], i),
+      order: i,
+      col: { column_id: id, name: values[`c${i}_name`], agent_type_id: agentOf(id, values[`c${i}_agent`]) },
+    });
   }
   const newAgent = values.new_agent?.trim();
   const newId = values.new_id?.trim() || newAgent;
-  if (newId) rows.push({ pos: positionOf(values.new_pos, rows.length), order: MAX_ROWS, col: { column_id: newId, name: values.new_name, agent_type_id: newAgent || null } });
+  if (newId)
+    rows.push({
+      pos: positionOf(values.new_pos, rows.length),
+      order: MAX_ROWS,
+      col: { column_id: newId, name: values.new_name, agent_type_id: newAgent || null },
+    });
   // human and done stay at the ends whatever position was typed
   const rank = (c: ColumnInput, pos: number) => (c.column_id === 'human' ? -Infinity : c.column_id === 'done' ? Infinity : pos);
   return rows.sort((a, b) => rank(a.col, a.pos) - rank(b.col, b.pos) || a.order - b.order).map((r) => r.col);

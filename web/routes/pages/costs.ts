@@ -11,7 +11,6 @@ import type { AppContext } from '../../context.js';
 
 const DAY_OPTIONS = [7, 30, 90, 365];
 
-
 export interface DayChart {
   width: number;
   height: number;

@@ -54,7 +54,12 @@ export function returnPath(values: FormValues, fallback: string): string {
  * Runs a form action: on success redirect (303) to the path it returns; when lib/ refuses the
  * input, answer with its status and the page re-rendered with the message. Other errors propagate.
  */
-export async function submit(res: Response, action: () => string | Promise<string>, rerender: (error: FormError) => void | Promise<void>, scope: string | null = null): Promise<void> {
+export async function submit(
+  res: Response,
+  action: () => string | Promise<string>,
+  rerender: (error: FormError) => void | Promise<void>,
+  scope: string | null = null,
+): Promise<void> {
   let to: string;
   try {
     to = await action();
@@ -76,7 +81,7 @@ export const NOTICES: Record<string, string> = {
   reopened: 'Ticket reopened.',
   'bulk-moved': 'The selected tickets were moved.',
   'bulk-priority': 'The selected tickets have their new priority.',
-  'bulk-closed': 'The selected tickets were closed; each one\'s page can reopen it.',
+  'bulk-closed': "The selected tickets were closed; each one's page can reopen it.",
   replied: 'Reply added.',
   registered: 'Project registered.',
   woken: 'Project woken: it will be scanned now.',

@@ -52,7 +52,10 @@ export function inboxPages(ctx: AppContext): Router {
     const items = rows.slice(0, PAGE_SIZE).map((t) => {
       if (!columnsByProject.has(t.project_id)) {
         const targets = getColumns(db, t.project_id).filter((c) => c.column_id !== HUMAN);
-        columnsByProject.set(t.project_id, targets.map((c) => ({ id: c.column_id, name: c.name })));
+        columnsByProject.set(
+          t.project_id,
+          targets.map((c) => ({ id: c.column_id, name: c.name })),
+        );
       }
       const failed = error?.scope === t.key;
       return {
@@ -77,7 +80,13 @@ export function inboxPages(ctx: AppContext): Router {
       section: 'inbox',
       items,
       self,
-      bulk: shown.length ? bulkBar(db, shown.map((t) => t.project_id), self) : null,
+      bulk: shown.length
+        ? bulkBar(
+            db,
+            shown.map((t) => t.project_id),
+            self,
+          )
+        : null,
       query: q,
       tabs: {
         needs: { href: inboxUrl({ ...q, tab: 'needs', page: 1 }), count: inboxCount(db, { ...filter, tab: 'needs' }) },

@@ -27,7 +27,10 @@ export function loginPages(ctx: AppContext, csrfToken: string): Router {
     const values = formValues(req);
     const next = returnPath({ return_to: values.next ?? '' }, '/inbox');
     if (!token()) return res.redirect(303, next);
-    const given = crypto.createHash('sha256').update(values.token?.trim() ?? '').digest();
+    const given = crypto
+      .createHash('sha256')
+      .update(values.token?.trim() ?? '')
+      .digest();
     if (!crypto.timingSafeEqual(given, crypto.createHash('sha256').update(token()).digest())) {
       res.status(401);
       return render(res, next, 'That is not the api_token of this daemon.');

@@ -37,7 +37,12 @@ export function projectTypePages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const t = saveProjectType(db, required(values, 'id').trim(), { name: values.name || undefined, description: values.description, columns: [{ column_id: 'human' }, { column_id: 'done' }] }, true);
+        const t = saveProjectType(
+          db,
+          required(values, 'id').trim(),
+          { name: values.name || undefined, description: values.description, columns: [{ column_id: 'human' }, { column_id: 'done' }] },
+          true,
+        );
         return withNotice(`/project-types#type-${t.id}`, 'created');
       },
       (error) => render(res, error, values),
@@ -50,7 +55,12 @@ export function projectTypePages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const t = saveProjectType(db, req.params.id, { name: values.name, description: values.description, columns: columnsFromForm(values) }, false);
+        const t = saveProjectType(
+          db,
+          req.params.id,
+          { name: values.name, description: values.description, columns: columnsFromForm(values) },
+          false,
+        );
         return withNotice(`/project-types#type-${t.id}`, 'saved');
       },
       (error) => render(res, error, values),

@@ -176,7 +176,13 @@ export function projectPages(ctx: AppContext): Router {
     );
   });
 
-  async function renderBoard(res: Response, ref: string, error: FormError | null = null, values: FormValues = {}, filter = ''): Promise<void> {
+  async function renderBoard(
+    res: Response,
+    ref: string,
+    error: FormError | null = null,
+    values: FormValues = {},
+    filter = '',
+  ): Promise<void> {
     const project = getProject(db, ref);
     if (project.status === 'unregistered') throw new UserError(`${project.name} is not registered yet; register it on the projects page`);
     const columns = board(db, project.id, ctx.config.get().board.done_limit, BOARD_COLUMN_LIMIT, filter);
@@ -266,7 +272,9 @@ export function projectPages(ctx: AppContext): Router {
     };
   }
 
-  r.get('/projects/:abbr', async (req, res) => renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200)));
+  r.get('/projects/:abbr', async (req, res) =>
+    renderBoard(res, req.params.abbr, null, {}, (queryString(req.query.filter, 'filter') ?? '').slice(0, 200)),
+  );
 
   r.post('/projects/:abbr/parallel-coding', async (req, res) => {
     const values = formValues(req);
@@ -331,7 +339,14 @@ export function projectPages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const ticket = createTicket(store, { project: req.params.abbr, title: values.title ?? '', body: values.body, priority: optional(values, 'priority'), column: optional(values, 'column') ?? HUMAN, createdBy: HUMAN });
+        const ticket = createTicket(store, {
+          project: req.params.abbr,
+          title: values.title ?? '',
+          body: values.body,
+          priority: optional(values, 'priority'),
+          column: optional(values, 'column') ?? HUMAN,
+          createdBy: HUMAN,
+        });
         return withNotice(`/projects/${ticket.abbreviation}`, 'filed');
       },
       (error) => renderBoard(res, req.params.abbr, error, values),
@@ -356,7 +371,13 @@ export function projectPages(ctx: AppContext): Router {
       column: column ? { id: column, name: names.get(column) } : null,
       columns: columns.map((c) => ({ id: c.column_id, name: c.name })),
       bulk: project.status === 'archived' ? null : bulkBar(db, [project.id], `${base}page=${page}`),
-      tickets: rows.slice(0, LIST_PAGE).map((t) => ({ key: t.key, title: t.title, priority: t.priority, column: names.get(t.column_id) ?? t.column_id, updatedAt: t.updated_at })),
+      tickets: rows.slice(0, LIST_PAGE).map((t) => ({
+        key: t.key,
+        title: t.title,
+        priority: t.priority,
+        column: names.get(t.column_id) ?? t.column_id,
+        updatedAt: t.updated_at,
+      })),
       total,
       first: (page - 1) * LIST_PAGE + 1,
       last: Math.min(page * LIST_PAGE, total),

@@ -4,7 +4,19 @@
 // backends, so a job page is built from its job_events when the job is gone. Lists are paginated
 // and never load more than a page; the only counts are the backend's counts per queue and state.
 import { Router, type Request, type Response } from 'express';
-import { JOB_ID, JOB_STATUS, JOB_STATUSES, jobEvents, lastJobErrors, PAYLOADS, QUEUE_NAMES, recentJobEvents, type JobEvent, type JobRow, type QueueName } from '../../../lib/queue/index.js';
+import {
+  JOB_ID,
+  JOB_STATUS,
+  JOB_STATUSES,
+  jobEvents,
+  lastJobErrors,
+  PAYLOADS,
+  QUEUE_NAMES,
+  recentJobEvents,
+  type JobEvent,
+  type JobRow,
+  type QueueName,
+} from '../../../lib/queue/index.js';
 import { requireRun } from '../../../lib/runs.js';
 import { findTicket } from '../../../lib/tickets.js';
 import { findProject } from '../../../lib/projects.js';
@@ -29,14 +41,20 @@ export function queuePages(ctx: AppContext): Router {
     const page = pageNumber(req.query.page);
     const rows = await backend().list({ queue, status: state, limit: PAGE_SIZE + 1, offset: (page - 1) * PAGE_SIZE });
     const shown = rows.slice(0, PAGE_SIZE);
-    const errors = lastJobErrors(db, shown.map((j) => j.id));
+    const errors = lastJobErrors(
+      db,
+      shown.map((j) => j.id),
+    );
     const base = `/queues?${queue ? `queue=${queue}&` : ''}${state ? `state=${state}&` : ''}`;
     const self = page > 1 ? `${base}page=${page}` : base.slice(0, -1);
     const health = ctx.engine.health();
     res.render('queues/index.njk', {
       title: 'Queues',
       section: 'queues',
-      counts: (await backend().counts()).map((c) => ({ ...c, states: JOB_STATUSES.map((s) => ({ state: s, n: c[s], href: `/queues?queue=${c.queue}&state=${s}` })) })),
+      counts: (await backend().counts()).map((c) => ({
+        ...c,
+        states: JOB_STATUSES.map((s) => ({ state: s, n: c[s], href: `/queues?queue=${c.queue}&state=${s}` })),
+      })),
       states: JOB_STATUSES,
       queues: QUEUE_NAMES,
       pools: health.pools,
@@ -100,7 +118,10 @@ export function queuePages(ctx: AppContext): Router {
       res,
       async () => {
         if (!(await backend().remove(id))) {
-          throw new UserError(`job ${id} cannot be deleted: only pending and failed jobs can, and it is ${(await backend().get(id))?.status ?? 'no longer queued'}`, 'id');
+          throw new UserError(
+            `job ${id} cannot be deleted: only pending and failed jobs can, and it is ${(await backend().get(id))?.status ?? 'no longer queued'}`,
+            'id',
+          );
         }
         // the job's own page may no longer exist after a delete, so a request to go back there lands on the list
         const back = returnPath(values, '/queues');
@@ -144,7 +165,17 @@ function activeAgents(ctx: AppContext) {
       if (err instanceof NotFoundError) return [];
       throw err;
     }
-    return [{ id: a.id, pid: a.pid, agent: a.agent_type_id, ticketKey: run.ticket_key, ticketTitle: run.ticket_title, startedAt: a.started_at, elapsedMs: a.started_at ? now - a.started_at : null }];
+    return [
+      {
+        id: a.id,
+        pid: a.pid,
+        agent: a.agent_type_id,
+        ticketKey: run.ticket_key,
+        ticketTitle: run.ticket_title,
+        startedAt: a.started_at,
+        elapsedMs: a.started_at ? now - a.started_at : null,
+      },
+    ];
   });
 }
 
@@ -220,5 +251,7 @@ function subjectLink(ctx: AppContext, queue: QueueName, payload: string): { href
   }
   const p = PAYLOADS.merge.safeParse(data);
   const ticket = p.success ? findTicket(db, p.data.ticketId) : undefined;
-  return ticket ? { href: `/tickets/${ticket.abbreviation}-${ticket.number}`, label: `ticket ${ticket.abbreviation}-${ticket.number}` } : null;
+  return ticket
+    ? { href: `/tickets/${ticket.abbreviation}-${ticket.number}`, label: `ticket ${ticket.abbreviation}-${ticket.number}` }
+    : null;
 }

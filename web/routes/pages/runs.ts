@@ -104,7 +104,9 @@ export function runPages(ctx: AppContext, streams: EventStreams): Router {
         if (file) {
           const chunk = await readTranscriptChunk(file, offset, TRANSCRIPT_WINDOW, ended);
           if (chunk.end !== offset || chunk.text) {
-            const html = await Promise.all(parseTranscript(chunk.text, current.cli).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })));
+            const html = await Promise.all(
+              parseTranscript(chunk.text, current.cli).map((e) => renderView(req, 'runs/entry.njk', { entry: entryView(e) })),
+            );
             offset = chunk.end;
             stream.send('entries', { html: html.join(''), skipped: chunk.skipped }, offset);
           }
@@ -200,7 +202,15 @@ function entryView(e: TranscriptEntry) {
     case 'retry':
       return { kind: e.kind, attempt: e.attempt, maxRetries: e.maxRetries, text: e.error, clipped: 0 };
     case 'init':
-      return { kind: e.kind, model: e.model, cwd: e.cwd, permissionMode: e.permissionMode, toolCount: e.tools.length, text: '', clipped: 0 };
+      return {
+        kind: e.kind,
+        model: e.model,
+        cwd: e.cwd,
+        permissionMode: e.permissionMode,
+        toolCount: e.tools.length,
+        text: '',
+        clipped: 0,
+      };
     case 'result':
       return { kind: e.kind, ...clip(e.summary.resultText), summary: e.summary };
   }

@@ -66,7 +66,8 @@ function unwrap(schema: z.ZodType): z.ZodType {
 
 /** Whether the field may be absent with no default (an unset CLI binary means "its usual name"). */
 function isOptional(schema: z.ZodType): boolean {
-  for (let s = schema; s instanceof z.ZodDefault || s instanceof z.ZodOptional; s = s.unwrap() as z.ZodType) if (s instanceof z.ZodOptional) return true;
+  for (let s = schema; s instanceof z.ZodDefault || s instanceof z.ZodOptional; s = s.unwrap() as z.ZodType)
+    if (s instanceof z.ZodOptional) return true;
   return false;
 }
 
@@ -75,7 +76,12 @@ function specOf(name: string, schema: z.ZodType): Omit<FieldSpec, 'optional'> {
   if (SECRETS.has(name)) return { ...base, kind: 'secret' };
   if (MASKED.has(name)) return { ...base, kind: 'masked' };
   if (schema instanceof z.ZodNumber) {
-    return { ...base, kind: schema.isInt ? 'int' : 'number', min: Number.isFinite(schema.minValue) ? schema.minValue : null, max: Number.isFinite(schema.maxValue) ? schema.maxValue : null };
+    return {
+      ...base,
+      kind: schema.isInt ? 'int' : 'number',
+      min: Number.isFinite(schema.minValue) ? schema.minValue : null,
+      max: Number.isFinite(schema.maxValue) ? schema.maxValue : null,
+    };
   }
   if (schema instanceof z.ZodBoolean) return { ...base, kind: 'boolean' };
   if (schema instanceof z.ZodEnum) return { ...base, kind: 'select', options: schema.options.map(String) };
@@ -191,7 +197,9 @@ export function settingsPages(ctx: AppContext): Router {
             secretSet: f.kind === 'secret' && Boolean(stored),
             restart: RESTART_FIELDS.includes(f.name),
             overridden:
-              !['secret', 'masked', 'env'].includes(f.kind) && JSON.stringify(stored) !== JSON.stringify(effective) ? String(effective) : null,
+              !['secret', 'masked', 'env'].includes(f.kind) && JSON.stringify(stored) !== JSON.stringify(effective)
+                ? String(effective)
+                : null,
             error: error?.field === f.name ? error.message : null,
             test: TEST_BUTTONS[f.name] ?? null,
             note: f.name === 'notifications.desktop' && !desktopCommand('', '') ? `Not available here: ${NO_DESKTOP_NOTIFIER}.` : null,
@@ -246,7 +254,15 @@ export function settingsPages(ctx: AppContext): Router {
       return render(res, { message: e.message, field: e.field ?? null, scope: null }, values);
     }
     const text = 'Notifications from Dispatcher reach you here.';
-    const message = { kind: 'test' as const, title: 'Dispatcher test', text, ticket: null, project: null, path: '/settings', created_at: Date.now() };
+    const message = {
+      kind: 'test' as const,
+      title: 'Dispatcher test',
+      text,
+      ticket: null,
+      project: null,
+      path: '/settings',
+      created_at: Date.now(),
+    };
     let test: TestResult;
     try {
       const said = await send(channel, config.notifications, message, `http://127.0.0.1:${req.socket.localPort}`);

@@ -11,7 +11,17 @@ import { UserError } from '../../../lib/errors.js';
 import { getColumns, getProject } from '../../../lib/projects.js';
 import { listRunsForTicket, LIVE_STATUSES } from '../../../lib/runs.js';
 import {
-  addComment, closeTicket, getMergeRecord, getThread, moveTicket, PRIORITIES, reopenTicket, requireTicket, SEVERITIES, toView, updateTicket,
+  addComment,
+  closeTicket,
+  getMergeRecord,
+  getThread,
+  moveTicket,
+  PRIORITIES,
+  reopenTicket,
+  requireTicket,
+  SEVERITIES,
+  toView,
+  updateTicket,
 } from '../../../lib/tickets.js';
 import { HUMAN } from '../../../lib/columns.js';
 import { formValues, optional, required, returnPath, submit, withNotice, type FormError, type FormValues } from './form.js';
@@ -43,7 +53,9 @@ export function ticketPages(ctx: AppContext): Router {
       from: c.from_column,
       to: c.to_column,
     }));
-    const findings = thread.filter((c) => c.type === 'finding').sort((a, b) => SEVERITIES.indexOf(a.severity!) - SEVERITIES.indexOf(b.severity!) || a.id - b.id);
+    const findings = thread
+      .filter((c) => c.type === 'finding')
+      .sort((a, b) => SEVERITIES.indexOf(a.severity!) - SEVERITIES.indexOf(b.severity!) || a.id - b.id);
     const runs = listRunsForTicket(db, ticket.id)
       .reverse()
       .map((run) => ({
@@ -120,7 +132,11 @@ export function ticketPages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const { ticket } = moveTicket(store, req.params.key, required(values, 'column'), { actor: HUMAN, comment: optional(values, 'comment'), expectFrom: optional(values, 'from') });
+        const { ticket } = moveTicket(store, req.params.key, required(values, 'column'), {
+          actor: HUMAN,
+          comment: optional(values, 'comment'),
+          expectFrom: optional(values, 'from'),
+        });
         return withNotice(returnPath(values, `/tickets/${ticket.key}`), 'moved');
       },
       (error) => render(res, req.params.key, error, values),
@@ -191,9 +207,17 @@ async function diffView(store: Store, ticketId: number, branch: string) {
     if (err instanceof UserError || err instanceof GitError) return { ...base, unavailable: err.message };
     throw err;
   }
-  if (!diff) return { ...base, unavailable: mergeCommit ? 'the merge commit is no longer in the repository' : `there is no branch ${branch} in the project's repository` };
+  if (!diff)
+    return {
+      ...base,
+      unavailable: mergeCommit
+        ? 'the merge commit is no longer in the repository'
+        : `there is no branch ${branch} in the project's repository`,
+    };
   const lines = diffLines(diff.patch);
-  const shown = lines.slice(0, DIFF_LINES).map((l) => ({ kind: l.kind, text: l.text.length > DIFF_LINE_CHARS ? `${l.text.slice(0, DIFF_LINE_CHARS)} …` : l.text }));
+  const shown = lines
+    .slice(0, DIFF_LINES)
+    .map((l) => ({ kind: l.kind, text: l.text.length > DIFF_LINE_CHARS ? `${l.text.slice(0, DIFF_LINE_CHARS)} …` : l.text }));
   return {
     ...base,
     unavailable: null,
