@@ -219,6 +219,12 @@ try {
   db.prepare(
     `UPDATE tickets SET branch = 'ticket/shop-6' WHERE id = (SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = 'shop' AND t.number = 6)`,
   ).run();
+  // as if the agents that asked their questions on blog-1 and ops-2 had parked them: the inbox's "needs you"
+  const park = db.prepare(
+    `UPDATE tickets SET parked_by = ? WHERE id = (SELECT t.id FROM tickets t JOIN projects p ON p.id = t.project_id WHERE p.abbreviation = ? AND t.number = ?)`,
+  );
+  park.run('writer:run-7', 'blog', 1);
+  park.run('sysadmin:run-3', 'ops', 2);
   await api('PATCH', '/api/config', {
     notifications: {
       webhook_url: 'https://ntfy.sh/dispatch-demo-7f3a',

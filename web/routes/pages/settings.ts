@@ -202,7 +202,7 @@ export function settingsPages(ctx: AppContext): Router {
                 : null,
             error: error?.field === f.name ? error.message : null,
             test: TEST_BUTTONS[f.name] ?? null,
-            note: f.name === 'notifications.desktop' && !desktopCommand('', '') ? `Not available here: ${NO_DESKTOP_NOTIFIER}.` : null,
+            note: f.name === 'notifications.desktop' && !desktopCommand('', '') ? `Not available: ${NO_DESKTOP_NOTIFIER}.` : null,
           };
         }),
       })),
