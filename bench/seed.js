@@ -27,7 +27,10 @@ export function seedHome(root, { config, projects = 100, bigTickets = 0, tickets
     const name = i === 0 && bigTickets ? 'big' : `proj${i}`;
     const dir = path.join(env.DISPATCH_PROJECTS_ROOT, name);
     fs.mkdirSync(dir, { recursive: true });
-    ids.push(registerProject(store, { path: dir, type: 'software-dev', abbreviation: i === 0 && bigTickets ? 'big' : `p${i}` }, 300).id);
+    ids.push(
+      registerProject(store, { path: dir, type: 'software-dev', abbreviation: i === 0 && bigTickets ? 'big' : `p${i}` }, 300, paths.home)
+        .id,
+    );
   }
   const insertTicket = db.prepare(
     `INSERT INTO tickets (project_id, number, title, body, column_id, priority, tags, created_by, created_at, updated_at, column_entered_at)
