@@ -51,8 +51,10 @@ test('three tickets in one repository: the two that do not conflict merge, the t
     expect(fs.readFileSync(path.join(repo, 'invoice.txt'), 'utf8')).toBe('invoice\n');
     expect(fs.readFileSync(path.join(repo, 'prices.txt'), 'utf8')).toBe(price);
     expect(sh(repo, ['branch', '--show-current']).trim()).toBe('main');
-    // merged branches and worktrees are gone; the conflicting ticket keeps both
-    expect(branches(repo)).toEqual(['main', `ticket/${lost.key}`]);
+    // merged branches and worktrees are gone (removed just after each merge is recorded); the conflicting ticket keeps both
+    const kept = ['main', `ticket/${lost.key}`];
+    await waitFor('merged branches removed', () => JSON.stringify(branches(repo)) === JSON.stringify(kept), 30_000, 100);
+    expect(branches(repo)).toEqual(kept);
     expect(d.ticketRow(a.key).worktree_path).toBeNull();
     expect(fs.existsSync(d.ticketRow(lost.key).worktree_path)).toBe(true);
     // the repository is exactly as the merges left it: clean, no half-merge
