@@ -3,6 +3,7 @@
 // Everything here runs against the built dist/ (npm run build first).
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
@@ -82,7 +83,52 @@ export function request(port, method, urlPath, body) {
 }
 
 /** Starts dist/bin/daemon.js on an ephemeral port with the given temp root; resolves once /api/health answers. */
+/** The queue backend every benchmark daemon uses: BENCH_QUEUE_BACKEND, `sqlite` (the default) or `redis`. */
+export const queueBackend = process.env.BENCH_QUEUE_BACKEND === 'redis' ? 'redis' : 'sqlite';
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A redis-server of the benchmark's own (Debian's package), configured as the README's "Scaling
+ * out" section documents it (append-only file on), with its files under `root`.
+ */
+async function startRedis(root) {
+  const dir = path.join(root, 'redis');
+  fs.mkdirSync(dir, { recursive: true });
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir];
+  const child = spawn('redis-server', args, { stdio: 'ignore' });
+  child.once('error', () => {}); // not installed: reported below
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write('PING\r\n'));
+      sock.once('data', (d) => {
+        sock.destroy();
+        resolve(String(d).startsWith('+PONG'));
+      });
+      sock.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error('redis-server did not start (BENCH_QUEUE_BACKEND=redis needs it: apt-get install -y redis-server)');
+    await sleep(100);
+  }
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid, stop: () => child.kill('SIGTERM') };
+}
+
 export async function startDaemon(root, { config, env: extra = {}, cpus = null } = {}) {
+  const redis = queueBackend === 'redis' ? await startRedis(root) : null;
+  if (redis) config = { ...config, queue: { ...config?.queue, backend: 'redis', redis_url: redis.url } };
   const env = { ...prepareRoot(root, config), ...extra };
   // BENCH_PROFILE_DIR: each daemon writes a V8 CPU profile there when it stops
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_PROFILE_DIR)}`] : [];
@@ -118,6 +164,8 @@ export async function startDaemon(root, { config, env: extra = {}, cpus = null }
     child,
     pid: child.pid,
     dbPath: path.join(home, 'tasks.db'),
+    /** the redis-server's pid when the queue is on Redis (its CPU is the queue's cost there) */
+    redisPid: redis?.pid ?? null,
     output: () => output,
     /** One request on its own connection (see request()). */
     api: (method, urlPath, body) => request(port, method, urlPath, body),
@@ -137,7 +185,7 @@ export async function startDaemon(root, { config, env: extra = {}, cpus = null }
           resolve(code);
         });
         child.kill('SIGTERM');
-      });
+      }).finally(() => redis?.stop());
     },
   };
   return d;
@@ -217,6 +265,7 @@ export const results = [];
  */
 export function report(bench, name, value, unit, target = null, note = '') {
   const met = target === null ? null : target.op === '<' ? value < target.value : value <= target.value;
+  if (queueBackend === 'redis') name = `${name} [redis]`;
   const r = { bench, name, value, unit, target, met, note };
   results.push(r);
   const targetText = target ? `target ${target.op} ${target.value} ${unit}` : '(info)';

@@ -81,6 +81,7 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     // one is coded before the first is reviewed, and done stays empty for minutes
     const endedCount = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE ended_at IS NOT NULL`);
     const cpu0 = cpuSchedSeconds(d.pid);
+    const redisCpu0 = d.redisPid ? cpuSchedSeconds(d.redisPid) : 0;
     const t0 = Date.now();
     // every ticket is written into coding-agent in one transaction (the same rows createTicket
     // writes, and every heartbeat marked due), then one project is woken through the API (the
@@ -146,6 +147,7 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
     sampling = false;
     await sampler;
     const cpu = cpuSchedSeconds(d.pid) - cpu0;
+    const redisCpu = d.redisPid ? cpuSchedSeconds(d.redisPid) - redisCpu0 : null;
 
     const runs = db.prepare(`SELECT id, project_id, status, created_at, started_at, ended_at FROM runs`).all();
     const agents = new Map();
@@ -189,6 +191,8 @@ async function pipelineRun({ tickets, projects, parallelCoding, split, cpuTarget
       'ms',
       cpuTarget ? { op: '<', value: 30 } : null,
     );
+    if (redisCpu !== null)
+      report('pipeline', `redis-server CPU per run (the queue's own cost)${tag}`, (redisCpu * 1000) / runs.length, 'ms');
     report('pipeline', `wall: reserve→agent start + agent exit→finalized, p50${tag}`, percentile(overhead, 50), 'ms');
     report('pipeline', `wall: the same, p95${tag}`, percentile(overhead, 95), 'ms');
     report('pipeline', `  of which reservation → agent process start, p50${tag}`, percentile(reserveToSpawn, 50), 'ms');

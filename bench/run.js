@@ -2,7 +2,7 @@
 // BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
-import { machine, results } from './lib.js';
+import { machine, queueBackend, results } from './lib.js';
 import { latency } from './latency.js';
 import { pipeline } from './pipeline.js';
 import { pages } from './pages.js';
@@ -24,7 +24,9 @@ for (const name of wanted)
     process.exit(2);
   }
 const m = machine();
-console.log(`machine: ${m.nproc} cpus (${m.cpu}), ${m.memGB} GB, node ${m.node}, load average at start ${m.loadavg}`);
+console.log(
+  `machine: ${m.nproc} cpus (${m.cpu}), ${m.memGB} GB, node ${m.node}, load average at start ${m.loadavg}; queue backend ${queueBackend}`,
+);
 const started = Date.now();
 for (const [name, fn] of Object.entries(ALL)) {
   if (wanted.length && !wanted.includes(name)) continue;
