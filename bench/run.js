@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark in turn, or the ones named on the command line or in
-// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees.
+// BENCH_ONLY (comma separated): latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees, runners.
 // Sizes come from BENCH_* variables (see BENCHMARKS.md). Prints each figure with its target and
 // MET or MISSED, then a summary; exits 1 when a target was missed.
 import { machine, queueBackend, results } from './lib.js';
@@ -14,8 +14,9 @@ import { usagelimit } from './usagelimit.js';
 import { search } from './search.js';
 import { live } from './live.js';
 import { worktrees } from './worktrees.js';
+import { runners } from './runners.js';
 
-const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees };
+const ALL = { latency, pipeline, pages, inbox, ticketcli, idle, queue, usagelimit, search, live, worktrees, runners };
 
 const wanted = process.argv.slice(2).length ? process.argv.slice(2) : (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 for (const name of wanted)
