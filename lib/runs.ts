@@ -22,7 +22,7 @@ import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 /** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
-const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
+const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, runner_id, created_at, started_at, ended_at`;
 const RUN_COLUMNS_R = RUN_COLUMNS.split(', ')
   .map((c) => `r.${c}`)
   .join(', ');
@@ -64,6 +64,8 @@ export interface Run {
   cost_usd: number | null;
   /** why a failed run failed (lib/runCause.ts); null for a run that did not fail */
   cause: RunCause | null;
+  /** the runner that took the run (lib/runners.ts); null: it runs on this machine */
+  runner_id: number | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
