@@ -5,6 +5,7 @@
 // as hashes; a runner gets no more runs than its slots; a silent runner's run ends crashed once and
 // is retried; an agent on a runner changes only its own ticket, through /api/agent/ticket.
 import crypto from 'node:crypto';
+import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -276,3 +277,44 @@ test('a silent runner: its run ends crashed once after the lease, is retried, an
     await d.stop();
   }
 }, 120_000);
+
+/** An address of this machine that is not loopback (connections from it come from a peer that is not loopback). */
+const outside = Object.values(os.networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const withOutside = outside ? test : test.skip;
+
+withOutside(
+  'listen on an address other machines reach: refused without a runner token; with one, they reach the runner paths only',
+  async () => {
+    const root = tempDir('pd-listen-');
+    const config = { listen: outside };
+    await expect(startEngineDaemon({ root, config })).rejects.toThrow(
+      /"listen" is \S+, which other machines reach, but no runner token exists/,
+    );
+    // a token made while listening on 127.0.0.1 lets it start
+    const local = await startEngineDaemon({ root });
+    const token = addRunner(local, 'far', 1);
+    await local.stop();
+    const d = await startEngineDaemon({ root, config });
+    try {
+      const far = `http://${outside}:${d.port}`;
+      // from that address the peer is not loopback: pages and the rest of the API are refused, whatever the Host
+      for (const p of ['/api/health', '/api/projects', '/', '/settings', '/api/runners']) {
+        const res = await fetch(far + p);
+        expect([p, res.status]).toEqual([p, 403]);
+      }
+      const runnerPath = await call(far, token, '/api/runner/hello', { slots: 1, host: 'far' });
+      expect(runnerPath.status).toBe(200);
+      expect((await call(far, null, '/api/runner/hello', {})).status).toBe(401);
+      expect((await call(far, 'dpr_wrong', '/api/runner/claim', { free: 1 })).status).toBe(401);
+      expect((await call(far, 'not-a-secret', '/api/agent/ticket', { argv: ['read', 'x-1'] })).status).toBe(401);
+      // this machine still reaches everything on 127.0.0.1
+      expect((await d.api('GET', '/api/health')).status).toBe(200);
+      expect(JSON.parse(d.cli(['runners', 'list', '--json']).stdout)[0]).toMatchObject({ name: 'far', host: 'far' });
+    } finally {
+      await d.stop();
+    }
+  },
+  90_000,
+);
