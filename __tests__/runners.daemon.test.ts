@@ -205,6 +205,14 @@ test('a run on a runner: offered within its slots, transcript from beats, ended 
     expect(second.body.run.ticket_key).toBe(other);
     const list = JSON.parse(d.cli(['runners', 'list', '--json']).stdout);
     expect(list[0]).toMatchObject({ name: 'box', live_runs: 1 });
+    // the Queues page lists the runner (name, slots, live runs, last seen) and where its run is
+    const page = await (await fetch(`${d.url}/queues`)).text();
+    const row = /<section aria-labelledby="runners-h">[\s\S]*?<\/section>/
+      .exec(page)![0]
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ');
+    expect(row).toMatch(/Runners \(1\) Name Slots Live runs Last seen Host box 1 1 (now|\S+ ago) box t/);
+    expect(page).toContain('on runner box');
     // a user's kill: answered on the next beat, then the runner's end finalizes it as killed
     await call(d.url, token, `/api/runner/runs/${second.body.run.run_id}/beat`, { pid: 99 });
     const kill = d.api('POST', `/api/runs/${second.body.run.run_id}/kill`);
