@@ -232,11 +232,17 @@ test('a run on a runner: offered within its slots, transcript from beats, ended 
 test('a silent runner: its run ends crashed once after the lease, is retried, and a restarted daemon waits one lease for it', async () => {
   const d = await startEngineDaemon({ config: { runners: { lease_seconds: 2 } } });
   try {
-    await runnersProject(d, 'lab', 'lb');
+    const { repo, remote } = await runnersProject(d, 'lab', 'lb');
     const token = addRunner(d, 'flaky', 2);
+    // the ticket's branch exists here (a resolver's work, say): it is pushed to the remote before the run is offered
+    const local = commitFile(repo, 'notes.txt', 'notes\n', 'notes on main');
+    sh(repo, ['branch', 'ticket/lb-1', local]);
+    sh(repo, ['reset', '-q', '--hard', 'HEAD~1']);
     const t = await d.ticket('lb', 'coding-agent', undefined, 'flaky work');
+    expect(t.key).toBe('lb-1');
     const first = await call(d.url, token, '/api/runner/claim', { free: 1 });
     expect(first.status).toBe(200);
+    expect(sh(remote, ['rev-parse', 'refs/heads/ticket/lb-1']).trim()).toBe(local);
     await call(d.url, token, `/api/runner/runs/${first.body.run.run_id}/beat`, { pid: 7 });
     // the runner dies: no beat, no end
     await waitFor('crashed', () => d.runs(t.key)[0].status === 'crashed', 30_000, 100);

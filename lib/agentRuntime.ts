@@ -532,6 +532,7 @@ export class AgentRuntime {
    */
   async claimRemote(runner: Runner, opts: { waitMs: number; aborted: () => boolean }): Promise<RunSpec | null> {
     const deadline = Date.now() + Math.min(Math.max(opts.waitMs, 0), CLAIM_WAIT_MAX_MS);
+    touchRunner(this.deps.store.db, runner.id);
     for (;;) {
       const offers = this.offered();
       const taken = assignRun(
@@ -539,7 +540,6 @@ export class AgentRuntime {
         runner.id,
         offers.map((a) => a.run.id),
       );
-      touchRunner(this.deps.store.db, runner.id);
       if (taken !== null && taken !== 'full') {
         const entry = this.active.get(taken)!;
         const r = entry.remote!;
