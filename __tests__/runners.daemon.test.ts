@@ -308,7 +308,11 @@ withOutside(
     );
     // a token made while listening on 127.0.0.1 lets it start
     const local = await startEngineDaemon({ root });
+    const early = await local.api('PATCH', '/api/config', { listen: outside });
+    expect(early.status).toBe(400);
+    expect(early.body).toMatchObject({ field: 'listen', error: expect.stringMatching(/needs a runner token first/) });
     const token = addRunner(local, 'far', 1);
+    expect((await local.api('PATCH', '/api/config', { listen: outside })).status).toBe(200);
     await local.stop();
     const d = await startEngineDaemon({ root, config });
     try {

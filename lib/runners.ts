@@ -5,6 +5,7 @@
 // token at once: every call with it is refused, so its live runs stop at their next heartbeat.
 import crypto from 'node:crypto';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
+import { isLoopbackAddress } from './config.js';
 import type { Db } from './db/connection.js';
 
 const RUNNER_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
@@ -96,6 +97,18 @@ export function listRunners(db: Db): RunnerListItem[] {
 /** True when some runner token works: the daemon may then listen on an address other machines reach. */
 export function hasUsableRunnerToken(db: Db): boolean {
   return db.prepare(`SELECT 1 FROM runners WHERE revoked_at IS NULL LIMIT 1`).get() !== undefined;
+}
+
+/**
+ * Refuses a settings change that would make the daemon listen where other machines reach it while no
+ * runner token exists: the next start would refuse to run (daemon/daemon.ts). Not a "save anyway" check.
+ */
+export function refuseListenWithoutToken(db: Db, next: { listen: string }, prev: { listen: string }): void {
+  if (next.listen === prev.listen || isLoopbackAddress(next.listen) || hasUsableRunnerToken(db)) return;
+  throw new UserError(
+    `not saved: listening on ${next.listen} lets other machines reach the daemon, which needs a runner token first (dispatch runners add <name>)`,
+    'listen',
+  );
 }
 
 /** The unrevoked runner whose token this is, or null. */
