@@ -18,6 +18,7 @@ import { queueCommands, runCommands } from './commands/runs.js';
 import { worktreeCommands } from './commands/worktrees.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { costsCommand } from './commands/costs.js';
+import { runnerCommands } from './commands/runners.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -36,6 +37,7 @@ export function buildCli(argv: string[]) {
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('worktrees', 'ticket worktrees and their disk use; prune finished ones', worktreeCommands)
     .command('queue', 'the durable job queues', queueCommands)
+    .command('runners', 'runners that run agents on other machines: add, revoke, list', runnerCommands)
     .command(costsCommand)
     .command(pauseCommand)
     .command(resumeCommand)
