@@ -8,6 +8,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { daemonEnv, dispatchBin, ticketBin } from './helpers/daemon.js';
+import { useTestQueue } from './helpers/queue.js';
 import {
   agentAtWork,
   comments,
@@ -150,6 +151,7 @@ function rssMb(pid: number): number {
     const cli = (args: string[]) => spawnSync(process.execPath, [dispatchBin, ...args], { env, encoding: 'utf8', timeout: 60_000 });
     // a heartbeat due every second, and the daemon started as a person would: its console goes to logs/daemon.out on the same disk
     fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ heartbeat: { base_interval_seconds: 1, max_interval_seconds: 1 } }));
+    await useTestQueue(home);
     let db: Database.Database | null = null;
     let pid = 0;
     try {
