@@ -31,20 +31,36 @@ function redisFiles() {
     .map((f) => `<rootDir>/__tests__/${f}`);
 }
 
-export default {
-  preset: 'ts-jest/presets/default-esm',
-  testEnvironment: '<rootDir>/__tests__/helpers/environment.js',
-  roots: ['<rootDir>/__tests__'],
-  testMatch: process.env.DISPATCH_TEST_QUEUE === 'redis' ? redisFiles() : ['**/*.test.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
-  transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
-  },
-  testTimeout: 60000,
-  setupFiles: ['<rootDir>/__tests__/helpers/setup.ts'],
+/** One backend's run; helpers/environment.js hands `queue` to the helpers as DISPATCH_TEST_QUEUE. */
+function run(queue) {
+  return {
+    preset: 'ts-jest/presets/default-esm',
+    testEnvironment: '<rootDir>/__tests__/helpers/environment.js',
+    testEnvironmentOptions: { queue },
+    roots: ['<rootDir>/__tests__'],
+    testMatch: queue === 'redis' ? redisFiles() : ['**/*.test.ts'],
+    moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+    transform: {
+      '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
+    },
+    testTimeout: 60000,
+    setupFiles: ['<rootDir>/__tests__/helpers/setup.ts'],
+  };
+}
+
+const global = {
   // refuses to run when dist/ is older than the sources (tests that start the daemon run dist/)
   globalSetup: '<rootDir>/__tests__/helpers/globalSetup.js',
   globalTeardown: '<rootDir>/__tests__/helpers/teardown.js',
   // the tests spend most of their time waiting on child processes: a worker per core, at least 2
   maxWorkers: Math.max(2, os.availableParallelism()),
 };
+
+// DISPATCH_TEST_QUEUE: sqlite (the default), redis, or both (`npm test`: one jest run of two projects
+// sharing its workers, so neither backend's slowest file waits for the other run to end)
+const queue = process.env.DISPATCH_TEST_QUEUE || 'sqlite';
+if (!['sqlite', 'redis', 'both'].includes(queue)) throw new Error(`DISPATCH_TEST_QUEUE must be sqlite, redis or both, not ${queue}`);
+
+export default queue === 'both'
+  ? { ...global, projects: ['sqlite', 'redis'].map((q) => ({ ...run(q), displayName: q })) }
+  : { ...global, ...run(queue) };

@@ -1,6 +1,6 @@
-// The queue backend the tests run on, chosen by one environment variable read here and nowhere
-// else: DISPATCH_TEST_QUEUE=redis (`npm run test:redis`) puts every daemon the helpers start, and
-// every queue they open, on Redis; unset (or `sqlite`) leaves the default embedded queue. On Redis,
+// The queue backend the tests run on, chosen by one environment variable (jest.config.js sets it per
+// project through helpers/environment.js): DISPATCH_TEST_QUEUE=redis puts every daemon the helpers
+// start on Redis; unset (or `sqlite`) leaves the default embedded queue. On Redis,
 // each test file gets one redis-server of its own on an ephemeral port (started at the first need,
 // stopped after the file by helpers/environment.js) and each daemon home one Redis database of it,
 // so that daemons of one file never see each other's jobs and a home keeps its jobs across restarts.
