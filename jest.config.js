@@ -43,12 +43,12 @@ function run(queue) {
     transform: {
       '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }],
     },
-    testTimeout: 60000,
     setupFiles: ['<rootDir>/__tests__/helpers/setup.ts'],
   };
 }
 
 const global = {
+  testTimeout: 60000,
   // refuses to run when dist/ is older than the sources (tests that start the daemon run dist/)
   globalSetup: '<rootDir>/__tests__/helpers/globalSetup.js',
   globalTeardown: '<rootDir>/__tests__/helpers/teardown.js',
