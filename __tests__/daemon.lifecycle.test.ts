@@ -9,6 +9,7 @@ import { daemonEnv, dispatchBin, startTestDaemon } from './helpers/daemon.js';
 import { tempDir } from './helpers/home.js';
 import { isAlive } from '../lib/pidfile.js';
 import { comments, startEngineDaemon, waitFor } from './helpers/engine.js';
+import { homeQueueCounts, useTestQueue } from './helpers/queue.js';
 import { commitFile, head, initRepo, mergeHeadExists, porcelain } from './helpers/git.js';
 
 test('SIGTERM: exit 0, pid file gone, database closed', async () => {
@@ -73,7 +74,7 @@ test('SIGTERM during a merge: the daemon waits for the merge job to end and reco
     expect(head(repo)).not.toBe(before);
     expect(fs.readFileSync(path.join(repo, 'feature.txt'), 'utf8')).toBe('feature\n');
     expect([porcelain(repo), mergeHeadExists(repo)]).toEqual(['', false]);
-    expect(d.db().prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'running' AND queue = 'merge'`).get()).toEqual({ n: 0 });
+    expect((await homeQueueCounts(d.home)).merge.running).toBe(0);
     expect(fs.readFileSync(logFile(), 'utf8')).not.toMatch(/stopped before jobs ended/);
   } finally {
     fs.writeFileSync(go, '');
@@ -87,11 +88,12 @@ function deadPid(): number {
   return Number(r.stdout);
 }
 
-test('a stale pid file is reported as stale, and the next start clears it', () => {
+test('a stale pid file is reported as stale, and the next start clears it', async () => {
   const root = tempDir('pd-stale-');
   const env = daemonEnv(root);
   const dispatch = (...args: string[]) => spawnSync(process.execPath, [dispatchBin, ...args], { env, encoding: 'utf8', timeout: 60_000 });
   fs.mkdirSync(env.DISPATCH_HOME!, { recursive: true });
+  await useTestQueue(env.DISPATCH_HOME!);
   fs.mkdirSync(env.DISPATCH_PROJECTS_ROOT!, { recursive: true });
   const pid = deadPid();
   expect(isAlive(pid)).toBe(false);

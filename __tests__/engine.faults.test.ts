@@ -7,6 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { repoRoot } from './helpers/daemon.js';
 import { comments, maxOverlap, pidAlive, startEngineDaemon, waitFor } from './helpers/engine.js';
+import { queueCounts } from './helpers/queue.js';
 
 test('caps hold with 50 tickets across 5 projects, and every ticket gets done', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_global: 4, max_concurrent_per_project: 2 } } });
@@ -333,11 +334,7 @@ test('kill -9 of the daemon while three agents run: restart adopts them and fina
     expect(d.runs(dead)[0].error).toMatch(/ended while the daemon was down/);
     const finals = d.db().prepare(`SELECT COUNT(*) AS n FROM comments WHERE type = 'claim'`).get() as { n: number };
     expect(finals.n).toBe(5);
-    await waitFor(
-      'no agent-run job left running',
-      () =>
-        (d.db().prepare(`SELECT COUNT(*) AS n FROM tasks WHERE queue = 'agent-run' AND status = 'running'`).get() as { n: number }).n === 0,
-    );
+    await waitFor('no agent-run job left running', async () => (await queueCounts(d))['agent-run'].running === 0);
   } finally {
     await d.stop();
   }

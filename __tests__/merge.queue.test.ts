@@ -134,29 +134,35 @@ test('a check that cannot start (command not found) sends the ticket to human wi
   }
 }, 120_000);
 
-test('a check that runs past its timeout is killed and counts as a failure with a clear note', async () => {
-  const d = await startEngineDaemon();
-  try {
-    const pidFile = path.join(d.root, 'check.pid');
-    const repo = await shopWithCheck(d, `echo $$ > ${pidFile}; sleep 600`);
-    expect((await d.api('PATCH', '/api/projects/sh', { check_timeout_minutes: 1 })).status).toBe(200);
-    const before = head(repo);
-    const script = { 'coding-agent': [code('a.txt', 'a\n'), [{ do: 'move', to: 'human' }]] };
-    const t = await d.ticket('sh', 'coding-agent', script, 'slow');
-    await waitFor('sent back and parked', () => d.ticketRow(t.key).column_id === 'human', 150_000, 250);
-    const [run] = checkRuns(d, t.key);
-    expect(run.status).toBe('timeout');
-    expect(run.note).toContain('did not finish within 1 minute');
-    const finding = comments(d, t.key).find((c) => c.type === 'finding');
-    expect(finding.title).toBe(`Check failed: echo $$ > ${pidFile}; sleep 600`);
-    expect(finding.body).toContain('Timed out');
-    // the check's whole tree was killed
-    expect(pidAlive(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(false);
-    expect(head(repo, 'main')).toBe(before);
-  } finally {
-    await d.stop();
-  }
-}, 200_000);
+// concurrent: it runs beside the file's other tests (each has its own daemon), since most of it is the
+// minute its check's timeout waits out, the shortest a project can set
+test.concurrent(
+  'a check that runs past its timeout is killed and counts as a failure with a clear note',
+  async () => {
+    const d = await startEngineDaemon();
+    try {
+      const pidFile = path.join(d.root, 'check.pid');
+      const repo = await shopWithCheck(d, `echo $$ > ${pidFile}; sleep 600`);
+      expect((await d.api('PATCH', '/api/projects/sh', { check_timeout_minutes: 1 })).status).toBe(200);
+      const before = head(repo);
+      const script = { 'coding-agent': [code('a.txt', 'a\n'), [{ do: 'move', to: 'human' }]] };
+      const t = await d.ticket('sh', 'coding-agent', script, 'slow');
+      await waitFor('sent back and parked', () => d.ticketRow(t.key).column_id === 'human', 150_000, 250);
+      const [run] = checkRuns(d, t.key);
+      expect(run.status).toBe('timeout');
+      expect(run.note).toContain('did not finish within 1 minute');
+      const finding = comments(d, t.key).find((c) => c.type === 'finding');
+      expect(finding.title).toBe(`Check failed: echo $$ > ${pidFile}; sleep 600`);
+      expect(finding.body).toContain('Timed out');
+      // the check's whole tree was killed
+      expect(pidAlive(Number(fs.readFileSync(pidFile, 'utf8')))).toBe(false);
+      expect(head(repo, 'main')).toBe(before);
+    } finally {
+      await d.stop();
+    }
+  },
+  200_000,
+);
 
 test('two tickets in the queue: the second is tested on top of the first, one check at a time', async () => {
   const d = await startEngineDaemon({ config: { agents: { max_concurrent_per_project: 2 } } });

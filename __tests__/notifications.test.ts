@@ -12,6 +12,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { browserPages } from './helpers/browser.js';
 import { startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { DELAYED_STATUS, queueCounts, queueJobs } from './helpers/queue.js';
 import { makeTestHome, tempDir } from './helpers/home.js';
 import { createTicket, moveTicket } from '../lib/tickets.js';
 import { csrfOf, getPage, openEventStream, postForm, type EventReader, type StreamEvent } from './helpers/web.js';
@@ -319,18 +320,15 @@ describe('through the daemon', () => {
       await park(key, 'A question at night');
       const n = await decided(key);
       expect(n.outcome).toBe('queued');
-      const held = d
-        .db()
-        .prepare(`SELECT * FROM tasks WHERE queue = 'notify' AND payload LIKE ?`)
-        .all(`%"notificationId":${n.id},%`) as any[];
+      const held = (await queueJobs(d, 'notify')).filter((j) => j.payload.includes(`"notificationId":${n.id},`));
       expect(held.map((j) => [JSON.parse(j.payload).channel, j.status]).sort()).toEqual([
-        ['desktop', 'pending'],
-        ['webhook', 'pending'],
+        ['desktop', DELAYED_STATUS],
+        ['webhook', DELAYED_STATUS],
       ]);
       const endsAt = new Date(now);
       endsAt.setUTCHours(Number(end.slice(0, 2)), Number(end.slice(3)), 0, 0);
       if (endsAt.getTime() < now.getTime()) endsAt.setUTCDate(endsAt.getUTCDate() + 1);
-      for (const j of held) expect(Math.abs(j.availableAt - endsAt.getTime())).toBeLessThan(5000); // the end of the quiet hours
+      for (const j of held) expect(Math.abs(j.available_at! - endsAt.getTime())).toBeLessThan(5000); // the end of the quiet hours
       // the page's badge, title and favicon still count it
       expect((await parkedEvent(s, key)).data.counts.inbox).toBeGreaterThanOrEqual(3);
       expect(posts('/hook/')).toHaveLength(before);
@@ -357,8 +355,10 @@ describe('through the daemon', () => {
       await park(key, 'Muted note');
       const n = await decided(key);
       expect(n.outcome).toBe('muted');
+      // no job, waiting or ever attempted
+      expect((await queueJobs(d, 'notify')).filter((j) => j.payload.includes(`"notificationId":${n.id},`))).toEqual([]);
       expect(
-        d.db().prepare(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`),
+        d.db().prepare(`SELECT COUNT(*) AS c FROM job_events WHERE queue = 'notify' AND payload LIKE ?`).get(`%"notificationId":${n.id},%`),
       ).toEqual({ c: 0 });
       await parkedEvent(s, key); // the badge counts it all the same
 
@@ -501,11 +501,7 @@ describe('through the daemon', () => {
     expect(d.ticketRow(key).column_id).toBe('code-reviewer');
     // more scans under the same budget today add no second one
     for (let i = 0; i < 3; i++) expect((await d.api('POST', '/api/projects/ops/wake', {})).status).toBe(202);
-    await waitFor(
-      'the wakes scanned',
-      () => row(`SELECT COUNT(*) AS c FROM tasks WHERE queue = 'scan' AND status IN ('pending', 'running')`).c === 0,
-      30_000,
-    );
+    await waitFor('the wakes scanned', async () => ((c) => c.pending + c.running === 0)((await queueCounts(d)).scan), 30_000);
     expect(row(`SELECT COUNT(*) AS c FROM notifications WHERE kind = 'paused'`).c).toBe(1);
     expect((await d.api('POST', '/api/projects/ops/pause', {})).status).toBe(200);
     expect((await d.api('PATCH', '/api/config', { budgets: { daily_usd: 0 } })).status).toBe(200);

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { comments, maxOverlap, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
+import { queueCounts } from './helpers/queue.js';
 
 const SEED = Number(process.env.RELIABILITY_SEED ?? 20261125);
 const ROUNDS = Number(process.env.RELIABILITY_ROUNDS ?? 20);
@@ -127,7 +128,7 @@ test(`${ROUNDS} rounds of kill -9 during a busy pipeline lose nothing and run no
     for (const pid of new Set(runs.map((r) => r.project_id)))
       expect(maxOverlap(runs.filter((r) => r.project_id === pid))).toBeLessThanOrEqual(CAPS.max_concurrent_per_project);
     expect(maxOverlap(runs)).toBeGreaterThan(1); // the pipeline was busy: runs did overlap
-    expect(db.prepare(`SELECT COUNT(*) FROM tasks WHERE status = 'running'`).pluck().get()).toBe(0);
+    expect(Object.values(await queueCounts(d)).map((q) => q.running)).toEqual([0, 0, 0, 0]);
     const byStatus = runs.reduce<Record<string, number>>((acc, r) => ({ ...acc, [r.status]: (acc[r.status] ?? 0) + 1 }), {});
     console.log(
       `kill -9: ${created.length} tickets settled, ${runs.length} runs finalized once each ${JSON.stringify(byStatus)}, peak ${maxOverlap(runs)} live runs`,

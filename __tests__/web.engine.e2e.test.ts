@@ -6,6 +6,7 @@ import type { Page } from 'playwright-core';
 import { browserPages } from './helpers/browser.js';
 import { comments, killAgents, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } from './helpers/engine.js';
 import { insertJob, jobEventRows, jobRow, pokeScanPool } from './helpers/web.js';
+import { sqliteOnlyTest } from './helpers/queue.js';
 
 const browser = browserPages();
 let d: EngineDaemon;
@@ -22,7 +23,8 @@ beforeEach(() => {
   page = browser.page;
 });
 
-test('retry a failed job in the queue inspector, watch its new attempt, then delete it', async () => {
+// the job is written into liteque's table directly (an unknown project's scan): sqlite only
+sqliteOnlyTest('retry a failed job in the queue inspector, watch its new attempt, then delete it', async () => {
   // a scan of a project that does not exist fails for real in the scan pool
   const id = insertJob(d, { queue: 'scan', payload: { projectId: 555_555, wakeSeq: 0 } });
   await pokeScanPool(d);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from './home.js';
+import { useTestQueue, withTestQueue } from './queue.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const daemonBin = path.join(repoRoot, 'dist', 'bin', 'daemon.js');
@@ -50,7 +51,9 @@ export async function startTestDaemon(opts: DaemonOptions = {}): Promise<Running
   fs.mkdirSync(home, { recursive: true });
   fs.mkdirSync(env.DISPATCH_PROJECTS_ROOT!, { recursive: true });
   fs.mkdirSync(env.HOME!, { recursive: true });
-  if (opts.config) fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify(opts.config, null, 2));
+  // the queue backend of this test run (helpers/queue.ts) joins the test's own config
+  if (opts.config) fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify(await withTestQueue(home, opts.config), null, 2));
+  else await useTestQueue(home);
   const child = spawn(process.execPath, [daemonBin], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));

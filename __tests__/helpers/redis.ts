@@ -48,10 +48,22 @@ function command(port: number, args: string[]): Promise<string> {
 }
 
 /** Starts redis-server on `port` with its files in `dir`; resolves once it answers PING, or null when it exited. */
-async function spawnRedis(port: number, dir: string): Promise<{ child: ChildProcess; output: () => string } | null> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+async function spawnRedis(port: number, dir: string, databases: number): Promise<{ child: ChildProcess; output: () => string } | null> {
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--dir',
+    dir,
+    '--databases',
+    String(databases),
+  ];
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
@@ -80,7 +92,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-export async function startRedis(): Promise<RunningRedis> {
+/** `databases`: how many numbered databases the server has (redis' default is 16). */
+export async function startRedis(opts: { databases?: number } = {}): Promise<RunningRedis> {
+  const databases = opts.databases ?? 16;
   const which = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (which.error || which.status !== 0) {
     throw new Error(
@@ -90,7 +104,7 @@ export async function startRedis(): Promise<RunningRedis> {
   const dir = tempDir('pd-redis-');
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const started = await spawnRedis(port, dir);
+    const started = await spawnRedis(port, dir, databases);
     if (!started) {
       if (attempt < 3) continue; // the port was taken between the probe and the start
       throw new Error(`redis-server did not start: ${lastOutput.slice(-2000)}`);
@@ -106,7 +120,7 @@ export async function startRedis(): Promise<RunningRedis> {
       },
       async restart() {
         await stopChild(redis.child);
-        const again = await spawnRedis(port, dir);
+        const again = await spawnRedis(port, dir, databases);
         if (!again) throw new Error(`redis-server did not start again: ${lastOutput.slice(-2000)}`);
         redis.child = again.child;
       },
