@@ -13,8 +13,6 @@ import { benchAgent, cpuSchedSeconds, dispatchBin, note, report, sleep, startDae
 
 const SLOTS = 6;
 
-const git = (cwd, ...args) => execFileSync('git', args, { cwd, stdio: 'pipe', encoding: 'utf8' });
-
 /** The largest number of [start, end] intervals open at once. */
 function maxOverlap(intervals) {
   const edges = [];
