@@ -475,4 +475,3 @@ export function samePath(a: string, b: string): boolean {
 export function isAncestor(repo: string, ancestor: string, descendant: string): Promise<boolean> {
   return gitOk(repo, ['merge-base', '--is-ancestor', ancestor, descendant]);
 }
-
