@@ -83,6 +83,13 @@ async function spareFolders(repo: string, ours: string): Promise<string[]> {
   return [...found].sort();
 }
 
+/** A linked worktree's own git dir (where its HEAD is), from the `gitdir:` line of its `.git` file. */
+function spareGitDir(dir: string): string {
+  const line = /^gitdir: (.+)$/m.exec(fs.readFileSync(path.join(dir, '.git'), 'utf8'));
+  if (!line) throw new Error(`${dir}/.git names no git dir`);
+  return path.resolve(dir, line[1]!.trim());
+}
+
 /** Removes a spare whatever is in it (only the daemon writes there). Callers hold the repository lock. */
 async function removeSpare(repo: string, dir: string): Promise<void> {
   fs.rmSync(markFile(dir), { force: true });
@@ -320,16 +327,18 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
         fs.rmSync(markFile(dir), { force: true }); // claimed: no pass refreshes or removes it now
         let branchMade = false;
         try {
-          // the move and the new branch at once (two git processes side by side), then HEAD on the branch: what
-          // `git switch -c` does here (HEAD is at the tip already), without its pass over the index of every file
-          const both = await Promise.allSettled([
+          // what `git switch -c` does here (HEAD is at the tip already), without its pass over the index of every
+          // file: the new branch, and the spare's HEAD on it (in its own git dir, which the move leaves where it
+          // is); with the move, three git processes side by side, as each one costs the wake path milliseconds
+          const gitDir = spareGitDir(dir);
+          const all = await Promise.allSettled([
             git(repo, ['worktree', 'move', dir, to]),
             git(repo, ['update-ref', '-m', `branch: created from ${main} for a spare worktree`, `refs/heads/${branch}`, tip, '']).then(
               () => (branchMade = true),
             ),
+            git(repo, [`--git-dir=${gitDir}`, 'symbolic-ref', 'HEAD', `refs/heads/${branch}`]),
           ]);
-          for (const r of both) if (r.status === 'rejected') throw r.reason;
-          await git(to, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);
+          for (const r of all) if (r.status === 'rejected') throw r.reason;
           // refill in the background, once the ticket's agent has started: a checkout next to its start would slow it
           setTimeout(poke, REFILL_DELAY_MS).unref();
           return { problems: mark.problems, from: dir };
