@@ -67,7 +67,7 @@ describe('repository inspection', () => {
     await expect(detectMainBranch(repo, 'develop')).rejects.toThrow(/main branch "develop" does not exist/);
   });
 
-  test('repoState: a repository with a commit, HEAD\'s branch and exactly the asked-for branches, in one answer', async () => {
+  test("repoState: a repository with a commit, HEAD's branch and exactly the asked-for branches, in one answer", async () => {
     const plain = path.join(h.root, 'plain');
     fs.mkdirSync(plain);
     expect(await repoState(plain, ['main'])).toBeNull();
@@ -83,7 +83,14 @@ describe('repository inspection', () => {
     const other = commitFile(repo, 'b.txt', 'b\n', 'on main');
     sh(repo, ['branch', 'ticket/ap-2', tip]);
     const state = await repoState(repo, ['ticket/ap-1', 'ticket/ap-2', 'main', 'master', 'ticket/ap-1', '']);
-    expect(state).toEqual({ commits: true, headBranch: 'main', tips: new Map([['ticket/ap-2', tip], ['main', other]]) });
+    expect(state).toEqual({
+      commits: true,
+      headBranch: 'main',
+      tips: new Map([
+        ['ticket/ap-2', tip],
+        ['main', other],
+      ]),
+    });
     sh(repo, ['checkout', '-q', '--detach']);
     expect(await repoState(repo)).toEqual({ commits: true, headBranch: null, tips: new Map() });
 

@@ -12,7 +12,17 @@
 // crash and is removed. Taking or refreshing a spare first deletes its marker, under the repository lock.
 import fs from 'node:fs';
 import path from 'node:path';
-import { branchTip, detectMainBranch, git, listWorktrees, mainCandidates, pruneStaleWorktrees, repoState, samePath, withRepoLock } from './git.js';
+import {
+  branchTip,
+  detectMainBranch,
+  git,
+  listWorktrees,
+  mainCandidates,
+  pruneStaleWorktrees,
+  repoState,
+  samePath,
+  withRepoLock,
+} from './git.js';
 import { commandEnv, setUpFolder } from './checks.js';
 import { effectiveParallelCoding, getProject, listProjects, type Project } from './projects.js';
 import type { ConfigStore } from './config.js';
