@@ -3,7 +3,7 @@ import path from 'node:path';
 import { prepareWorkspace, pruneWorktrees } from '../lib/workspace.js';
 import { createTicket, getMergeRecord, moveTicket, recordMerge, requireTicket } from '../lib/tickets.js';
 import { updateProject, type Project } from '../lib/projects.js';
-import { detectMainBranch, isRepo, hasCommits, isClean, currentBranch, withRepoLock } from '../lib/git.js';
+import { detectMainBranch, isRepo, hasCommits, isClean, currentBranch, repoState, withRepoLock } from '../lib/git.js';
 import { makeTestHome, type TestHome } from './helpers/home.js';
 import { branches, commitFile, head, initRepo, sh, worktreePaths } from './helpers/git.js';
 
@@ -65,6 +65,39 @@ describe('repository inspection', () => {
     expect(await detectMainBranch(repo)).toBe('main');
     expect(await detectMainBranch(repo, 'trunk')).toBe('trunk');
     await expect(detectMainBranch(repo, 'develop')).rejects.toThrow(/main branch "develop" does not exist/);
+  });
+
+  test("repoState: a repository with a commit, HEAD's branch and exactly the asked-for branches, in one answer", async () => {
+    const plain = path.join(h.root, 'plain');
+    fs.mkdirSync(plain);
+    expect(await repoState(plain, ['main'])).toBeNull();
+    const empty = path.join(h.root, 'empty');
+    initRepo(empty, { empty: true });
+    expect(await repoState(empty, ['main'])).toEqual({ commits: false, headBranch: null, tips: new Map() });
+
+    const repo = path.join(h.root, 'repo');
+    initRepo(repo);
+    const tip = head(repo);
+    // names that are prefixes of each other, or a folder of branches, are told apart
+    for (const b of ['ticket/ap-10', 'ticket/ap-1/x', 'main-old', 'mai']) sh(repo, ['branch', b]);
+    const other = commitFile(repo, 'b.txt', 'b\n', 'on main');
+    sh(repo, ['branch', 'ticket/ap-2', tip]);
+    const state = await repoState(repo, ['ticket/ap-1', 'ticket/ap-2', 'main', 'master', 'ticket/ap-1', '']);
+    expect(state).toEqual({
+      commits: true,
+      headBranch: 'main',
+      tips: new Map([
+        ['ticket/ap-2', tip],
+        ['main', other],
+      ]),
+    });
+    sh(repo, ['checkout', '-q', '--detach']);
+    expect(await repoState(repo)).toEqual({ commits: true, headBranch: null, tips: new Map() });
+
+    // a folder inside a repository is not one of its own
+    const nested = path.join(repo, 'sub');
+    fs.mkdirSync(nested);
+    expect(await repoState(nested, ['main'])).toBeNull();
   });
 
   test('the repository lock runs holders one after another, even when one fails', async () => {

@@ -182,10 +182,6 @@ export function hasCommits(repo: string): Promise<boolean> {
   return gitOk(repo, ['rev-parse', '--verify', '--quiet', 'HEAD^{commit}']);
 }
 
-export function branchExists(repo: string, branch: string): Promise<boolean> {
-  return gitOk(repo, ['show-ref', '--verify', '--quiet', `refs/heads/${branch}`]);
-}
-
 /** The commit a local branch points at, or null when there is no such branch. */
 export async function branchTip(repo: string, branch: string): Promise<string | null> {
   try {
@@ -194,6 +190,59 @@ export async function branchTip(repo: string, branch: string): Promise<string | 
     if (err instanceof GitError && typeof err.code === 'number') return null;
     throw err;
   }
+}
+
+/** What one `git rev-parse` tells of a repository (repoState). */
+export interface RepoState {
+  /** HEAD resolves to a commit: the repository has at least one */
+  commits: boolean;
+  /** the branch HEAD is on; null when HEAD is detached or has no commit yet (then currentBranch knows) */
+  headBranch: string | null;
+  /** the commit of each asked-for local branch that exists */
+  tips: Map<string, string>;
+}
+
+/** Separates the answers of repoState's one rev-parse: a flag that prints "true" or "false", never a commit or a ref. */
+const ANSWER_END = '--is-inside-work-tree';
+
+/**
+ * What the path from a wake to an agent's start asks of a repository, in one git process (each one
+ * costs that path milliseconds, tens of them on a busy machine): is `dir` the top level of a
+ * repository (null when not, as isRepo), has it a commit, which branch HEAD is on, and where the
+ * given local branches point. Each branch is asked for as `--branches=<glob>` with its last
+ * character in brackets, a glob that matches that name only (branch names cannot hold glob
+ * characters): a flag, so a missing branch prints nothing and rev-parse goes on, where a missing
+ * revision would end its answers.
+ */
+export async function repoState(dir: string, branches: readonly string[] = []): Promise<RepoState | null> {
+  if (!fs.existsSync(path.join(dir, '.git'))) return null; // as isRepo: no git process to say no
+  const asked = [...new Set(branches)].filter((b) => b && !/[*?[\\]/.test(b));
+  const args = ['rev-parse', '--revs-only', '--show-toplevel'];
+  for (const b of asked) args.push(ANSWER_END, `--branches=${b.slice(0, -1)}[${b.slice(-1)}]`);
+  args.push(ANSWER_END, '--symbolic-full-name', 'HEAD');
+  let out: string;
+  try {
+    out = await git(dir, args);
+  } catch (err) {
+    if (err instanceof GitError) return null;
+    throw err;
+  }
+  // the top level, then per branch a separator and its commit (or nothing), then a separator and HEAD's ref
+  const lines = out.split('\n');
+  if (lines[0] === undefined || !lines[0] || lockKey(lines[0]) !== lockKey(dir)) return null;
+  const tips = new Map<string, string>();
+  let at = 1;
+  for (const b of asked) {
+    at += 1; // the separator
+    if (lines[at] && /^[0-9a-f]{40,64}$/.test(lines[at]!)) tips.set(b, lines[at++]!);
+  }
+  const head = lines[at + 1] ?? '';
+  return { commits: head !== '', headBranch: head.startsWith('refs/heads/') ? head.slice('refs/heads/'.length) : null, tips };
+}
+
+/** The branches detectMainBranch looks for: a RepoState that asked for these can decide it without another git process. */
+export function mainCandidates(configured?: string | null): string[] {
+  return configured ? [configured] : ['main', 'master'];
 }
 
 /** The branch HEAD is on, or null when HEAD is detached. Works in a repository with no commits. */
@@ -214,11 +263,14 @@ export async function headCommit(repo: string): Promise<string> {
 /**
  * The branch tickets fork from and merge into: the project's configured `main_branch` when set
  * (an error when that branch does not exist, rather than silently merging elsewhere), else `main`,
- * else `master`, else the branch HEAD is on.
+ * else `master`, else the branch HEAD is on. `known`: a repoState of `repo` that asked for
+ * mainCandidates(configured), which spares a git process.
  */
-export async function detectMainBranch(repo: string, configured?: string | null): Promise<string> {
+export async function detectMainBranch(repo: string, configured?: string | null, known?: RepoState): Promise<string> {
+  const state = known ?? (await repoState(repo, mainCandidates(configured)));
+  if (!state) throw new GitError(['rev-parse', '--show-toplevel'], null, `${repo} is not a git repository`, '');
   if (configured) {
-    if (await branchExists(repo, configured)) return configured;
+    if (state.tips.has(configured)) return configured;
     throw new GitError(
       ['show-ref', `refs/heads/${configured}`],
       null,
@@ -226,8 +278,8 @@ export async function detectMainBranch(repo: string, configured?: string | null)
       '',
     );
   }
-  for (const candidate of ['main', 'master']) if (await branchExists(repo, candidate)) return candidate;
-  const head = await currentBranch(repo);
+  for (const candidate of ['main', 'master']) if (state.tips.has(candidate)) return candidate;
+  const head = state.commits ? state.headBranch : await currentBranch(repo);
   if (head) return head;
   throw new GitError(
     ['symbolic-ref', 'HEAD'],

@@ -12,7 +12,17 @@
 // crash and is removed. Taking or refreshing a spare first deletes its marker, under the repository lock.
 import fs from 'node:fs';
 import path from 'node:path';
-import { branchTip, detectMainBranch, git, hasCommits, isRepo, listWorktrees, pruneStaleWorktrees, samePath, withRepoLock } from './git.js';
+import {
+  branchTip,
+  detectMainBranch,
+  git,
+  listWorktrees,
+  mainCandidates,
+  pruneStaleWorktrees,
+  repoState,
+  samePath,
+  withRepoLock,
+} from './git.js';
 import { commandEnv, setUpFolder } from './checks.js';
 import { effectiveParallelCoding, getProject, listProjects, type Project } from './projects.js';
 import type { ConfigStore } from './config.js';
@@ -83,6 +93,13 @@ async function spareFolders(repo: string, ours: string): Promise<string[]> {
   return [...found].sort();
 }
 
+/** A linked worktree's own git dir (where its HEAD is), from the `gitdir:` line of its `.git` file. */
+function spareGitDir(dir: string): string {
+  const line = /^gitdir: (.+)$/m.exec(fs.readFileSync(path.join(dir, '.git'), 'utf8'));
+  if (!line) throw new Error(`${dir}/.git names no git dir`);
+  return path.resolve(dir, line[1]!.trim());
+}
+
 /** Removes a spare whatever is in it (only the daemon writes there). Callers hold the repository lock. */
 async function removeSpare(repo: string, dir: string): Promise<void> {
   fs.rmSync(markFile(dir), { force: true });
@@ -96,14 +113,13 @@ async function removeSpare(repo: string, dir: string): Promise<void> {
 
 /**
  * Removes a project's half-made spares (no marker, not being made now), or all of them with `all`.
- * Callers hold the repository lock. Returns how many were removed.
+ * Callers hold the repository lock. Returns the spare folders left.
  */
-export async function pruneProjectSpares(repo: string, ours: string, all: boolean): Promise<number> {
-  let removed = 0;
+export async function pruneProjectSpares(repo: string, ours: string, all: boolean): Promise<string[]> {
+  const left: string[] = [];
   for (const dir of await spareFolders(repo, ours)) {
-    if (making.has(dir) || (!all && readMark(dir))) continue;
-    await removeSpare(repo, dir);
-    removed += 1;
+    if (making.has(dir) || (!all && readMark(dir))) left.push(dir);
+    else await removeSpare(repo, dir);
   }
   let names: string[] = [];
   try {
@@ -115,7 +131,28 @@ export async function pruneProjectSpares(repo: string, ours: string, all: boolea
     const dir = path.join(ours, name.slice(0, -READY.length));
     if (all || !fs.existsSync(dir)) fs.rmSync(path.join(ours, name), { force: true });
   }
-  return removed;
+  return left;
+}
+
+/**
+ * True when a project's pool is as wanted, read from its folder alone (no git process, no lock):
+ * exactly `count` spares, each ready at `tip` with the project's setup, and nothing half-made. The
+ * pool looks at every project every few seconds, and a wake must not wait behind that look.
+ */
+function settled(project: Project, ours: string, want: { count: number; tip: string }): boolean {
+  let names: string[];
+  try {
+    names = fs.readdirSync(ours).filter((n) => isSpareName(n) && !n.endsWith(`${READY}.tmp`));
+  } catch {
+    return want.count === 0;
+  }
+  const folders = names.filter((n) => !n.endsWith(READY));
+  if (folders.length !== want.count || names.length !== 2 * folders.length) return false;
+  return folders.every((n) => {
+    const dir = path.join(ours, n);
+    const mark = readMark(dir);
+    return !making.has(dir) && mark?.head === want.tip && mark.setup === setUpPrint(project);
+  });
 }
 
 export interface SparePool {
@@ -128,7 +165,10 @@ export interface SparePool {
    * repository lock and has checked that neither exists. Null when no spare was ready (or taking
    * it failed: then it is gone and the caller creates the worktree as usual).
    */
-  take(project: Project, args: { main: string; branch: string; wanted: string }): Promise<{ problems: string[]; from: string } | null>;
+  take(
+    project: Project,
+    args: { main: string; tip: string | null; branch: string; wanted: string },
+  ): Promise<{ problems: string[]; from: string } | null>;
 }
 
 export function createSparePool(deps: { store: Store; config: ConfigStore; paths: Paths; logger: Logger }): SparePool {
@@ -154,9 +194,11 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
 
   /** How many spares a project wants now, and main's tip (null: not a repository with commits). */
   async function wanted(project: Project): Promise<{ count: number; tip: string } | null> {
-    if (!(await isRepo(project.path)) || !(await hasCommits(project.path))) return null;
-    const main = await detectMainBranch(project.path, project.main_branch);
-    const tip = await branchTip(project.path, main);
+    // one git process for the repository, its commit and main's (a fallback main, HEAD's branch, needs a second)
+    const state = await repoState(project.path, mainCandidates(project.main_branch));
+    if (!state?.commits) return null;
+    const main = await detectMainBranch(project.path, project.main_branch, state);
+    const tip = state.tips.get(main) ?? (await branchTip(project.path, main));
     if (!tip) return null;
     const cfg = deps.config.get();
     const on = project.status === 'active' && effectiveParallelCoding(project, cfg.agents.parallel_coding) && cfg.worktrees.spare > 0;
@@ -187,11 +229,13 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
     if (!want) return;
     const repo = project.path;
     const ours = path.join(paths.worktrees, project.abbreviation!);
+    if (settled(getProject(store.db, project.id), ours, want)) return;
     // under the lock: clean up, pick what to refresh, claim those (a ticket must not take them meanwhile)
     const { stale, missing, names } = await withRepoLock(repo, async () => {
-      await pruneProjectSpares(repo, ours, want.count === 0);
-      const kept = (await spareFolders(repo, ours)).filter((d) => !making.has(d) && readMark(d));
-      for (const extra of kept.splice(want.count)) await removeSpare(repo, extra);
+      const left = await pruneProjectSpares(repo, ours, want.count === 0);
+      const kept = left.filter((d) => !making.has(d) && readMark(d));
+      const extras = kept.splice(want.count);
+      for (const extra of extras) await removeSpare(repo, extra);
       const current = getProject(store.db, project.id);
       const old = kept.filter((d) => {
         const mark = readMark(d)!;
@@ -201,7 +245,7 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
         fs.rmSync(markFile(d), { force: true });
         making.add(d);
       }
-      const taken = new Set((await spareFolders(repo, ours)).map((d) => path.basename(d)));
+      const taken = new Set(left.filter((d) => !extras.includes(d)).map((d) => path.basename(d)));
       const add: string[] = [];
       for (let n = 1; add.length < want.count - kept.length; n += 1) {
         const name = `${SPARE_PREFIX}${n}`;
@@ -275,7 +319,7 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
       }
     },
     poke,
-    async take(project, { main, branch, wanted: to }) {
+    async take(project, { main, tip, branch, wanted: to }) {
       const repo = project.path;
       const ours = path.join(paths.worktrees, project.abbreviation!);
       let names: string[];
@@ -284,19 +328,27 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
       } catch {
         return null;
       }
-      if (names.length === 0) return null;
+      if (names.length === 0 || !tip) return null;
       // only the marker files are read here, no `git worktree list`: each git process costs the wake path milliseconds
-      const tip = await branchTip(repo, main);
       const print = setUpPrint(project);
       for (const dir of names.sort().map((n) => path.join(ours, n.slice(0, -READY.length)))) {
         const mark = readMark(dir);
         if (making.has(dir) || !mark || mark.head !== tip || mark.setup !== print || !fs.existsSync(dir)) continue;
         fs.rmSync(markFile(dir), { force: true }); // claimed: no pass refreshes or removes it now
+        let branchMade = false;
         try {
-          await git(repo, ['worktree', 'move', dir, to]);
-          // what `git switch -c` does here (HEAD is at the tip already), without its pass over the index of every file
-          await git(to, ['update-ref', '-m', `branch: created from ${main} for a spare worktree`, `refs/heads/${branch}`, tip!, '']);
-          await git(to, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`]);
+          // what `git switch -c` does here (HEAD is at the tip already), without its pass over the index of every
+          // file: the new branch, and the spare's HEAD on it (in its own git dir, which the move leaves where it
+          // is); with the move, three git processes side by side, as each one costs the wake path milliseconds
+          const gitDir = spareGitDir(dir);
+          const all = await Promise.allSettled([
+            git(repo, ['worktree', 'move', dir, to]),
+            git(repo, ['update-ref', '-m', `branch: created from ${main} for a spare worktree`, `refs/heads/${branch}`, tip, '']).then(
+              () => (branchMade = true),
+            ),
+            git(repo, [`--git-dir=${gitDir}`, 'symbolic-ref', 'HEAD', `refs/heads/${branch}`]),
+          ]);
+          for (const r of all) if (r.status === 'rejected') throw r.reason;
           // refill in the background, once the ticket's agent has started: a checkout next to its start would slow it
           setTimeout(poke, REFILL_DELAY_MS).unref();
           return { problems: mark.problems, from: dir };
@@ -307,6 +359,8 @@ export function createSparePool(deps: { store: Store; config: ConfigStore; paths
             error: (err as Error).message,
           });
           for (const left of [dir, to]) if (fs.existsSync(left)) await removeSpare(repo, left);
+          // the caller makes the branch along with the worktree: it must not exist yet
+          if (branchMade) await git(repo, ['update-ref', '-d', `refs/heads/${branch}`, tip]).catch(() => undefined);
           return null;
         }
       }

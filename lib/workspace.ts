@@ -15,14 +15,14 @@ import fs from 'node:fs';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import {
-  branchExists,
   detectMainBranch,
   git,
   GitError,
-  hasCommits,
   isRepo,
   listWorktrees,
+  mainCandidates,
   pruneStaleWorktrees,
+  repoState,
   samePath,
   statusLines,
   withRepoLock,
@@ -57,7 +57,7 @@ export function ticketBranch(key: string): string {
 
 /** A repository with at least one commit: only there can a ticket get its own branch and worktree. */
 export async function canBranch(dir: string): Promise<boolean> {
-  return (await isRepo(dir)) && (await hasCommits(dir));
+  return (await repoState(dir))?.commits === true;
 }
 
 /** Where a project's agents work, as the project page, the API and the CLI say it. */
@@ -108,8 +108,7 @@ export async function prepareWorkspace(args: {
   // work lives on that branch, and the merge worker brings it to main when the ticket is done
   const recorded = requireTicket(db, args.ticketId).branch;
   if (!args.parallelCoding && !recorded) return inPlace;
-  if (!(await canBranch(project.path))) return inPlace;
-  if (!args.parallelCoding && !(await branchExists(project.path, recorded!))) return inPlace;
+  if (!args.parallelCoding && !(await repoState(project.path, [recorded!]))?.tips.has(recorded!)) return inPlace;
   const made = await withRepoLock(project.path, async (): Promise<Workspace & { created: boolean; spareProblems?: string[] }> => {
     // re-read under the lock: a racing call may have just created the worktree
     const ticket = requireTicket(db, args.ticketId);
@@ -117,8 +116,15 @@ export async function prepareWorkspace(args: {
     const branch = ticket.branch ?? ticketBranch(key);
     const wanted = ticket.worktree_path ?? path.join(args.paths.worktrees, ticket.abbreviation, key);
     const repo = project.path;
+    // one git process: a repository with a commit?, the ticket branch, main (each process costs the wake path milliseconds)
+    const state = await repoState(repo, [branch, ...mainCandidates(project.main_branch)]);
+    if (!state?.commits) return { ...inPlace, created: false };
+    const existing = state.tips.has(branch);
 
-    const checkedOut = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path));
+    // a branch that does not exist is checked out nowhere: a new ticket needs no `git worktree list`
+    const checkedOut = existing
+      ? (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path))
+      : undefined;
     if (checkedOut && samePath(checkedOut.path, repo)) {
       // agents never work in the user's own checkout, and git allows a branch in one place only
       throw new GitError(
@@ -135,11 +141,10 @@ export async function prepareWorkspace(args: {
       return { cwd: checkedOut.path, branch, worktree: checkedOut.path, created: false };
     }
 
-    const existing = await branchExists(repo, branch);
-    const main = existing ? null : await detectMainBranch(repo, project.main_branch);
+    const main = existing ? null : await detectMainBranch(repo, project.main_branch, state);
     // a new branch in a big repository: a ready spare becomes the worktree (a move and a branch switch)
     if (main && args.spares && !fs.existsSync(wanted)) {
-      const spare = await args.spares.take(project, { main, branch, wanted });
+      const spare = await args.spares.take(project, { main, tip: state.tips.get(main) ?? null, branch, wanted });
       if (spare) {
         recordWorkspace(db, ticket.id, { branch, worktreePath: wanted, freshBranch: true });
         return { cwd: wanted, branch, worktree: wanted, created: false, spareProblems: spare.problems };
