@@ -115,7 +115,9 @@ describe('runner workspace', () => {
   test('an unreachable remote is an error naming git’s complaint', async () => {
     const dir = path.join(root, 'runner');
     const gone = { abbreviation: 'ap', remote_url: path.join(root, 'no-such.git'), main_branch: null };
-    await expect(prepareRunnerWorkspace(dir, gone, 'ap-1', 'ticket/ap-1')).rejects.toThrow(/does not exist|does not appear to be a git repository/i);
+    await expect(prepareRunnerWorkspace(dir, gone, 'ap-1', 'ticket/ap-1')).rejects.toThrow(
+      /does not exist|does not appear to be a git repository/i,
+    );
   });
 });
 

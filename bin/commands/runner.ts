@@ -29,7 +29,7 @@ interface RunnerArgs {
 
 export const runnerCommand: CommandModule<object, RunnerArgs> = {
   command: 'runner',
-  describe: "run agents for a daemon on this machine (a runner; its token from --token or DISPATCH_RUNNER_TOKEN)",
+  describe: 'run agents for a daemon on this machine (a runner; its token from --token or DISPATCH_RUNNER_TOKEN)',
   builder: (y) =>
     y
       .option('daemon', { type: 'string', demandOption: true, describe: "the daemon's address, e.g. http://build-host:8700" })

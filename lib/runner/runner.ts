@@ -286,7 +286,14 @@ export class Runner {
     const env = baseAgentEnv(this.opts.env, adapter, [spec.env, launch.env], ids, { DISPATCH_API_URL: this.opts.daemonUrl });
     let spawned;
     try {
-      spawned = await spawnAgent({ binary: adapter.defaultBinary, args: launch.args, env, cwd: ws.cwd, transcriptPath, stdin: launch.stdin });
+      spawned = await spawnAgent({
+        binary: adapter.defaultBinary,
+        args: launch.args,
+        env,
+        cwd: ws.cwd,
+        transcriptPath,
+        stdin: launch.stdin,
+      });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const why =
@@ -327,7 +334,11 @@ export class Runner {
       return;
     }
     const push = await pushTicketBranch(ws);
-    this.opts.log(push.ok ? 'branch pushed' : 'push failed', { run: spec.run_id, branch: ws.branch, ...(push.error ? { error: push.error } : {}) });
+    this.opts.log(push.ok ? 'branch pushed' : 'push failed', {
+      run: spec.run_id,
+      branch: ws.branch,
+      ...(push.error ? { error: push.error } : {}),
+    });
     state.end = { exit_code: code, signal, push } satisfies EndReport;
     this.state.save(state);
     await this.deliver(state);
