@@ -1,11 +1,13 @@
 // The daemon's lifecycle. Start order matters: the pid lock MUST be taken before anything touches
 // the database; recovery (inside engine.start) MUST finish before any worker takes a job; the
-// HTTP server binds to 127.0.0.1 only. stop() is idempotent and runs every cleanup step even if
-// one throws.
+// HTTP server binds to 127.0.0.1, and to the `listen` address too when that is another one (which
+// needs a runner token: from another machine only the runner paths answer, web/security.ts).
+// stop() is idempotent and runs every cleanup step even if one throws.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigStore } from '../lib/config.js';
+import { ConfigStore, isLoopbackAddress } from '../lib/config.js';
+import { hasUsableRunnerToken } from '../lib/runners.js';
 import { createEngine, type Engine } from './engine.js';
 import { prepareHome } from '../lib/home.js';
 import { createLogger, type Logger } from '../lib/logger.js';
@@ -42,10 +44,14 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** Addresses that take connections on every interface, loopback included. */
+const WILDCARD = new Set(['0.0.0.0', '::']);
+
 /** Starts the daemon; a failure to start is a UserError whose message is one line that says why. */
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const paths = pathsFor(opts.home);
   let port: number | null = opts.port ?? null;
+  let listenAddress = '127.0.0.1';
   try {
     fs.mkdirSync(paths.home, { recursive: true });
     acquirePidFile(paths.pidFile);
@@ -70,6 +76,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       db.close();
     });
     const cfg = config.get();
+    // only runners may reach the daemon from another machine, and only with a token
+    if (!isLoopbackAddress(cfg.listen) && !hasUsableRunnerToken(db)) {
+      throw new UserError(
+        `"listen" is ${cfg.listen}, which other machines reach, but no runner token exists: add one with ` +
+          `"dispatch runners add <name>" while listening on 127.0.0.1, or set "listen" back to 127.0.0.1 in ${paths.config}`,
+      );
+    }
     const logger = createLogger({
       logsDir: paths.logs,
       retentionDays: () => config.get().logs.retention_days,
@@ -100,21 +113,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     engine = createEngine({ store, config, paths, logger, queue, port: () => boundPort });
     const health = new HealthMonitor({ config, home: paths.home, logger });
     const app = createApp({ store, config, paths, engine, health, version: packageVersion(), startedAt: Date.now() });
-    const server = http.createServer(app);
-    server.on('clientError', (_err, socket) => socket.destroy());
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listenPort, '127.0.0.1', () => resolve());
-    });
-    boundPort = (server.address() as AddressInfo).port;
+    // `listen` other machines reach: also 127.0.0.1 (the CLI and local agents use it) unless it covers it already
+    const listen = cfg.listen === 'localhost' ? '127.0.0.1' : cfg.listen;
+    const addresses = listen === '127.0.0.1' || WILDCARD.has(listen) ? [listen] : [listen, '127.0.0.1'];
+    for (const address of addresses) {
+      const server = http.createServer(app);
+      server.on('clientError', (_err, socket) => socket.destroy());
+      cleanup.unshift(
+        () =>
+          new Promise<void>((resolve) => {
+            if (!server.listening) return resolve();
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      );
+      listenAddress = address;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        // the first server may take any free port (0); the others share the one it got
+        server.listen(address === addresses[0] ? listenPort : boundPort, address, () => resolve());
+      });
+      if (address === addresses[0]) boundPort = (server.address() as AddressInfo).port;
+    }
     updatePidFile(paths.pidFile, boundPort);
-    cleanup.unshift(
-      () =>
-        new Promise<void>((resolve) => {
-          server.close(() => resolve());
-          server.closeAllConnections();
-        }),
-    );
     opts.onListening?.(boundPort);
     // in the background: a claude_binary that hangs on --version must not hold up the start
     health.start();
@@ -135,17 +156,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     return { paths, port: boundPort, url: `http://127.0.0.1:${boundPort}`, store, config, engine, logger, stop };
   } catch (err) {
     await runAll(cleanup, log);
-    throw startupError(err, paths, port);
+    throw startupError(err, paths, port, listenAddress);
   }
 }
 
 /** Names why the daemon could not start, in one line the person can act on; an unforeseen error is returned as it is. */
-function startupError(err: unknown, paths: Paths, port: number | null): unknown {
+function startupError(err: unknown, paths: Paths, port: number | null, address = '127.0.0.1'): unknown {
   if (err instanceof UserError) return err;
   const { code, syscall } = err as NodeJS.ErrnoException;
   const setPort = `set "port" in ${paths.config}`;
   if (code === 'EADDRINUSE') {
-    return new UserError(`port ${port} on 127.0.0.1 is already in use by another program: ${setPort} (or DISPATCH_PORT) to a free one`);
+    return new UserError(`port ${port} on ${address} is already in use by another program: ${setPort} (or DISPATCH_PORT) to a free one`);
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new UserError(`cannot listen on ${address}: this machine has no such address; set "listen" in ${paths.config} to one it has`);
   }
   if (code === 'EACCES' && syscall === 'listen')
     return new UserError(`not allowed to listen on port ${port}: ${setPort} to one above 1023`);

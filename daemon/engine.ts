@@ -52,6 +52,9 @@ export interface Engine {
   readonly queue: QueueBackend;
   /** Turns new notification rows into delivery jobs. */
   readonly notifier: Notifier;
+  /** Runs on runners (lib/agentRuntime.ts): the runner API's side of them. */
+  readonly remote: Pick<AgentRuntime, 'claimRemote' | 'beatRemote' | 'endRemote'>;
+  port(): number;
 }
 
 /**
@@ -182,6 +185,8 @@ export function createEngine(deps: EngineDeps): Engine {
   return {
     queue,
     notifier,
+    remote: runtime,
+    port: deps.port,
     async start() {
       await recover(store.db, queue, logger);
       await pruneWorktrees({ store, paths: deps.paths, logger });

@@ -12,7 +12,9 @@ import {
   getRun,
   issueRunSecret,
   liveRunChecks,
+  markRemoteRunStarted,
   markRunStarted,
+  recordBeat,
   RUN_STATUS,
   type FinalStatus,
   type Finalized,
@@ -23,8 +25,13 @@ import { readTranscriptEnd } from './transcript.js';
 import { lastRunWithoutMove } from './runCause.js';
 import { binarySetting, cliAdapter, cliBinary } from './clis/index.js';
 import { storageError } from './db/connection.js';
-import { getProject } from './projects.js';
-import { requireTicket } from './tickets.js';
+import { getProject, type Project } from './projects.js';
+import { addSystemComment, requireTicket } from './tickets.js';
+import { canBranch, ticketBranch } from './workspace.js';
+import { detectMainBranch } from './git.js';
+import { fetchTicketBranch, pushTicketBranch } from './remoteBranch.js';
+import { assignRun, touchRunner, type Runner } from './runners.js';
+import { ConflictError, UserError } from './errors.js';
 import type { ConfigStore } from './config.js';
 import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
@@ -60,8 +67,54 @@ export interface KillOptions {
   keepInColumn?: boolean;
 }
 
+/** What a runner gets for a run it claims (docs/RUNNERS.md, `RunSpec`). */
+export interface RunSpec {
+  run_id: string;
+  ticket_key: string;
+  branch: string;
+  project: { abbreviation: string; name: string; remote_url: string; main_branch: string };
+  cli: string;
+  agent: { id: string; model: string; permission_mode: string; allowed_tools: string[]; prompt: string; task: string };
+  env: Record<string, string>;
+  run_secret: string;
+  timeout_minutes: number;
+}
+
+/** A piece of a run's transcript from its runner: `data` (UTF-8 text) starts at byte `offset` of the transcript. */
+export interface TranscriptChunk {
+  offset: number;
+  data: string;
+}
+
+/** How a run on a runner came to its end, as the runtime learns it. */
+type RemoteEnd =
+  | { kind: 'end'; exitCode: number | null; signal: string | null; push: { ok: boolean; error?: string } }
+  /** the runner fell silent longer than the lease, or did not report the end after it was told to stop */
+  | { kind: 'lost'; why: string }
+  /** stopped before any runner took it */
+  | { kind: 'withdrawn' };
+
+interface Remote {
+  /** the offer, while no runner has taken it; null once taken (or for a run adopted after a restart) */
+  spec: RunSpec | null;
+  runnerId: number | null;
+  /** the last heartbeat (or the claim), in ms; a restarted daemon counts from its own start */
+  lastBeat: number;
+  /** when a beat first answered `stop` */
+  stopSentAt: number | null;
+  finished: boolean;
+  jobId: string | null;
+  finish: (end: RemoteEnd) => void;
+  ended: Promise<RemoteEnd>;
+}
+
+/** The longest a claim call waits for an offer (the runner then asks again). */
+export const CLAIM_WAIT_MAX_MS = 20_000;
+
 interface Active {
   run: Run;
+  /** set for a run of a project whose agents run on runners */
+  remote: Remote | null;
   pid: number | null;
   procStart: string | null;
   stop: { status: FinalStatus; why: string; keepInColumn?: boolean } | null;
@@ -78,11 +131,16 @@ export class AgentRuntime {
   private watchTimer: NodeJS.Timeout | null = null;
   private ticks = 0;
   private started = false;
+  /** when this runtime started: a restarted daemon gives the runners of its live remote runs one lease from here */
+  private startedAt = Date.now();
+  /** claim calls waiting for an offer */
+  private readonly claimWaiters = new Set<() => void>();
 
   constructor(private readonly deps: RuntimeDeps) {}
 
   start(): void {
     this.started = true;
+    this.startedAt = Date.now();
     this.armWatch();
   }
 
@@ -146,6 +204,7 @@ export class AgentRuntime {
     const procs = run.pid ? new RunProcesses(run.id, run.pid, run.proc_start) : null;
     const entry: Active = {
       run,
+      remote: null,
       pid: run.pid,
       procStart: run.proc_start,
       stop: null,
@@ -156,7 +215,10 @@ export class AgentRuntime {
     };
     this.active.set(runId, entry);
     this.armWatch();
-    entry.done = (run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry)).finally(() => {
+    // a run a runner took is never adopted by pid: its runner has one lease to be heard from
+    const driven =
+      run.runner_id !== null ? this.awaitRemote(entry, null, jobId) : run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry);
+    entry.done = driven.finally(() => {
       entry.timers.forEach(clearTimeout);
       this.active.delete(runId);
       if (this.active.size === 0) this.disarmWatch();
@@ -194,7 +256,7 @@ export class AgentRuntime {
       const now = Date.now();
       for (const c of liveRunChecks(this.deps.store.db, [...this.active.keys()])) {
         const entry = this.active.get(c.id);
-        if (!entry || entry.stop || !entry.pid) continue;
+        if (!entry || entry.stop || (!entry.pid && !entry.remote)) continue;
         const limitMs = Math.min(MAX_TIMEOUT_MS, c.timeout_minutes * 60_000);
         if (c.started_at !== null && now - c.started_at > limitMs) {
           void this.stopRun(entry, RUN_STATUS.timeout, `ran past its ${c.timeout_minutes}-minute timeout`);
@@ -220,8 +282,23 @@ export class AgentRuntime {
           );
         }
       }
+      this.watchLeases(now);
     } catch (err) {
       this.deps.logger.error('run watch failed', { error: (err as Error).message });
+    }
+  }
+
+  /** A run on a runner that has not been heard from for a lease ends as crashed (or as it was stopped), once. */
+  private watchLeases(now: number): void {
+    const leaseMs = this.deps.config.get().runners.lease_seconds * 1000;
+    for (const entry of this.active.values()) {
+      const r = entry.remote;
+      if (!r || r.finished || r.runnerId === null) continue;
+      if (now - Math.max(r.lastBeat, this.startedAt) > leaseMs) {
+        r.finish({ kind: 'lost', why: `its runner sent no heartbeat for ${leaseMs / 1000} s (runners.lease_seconds)` });
+      } else if (r.stopSentAt !== null && now - r.stopSentAt > leaseMs) {
+        r.finish({ kind: 'lost', why: 'its runner did not report the end after it was told to stop' });
+      }
     }
   }
 
@@ -230,6 +307,8 @@ export class AgentRuntime {
     entry.stop = { status, why, keepInColumn };
     this.deps.logger.info('stopping agent', { run: entry.run.id, ticket: entry.run.ticket_id, pid: entry.pid, reason: why });
     if (entry.pid) await killTree(entry.pid);
+    // an offer no runner took yet is withdrawn; a taken one is stopped by its runner at its next beat
+    if (entry.remote && entry.remote.runnerId === null) entry.remote.finish({ kind: 'withdrawn' });
   }
 
   private async launch(entry: Active, jobId: string | null): Promise<void> {
@@ -244,6 +323,7 @@ export class AgentRuntime {
       return this.finalize(run, { status: RUN_STATUS.failed, exitCode: null, error, cause: 'config', pause });
     };
     let spawned;
+    let offer: RunSpec | null = null;
     const transcriptPath = path.join(paths.runs, `${run.id}.log`);
     try {
       const ticket = requireTicket(db, run.ticket_id);
@@ -257,17 +337,7 @@ export class AgentRuntime {
       }
       const toolProblem = checkTicketTool();
       if (toolProblem) return setupFail(toolProblem, toolProblem);
-      const workspace = await this.deps.workspace(run);
-      const promptFile = path.join(paths.runs, `${run.id}.prompt.md`);
-      fs.mkdirSync(paths.runs, { recursive: true });
-      fs.writeFileSync(promptFile, prompt, { mode: 0o600 });
       const key = `${ticket.abbreviation}-${ticket.number}`;
-      // written before the spawn: the agent may call ticket.cjs before markRunStarted lands
-      const runSecret = issueRunSecret(db, run.id);
-      if (runSecret === null) return; // finalized meanwhile (killed before it started)
-      const adapter = cliAdapter(run.cli);
-      const binary = cliBinary(cfg, adapter.name);
-      const setting = binarySetting(adapter.name);
       const previous = lastRunWithoutMove(
         db,
         { id: ticket.id, column_id: run.column_id, column_entered_at: ticket.column_entered_at },
@@ -276,59 +346,289 @@ export class AgentRuntime {
       // an agent that changes the code may run the project's check, exactly as the merge queue runs it
       const check = agentType.edits_working_tree ? project.check_command : null;
       const allowedTools = check ? [...agentType.allowed_tools, `Bash(${check})`] : agentType.allowed_tools;
-      const launch = adapter.launch({
-        model: agentType.model,
-        permissionMode: agentType.permission_mode,
-        allowedTools,
-        promptFile,
-        prompt,
-        task: taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous, check }),
-        dataDir: path.dirname(paths.db),
-      });
-      const ctx = {
-        dbPath: paths.db,
-        ticketKey: key,
-        projectKey: project.abbreviation!,
-        runId: run.id,
-        runSecret,
-        agentType: agentType.id,
-        port: this.deps.port(),
-      };
-      const env = agentEnv(cfg, this.deps.env ?? process.env, ctx, adapter, launch.env);
-      try {
-        spawned = await spawnAgent({ binary, args: launch.args, env, cwd: workspace.cwd, transcriptPath, stdin: launch.stdin });
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') {
-          const env = adapter.name === 'claude' ? ' (or DISPATCH_CLAUDE_BIN)' : '';
-          const why = `the agent binary "${binary}" was not found; install the ${adapter.name} CLI or set ${setting} in config.json${env}`;
-          return setupFail(why, `${setting} ${binary} not found`);
+      const task = taskMessage({ key, title: ticket.title, column: run.column_id, project: project.name, previous, check });
+      if (project.runs_on === 'runners') {
+        // the same prompt and task, offered to the runners instead of spawned here
+        const agent = { id: agentType.id, model: agentType.model, permission_mode: agentType.permission_mode, allowed_tools: allowedTools };
+        offer = await this.prepareOffer(run, project, key, { ...agent, prompt, task }, agentType.timeout_minutes);
+        if (offer === null) return; // finalized meanwhile (killed before it started)
+      } else {
+        const workspace = await this.deps.workspace(run);
+        const promptFile = path.join(paths.runs, `${run.id}.prompt.md`);
+        fs.mkdirSync(paths.runs, { recursive: true });
+        fs.writeFileSync(promptFile, prompt, { mode: 0o600 });
+        // written before the spawn: the agent may call ticket.cjs before markRunStarted lands
+        const runSecret = issueRunSecret(db, run.id);
+        if (runSecret === null) return; // finalized meanwhile (killed before it started)
+        const adapter = cliAdapter(run.cli);
+        const binary = cliBinary(cfg, adapter.name);
+        const setting = binarySetting(adapter.name);
+        const launch = adapter.launch({
+          model: agentType.model,
+          permissionMode: agentType.permission_mode,
+          allowedTools,
+          promptFile,
+          prompt,
+          task,
+          dataDir: path.dirname(paths.db),
+        });
+        const ctx = {
+          dbPath: paths.db,
+          ticketKey: key,
+          projectKey: project.abbreviation!,
+          runId: run.id,
+          runSecret,
+          agentType: agentType.id,
+          port: this.deps.port(),
+        };
+        const env = agentEnv(cfg, this.deps.env ?? process.env, ctx, adapter, launch.env);
+        try {
+          spawned = await spawnAgent({ binary, args: launch.args, env, cwd: workspace.cwd, transcriptPath, stdin: launch.stdin });
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          if (e.code === 'ENOENT') {
+            const env = adapter.name === 'claude' ? ' (or DISPATCH_CLAUDE_BIN)' : '';
+            const why = `the agent binary "${binary}" was not found; install the ${adapter.name} CLI or set ${setting} in config.json${env}`;
+            return setupFail(why, `${setting} ${binary} not found`);
+          }
+          if (e.code === 'EACCES') {
+            return setupFail(`the agent binary "${binary}" is not executable`, `${setting} ${binary} is not executable`);
+          }
+          return fail(`could not start the agent: ${e.message}`);
         }
-        if (e.code === 'EACCES') {
-          return setupFail(`the agent binary "${binary}" is not executable`, `${setting} ${binary} is not executable`);
+        entry.pid = spawned.pid;
+        entry.procStart = spawned.procStart;
+        entry.procs = new RunProcesses(run.id, spawned.pid, spawned.procStart, true);
+        if (!markRunStarted(db, run.id, { pid: spawned.pid, procStart: spawned.procStart, transcriptPath, cwd: workspace.cwd, jobId })) {
+          // the run was finalized meanwhile (killed before it started): the agent must not work on
+          await killTree(spawned.pid);
+          await this.endProcesses(entry);
+          return;
         }
-        return fail(`could not start the agent: ${e.message}`);
+        entry.run = getRun(db, run.id)!;
+        // a kill that arrived while the process was starting
+        if (entry.stop) await killTree(spawned.pid);
+        logger.info('agent spawned', { run: run.id, ticket: key, agent: agentType.id, pid: spawned.pid, cwd: workspace.cwd });
       }
-      entry.pid = spawned.pid;
-      entry.procStart = spawned.procStart;
-      entry.procs = new RunProcesses(run.id, spawned.pid, spawned.procStart, true);
-      if (!markRunStarted(db, run.id, { pid: spawned.pid, procStart: spawned.procStart, transcriptPath, cwd: workspace.cwd, jobId })) {
-        // the run was finalized meanwhile (killed before it started): the agent must not work on
-        await killTree(spawned.pid);
-        await this.endProcesses(entry);
-        return;
-      }
-      entry.run = getRun(db, run.id)!;
-      // a kill that arrived while the process was starting
-      if (entry.stop) await killTree(spawned.pid);
-      logger.info('agent spawned', { run: run.id, ticket: key, agent: agentType.id, pid: spawned.pid, cwd: workspace.cwd });
     } catch (err) {
       return fail(`could not prepare the run: ${(err as Error).message}`);
     }
+    if (offer) return this.awaitRemote(entry, offer, jobId);
     // the watch interval (armed while any run is live) checks it from here on
-    const exit = await spawned.exited;
+    const exit = await spawned!.exited;
     await this.endProcesses(entry);
     await this.conclude(entry, exit.code, exit.signal);
+  }
+
+  /**
+   * Readies a run for the runners: its project's remote gets the local ticket branch (when there is
+   * one), the run its secret. Null when the run was finalized meanwhile. Throws what stops it.
+   */
+  private async prepareOffer(run: Run, project: Project, key: string, agent: RunSpec['agent'], timeoutMinutes: number): Promise<RunSpec | null> {
+    const remote = project.remote_url;
+    if (!remote) throw new Error(`project ${project.abbreviation} runs on runners but has no remote_url`);
+    if (!(await canBranch(project.path))) {
+      throw new Error(`project ${project.abbreviation} runs on runners, but ${project.path} is not a git repository with a commit`);
+    }
+    const branch = ticketBranch(key);
+    try {
+      await pushTicketBranch(project.path, remote, branch);
+    } catch (err) {
+      throw new Error(`could not push ${branch} to ${remote}: ${(err as Error).message}`);
+    }
+    const main = await detectMainBranch(project.path, project.main_branch);
+    const runSecret = issueRunSecret(this.deps.store.db, run.id);
+    if (runSecret === null) return null;
+    return {
+      run_id: run.id,
+      ticket_key: key,
+      branch,
+      project: { abbreviation: project.abbreviation!, name: project.name, remote_url: remote, main_branch: main },
+      cli: run.cli,
+      agent,
+      env: { ...this.deps.config.get().agents.env },
+      run_secret: runSecret,
+      timeout_minutes: timeoutMinutes,
+    };
+  }
+
+  /**
+   * Waits for a run on a runner to end: offered (`spec`) until a runner claims it, or already taken
+   * (null: adopted after a restart, its runner has one lease from this daemon's start). Then fetches
+   * its branch back and finalizes it through conclude(), as a local run.
+   */
+  private async awaitRemote(entry: Active, spec: RunSpec | null, jobId: string | null = null): Promise<void> {
+    const { store, logger } = this.deps;
+    let finish!: (end: RemoteEnd) => void;
+    const ended = new Promise<RemoteEnd>((resolve) => (finish = resolve));
+    const remote: Remote = {
+      spec,
+      runnerId: entry.run.runner_id,
+      lastBeat: Date.now(),
+      stopSentAt: null,
+      finished: false,
+      jobId,
+      ended,
+      finish: (end) => {
+        if (remote.finished) return;
+        remote.finished = true;
+        remote.spec = null;
+        finish(end);
+      },
+    };
+    entry.remote = remote;
+    if (entry.stop && remote.runnerId === null) remote.finish({ kind: 'withdrawn' });
+    if (spec) {
+      logger.info('run offered to runners', { run: entry.run.id, ticket: spec.ticket_key });
+      for (const wake of [...this.claimWaiters]) wake();
+    } else logger.info('waiting for the runner of a remote run', { run: entry.run.id, runner: remote.runnerId });
+    this.armWatch();
+    const end = await ended;
+    const run = getRun(store.db, entry.run.id) ?? entry.run;
+    entry.run = run;
+    if (end.kind === 'lost' && !entry.stop) entry.stop = { status: RUN_STATUS.crashed, why: `the run was lost: ${end.why}` };
+    if (end.kind !== 'end') return this.conclude(entry, null, null);
+    const ticket = requireTicket(store.db, run.ticket_id);
+    const project = getProject(store.db, run.project_id);
+    const branch = ticketBranch(`${ticket.abbreviation}-${ticket.number}`);
+    const note = (text: string) => addSystemComment(store.db, ticket.id, 'system', text, 'system');
+    if (!end.push.ok) {
+      note(`The runner could not push ${branch} at the end of run ${run.id} (${end.push.error ?? 'no reason given'}); its work is not here.`);
+    } else if (project.remote_url) {
+      try {
+        await fetchTicketBranch(store.db, { repo: project.path, remote: project.remote_url, branch, ticketId: ticket.id });
+      } catch (err) {
+        note(`Run ${run.id} ended, but ${branch} could not be brought back from ${project.remote_url}: ${(err as Error).message}`);
+      }
+    }
+    const signal = end.signal as NodeJS.Signals | null;
+    await this.conclude(entry, end.exitCode, signal);
+    // its done ticket waited for this fetch before merging (lib/tickets.ts mergeCandidates)
+    store.notify(run.project_id);
+  }
+
+  /** The runs offered to runners and not taken yet, oldest first. */
+  private offered(): Active[] {
+    return [...this.active.values()]
+      .filter((a) => a.remote?.spec && a.remote.runnerId === null && !a.remote.finished)
+      .sort((a, b) => a.run.created_at - b.run.created_at);
+  }
+
+  /**
+   * A runner asks for work: gives it an offered run (its slots enforced in the assignment's
+   * transaction), waiting up to `waitMs` for an offer. Null: nothing for it (or its slots are full).
+   */
+  async claimRemote(runner: Runner, opts: { waitMs: number; aborted: () => boolean }): Promise<RunSpec | null> {
+    const deadline = Date.now() + Math.min(Math.max(opts.waitMs, 0), CLAIM_WAIT_MAX_MS);
+    for (;;) {
+      const offers = this.offered();
+      const taken = assignRun(
+        this.deps.store.db,
+        runner.id,
+        offers.map((a) => a.run.id),
+      );
+      touchRunner(this.deps.store.db, runner.id);
+      if (taken !== null && taken !== 'full') {
+        const entry = this.active.get(taken)!;
+        const r = entry.remote!;
+        const spec = r.spec!;
+        r.runnerId = runner.id;
+        r.spec = null;
+        r.lastBeat = Date.now();
+        entry.run = getRun(this.deps.store.db, taken) ?? entry.run;
+        this.deps.logger.info('runner took a run', { run: taken, runner: runner.name });
+        return spec;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || opts.aborted() || !this.started) return null;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.claimWaiters.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, 1000));
+        this.claimWaiters.add(wake);
+      });
+    }
+  }
+
+  /** The run, if it is a live run of this runner; a ConflictError (409: the runner stops its agent) otherwise. */
+  private runnersLiveRun(runner: Runner, runId: string): Run {
+    const run = getRun(this.deps.store.db, runId);
+    if (!run || run.runner_id !== runner.id || (run.status !== RUN_STATUS.queued && run.status !== RUN_STATUS.running)) {
+      throw new ConflictError(`run ${runId} is not a live run of runner ${runner.name}: stop its agent`);
+    }
+    return run;
+  }
+
+  /** Appends a transcript chunk at its byte offset: only the part not held yet, so a chunk sent twice is written once. */
+  private appendTranscript(run: Run, chunk: TranscriptChunk | undefined): { path: string; bytes: number } | undefined {
+    if (!chunk) return undefined;
+    const file = path.join(this.deps.paths.runs, `${run.id}.log`);
+    let held = 0;
+    try {
+      held = fs.statSync(file).size;
+    } catch {
+      fs.mkdirSync(this.deps.paths.runs, { recursive: true });
+    }
+    const data = Buffer.from(chunk.data, 'utf8');
+    if (chunk.offset > held) {
+      throw new UserError(`transcript offset ${chunk.offset} is past the ${held} bytes the daemon holds: send from ${held}`, 'transcript');
+    }
+    const fresh = data.subarray(held - chunk.offset);
+    if (fresh.length > 0) fs.appendFileSync(file, fresh, { mode: 0o600 });
+    return { path: file, bytes: held + fresh.length };
+  }
+
+  /** A runner's heartbeat for one of its runs; answers whether the run must stop. */
+  beatRemote(runner: Runner, runId: string, beat: { pid?: number; transcript?: TranscriptChunk }): { stop: { why: string } | null } {
+    const { db } = this.deps.store;
+    const run = this.runnersLiveRun(runner, runId);
+    const now = Date.now();
+    touchRunner(db, runner.id, now);
+    const held = this.appendTranscript(run, beat.transcript);
+    const transcriptPath = held?.path ?? path.join(this.deps.paths.runs, `${run.id}.log`);
+    const entry = this.active.get(runId);
+    if (beat.pid !== undefined && run.status === RUN_STATUS.queued) {
+      markRemoteRunStarted(db, runId, { runnerPid: beat.pid, transcriptPath, jobId: entry?.remote?.jobId ?? null });
+      this.deps.logger.info('agent started on a runner', { run: runId, runner: runner.name, pid: beat.pid });
+    }
+    recordBeat(db, runId, { at: now, transcriptPath: held?.path, transcriptBytes: held?.bytes });
+    if (entry) entry.run = getRun(db, runId) ?? entry.run;
+    const r = entry?.remote;
+    if (r) r.lastBeat = now;
+    if (entry?.stop && r) {
+      r.stopSentAt ??= now;
+      return { stop: { why: entry.stop.why } };
+    }
+    return { stop: null };
+  }
+
+  /**
+   * A runner reports a run's end: its last transcript chunk is kept, the branch fetched back and the
+   * run finalized; answers its final status. A repeated report gets the same answer. Null: the run
+   * is not driven here yet (the daemon is starting), ask again.
+   */
+  async endRemote(
+    runner: Runner,
+    runId: string,
+    end: { exitCode: number | null; signal: string | null; push: { ok: boolean; error?: string }; transcript?: TranscriptChunk },
+  ): Promise<{ status: string } | null> {
+    const { db } = this.deps.store;
+    const before = getRun(db, runId);
+    if (before && before.runner_id === runner.id && before.status !== RUN_STATUS.queued && before.status !== RUN_STATUS.running) {
+      return { status: before.status };
+    }
+    const run = this.runnersLiveRun(runner, runId);
+    touchRunner(db, runner.id);
+    const held = this.appendTranscript(run, end.transcript);
+    if (held) recordBeat(db, runId, { at: Date.now(), transcriptPath: held.path, transcriptBytes: held.bytes });
+    const entry = this.active.get(runId);
+    if (!entry?.remote) return null;
+    entry.remote.finish({ kind: 'end', exitCode: end.exitCode, signal: end.signal, push: end.push });
+    await entry.done;
+    return { status: getRun(db, runId)!.status };
   }
 
   private async adopt(entry: Active): Promise<void> {

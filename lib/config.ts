@@ -190,6 +190,19 @@ export const configSchema = z
       .strict()
       .prefault({}),
     api_token: z.string().default(''),
+    /** the address the daemon listens on; one other machines reach needs a runner token (docs/RUNNERS.md) */
+    listen: z
+      .string()
+      .max(100)
+      .regex(/^(localhost|[0-9.]+|[0-9a-fA-F:]+)$/, 'must be an IP address (like 127.0.0.1, 0.0.0.0 or ::) or localhost')
+      .default('127.0.0.1'),
+    runners: z
+      .object({
+        /** a remote run whose runner sends no heartbeat for this long is finalized as crashed */
+        lease_seconds: z.number().int().min(2).max(3600).default(30),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -223,7 +236,13 @@ export const configSchema = z
 export type Config = Readonly<z.infer<typeof configSchema>>;
 
 /** Fields that only take effect after a daemon restart (labelled in the settings page). */
-export const RESTART_FIELDS: readonly string[] = ['port', 'claude_binary', 'projects_root', 'queue.backend', 'queue.redis_url'];
+export const RESTART_FIELDS: readonly string[] = ['port', 'listen', 'claude_binary', 'projects_root', 'queue.backend', 'queue.redis_url'];
+
+/** True for an address only this machine reaches: 127.0.0.0/8, ::1 (also IPv4-mapped) or localhost. */
+export function isLoopbackAddress(address: string): boolean {
+  const a = address.toLowerCase().replace(/^::ffff:/, '');
+  return a === 'localhost' || a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
 
 export function defaultConfig(): Config {
   return deepFreeze(configSchema.parse({}));

@@ -175,13 +175,26 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'The custom endpoint must be an http(s) URL when agents log in with custom',
   ),
   claude_binary: f('AI login', 'claude program', 'the claude program', 'The claude CLI agents run: a name on the PATH or a full path.'),
-  port: f('Advanced', 'Port', 'the port', 'The port the daemon listens on, on 127.0.0.1 only.'),
+  port: f('Advanced', 'Port', 'the port', 'The port the daemon listens on (at the listen address below, and always on 127.0.0.1).'),
   projects_root: f('Advanced', 'Projects folder', 'the projects folder', 'The folder whose subfolders are offered as projects.'),
   api_token: f(
     'Advanced',
     'Access token',
     'the access token',
     'When set, the API needs it as a bearer token and pages need a login. Never shown again after saving.',
+  ),
+  listen: f(
+    'Advanced',
+    'Listen address',
+    'the listen address',
+    'The address the daemon listens on: 127.0.0.1 (this machine only), or one runners on other machines reach (0.0.0.0 for ' +
+      'all), which needs a runner token first (dispatch runners add). Other machines reach only the runner paths. Needs a restart.',
+  ),
+  'runners.lease_seconds': f(
+    'Advanced',
+    'Runner lease (seconds)',
+    'the runner lease',
+    "A run on a runner whose heartbeat stops for this long is recorded as crashed and retried; runners beat at a third of it.",
   ),
   'logs.retention_days': f('Advanced', 'Keep logs (days)', 'the days logs are kept', 'Daemon logs older than this are deleted.'),
   'backups.interval_hours': f(

@@ -37,6 +37,10 @@ export interface Project {
   setup_command: string | null;
   /** JSON list of paths relative to the project folder, copied into each new ticket worktree */
   copy_files: string;
+  /** a git URL the daemon and the runners both fetch from and push to (docs/RUNNERS.md) */
+  remote_url: string | null;
+  /** where its agents run: 'local' (this machine) or 'runners' */
+  runs_on: 'local' | 'runners';
   created_at: number;
   updated_at: number;
 }
@@ -484,5 +488,46 @@ export function setProjectMergeSettings(store: Store, ref: string | number, patc
   db.prepare(
     `UPDATE projects SET check_command = ?, check_timeout_minutes = ?, setup_command = ?, copy_files = ?, updated_at = ? WHERE id = ?`,
   ).run(check, timeout, setup, copy, Date.now(), project.id);
+  return getProject(db, project.id);
+}
+
+export const RUNS_ON = ['local', 'runners'] as const;
+
+/**
+ * A git URL both this machine and the runners can fetch from and push to: an http(s), ssh, git or
+ * file URL, scp-like `user@host:path`, or an absolute path. Never starts with "-" (git would read an option).
+ */
+function checkRemoteUrl(v: unknown): string | null {
+  if (v === null || v === '') return null;
+  if (typeof v !== 'string' || v.length > 1000 || /[\s\0]/.test(v) || v.startsWith('-'))
+    throw new UserError('remote_url must be a git URL of at most 1000 characters, without spaces', 'remote_url');
+  const ok = /^(https?|ssh|git|file):\/\/[^/]/i.test(v) || /^file:\/\/\//i.test(v) || /^[\w.-]+@[\w.-]+:/.test(v) || path.isAbsolute(v);
+  if (!ok) throw new UserError('remote_url must be an http(s)://, ssh://, git:// or file:// URL, user@host:path, or an absolute path', 'remote_url');
+  return v;
+}
+
+/**
+ * Sets where a project's agents run and the remote its code travels through; unset fields keep their
+ * value. Runners need a remote: `runs_on` 'runners' without one is refused. Marked due, so waiting
+ * tickets are offered the new way at once.
+ */
+export function setProjectRunners(store: Store, ref: string | number, patch: { remote_url?: unknown; runs_on?: unknown }): Project {
+  const { db } = store;
+  const project = getProject(db, ref);
+  if (project.status === 'unregistered') throw new UserError('register the project first', 'runs_on');
+  const remote = patch.remote_url === undefined ? project.remote_url : checkRemoteUrl(patch.remote_url);
+  const runsOn = patch.runs_on === undefined ? project.runs_on : patch.runs_on;
+  if (!RUNS_ON.includes(runsOn as (typeof RUNS_ON)[number])) throw new UserError(`runs_on must be one of ${RUNS_ON.join(', ')}`, 'runs_on');
+  if (runsOn === 'runners' && !remote) {
+    throw new UserError(
+      `${project.abbreviation ?? project.name} cannot run on runners without a remote: give it one (a git URL the runners can push to)`,
+      'remote_url',
+    );
+  }
+  db.transaction(() => {
+    db.prepare(`UPDATE projects SET remote_url = ?, runs_on = ?, updated_at = ? WHERE id = ?`).run(remote, runsOn, Date.now(), project.id);
+    markDue(db, project.id);
+  }).immediate();
+  store.notify(project.id);
   return getProject(db, project.id);
 }

@@ -22,7 +22,7 @@ import type { Db } from './db/connection.js';
 import type { Store } from './store.js';
 
 /** A run's columns as every reader sees them: never `secret_hash`, which only ticket.cjs looks up by. */
-const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, created_at, started_at, ended_at`;
+const RUN_COLUMNS = `id, ticket_id, project_id, agent_type_id, cli, model, column_id, job_id, attempt, status, pid, proc_start, exit_code, error, transcript_path, cwd, result_text, tokens_in, tokens_out, cost_usd, cause, runner_id, created_at, started_at, ended_at`;
 const RUN_COLUMNS_R = RUN_COLUMNS.split(', ')
   .map((c) => `r.${c}`)
   .join(', ');
@@ -64,6 +64,8 @@ export interface Run {
   cost_usd: number | null;
   /** why a failed run failed (lib/runCause.ts); null for a run that did not fail */
   cause: RunCause | null;
+  /** the runner that took the run (lib/runners.ts); null: it runs on this machine */
+  runner_id: number | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
@@ -183,6 +185,12 @@ export function issueRunSecret(db: Db, runId: string): string | null {
 }
 
 export type { Caps };
+
+/** True when the secret is a run's that went to a runner (only those call the daemon's ticket path, /api/agent/ticket). */
+export function isRemoteRunSecret(db: Db, secret: string): boolean {
+  if (!secret) return false;
+  return db.prepare(`SELECT 1 FROM runs WHERE secret_hash = ? AND runner_id IS NOT NULL`).get(hashRunSecret(secret)) !== undefined;
+}
 
 export type Reservation =
   | { kind: 'reserved'; run: Run }
@@ -324,6 +332,29 @@ export function markRunStarted(
       )
       .run(s.pid, s.procStart, s.transcriptPath, s.cwd, s.jobId, Date.now(), id).changes === 1
   );
+}
+
+/**
+ * A runner's first heartbeat with its agent's pid: the run is running. That pid is on the runner's
+ * machine, so it goes to runner_pid, never to runs.pid (which names processes of this machine).
+ */
+export function markRemoteRunStarted(db: Db, id: string, s: { runnerPid: number; transcriptPath: string; jobId: string | null }): boolean {
+  return (
+    db
+      .prepare(
+        `UPDATE runs SET status = 'running', runner_pid = ?, transcript_path = COALESCE(transcript_path, ?), job_id = COALESCE(?, job_id),
+           started_at = ? WHERE id = ? AND status = 'queued' AND runner_id IS NOT NULL`,
+      )
+      .run(s.runnerPid, s.transcriptPath, s.jobId, Date.now(), id).changes === 1
+  );
+}
+
+/** A runner's heartbeat for a run: when, and how many transcript bytes the daemon holds. */
+export function recordBeat(db: Db, id: string, beat: { at: number; transcriptPath?: string; transcriptBytes?: number }): void {
+  db.prepare(
+    `UPDATE runs SET beat_at = ?, transcript_path = COALESCE(transcript_path, ?), transcript_bytes = COALESCE(?, transcript_bytes)
+     WHERE id = ?`,
+  ).run(beat.at, beat.transcriptPath ?? null, beat.transcriptBytes ?? null, id);
 }
 
 export interface RunOutcome {

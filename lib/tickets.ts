@@ -772,6 +772,19 @@ export function recordWorkspace(db: Db, ticketId: number, ws: { branch: string; 
   ).run(ws.branch, ws.worktreePath, Date.now(), fresh, fresh, ticketId);
 }
 
+/**
+ * Records the ticket's branch without a worktree here (its agents ran on a runner, lib/remoteBranch.ts).
+ * A branch new here starts unmerged, as recordWorkspace's fresh branch does.
+ */
+export function recordBranch(db: Db, ticketId: number, branch: string, freshBranch: boolean): void {
+  const fresh = freshBranch ? 1 : 0;
+  db.prepare(
+    `UPDATE tickets SET branch = ?, updated_at = ?,
+       merged_at = CASE WHEN ? THEN NULL ELSE merged_at END, merge_commit = CASE WHEN ? THEN NULL ELSE merge_commit END
+     WHERE id = ?`,
+  ).run(branch, Date.now(), fresh, fresh, ticketId);
+}
+
 /** Forgets the ticket's worktree folder once it is removed; the branch name stays as history. */
 export function clearWorktree(db: Db, ticketId: number): void {
   db.prepare(`UPDATE tickets SET worktree_path = NULL, updated_at = ? WHERE id = ?`).run(Date.now(), ticketId);
@@ -797,6 +810,8 @@ export function mergeCandidates(db: Db, projectId: number): { id: number; column
     .prepare(
       `SELECT id, column_entered_at, priority FROM tickets INDEXED BY tickets_unmerged
        WHERE project_id = ? AND column_id = 'done' AND branch IS NOT NULL AND merged_at IS NULL AND archived_at IS NULL
+         -- a run on a runner still holding the ticket: its branch is fetched back when it ends, then the merge
+         AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = claimed_by_run AND r.runner_id IS NOT NULL)
        ORDER BY column_entered_at, id`,
     )
     .all(projectId) as { id: number; column_entered_at: number; priority: Priority }[];

@@ -6,7 +6,9 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { UserError } from '../lib/errors.js';
 import { storageError } from '../lib/db/connection.js';
 import { publicDir } from '../lib/paths.js';
-import { csrfGuard, hostGuard, isApiPath, originGuard, securityHeaders, tokenGuard } from './security.js';
+import { csrfGuard, hostGuard, isApiPath, originGuard, peerGuard, securityHeaders, tokenGuard } from './security.js';
+import { agentApi, runnerApi } from './routes/api/runner.js';
+import { runnersApi } from './routes/api/runners.js';
 import { setupViews } from './views.js';
 import { pages } from './routes/pages/index.js';
 import { loginPages } from './routes/pages/login.js';
@@ -30,10 +32,14 @@ export function createApp(ctx: AppContext): express.Express {
   setupViews(app);
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.use(peerGuard);
   app.use(hostGuard);
   app.use(securityHeaders);
   app.use(originGuard);
   app.use(tokenGuard(() => ctx.config.get().api_token));
+  // token-authenticated by their routes, with their own body limits (docs/RUNNERS.md)
+  app.use('/api/runner', runnerApi(ctx));
+  app.use('/api/agent', agentApi(ctx));
   app.use(express.json({ limit: '1mb' }));
   app.use(express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 2000 }));
   app.use(csrfGuard(csrfToken));
@@ -55,6 +61,7 @@ export function createApp(ctx: AppContext): express.Express {
   app.use('/api/costs', costsApi(ctx));
   app.use('/api/search', searchApi(ctx));
   app.use('/api/worktrees', worktreesApi(ctx));
+  app.use('/api/runners', runnersApi(ctx));
   app.use('/api', (_req, res) => {
     res.status(404).json({ error: 'no such API endpoint' });
   });

@@ -4,7 +4,7 @@ import type { ConfigStore } from '../lib/config.js';
 import type { Paths } from '../lib/paths.js';
 import type { Store } from '../lib/store.js';
 import type { QueueBackend, QueueName } from '../lib/queue/index.js';
-import type { KillOptions } from '../lib/agentRuntime.js';
+import type { AgentRuntime, KillOptions } from '../lib/agentRuntime.js';
 import type { HealthReport } from '../lib/health.js';
 
 export interface EngineControls {
@@ -22,7 +22,13 @@ export interface EngineControls {
   housekeeping(): { keep_days: number; last: { at: number; events: number; failed_jobs: number } | null; last_error: string | null };
   /** The durable queues (whichever backend holds them), for the inspector. */
   readonly queue: QueueBackend;
+  /** Runs on runners: offers taken, heartbeats and ends (the runner API, docs/RUNNERS.md). */
+  readonly remote: RemoteRunControls;
+  /** The daemon's HTTP port on 127.0.0.1 (the ticket tool run for a remote agent pings it). */
+  port(): number;
 }
+
+export type RemoteRunControls = Pick<AgentRuntime, 'claimRemote' | 'beatRemote' | 'endRemote'>;
 
 /** The health checks' last results, and a way to run them now (lib/health.ts HealthMonitor). */
 export interface HealthControls {

@@ -6,10 +6,26 @@
 // here is case-insensitive too, and the token guard lists what stays open rather than what is shut.
 import type { NextFunction, Request, Response } from 'express';
 import crypto from 'node:crypto';
+import { isLoopbackAddress } from '../lib/config.js';
 
 /** True for a path the API router answers: `/api`, `/api/…`, in any letter case. */
 export function isApiPath(p: string): boolean {
   return /^\/api(\/|$)/i.test(p);
+}
+
+/**
+ * The paths runners and their agents call (docs/RUNNERS.md): every request there carries a runner
+ * token or a run secret, checked by its route, so they need no loopback Host and no api_token, and
+ * they are the only paths a peer on another machine may reach.
+ */
+export function isRunnerApiPath(p: string): boolean {
+  return /^\/api\/(runner|agent)(\/|$)/i.test(p);
+}
+
+/** A peer that is not this machine (the daemon listens on another address too) reaches the runner paths only. */
+export function peerGuard(req: Request, res: Response, next: NextFunction): void {
+  if (isRunnerApiPath(req.path) || isLoopbackAddress(req.socket.remoteAddress ?? '')) return next();
+  res.status(403).json({ error: 'only the runner API (/api/runner/, /api/agent/) answers other machines' });
 }
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -48,6 +64,7 @@ function refuse(req: Request, res: Response, status: number, message: string): v
 }
 
 export function hostGuard(req: Request, res: Response, next: NextFunction): void {
+  if (isRunnerApiPath(req.path)) return next();
   if (!isAllowedHost(req.headers.host))
     return refuse(req, res, 421, 'Host not allowed: this server answers only to localhost, 127.0.0.1 and [::1]');
   next();
@@ -125,7 +142,7 @@ export function tokenGuard(getToken: () => string) {
     res.locals.session = session;
     // an open route answers less to a caller without the token (see /api/health)
     res.locals.authorized = session || bearer;
-    if (isOpen(req)) return next();
+    if (isOpen(req) || isRunnerApiPath(req.path)) return next();
     if (isApiPath(req.path)) return bearer ? next() : refuse(req, res, 401, 'Missing or wrong API token');
     if (session) return next();
     if ((req.method === 'GET' || req.method === 'HEAD') && req.accepts('html')) {

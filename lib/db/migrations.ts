@@ -413,6 +413,36 @@ ALTER TABLE agent_types ADD COLUMN cli TEXT NOT NULL DEFAULT 'claude' CHECK (cli
 ALTER TABLE runs ADD COLUMN cli TEXT NOT NULL DEFAULT 'claude';
 `,
   },
+  {
+    version: 16,
+    name: 'runners: agents on other machines',
+    sql: `
+-- A runner (a \`dispatch runner\` process) proves itself with a token shown once; only its SHA-256
+-- is kept. slots: the most runs it may hold at once (the claim's transaction enforces it); host and
+-- version: what its last hello said; revoked_at: its token no longer works.
+CREATE TABLE runners (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  token_hash TEXT NOT NULL UNIQUE,
+  slots INTEGER NOT NULL DEFAULT 2 CHECK (slots BETWEEN 1 AND 100),
+  host TEXT,
+  version TEXT,
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER,
+  revoked_at INTEGER
+);
+-- the runner that took the run (NULL: the run is this machine's); its agent's pid on that machine
+-- (never in runs.pid, which names local processes); its last heartbeat; the transcript bytes held
+ALTER TABLE runs ADD COLUMN runner_id INTEGER REFERENCES runners(id);
+ALTER TABLE runs ADD COLUMN runner_pid INTEGER;
+ALTER TABLE runs ADD COLUMN beat_at INTEGER;
+ALTER TABLE runs ADD COLUMN transcript_bytes INTEGER;
+CREATE INDEX runs_live_by_runner ON runs (runner_id) WHERE runner_id IS NOT NULL AND status IN ('queued','running');
+-- where a project's agents run: on this machine, or on runners, which share its code through remote_url
+ALTER TABLE projects ADD COLUMN remote_url TEXT;
+ALTER TABLE projects ADD COLUMN runs_on TEXT NOT NULL DEFAULT 'local' CHECK (runs_on IN ('local', 'runners'));
+`,
+  },
 ];
 
 export const LATEST_VERSION = Math.max(...migrations.map((m) => m.version));

@@ -12,6 +12,7 @@ import {
   registerProject,
   setProjectColumns,
   setProjectMergeSettings,
+  setProjectRunners,
   setProjectParallelCoding,
   updateProject,
   type ColumnInput,
@@ -88,6 +89,10 @@ export function projectsApi(ctx: AppContext): Router {
     };
     // validated as a whole and written in one statement: a bad value changes nothing
     if (Object.values(merging).some((v) => v !== undefined)) project = setProjectMergeSettings(ctx.store, project.id, merging);
+    // where its agents run and the remote runners share its code through (docs/RUNNERS.md), checked together
+    if (body.remote_url !== undefined || body.runs_on !== undefined) {
+      project = setProjectRunners(ctx.store, project.id, { remote_url: body.remote_url, runs_on: body.runs_on });
+    }
     if (body.status !== undefined) {
       if (body.status !== 'active' && body.status !== 'dormant' && body.status !== 'archived')
         throw new UserError('status must be active, dormant or archived', 'status');
