@@ -300,16 +300,14 @@ async function remote(base, argv) {
   for (let attempt = 1; ; attempt++) {
     try {
       answer = await postTicket(base, secret, payload);
-      break;
+      // 503: the daemon is busy with other agents' ticket commands; its turn comes soon
+      if (answer.status !== 503 || attempt >= 5) break;
     } catch (err) {
       if (err instanceof Failure) throw err;
       // the daemon restarting: a few brief retries before giving up
-      if (RETRY_CODES.includes(err.code) && attempt < 5) {
-        await new Promise((r) => setTimeout(r, 500 * attempt));
-        continue;
-      }
-      fail(`cannot reach the daemon at ${base}: ${err.code || err.message}`);
+      if (!RETRY_CODES.includes(err.code) || attempt >= 5) fail(`cannot reach the daemon at ${base}: ${err.code || err.message}`);
     }
+    await new Promise((r) => setTimeout(r, 500 * attempt));
   }
   const body = answer.body;
   if (answer.status !== 200 || !body || typeof body.code !== 'number') {
