@@ -72,7 +72,7 @@ test('a ticket carried through code, review and security review by a runner is m
   expect(page.html).toContain('ticket move');
   // the runner delivered everything and keeps nothing of finished runs
   expect(fs.readdirSync(path.join(r.dir, 'runs'))).toEqual([]);
-});
+}, 300_000);
 
 test('an agent on a runner reaches tickets only through the daemon, and changes only its own ticket', async () => {
   d = await startEngineDaemon({ config: { agents: { parallel_coding: true } } });
@@ -151,4 +151,4 @@ test('an agent on a runner reaches tickets only through the daemon, and changes 
   const late = ticket(['comment', mine.key, 'comment', 'too late']);
   expect(late.status).toBe(1);
   expect(late.stderr).toMatch(/has ended|no longer|not the secret/);
-});
+}, 300_000);
