@@ -147,3 +147,54 @@ test('the daemon stopped while a runner works: the agent goes on, its end report
   expect(sh(repo, ['show', 'main:offline.txt'])).toBe('made offline\n');
   expect(d.runs(t.key).map((x) => x.status)).toEqual(['success', 'success']);
 }, 300_000);
+
+test('SIGTERM: the runner takes no more work, lets its agent finish and report, then exits; a second signal kills the agent', async () => {
+  d = await startEngineDaemon({ config: { agents: { parallel_coding: true } } });
+  await runnerProject(d, 'shop', 'sh');
+  const r = startRunner({ name: 'r1', token: await addRunner(d, 'r1', 1), daemonUrl: d.url, root: d.root });
+  runners.push(r);
+  const go = path.join(d.root, 'go');
+  const reading = path.join(d.root, 'reading.json');
+  const first = await d.ticket(
+    'sh',
+    'coding-agent',
+    {
+      'coding-agent': [
+        { do: 'env', file: reading },
+        { do: 'wait', file: go },
+        { do: 'move', to: 'done' },
+      ],
+    },
+    'finish me',
+  );
+  const run = await waitFor('the run started', () => d!.runs(first.key).find((x) => x.status === 'running'), 120_000);
+  await waitFor('the agent at work', () => fs.existsSync(reading) && fs.statSync(reading).size > 0, 60_000);
+  r.child.kill('SIGTERM');
+  await r.line(/stopping signal=SIGTERM running=1/);
+  // a ticket filed now is not taken by the stopping runner
+  const later = await d.ticket('sh', 'coding-agent', { 'coding-agent': [{ do: 'move', to: 'done' }] }, 'later');
+  fs.writeFileSync(go, '');
+  const code = await new Promise<number | null>((resolve) => r.child.once('exit', resolve));
+  expect(code).toBe(0);
+  expect(r.output()).toMatch(new RegExp(`end delivered run=${run.id} ticket=${first.key} status=success`));
+  expect(d.runs(first.key).map((x) => x.status)).toEqual(['success']);
+  expect(r.output()).not.toMatch(new RegExp(`run taken .*ticket=${later.key}`));
+
+  // another runner takes the waiting ticket; a second signal kills its agent, whose end is still reported
+  const r2 = startRunner({ name: 'r2', token: await addRunner(d, 'r2', 1), daemonUrl: d.url, root: d.root });
+  runners.push(r2);
+  await waitFor('the later ticket done', () => d!.ticketRow(later.key).column_id === 'done', 120_000, 100);
+  const stuck = await d.ticket('sh', 'coding-agent', { 'coding-agent': [{ do: 'hang' }] }, 'stuck');
+  const stuckRun = await waitFor('the stuck run started', () => d!.runs(stuck.key).find((x) => x.status === 'running'), 120_000);
+  const pid = await spawnedPid(r2, stuckRun.id);
+  r2.child.kill('SIGTERM');
+  await r2.line(/stopping signal=SIGTERM running=1/);
+  expect(pidAlive(pid)).toBe(true);
+  const exited = new Promise<number | null>((resolve) => r2.child.once('exit', resolve));
+  r2.child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+  expect(pidAlive(pid)).toBe(false);
+  expect(r2.output()).toMatch(new RegExp(`killing agent run=${stuckRun.id} `));
+  expect(r2.output()).toMatch(new RegExp(`end delivered run=${stuckRun.id} ticket=${stuck.key} status=failed`));
+  expect(fs.readdirSync(path.join(r2.dir, 'runs'))).toEqual([]);
+}, 300_000);

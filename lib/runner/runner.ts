@@ -46,7 +46,13 @@ interface ActiveRun {
   procs: RunProcesses | null;
   /** the daemon no longer counts this run as ours (409 or a refused token): no push, no end */
   disowned: boolean;
-  kill: ((why: string) => Promise<void>) | null;
+  /** why the run must stop, when that was asked before its agent started */
+  halt: string | null;
+  /** stops the agent (before it started: makes sure it never starts) */
+  kill: (why: string) => Promise<void>;
+  /** heartbeats go from the moment the run is taken (preparing the workspace is part of its lease) until the agent ended */
+  beating: boolean;
+  stopBeating: () => void;
   done: Promise<void>;
 }
 
@@ -96,7 +102,7 @@ export class Runner {
     } else if (!this.forced) {
       this.forced = true;
       this.opts.log('killing agents', { signal, running: this.active.size });
-      for (const a of this.active.values()) void a.kill?.(`the runner got a second ${signal}`);
+      for (const a of this.active.values()) void a.kill(`the runner got a second ${signal}`);
     }
     this.claimAbort?.abort();
     for (const wake of this.wakers) wake();
@@ -232,7 +238,19 @@ export class Runner {
       acked: 0,
       end: null,
     };
-    const a: ActiveRun = { spec, state, procs: null, disowned: false, kill: null, done: Promise.resolve() };
+    const a: ActiveRun = {
+      spec,
+      state,
+      procs: null,
+      disowned: false,
+      halt: null,
+      kill: async (why) => {
+        a.halt ??= why;
+      },
+      beating: false,
+      stopBeating: () => {},
+      done: Promise.resolve(),
+    };
     this.active.set(spec.run_id, a);
     this.opts.log('run taken', { run: spec.run_id, ticket: spec.ticket_key, agent: spec.agent.id, project: spec.project.abbreviation });
     a.done = this.drive(a)
@@ -256,14 +274,26 @@ export class Runner {
     const { spec, state } = a;
     const transcriptPath = this.state.transcriptPath(spec.run_id);
     this.state.save(state);
+    const beats = this.beatWhileLive(a, transcriptPath);
+    const giveUp = async (why: string | null) => {
+      a.stopBeating();
+      await beats;
+      if (a.disowned) {
+        this.opts.log('run given up', { run: spec.run_id, ticket: spec.ticket_key, reason: 'the daemon no longer counts it as ours' });
+        this.state.remove(spec.run_id);
+        return;
+      }
+      return this.notStarted(a, why ?? a.halt ?? 'stopped before the agent started');
+    };
     let ws;
     try {
       ws = await prepareRunnerWorkspace(this.opts.dir, spec.project, spec.ticket_key, spec.branch);
     } catch (err) {
-      return this.notStarted(a, `could not prepare the workspace: ${(err as Error).message}`);
+      return giveUp(`could not prepare the workspace: ${(err as Error).message}`);
     }
     state.repo = ws.repo;
     this.opts.log('workspace ready', { run: spec.run_id, cwd: ws.cwd, from: ws.from });
+    if (a.disowned || a.halt) return giveUp(a.halt && `stopped before the agent started: ${a.halt}`);
     const promptFile = this.state.promptPath(spec.run_id);
     fs.writeFileSync(promptFile, spec.agent.prompt, { mode: 0o600 });
     const adapter = cliAdapter(spec.cli);
@@ -296,11 +326,11 @@ export class Runner {
       });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      const why =
+      return giveUp(
         e.code === 'ENOENT'
           ? `the agent binary "${adapter.defaultBinary}" was not found on this runner's PATH`
-          : `could not start the agent: ${e.message}`;
-      return this.notStarted(a, why);
+          : `could not start the agent: ${e.message}`,
+      );
     }
     state.pid = spawned.pid;
     state.proc_start = spawned.procStart;
@@ -315,18 +345,12 @@ export class Runner {
       return killing;
     };
     this.opts.log('agent spawned', { run: spec.run_id, ticket: spec.ticket_key, pid: spawned.pid });
-    if (this.forced) void a.kill('the runner is stopping');
-    let exited = false;
-    const exit = spawned.exited.then((e) => {
-      exited = true;
-      return e;
-    });
-    while (!exited) {
-      a.procs.track();
-      await this.beat(a, transcriptPath);
-      await Promise.race([exit, new Promise((r) => setTimeout(r, this.hello?.beat_ms ?? 5000))]);
-    }
-    const { code, signal } = await exit;
+    if (a.halt)
+      void a.kill(a.halt); // asked while the agent was starting
+    else if (this.forced) void a.kill('the runner is stopping');
+    const { code, signal } = await spawned.exited;
+    a.stopBeating();
+    await beats;
     await a.procs.end();
     this.opts.log('agent exited', { run: spec.run_id, ticket: spec.ticket_key, exit_code: code, signal });
     if (a.disowned) {
@@ -344,13 +368,31 @@ export class Runner {
     await this.deliver(state);
   }
 
+  /** Heartbeats every `beat_ms` until `stopBeating`: the run's lease, its pid once known, and its transcript. */
+  private async beatWhileLive(a: ActiveRun, transcriptPath: string): Promise<void> {
+    a.beating = true;
+    const stopped = new Promise<void>((resolve) => {
+      a.stopBeating = () => {
+        a.beating = false;
+        resolve();
+      };
+    });
+    while (a.beating) {
+      a.procs?.track();
+      await this.beat(a, transcriptPath);
+      if (!a.beating) break;
+      await Promise.race([stopped, new Promise((r) => setTimeout(r, this.hello?.beat_ms ?? 5000))]);
+    }
+  }
+
   /** One heartbeat of a live run: its pid and the transcript the daemon does not have yet. */
   private async beat(a: ActiveRun, transcriptPath: string): Promise<void> {
     const { state } = a;
     const piece = transcriptPiece(transcriptPath, state.acked, PIECE_BYTES, true);
     let ans;
     try {
-      ans = await this.client.beat(state.run_id, { pid: state.pid!, ...(piece ? { transcript: piece } : {}) });
+      const pid = state.pid ?? undefined;
+      ans = await this.client.beat(state.run_id, { ...(pid ? { pid } : {}), ...(piece ? { transcript: piece } : {}) });
     } catch (err) {
       if (!(err instanceof Unreachable)) throw err;
       this.unreachable(err);
@@ -363,10 +405,10 @@ export class Runner {
         this.state.save(state);
       }
       const stop = ans.body?.stop;
-      if (stop) void a.kill?.(`the daemon stopped the run: ${stop.why}`);
+      if (stop) void a.kill(`the daemon stopped the run: ${stop.why}`);
     } else if (ans.status === 409 || ans.status === 404 || ans.status === 401 || ans.status === 403) {
       a.disowned = true;
-      void a.kill?.(`the daemon refused the heartbeat (HTTP ${ans.status}): the run is no longer this runner's`);
+      void a.kill(`the daemon refused the heartbeat (HTTP ${ans.status}): the run is no longer this runner's`);
     }
   }
 
