@@ -349,11 +349,14 @@ export class Runner {
       void a.kill(a.halt); // asked while the agent was starting
     else if (this.forced) void a.kill('the runner is stopping');
     const { code, signal } = await spawned.exited;
-    a.stopBeating();
-    await beats;
+    // its pid may be another process's from now on; the heartbeats go on (the push is part of the run)
+    a.kill = async () => {};
+    state.pid = null;
     await a.procs.end();
     this.opts.log('agent exited', { run: spec.run_id, ticket: spec.ticket_key, exit_code: code, signal });
     if (a.disowned) {
+      a.stopBeating();
+      await beats;
       this.state.remove(spec.run_id);
       return;
     }
@@ -363,12 +366,14 @@ export class Runner {
       branch: ws.branch,
       ...(push.error ? { error: push.error } : {}),
     });
+    a.stopBeating();
+    await beats;
     state.end = { exit_code: code, signal, push } satisfies EndReport;
     this.state.save(state);
     await this.deliver(state);
   }
 
-  /** Heartbeats every `beat_ms` until `stopBeating`: the run's lease, its pid once known, and its transcript. */
+  /** Heartbeats every `beat_ms` until `stopBeating`: the run's lease, its agent's pid while it runs, and its transcript. */
   private async beatWhileLive(a: ActiveRun, transcriptPath: string): Promise<void> {
     a.beating = true;
     const stopped = new Promise<void>((resolve) => {
