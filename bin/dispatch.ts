@@ -19,6 +19,7 @@ import { worktreeCommands } from './commands/worktrees.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { costsCommand } from './commands/costs.js';
 import { runnerCommand } from './commands/runner.js';
+import { runnerCommands } from './commands/runners.js';
 
 export function buildCli(argv: string[]) {
   return yargs(argv)
@@ -37,6 +38,7 @@ export function buildCli(argv: string[]) {
     .command('runs', 'agent runs and their transcripts', runCommands)
     .command('worktrees', 'ticket worktrees and their disk use; prune finished ones', worktreeCommands)
     .command('queue', 'the durable job queues', queueCommands)
+    .command('runners', 'runners that run agents on other machines: add, revoke, list', runnerCommands)
     .command(costsCommand)
     .command(runnerCommand)
     .command(pauseCommand)

@@ -217,7 +217,11 @@ export class AgentRuntime {
     this.armWatch();
     // a run a runner took is never adopted by pid: its runner has one lease to be heard from
     const driven =
-      run.runner_id !== null ? this.awaitRemote(entry, null, jobId) : run.status === RUN_STATUS.queued ? this.launch(entry, jobId) : this.adopt(entry);
+      run.runner_id !== null
+        ? this.awaitRemote(entry, null, jobId)
+        : run.status === RUN_STATUS.queued
+          ? this.launch(entry, jobId)
+          : this.adopt(entry);
     entry.done = driven.finally(() => {
       entry.timers.forEach(clearTimeout);
       this.active.delete(runId);
@@ -424,7 +428,13 @@ export class AgentRuntime {
    * Readies a run for the runners: its project's remote gets the local ticket branch (when there is
    * one), the run its secret. Null when the run was finalized meanwhile. Throws what stops it.
    */
-  private async prepareOffer(run: Run, project: Project, key: string, agent: RunSpec['agent'], timeoutMinutes: number): Promise<RunSpec | null> {
+  private async prepareOffer(
+    run: Run,
+    project: Project,
+    key: string,
+    agent: RunSpec['agent'],
+    timeoutMinutes: number,
+  ): Promise<RunSpec | null> {
     const remote = project.remote_url;
     if (!remote) throw new Error(`project ${project.abbreviation} runs on runners but has no remote_url`);
     if (!(await canBranch(project.path))) {
@@ -493,7 +503,9 @@ export class AgentRuntime {
     const branch = ticketBranch(`${ticket.abbreviation}-${ticket.number}`);
     const note = (text: string) => addSystemComment(store.db, ticket.id, 'system', text, 'system');
     if (!end.push.ok) {
-      note(`The runner could not push ${branch} at the end of run ${run.id} (${end.push.error ?? 'no reason given'}); its work is not here.`);
+      note(
+        `The runner could not push ${branch} at the end of run ${run.id} (${end.push.error ?? 'no reason given'}); its work is not here.`,
+      );
     } else if (project.remote_url) {
       try {
         await fetchTicketBranch(store.db, { repo: project.path, remote: project.remote_url, branch, ticketId: ticket.id });
@@ -520,6 +532,7 @@ export class AgentRuntime {
    */
   async claimRemote(runner: Runner, opts: { waitMs: number; aborted: () => boolean }): Promise<RunSpec | null> {
     const deadline = Date.now() + Math.min(Math.max(opts.waitMs, 0), CLAIM_WAIT_MAX_MS);
+    touchRunner(this.deps.store.db, runner.id);
     for (;;) {
       const offers = this.offered();
       const taken = assignRun(
@@ -527,7 +540,6 @@ export class AgentRuntime {
         runner.id,
         offers.map((a) => a.run.id),
       );
-      touchRunner(this.deps.store.db, runner.id);
       if (taken !== null && taken !== 'full') {
         const entry = this.active.get(taken)!;
         const r = entry.remote!;

@@ -194,7 +194,7 @@ export const FIELD_TEXT: Record<string, FieldText> = {
     'Advanced',
     'Runner lease (seconds)',
     'the runner lease',
-    "A run on a runner whose heartbeat stops for this long is recorded as crashed and retried; runners beat at a third of it.",
+    'A run on a runner whose heartbeat stops for this long is recorded as crashed and retried; runners beat at a third of it.',
   ),
   'logs.retention_days': f('Advanced', 'Keep logs (days)', 'the days logs are kept', 'Daemon logs older than this are deleted.'),
   'backups.interval_hours': f(

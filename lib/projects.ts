@@ -502,7 +502,11 @@ function checkRemoteUrl(v: unknown): string | null {
   if (typeof v !== 'string' || v.length > 1000 || /[\s\0]/.test(v) || v.startsWith('-'))
     throw new UserError('remote_url must be a git URL of at most 1000 characters, without spaces', 'remote_url');
   const ok = /^(https?|ssh|git|file):\/\/[^/]/i.test(v) || /^file:\/\/\//i.test(v) || /^[\w.-]+@[\w.-]+:/.test(v) || path.isAbsolute(v);
-  if (!ok) throw new UserError('remote_url must be an http(s)://, ssh://, git:// or file:// URL, user@host:path, or an absolute path', 'remote_url');
+  if (!ok)
+    throw new UserError(
+      'remote_url must be an http(s)://, ssh://, git:// or file:// URL, user@host:path, or an absolute path',
+      'remote_url',
+    );
   return v;
 }
 

@@ -32,7 +32,10 @@ export interface Fetched {
  * remote lacks it, or an Error when the local branch has commits the remote's lacks), then records
  * the branch on the ticket; a branch new here starts unmerged.
  */
-export async function fetchTicketBranch(db: Db, args: { repo: string; remote: string; branch: string; ticketId: number }): Promise<Fetched> {
+export async function fetchTicketBranch(
+  db: Db,
+  args: { repo: string; remote: string; branch: string; ticketId: number },
+): Promise<Fetched> {
   const { repo, remote, branch } = args;
   return withRepoLock(repo, async () => {
     await git(repo, ['fetch', '--quiet', '--no-tags', '--', remote, `refs/heads/${branch}`], { timeoutMs: REMOTE_TIMEOUT_MS });
@@ -41,7 +44,9 @@ export async function fetchTicketBranch(db: Db, args: { repo: string; remote: st
     let into: Fetched['into'] = 'unchanged';
     if (local !== tip) {
       if (local !== null && !(await isAncestor(repo, local, tip))) {
-        throw new Error(`the local ${branch} has commits the remote's ${branch} lacks, so it was not fast-forwarded to ${tip.slice(0, 12)}`);
+        throw new Error(
+          `the local ${branch} has commits the remote's ${branch} lacks, so it was not fast-forwarded to ${tip.slice(0, 12)}`,
+        );
       }
       const checkout = (await listWorktrees(repo)).find((w) => w.branch === `refs/heads/${branch}` && fs.existsSync(w.path));
       if (checkout) {

@@ -5,6 +5,7 @@
 // token at once: every call with it is refused, so its live runs stop at their next heartbeat.
 import crypto from 'node:crypto';
 import { ConflictError, NotFoundError, UserError } from './errors.js';
+import { isLoopbackAddress } from './config.js';
 import type { Db } from './db/connection.js';
 
 const RUNNER_NAME = /^[a-z0-9][a-z0-9_.-]{0,39}$/;
@@ -98,13 +99,24 @@ export function hasUsableRunnerToken(db: Db): boolean {
   return db.prepare(`SELECT 1 FROM runners WHERE revoked_at IS NULL LIMIT 1`).get() !== undefined;
 }
 
+/**
+ * Refuses a settings change that would make the daemon listen where other machines reach it while no
+ * runner token exists: the next start would refuse to run (daemon/daemon.ts). Not a "save anyway" check.
+ */
+export function refuseListenWithoutToken(db: Db, next: { listen: string }, prev: { listen: string }): void {
+  if (next.listen === prev.listen || isLoopbackAddress(next.listen) || hasUsableRunnerToken(db)) return;
+  throw new UserError(
+    `not saved: listening on ${next.listen} lets other machines reach the daemon, which needs a runner token first (dispatch runners add <name>)`,
+    'listen',
+  );
+}
+
 /** The unrevoked runner whose token this is, or null. */
 export function authenticateRunner(db: Db, token: string): Runner | null {
   if (!token || token.length > 200) return null;
   const hash = hashRunnerToken(token);
   const row = db.prepare(`SELECT ${COLUMNS}, token_hash FROM runners WHERE token_hash = ?`).get(hash) as
-    | (Runner & { token_hash: string })
-    | undefined;
+    (Runner & { token_hash: string }) | undefined;
   // the lookup is by hash; the comparison of what was found is constant-time all the same
   const stored = row ? Buffer.from(row.token_hash, 'hex') : Buffer.alloc(32);
   const same = stored.length === 32 && crypto.timingSafeEqual(Buffer.from(hash, 'hex'), stored);
@@ -132,12 +144,11 @@ export function assignRun(db: Db, runnerId: number, offered: readonly string[], 
   return db
     .transaction((): string | 'full' | null => {
       const runner = db.prepare(`SELECT slots, revoked_at FROM runners WHERE id = ?`).get(runnerId) as
-        | { slots: number; revoked_at: number | null }
-        | undefined;
+        { slots: number; revoked_at: number | null } | undefined;
       if (!runner || runner.revoked_at !== null) return null;
-      const live = db
-        .prepare(`SELECT COUNT(*) AS n FROM runs WHERE runner_id = ? AND status IN ('queued', 'running')`)
-        .get(runnerId) as { n: number };
+      const live = db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE runner_id = ? AND status IN ('queued', 'running')`).get(runnerId) as {
+        n: number;
+      };
       if (live.n >= runner.slots) return 'full';
       const take = db.prepare(`UPDATE runs SET runner_id = ?, beat_at = ? WHERE id = ? AND status = 'queued' AND runner_id IS NULL`);
       for (const id of offered) if (take.run(runnerId, now, id).changes === 1) return id;

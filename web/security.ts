@@ -2,6 +2,8 @@
 // names (DNS rebinding), no state change from another origin (CSRF), and JSON-only API writes so a
 // cross-site "simple" form or fetch can never reach a handler. Optional `api_token` for tunnels:
 // when set it guards every route, the API by bearer and the pages by a login cookie.
+// The runner paths (/api/runner/, /api/agent/) check their own tokens instead, and are all a peer
+// on another machine may reach when `listen` names an address other than loopback.
 // Express matches routes case-insensitively (`/API/config` reaches the API), so every path test
 // here is case-insensitive too, and the token guard lists what stays open rather than what is shut.
 import type { NextFunction, Request, Response } from 'express';

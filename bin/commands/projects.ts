@@ -81,7 +81,13 @@ export function projectCommands(y: Argv): Argv {
             type: 'string',
             describe: 'comma-separated files copied from the project folder into each new worktree, e.g. ".env,.env.local"',
           })
-          .option('mute', { type: 'boolean', describe: 'no notifications for this project (--no-mute sends them again)' }),
+          .option('mute', { type: 'boolean', describe: 'no notifications for this project (--no-mute sends them again)' })
+          .option('remote', { type: 'string', describe: 'a git URL this machine and the runners push to and fetch from; "" removes it' })
+          .option('runs-on', {
+            type: 'string',
+            choices: ['local', 'runners'],
+            describe: 'local: agents run on this machine; runners: on runners (needs --remote)',
+          }),
       async (argv) => {
         const parallel = argv['parallel-coding'];
         const mute = argv.mute;
@@ -91,10 +97,16 @@ export function projectCommands(y: Argv): Argv {
           ...(argv.setup !== undefined && { setup_command: argv.setup }),
           ...(argv['copy-files'] !== undefined && { copy_files: argv['copy-files'] }),
         };
-        if (argv.budget === undefined && parallel === undefined && mute === undefined && Object.keys(merging).length === 0) {
+        const runners = {
+          ...(argv.remote !== undefined && { remote_url: argv.remote }),
+          ...(argv['runs-on'] !== undefined && { runs_on: argv['runs-on'] }),
+        };
+        const none = Object.keys(merging).length === 0 && Object.keys(runners).length === 0;
+        if (argv.budget === undefined && parallel === undefined && mute === undefined && none) {
           throw new UserError(
             'name a setting to change: --budget <usd>, --parallel-coding on|off|default, --check "<command>", ' +
-              '--check-timeout <minutes>, --setup "<command>", --copy-files <files>, or --mute / --no-mute',
+              '--check-timeout <minutes>, --setup "<command>", --copy-files <files>, --remote <git-url>, --runs-on local|runners, ' +
+              'or --mute / --no-mute',
           );
         }
         const body = {
@@ -102,6 +114,7 @@ export function projectCommands(y: Argv): Argv {
           ...(parallel !== undefined && { parallel_coding: parallel }),
           ...(mute !== undefined && { notifications_muted: mute }),
           ...merging,
+          ...runners,
         };
         const res = await api<{ project: Project; workspace: WorkspaceMode }>('PATCH', `/api/projects/${enc(argv.project)}`, body);
         const { project, workspace } = res;
@@ -128,6 +141,10 @@ export function projectCommands(y: Argv): Argv {
           say(`${project.abbreviation}: parallel coding ${workspace.parallel_coding ? 'on' : 'off'} (${from}): ${workspace.summary}`);
         }
         if (mute !== undefined) say(`${project.abbreviation}: notifications ${project.notifications_muted ? 'muted' : 'on'}`);
+        if (Object.keys(runners).length > 0) {
+          const where = project.runs_on === 'runners' ? 'agents run on runners' : 'agents run on this machine';
+          say(`${project.abbreviation}: ${where}; remote ${project.remote_url ?? 'none'}`);
+        }
       },
     )
     .command(

@@ -73,7 +73,12 @@ export function runnerApi(ctx: AppContext): Router {
     const slots = body.slots === undefined ? runner.slots : int(body.slots, 'slots', 1, MAX_RUNNER_SLOTS);
     recordHello(db, runner.id, { host: optionalText(body.host, 'host', 200), version: optionalText(body.version, 'version', 100) });
     // the slots given at `dispatch runners add` are the most it gets, whatever it offers
-    res.json({ name: runner.name, lease_ms: lease(), beat_ms: Math.max(500, Math.floor(lease() / 3)), slots: Math.min(slots, runner.slots) });
+    res.json({
+      name: runner.name,
+      lease_ms: lease(),
+      beat_ms: Math.max(500, Math.floor(lease() / 3)),
+      slots: Math.min(slots, runner.slots),
+    });
   });
 
   r.post('/claim', async (req, res) => {
@@ -131,7 +136,12 @@ async function withTicketSlot<T>(fn: () => Promise<T>): Promise<T | null> {
 }
 
 /** Runs bin/ticket.cjs on this machine with the run's secret: every rule it applies applies to remote agents too. */
-function runTicketTool(ctx: AppContext, secret: string, argv: string[], stdin: string): Promise<{ code: number; stdout: string; stderr: string }> {
+function runTicketTool(
+  ctx: AppContext,
+  secret: string,
+  argv: string[],
+  stdin: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
@@ -178,7 +188,12 @@ export function agentApi(ctx: AppContext): Router {
     if (!isRemoteRunSecret(db, secret)) return refuse(res, 401, 'missing or wrong run secret');
     const body = bodyObject(req);
     const argv = body.argv;
-    if (!Array.isArray(argv) || argv.length === 0 || argv.length > MAX_ARGS || argv.some((a) => typeof a !== 'string' || a.length > MAX_ARG_CHARS)) {
+    if (
+      !Array.isArray(argv) ||
+      argv.length === 0 ||
+      argv.length > MAX_ARGS ||
+      argv.some((a) => typeof a !== 'string' || a.length > MAX_ARG_CHARS)
+    ) {
       throw new UserError(`argv must be a list of 1 to ${MAX_ARGS} strings of at most ${MAX_ARG_CHARS} characters`, 'argv');
     }
     const stdin = optionalText(body.stdin, 'stdin', MAX_STDIN_CHARS) ?? '';

@@ -1,6 +1,7 @@
 // /api/health (with the health checks' last results; POST /api/health/check runs them now),
 // /api/config, and the global agent pause (/api/pause, /api/resume). PATCH /api/config refuses a
 // claude_binary or projects_root that points at nothing unless the body says "save_anyway": true.
+import { refuseListenWithoutToken } from '../../../lib/runners.js';
 import { Router } from 'express';
 import { RESTART_FIELDS, type Config } from '../../../lib/config.js';
 import { getGlobalPause } from '../../../lib/globalPause.js';
@@ -54,8 +55,10 @@ export function systemApi(ctx: AppContext): Router {
     const saveAnyway = optionalBoolean(body, 'save_anyway') ?? false;
     const patch = { ...body };
     delete patch.save_anyway;
-    const check = saveAnyway ? undefined : (n: Config, p: Config) => refuseMissingSetup(n, p, 'send "save_anyway": true');
-    const next = ctx.config.update(patch, check);
+    const next = ctx.config.update(patch, (n: Config, p: Config) => {
+      refuseListenWithoutToken(ctx.store.db, n, p);
+      if (!saveAnyway) refuseMissingSetup(n, p, 'send "save_anyway": true');
+    });
     res.json({ config: redact(next) });
   });
   return r;

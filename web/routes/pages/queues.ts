@@ -3,6 +3,7 @@
 // /queues/jobs/<id> (a job's data and every attempt). Completed jobs are deleted by both queue
 // backends, so a job page is built from its job_events when the job is gone. Lists are paginated
 // and never load more than a page; the only counts are the backend's counts per queue and state.
+import { listRunners } from '../../../lib/runners.js';
 import { Router, type Request, type Response } from 'express';
 import {
   JOB_ID,
@@ -61,6 +62,7 @@ export function queuePages(ctx: AppContext): Router {
       schedulerError: health.scheduler_error,
       housekeeping: ctx.engine.housekeeping(),
       agents: activeAgents(ctx),
+      runners: listRunners(db),
       recent: recentJobEvents(db, RECENT_EVENTS).map(eventView),
       jobs: shown.map((j) => jobView(j, errors.get(j.id) ?? null, LIST_CHARS)),
       queue: queue ?? '',
@@ -156,6 +158,7 @@ function filterValue<T extends string>(req: Request, name: string, allowed: read
 
 function activeAgents(ctx: AppContext) {
   const now = Date.now();
+  const runnerNames = new Map(listRunners(ctx.store.db).map((w) => [w.id, w.name]));
   return ctx.engine.activeRuns().flatMap((a) => {
     let run;
     try {
@@ -172,6 +175,7 @@ function activeAgents(ctx: AppContext) {
         agent: a.agent_type_id,
         ticketKey: run.ticket_key,
         ticketTitle: run.ticket_title,
+        runner: run.runner_id === null ? null : (runnerNames.get(run.runner_id) ?? String(run.runner_id)),
         startedAt: a.started_at,
         elapsedMs: a.started_at ? now - a.started_at : null,
       },

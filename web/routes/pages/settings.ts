@@ -5,6 +5,7 @@
 // to the browser: a blank secret field keeps the stored value, and the webhook URL is shown masked
 // (left as shown, it is kept). The notification channels each have a Test button. A changed
 // claude_binary or projects_root that points at nothing is refused unless "save anyway" is ticked.
+import { refuseListenWithoutToken } from '../../../lib/runners.js';
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { configSchema, parseConfig, RESTART_FIELDS, type Config } from '../../../lib/config.js';
@@ -225,7 +226,10 @@ export function settingsPages(ctx: AppContext): Router {
     await submit(
       res,
       () => {
-        const check = values.save_anyway === 'on' ? undefined : (n: Config, p: Config) => refuseMissingSetup(n, p, 'tick "save anyway"');
+        const check = (n: Config, p: Config) => {
+          refuseListenWithoutToken(ctx.store.db, n, p);
+          if (values.save_anyway !== 'on') refuseMissingSetup(n, p, 'tick "save anyway"');
+        };
         try {
           ctx.config.update(patchFromForm(values, ctx.config.fileValues()), check);
         } catch (err) {
