@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `dispatch`: the command line. Each command group lives in bin/commands/<group>.ts; every
-// command except `daemon` and the install family talks to the running daemon's HTTP API.
+// command except `daemon`, `runner` and the install family talks to the running daemon's HTTP API.
 // Failures are one line on stderr and exit 1: usage errors from yargs (its multi-line messages
 // folded), UserErrors from handlers. A reader that goes away (`dispatch runs list | head -1`)
 // ends the command quietly, here once for every command.
@@ -18,6 +18,7 @@ import { queueCommands, runCommands } from './commands/runs.js';
 import { worktreeCommands } from './commands/worktrees.js';
 import { pauseCommand, resumeCommand } from './commands/pause.js';
 import { costsCommand } from './commands/costs.js';
+import { runnerCommand } from './commands/runner.js';
 import { runnerCommands } from './commands/runners.js';
 
 export function buildCli(argv: string[]) {
@@ -39,6 +40,7 @@ export function buildCli(argv: string[]) {
     .command('queue', 'the durable job queues', queueCommands)
     .command('runners', 'runners that run agents on other machines: add, revoke, list', runnerCommands)
     .command(costsCommand)
+    .command(runnerCommand)
     .command(pauseCommand)
     .command(resumeCommand)
     .command('inbox', 'what waits for you, across projects (--backlog: what you filed there)', inboxOptions, (argv) => inboxCommand(argv))

@@ -12,6 +12,10 @@
 // script; people change tickets with `dispatch ticket ...` or the web UI, through the daemon.
 // Every write is one IMMEDIATE transaction that re-checks those rights and appends the history
 // row. JSON on stdout; a one-line error on stderr and exit 1.
+//
+// On a runner's machine (docs/RUNNERS.md) there is no database: DISPATCH_API_URL names the daemon,
+// and the command line (with standard input, for a body of "-") is sent to its /api/agent/ticket,
+// which runs this same tool there under the same secret; its output and exit code are passed on.
 'use strict';
 
 const fs = require('node:fs');
@@ -37,6 +41,8 @@ been moved since the run started (so move last). Claims belong to the daemon.
 environment:
   DISPATCH_RUN_SECRET   the agent run's secret, set by the daemon for each agent; it decides the
                         project, the ticket that may be changed and the author of history rows
+  DISPATCH_API_URL      set on a runner's machine: the daemon's address; the command is sent to its
+                        /api/agent/ticket with the run secret instead of opening a database
   DISPATCH_PROJECT_ID   without a run secret: the project whose tickets may be read (id or key);
                         writing needs a run (people use \`dispatch ticket comment|move\`)
   DISPATCH_DB_PATH      the database (default: $DISPATCH_HOME/tasks.db or ~/Development/.tasks/tasks.db)
@@ -243,12 +249,83 @@ function ping(projectId) {
   });
 }
 
+const RETRY_CODES = ['ECONNREFUSED', 'ECONNRESET', 'EAI_AGAIN'];
+
+/** One POST of the command to the daemon; resolves with the answer's status and parsed body. */
+function postTicket(base, secret, payload) {
+  let url;
+  try {
+    url = new URL('api/agent/ticket', base.endsWith('/') ? base : `${base}/`);
+  } catch {
+    fail(`DISPATCH_API_URL is not a URL: ${base}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`DISPATCH_API_URL must be http or https: ${base}`);
+  const data = Buffer.from(JSON.stringify(payload));
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': data.length,
+    authorization: `Bearer ${secret}`,
+    connection: 'close',
+  };
+  const lib = require(url.protocol === 'https:' ? 'node:https' : 'node:http');
+  return new Promise((resolve, reject) => {
+    const req = lib.request(url, { method: 'POST', headers, agent: false, timeout: 120_000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body = null;
+        try {
+          body = text ? JSON.parse(text) : null;
+        } catch {
+          // not JSON: reported below with the status
+        }
+        resolve({ status: res.statusCode, body, text });
+      });
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 120 s'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** The command run by the daemon (DISPATCH_API_URL): its output and exit code become ours. */
+async function remote(base, argv) {
+  const secret = process.env.DISPATCH_RUN_SECRET;
+  if (!secret) fail('DISPATCH_RUN_SECRET is not set: through DISPATCH_API_URL only an agent run may use the ticket tool');
+  const payload = { argv };
+  if (argv.slice(1).includes('-')) payload.stdin = fs.readFileSync(0, 'utf8');
+  let answer;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      answer = await postTicket(base, secret, payload);
+      // 503: the daemon is busy with other agents' ticket commands; its turn comes soon
+      if (answer.status !== 503 || attempt >= 5) break;
+    } catch (err) {
+      if (err instanceof Failure) throw err;
+      // the daemon restarting: a few brief retries before giving up
+      if (!RETRY_CODES.includes(err.code) || attempt >= 5) fail(`cannot reach the daemon at ${base}: ${err.code || err.message}`);
+    }
+    await new Promise((r) => setTimeout(r, 500 * attempt));
+  }
+  const body = answer.body;
+  if (answer.status !== 200 || !body || typeof body.code !== 'number') {
+    const why = body && typeof body.error === 'string' ? body.error : answer.text.slice(0, 200) || 'no answer';
+    fail(`the daemon refused the command (HTTP ${answer.status}): ${why}`);
+  }
+  if (body.stdout) process.stdout.write(String(body.stdout));
+  if (body.stderr) process.stderr.write(String(body.stderr));
+  return body.code;
+}
+
 async function main(argv) {
   const [command, ...args] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE + '\n');
     return command ? 0 : 1;
   }
+  if (process.env.DISPATCH_API_URL) return remote(process.env.DISPATCH_API_URL, argv);
   const commands = [...READS, ...WRITES];
   if (!commands.includes(command)) fail(`unknown command "${command}"; commands: ${commands.join(', ')} (see --help)`);
   const db = openDb();

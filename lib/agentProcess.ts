@@ -20,18 +20,51 @@ import type { CliAdapter } from './clis/index.js';
  */
 export const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TERM', 'SHELL', 'TMPDIR', 'TZ', 'XDG_CONFIG_HOME'] as const;
 
-export interface AgentContext {
-  dbPath: string;
+/** What names an agent's run, for it and for the ticket tool (which trusts the secret alone). */
+export interface AgentIds {
   ticketKey: string;
   projectKey: string;
   runId: string;
   /** proves the run to bin/ticket.cjs; the database holds only its hash */
   runSecret: string;
   agentType: string;
+}
+
+export interface AgentContext extends AgentIds {
+  dbPath: string;
   port: number;
 }
 
-/** `cli`: the agent's CLI, whose variables are inherited too; `cliEnv`: what its launch sets (its permissions). */
+/**
+ * The environment of every agent, on this machine or on a runner: the allowlisted variables of the
+ * parent (`INHERITED` and the CLI's own), PATH with the `ticket` command first, `settings` in order
+ * (later ones win), then the run's DISPATCH_* variables and `dispatch` (where the ticket tool
+ * reaches its tickets), which no setting can replace. ticket.cjs takes the run's ticket, project,
+ * author and rights from DISPATCH_RUN_SECRET alone; the ids are for the agent to read.
+ */
+export function baseAgentEnv(
+  parentEnv: NodeJS.ProcessEnv,
+  cli: Pick<CliAdapter, 'inheritedEnv'>,
+  settings: Record<string, string>[],
+  ids: AgentIds,
+  dispatch: Record<string, string>,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of [...INHERITED, ...cli.inheritedEnv]) if (parentEnv[name] !== undefined) env[name] = parentEnv[name];
+  env.PATH = [agentPathDir, env.PATH ?? '/usr/local/bin:/usr/bin:/bin'].join(path.delimiter);
+  for (const s of settings) Object.assign(env, s);
+  return Object.assign(env, {
+    DISPATCH_TICKET_ID: ids.ticketKey,
+    DISPATCH_PROJECT_ID: ids.projectKey,
+    DISPATCH_RUN_ID: ids.runId,
+    DISPATCH_RUN_SECRET: ids.runSecret,
+    DISPATCH_AGENT_TYPE: ids.agentType,
+    DISPATCH_TICKET_BIN: ticketBin,
+    ...dispatch,
+  });
+}
+
+/** A local agent's environment. `cli`: the agent's CLI; `cliEnv`: what its launch sets (its permissions). */
 export function agentEnv(
   config: Config,
   daemonEnv: NodeJS.ProcessEnv,
@@ -39,30 +72,16 @@ export function agentEnv(
   cli: Pick<CliAdapter, 'name' | 'inheritedEnv'>,
   cliEnv: Record<string, string> = {},
 ): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of [...INHERITED, ...cli.inheritedEnv]) if (daemonEnv[name] !== undefined) env[name] = daemonEnv[name];
-  env.PATH = [agentPathDir, env.PATH ?? '/usr/local/bin:/usr/bin:/bin'].join(path.delimiter);
   // the `ai` settings are Claude's login
-  if (cli.name === 'claude' && config.ai.auth_method === 'api_key') env.ANTHROPIC_API_KEY = config.ai.api_key;
+  const login: Record<string, string> = {};
+  if (cli.name === 'claude' && config.ai.auth_method === 'api_key') login.ANTHROPIC_API_KEY = config.ai.api_key;
   if (cli.name === 'claude' && config.ai.auth_method === 'custom') {
-    env.ANTHROPIC_BASE_URL = config.ai.base_url;
-    if (config.ai.api_key) env.ANTHROPIC_API_KEY = config.ai.api_key;
+    login.ANTHROPIC_BASE_URL = config.ai.base_url;
+    if (config.ai.api_key) login.ANTHROPIC_API_KEY = config.ai.api_key;
   }
-  Object.assign(env, config.agents.env, cliEnv);
-  // after agents.env, so no setting can replace them. ticket.cjs takes the run's ticket, project,
-  // author and rights from DISPATCH_RUN_SECRET alone; the ids are for the agent to read.
-  Object.assign(env, {
-    DISPATCH_DB_PATH: ctx.dbPath,
-    DISPATCH_TICKET_ID: ctx.ticketKey,
-    DISPATCH_PROJECT_ID: ctx.projectKey,
-    DISPATCH_RUN_ID: ctx.runId,
-    DISPATCH_RUN_SECRET: ctx.runSecret,
-    DISPATCH_AGENT_TYPE: ctx.agentType,
-    DISPATCH_PORT: String(ctx.port),
-    DISPATCH_TICKET_BIN: ticketBin,
-  });
-  if (config.api_token) env.DISPATCH_API_TOKEN = config.api_token;
-  return env;
+  const local: Record<string, string> = { DISPATCH_DB_PATH: ctx.dbPath, DISPATCH_PORT: String(ctx.port) };
+  if (config.api_token) local.DISPATCH_API_TOKEN = config.api_token;
+  return baseAgentEnv(daemonEnv, cli, [login, config.agents.env, cliEnv], ctx, local);
 }
 
 /** How much of the previous run's last words the next task message quotes. */

@@ -105,8 +105,11 @@ export function liveDaemon(file: string): PidInfo | null {
   return info;
 }
 
-/** Takes the lock for this process or throws a UserError naming the daemon that holds it. */
-export function acquirePidFile(file: string): void {
+/**
+ * Takes the lock for this process or throws a UserError naming the process that holds it (`busy`
+ * words it; by default, as the daemon's lock on its home).
+ */
+export function acquirePidFile(file: string, busy: (holder: PidInfo) => string = daemonBusy): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx', 0o644);
@@ -124,14 +127,14 @@ export function acquirePidFile(file: string): void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const holder = liveDaemon(file);
-    if (holder)
-      throw new UserError(
-        `another daemon is already running on this home (pid ${holder.pid}${holder.port ? `, port ${holder.port}` : ''}); stop it with "dispatch daemon stop"`,
-      );
+    if (holder) throw new UserError(busy(holder));
     fs.rmSync(file, { force: true }); // stale: its process is gone
   }
   throw new UserError(`could not take the pid file ${file}`);
 }
+
+const daemonBusy = (holder: PidInfo) =>
+  `another daemon is already running on this home (pid ${holder.pid}${holder.port ? `, port ${holder.port}` : ''}); stop it with "dispatch daemon stop"`;
 
 export function updatePidFile(file: string, port: number): void {
   const info = readPidFile(file);
