@@ -292,6 +292,61 @@ test('a silent runner: its run ends crashed once after the lease, is retried, an
   }
 }, 120_000);
 
+test('a move whose work never reached the remote is taken back: a runner lost after its agent moved on, or a failed push', async () => {
+  const d = await startEngineDaemon({ config: { runners: { lease_seconds: 2 } } });
+  try {
+    await runnersProject(d, 'till', 'tl');
+    const token = addRunner(d, 'doomed', 2);
+    const lost = await d.ticket('tl', 'coding-agent', undefined, 'lost on the way');
+    const pushless = await d.ticket('tl', 'coding-agent', undefined, 'never pushed');
+    const a = await call(d.url, token, '/api/runner/claim', { free: 2 });
+    const b = await call(d.url, token, '/api/runner/claim', { free: 1 });
+    const byKey = new Map([a, b].map((c) => [c.body.run.ticket_key, c.body.run]));
+    const runOf = (key: string) => byKey.get(key)!;
+    for (const key of [lost.key, pushless.key]) {
+      await call(d.url, token, `/api/runner/runs/${runOf(key).run_id}/beat`, { pid: 9 });
+      // the agent moves its ticket on, as an agent does last, before its runner pushed the branch
+      const moved = await call(d.url, runOf(key).run_secret, '/api/agent/ticket', { argv: ['move', key, 'code-reviewer'] });
+      expect([moved.status, moved.body.code]).toEqual([200, 0]);
+      expect(d.ticketRow(key).column_id).toBe('code-reviewer');
+    }
+    // one runner falls silent with the first; for the second it reports a push that failed
+    const ended = await call(d.url, token, `/api/runner/runs/${runOf(pushless.key).run_id}/end`, {
+      exit_code: 0,
+      signal: null,
+      push: { ok: false, error: 'remote refused' },
+    });
+    expect(ended.status).toBe(200);
+    await waitFor('the lost run crashed', () => d.runs(lost.key)[0].status === 'crashed', 30_000, 100);
+    for (const [key, why] of [
+      [lost.key, /runner was lost before the work reached the remote/],
+      [pushless.key, /could not push ticket\/tl-2/],
+    ] as const) {
+      // back in coding-agent, moved by the system with the reason: the reviewer never sees a ticket without its work
+      expect(d.ticketRow(key).column_id).toBe('coding-agent');
+      const back = comments(d, key).filter((c) => c.type === 'move' && c.author === 'system');
+      expect(back).toHaveLength(1);
+      expect(back[0].body).toMatch(why);
+      expect(back[0].body).toContain(runOf(key).run_id);
+      expect(d.runs(key).some((r: any) => r.column_id === 'code-reviewer')).toBe(false);
+    }
+    // and the ticket is worked on again in its column, by the usual retry
+    const retry = await waitFor(
+      'a retry offered',
+      async () => {
+        const r = await call(d.url, token, '/api/runner/claim', { free: 1, wait_seconds: 1 });
+        return r.status === 200 && r.body.run;
+      },
+      60_000,
+      200,
+    );
+    expect([lost.key, pushless.key]).toContain(retry.ticket_key);
+    expect(retry.agent.id).toBe('coding-agent');
+  } finally {
+    await d.stop();
+  }
+}, 120_000);
+
 /** An address of this machine that is not loopback (connections from it come from a peer that is not loopback). */
 const outside = Object.values(os.networkInterfaces())
   .flat()

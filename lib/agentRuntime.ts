@@ -26,7 +26,7 @@ import { lastRunWithoutMove } from './runCause.js';
 import { binarySetting, cliAdapter, cliBinary } from './clis/index.js';
 import { storageError } from './db/connection.js';
 import { getProject, type Project } from './projects.js';
-import { addSystemComment, requireTicket } from './tickets.js';
+import { addSystemComment, requireTicket, undoRunMove } from './tickets.js';
 import { canBranch, ticketBranch } from './workspace.js';
 import { detectMainBranch } from './git.js';
 import { fetchTicketBranch, pushTicketBranch } from './remoteBranch.js';
@@ -496,7 +496,15 @@ export class AgentRuntime {
     const end = await ended;
     const run = getRun(store.db, entry.run.id) ?? entry.run;
     entry.run = run;
-    if (end.kind === 'lost' && !entry.stop) entry.stop = { status: RUN_STATUS.crashed, why: `the run was lost: ${end.why}` };
+    // a move the agent made whose work never reached the remote is taken back before the run is
+    // finalized (its own move already ended its rights, so the agent cannot move the ticket again)
+    const takeBack = (why: string) => {
+      if (undoRunMove(store, run, why)) logger.info('took back the move of a run whose work was lost', { run: run.id });
+    };
+    if (end.kind === 'lost') {
+      if (!entry.stop) entry.stop = { status: RUN_STATUS.crashed, why: `the run was lost: ${end.why}` };
+      takeBack(`Moved back: run ${run.id} moved this ticket, but its runner was lost before the work reached the remote (${end.why}).`);
+    }
     if (end.kind !== 'end') return this.conclude(entry, null, null);
     const ticket = requireTicket(store.db, run.ticket_id);
     const project = getProject(store.db, run.project_id);
@@ -506,6 +514,7 @@ export class AgentRuntime {
       note(
         `The runner could not push ${branch} at the end of run ${run.id} (${end.push.error ?? 'no reason given'}); its work is not here.`,
       );
+      takeBack(`Moved back: run ${run.id} moved this ticket, but its runner could not push ${branch}.`);
     } else if (project.remote_url) {
       try {
         await fetchTicketBranch(store.db, { repo: project.path, remote: project.remote_url, branch, ticketId: ticket.id });

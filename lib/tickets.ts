@@ -242,6 +242,38 @@ export function moveTicket(
 }
 
 /**
+ * Takes back a run's own move: the ticket goes back to the run's column, with `why` as the move's
+ * comment. For a run on a runner whose work never reached the remote (the runner was lost, or its
+ * push failed after the agent had moved the ticket on): the next column would get a ticket without
+ * the work it announces, and the merge would land nothing. Only while the ticket's last move is that
+ * run's and the ticket is open; a move by anyone since is left alone. True when it moved the ticket.
+ */
+export function undoRunMove(
+  store: Store,
+  run: { id: string; ticket_id: number; column_id: string; agent_type_id: string },
+  why: string,
+): boolean {
+  const { db } = store;
+  const projectId = db
+    .transaction(() => {
+      const ticket = requireTicket(db, run.ticket_id);
+      if (ticket.column_id === run.column_id || ticket.archived_at !== null) return null;
+      const last = db
+        .prepare(`SELECT author FROM comments WHERE ticket_id = ? AND type = 'move' ORDER BY id DESC LIMIT 1`)
+        .get(ticket.id) as { author: string } | undefined;
+      if (last?.author !== `${run.agent_type_id}:${run.id}`) return null;
+      const column = getColumns(db, ticket.project_id).find((c) => c.column_id === run.column_id);
+      if (!column) return null; // the workflow lost that column since
+      writeMove(db, ticket, column, 'system', why);
+      return ticket.project_id;
+    })
+    .immediate();
+  if (projectId === null) return false;
+  store.notify(projectId);
+  return true;
+}
+
+/**
  * The write of one move, inside the caller's transaction: the column, its history row, and the
  * project marked due when the column needs a worker. A person's move wins over a running agent: the
  * runtime sees the ticket off the run's column and stops the run. True when the project needs a wake.
