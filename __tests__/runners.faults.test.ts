@@ -9,7 +9,8 @@ import { maxOverlap, pidAlive, startEngineDaemon, waitFor, type EngineDaemon } f
 import { ticketBin } from './helpers/daemon.js';
 import { tempDir } from './helpers/home.js';
 import { sh } from './helpers/git.js';
-import { addRunner, freePort, runnerProject, startRunner, type RunningRunner } from './helpers/runner.js';
+import { addRunner, runnerProject, startRunner, type RunningRunner } from './helpers/runner.js';
+import { freePort } from './helpers/home.js';
 
 let d: EngineDaemon | null = null;
 const runners: RunningRunner[] = [];

@@ -319,3 +319,14 @@ export function rssMB(pid) {
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
   return kb / 1024;
 }
+
+/** The largest number of [start, end] intervals open at once (an end before a start at the same ms). */
+export function maxOverlap(intervals) {
+  const edges = [];
+  for (const [a, b] of intervals) edges.push([a, 1], [b, -1]);
+  edges.sort((x, y) => x[0] - y[0] || x[1] - y[1]); // an end before a start at the same ms
+  let open = 0;
+  let max = 0;
+  for (const [, delta] of edges) max = Math.max(max, (open += delta));
+  return max;
+}

@@ -7,21 +7,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { benchAgent, cpuSchedSeconds, cpuSplit, note, percentile, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
+import {
+  benchAgent,
+  cpuSchedSeconds,
+  cpuSplit,
+  maxOverlap,
+  note,
+  percentile,
+  report,
+  sleep,
+  startDaemon,
+  tempRoot,
+  waitFor,
+} from './lib.js';
 
 const GLOBAL_CAP = 10;
 const PROJECT_CAP = 3;
-
-/** The largest number of intervals open at once. */
-function maxOverlap(intervals) {
-  const edges = [];
-  for (const [a, b] of intervals) edges.push([a, 1], [b, -1]);
-  edges.sort((x, y) => x[0] - y[0] || x[1] - y[1]); // an end before a start at the same ms
-  let open = 0;
-  let max = 0;
-  for (const [, delta] of edges) max = Math.max(max, (open += delta));
-  return max;
-}
 
 /**
  * Two runs. First the daemon's own work: the daemon on a CPU of its own and the agents on the others,

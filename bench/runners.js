@@ -9,20 +9,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { benchAgent, cpuSchedSeconds, dispatchBin, note, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
+import { benchAgent, cpuSchedSeconds, dispatchBin, maxOverlap, note, report, sleep, startDaemon, tempRoot, waitFor } from './lib.js';
 
 const SLOTS = 6;
-
-/** The largest number of [start, end] intervals open at once. */
-function maxOverlap(intervals) {
-  const edges = [];
-  for (const [a, b] of intervals) edges.push([a, 1], [b, -1]);
-  edges.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-  let open = 0;
-  let max = 0;
-  for (const [, delta] of edges) max = Math.max(max, (open += delta));
-  return max;
-}
 
 export async function runners() {
   const tickets = Number(process.env.BENCH_RUNNERS_TICKETS ?? 60);

@@ -37,6 +37,7 @@ import type { Logger } from './logger.js';
 import type { Paths } from './paths.js';
 import type { Store } from './store.js';
 import type { Workspace } from './workspace.js';
+import type { RunSpec, TranscriptPiece } from './runner/protocol.js';
 
 /** How long an agent that moved its own ticket may take to exit before it is stopped. */
 export const SELF_MOVE_GRACE_MS = 15_000;
@@ -65,25 +66,6 @@ export interface KillOptions {
   why?: string;
   /** leave the ticket in its column, unclaimed, instead of parking it in human (a pause, an archive) */
   keepInColumn?: boolean;
-}
-
-/** What a runner gets for a run it claims (docs/RUNNERS.md, `RunSpec`). */
-export interface RunSpec {
-  run_id: string;
-  ticket_key: string;
-  branch: string;
-  project: { abbreviation: string; name: string; remote_url: string; main_branch: string };
-  cli: string;
-  agent: { id: string; model: string; permission_mode: string; allowed_tools: string[]; prompt: string; task: string };
-  env: Record<string, string>;
-  run_secret: string;
-  timeout_minutes: number;
-}
-
-/** A piece of a run's transcript from its runner: `data` (UTF-8 text) starts at byte `offset` of the transcript. */
-export interface TranscriptChunk {
-  offset: number;
-  data: string;
 }
 
 /** How a run on a runner came to its end, as the runtime learns it. */
@@ -584,7 +566,7 @@ export class AgentRuntime {
   }
 
   /** Appends a transcript chunk at its byte offset: only the part not held yet, so a chunk sent twice is written once. */
-  private appendTranscript(run: Run, chunk: TranscriptChunk | undefined): { path: string; bytes: number } | undefined {
+  private appendTranscript(run: Run, chunk: TranscriptPiece | undefined): { path: string; bytes: number } | undefined {
     if (!chunk) return undefined;
     const file = path.join(this.deps.paths.runs, `${run.id}.log`);
     let held = 0;
@@ -603,7 +585,7 @@ export class AgentRuntime {
   }
 
   /** A runner's heartbeat for one of its runs; answers whether the run must stop. */
-  beatRemote(runner: Runner, runId: string, beat: { pid?: number; transcript?: TranscriptChunk }): { stop: { why: string } | null } {
+  beatRemote(runner: Runner, runId: string, beat: { pid?: number; transcript?: TranscriptPiece }): { stop: { why: string } | null } {
     const { db } = this.deps.store;
     const run = this.runnersLiveRun(runner, runId);
     const now = Date.now();
@@ -634,7 +616,7 @@ export class AgentRuntime {
   async endRemote(
     runner: Runner,
     runId: string,
-    end: { exitCode: number | null; signal: string | null; push: { ok: boolean; error?: string }; transcript?: TranscriptChunk },
+    end: { exitCode: number | null; signal: string | null; push: { ok: boolean; error?: string }; transcript?: TranscriptPiece },
   ): Promise<{ status: string } | null> {
     const { db } = this.deps.store;
     const before = getRun(db, runId);

@@ -1,6 +1,7 @@
 // Test homes: every test gets its own DISPATCH_HOME and projects root in a temp folder, so
 // nothing ever touches the real ~/Development.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { prepareHome } from '../../lib/home.js';
@@ -68,4 +69,16 @@ export function startRun(h: TestHome, ref: string): { run: Run; secret: string; 
   const secret = issueRunSecret(h.db, r.run.id);
   if (!secret) throw new Error(`run ${r.run.id} is not queued`);
   return { run: r.run, secret, author: `${r.run.agent_type_id}:${r.run.id}` };
+}
+
+/** A free port on 127.0.0.1 (for a server that must come back on the same address). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { tempDir } from './home.js';
+import { freePort, tempDir } from './home.js';
 
 export interface RunningRedis {
   port: number;
@@ -16,17 +16,6 @@ export interface RunningRedis {
   /** Stops the server cleanly and starts it again on the same port and files (what it kept is what AOF kept). */
   restart(): Promise<void>;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** One RESP command over a plain socket (tests must not depend on the code under test to manage the server). */

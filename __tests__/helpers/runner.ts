@@ -3,7 +3,6 @@
 // with, and a PATH on which `claude` is the fake agent. A bare repository stands for the remote
 // both the daemon and the runners push to and fetch from.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dispatchBin, type RunningDaemon } from './daemon.js';
@@ -29,18 +28,6 @@ export interface RunnerOptions {
   slots?: number;
   /** the runner's folder (default <root>/<name>/state): a restarted runner passes the same one */
   dir?: string;
-}
-
-/** A free port on 127.0.0.1 (for a daemon that must come back on the same address). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The runner machine's environment: its own HOME (with a git identity) and `claude` on PATH. */

@@ -10,7 +10,7 @@ import { isRemoteRunSecret } from '../../../lib/runs.js';
 import { ticketBin } from '../../../lib/paths.js';
 import { UserError } from '../../../lib/errors.js';
 import { bodyObject } from '../../http.js';
-import type { TranscriptChunk } from '../../../lib/agentRuntime.js';
+import type { TranscriptPiece } from '../../../lib/runner/protocol.js';
 import type { AppContext } from '../../context.js';
 
 /** A transcript chunk may be large (one tool result); the rest of a body is small. */
@@ -45,7 +45,7 @@ function optionalText(v: unknown, field: string, max: number): string | null {
   return v;
 }
 
-function transcriptChunk(v: unknown): TranscriptChunk | undefined {
+function transcriptChunk(v: unknown): TranscriptPiece | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'object' || Array.isArray(v)) throw new UserError('transcript must be { offset, data }', 'transcript');
   const t = v as Record<string, unknown>;
