@@ -32,7 +32,7 @@ export const runnerCommand: CommandModule<object, RunnerArgs> = {
   describe: 'run agents for a daemon on this machine (a runner; its token from --token or DISPATCH_RUNNER_TOKEN)',
   builder: (y) =>
     y
-      .option('daemon', { type: 'string', demandOption: true, describe: "the daemon's address, e.g. http://build-host:8700" })
+      .option('daemon', { type: 'string', demandOption: true, describe: "the daemon's address, e.g. http://build-host:5757" })
       .option('token', { type: 'string', describe: 'the runner token (`dispatch runners add`); better: DISPATCH_RUNNER_TOKEN' })
       .option('slots', { type: 'number', default: 1, coerce: wholeNumber('slots'), describe: 'how many agents run at once' })
       .option('name', { type: 'string', describe: "the runner's name: refuse a token made for another runner" })
