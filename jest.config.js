@@ -20,6 +20,8 @@ const SQLITE_ONLY = {
   'engine.core.test.ts': 'drives the pools on liteque with an injected clock, without a daemon',
   'queues.housekeeping.test.ts': "ages jobs by editing liteque's tasks table",
   'web.queues.test.ts': "builds the inspector's jobs in liteque's tasks table",
+  'runners.load.test.ts':
+    "runners reach the queue only through the daemon's agent-run jobs, which runners.e2e and runners.faults run on redis; 50 tickets again there take minutes and prove nothing more",
 };
 const STARTS_A_QUEUE = /\b(startEngineDaemon|useTestQueue)\(/;
 

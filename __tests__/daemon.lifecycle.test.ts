@@ -25,6 +25,27 @@ test('SIGTERM: exit 0, pid file gone, database closed', async () => {
   expect(fs.readFileSync(path.join(d.home, 'logs', log), 'utf8')).toMatch(/"message":"daemon stopping"/);
 });
 
+test('SIGTERM while the daemon is still starting (listening, engine not up yet): it stops cleanly once started, exit 0', async () => {
+  // a registered repository, then a start whose `git rev-parse` is slow (a busy disk, say): the HTTP
+  // server answers while the engine's start-up checks of the repository are still running
+  const d = await startTestDaemon();
+  const repo = path.join(d.projectsRoot, 'slowrepo');
+  initRepo(repo);
+  commitFile(repo, 'a.txt', 'a\n', 'start');
+  expect((await d.api('POST', '/api/projects', { path: repo, type: 'software-dev', abbreviation: 'sr' })).status).toBe(201);
+  expect(await d.stop('SIGTERM')).toBe(0);
+  const bin = path.join(d.root, 'slowbin');
+  fs.mkdirSync(bin);
+  const realGit = spawnSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).stdout.trim();
+  fs.writeFileSync(path.join(bin, 'git'), `#!/bin/sh\ncase "$*" in *rev-parse*) sleep 2;; esac\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+  const slow = await startTestDaemon({ root: d.root, env: { PATH: `${bin}:${process.env.PATH}` } });
+  const health = await slow.api('GET', '/api/health');
+  expect(health.status).toBe(200);
+  expect(await slow.stop('SIGTERM')).toBe(0); // not killed by the signal (exit code null) mid-start
+  expect(fs.existsSync(path.join(slow.home, 'daemon.pid'))).toBe(false);
+  expect(fs.existsSync(path.join(slow.home, 'tasks.db-wal'))).toBe(false);
+}, 90_000);
+
 test('SIGTERM during a merge: the daemon waits for the merge job to end and record it, then exits 0', async () => {
   const d = await startEngineDaemon({ config: { agents: { parallel_coding: true } } });
   const entered = path.join(d.root, 'hook-entered');

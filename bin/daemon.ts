@@ -4,7 +4,7 @@
 // `error: <reason>` line when it cannot start (the CLI prints it; a full disk could not take it),
 // or the pipe closed once it listens, before any agent starts (so no agent inherits it).
 import fs from 'node:fs';
-import { startDaemon } from '../daemon/daemon.js';
+import { startDaemon, type Daemon } from '../daemon/daemon.js';
 import { UserError } from '../lib/errors.js';
 import { resolveHome } from '../lib/paths.js';
 
@@ -28,28 +28,36 @@ function report(line: string | null): void {
 }
 
 async function main(): Promise<void> {
-  const daemon = await startDaemon({ home: resolveHome(), onListening: () => report(null) });
-  console.log(`Project Dispatcher listening on ${daemon.url} (home ${daemon.paths.home})`);
+  // the handlers come first: the HTTP server answers before the engine has started, and a SIGTERM
+  // in that window must still stop the daemon cleanly (once it is up), not kill it mid-start
+  let daemon: Daemon | null = null;
+  let stopAsked = false;
   let signals = 0;
+  const stop = () => {
+    const deadline = setTimeout(() => {
+      console.error('shutdown took too long: exiting');
+      process.exit(1);
+    }, 15_000);
+    deadline.unref();
+    void daemon!.stop().then(() => process.exit(0));
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals > 1) {
       console.error(`second ${signal}: exiting now`);
       process.exit(1);
     }
-    const deadline = setTimeout(() => {
-      console.error('shutdown took too long: exiting');
-      process.exit(1);
-    }, 15_000);
-    deadline.unref();
-    void daemon.stop().then(() => process.exit(0));
+    if (daemon) stop();
+    else stopAsked = true;
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('uncaughtException', (err) => daemon.logger.error('uncaught exception', { error: err.stack ?? String(err) }));
-  process.on('unhandledRejection', (err) =>
-    daemon.logger.error('unhandled rejection', { error: err instanceof Error ? err.stack : String(err) }),
-  );
+  daemon = await startDaemon({ home: resolveHome(), onListening: () => report(null) });
+  console.log(`Project Dispatcher listening on ${daemon.url} (home ${daemon.paths.home})`);
+  const logger = daemon.logger;
+  process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: err.stack ?? String(err) }));
+  process.on('unhandledRejection', (err) => logger.error('unhandled rejection', { error: err instanceof Error ? err.stack : String(err) }));
+  if (stopAsked) stop();
 }
 
 main().catch((err: unknown) => {
